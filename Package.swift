@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "RNNKit",
+    products: [
+        .library(name: "RNNKit", targets: ["RNNKit"]),
+        .executable(name: "train-blas", targets: ["train-blas"]),
+        .executable(name: "benchmarks", targets: ["benchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // OpenBLAS's CBLAS interface. Links libopenblas itself, never the generic `blas` alternative.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // LAPACKE, for the QR factorisation behind the orthogonal initialiser.
+        // Debian's OpenBLAS ships without LAPACKE, so it is its own library.
+        .systemLibrary(
+            name: "CLAPACKE",
+            pkgConfig: "lapacke",
+            providers: [.apt(["liblapacke-dev"])]
+        ),
+        // zlib, to read the gzipped IDX files MNIST is distributed as.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "RNNKit",
+            dependencies: [
+                "CBLAS", "CLAPACKE", "CZlib",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
+        .target(
+            name: "TrainerSupport",
+            dependencies: [
+                "RNNKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "train-blas",
+            dependencies: ["TrainerSupport"]
+        ),
+        .executableTarget(
+            name: "benchmarks",
+            dependencies: [
+                "RNNKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks"
+        ),
+        .testTarget(
+            name: "RNNKitTests",
+            dependencies: ["RNNKit"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "TrainerTests",
+            dependencies: ["RNNKit", "TrainerSupport"]
+        ),
+    ]
+)

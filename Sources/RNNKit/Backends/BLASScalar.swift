@@ -1,0 +1,100 @@
+import CBLAS
+import RealModule
+
+/// A floating-point type the engine computes in.
+///
+/// `Float` runs on OpenBLAS's `sgemm`, `Double` on `dgemm`; the layers, losses and optimisers are
+/// generic over this protocol so the same code serves fast training (`Float`) and tight
+/// finite-difference gradient checks (`Double`).
+///
+/// The elementwise kernels are requirements (with their shared implementation in `Kernels.swift`)
+/// rather than free generic functions so that every call from generic layer code lands in a
+/// body specialised for the concrete type: unspecialised generic arithmetic is an order of
+/// magnitude slower, and these loops run once per time step.
+public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, CustomStringConvertible {
+    /// The safetensors dtype tag (`F32`, `F64`).
+    static var safetensorsDType: String { get }
+
+    /// Row-major general matrix multiply: `C ← α·op(A)·op(B) + β·C`, where `op(A)` is `[m, k]`,
+    /// `op(B)` is `[k, n]` and `C` is `[m, n]`; `lda`, `ldb`, `ldc` are the row strides of the
+    /// matrices as stored (before any transposition).
+    static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Self, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    /// `tanh` of `count` values in place. `Float` uses a vectorisable rational approximation
+    /// accurate to a few ulps; `Double` uses the C library's `tanh`.
+    static func tanhInPlace(_ values: UnsafeMutablePointer<Self>, count: Int)
+
+    // Kernels with a shared implementation (see Kernels.swift).
+    static func activateInPlace(_ activation: Activation, _ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
+    static func multiplyByActivationDerivative(
+        _ activation: Activation, outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, count: Int)
+    static func addAndMultiplyByActivationDerivative(
+        _ activation: Activation, outputs: UnsafePointer<Self>, upstream: UnsafePointer<Self>?,
+        carried: UnsafePointer<Self>?, into gradient: UnsafeMutablePointer<Self>, count: Int)
+    static func softmaxBackward(outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
+    static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
+    static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>)
+    static func convertBytes(_ bytes: UnsafePointer<UInt8>, scale: Self, into destination: UnsafeMutablePointer<Self>, count: Int)
+    static func softmaxCrossEntropy(
+        logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
+        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
+    static func adamStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, m: UnsafeMutablePointer<Self>,
+        v: UnsafeMutablePointer<Self>, count: Int, beta1: Self, beta2: Self, epsilon: Self, stepSize: Self)
+    static func sgdStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, velocity: UnsafeMutablePointer<Self>?,
+        count: Int, learningRate: Self, momentum: Self, nesterov: Bool)
+    static func rmspropStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
+        count: Int, learningRate: Self, rho: Self, epsilon: Self)
+    static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool
+}
+
+@inline(__always)
+private func blasTranspose(_ transposed: Bool) -> CBLAS_TRANSPOSE {
+    transposed ? CblasTrans : CblasNoTrans
+}
+
+extension Float: BLASScalar {
+    public static var safetensorsDType: String { "F32" }
+
+    @inline(__always)
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                    beta, c, blasint(ldc))
+    }
+
+    public static func tanhInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        fastTanhInPlace(values, count: count)
+    }
+}
+
+extension Double: BLASScalar {
+    public static var safetensorsDType: String { "F64" }
+
+    @inline(__always)
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                    beta, c, blasint(ldc))
+    }
+
+    public static func tanhInPlace(_ values: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { values[i] = Double.tanh(values[i]) }
+    }
+}

@@ -1,0 +1,189 @@
+import RealModule
+
+// The shared bodies of the elementwise kernels required by `BLASScalar`. Each is a protocol
+// extension member, so the compiler emits a copy specialised for `Float` and one for `Double`
+// behind the conformances' witness tables.
+
+extension BLASScalar {
+    /// Applies `activation` in place to a row-major `[rows, columns]` matrix.
+    public static func activateInPlace(_ activation: Activation, _ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
+        let count = rows * columns
+        switch activation {
+        case .linear:
+            break
+        case .tanh:
+            tanhInPlace(values, count: count)
+        case .relu:
+            for i in 0..<count where values[i] < 0 { values[i] = 0 }
+        case .sigmoid:
+            for i in 0..<count { values[i] = 1 / (1 + Self.exp(-values[i])) }
+        case .softmax:
+            for r in 0..<rows {
+                let row = values + r * columns
+                var maximum = row[0]
+                for j in 1..<columns where row[j] > maximum { maximum = row[j] }
+                var sum: Self = 0
+                for j in 0..<columns {
+                    row[j] = Self.exp(row[j] - maximum)
+                    sum += row[j]
+                }
+                let inverse = 1 / sum
+                for j in 0..<columns { row[j] *= inverse }
+            }
+        }
+    }
+
+    /// `gradient ← gradient ⊙ f′`, with `f′` computed from the activation's `outputs`; for
+    /// softmax, the row-wise Jacobian product `y ⊙ (g − Σⱼ gⱼyⱼ)`. `count` is rows × columns
+    /// and `columns` matters only for softmax.
+    public static func multiplyByActivationDerivative(
+        _ activation: Activation, outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, count: Int
+    ) {
+        addAndMultiplyByActivationDerivative(activation, outputs: outputs, upstream: nil, carried: nil, into: gradient, count: count)
+    }
+
+    /// `gradient ← (upstream + carried) ⊙ f′(outputs)`, where a nil `upstream` or `carried`
+    /// counts as zero and, when both are nil, `gradient` itself is the incoming gradient.
+    /// This fuses the BPTT step `dz_t = (dh_t + g) ⊙ f′(h_t)` into one pass. Elementwise
+    /// activations only.
+    public static func addAndMultiplyByActivationDerivative(
+        _ activation: Activation, outputs: UnsafePointer<Self>, upstream: UnsafePointer<Self>?,
+        carried: UnsafePointer<Self>?, into gradient: UnsafeMutablePointer<Self>, count: Int
+    ) {
+        precondition(activation.isElementwise, "softmax's derivative needs its rows: use softmaxBackward")
+        if let upstream, let carried {
+            for i in 0..<count { gradient[i] = upstream[i] + carried[i] }
+        } else if let single = upstream ?? carried {
+            for i in 0..<count { gradient[i] = single[i] }
+        }
+        switch activation {
+        case .linear, .softmax:
+            break
+        case .tanh:
+            for i in 0..<count { gradient[i] *= 1 - outputs[i] * outputs[i] }
+        case .relu:
+            for i in 0..<count where !(outputs[i] > 0) { gradient[i] = 0 }
+        case .sigmoid:
+            for i in 0..<count { gradient[i] *= outputs[i] * (1 - outputs[i]) }
+        }
+    }
+
+    /// Softmax's backward pass over a `[rows, columns]` matrix: `g ← y ⊙ (g − Σⱼ gⱼyⱼ)` per row.
+    public static func softmaxBackward(outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            let y = outputs + r * columns, g = gradient + r * columns
+            var dot: Self = 0
+            for j in 0..<columns { dot += g[j] * y[j] }
+            for j in 0..<columns { g[j] = y[j] * (g[j] - dot) }
+        }
+    }
+
+    /// Copies `row` (`columns` long) into every row of the `[rows, columns]` `matrix`.
+    public static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            (matrix + r * columns).update(from: row, count: columns)
+        }
+    }
+
+    /// `result[j] = Σᵢ matrix[i, j]` over a `[rows, columns]` matrix (overwrites `result`).
+    public static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>) {
+        result.update(repeating: 0, count: columns)
+        for r in 0..<rows {
+            let row = matrix + r * columns
+            for j in 0..<columns { result[j] += row[j] }
+        }
+    }
+
+    /// `destination[i] = bytes[i] · scale`: pixels straight into the batch buffer.
+    public static func convertBytes(_ bytes: UnsafePointer<UInt8>, scale: Self, into destination: UnsafeMutablePointer<Self>, count: Int) {
+        for i in 0..<count { destination[i] = Self(bytes[i]) * scale }
+    }
+
+    /// Categorical cross-entropy of softmax outputs against integer labels, computed from the
+    /// logits by log-sum-exp so it stays finite when a probability underflows.
+    ///
+    /// - Parameters:
+    ///   - logits, probabilities: `[rows, classes]`; `probabilities` is the softmax of `logits`.
+    ///   - labels: `rows` class indices in `0..<classes`.
+    ///   - gradientScale: the gradient is `(p − y) · gradientScale` (1/batch for a mean loss).
+    ///   - logitGradient: `[rows, classes]` output, or nil when only the loss is wanted.
+    /// - Returns: the summed loss and the number of rows whose arg-max (first on ties, as Keras)
+    ///   equals the label.
+    public static func softmaxCrossEntropy(
+        logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
+        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int) {
+        var lossSum = 0.0
+        var correct = 0
+        for r in 0..<rows {
+            let z = logits + r * classes, p = probabilities + r * classes
+            let label = Int(labels[r])
+            var maximum = z[0], best = 0
+            for j in 1..<classes where z[j] > maximum { maximum = z[j]; best = j }
+            var sum: Self = 0
+            for j in 0..<classes { sum += Self.exp(z[j] - maximum) }
+            lossSum += Double(Self.log(sum) + maximum - z[label])
+            if best == label { correct += 1 }
+            if let logitGradient {
+                let g = logitGradient + r * classes
+                for j in 0..<classes { g[j] = p[j] * gradientScale }
+                g[label] -= gradientScale
+            }
+        }
+        return (lossSum, correct)
+    }
+
+    /// One Adam update of `count` weights, Keras's form:
+    /// `m += (g − m)(1 − β1)`, `v += (g² − v)(1 − β2)`, `w −= stepSize · m / (√v + ε)`,
+    /// where the caller folds the bias corrections into `stepSize`.
+    public static func adamStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, m: UnsafeMutablePointer<Self>,
+        v: UnsafeMutablePointer<Self>, count: Int, beta1: Self, beta2: Self, epsilon: Self, stepSize: Self
+    ) {
+        let oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2
+        for i in 0..<count {
+            let g = gradients[i]
+            m[i] += (g - m[i]) * oneMinusBeta1
+            v[i] += (g * g - v[i]) * oneMinusBeta2
+            weights[i] -= stepSize * m[i] / (v[i].squareRoot() + epsilon)
+        }
+    }
+
+    /// One SGD update, Keras's form. Without `velocity`: `w −= lr · g`. With it:
+    /// `v = momentum · v − lr · g`, then `w += v`, or with Nesterov `w += momentum · v − lr · g`.
+    public static func sgdStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, velocity: UnsafeMutablePointer<Self>?,
+        count: Int, learningRate: Self, momentum: Self, nesterov: Bool
+    ) {
+        guard let velocity else {
+            for i in 0..<count { weights[i] -= learningRate * gradients[i] }
+            return
+        }
+        for i in 0..<count {
+            let v = momentum * velocity[i] - learningRate * gradients[i]
+            velocity[i] = v
+            weights[i] += nesterov ? momentum * v - learningRate * gradients[i] : v
+        }
+    }
+
+    /// One RMSprop update, Keras 3's form (ε inside the square root):
+    /// `s = ρ·s + (1 − ρ)·g²`, `w −= lr · g / √(s + ε)`.
+    public static func rmspropStep(
+        weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
+        count: Int, learningRate: Self, rho: Self, epsilon: Self
+    ) {
+        for i in 0..<count {
+            let g = gradients[i]
+            meanSquare[i] = rho * meanSquare[i] + (1 - rho) * g * g
+            weights[i] -= learningRate * g / (meanSquare[i] + epsilon).squareRoot()
+        }
+    }
+
+    /// Whether no value is NaN or infinite.
+    public static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool {
+        // Summing x·0 turns any NaN or infinity into NaN in one vectorisable pass.
+        var probe: Self = 0
+        for i in 0..<count { probe += values[i] * 0 }
+        return probe == 0
+    }
+}

@@ -1,0 +1,113 @@
+/// Labelled samples a model trains on, read a batch at a time.
+///
+/// A dataset hands samples over by writing them straight into the model's batch buffer in the
+/// layout the first layer's GEMM wants (time-major), so no per-batch array is built.
+public protocol SequenceDataset {
+    /// The number of samples.
+    var count: Int { get }
+    /// The shape of one sample: `.sequence(steps:features:)` for recurrent models.
+    var sampleShape: FeatureShape { get }
+    /// The number of classes; labels are in `0..<classCount`.
+    var classCount: Int { get }
+    /// The class of sample `index`.
+    func label(at index: Int) -> Int
+    /// Writes the samples at `indices` into `x` laid out `[steps, indices.count, features]`
+    /// (for vector samples, `[indices.count, features]`) and their labels into `labels`.
+    func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>)
+}
+
+extension FeatureShape {
+    /// Steps per sample as a time-major batch sees them (1 for vectors).
+    var steps: Int {
+        if case .sequence(let steps, _) = self { return steps }
+        return 1
+    }
+}
+
+/// Images kept as bytes, scaled to [0, 1] as each batch is gathered: a 28×28 image is 784 bytes
+/// instead of 3 KiB of `Float`, and each image reads as `rows` steps of `columns` features.
+public struct ImageDataset: SequenceDataset, Sendable {
+    /// Pixels, image after image, row after row.
+    public let pixels: [UInt8]
+    /// One label per image.
+    public let labels: [UInt8]
+    public let rows: Int
+    public let columns: Int
+    public let classCount: Int
+
+    /// - Precondition: `pixels.count == labels.count · rows · columns` and every label `< classCount`.
+    public init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int = 10) {
+        precondition(rows > 0 && columns > 0, "images must be at least 1×1")
+        precondition(pixels.count == labels.count * rows * columns,
+                     "\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
+        precondition(labels.allSatisfy { Int($0) < classCount }, "a label is not below \(classCount)")
+        self.pixels = pixels
+        self.labels = labels
+        self.rows = rows
+        self.columns = columns
+        self.classCount = classCount
+    }
+
+    public var count: Int { labels.count }
+    public var sampleShape: FeatureShape { .sequence(steps: rows, features: columns) }
+    public func label(at index: Int) -> Int { Int(labels[index]) }
+
+    /// The first `n` images (all of them when `n ≥ count`).
+    public func prefix(_ n: Int) -> ImageDataset {
+        let kept = min(max(n, 0), count)
+        return ImageDataset(pixels: Array(pixels[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
+                            rows: rows, columns: columns, classCount: classCount)
+    }
+
+    public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+        let batch = indices.count, imageSize = rows * columns
+        let scale = 1 / S(255)
+        pixels.withUnsafeBufferPointer { pixels in
+            for (b, index) in indices.enumerated() {
+                labels[b] = Int32(self.labels[index])
+                let image = pixels.baseAddress! + index * imageSize
+                for t in 0..<rows {
+                    S.convertBytes(image + t * columns, scale: scale, into: x + (t * batch + b) * columns, count: columns)
+                }
+            }
+        }
+    }
+}
+
+/// Samples held as a tensor `[N, steps, features]` (or `[N, features]`), batch-major as Keras
+/// takes them, with integer labels.
+public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
+    public let inputs: Tensor<Scalar>
+    public let labels: [Int]
+    public let classCount: Int
+
+    /// - Precondition: `inputs` is rank 2 or 3 with one sample per label; labels in `0..<classCount`.
+    public init(inputs: Tensor<Scalar>, labels: [Int], classCount: Int) {
+        precondition(inputs.shape.count == 2 || inputs.shape.count == 3, "inputs must be [N, steps, features] or [N, features]")
+        precondition(inputs.shape[0] == labels.count, "\(inputs.shape[0]) samples but \(labels.count) labels")
+        precondition(labels.allSatisfy { (0..<classCount).contains($0) }, "a label is outside 0..<\(classCount)")
+        self.inputs = inputs
+        self.labels = labels
+        self.classCount = classCount
+    }
+
+    public var count: Int { labels.count }
+    public var sampleShape: FeatureShape {
+        inputs.shape.count == 3 ? .sequence(steps: inputs.shape[1], features: inputs.shape[2]) : .vector(features: inputs.shape[1])
+    }
+    public func label(at index: Int) -> Int { labels[index] }
+
+    public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+        let batch = indices.count, steps = sampleShape.steps, features = sampleShape.features
+        inputs.scalars.withUnsafeBufferPointer { source in
+            for (b, index) in indices.enumerated() {
+                labels[b] = Int32(self.labels[index])
+                for t in 0..<steps {
+                    let row = source.baseAddress! + (index * steps + t) * features
+                    let destination = x + (t * batch + b) * features
+                    for i in 0..<features { destination[i] = S(row[i]) }
+                }
+            }
+        }
+    }
+}

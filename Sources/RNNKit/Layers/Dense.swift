@@ -1,0 +1,113 @@
+/// Keras's `Dense`: `y = f(x · V + c)`, applied to the last axis.
+///
+/// Weights: `kernel` `V [inputs, units]`, `bias` `c [units]`. Input `[B, inputs]`, or a sequence
+/// `[T, B, inputs]`, which is treated as `T·B` rows (as Keras applies Dense to every step).
+public final class Dense<Scalar: BLASScalar>: Layer {
+    public let units: Int
+    public let activation: Activation
+    public let kernelInitializer: Initializer
+    public let biasInitializer: Initializer
+
+    public var typeName: String { "Dense" }
+    public var nameStem: String { "dense" }
+    public var name: String = "dense" { didSet { renameParameters() } }
+    public private(set) var parameters: [Parameter<Scalar>] = []
+    public private(set) var outputShape: FeatureShape = .vector(features: 0)
+
+    private var inputs = 0, rowsPerSample = 1
+    private var preActivation = Buffer<Scalar>(count: 0)  // [rows, units]: x · V + c (the logits, for softmax)
+    private var output = Buffer<Scalar>(count: 0)         // [rows, units]: f(x · V + c)
+    private var gradientScratch = Buffer<Scalar>(count: 0)
+    private var inputGradient: Buffer<Scalar>?
+    private var lastInput: UnsafePointer<Scalar>?
+    private var lastBatch = 0
+
+    public init(units: Int, activation: Activation = .linear,
+                kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros) {
+        precondition(units > 0, "Dense needs at least one unit, not \(units)")
+        self.units = units
+        self.activation = activation
+        self.kernelInitializer = kernelInitializer
+        self.biasInitializer = biasInitializer
+    }
+
+    private var kernel: Parameter<Scalar> { parameters[0] }
+    private var bias: Parameter<Scalar> { parameters[1] }
+
+    private func renameParameters() {
+        for (parameter, leaf) in zip(parameters, ["kernel", "bias"]) { parameter.name = "\(name)/\(leaf)" }
+    }
+
+    public func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape {
+        inputs = inputShape.features
+        switch inputShape {
+        case .vector:
+            rowsPerSample = 1
+            outputShape = .vector(features: units)
+        case .sequence(let steps, _):
+            rowsPerSample = steps
+            outputShape = .sequence(steps: steps, features: units)
+        }
+        parameters = [Parameter(name: "kernel", shape: [inputs, units]), Parameter(name: "bias", shape: [units])]
+        renameParameters()
+        kernelInitializer.fill(kernel.value, shape: kernel.shape, generator: &generator)
+        biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator)
+        return outputShape
+    }
+
+    public func reserve(batchCapacity: Int, needsInputGradient: Bool) {
+        precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
+        let count = rowsPerSample * batchCapacity * units
+        if output.count < count {
+            output = Buffer(count: count)
+            preActivation = Buffer(count: count)
+            gradientScratch = Buffer(count: count)
+        }
+        if needsInputGradient, (inputGradient?.count ?? 0) < rowsPerSample * batchCapacity * inputs {
+            inputGradient = Buffer(count: rowsPerSample * batchCapacity * inputs)
+        } else if !needsInputGradient {
+            inputGradient = nil
+        }
+    }
+
+    public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
+        let rows = rowsPerSample * batchSize
+        precondition(rows * units <= output.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
+        backend.denseForward(
+            rows: rows, inputs: inputs, units: units, activation: activation, x: input,
+            kernel: kernel.value.pointer, bias: bias.value.pointer,
+            preActivation: preActivation.pointer, output: output.pointer)
+        lastInput = input
+        lastBatch = batchSize
+        return UnsafePointer(output.pointer)
+    }
+
+    /// The pre-activation values `x · V + c` of the last forward pass (the logits, for softmax).
+    public var lastPreActivation: UnsafePointer<Scalar> { UnsafePointer(preActivation.pointer) }
+
+    @discardableResult
+    public func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
+        let rows = rowsPerSample * batchSize
+        gradientScratch.pointer.update(from: outputGradient, count: rows * units)
+        if activation == .softmax {
+            Scalar.softmaxBackward(outputs: output.pointer, gradient: gradientScratch.pointer, rows: rows, columns: units)
+        } else {
+            Scalar.multiplyByActivationDerivative(activation, outputs: output.pointer, gradient: gradientScratch.pointer, count: rows * units)
+        }
+        return backward(preActivationGradient: gradientScratch.pointer, batchSize: batchSize, backend: backend)
+    }
+
+    /// The backward pass from d loss / d (x · V + c) directly: how softmax with cross-entropy
+    /// is differentiated, as `(p − y) / B`, without the Jacobian's cancellation.
+    @discardableResult
+    public func backward(preActivationGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
+        guard let input = lastInput, batchSize == lastBatch else {
+            preconditionFailure("\(name).backward must follow a forward pass over the same batch")
+        }
+        backend.denseBackward(
+            rows: rowsPerSample * batchSize, inputs: inputs, units: units, x: input, kernel: kernel.value.pointer,
+            preActivationGradient: preActivationGradient, kernelGradient: kernel.gradient.pointer,
+            biasGradient: bias.gradient.pointer, inputGradient: inputGradient?.pointer)
+        return inputGradient.map { UnsafePointer($0.pointer) }
+    }
+}

@@ -1,0 +1,56 @@
+/// A layer of a `Sequential` model: it owns its weights, its gradients and the buffers of its
+/// last forward pass.
+///
+/// Contract for the pointers: `forward` reads `input` (laid out as the input shape says, for
+/// `batchSize` samples) and returns a pointer to its output, owned by the layer and valid until
+/// its next `forward`. The layer keeps `input` for `backward`, so the caller keeps that memory
+/// unchanged until then. `backward` takes d loss / d output in the output's layout and returns
+/// d loss / d input (owned by the layer) when asked for it.
+public protocol Layer<Scalar>: AnyObject {
+    associatedtype Scalar: BLASScalar
+
+    /// The class name the summary prints (`SimpleRNN`, `Dense`).
+    var typeName: String { get }
+    /// The stem of Keras's automatic names (`simple_rnn`, `dense`).
+    var nameStem: String { get }
+    /// The layer's name (`simple_rnn_1`); renaming renames its parameters (`simple_rnn_1/kernel`).
+    var name: String { get set }
+    /// The trainable weights, in Keras's order.
+    var parameters: [Parameter<Scalar>] { get }
+    /// The output shape; valid after `build`.
+    var outputShape: FeatureShape { get }
+
+    /// Checks that the layer accepts `inputShape`, creates its weights and draws their initial
+    /// values. Throws `ModelError.incompatibleInput` otherwise.
+    func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape
+
+    /// Sizes the layer's buffers for batches of up to `batchCapacity` samples. Nothing is
+    /// allocated afterwards for any batch that fits.
+    func reserve(batchCapacity: Int, needsInputGradient: Bool)
+
+    /// The forward pass over `batchSize ≤ batchCapacity` samples.
+    func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>
+
+    /// The backward pass for the last forward: fills every parameter's gradient and, when
+    /// `needsInputGradient` was reserved, returns d loss / d input.
+    @discardableResult
+    func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>?
+}
+
+/// A model's structure does not fit together, or does not fit the data or weights it is given.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case incompatibleInput(layer: String, expected: String, got: FeatureShape)
+    case invalidConfiguration(String)
+    case weightsMismatch([String])
+
+    public var description: String {
+        switch self {
+        case .incompatibleInput(let layer, let expected, let got):
+            "layer \(layer) expects \(expected) input, got \(got)"
+        case .invalidConfiguration(let message):
+            message
+        case .weightsMismatch(let differences):
+            "the weights do not fit the model:\n" + differences.map { "  - \($0)" }.joined(separator: "\n")
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Per-epoch figures from `fit`, with Keras's keys when encoded as JSON:
+/// `{"loss": [...], "categorical_accuracy": [...], "val_loss": [...], "val_categorical_accuracy": [...]}`
+/// (the `val_` keys only when there was validation data).
+public struct History: Equatable, Sendable, Codable {
+    public var loss: [Double] = []
+    public var categoricalAccuracy: [Double] = []
+    public var valLoss: [Double] = []
+    public var valCategoricalAccuracy: [Double] = []
+    /// Seconds of training per epoch (batches only, validation excluded). Not part of Keras's
+    /// history, so not encoded.
+    public var epochSeconds: [Double] = []
+
+    public init() {}
+
+    /// The number of completed epochs.
+    public var epochs: Int { loss.count }
+
+    private enum CodingKeys: String, CodingKey {
+        case loss
+        case categoricalAccuracy = "categorical_accuracy"
+        case valLoss = "val_loss"
+        case valCategoricalAccuracy = "val_categorical_accuracy"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        loss = try container.decode([Double].self, forKey: .loss)
+        categoricalAccuracy = try container.decode([Double].self, forKey: .categoricalAccuracy)
+        valLoss = try container.decodeIfPresent([Double].self, forKey: .valLoss) ?? []
+        valCategoricalAccuracy = try container.decodeIfPresent([Double].self, forKey: .valCategoricalAccuracy) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(loss, forKey: .loss)
+        try container.encode(categoricalAccuracy, forKey: .categoricalAccuracy)
+        if !valLoss.isEmpty {
+            try container.encode(valLoss, forKey: .valLoss)
+            try container.encode(valCategoricalAccuracy, forKey: .valCategoricalAccuracy)
+        }
+    }
+
+    /// The history as pretty-printed JSON with sorted keys.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}

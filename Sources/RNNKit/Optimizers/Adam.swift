@@ -1,0 +1,41 @@
+import RealModule
+
+/// Adam, exactly as Keras computes it (defaults lr 0.001, β1 0.9, β2 0.999, ε 1e-7):
+///
+///     m += (g − m)(1 − β1);  v += (g² − v)(1 − β2)
+///     α = lr · √(1 − β2^t) / (1 − β1^t);  w −= α · m / (√v + ε)      (t from 1)
+public final class Adam<Scalar: BLASScalar>: Optimizer {
+    public var name: String { "adam" }
+    public var learningRate: Double
+    public let beta1: Double, beta2: Double, epsilon: Double
+    public private(set) var iterations = 0
+    private let state = OptimizerSlots<Scalar>(slotsPerParameter: 2)
+
+    public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
+        precondition(learningRate > 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon >= 0,
+                     "Adam needs lr > 0, β1 and β2 in [0, 1) and ε ≥ 0")
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+    }
+
+    public func apply(to parameters: [Parameter<Scalar>]) {
+        iterations += 1
+        let t = Double(iterations)
+        let stepSize = learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t))
+        for parameter in parameters {
+            let slots = state.slots(for: parameter)
+            Scalar.adamStep(
+                weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
+                m: slots[0].pointer, v: slots[1].pointer, count: parameter.count,
+                beta1: Scalar(beta1), beta2: Scalar(beta2), epsilon: Scalar(epsilon), stepSize: Scalar(stepSize))
+        }
+    }
+
+    /// The first and second moments of `parameter` (copies).
+    public func moments(of parameter: Parameter<Scalar>) -> (m: [Scalar], v: [Scalar]) {
+        let values = state.values(for: parameter)
+        return (values[0], values[1])
+    }
+}

@@ -1,0 +1,26 @@
+/// RMSprop as Keras 3 computes it (defaults lr 0.001, ρ 0.9, ε 1e-7, no momentum, not centred):
+/// `s = ρs + (1 − ρ)g²; w −= lr · g / √(s + ε)`.
+public final class RMSprop<Scalar: BLASScalar>: Optimizer {
+    public var name: String { "rmsprop" }
+    public var learningRate: Double
+    public let rho: Double, epsilon: Double
+    public private(set) var iterations = 0
+    private let state = OptimizerSlots<Scalar>(slotsPerParameter: 1)
+
+    public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7) {
+        precondition(learningRate > 0 && (0..<1).contains(rho) && epsilon >= 0, "RMSprop needs lr > 0, ρ in [0, 1), ε ≥ 0")
+        self.learningRate = learningRate
+        self.rho = rho
+        self.epsilon = epsilon
+    }
+
+    public func apply(to parameters: [Parameter<Scalar>]) {
+        iterations += 1
+        for parameter in parameters {
+            Scalar.rmspropStep(
+                weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
+                meanSquare: state.slots(for: parameter)[0].pointer, count: parameter.count,
+                learningRate: Scalar(learningRate), rho: Scalar(rho), epsilon: Scalar(epsilon))
+        }
+    }
+}
