@@ -44,13 +44,13 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
     static func adamStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, m: UnsafeMutablePointer<Self>,
-        v: UnsafeMutablePointer<Self>, count: Int, beta1: Self, beta2: Self, epsilon: Self, stepSize: Self)
+        v: UnsafeMutablePointer<Self>, count: Int, oneMinusBeta1: Self, oneMinusBeta2: Self, epsilon: Self, stepSize: Self)
     static func sgdStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, velocity: UnsafeMutablePointer<Self>?,
         count: Int, learningRate: Self, momentum: Self, nesterov: Bool)
     static func rmspropStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
-        count: Int, learningRate: Self, rho: Self, epsilon: Self)
+        count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self)
     static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool
 }
 

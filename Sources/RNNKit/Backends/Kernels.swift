@@ -135,12 +135,12 @@ extension BLASScalar {
 
     /// One Adam update of `count` weights, Keras's form:
     /// `m += (g − m)(1 − β1)`, `v += (g² − v)(1 − β2)`, `w −= stepSize · m / (√v + ε)`,
-    /// where the caller folds the bias corrections into `stepSize`.
+    /// where the caller folds the bias corrections into `stepSize` and passes `1 − β` computed in
+    /// Double (in Float, `1 − Float(0.999)` is off by 1.3e-5 relative).
     public static func adamStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, m: UnsafeMutablePointer<Self>,
-        v: UnsafeMutablePointer<Self>, count: Int, beta1: Self, beta2: Self, epsilon: Self, stepSize: Self
+        v: UnsafeMutablePointer<Self>, count: Int, oneMinusBeta1: Self, oneMinusBeta2: Self, epsilon: Self, stepSize: Self
     ) {
-        let oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2
         for i in 0..<count {
             let g = gradients[i]
             m[i] += (g - m[i]) * oneMinusBeta1
@@ -170,11 +170,11 @@ extension BLASScalar {
     /// `s = ρ·s + (1 − ρ)·g²`, `w −= lr · g / √(s + ε)`.
     public static func rmspropStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
-        count: Int, learningRate: Self, rho: Self, epsilon: Self
+        count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self
     ) {
         for i in 0..<count {
             let g = gradients[i]
-            meanSquare[i] = rho * meanSquare[i] + (1 - rho) * g * g
+            meanSquare[i] = rho * meanSquare[i] + oneMinusRho * g * g
             weights[i] -= learningRate * g / (meanSquare[i] + epsilon).squareRoot()
         }
     }

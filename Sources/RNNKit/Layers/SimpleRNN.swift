@@ -104,6 +104,20 @@ public final class SimpleRNN<Scalar: BLASScalar>: Layer {
         return UnsafePointer(returnSequences ? states.pointer : states.pointer + (steps - 1) * batchSize * units)
     }
 
+    /// Every state of the last forward pass, batch-major as Keras returns sequences:
+    /// `[batch, steps, units]` (a copy, for inspection and tests).
+    public func lastStateSequence() -> Tensor<Scalar> {
+        var result = Tensor<Scalar>(shape: [lastBatch, steps, units])
+        for t in 0..<steps {
+            for b in 0..<lastBatch {
+                for j in 0..<units {
+                    result.scalars[(b * steps + t) * units + j] = states.pointer[(t * lastBatch + b) * units + j]
+                }
+            }
+        }
+        return result
+    }
+
     @discardableResult
     public func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
         guard let input = lastInput, batchSize == lastBatch else {

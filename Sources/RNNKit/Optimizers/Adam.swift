@@ -29,7 +29,7 @@ public final class Adam<Scalar: BLASScalar>: Optimizer {
             Scalar.adamStep(
                 weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
                 m: slots[0].pointer, v: slots[1].pointer, count: parameter.count,
-                beta1: Scalar(beta1), beta2: Scalar(beta2), epsilon: Scalar(epsilon), stepSize: Scalar(stepSize))
+                oneMinusBeta1: Scalar(1 - beta1), oneMinusBeta2: Scalar(1 - beta2), epsilon: Scalar(epsilon), stepSize: Scalar(stepSize))
         }
     }
 

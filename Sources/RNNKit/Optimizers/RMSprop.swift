@@ -20,7 +20,7 @@ public final class RMSprop<Scalar: BLASScalar>: Optimizer {
             Scalar.rmspropStep(
                 weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
                 meanSquare: state.slots(for: parameter)[0].pointer, count: parameter.count,
-                learningRate: Scalar(learningRate), rho: Scalar(rho), epsilon: Scalar(epsilon))
+                learningRate: Scalar(learningRate), rho: Scalar(rho), oneMinusRho: Scalar(1 - rho), epsilon: Scalar(epsilon))
         }
     }
 }

@@ -1,0 +1,130 @@
+import XCTest
+@testable import RNNKit
+
+/// The BLAS engine against the naive reference, in Float, on shapes chosen to catch layout and
+/// edge mistakes: B = 1, T = 1, H = 1, and sizes that are not multiples of 4 or 8.
+final class BackendAgreementTests: XCTestCase {
+    let tolerance = 1e-5
+
+    static let shapes: [RNNDimensions] = [
+        RNNDimensions(batch: 1, steps: 1, inputs: 1, units: 1),
+        RNNDimensions(batch: 1, steps: 7, inputs: 3, units: 5),
+        RNNDimensions(batch: 5, steps: 1, inputs: 6, units: 3),
+        RNNDimensions(batch: 3, steps: 9, inputs: 5, units: 1),
+        RNNDimensions(batch: 13, steps: 11, inputs: 7, units: 9),
+        RNNDimensions(batch: 32, steps: 28, inputs: 28, units: 10),
+        RNNDimensions(batch: 17, steps: 6, inputs: 33, units: 37),
+    ]
+
+    func testSimpleRNNForwardAndBackward() {
+        var worst = 0.0
+        for (k, d) in Self.shapes.enumerated() {
+            for activation in [Activation.tanh, .relu] {
+                for sequence in [false, true] {
+                    let seed = UInt64(k * 10)
+                    let x: [Float] = randomValues(d.steps * d.batch * d.inputs, seed: seed)
+                    let w: [Float] = randomValues(d.inputs * d.units, seed: seed + 1, scale: 0.5)
+                    let u: [Float] = randomValues(d.units * d.units, seed: seed + 2, scale: 0.5)
+                    let b: [Float] = randomValues(d.units, seed: seed + 3, scale: 0.5)
+                    let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
+                    let results = [BLASBackend() as any Backend, NaiveBackend()].map { backend in
+                        run(backend, d, activation, sequence, x, w, u, b, dh)
+                    }
+                    for (name, (engine, reference)) in zip(["states", "dW", "dU", "db", "dX"], zip(results[0], results[1])) {
+                        let error = relativeError(engine, reference)
+                        worst = max(worst, error)
+                        XCTAssertLessThan(error, tolerance, "\(name) for \(d), \(activation), sequences \(sequence)")
+                    }
+                }
+            }
+        }
+        print("BLAS vs naive SimpleRNN: largest relative error \(worst)")
+    }
+
+    private func run(_ backend: any Backend, _ d: RNNDimensions, _ activation: Activation, _ sequence: Bool,
+                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float]) -> [[Float]] {
+        let (x, w, u, b, dh) = (buffer(x), buffer(w), buffer(u), buffer(b), buffer(dh))
+        let states = Buffer<Float>(count: d.steps * d.batch * d.units)
+        let dW = Buffer<Float>(count: d.inputs * d.units), dU = Buffer<Float>(count: d.units * d.units)
+        let db = Buffer<Float>(count: d.units), dX = Buffer<Float>(count: d.steps * d.batch * d.inputs)
+        let workspace = Buffer<Float>(count: backend.simpleRNNWorkspaceCount(d))
+        backend.simpleRNNForward(d, activation: activation, x: x.pointer, kernel: w.pointer, recurrentKernel: u.pointer,
+                                 bias: b.pointer, states: states.pointer)
+        backend.simpleRNNBackward(d, activation: activation, x: x.pointer, states: states.pointer, kernel: w.pointer,
+                                  recurrentKernel: u.pointer, stateGradient: dh.pointer, sequenceGradient: sequence,
+                                  kernelGradient: dW.pointer, recurrentKernelGradient: dU.pointer, biasGradient: db.pointer,
+                                  inputGradient: dX.pointer, workspace: workspace.pointer)
+        return [states.array, dW.array, dU.array, db.array, dX.array]
+    }
+
+    func testDenseForwardAndBackward() {
+        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11)] {
+            for activation in Activation.allCases {
+                let x: [Float] = randomValues(rows * inputs, seed: 1)
+                let v: [Float] = randomValues(inputs * units, seed: 2)
+                let c: [Float] = randomValues(units, seed: 3)
+                let dz: [Float] = randomValues(rows * units, seed: 4)
+                let results = [BLASBackend() as any Backend, NaiveBackend()].map { backend -> [[Float]] in
+                    let pre = Buffer<Float>(count: rows * units), out = Buffer<Float>(count: rows * units)
+                    let dV = Buffer<Float>(count: inputs * units), dc = Buffer<Float>(count: units)
+                    let dx = Buffer<Float>(count: rows * inputs)
+                    let (xb, vb, cb, dzb) = (buffer(x), buffer(v), buffer(c), buffer(dz))
+                    backend.denseForward(rows: rows, inputs: inputs, units: units, activation: activation, x: xb.pointer,
+                                         kernel: vb.pointer, bias: cb.pointer, preActivation: pre.pointer, output: out.pointer)
+                    backend.denseBackward(rows: rows, inputs: inputs, units: units, x: xb.pointer, kernel: vb.pointer,
+                                          preActivationGradient: dzb.pointer, kernelGradient: dV.pointer,
+                                          biasGradient: dc.pointer, inputGradient: dx.pointer)
+                    return [pre.array, out.array, dV.array, dc.array, dx.array]
+                }
+                for (engine, reference) in zip(results[0], results[1]) {
+                    XCTAssertLessThan(relativeError(engine, reference), tolerance, "Dense \(rows)×\(inputs)→\(units) \(activation)")
+                }
+            }
+        }
+    }
+
+    /// Whole models, loss and every gradient, through `Sequential` on each backend.
+    func testModelsAgreeOnLossAndGradients() throws {
+        let configurations: [(FeatureShape, () -> [any Layer<Float>], Int)] = [
+            (.sequence(steps: 28, features: 28), { [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)] }, 32),
+            (.sequence(steps: 28, features: 28), {
+                [SimpleRNN(units: 16, returnSequences: true), SimpleRNN(units: 8, returnSequences: true),
+                 SimpleRNN(units: 4), Dense(units: 10, activation: .softmax)] }, 16),
+            (.sequence(steps: 1, features: 3), { [SimpleRNN(units: 1, activation: .relu), Dense(units: 2, activation: .softmax)] }, 1),
+            (.sequence(steps: 5, features: 7), { [SimpleRNN(units: 9, returnSequences: true), Dense(units: 3, activation: .tanh),
+                                                  SimpleRNN(units: 5), Dense(units: 3, activation: .softmax)] }, 11),
+        ]
+        var worst = 0.0
+        for (shape, layers, batch) in configurations {
+            let engine = try makeModel(shape, layers(), seed: 4, backend: BLASBackend())
+            let reference = try makeModel(shape, layers(), seed: 4, backend: NaiveBackend())
+            let classes = engine.outputShape.features
+            guard case .sequence(let steps, let features) = shape else { return XCTFail() }
+            let (x, labels) = randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
+            let (engineLoss, engineGradients) = engine.lossAndGradients(x: x, labels: labels)
+            let (referenceLoss, referenceGradients) = reference.lossAndGradients(x: x, labels: labels)
+            XCTAssertEqual(engineLoss, referenceLoss, accuracy: tolerance * abs(referenceLoss))
+            for (name, gradient) in referenceGradients {
+                let error = relativeError(engineGradients[name]!, gradient)
+                worst = max(worst, error)
+                XCTAssertLessThan(error, tolerance, "\(name) in \(engine.layers.map(\.typeName))")
+            }
+        }
+        print("BLAS vs naive models: largest relative gradient error \(worst)")
+    }
+
+    /// The Float `tanh` approximation the engine uses against the C library's.
+    func testFastTanhAccuracy() {
+        var worst: Float = 0
+        var x: Float = -12
+        while x <= 12 {
+            let exact = Float(Double.tanh(Double(x)))
+            worst = max(worst, abs(fastTanh(x) - exact) / max(abs(exact), Float.leastNormalMagnitude))
+            x = x.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp + 1e-4
+        }
+        XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "fast tanh's relative error")
+        XCTAssertTrue(fastTanh(.nan).isNaN)
+        XCTAssertEqual(fastTanh(.infinity), 1)
+        XCTAssertEqual(fastTanh(-.infinity), -1)
+    }
+}

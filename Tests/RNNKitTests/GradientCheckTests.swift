@@ -1,0 +1,148 @@
+import XCTest
+@testable import RNNKit
+
+/// Finite-difference checks of every analytic gradient, in Double so they can be tight.
+final class GradientCheckTests: XCTestCase {
+    /// Central differences with this step: truncation error ~h², round-off ~1e-16/h.
+    let h = 1e-5
+    let tolerance = 1e-6
+
+    /// A chain of layers under the loss `L = Σ R ⊙ output` for a fixed random `R`, so every
+    /// output element carries gradient. Checks d L / d every weight of every layer and d L / d x.
+    func checkChain(_ layers: [any Layer<Double>], input: FeatureShape, batch: Int, seed: UInt64,
+                    file: StaticString = #filePath, line: UInt = #line) throws {
+        var generator = RandomGenerator(seed: seed)
+        var shape = input
+        for layer in layers { shape = try layer.build(inputShape: shape, generator: &generator) }
+        for layer in layers {
+            layer.reserve(batchCapacity: batch, needsInputGradient: true)
+            // Non-zero biases too, so their gradients are exercised away from the origin.
+            for (k, p) in layer.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: seed &+ UInt64(k) &+ 7, scale: 0.5)) }
+        }
+        let x = randomValues(input.scalarCount * batch, seed: seed &+ 1, as: Double.self)
+        let projection = randomValues(shape.scalarCount * batch, seed: seed &+ 2, as: Double.self)
+        let backend = BLASBackend()
+
+        func loss(_ x: [Double]) -> Double {
+            x.withUnsafeBufferPointer { x in
+                var activations = x.baseAddress!
+                for layer in layers { activations = layer.forward(activations, batchSize: batch, backend: backend) }
+                return (0..<projection.count).reduce(0) { $0 + projection[$1] * activations[$1] }
+            }
+        }
+
+        // Analytic gradients.
+        let inputGradient: [Double] = x.withUnsafeBufferPointer { xp in
+            var activations = xp.baseAddress!
+            for layer in layers { activations = layer.forward(activations, batchSize: batch, backend: backend) }
+            var gradient: UnsafePointer<Double>? = projection.withUnsafeBufferPointer { $0.baseAddress! }
+            return projection.withUnsafeBufferPointer { r in
+                gradient = r.baseAddress!
+                for layer in layers.reversed() { gradient = layer.backward(gradient!, batchSize: batch, backend: backend) }
+                return Array(UnsafeBufferPointer(start: gradient!, count: x.count))
+            }
+        }
+        let analytic = layers.flatMap { $0.parameters }.map { ($0, $0.gradient.array) }
+
+        for (parameter, gradient) in analytic {
+            var numeric = [Double](repeating: 0, count: parameter.count)
+            for i in 0..<parameter.count {
+                let saved = parameter.value.pointer[i]
+                parameter.value.pointer[i] = saved + h
+                let plus = loss(x)
+                parameter.value.pointer[i] = saved - h
+                let minus = loss(x)
+                parameter.value.pointer[i] = saved
+                numeric[i] = (plus - minus) / (2 * h)
+            }
+            let error = relativeError(gradient, numeric)
+            XCTAssertLessThan(error, tolerance, "d L / d \(parameter.name)", file: file, line: line)
+            recordMaximum(error)
+        }
+        var numeric = [Double](repeating: 0, count: x.count)
+        var perturbed = x
+        for i in 0..<x.count {
+            perturbed[i] = x[i] + h
+            let plus = loss(perturbed)
+            perturbed[i] = x[i] - h
+            let minus = loss(perturbed)
+            perturbed[i] = x[i]
+            numeric[i] = (plus - minus) / (2 * h)
+        }
+        let error = relativeError(inputGradient, numeric)
+        XCTAssertLessThan(error, tolerance, "d L / d x", file: file, line: line)
+        recordMaximum(error)
+    }
+
+    private var largestError = 0.0
+    private func recordMaximum(_ error: Double) { largestError = max(largestError, error) }
+    override func tearDown() {
+        print("gradient check \(name): largest relative error \(largestError)")
+        super.tearDown()
+    }
+
+    func testSimpleRNNTanhLastState() throws {
+        try checkChain([SimpleRNN<Double>(units: 5)], input: .sequence(steps: 6, features: 4), batch: 3, seed: 1)
+    }
+
+    func testSimpleRNNTanhSequence() throws {
+        try checkChain([SimpleRNN<Double>(units: 5, returnSequences: true)], input: .sequence(steps: 6, features: 4), batch: 3, seed: 2)
+    }
+
+    func testSimpleRNNReluLastState() throws {
+        try checkChain([SimpleRNN<Double>(units: 5, activation: .relu)], input: .sequence(steps: 5, features: 3), batch: 2, seed: 3)
+    }
+
+    func testSimpleRNNReluSequence() throws {
+        try checkChain([SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu)],
+                       input: .sequence(steps: 5, features: 3), batch: 2, seed: 4)
+    }
+
+    func testStackedSimpleRNNsTwoDeep() throws {
+        try checkChain([SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3)],
+                       input: .sequence(steps: 5, features: 4), batch: 3, seed: 5)
+    }
+
+    func testStackedReluOverTanhFullSequences() throws {
+        try checkChain([SimpleRNN<Double>(units: 4, returnSequences: true),
+                        SimpleRNN<Double>(units: 3, returnSequences: true, activation: .relu)],
+                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 6)
+    }
+
+    func testDenseActivations() throws {
+        for (k, activation) in Activation.allCases.enumerated() {
+            try checkChain([Dense<Double>(units: 4, activation: activation)], input: .vector(features: 5), batch: 3, seed: 10 + UInt64(k))
+        }
+    }
+
+    func testDenseOnSequences() throws {
+        try checkChain([Dense<Double>(units: 3, activation: .tanh)], input: .sequence(steps: 3, features: 4), batch: 2, seed: 20)
+    }
+
+    /// The whole model under softmax + categorical cross-entropy, through `Sequential`, for each
+    /// weight; plus the loss's input gradient through a Dense-first model.
+    func testSequentialCrossEntropyGradients() throws {
+        let model = try makeModel(.sequence(steps: 5, features: 4), [
+            SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
+            Dense<Double>(units: 4, activation: .softmax),
+        ] as [any Layer<Double>], seed: 3)
+        for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: 40 + UInt64(k), scale: 0.6)) }
+        let (x, labels) = randomBatch(steps: 5, batch: 3, features: 4, classes: 4, seed: 8, as: Double.self)
+        let (_, gradients) = model.lossAndGradients(x: x, labels: labels)
+        for parameter in model.parameters {
+            var numeric = [Double](repeating: 0, count: parameter.count)
+            for i in 0..<parameter.count {
+                let saved = parameter.value.pointer[i]
+                parameter.value.pointer[i] = saved + h
+                let plus = model.loss(x: x, labels: labels)
+                parameter.value.pointer[i] = saved - h
+                let minus = model.loss(x: x, labels: labels)
+                parameter.value.pointer[i] = saved
+                numeric[i] = (plus - minus) / (2 * h)
+            }
+            let error = relativeError(gradients[parameter.name]!, numeric)
+            XCTAssertLessThan(error, tolerance, "d loss / d \(parameter.name)")
+            recordMaximum(error)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import XCTest
+@testable import RNNKit
+
+/// Each optimiser against steps worked out by hand from Keras's update rules.
+final class OptimizerTests: XCTestCase {
+    /// A parameter with the given values and gradient.
+    func parameter(_ values: [Double], gradient: [Double]) -> Parameter<Double> {
+        let p = Parameter<Double>(name: "w", shape: [values.count])
+        p.value.assign(values)
+        p.gradient.assign(gradient)
+        return p
+    }
+
+    func assertClose(_ a: [Double], _ b: [Double], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, file: file, line: line)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-14, message, file: file, line: line) }
+    }
+
+    func testAdamTwoSteps() {
+        // g = 0.5, then 0.25, lr 0.1, β1 0.9, β2 0.999, ε 1e-7, w0 = 1.
+        let p = parameter([1], gradient: [0.5])
+        let adam = Adam<Double>(learningRate: 0.1)
+        adam.apply(to: [p])
+        // m1 = 0.05, v1 = 0.00025, α1 = 0.1·√0.001/0.1 = √0.001; w1 = 1 − √0.001·0.05/(√0.00025 + 1e-7)
+        let w1 = 1 - 0.001.squareRoot() * 0.05 / (0.00025.squareRoot() + 1e-7)
+        assertClose(p.value.array, [w1], "Adam step 1")
+        p.gradient.assign([0.25])
+        adam.apply(to: [p])
+        let m2 = 0.05 + (0.25 - 0.05) * 0.1
+        let v2 = 0.00025 + (0.0625 - 0.00025) * 0.001
+        let alpha2 = 0.1 * (1 - 0.999 * 0.999).squareRoot() / (1 - 0.9 * 0.9)
+        assertClose(p.value.array, [w1 - alpha2 * m2 / (v2.squareRoot() + 1e-7)], "Adam step 2")
+        assertClose(adam.moments(of: p).m, [m2], "Adam m")
+        assertClose(adam.moments(of: p).v, [v2], "Adam v")
+        XCTAssertEqual(adam.iterations, 2)
+    }
+
+    func testPlainSGD() {
+        let p = parameter([1, -2], gradient: [0.5, -1])
+        SGD<Double>(learningRate: 0.1).apply(to: [p])
+        assertClose(p.value.array, [0.95, -1.9], "SGD")
+    }
+
+    func testSGDWithMomentumAndNesterov() {
+        let p = parameter([1], gradient: [0.5])
+        let sgd = SGD<Double>(learningRate: 0.1, momentum: 0.9)
+        sgd.apply(to: [p])                    // v = −0.05, w = 0.95
+        p.gradient.assign([0.25])
+        sgd.apply(to: [p])                    // v = −0.045 − 0.025 = −0.07, w = 0.88
+        assertClose(p.value.array, [0.88], "SGD momentum")
+
+        let q = parameter([1], gradient: [0.5])
+        let nesterov = SGD<Double>(learningRate: 0.1, momentum: 0.9, nesterov: true)
+        nesterov.apply(to: [q])               // v = −0.05, w = 1 + 0.9·(−0.05) − 0.05 = 0.905
+        assertClose(q.value.array, [0.905], "SGD Nesterov")
+    }
+
+    func testRMSpropTwoSteps() {
+        let p = parameter([1], gradient: [0.5])
+        let rms = RMSprop<Double>(learningRate: 0.01)
+        rms.apply(to: [p])
+        let s1 = 0.1 * 0.25
+        let w1 = 1 - 0.01 * 0.5 / (s1 + 1e-7).squareRoot()
+        assertClose(p.value.array, [w1], "RMSprop step 1")
+        p.gradient.assign([-0.2])
+        rms.apply(to: [p])
+        let s2 = 0.9 * s1 + 0.1 * 0.04
+        assertClose(p.value.array, [w1 + 0.01 * 0.2 / (s2 + 1e-7).squareRoot()], "RMSprop step 2")
+    }
+
+    func testKerasDefaults() {
+        XCTAssertEqual(Adam<Float>().learningRate, 0.001)
+        XCTAssertEqual(Adam<Float>().epsilon, 1e-7)
+        XCTAssertEqual(SGD<Float>().learningRate, 0.01)
+        XCTAssertEqual(RMSprop<Float>().learningRate, 0.001)
+        XCTAssertEqual(RMSprop<Float>().rho, 0.9)
+    }
+}
