@@ -1,1 +1,3 @@
 import TrainerSupport
+
+TrainBlas.runAndExit()

@@ -1,0 +1,41 @@
+# RNNKit: make test (the test command), make run (the notebook end to end), make bench.
+SWIFT ?= swift
+ARGS ?=
+
+.PHONY: all deps data build release test run run-stacked bench bench-quick clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+data:
+	@scripts/fetch-mnist.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The library's tests and the trainer's (which train briefly on MNIST, hence `data`).
+test: deps data
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
+run: deps data release
+	$(SWIFT) run -c release --skip-build train-blas $(ARGS)
+
+# The notebook's Model B (stacked SimpleRNN 16 → 8 → 4).
+run-stacked: deps data release
+	$(SWIFT) run -c release --skip-build train-blas --units 16,8,4 --output runs/stacked $(ARGS)
+
+bench: deps release
+	$(SWIFT) run -c release --skip-build benchmarks $(ARGS)
+
+bench-quick: deps release
+	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
+
+clean:
+	rm -rf .build runs

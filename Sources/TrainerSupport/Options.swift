@@ -1,0 +1,44 @@
+import ArgumentParser
+import RNNKit
+
+/// `--activation`.
+public enum ActivationOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case tanh, relu
+    var activation: Activation { self == .tanh ? .tanh : .relu }
+}
+
+/// `--optimizer`, with each optimiser's Keras default learning rate.
+public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case adam, sgd, rmsprop
+
+    public var defaultLearningRate: Double { self == .sgd ? 0.01 : 0.001 }
+
+    func make(learningRate: Double) -> any Optimizer<Float> {
+        switch self {
+        case .adam: Adam<Float>(learningRate: learningRate)
+        case .sgd: SGD<Float>(learningRate: learningRate)
+        case .rmsprop: RMSprop<Float>(learningRate: learningRate)
+        }
+    }
+}
+
+/// `--backend`.
+public enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case blas, naive
+    var backend: any Backend { self == .blas ? BLASBackend() : NaiveBackend() }
+}
+
+/// `--units 16,8,4`: positive sizes, comma-separated.
+public struct UnitList: ExpressibleByArgument, Equatable, Sendable, CustomStringConvertible {
+    public let sizes: [Int]
+
+    public init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+        let sizes = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, sizes.count == parts.count, sizes.allSatisfy({ $0 > 0 }) else { return nil }
+        self.sizes = sizes
+    }
+
+    public var description: String { sizes.map(String.init).joined(separator: ",") }
+    public var defaultValueDescription: String { description }
+}

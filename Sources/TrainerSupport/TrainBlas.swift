@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import RNNKit
+
+/// `train-blas`: the notebook end to end. Reads MNIST, builds SimpleRNN(s) + Dense(10, softmax),
+/// trains with a Keras-style progress bar, evaluates on the test set, predicts one example, and
+/// writes the history, pictures, weights and metrics.
+public struct TrainBlas: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "train-blas",
+        abstract: "Train a SimpleRNN on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
+        discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.")
+
+    @Option(help: "Folder with the four MNIST IDX files, raw or .gz.")
+    public var data: String = "data/mnist"
+
+    @Option(help: ArgumentHelp("SimpleRNN sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"))
+    public var units: UnitList = UnitList(argument: "10")!
+
+    @Option(help: "SimpleRNN activation.")
+    public var activation: ActivationOption = .tanh
+
+    @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
+    public var epochs: Int = 10
+
+    @Option(help: "Samples per training step.")
+    public var batchSize: Int = 32
+
+    @Option(help: "Fraction of the training images, taken from the end before shuffling, that validates (0 for none).")
+    public var validationSplit: Double = 0.1
+
+    @Option(help: "Optimiser, with Keras's defaults.")
+    public var optimizer: OptimizerOption = .adam
+
+    @Option(help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
+    public var learningRate: Double?
+
+    @Option(help: "Seed for the initial weights and the shuffling.")
+    public var seed: UInt64 = 0
+
+    @Flag(help: "Keep the training order fixed instead of reshuffling every epoch.")
+    public var noShuffle = false
+
+    @Option(help: "Use only the first N training images.")
+    public var limit: Int?
+
+    @Option(help: "Start from these weights (safetensors with Keras names).")
+    public var load: String?
+
+    @Option(help: "Also write the trained weights here (safetensors).")
+    public var save: String?
+
+    @Option(help: "Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json.")
+    public var output: String = "runs/latest"
+
+    @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
+    public var backend: BackendOption = .blas
+
+    @Option(help: "OpenBLAS threads (default 1: the notebook's GEMMs are too small to share).")
+    public var threads: Int = 1
+
+    @Option(help: "Training image to predict and draw.")
+    public var exampleIndex: Int = 36
+
+    public init() {}
+
+    public func validate() throws {
+        guard epochs >= 0 else { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be a whole number of 1 or more, got \(batchSize)") }
+        guard validationSplit >= 0, validationSplit < 1 else {
+            throw ValidationError("--validation-split must be in [0, 1) (0 for none), got \(validationSplit)")
+        }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
+            throw ValidationError("--learning-rate must be a positive number, got \(learningRate)")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
+        guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
+    }
+
+    public func run() throws {
+        do {
+            try Trainer(options: self).run()
+        } catch let error as TrainerFailure {
+            throw error
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw TrainerFailure(message: "\(error)")
+        }
+    }
+}
+
+/// A failure that ends the trainer with exit status 1 and a one-line message.
+public struct TrainerFailure: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension TrainBlas {
+    /// Parses the arguments, runs, and exits: status 0 on success, 64 with a one-line message for
+    /// a bad flag, 1 with a one-line message for anything else.
+    public static func runAndExit(_ arguments: [String]? = nil) -> Never {
+        do {
+            let command = try parse(arguments)
+            try command.run()
+            Foundation.exit(0)
+        } catch let failure as TrainerFailure {
+            FileHandle.standardError.write(Data("train-blas: error: \(failure.message)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("train-blas: error: \(message(for: error))\n".utf8))
+            Foundation.exit(code.rawValue)
+        }
+    }
+}

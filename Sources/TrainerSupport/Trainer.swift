@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import RNNKit
+
+/// What `train-blas` does once its flags are valid.
+struct Trainer {
+    let options: TrainBlas
+
+    private func say(_ text: String) { writeToStandardOutput(text + "\n") }
+
+    func run() throws {
+        BLASConfiguration.threads = options.threads
+        let mnist: MNIST
+        do {
+            mnist = try MNIST(folder: URL(fileURLWithPath: options.data))
+        } catch let error as DataFileError {
+            throw TrainerFailure(message: "\(error); run `make data` to fetch MNIST, or pass --data DIR")
+        }
+        let train = options.limit.map { mnist.train.prefix($0) } ?? mnist.train
+        guard options.exampleIndex < mnist.train.count else {
+            throw ValidationError("--example-index must be below the \(mnist.train.count) training images, got \(options.exampleIndex)")
+        }
+
+        let model = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
+        if let load = options.load { try model.loadWeights(from: URL(fileURLWithPath: load)) }
+        say(model.summary())
+
+        var history = History()
+        var stoppedEarly: TrainingError?
+        if options.epochs > 0 {
+            let (trainCount, validationCount) = try splitCounts(train.count)
+            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s"))")
+            var bar = ProgressBar()
+            do {
+                history = try model.fit(
+                    train,
+                    options: FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
+                                        shuffle: !options.noShuffle, seed: options.seed)
+                ) { bar.handle($0, epochs: options.epochs) }
+            } catch let error as TrainingError {
+                if case .nonFinite(_, _, let partial) = error { history = partial ?? History() }
+                stoppedEarly = error
+                if bar.interactive { say("") }
+            }
+        }
+
+        let test = try model.evaluate(mnist.test, batchSize: options.batchSize)
+        say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
+
+        let example = try model.predict(mnist.train, range: options.exampleIndex..<(options.exampleIndex + 1), batchSize: 1)
+        let predicted = example.scalars.indices.max { example.scalars[$0] < example.scalars[$1] }!
+        let imageSize = mnist.train.rows * mnist.train.columns
+        let pixels = Array(mnist.train.pixels[(options.exampleIndex * imageSize)..<((options.exampleIndex + 1) * imageSize)])
+        say("\nTraining image \(options.exampleIndex) (label \(mnist.train.label(at: options.exampleIndex))):")
+        say(Pictures.terminalDigit(pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns))
+        say("predicted: \(predicted)")
+
+        let written = try writeOutputs(model: model, history: history, test: test, trainCount: try splitCounts(train.count).0,
+                                       pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted)
+        say("\nWrote " + written.joined(separator: ", "))
+        if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(options.output))") }
+    }
+
+    private func splitCounts(_ count: Int) throws -> (Int, Int) {
+        let split = try ValidationSplit(count: count, fraction: options.validationSplit)
+        return (split.training.count, split.validation.count)
+    }
+
+    private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> Sequential<Float> {
+        let sizes = options.units.sizes
+        var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
+            SimpleRNN<Float>(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
+        }
+        layers.append(Dense<Float>(units: classes, activation: .softmax))
+        let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend)
+        try model.compile(optimizer: options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate))
+        return model
+    }
+
+    private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,
+                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int) throws -> [String] {
+        let folder = URL(fileURLWithPath: options.output)
+        var written: [String] = []
+        func write(_ data: Data, _ name: String) throws {
+            try writeAtomically(data, to: folder.appendingPathComponent(name))
+            written.append(folder.appendingPathComponent(name).path)
+        }
+        try write(history.jsonData(), "history.json")
+        try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
+                                           valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy).utf8), "history.svg")
+        try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns, title: "predicted: \(predicted)").utf8), "prediction.svg")
+        let metadata = ["units": options.units.description, "activation": options.activation.rawValue, "epochs": "\(history.epochs)"]
+        let weights = try SafeTensors.encode(model.weights, metadata: metadata)
+        try write(weights, "weights.safetensors")
+        if let save = options.save {
+            try writeAtomically(weights, to: URL(fileURLWithPath: save))
+            written.append(save)
+        }
+        let metrics: [String: Any] = [
+            "test_loss": test.loss,
+            "test_categorical_accuracy": test.accuracy,
+            "test_samples": test.samples,
+            "epoch_seconds": history.epochSeconds,
+            "train_samples_per_second": history.epochSeconds.map { Double(trainCount) / $0 },
+            "training_seconds_total": history.epochSeconds.reduce(0, +),
+            "train_samples": trainCount,
+            "example_index": options.exampleIndex,
+            "example_prediction": predicted,
+            "backend": options.backend.rawValue,
+            "openblas_threads": BLASConfiguration.threads,
+            "units": options.units.sizes,
+        ]
+        try write(JSONSerialization.data(withJSONObject: metrics, options: [.prettyPrinted, .sortedKeys]), "metrics.json")
+        return written
+    }
+}

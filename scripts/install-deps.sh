@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib) when pkg-config cannot find them.
+set -euo pipefail
+missing=()
+if ! command -v pkg-config >/dev/null 2>&1; then
+  missing+=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev)
+else
+  pkg-config --exists openblas || missing+=(libopenblas-dev)
+  pkg-config --exists lapacke || missing+=(liblapacke-dev)
+  pkg-config --exists zlib || missing+=(zlib1g-dev)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "error: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
