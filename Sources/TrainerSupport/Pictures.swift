@@ -15,13 +15,11 @@ public enum Pictures {
         let raw = span / 5
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-        var values: [Double] = []
-        var tick = (low / step).rounded(.up) * step
-        while tick <= high + step * 1e-9 {
-            values.append(abs(tick) < step * 1e-9 ? 0 : tick)
-            tick += step
-        }
-        return values
+        // Whole multiples of the step, rounded to its precision so labels read 0.6, not 0.6000000000000001.
+        let first = Int((low / step).rounded(.up)), last = Int((high / step + 1e-9).rounded(.down))
+        let decimals = max(0, -Int(floor(log10(step))))
+        let scale = pow(10, Double(decimals))
+        return first > last ? [] : (first...last).map { (Double($0) * step * scale).rounded() / scale }
     }
 
     /// One panel: a line per series over epochs 1…n, labelled axes, ticks and a legend.

@@ -40,18 +40,26 @@ public enum IDX {
         (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(data[data.startIndex + offset + $1]) }
     }
 
+    /// Checks the magic number first, so a file of the wrong kind is named as such.
+    private static func checkMagic(_ data: Data, expected: UInt32, kind: String, file url: URL) throws {
+        guard data.count >= 4 else {
+            throw DataFileError(file: url.path, reason: "is \(data.count) bytes, too short for an IDX header")
+        }
+        let magic = bigEndianUInt32(data, at: 0)
+        guard magic == expected else {
+            let other = magic == imagesMagic ? "; this is an images file" : magic == labelsMagic ? "; this is a labels file" : ""
+            throw DataFileError(file: url.path, reason: "has magic number \(magic), expected \(expected) (IDX unsigned-byte \(kind))\(other)")
+        }
+    }
+
     /// Reads an images file: `count` images of `rows × columns` bytes.
     /// - Throws: `DataFileError` for a wrong magic number, zero sizes, or a byte count that does
     ///   not match the header.
     public static func readImages(_ url: URL) throws -> (pixels: [UInt8], count: Int, rows: Int, columns: Int) {
         let data = try contents(of: url)
         func fail(_ reason: String) -> DataFileError { DataFileError(file: url.path, reason: reason) }
+        try checkMagic(data, expected: imagesMagic, kind: "images", file: url)
         guard data.count >= 16 else { throw fail("is \(data.count) bytes, too short for an IDX images header (16 bytes)") }
-        let magic = bigEndianUInt32(data, at: 0)
-        guard magic == imagesMagic else {
-            throw fail("has magic number \(magic), expected \(imagesMagic) (IDX unsigned-byte images)"
-                       + (magic == labelsMagic ? "; this is a labels file" : ""))
-        }
         let count = Int(bigEndianUInt32(data, at: 4)), rows = Int(bigEndianUInt32(data, at: 8)), columns = Int(bigEndianUInt32(data, at: 12))
         guard count > 0, rows > 0, columns > 0 else { throw fail("declares \(count) images of \(rows)×\(columns); all must be positive") }
         let expected = 16 + count * rows * columns
@@ -65,12 +73,8 @@ public enum IDX {
     public static func readLabels(_ url: URL, classCount: Int = 10) throws -> [UInt8] {
         let data = try contents(of: url)
         func fail(_ reason: String) -> DataFileError { DataFileError(file: url.path, reason: reason) }
+        try checkMagic(data, expected: labelsMagic, kind: "labels", file: url)
         guard data.count >= 8 else { throw fail("is \(data.count) bytes, too short for an IDX labels header (8 bytes)") }
-        let magic = bigEndianUInt32(data, at: 0)
-        guard magic == labelsMagic else {
-            throw fail("has magic number \(magic), expected \(labelsMagic) (IDX unsigned-byte labels)"
-                       + (magic == imagesMagic ? "; this is an images file" : ""))
-        }
         let count = Int(bigEndianUInt32(data, at: 4))
         guard count > 0 else { throw fail("declares no labels") }
         guard data.count == 8 + count else {

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import XCTest
+@testable import RNNKit
+@testable import TrainerSupport
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+final class TrainerCommandTests: XCTestCase {
+    /// The repository's data folder, filled by `make data` (which `make test` runs first).
+    static var mnistFolder: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("data/mnist")
+    }
+
+    func assertUsageError(_ arguments: [String], mentions expected: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try TrainBlas.parse(arguments), "\(arguments)", file: file, line: line) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64, "\(arguments)", file: file, line: line)
+            let message = TrainBlas.message(for: error)
+            XCTAssertFalse(message.contains("\n"), "one line: \(message)", file: file, line: line)
+            for word in expected { XCTAssertTrue(message.contains(word), "«\(message)» should mention «\(word)»", file: file, line: line) }
+        }
+    }
+
+    func testFlagValidation() {
+        assertUsageError(["--batch-size", "0"], mentions: ["--batch-size", "1 or more"])
+        assertUsageError(["--validation-split", "1.5"], mentions: ["--validation-split", "[0, 1)"])
+        assertUsageError(["--units", "0,a"], mentions: ["--units"])
+        assertUsageError(["--units", ""], mentions: ["--units"])
+        assertUsageError(["--learning-rate=-1"], mentions: ["--learning-rate", "positive"])
+        assertUsageError(["--optimizer", "adagrad"], mentions: ["--optimizer", "adam", "sgd", "rmsprop"])
+        assertUsageError(["--activation", "sigmoid"], mentions: ["--activation", "tanh", "relu"])
+        assertUsageError(["--backend", "gpu"], mentions: ["--backend", "blas", "naive"])
+        assertUsageError(["--epochs", "-2"], mentions: ["--epochs"])
+        assertUsageError(["--threads", "0"], mentions: ["--threads"])
+        assertUsageError(["--limit", "0"], mentions: ["--limit"])
+        assertUsageError(["--frobnicate"], mentions: ["--frobnicate"])
+    }
+
+    func testDefaultsAreTheNotebooks() throws {
+        let command = try TrainBlas.parse([])
+        XCTAssertEqual(command.units.sizes, [10])
+        XCTAssertEqual(command.epochs, 10)
+        XCTAssertEqual(command.batchSize, 32)
+        XCTAssertEqual(command.validationSplit, 0.1)
+        XCTAssertEqual(command.optimizer, .adam)
+        XCTAssertEqual(command.exampleIndex, 36)
+        XCTAssertEqual(try TrainBlas.parse(["--units", "16,8,4"]).units.sizes, [16, 8, 4])
+    }
+
+    func testProgressLineLooksLikeKeras() {
+        XCTAssertEqual(ProgressBar.bar(step: 1688, steps: 1688), "[" + String(repeating: "=", count: 30) + "]")
+        XCTAssertEqual(ProgressBar.bar(step: 844, steps: 1688), "[" + String(repeating: "=", count: 14) + ">" + String(repeating: ".", count: 15) + "]")
+        XCTAssertEqual(ProgressBar.bar(step: 0, steps: 10), "[" + String(repeating: ".", count: 30) + "]")
+        let line = ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: Metrics(loss: 0.81234, accuracy: 0.74, samples: 1),
+                                    validation: Metrics(loss: 0.7, accuracy: 0.78, samples: 1))
+        XCTAssertEqual(line, "1688/1688 [==============================] - 1s 622us/step - loss: 0.8123 - categorical_accuracy: 0.7400"
+                       + " - val_loss: 0.7000 - val_categorical_accuracy: 0.7800")
+        var written: [String] = []
+        var bar = ProgressBar(interactive: false) { written.append($0) }
+        for step in 1...3 {
+            bar.handle(.batchEnded(epoch: 1, step: step, steps: 3, running: Metrics(loss: 1, accuracy: 0.5, samples: step), elapsed: 0.1), epochs: 2)
+        }
+        bar.handle(.epochEnded(epoch: 1, steps: 3, training: Metrics(loss: 1, accuracy: 0.5, samples: 3), validation: nil, seconds: 0.3), epochs: 2)
+        XCTAssertEqual(written, ["Epoch 1/2\n", "3/3 [==============================] - 0s 100ms/step - loss: 1.0000 - categorical_accuracy: 0.5000\n"])
+    }
+
+    /// A short real run on MNIST: it must beat chance clearly and leave every output well formed.
+    func testShortEndToEndRun() throws {
+        let folder = Self.mnistFolder
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("train-images-idx3-ubyte.gz").path) else {
+            return XCTFail("MNIST is not in \(folder.path): run `make data` (make test does)")
+        }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-run-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let saved = output.appendingPathComponent("copy.safetensors")
+        // Adam's default step is too small for 57 batches to show much; 0.01 makes one epoch count.
+        let command = try TrainBlas.parse(["--data", folder.path, "--limit", "2000", "--epochs", "1", "--learning-rate", "0.01",
+                                          "--output", output.path, "--save", saved.path])
+        try command.run()
+
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+        let accuracy = try XCTUnwrap(metrics["test_categorical_accuracy"] as? Double)
+        print("end-to-end --limit 2000 --epochs 1: test accuracy \(accuracy)")
+        XCTAssertGreaterThan(accuracy, 0.2, "one epoch on 1,800 images should beat chance (0.1) clearly")
+        XCTAssertEqual(metrics["test_samples"] as? Int, 10_000)
+
+        let history = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("history.json"))) as! [String: [Double]]
+        XCTAssertEqual(Set(history.keys), ["loss", "categorical_accuracy", "val_loss", "val_categorical_accuracy"])
+        XCTAssertEqual(history["loss"]?.count, 1)
+
+        for name in ["history.svg", "prediction.svg"] {
+            let parser = XMLParser(data: try Data(contentsOf: output.appendingPathComponent(name)))
+            XCTAssertTrue(parser.parse(), "\(name) is not well-formed XML: \(String(describing: parser.parserError))")
+        }
+        let prediction = try String(contentsOf: output.appendingPathComponent("prediction.svg"), encoding: .utf8)
+        XCTAssertTrue(prediction.contains("predicted: \(metrics["example_prediction"] as! Int)"))
+
+        // The saved weights load back into the same architecture, and evaluate and predict only.
+        XCTAssertEqual(try Data(contentsOf: saved), try Data(contentsOf: output.appendingPathComponent("weights.safetensors")))
+        let again = output.appendingPathComponent("again")
+        try TrainBlas.parse(["--data", folder.path, "--epochs", "0", "--load", saved.path, "--output", again.path]).run()
+        let reloaded = try JSONSerialization.jsonObject(with: Data(contentsOf: again.appendingPathComponent("metrics.json"))) as! [String: Any]
+        XCTAssertEqual(reloaded["test_categorical_accuracy"] as? Double, accuracy)
+
+        // A different architecture refuses them, naming what differs.
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", folder.path, "--epochs", "0", "--units", "12", "--load", saved.path,
+                                                  "--output", again.path]).run()) { error in
+            XCTAssertTrue("\(error)".contains("simple_rnn/kernel: the model has shape [28, 12], the file has [28, 10]"), "\(error)")
+        }
+    }
+
+    func testMissingDataSaysWhatToDo() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", empty.path]).run()) { error in
+            XCTAssertTrue("\(error)".contains("train-images-idx3-ubyte: not found"), "\(error)")
+            XCTAssertTrue("\(error)".contains("make data"), "\(error)")
+        }
+    }
+
+    func testPicturesAreWellFormedSVG() {
+        let svg = Pictures.historySVG(loss: [1.7, 1.2, 0.9], accuracy: [0.4, 0.6, 0.7], valLoss: [1.3, 1.0, 0.8], valAccuracy: [0.5, 0.65, 0.75])
+        let parser = XMLParser(data: Data(svg.utf8))
+        XCTAssertTrue(parser.parse())
+        for label in ["Loss", "Accuracy", "epoch", "training", "validation", "categorical accuracy"] {
+            XCTAssertTrue(svg.contains(">\(label)<"), label)
+        }
+        XCTAssertEqual(Pictures.ticks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1])
+    }
+}
