@@ -1,1 +1,44 @@
+import ArgumentParser
+import Foundation
 import RNNKit
+
+/// `swift run -c release benchmarks`: the BLAS engine against the naive reference, against the
+/// machine's GEMM rate, and end to end as the trainer runs.
+struct Benchmarks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "benchmarks",
+        abstract: "Time RNNKit's BLAS engine against its naive reference and the machine's GEMM rate.")
+
+    @Flag(help: "A short pass (under a minute), for CI: fewer repetitions, one epoch end to end.")
+    var quick = false
+
+    @Option(help: "Write every figure to this JSON file.")
+    var json: String?
+
+    @Option(help: "OpenBLAS threads per call during the model passes.")
+    var threads: Int = 1
+
+    @Option(help: "Threads that share each batch (data parallelism), for both engines.")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be 1 or more, got \(threads)") }
+        guard workers >= 1 else { throw ValidationError("--workers must be 1 or more, got \(workers)") }
+    }
+
+    mutating func run() throws {
+        #if DEBUG
+        let banner = String(repeating: "!", count: 78)
+        print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
+        #endif
+        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers).run()
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try writeAtomically(encoder.encode(report), to: URL(fileURLWithPath: json))
+            print("\nWrote \(json)")
+        }
+    }
+}
+
+Benchmarks.main()

@@ -56,8 +56,11 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
     public var backend: BackendOption = .blas
 
-    @Option(help: "OpenBLAS threads (default 1: the notebook's GEMMs are too small to share).")
+    @Option(help: "OpenBLAS threads per call (default 1: the notebook's GEMMs are too small to share).")
     public var threads: Int = 1
+
+    @Option(help: "Threads that share each batch, each running a shard of it (default: one per core).")
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Training image to predict and draw.")
     public var exampleIndex: Int = 36
@@ -75,6 +78,7 @@ public struct TrainBlas: ParsableCommand {
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
+        guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be between 1 and 256, got \(workers)") }
         guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
     }
 

@@ -29,7 +29,7 @@ struct Trainer {
         var stoppedEarly: TrainingError?
         if options.epochs > 0 {
             let (trainCount, validationCount) = try splitCounts(train.count)
-            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s"))")
+            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
             var bar = ProgressBar()
             do {
                 history = try model.fit(
@@ -74,6 +74,7 @@ struct Trainer {
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend)
         try model.compile(optimizer: options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate))
+        model.workers = options.workers
         return model
     }
 
@@ -108,6 +109,7 @@ struct Trainer {
             "example_prediction": predicted,
             "backend": options.backend.rawValue,
             "openblas_threads": BLASConfiguration.threads,
+            "workers": options.workers,
             "units": options.units.sizes,
         ]
         try write(JSONSerialization.data(withJSONObject: metrics, options: [.prettyPrinted, .sortedKeys]), "metrics.json")

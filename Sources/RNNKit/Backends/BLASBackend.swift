@@ -8,6 +8,8 @@ public struct BLASBackend: Backend {
 
     public var name: String { "blas" }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func simpleRNNForward<S: BLASScalar>(
         _ d: RNNDimensions, activation: Activation,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, recurrentKernel: UnsafePointer<S>, bias: UnsafePointer<S>,
@@ -30,6 +32,8 @@ public struct BLASBackend: Backend {
         }
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func simpleRNNBackward<S: BLASScalar>(
         _ d: RNNDimensions, activation: Activation,
         x: UnsafePointer<S>, states: UnsafePointer<S>,
@@ -77,6 +81,8 @@ public struct BLASBackend: Backend {
         }
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func denseForward<S: BLASScalar>(
         rows: Int, inputs: Int, units: Int, activation: Activation,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, bias: UnsafePointer<S>,
@@ -90,6 +96,8 @@ public struct BLASBackend: Backend {
         S.activateInPlace(activation, output, rows: rows, columns: units)
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func denseBackward<S: BLASScalar>(
         rows: Int, inputs: Int, units: Int,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, preActivationGradient: UnsafePointer<S>,

@@ -38,7 +38,9 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
     static func softmaxBackward(outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>)
-    static func convertBytes(_ bytes: UnsafePointer<UInt8>, scale: Self, into destination: UnsafeMutablePointer<Self>, count: Int)
+    static func gatherImages(
+        _ pixels: UnsafePointer<UInt8>, indices: UnsafeBufferPointer<Int>, rows: Int, columns: Int, scale: Self,
+        into destination: UnsafeMutablePointer<Self>)
     static func softmaxCrossEntropy(
         logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
         rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
@@ -51,6 +53,7 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
     static func rmspropStep(
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
         count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self)
+    static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int)
     static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool
 }
 
@@ -76,6 +79,21 @@ extension Float: BLASScalar {
 
     public static func tanhInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
         fastTanhInPlace(values, count: count)
+    }
+
+    // Written out for Float: the shared generic body's integer-to-float conversion does not vectorise.
+    public static func gatherImages(
+        _ pixels: UnsafePointer<UInt8>, indices: UnsafeBufferPointer<Int>, rows: Int, columns: Int, scale: Float,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
+        let batch = indices.count
+        for (b, index) in indices.enumerated() {
+            let image = pixels + index * rows * columns
+            for t in 0..<rows {
+                let source = image + t * columns, target = destination + (t * batch + b) * columns
+                for i in 0..<columns { target[i] = Float(source[i]) * scale }
+            }
+        }
     }
 }
 

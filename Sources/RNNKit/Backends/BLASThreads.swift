@@ -4,13 +4,29 @@ import Foundation
 /// OpenBLAS's process-wide settings.
 public enum BLASConfiguration {
     /// The number of threads OpenBLAS uses for one call. Tiny GEMMs, like a small RNN's
-    /// per-step `[B, H]·[H, H]`, lose badly to waking threads: 1 is right for them.
+    /// per-step `[B, H]·[H, H]`, lose badly to waking threads: 1 is right for them, and for a
+    /// model whose `workers` share the cores.
+    ///
+    /// Setting 1 also stops OpenBLAS's idle helper threads: they otherwise spin (yielding) on the
+    /// other cores for a while after start-up and after every threaded call, which costs a model's
+    /// own worker threads about a quarter of their speed. A later setting above 1 starts them
+    /// again. Set it while no other thread is inside a BLAS call.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set {
             precondition(newValue > 0, "OpenBLAS needs at least one thread, not \(newValue)")
             openblas_set_num_threads(Int32(newValue))
+            if newValue == 1 { stopIdleThreads() }
         }
+    }
+
+    /// Calls OpenBLAS's `blas_thread_shutdown_`, which its pthread builds export (for fork
+    /// safety) but `cblas.h` does not declare; looked up at run time so builds without it work.
+    private static func stopIdleThreads() {
+        typealias Shutdown = @convention(c) () -> Int32
+        // A nil handle is RTLD_DEFAULT on glibc: search every loaded library.
+        guard let symbol = dlsym(nil, "blas_thread_shutdown_") else { return }
+        _ = unsafeBitCast(symbol, to: Shutdown.self)()
     }
 
     /// OpenBLAS's build description, e.g. `OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64`.

@@ -94,9 +94,21 @@ extension BLASScalar {
         }
     }
 
-    /// `destination[i] = bytes[i] · scale`: pixels straight into the batch buffer.
-    public static func convertBytes(_ bytes: UnsafePointer<UInt8>, scale: Self, into destination: UnsafeMutablePointer<Self>, count: Int) {
-        for i in 0..<count { destination[i] = Self(bytes[i]) * scale }
+    /// Gathers byte images time-major: image `indices[b]` (`rows × columns` bytes at
+    /// `pixels + indices[b] · rows · columns`), scaled, lands at `destination[t, b, :]` of a
+    /// `[rows, indices.count, columns]` batch. One call a batch, so the loop runs specialised.
+    public static func gatherImages(
+        _ pixels: UnsafePointer<UInt8>, indices: UnsafeBufferPointer<Int>, rows: Int, columns: Int, scale: Self,
+        into destination: UnsafeMutablePointer<Self>
+    ) {
+        let batch = indices.count
+        for (b, index) in indices.enumerated() {
+            let image = pixels + index * rows * columns
+            for t in 0..<rows {
+                let source = image + t * columns, target = destination + (t * batch + b) * columns
+                for i in 0..<columns { target[i] = Self(source[i]) * scale }
+            }
+        }
     }
 
     /// Categorical cross-entropy of softmax outputs against integer labels, computed from the
@@ -177,6 +189,11 @@ extension BLASScalar {
             meanSquare[i] = rho * meanSquare[i] + oneMinusRho * g * g
             weights[i] -= learningRate * g / (meanSquare[i] + epsilon).squareRoot()
         }
+    }
+
+    /// `destination += source`, elementwise: how the workers' gradients are summed.
+    public static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int) {
+        for i in 0..<count { destination[i] += source[i] }
     }
 
     /// Whether no value is NaN or infinite.

@@ -9,6 +9,8 @@ public struct NaiveBackend: Backend {
 
     public var name: String { "naive" }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func simpleRNNForward<S: BLASScalar>(
         _ d: RNNDimensions, activation: Activation,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, recurrentKernel: UnsafePointer<S>, bias: UnsafePointer<S>,
@@ -30,6 +32,8 @@ public struct NaiveBackend: Backend {
         }
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func simpleRNNBackward<S: BLASScalar>(
         _ d: RNNDimensions, activation: Activation,
         x: UnsafePointer<S>, states: UnsafePointer<S>,
@@ -81,6 +85,8 @@ public struct NaiveBackend: Backend {
         }
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func denseForward<S: BLASScalar>(
         rows: Int, inputs: Int, units: Int, activation: Activation,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, bias: UnsafePointer<S>,
@@ -106,6 +112,8 @@ public struct NaiveBackend: Backend {
         }
     }
 
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     public func denseBackward<S: BLASScalar>(
         rows: Int, inputs: Int, units: Int,
         x: UnsafePointer<S>, kernel: UnsafePointer<S>, preActivationGradient: UnsafePointer<S>,

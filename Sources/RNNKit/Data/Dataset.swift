@@ -60,16 +60,9 @@ public struct ImageDataset: SequenceDataset, Sendable {
     }
 
     public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
-        let batch = indices.count, imageSize = rows * columns
-        let scale = 1 / S(255)
+        for (b, index) in indices.enumerated() { labels[b] = Int32(self.labels[index]) }
         pixels.withUnsafeBufferPointer { pixels in
-            for (b, index) in indices.enumerated() {
-                labels[b] = Int32(self.labels[index])
-                let image = pixels.baseAddress! + index * imageSize
-                for t in 0..<rows {
-                    S.convertBytes(image + t * columns, scale: scale, into: x + (t * batch + b) * columns, count: columns)
-                }
-            }
+            S.gatherImages(pixels.baseAddress!, indices: indices, rows: rows, columns: columns, scale: 1 / S(255), into: x)
         }
     }
 }

@@ -55,6 +55,16 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         return outputShape
     }
 
+    public func replica() -> any Layer<Scalar> {
+        let copy = Dense(units: units, activation: activation, kernelInitializer: kernelInitializer, biasInitializer: biasInitializer)
+        copy.inputs = inputs
+        copy.rowsPerSample = rowsPerSample
+        copy.outputShape = outputShape
+        copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
+        copy.name = name
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool) {
         precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
         let count = rowsPerSample * batchCapacity * units

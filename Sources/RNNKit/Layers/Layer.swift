@@ -24,6 +24,10 @@ public protocol Layer<Scalar>: AnyObject {
     /// values. Throws `ModelError.incompatibleInput` otherwise.
     func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape
 
+    /// A built copy that shares this layer's weight values (not its gradients or buffers), for
+    /// computing another shard of a batch on another thread.
+    func replica() -> any Layer<Scalar>
+
     /// Sizes the layer's buffers for batches of up to `batchCapacity` samples. Nothing is
     /// allocated afterwards for any batch that fits.
     func reserve(batchCapacity: Int, needsInputGradient: Bool)

@@ -73,6 +73,18 @@ public final class SimpleRNN<Scalar: BLASScalar>: Layer {
         return outputShape
     }
 
+    public func replica() -> any Layer<Scalar> {
+        let copy = SimpleRNN(units: units, returnSequences: returnSequences, activation: activation,
+                             kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
+                             biasInitializer: biasInitializer)
+        copy.steps = steps
+        copy.inputs = inputs
+        copy.outputShape = outputShape
+        copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
+        copy.name = name
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool) {
         precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
         let dims = RNNDimensions(batch: batchCapacity, steps: steps, inputs: inputs, units: units)

@@ -18,7 +18,8 @@ public struct Metrics: Equatable, Sendable {
 }
 
 /// Layers in a line, as Keras's `Sequential`: build, summarise, train on batches, evaluate and
-/// predict in batches. Not thread-safe: a model and its buffers belong to one thread at a time.
+/// predict in batches. Not thread-safe: a model and its buffers belong to one thread at a time
+/// (which may hand shards of each batch to `workers` threads of its own).
 ///
 /// Inputs reach the model as `SequenceDataset`s, or as raw time-major batches through
 /// `trainStep(x:labels:batchSize:)` for callers who lay out their own batches.
@@ -31,11 +32,30 @@ public final class Sequential<Scalar: BLASScalar> {
     public private(set) var optimizer: (any Optimizer<Scalar>)?
     public private(set) var loss: Loss = .categoricalCrossentropy
 
+    /// How many threads share each batch (data parallelism): the batch is cut into this many
+    /// shards, each run forward and backward on its own thread against the same weights, and
+    /// their gradients summed before one optimiser step. The result is the same as one thread's
+    /// up to float rounding. Small models gain most: their GEMMs are too small to split across
+    /// cores, but two shards of a batch are not. Keep OpenBLAS at one thread when using more than
+    /// one worker (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
+    public var workers: Int = 1 {
+        didSet {
+            precondition(workers >= 1, "workers must be 1 or more, not \(workers)")
+            while replicas.count < workers {
+                replicas.append(Replica(layers: layers.map { $0.replica() }, inputShape: inputShape))
+            }
+            replicas.removeLast(replicas.count - workers)
+            pool = workers > 1 ? WorkerPool(threads: workers - 1) : nil
+            let capacity = self.capacity
+            self.capacity = 0
+            if capacity > 0 { reserve(batchCapacity: capacity) }
+        }
+    }
+
+    private var replicas: [Replica<Scalar>]
+    private var pool: WorkerPool?
     private var capacity = 0
-    private var batchInput = Buffer<Scalar>(count: 0)       // [T, capacity, D]
-    private var batchLabels = Buffer<Int32>(count: 0)       // [capacity]
-    private var lossGradient = Buffer<Scalar>(count: 0)     // [capacity, classes]
-    private var batchIndices = Buffer<Int>(count: 0)        // [capacity]
+    private var indexBuffer = Buffer<Int>(count: 0)
 
     /// Builds every layer in turn, naming them as Keras does (`simple_rnn`, `simple_rnn_1`, …)
     /// and drawing their initial weights from `seed`.
@@ -59,6 +79,7 @@ public final class Sequential<Scalar: BLASScalar> {
             layer.name = n == 0 ? layer.nameStem : "\(layer.nameStem)_\(n)"
             shape = try layer.build(inputShape: shape, generator: &generator)
         }
+        replicas = [Replica(layers: layers, inputShape: inputShape)]
     }
 
     /// The shape of one sample's output.
@@ -82,7 +103,6 @@ public final class Sequential<Scalar: BLASScalar> {
         self.loss = loss
     }
 
-    private var head: Dense<Scalar> { layers.last as! Dense<Scalar> }
     private var classes: Int { outputShape.features }
 
     /// Sizes every buffer for batches of up to `batchCapacity` samples. Called by the batch
@@ -91,25 +111,51 @@ public final class Sequential<Scalar: BLASScalar> {
         precondition(batchCapacity > 0, "batch capacity must be positive, not \(batchCapacity)")
         guard batchCapacity > capacity else { return }
         capacity = batchCapacity
-        for (i, layer) in layers.enumerated() {
-            layer.reserve(batchCapacity: batchCapacity, needsInputGradient: i > 0)
+        let perShard = (batchCapacity + workers - 1) / workers
+        for replica in replicas { replica.reserve(perShard) }
+        indexBuffer = Buffer(count: batchCapacity)
+    }
+
+    // MARK: Sharding
+
+    /// How many shards a batch of `batchSize` is cut into, and shard `i`'s samples.
+    private func shards(_ batchSize: Int) -> Int { min(workers, batchSize) }
+
+    private func shard(_ i: Int, of count: Int, batchSize: Int) -> Range<Int> {
+        let base = batchSize / count, extra = batchSize % count
+        let start = i * base + min(i, extra)
+        return start..<(start + base + (i < extra ? 1 : 0))
+    }
+
+    /// Runs `body(i)` for every shard, on `count` threads when there is more than one. Sound
+    /// because each shard touches only its own replica and its own slice of the batch, and the
+    /// weights they share are only read until every shard has finished.
+    private func forEachShard(_ count: Int, _ body: (Int) -> Void) {
+        if count == 1 { body(0) } else { pool!.run(count, body) }
+    }
+
+    /// The summed figures of the shards of the last pass.
+    private func metrics(shards: Int, batchSize: Int) -> Metrics {
+        var lossSum = 0.0, correct = 0
+        for replica in replicas.prefix(shards) {
+            lossSum += replica.lossSum
+            correct += replica.correct
         }
-        batchInput = Buffer(count: inputShape.scalarCount * batchCapacity)
-        batchLabels = Buffer(count: batchCapacity)
-        lossGradient = Buffer(count: outputShape.scalarCount * batchCapacity)
-        batchIndices = Buffer(count: batchCapacity)
+        return Metrics(loss: lossSum / Double(batchSize), accuracy: Double(correct) / Double(batchSize), samples: batchSize)
+    }
+
+    /// Adds the other shards' gradients into the model's own.
+    private func reduceGradients(shards: Int) {
+        guard shards > 1 else { return }
+        let own = layers.flatMap { $0.parameters }
+        for replica in replicas[1..<shards] {
+            for (mine, theirs) in zip(own, replica.layers.flatMap({ $0.parameters })) {
+                Scalar.add(theirs.gradient.pointer, into: mine.gradient.pointer, count: mine.count)
+            }
+        }
     }
 
     // MARK: Batches
-
-    /// The forward pass over one time-major batch `x` (`[T, batchSize, D]`); returns the last
-    /// layer's output (`[batchSize, classes]`), owned by the model until its next pass.
-    public func forward(x: UnsafePointer<Scalar>, batchSize: Int) -> UnsafePointer<Scalar> {
-        reserve(batchCapacity: batchSize)
-        var activations = x
-        for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
-        return activations
-    }
 
     /// Forward, loss and backward over one batch: fills every parameter's gradient (of the mean
     /// loss) and returns the batch's metrics. Does not update the weights.
@@ -118,16 +164,19 @@ public final class Sequential<Scalar: BLASScalar> {
     @discardableResult
     public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) -> Metrics {
         precondition(optimizer != nil, "compile the model before training it")
-        let probabilities = forward(x: x, batchSize: batchSize)
-        let (lossSum, correct) = Scalar.softmaxCrossEntropy(
-            logits: head.lastPreActivation, probabilities: probabilities, labels: labels,
-            rows: batchSize, classes: classes, gradientScale: 1 / Scalar(batchSize),
-            logitGradient: lossGradient.pointer)
-        var gradient = head.backward(preActivationGradient: lossGradient.pointer, batchSize: batchSize, backend: backend)
-        for layer in layers.dropLast().reversed() {
-            gradient = layer.backward(gradient!, batchSize: batchSize, backend: backend)
+        reserve(batchCapacity: batchSize)
+        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
+        if count == 1 {
+            replicas[0].run(x: x, labels: labels, batchSize: batchSize, gradientScale: scale, backend: backend)
+        } else {
+            forEachShard(count) { i in
+                let samples = shard(i, of: count, batchSize: batchSize)
+                replicas[i].pack(x: x, labels: labels, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
+            }
+            reduceGradients(shards: count)
         }
-        return Metrics(loss: lossSum / Double(batchSize), accuracy: Double(correct) / Double(batchSize), samples: batchSize)
+        return metrics(shards: count, batchSize: batchSize)
     }
 
     /// One training step: `computeGradients`, then the optimiser's update, unless the loss or a
@@ -135,7 +184,29 @@ public final class Sequential<Scalar: BLASScalar> {
     /// `TrainingError.nonFinite` is thrown.
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        let metrics = computeGradients(x: x, labels: labels, batchSize: batchSize)
+        try applyUpdate(computeGradients(x: x, labels: labels, batchSize: batchSize))
+    }
+
+    /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
+    /// samples straight into its time-major buffer.
+    @discardableResult
+    public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
+        precondition(optimizer != nil, "compile the model before training it")
+        precondition(data.sampleShape == inputShape, "samples of shape \(data.sampleShape) fed to a model built for \(inputShape)")
+        let batchSize = indices.count
+        reserve(batchCapacity: batchSize)
+        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
+        forEachShard(count) { i in
+            let replica = replicas[i]
+            let samples = shard(i, of: count, batchSize: batchSize)
+            replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+            replica.run(batchSize: samples.count, gradientScale: scale, backend: backend)
+        }
+        reduceGradients(shards: count)
+        return try applyUpdate(metrics(shards: count, batchSize: batchSize))
+    }
+
+    private func applyUpdate(_ metrics: Metrics) throws -> Metrics {
         guard metrics.loss.isFinite, parameters.allSatisfy({ Scalar.allFinite($0.gradient.pointer, count: $0.count) }) else {
             throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil)
         }
@@ -143,25 +214,18 @@ public final class Sequential<Scalar: BLASScalar> {
         return metrics
     }
 
-    /// Gathers the samples at `indices` of `data` into the model's batch buffer.
-    func gatherBatch(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) {
-        precondition(data.sampleShape == inputShape, "samples of shape \(data.sampleShape) fed to a model built for \(inputShape)")
-        reserve(batchCapacity: indices.count)
-        data.gather(indices, into: batchInput.pointer, labels: batchLabels.pointer)
-    }
-
-    /// Gathers the contiguous samples `range` of `data` (no more than the reserved capacity).
-    private func gatherBatch(_ data: some SequenceDataset, range: Range<Int>) {
-        reserve(batchCapacity: range.count)
-        for (i, index) in range.enumerated() { batchIndices.pointer[i] = index }
-        gatherBatch(data, indices: UnsafeBufferPointer(start: batchIndices.pointer, count: range.count))
-    }
-
-    /// Trains on the samples at `indices` of `data` as one batch.
-    @discardableResult
-    public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
-        gatherBatch(data, indices: indices)
-        return try trainStep(x: batchInput.pointer, labels: batchLabels.pointer, batchSize: indices.count)
+    /// The model's outputs for one time-major batch `x [T, batchSize, D]`, written to
+    /// `output [batchSize, classes]`.
+    public func predict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
+        reserve(batchCapacity: batchSize)
+        let count = shards(batchSize)
+        forEachShard(count) { i in
+            let samples = shard(i, of: count, batchSize: batchSize)
+            let replica = replicas[i]
+            replica.pack(x: x, labels: nil, batch: batchSize, start: samples.lowerBound, count: samples.count)
+            replica.predict(batchSize: samples.count, backend: backend)
+            (output + samples.lowerBound * classes).update(from: replica.output!, count: samples.count * classes)
+        }
     }
 
     // MARK: Whole datasets
@@ -181,19 +245,36 @@ public final class Sequential<Scalar: BLASScalar> {
         return range
     }
 
+    /// Runs `range` of `data` through the model in batches, shards in parallel, calling
+    /// `visit(start, shard)` for each shard after its forward pass (and loss, with `withLoss`).
+    private func sweep(_ data: some SequenceDataset, range: Range<Int>, batchSize: Int, withLoss: Bool,
+                       visit: (Int, Replica<Scalar>) -> Void) {
+        reserve(batchCapacity: batchSize)
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
+            let size = min(batchSize, range.upperBound - start)
+            for i in 0..<size { indexBuffer.pointer[i] = start + i }
+            let count = shards(size)
+            forEachShard(count) { i in
+                let samples = shard(i, of: count, batchSize: size)
+                let replica = replicas[i]
+                replica.gather(data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
+                if withLoss {
+                    replica.run(batchSize: samples.count, gradientScale: nil, backend: backend)
+                } else {
+                    replica.predict(batchSize: samples.count, backend: backend)
+                }
+            }
+            for i in 0..<count { visit(start + shard(i, of: count, batchSize: size).lowerBound, replicas[i]) }
+        }
+    }
+
     /// Loss and accuracy over `range` of `data` (all of it by default), in batches.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
         let range = try checkData(data, range: range, batchSize: batchSize)
         var lossSum = 0.0, correct = 0
-        for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
-            let batch = start..<min(start + batchSize, range.upperBound)
-            gatherBatch(data, range: batch)
-            let probabilities = forward(x: batchInput.pointer, batchSize: batch.count)
-            let result = Scalar.softmaxCrossEntropy(
-                logits: head.lastPreActivation, probabilities: probabilities, labels: batchLabels.pointer,
-                rows: batch.count, classes: classes, gradientScale: 0, logitGradient: nil)
-            lossSum += result.lossSum
-            correct += result.correct
+        sweep(data, range: range, batchSize: batchSize, withLoss: true) { _, replica in
+            lossSum += replica.lossSum
+            correct += replica.correct
         }
         let n = Double(max(range.count, 1))
         return Metrics(loss: lossSum / n, accuracy: Double(correct) / n, samples: range.count)
@@ -203,19 +284,14 @@ public final class Sequential<Scalar: BLASScalar> {
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize)
         var result = Tensor<Scalar>(shape: [range.count, classes])
-        for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
-            let batch = start..<min(start + batchSize, range.upperBound)
-            gatherBatch(data, range: batch)
-            let output = forward(x: batchInput.pointer, batchSize: batch.count)
-            let offset = (start - range.lowerBound) * classes
-            for i in 0..<(batch.count * classes) { result.scalars[offset + i] = output[i] }
+        let classes = self.classes
+        result.scalars.withUnsafeMutableBufferPointer { result in
+            sweep(data, range: range, batchSize: batchSize, withLoss: false) { start, replica in
+                let rows = replica.lastBatchSize
+                (result.baseAddress! + (start - range.lowerBound) * classes).update(from: replica.output!, count: rows * classes)
+            }
         }
         return result
-    }
-
-    /// The input buffer of the current batch, for `fit` and the benchmarks.
-    var currentBatch: (x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>) {
-        (UnsafePointer(batchInput.pointer), UnsafePointer(batchLabels.pointer))
     }
 }
 

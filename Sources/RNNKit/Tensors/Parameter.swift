@@ -18,6 +18,15 @@ public final class Parameter<Scalar: BLASScalar> {
         gradient = Buffer(count: count)
     }
 
+    /// A parameter that reads the same values as `other` but has a gradient of its own: what
+    /// a model's worker replicas hold, so each computes its shard's gradient against one set of weights.
+    init(sharingValuesOf other: Parameter) {
+        name = other.name
+        shape = other.shape
+        value = other.value
+        gradient = Buffer(count: other.count)
+    }
+
     /// The number of scalars.
     public var count: Int { value.count }
 

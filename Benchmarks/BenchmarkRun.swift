@@ -1,0 +1,200 @@
+import Foundation
+import RNNKit
+
+/// Every figure of a run, as `--json` writes it.
+struct Report: Codable {
+    struct Kernel: Codable {
+        var workload: String
+        var mode: String
+        var naiveSecondsPerBatch: Double
+        var naiveBatchesTimed: Int
+        var blasSecondsPerBatch: Double
+        var speedup: Double
+        var gflops: Double
+        var percentOfGEMMRate: Double
+        var blasSamplesPerSecond: Double
+    }
+    struct EndToEnd: Codable {
+        var model: String
+        var batch: Int
+        var trainingSamplesPerSecond: Double
+        var inferenceSamplesPerSecond: Double
+        var epochs: Int
+        var trainingSecondsAllEpochs: Double
+        var wallSecondsWithValidation: Double
+    }
+    var build: String
+    var quick: Bool
+    var openBLAS: String
+    var openBLASCore: String
+    var threads: Int
+    var workers: Int
+    var gemmSize: Int
+    var gemmGFLOPS: Double
+    var agreementMaxRelativeError: [String: Double] = [:]
+    var kernels: [Kernel] = []
+    var endToEnd: [EndToEnd] = []
+}
+
+struct BenchmarkFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+struct BenchmarkRun {
+    let quick: Bool
+    let threads: Int
+    let workers: Int
+
+    static let workloads = [
+        Workload(name: "Model A", batch: 32, steps: 28, inputs: 28, units: [10]),
+        Workload(name: "Model B", batch: 32, steps: 28, inputs: 28, units: [16, 8, 4]),
+        Workload(name: "H64", batch: 64, steps: 28, inputs: 28, units: [64]),
+        Workload(name: "H128", batch: 128, steps: 28, inputs: 28, units: [128]),
+        Workload(name: "H512", batch: 256, steps: 28, inputs: 28, units: [512]),
+    ]
+
+    private func say(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
+    func run() throws -> Report {
+        // The GEMM rate is measured on as many cores as the model passes use.
+        let cores = threads * workers
+        BLASConfiguration.threads = cores
+        #if DEBUG
+        let build = "debug"
+        #else
+        let build = "release"
+        #endif
+        let gemmSize = quick ? 1024 : 2048
+        let gemm = measureGEMMRate(n: gemmSize, samples: quick ? 3 : 7)
+        BLASConfiguration.threads = threads
+        var report = Report(build: build, quick: quick, openBLAS: BLASConfiguration.configuration, openBLASCore: BLASConfiguration.coreName,
+                            threads: threads, workers: workers, gemmSize: gemmSize, gemmGFLOPS: gemm)
+        say("OpenBLAS: \(report.openBLAS) (core \(report.openBLASCore))")
+        say(String(format: "sgemm %d×%d×%d on %d thread%@: %.1f GFLOP/s (median)", gemmSize, gemmSize, gemmSize, cores,
+                   cores == 1 ? "" : "s", gemm))
+        say("Model passes: \(workers) worker\(workers == 1 ? "" : "s") sharing each batch, \(threads) OpenBLAS thread\(threads == 1 ? "" : "s") per call")
+
+        // Agreement first: no figure is worth printing for an engine that computes something else.
+        say("\nChecking that the BLAS engine and the naive reference agree (loss and every gradient, one batch each)…")
+        for workload in Self.workloads {
+            let error = try agreement(workload)
+            report.agreementMaxRelativeError[workload.label] = error
+            say(String(format: "  %-22@ max relative error %.2e", workload.label as NSString, error))
+            guard error < 1e-4 else {
+                throw BenchmarkFailure(description: "BLAS and naive disagree on \(workload.label): relative error \(error) ≥ 1e-4")
+            }
+        }
+
+        say("\nPer batch, medians (forward only; train = forward + backward + Adam step):")
+        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate |")
+        say("|---|---|---:|---:|---:|---:|---:|")
+        for workload in Self.workloads {
+            for training in [false, true] {
+                let kernel = try time(workload, training: training, gemmRate: gemm)
+                report.kernels.append(kernel)
+                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% |",
+                           workload.name as NSString, workload.label as NSString, kernel.mode as NSString,
+                           kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3, kernel.speedup,
+                           kernel.gflops, kernel.percentOfGEMMRate))
+            }
+        }
+
+        say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32):")
+        say("| model | training samples/s | inference samples/s | epochs | training s (all epochs) | wall s with validation |")
+        say("|---|---:|---:|---:|---:|---:|")
+        for workload in Self.workloads.prefix(2) {
+            let result = try endToEnd(workload)
+            report.endToEnd.append(result)
+            say(String(format: "| %@ | %.0f | %.0f | %d | %.2f | %.2f |", workload.name as NSString, result.trainingSamplesPerSecond,
+                       result.inferenceSamplesPerSecond, result.epochs, result.trainingSecondsAllEpochs, result.wallSecondsWithValidation))
+        }
+
+        say("\nTraining samples/s against the frameworks (their figures: measured on this machine type, 2 threads):")
+        say("| workload | Keras 3.15 | PyTorch 2.13 | RNNKit BLAS |")
+        say("|---|---:|---:|---:|")
+        let frameworks: [(String, String, String, Double)] = [
+            ("Model A", "SimpleRNN(10) + Dense, batch 32", "15,800 | 20,700", report.endToEnd[0].trainingSamplesPerSecond),
+            ("H128", "SimpleRNN(128) + Dense, batch 128", "16,300 | 21,800", trainRate(report, "H128")),
+            ("H512", "SimpleRNN(512) + Dense, batch 256", "2,700 | 3,200", trainRate(report, "H512")),
+            ("Model B", "Model B (16, 8, 4), batch 32", "– | 8,300", report.endToEnd[1].trainingSamplesPerSecond),
+        ]
+        for (_, label, theirs, ours) in frameworks { say(String(format: "| %@ | %@ | %.0f |", label as NSString, theirs as NSString, ours)) }
+        return report
+    }
+
+    private func trainRate(_ report: Report, _ name: String) -> Double {
+        report.kernels.first { $0.workload.hasPrefix(name) && $0.mode == "train" }?.blasSamplesPerSecond ?? .nan
+    }
+
+    /// Largest relative difference between the engine's and the reference's loss and gradients.
+    func agreement(_ workload: Workload) throws -> Double {
+        let batch = RandomBatch(workload, seed: 1)
+        var results: [[Float]] = []
+        for backend in [BLASBackend() as any Backend, NaiveBackend()] {
+            let model = try workload.makeModel(backend: backend, workers: workers)
+            let metrics = batch.x.withUnsafeBufferPointer { x in
+                batch.labels.withUnsafeBufferPointer { labels in
+                    model.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
+                }
+            }
+            results.append([Float(metrics.loss)] + model.parameters.flatMap { $0.gradient.array })
+        }
+        var worst = 0.0, magnitude = 0.0
+        for (a, b) in zip(results[0], results[1]) {
+            worst = max(worst, Double(abs(a - b)))
+            magnitude = max(magnitude, Double(abs(b)))
+        }
+        return worst / max(magnitude, .leastNormalMagnitude)
+    }
+
+    func time(_ workload: Workload, training: Bool, gemmRate: Double) throws -> Report.Kernel {
+        let batch = RandomBatch(workload, seed: 2)
+        let output = Buffer<Float>(count: workload.batch * workload.classes)
+        var perBatch: [(Double, Int)] = []
+        for backend in [NaiveBackend() as any Backend, BLASBackend()] {
+            let model = try workload.makeModel(backend: backend, workers: workers)
+            let isNaive = backend is NaiveBackend
+            let budget = isNaive ? (quick ? 1.5 : 6) : (quick ? 0.5 : 2)
+            let result = batch.x.withUnsafeBufferPointer { x in
+                batch.labels.withUnsafeBufferPointer { labels in
+                    timePerCall(samples: quick ? 3 : 9, warmUp: isNaive ? 0 : 3, budget: budget) {
+                        if training {
+                            _ = try? model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
+                        } else {
+                            model.predict(x: x.baseAddress!, batchSize: workload.batch, into: output.pointer)
+                        }
+                    }
+                }
+            }
+            perBatch.append(result)
+        }
+        let (naive, naiveCalls) = perBatch[0], blas = perBatch[1].0
+        let gflops = workload.flops(training: training) / blas / 1e9
+        return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
+                             naiveSecondsPerBatch: naive, naiveBatchesTimed: naiveCalls, blasSecondsPerBatch: blas,
+                             speedup: naive / blas, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+                             blasSamplesPerSecond: Double(workload.batch) / blas)
+    }
+
+    /// `fit` over MNIST-shaped data exactly as the trainer calls it, then `predict` over 10,000.
+    func endToEnd(_ workload: Workload) throws -> Report.EndToEnd {
+        let data = syntheticMNIST(count: 60_000, seed: 3)
+        let test = syntheticMNIST(count: 10_000, seed: 4)
+        let epochs = quick ? 1 : 10
+        let model = try workload.makeModel(backend: BLASBackend(), workers: workers)
+        let start = now()
+        let history = try model.fit(data, options: FitOptions(epochs: epochs, batchSize: 32, validationSplit: 0.1, seed: 0))
+        let wall = now() - start
+        let trainingSeconds = history.epochSeconds.reduce(0, +)
+        let inference = timePerCall(samples: quick ? 1 : 3, warmUp: 0, minimumSample: 0, budget: 10) {
+            _ = try? model.predict(test, batchSize: 32)
+        }
+        return Report.EndToEnd(model: workload.name, batch: 32,
+                               trainingSamplesPerSecond: Double(54_000 * epochs) / trainingSeconds,
+                               inferenceSamplesPerSecond: 10_000 / inference.seconds, epochs: epochs,
+                               trainingSecondsAllEpochs: trainingSeconds, wallSecondsWithValidation: wall)
+    }
+}

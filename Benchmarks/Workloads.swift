@@ -1,0 +1,88 @@
+import CBLAS
+import Foundation
+import RNNKit
+
+/// A model to time: SimpleRNN layers (all but the last returning sequences) and a
+/// `Dense(10, softmax)` head, fed batches of `batch` sequences of `steps × inputs`.
+struct Workload: Codable {
+    var name: String
+    var batch: Int
+    var steps: Int
+    var inputs: Int
+    var units: [Int]
+    var classes = 10
+
+    var label: String {
+        units.count == 1 ? "(\(batch), \(steps), \(inputs), \(units[0]))" : "(\(batch), \(steps), \(inputs), \(units.map(String.init).joined(separator: "→")))"
+    }
+
+    func makeModel(backend: any Backend, workers: Int = 1, seed: UInt64 = 0) throws -> Sequential<Float> {
+        var layers: [any Layer<Float>] = units.enumerated().map { SimpleRNN<Float>(units: $1, returnSequences: $0 < units.count - 1) }
+        layers.append(Dense<Float>(units: classes, activation: .softmax))
+        let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs), layers: layers, seed: seed, backend: backend)
+        try model.compile(optimizer: Adam<Float>())
+        model.workers = workers
+        model.reserve(batchCapacity: batch)
+        return model
+    }
+
+    /// FLOPs of one batch by DESIGN.md's count (GEMMs only; 2 per multiply-add).
+    /// Forward: per RNN layer `2·T·B·H·(D + H)`, Dense `2·B·H·C`. Backward: per RNN layer
+    /// `2·T·B·H·(D + 2H)` (dW, dU and the carried gradient) plus `2·T·B·D·H` for dX when a layer
+    /// lies below; Dense `4·B·H·C`.
+    func flops(training: Bool) -> Double {
+        let (B, T) = (Double(batch), Double(steps))
+        var forward = 0.0, backward = 0.0
+        var d = Double(inputs)
+        for (index, units) in units.enumerated() {
+            let h = Double(units)
+            forward += 2 * T * B * h * (d + h)
+            backward += 2 * T * B * h * (d + 2 * h) + (index > 0 ? 2 * T * B * d * h : 0)
+            d = h
+        }
+        let c = Double(classes)
+        forward += 2 * B * d * c
+        backward += 4 * B * d * c
+        return training ? forward + backward : forward
+    }
+}
+
+/// Random inputs `[T, B, D]` in [0, 1) and labels for a workload.
+struct RandomBatch {
+    let x: [Float]
+    let labels: [Int32]
+
+    init(_ workload: Workload, seed: UInt64) {
+        var generator = RandomGenerator(seed: seed)
+        x = (0..<(workload.steps * workload.batch * workload.inputs)).map { _ in Float(generator.nextUnitDouble()) }
+        labels = (0..<workload.batch).map { _ in Int32(generator.next() % UInt64(workload.classes)) }
+    }
+}
+
+/// An MNIST-shaped dataset of random bytes: the trainer's data path (bytes gathered and scaled
+/// per batch) without needing the files.
+func syntheticMNIST(count: Int, seed: UInt64) -> ImageDataset {
+    var generator = RandomGenerator(seed: seed)
+    var pixels = [UInt8](repeating: 0, count: count * 784)
+    for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: generator.next()) }
+    let labels = (0..<count).map { _ in UInt8(generator.next() % 10) }
+    return ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
+}
+
+/// The single-precision GEMM rate of this machine through OpenBLAS: a square `n × n` sgemm,
+/// median of `samples` runs, in GFLOP/s.
+func measureGEMMRate(n: Int, samples: Int) -> Double {
+    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+    var c = [Float](repeating: 0, count: n * n)
+    let (seconds, _) = timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) {
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
+                               b: b.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
+    return 2 * Double(n) * Double(n) * Double(n) / seconds / 1e9
+}
