@@ -19,16 +19,17 @@ func timePerCall(samples: Int, warmUp: Int = 2, minimumSample: Double = 0.02, bu
     let probeStart = now()
     body()
     let once = max(now() - probeStart, 1e-9)
+    // A call long enough to be a sample on its own counts as the first one.
+    var times: [Double] = once >= minimumSample ? [once] : []
     let callsPerSample = max(1, Int(minimumSample / once))
-    var times: [Double] = []
     var calls = 1
     let started = now()
-    while times.count < samples {
+    while times.count < samples, once < budget {
         let start = now()
         for _ in 0..<callsPerSample { body() }
         times.append((now() - start) / Double(callsPerSample))
         calls += callsPerSample
-        if now() - started > budget { break }
+        if now() - started + once > budget { break }
     }
-    return (median(times), calls)
+    return (median(times.isEmpty ? [once] : times), calls)
 }

@@ -24,7 +24,7 @@ public enum Pictures {
 
     /// One panel: a line per series over epochs 1…n, labelled axes, ticks and a legend.
     static func panel(title: String, yLabel: String, series: [(name: String, color: String, values: [Double])],
-                      x: Double, y: Double, width: Double, height: Double) -> String {
+                      x: Double, y: Double, width: Double, height: Double, legendAtBottom: Bool = false) -> String {
         let left = x + 60, right = x + width - 15, top = y + 35, bottom = y + height - 50
         let all = series.flatMap(\.values).filter(\.isFinite)
         let epochs = series.map(\.values.count).max() ?? 0
@@ -56,7 +56,7 @@ public enum Pictures {
                 let xy = point.split(separator: ",")
                 svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(entry.color)\"/>\n"
             }
-            let ly = top + 12 + Double(k) * 18
+            let ly = legendAtBottom ? bottom - 12 - Double(series.count - 1 - k) * 18 : top + 12 + Double(k) * 18
             svg += "<line x1=\"\(number(right - 110))\" y1=\"\(number(ly))\" x2=\"\(number(right - 90))\" y2=\"\(number(ly))\" stroke=\"\(entry.color)\" stroke-width=\"2\"/>\n"
             svg += "<text x=\"\(number(right - 85))\" y=\"\(number(ly + 4))\">\(escape(entry.name))</text>\n"
         }
@@ -74,7 +74,7 @@ public enum Pictures {
                      x: 0, y: 0, width: width / 2, height: height)
         svg += panel(title: "Accuracy", yLabel: "categorical accuracy",
                      series: [("training", "#1f77b4", accuracy), ("validation", "#ff7f0e", valAccuracy)],
-                     x: width / 2, y: 0, width: width / 2, height: height)
+                     x: width / 2, y: 0, width: width / 2, height: height, legendAtBottom: true)
         return svg + "</svg>\n"
     }
 

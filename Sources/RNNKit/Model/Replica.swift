@@ -4,6 +4,8 @@
 /// own activations and gradients, so shards of a batch run at once without locks.
 final class Replica<Scalar: BLASScalar> {
     let layers: [any Layer<Scalar>]
+    /// The layers' parameters in order: the model's own for replica 0, gradient-private copies otherwise.
+    let parameters: [Parameter<Scalar>]
     let inputShape: FeatureShape
     private(set) var capacity = 0
     private(set) var input = Buffer<Scalar>(count: 0)        // [T, capacity, D]
@@ -17,6 +19,7 @@ final class Replica<Scalar: BLASScalar> {
 
     init(layers: [any Layer<Scalar>], inputShape: FeatureShape) {
         self.layers = layers
+        self.parameters = layers.flatMap { $0.parameters }
         self.inputShape = inputShape
     }
 

@@ -79,6 +79,7 @@ public final class Sequential<Scalar: BLASScalar> {
             layer.name = n == 0 ? layer.nameStem : "\(layer.nameStem)_\(n)"
             shape = try layer.build(inputShape: shape, generator: &generator)
         }
+        parameters = layers.flatMap { $0.parameters }
         replicas = [Replica(layers: layers, inputShape: inputShape)]
     }
 
@@ -86,7 +87,7 @@ public final class Sequential<Scalar: BLASScalar> {
     public var outputShape: FeatureShape { layers.last!.outputShape }
 
     /// Every trainable weight, layer by layer, in Keras's order.
-    public var parameters: [Parameter<Scalar>] { layers.flatMap { $0.parameters } }
+    public let parameters: [Parameter<Scalar>]
 
     /// The number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
@@ -147,9 +148,8 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Adds the other shards' gradients into the model's own.
     private func reduceGradients(shards: Int) {
         guard shards > 1 else { return }
-        let own = layers.flatMap { $0.parameters }
         for replica in replicas[1..<shards] {
-            for (mine, theirs) in zip(own, replica.layers.flatMap({ $0.parameters })) {
+            for (mine, theirs) in zip(parameters, replica.parameters) {
                 Scalar.add(theirs.gradient.pointer, into: mine.gradient.pointer, count: mine.count)
             }
         }

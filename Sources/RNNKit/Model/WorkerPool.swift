@@ -16,6 +16,7 @@ final class WorkerPool: @unchecked Sendable {
         let stopping = Atomic<Bool>(false)
         // Written by the caller before `generation` is bumped, read by workers after they see the bump.
         var job: ((Int) -> Void)?
+        var shards = 0
     }
 
     private final class Slot: @unchecked Sendable {
@@ -71,7 +72,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = shared.generation.load(ordering: .acquiring)
             if shared.stopping.load(ordering: .acquiring) { return }
-            shared.job?(index)
+            if index < shared.shards { shared.job?(index) }
             shared.pending.subtract(1, ordering: .releasing)
         }
     }
@@ -82,7 +83,8 @@ final class WorkerPool: @unchecked Sendable {
         precondition(count >= 1 && count <= slots.count + 1, "\(count) shards for a pool of \(slots.count + 1) threads")
         guard count > 1 else { return body(0) }
         withoutActuallyEscaping(body) { body in
-            shared.job = { index in if index < count { body(index) } }
+            shared.job = body
+            shared.shards = count
             shared.pending.store(slots.count, ordering: .releasing)
             shared.generation.add(1, ordering: .sequentiallyConsistent)
             wakeSleepers()
