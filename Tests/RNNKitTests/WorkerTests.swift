@@ -67,4 +67,25 @@ final class WorkerTests: XCTestCase {
         XCTAssertTrue(result[0].isNaN && result[8].isNaN, "NaN must survive: \(result)")
         XCTAssertEqual(Array(result[1...7]), [1, -1, 0, 1e-5, -1e-5, 1, -1])
     }
+
+    /// Many hand-offs, hot and after the workers have gone to sleep, with more threads than
+    /// cores (so callers and workers are preempted at every point): every shard runs exactly once
+    /// per call, before the call returns. This caught a stale wake-up that ran a shard late.
+    func testWorkerPoolRunsEveryShardExactlyOnceBeforeReturning() {
+        for threads in [1, 3] {
+            let pool = WorkerPool(threads: threads)
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads + 1)
+            defer { hits.deallocate() }
+            for round in 0..<4_000 {
+                if round % 500 == 499 { usleep(3_000) } // longer than the spin: the workers sleep and must be woken
+                hits.initialize(repeating: 0)
+                let shards = 1 + round % (threads + 1)
+                pool.run(shards) { hits[$0] += 1 }
+                let expected = (0...threads).map { $0 < shards ? 1 : 0 }
+                guard Array(hits) == expected else {
+                    return XCTFail("\(threads) threads, round \(round), \(shards) shards ran \(Array(hits))")
+                }
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ import Synchronization
 /// Threads that run the shards of a batch with microseconds of hand-off latency.
 ///
 /// A small model's batch takes tens of microseconds, about as long as Dispatch takes to wake a
-/// thread, so each worker spins for a while on a job counter before going to sleep on a
+/// thread, so each worker spins for a while on a generation counter before going to sleep on a
 /// semaphore. While batches keep coming, the hand-off is an atomic increment; an idle pool costs
 /// nothing once its workers sleep. The caller runs shard 0 itself.
 final class WorkerPool: @unchecked Sendable {
@@ -20,15 +20,20 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private final class Slot: @unchecked Sendable {
-        static let awake = 0, sleeping = 1
+        /// `awake`, or the generation a sleeping worker has already run (so a caller wakes it only
+        /// for the next one: a caller slow to reach its wake-up loop must not wake a worker that
+        /// has since run that generation and gone back to sleep, which would leave a stale signal).
+        static let awake = -1
         let state = Atomic<Int>(Slot.awake)
         let wake = DispatchSemaphore(value: 0)
     }
 
     private let shared = Shared()
     private let slots: [Slot]
-    /// Spins before a worker sleeps (about a millisecond).
-    private static let spinLimit = 1 << 20
+    /// Busy-wait iterations before a waiting thread starts yielding its core (a few microseconds).
+    private static let hotSpins = 1 << 13
+    /// Waiting iterations before a worker sleeps (about a millisecond).
+    private static let spinLimit = hotSpins + (1 << 11)
 
     /// A pool that runs up to `threads + 1` shards at once (the caller's thread included).
     init(threads: Int) {
@@ -43,13 +48,13 @@ final class WorkerPool: @unchecked Sendable {
 
     deinit {
         shared.stopping.store(true, ordering: .sequentiallyConsistent)
-        shared.generation.add(1, ordering: .sequentiallyConsistent)
-        wakeSleepers()
+        wakeSleepers(for: shared.generation.add(1, ordering: .sequentiallyConsistent).newValue)
     }
 
-    private func wakeSleepers() {
+    /// Signals every worker asleep after running the generation before `generation`.
+    private func wakeSleepers(for generation: Int) {
         for slot in slots where slot.state.compareExchange(
-            expected: Slot.sleeping, desired: Slot.awake, ordering: .sequentiallyConsistent).exchanged {
+            expected: generation - 1, desired: Slot.awake, ordering: .sequentiallyConsistent).exchanged {
             slot.wake.signal()
         }
     }
@@ -60,10 +65,13 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while shared.generation.load(ordering: .acquiring) == seen {
                 spins += 1
+                // Spin hot for a few microseconds, then let other threads have the core (more
+                // threads than cores must still make progress), then sleep.
+                if spins > hotSpins { sched_yield() }
                 guard spins > spinLimit else { continue }
-                slot.state.store(Slot.sleeping, ordering: .sequentiallyConsistent)
+                slot.state.store(seen, ordering: .sequentiallyConsistent)
                 if shared.generation.load(ordering: .sequentiallyConsistent) != seen,
-                   slot.state.compareExchange(expected: Slot.sleeping, desired: Slot.awake,
+                   slot.state.compareExchange(expected: seen, desired: Slot.awake,
                                               ordering: .sequentiallyConsistent).exchanged {
                     break // work came in before anyone saw us asleep
                 }
@@ -72,9 +80,18 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = shared.generation.load(ordering: .acquiring)
             if shared.stopping.load(ordering: .acquiring) { return }
-            if index < shared.shards { shared.job?(index) }
+            runJob(shared, index)
             shared.pending.subtract(1, ordering: .releasing)
         }
+    }
+
+    /// Calls this worker's shard. A function of its own, not inlined, so the worker's reference to
+    /// the job is released before it reports done: `run` verifies (through
+    /// `withoutActuallyEscaping`) that nothing holds the caller's closure once it returns.
+    @inline(never)
+    private static func runJob(_ shared: Shared, _ index: Int) {
+        guard index < shared.shards, let job = shared.job else { return }
+        job(index)
     }
 
     /// Runs `body(0)` … `body(count − 1)` at once, `body(0)` on the calling thread, and returns
@@ -86,10 +103,13 @@ final class WorkerPool: @unchecked Sendable {
             shared.job = body
             shared.shards = count
             shared.pending.store(slots.count, ordering: .releasing)
-            shared.generation.add(1, ordering: .sequentiallyConsistent)
-            wakeSleepers()
+            wakeSleepers(for: shared.generation.add(1, ordering: .sequentiallyConsistent).newValue)
             body(0)
-            while shared.pending.load(ordering: .acquiring) > 0 {}
+            var spins = 0
+            while shared.pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > Self.hotSpins { sched_yield() }
+            }
             shared.job = nil
         }
     }
