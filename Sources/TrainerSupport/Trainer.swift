@@ -27,8 +27,9 @@ struct Trainer {
 
         var history = History()
         var stoppedEarly: TrainingError?
+        let split = try ValidationSplit(count: train.count, fraction: options.validationSplit)
+        let (trainCount, validationCount) = (split.training.count, split.validation.count)
         if options.epochs > 0 {
-            let (trainCount, validationCount) = try splitCounts(train.count)
             say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
             var bar = ProgressBar()
             do {
@@ -55,15 +56,10 @@ struct Trainer {
         say(Pictures.terminalDigit(pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns))
         say("predicted: \(predicted)")
 
-        let written = try writeOutputs(model: model, history: history, test: test, trainCount: try splitCounts(train.count).0,
+        let written = try writeOutputs(model: model, history: history, test: test, trainCount: trainCount,
                                        pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted)
         say("\nWrote " + written.joined(separator: ", "))
         if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(options.output))") }
-    }
-
-    private func splitCounts(_ count: Int) throws -> (Int, Int) {
-        let split = try ValidationSplit(count: count, fraction: options.validationSplit)
-        return (split.training.count, split.validation.count)
     }
 
     private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> Sequential<Float> {

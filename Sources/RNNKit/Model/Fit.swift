@@ -49,7 +49,7 @@ extension Sequential {
         var generator = RandomGenerator(seed: options.seed)
         var history = History()
         let steps = (split.training.count + options.batchSize - 1) / options.batchSize
-        for epoch in 1...max(options.epochs, 1) where options.epochs > 0 {
+        for epoch in stride(from: 1, through: options.epochs, by: 1) {
             if options.shuffle { order.shuffle(using: &generator) }
             var lossSum = 0.0, correctSum = 0.0, seen = 0
             let start = DispatchTime.now().uptimeNanoseconds
