@@ -69,20 +69,34 @@ func syntheticMNIST(count: Int, seed: UInt64) -> ImageDataset {
     return ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
 }
 
-/// The single-precision GEMM rate of this machine through OpenBLAS: a square `n × n` sgemm,
-/// median of `samples` runs, in GFLOP/s.
-func measureGEMMRate(n: Int, samples: Int) -> Double {
-    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-    var c = [Float](repeating: 0, count: n * n)
-    let (seconds, _) = timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) {
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in
-                    Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
-                               b: b.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
-                }
-            }
-        }
+/// The single-precision GEMM rate of this machine through OpenBLAS on `cores` cores, in
+/// GFLOP/s: the better of one `n × n` sgemm on `cores` OpenBLAS threads and `cores` concurrent
+/// single-threaded ones (how a model's workers use the cores; on this OpenBLAS the second is
+/// often faster). Medians of `samples` runs. Leaves OpenBLAS at one thread.
+func measureGEMMRate(n: Int, cores: Int, samples: Int) -> (best: Double, threaded: Double, concurrent: Double) {
+    // Each thread multiplies the shared inputs into its own output.
+    let buffers = UncheckedBox((0..<(cores + 2)).map { _ in Buffer<Float>(count: n * n) })
+    for i in 0..<(n * n) {
+        buffers.value[0].pointer[i] = 0.5
+        buffers.value[1].pointer[i] = 0.25
     }
-    return 2 * Double(n) * Double(n) * Double(n) / seconds / 1e9
+    let multiply: @Sendable (Int) -> Void = { index in
+        let (a, b, c) = (buffers.value[0], buffers.value[1], buffers.value[2 + index])
+        Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
+                   b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+    }
+    let flops = 2 * Double(n) * Double(n) * Double(n)
+    BLASConfiguration.threads = cores
+    let threaded = flops / timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) { multiply(0) }.seconds
+    BLASConfiguration.threads = 1
+    let concurrent = Double(cores) * flops / timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) {
+        DispatchQueue.concurrentPerform(iterations: cores, execute: multiply)
+    }.seconds
+    return (max(threaded, concurrent) / 1e9, threaded / 1e9, concurrent / 1e9)
+}
+
+/// Hands buffers to the threads of `concurrentPerform`, each of which touches only its own.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
