@@ -88,9 +88,19 @@ extension BLASScalar {
     /// `result[j] = Σᵢ matrix[i, j]` over a `[rows, columns]` matrix (overwrites `result`).
     public static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>) {
         result.update(repeating: 0, count: columns)
-        for r in 0..<rows {
+        // Four rows at a time: a quarter of the read-modify-writes of `result`.
+        var r = 0
+        while r + 4 <= rows {
+            let row = matrix + r * columns
+            for j in 0..<columns {
+                result[j] += (row[j] + row[columns + j]) + (row[2 * columns + j] + row[3 * columns + j])
+            }
+            r += 4
+        }
+        while r < rows {
             let row = matrix + r * columns
             for j in 0..<columns { result[j] += row[j] }
+            r += 1
         }
     }
 

@@ -30,9 +30,10 @@ final class WorkerPool: @unchecked Sendable {
 
     private let shared = Shared()
     private let slots: [Slot]
-    /// Busy-wait iterations before a waiting thread starts yielding its core (a few microseconds).
-    private static let hotSpins = 1 << 13
-    /// Waiting iterations before a worker sleeps (about a millisecond).
+    /// Busy-wait iterations before a waiting thread starts yielding its core (some tens of
+    /// microseconds: longer than the gaps between the shards of a small model's batches).
+    private static let hotSpins = 1 << 16
+    /// Waiting iterations before a worker sleeps (about a millisecond more of yielding).
     private static let spinLimit = hotSpins + (1 << 11)
 
     /// A pool that runs up to `threads + 1` shards at once (the caller's thread included).
