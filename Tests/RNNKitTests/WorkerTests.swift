@@ -52,6 +52,22 @@ final class WorkerTests: XCTestCase {
         XCTAssertEqual(try single.evaluate(data).accuracy, try sharded.evaluate(data).accuracy)
     }
 
+    /// A seed fixes a run bit for bit, with one worker or several.
+    func testTrainingIsReproducibleFromASeed() throws {
+        var generator = RandomGenerator(seed: 8)
+        let n = 80
+        let data = TensorDataset(inputs: Tensor(shape: [n, 5, 6], scalars: (0..<(n * 30)).map { _ in Float(generator.nextUnitDouble()) }),
+                                 labels: (0..<n).map { _ in Int(generator.next() % 4) }, classCount: 4)
+        for workers in [1, 2] {
+            let runs = try (0..<2).map { _ -> [String: Tensor<Float>] in
+                let model = try model(workers: workers)
+                try model.fit(data, options: FitOptions(epochs: 2, batchSize: 8, validationSplit: 0.25, seed: 4))
+                return model.weights
+            }
+            XCTAssertEqual(runs[0], runs[1], "\(workers) workers")
+        }
+    }
+
     func testVectorTanhKeepsTailsAndNaN() {
         for count in [1, 7, 8, 9, 17, 33] {
             let values: [Float] = (0..<count).map { Float($0) * 0.37 - 3 }
