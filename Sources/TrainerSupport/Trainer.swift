@@ -41,7 +41,7 @@ struct Trainer {
             } catch let error as TrainingError {
                 if case .nonFinite(_, _, let partial) = error { history = partial ?? History() }
                 stoppedEarly = error
-                if bar.interactive { say("") }
+                say((bar.interactive ? "\n" : "") + "Training stopped: \(error)")
             }
         }
 
@@ -108,7 +108,17 @@ struct Trainer {
             "workers": options.workers,
             "units": options.units.sizes,
         ]
-        try write(JSONSerialization.data(withJSONObject: metrics, options: [.prettyPrinted, .sortedKeys]), "metrics.json")
+        try write(JSONSerialization.data(withJSONObject: jsonSafe(metrics), options: [.prettyPrinted, .sortedKeys]), "metrics.json")
         return written
+    }
+}
+
+/// JSON has no infinity or NaN; a diverged run's figures are written as `null`.
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: number.isFinite ? number : NSNull()
+    case let numbers as [Double]: numbers.map(jsonSafe)
+    case let object as [String: Any]: object.mapValues(jsonSafe)
+    default: value
     }
 }

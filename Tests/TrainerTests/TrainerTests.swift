@@ -111,6 +111,23 @@ final class TrainerCommandTests: XCTestCase {
         }
     }
 
+    /// A diverging run stops at the first non-finite step, says where, and still writes valid outputs.
+    func testDivergingRunStopsAndKeepsOutputsValid() throws {
+        let folder = Self.mnistFolder
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-nan-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", folder.path, "--limit", "600", "--epochs", "2", "--optimizer", "sgd",
+                                                  "--learning-rate=1e38", "--output", output.path]).run()) { error in
+            XCTAssertTrue("\(error)".contains("became NaN or infinite at epoch 1, step "), "\(error)")
+            XCTAssertTrue("\(error)".contains("weights from before that step are kept"), "\(error)")
+        }
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+        XCTAssertNotNil(metrics["test_loss"])
+        _ = try JSONDecoder().decode(History.self, from: Data(contentsOf: output.appendingPathComponent("history.json")))
+        let weights = try SafeTensors.decode(Data(contentsOf: output.appendingPathComponent("weights.safetensors")), file: "w", as: Float.self)
+        XCTAssertEqual(weights.tensors.count, 5)
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         XCTAssertThrowsError(try TrainBlas.parse(["--data", empty.path]).run()) { error in

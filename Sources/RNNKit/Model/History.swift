@@ -26,19 +26,24 @@ public struct History: Equatable, Sendable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        loss = try container.decode([Double].self, forKey: .loss)
-        categoricalAccuracy = try container.decode([Double].self, forKey: .categoricalAccuracy)
-        valLoss = try container.decodeIfPresent([Double].self, forKey: .valLoss) ?? []
-        valCategoricalAccuracy = try container.decodeIfPresent([Double].self, forKey: .valCategoricalAccuracy) ?? []
+        func values(_ key: CodingKeys) throws -> [Double] {
+            try (container.decodeIfPresent([Double?].self, forKey: key) ?? []).map { $0 ?? .nan }
+        }
+        loss = try values(.loss)
+        categoricalAccuracy = try values(.categoricalAccuracy)
+        valLoss = try values(.valLoss)
+        valCategoricalAccuracy = try values(.valCategoricalAccuracy)
     }
 
+    /// JSON has no infinity or NaN: such values (a validation loss that overflowed) are written as `null`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(loss, forKey: .loss)
-        try container.encode(categoricalAccuracy, forKey: .categoricalAccuracy)
+        func finite(_ values: [Double]) -> [Double?] { values.map { $0.isFinite ? $0 : nil } }
+        try container.encode(finite(loss), forKey: .loss)
+        try container.encode(finite(categoricalAccuracy), forKey: .categoricalAccuracy)
         if !valLoss.isEmpty {
-            try container.encode(valLoss, forKey: .valLoss)
-            try container.encode(valCategoricalAccuracy, forKey: .valCategoricalAccuracy)
+            try container.encode(finite(valLoss), forKey: .valLoss)
+            try container.encode(finite(valCategoricalAccuracy), forKey: .valCategoricalAccuracy)
         }
     }
 
