@@ -10,6 +10,15 @@ struct Trainer {
 
     func run() throws {
         BLASConfiguration.threads = options.threads
+        // Before any work: a run whose results cannot be written is not worth starting.
+        do { try createFolder(URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
+            throw ValidationError("--output \(options.output): \(error.reason)")
+        }
+        if let save = options.save {
+            do { try createFolder(URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
+                throw ValidationError("--save \(save): \(error.reason)")
+            }
+        }
         let mnist: MNIST
         do {
             mnist = try MNIST(folder: URL(fileURLWithPath: options.data))

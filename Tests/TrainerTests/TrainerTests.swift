@@ -128,6 +128,20 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertEqual(weights.tensors.count, 5)
     }
 
+    func testUnwritableOutputIsRefusedBeforeTraining() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-file-\(UUID())")
+        try Data().write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        for flag in ["--output", "--save"] {
+            let value = file.appendingPathComponent("inside").path + (flag == "--save" ? "/w.safetensors" : "")
+            XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, flag, value]).run()) { error in
+                XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+                XCTAssertTrue(TrainBlas.message(for: error).contains("\(flag) \(value): \(file.path) exists and is not a folder"),
+                              TrainBlas.message(for: error))
+            }
+        }
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         XCTAssertThrowsError(try TrainBlas.parse(["--data", empty.path]).run()) { error in
