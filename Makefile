@@ -21,7 +21,7 @@ release: deps
 # The library's tests and the trainer's (which train briefly on MNIST, hence `data`).
 test: deps data
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
