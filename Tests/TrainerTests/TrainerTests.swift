@@ -134,7 +134,8 @@ final class TrainerCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: file) }
         for flag in ["--output", "--save"] {
             let value = file.appendingPathComponent("inside").path + (flag == "--save" ? "/w.safetensors" : "")
-            XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, flag, value]).run()) { error in
+            let output = flag == "--save" ? ["--output", FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-out-\(UUID())").path] : []
+            XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, flag, value] + output).run()) { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
                 XCTAssertTrue(TrainBlas.message(for: error).contains("\(flag) \(value): \(file.path) exists and is not a folder"),
                               TrainBlas.message(for: error))
@@ -144,7 +145,8 @@ final class TrainerCommandTests: XCTestCase {
 
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
-        XCTAssertThrowsError(try TrainBlas.parse(["--data", empty.path]).run()) { error in
+        defer { try? FileManager.default.removeItem(at: empty) }
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", empty.path, "--output", empty.appendingPathComponent("out").path]).run()) { error in
             XCTAssertTrue("\(error)".contains("train-images-idx3-ubyte: not found"), "\(error)")
             XCTAssertTrue("\(error)".contains("make data"), "\(error)")
         }

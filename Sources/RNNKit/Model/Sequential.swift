@@ -35,9 +35,11 @@ public final class Sequential<Scalar: BLASScalar> {
     /// How many threads share each batch (data parallelism): the batch is cut into this many
     /// shards, each run forward and backward on its own thread against the same weights, and
     /// their gradients summed before one optimiser step. The result is the same as one thread's
-    /// up to float rounding. Small models gain most: their GEMMs are too small to split across
-    /// cores, but two shards of a batch are not. Keep OpenBLAS at one thread when using more than
-    /// one worker (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
+    /// up to float rounding, and reproducible for a given number of workers. Small models need it
+    /// most: OpenBLAS cannot split their tiny GEMMs across cores, but the shards of a batch run
+    /// side by side (how far that scales is limited by a lock OpenBLAS takes in every call; see
+    /// the README's performance notes). Keep OpenBLAS at one thread when using more than one
+    /// worker (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
     public var workers: Int = 1 {
         didSet {
             precondition(workers >= 1, "workers must be 1 or more, not \(workers)")
