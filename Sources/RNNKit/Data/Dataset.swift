@@ -98,7 +98,12 @@ public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
                 for t in 0..<steps {
                     let row = source.baseAddress! + (index * steps + t) * features
                     let destination = x + (t * batch + b) * features
-                    for i in 0..<features { destination[i] = S(row[i]) }
+                    if S.self == Scalar.self {
+                        // Same type: a copy (the generic conversion costs ~10 ns an element).
+                        destination.update(from: UnsafeRawPointer(row).assumingMemoryBound(to: S.self), count: features)
+                    } else {
+                        for i in 0..<features { destination[i] = S(row[i]) }
+                    }
                 }
             }
         }
