@@ -93,6 +93,12 @@ final class BackendAgreementTests: XCTestCase {
             (.sequence(steps: 1, features: 3), { [SimpleRNN(units: 1, activation: .relu), Dense(units: 2, activation: .softmax)] }, 1),
             (.sequence(steps: 5, features: 7), { [SimpleRNN(units: 9, returnSequences: true), Dense(units: 3, activation: .tanh),
                                                   SimpleRNN(units: 5), Dense(units: 3, activation: .softmax)] }, 11),
+            // A stack behind a Dense layer, returning sequences into a relu layer; and the smallest stack.
+            (.sequence(steps: 7, features: 5), { [Dense(units: 6, activation: .tanh), SimpleRNN(units: 7, returnSequences: true),
+                                                  SimpleRNN(units: 5, returnSequences: true), SimpleRNN(units: 3, returnSequences: true),
+                                                  SimpleRNN(units: 4, activation: .relu), Dense(units: 3, activation: .softmax)] }, 9),
+            (.sequence(steps: 1, features: 2), { [SimpleRNN(units: 1, returnSequences: true), SimpleRNN(units: 1),
+                                                  Dense(units: 2, activation: .softmax)] }, 1),
         ]
         var worst = 0.0
         for (shape, layers, batch) in configurations {

@@ -119,15 +119,33 @@ final class GradientCheckTests: XCTestCase {
         try checkChain([Dense<Double>(units: 3, activation: .tanh)], input: .sequence(steps: 3, features: 4), batch: 2, seed: 20)
     }
 
-    /// The whole model under softmax + categorical cross-entropy, through `Sequential`, for each
-    /// weight; plus the loss's input gradient through a Dense-first model.
+    /// Whole models under softmax + categorical cross-entropy, through `Sequential`, for every
+    /// weight: stacks of SimpleRNNs first and behind a Dense layer (so their input gradient
+    /// flows), three deep, and relu over relu.
     func testSequentialCrossEntropyGradients() throws {
-        let model = try makeModel(.sequence(steps: 5, features: 4), [
+        try checkSequential([
             SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
             Dense<Double>(units: 4, activation: .softmax),
-        ] as [any Layer<Double>], seed: 3)
-        for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: 40 + UInt64(k), scale: 0.6)) }
-        let (x, labels) = randomBatch(steps: 5, batch: 3, features: 4, classes: 4, seed: 8, as: Double.self)
+        ], seed: 3)
+        try checkSequential([
+            SimpleRNN<Double>(units: 5, returnSequences: true), SimpleRNN<Double>(units: 4, returnSequences: true),
+            SimpleRNN<Double>(units: 3), Dense<Double>(units: 4, activation: .softmax),
+        ], seed: 4)
+        try checkSequential([
+            Dense<Double>(units: 3, activation: .tanh), SimpleRNN<Double>(units: 6, returnSequences: true),
+            SimpleRNN<Double>(units: 4, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
+            Dense<Double>(units: 4, activation: .softmax),
+        ], seed: 5)
+        try checkSequential([
+            SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu), SimpleRNN<Double>(units: 3, activation: .relu),
+            Dense<Double>(units: 4, activation: .softmax),
+        ], seed: 6)
+    }
+
+    func checkSequential(_ layers: [any Layer<Double>], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+        let model = try makeModel(.sequence(steps: 5, features: 4), layers, seed: seed)
+        for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: 40 + seed + UInt64(k), scale: 0.6)) }
+        let (x, labels) = randomBatch(steps: 5, batch: 3, features: 4, classes: 4, seed: 8 + seed, as: Double.self)
         let (_, gradients) = model.lossAndGradients(x: x, labels: labels)
         for parameter in model.parameters {
             var numeric = [Double](repeating: 0, count: parameter.count)
@@ -141,7 +159,7 @@ final class GradientCheckTests: XCTestCase {
                 numeric[i] = (plus - minus) / (2 * h)
             }
             let error = relativeError(gradients[parameter.name]!, numeric)
-            XCTAssertLessThan(error, tolerance, "d loss / d \(parameter.name)")
+            XCTAssertLessThan(error, tolerance, "d loss / d \(parameter.name)", file: file, line: line)
             recordMaximum(error)
         }
     }
