@@ -89,7 +89,7 @@ struct Trainer {
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
             try writeAtomically(data, to: folder.appendingPathComponent(name))
-            written.append(folder.appendingPathComponent(name).path)
+            written.append((options.output as NSString).appendingPathComponent(name)) // as the user gave it
         }
         try write(history.jsonData(), "history.json")
         try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
