@@ -19,6 +19,7 @@ final class ReadmeExampleTests: XCTestCase {
         ])
         try model.compile(optimizer: Adam(learningRate: 0.01))
         model.workers = 2
+        BLASConfiguration.threads = 1
         XCTAssertTrue(model.summary().contains("Total params: 500"))
         let history = try model.fit(train, options: FitOptions(epochs: 8, batchSize: 32, validationSplit: 0.1))
         let result = try model.evaluate(train)
