@@ -156,3 +156,16 @@ final class ModelTests: XCTestCase {
         XCTAssertThrowsError(try ValidationSplit(count: 5, fraction: 1e-17)) // nothing left to validate
     }
 }
+
+final class TensorTests: XCTestCase {
+    func testRowMajorIndexingAndReshape() {
+        var t = Tensor<Float>(shape: [2, 3, 4])
+        XCTAssertEqual(t.count, 24)
+        t[1, 2, 3] = 7
+        XCTAssertEqual(t.scalars[(1 * 3 + 2) * 4 + 3], 7)
+        let r = t.reshaped(to: [6, 4])
+        XCTAssertEqual(r[5, 3], 7)
+        XCTAssertEqual(r.shape, [6, 4])
+        XCTAssertEqual(Tensor(shape: [2], scalars: [1, 2]), Tensor<Float>(shape: [2], scalars: [1, 2]))
+    }
+}

@@ -41,7 +41,4 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         let u2 = nextUnitDouble()
         return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * Double.pi * u2)
     }
-
-    /// A seed for an independent stream, for handing to a sub-task.
-    public mutating func derivedSeed() -> UInt64 { next() }
 }

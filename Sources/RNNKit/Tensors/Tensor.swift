@@ -49,14 +49,4 @@ public struct Tensor<Scalar: BLASScalar>: Equatable, Sendable {
     public func reshaped(to newShape: [Int]) -> Tensor {
         Tensor(shape: newShape, scalars: scalars)
     }
-
-    /// One-hot rows: a `[labels.count, classes]` tensor with a 1 at each label.
-    public static func oneHot(_ labels: [Int], classes: Int) -> Tensor {
-        var tensor = Tensor(shape: [labels.count, classes])
-        for (row, label) in labels.enumerated() {
-            precondition(label >= 0 && label < classes, "label \(label) is not in 0..<\(classes)")
-            tensor.scalars[row * classes + label] = 1
-        }
-        return tensor
-    }
 }
