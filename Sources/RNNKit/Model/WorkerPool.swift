@@ -66,8 +66,8 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while shared.generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                // Spin hot for a few microseconds, then let other threads have the core (more
-                // threads than cores must still make progress), then sleep.
+                // Spin hot for a while, then let other threads have the core (more threads than
+                // cores must still make progress), then sleep.
                 if spins > hotSpins { sched_yield() }
                 guard spins > spinLimit else { continue }
                 slot.state.store(seen, ordering: .sequentiallyConsistent)
