@@ -143,6 +143,25 @@ final class TrainerCommandTests: XCTestCase {
         }
     }
 
+    /// Images of any size R×C train as R steps of C features.
+    func testTrainsOnImagesOfAnotherSize() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-6x5-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try IDXReaderTests.images(count: 40, rows: 6, columns: 5).write(to: folder.appendingPathComponent("train-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<40).map { UInt8($0 % 10) }).write(to: folder.appendingPathComponent("train-labels-idx1-ubyte"))
+        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        let output = folder.appendingPathComponent("out")
+        try TrainBlas.parse(["--data", folder.path, "--epochs", "2", "--batch-size", "8", "--units", "4,3",
+                             "--example-index", "2", "--output", output.path]).run()
+        let history = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("history.json"))) as! [String: [Double]]
+        XCTAssertEqual(history["loss"]?.count, 2)
+        let weights = try SafeTensors.decode(Data(contentsOf: output.appendingPathComponent("weights.safetensors")), file: "w", as: Float.self)
+        XCTAssertEqual(weights.tensors["simple_rnn/kernel"]?.shape, [5, 4]) // 5 features a step
+        XCTAssertEqual(weights.tensors["simple_rnn_1/kernel"]?.shape, [4, 3])
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }
