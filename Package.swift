@@ -54,11 +54,13 @@ let package = Package(
         .executableTarget(
             name: "benchmarks",
             dependencies: [
-                "RNNKit",
+                "RNNKit", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Benchmarks"
+            path: "Benchmarks/benchmarks"
         ),
+        // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
         .testTarget(
             name: "RNNKitTests",
             dependencies: ["RNNKit"],

@@ -36,9 +36,11 @@ struct Trainer {
 
         var history = History()
         var stoppedEarly: TrainingError?
-        let split = try ValidationSplit(count: train.count, fraction: options.validationSplit)
-        let (trainCount, validationCount) = (split.training.count, split.validation.count)
+        var trainCount = 0
         if options.epochs > 0 {
+            let split = try ValidationSplit(count: train.count, fraction: options.validationSplit)
+            trainCount = split.training.count
+            let validationCount = split.validation.count
             say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
             var bar = ProgressBar()
             do {

@@ -105,3 +105,4 @@ final class WorkerTests: XCTestCase {
         }
     }
 }
+

@@ -75,7 +75,7 @@ public enum SafeTensors {
             }
             var scalars = [S](repeating: 0, count: count)
             scalars.withUnsafeMutableBytes { destination in
-                data.copyBytes(to: destination, from: (headerEnd + begin)..<(headerEnd + end))
+                _ = data.copyBytes(to: destination, from: (headerEnd + begin)..<(headerEnd + end))
             }
             tensors[name] = Tensor(shape: shape, scalars: scalars)
             ranges.append((begin, end))

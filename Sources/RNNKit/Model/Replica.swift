@@ -17,13 +17,18 @@ final class Replica<Scalar: BLASScalar> {
     private(set) var output: UnsafePointer<Scalar>?
     private(set) var lastBatchSize = 0
 
+    /// The `Dense` that ends the model, kept typed (a cast per batch allocates). Nil only for
+    /// models `compile` refuses, which never run a batch.
+    private let softmaxHead: Dense<Scalar>?
+
     init(layers: [any Layer<Scalar>], inputShape: FeatureShape) {
         self.layers = layers
+        self.softmaxHead = layers.last as? Dense<Scalar>
         self.parameters = layers.flatMap { $0.parameters }
         self.inputShape = inputShape
     }
 
-    private var head: Dense<Scalar> { layers.last as! Dense<Scalar> }
+    private var head: Dense<Scalar> { softmaxHead! }
     private var classes: Int { head.units }
 
     func reserve(_ newCapacity: Int) {
@@ -55,10 +60,7 @@ final class Replica<Scalar: BLASScalar> {
     /// parameter's gradient of `gradientScale · Σ loss`.
     func run(x: UnsafePointer<Scalar>? = nil, labels given: UnsafePointer<Int32>? = nil, batchSize: Int,
              gradientScale: Scalar?, backend: any Backend) {
-        var activations = x ?? UnsafePointer(input.pointer)
-        for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
-        output = activations
-        lastBatchSize = batchSize
+        let activations = forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
         (lossSum, correct) = Scalar.softmaxCrossEntropy(
             logits: head.lastPreActivation, probabilities: activations, labels: given ?? UnsafePointer(labels.pointer),
             rows: batchSize, classes: classes, gradientScale: gradientScale ?? 0,
@@ -70,11 +72,17 @@ final class Replica<Scalar: BLASScalar> {
         }
     }
 
-    /// Forward only, for prediction: no labels, no loss.
+    /// Forward only over this replica's own batch, for prediction: no labels, no loss.
     func predict(batchSize: Int, backend: any Backend) {
-        var activations = UnsafePointer(input.pointer)
+        forward(UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
+    }
+
+    @discardableResult
+    private func forward(_ x: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
+        var activations = x
         for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
         output = activations
         lastBatchSize = batchSize
+        return activations
     }
 }

@@ -149,10 +149,11 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Adds the other shards' gradients into the model's own.
     private func reduceGradients(shards: Int) {
-        guard shards > 1 else { return }
-        for replica in replicas[1..<shards] {
-            for (mine, theirs) in zip(parameters, replica.parameters) {
-                Scalar.add(theirs.gradient.pointer, into: mine.gradient.pointer, count: mine.count)
+        // Index loops: `zip` from unspecialised generic code allocates on every step.
+        for shard in stride(from: 1, to: shards, by: 1) {
+            let theirs = replicas[shard].parameters
+            for k in 0..<parameters.count {
+                Scalar.add(theirs[k].gradient.pointer, into: parameters[k].gradient.pointer, count: parameters[k].count)
             }
         }
     }
@@ -167,17 +168,26 @@ public final class Sequential<Scalar: BLASScalar> {
     public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) -> Metrics {
         precondition(optimizer != nil, "compile the model before training it")
         reserve(batchCapacity: batchSize)
-        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
-        if count == 1 {
-            replicas[0].run(x: x, labels: labels, batchSize: batchSize, gradientScale: scale, backend: backend)
-        } else {
-            forEachShard(count) { i in
-                let samples = shard(i, of: count, batchSize: batchSize)
-                replicas[i].pack(x: x, labels: labels, batch: batchSize, start: samples.lowerBound, count: samples.count)
-                replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
-            }
-            reduceGradients(shards: count)
+        if shards(batchSize) == 1 {
+            // One shard reads the caller's batch where it lies.
+            replicas[0].run(x: x, labels: labels, batchSize: batchSize, gradientScale: 1 / Scalar(batchSize), backend: backend)
+            return metrics(shards: 1, batchSize: batchSize)
         }
+        return trainShards(batchSize: batchSize) { replica, samples in
+            replica.pack(x: x, labels: labels, batch: batchSize, start: samples.lowerBound, count: samples.count)
+        }
+    }
+
+    /// Loads each shard's samples with `load`, runs forward, loss and backward on every shard at
+    /// once, and sums the gradients into the model's own; returns the batch's metrics.
+    private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) -> Metrics {
+        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
+        forEachShard(count) { i in
+            let samples = shard(i, of: count, batchSize: batchSize)
+            load(replicas[i], samples)
+            replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
+        }
+        reduceGradients(shards: count)
         return metrics(shards: count, batchSize: batchSize)
     }
 
@@ -195,23 +205,19 @@ public final class Sequential<Scalar: BLASScalar> {
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
         precondition(optimizer != nil, "compile the model before training it")
         precondition(data.sampleShape == inputShape, "samples of shape \(data.sampleShape) fed to a model built for \(inputShape)")
-        let batchSize = indices.count
-        reserve(batchCapacity: batchSize)
-        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
-        forEachShard(count) { i in
-            let replica = replicas[i]
-            let samples = shard(i, of: count, batchSize: batchSize)
+        reserve(batchCapacity: indices.count)
+        return try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
             replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-            replica.run(batchSize: samples.count, gradientScale: scale, backend: backend)
-        }
-        reduceGradients(shards: count)
-        return try applyUpdate(metrics(shards: count, batchSize: batchSize))
+        })
     }
 
     private func applyUpdate(_ metrics: Metrics) throws -> Metrics {
-        guard metrics.loss.isFinite, parameters.allSatisfy({ Scalar.allFinite($0.gradient.pointer, count: $0.count) }) else {
-            throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil)
+        // A plain loop: `allSatisfy` from unspecialised generic code allocates for every element.
+        var finite = metrics.loss.isFinite
+        for parameter in parameters where finite {
+            finite = Scalar.allFinite(parameter.gradient.pointer, count: parameter.count)
         }
+        guard finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }
         optimizer!.apply(to: parameters)
         return metrics
     }

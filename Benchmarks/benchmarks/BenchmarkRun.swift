@@ -34,6 +34,7 @@ struct Report: Codable {
     var gemmThreadedGFLOPS: Double
     var gemmConcurrentGFLOPS: Double
     var agreementMaxRelativeError: [String: Double] = [:]
+    var mallocsPerTrainingStep: [String: Double] = [:]
     var kernels: [Kernel] = []
     var endToEnd: [EndToEnd] = []
 }
@@ -87,6 +88,20 @@ struct BenchmarkRun {
             say(String(format: "  %-22@ max relative error %.2e", workload.label as NSString, error))
             guard error < 1e-4 else {
                 throw BenchmarkFailure(description: "BLAS and naive disagree on \(workload.label): relative error \(error) ≥ 1e-4")
+            }
+        }
+
+        // The training loop must not allocate: one worker allocates nothing; handing shards to
+        // the worker pool costs one closure context a step. Debug builds allocate freely.
+        say("\nmalloc calls per training step (after two warm-up steps, 64 counted):")
+        for workload in Self.workloads.prefix(2) {
+            for count in Set([1, workers]).sorted() {
+                let mallocs = try mallocsPerTrainingStep(workload, workers: count)
+                report.mallocsPerTrainingStep["\(workload.name), \(count) worker\(count == 1 ? "" : "s")"] = mallocs
+                say(String(format: "  %@, %d worker%@: %g", workload.name as NSString, count, count == 1 ? "" : "s", mallocs))
+                if build == "release", mallocs > (count == 1 ? 0 : 1) {
+                    throw BenchmarkFailure(description: "the training step of \(workload.name) allocates \(mallocs) times with \(count) workers")
+                }
             }
         }
 
