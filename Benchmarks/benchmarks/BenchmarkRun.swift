@@ -152,9 +152,9 @@ struct BenchmarkRun {
         var results: [[Float]] = []
         for backend in [BLASBackend() as any Backend, NaiveBackend()] {
             let model = try workload.makeModel(backend: backend, workers: workers)
-            let metrics = batch.x.withUnsafeBufferPointer { x in
-                batch.labels.withUnsafeBufferPointer { labels in
-                    model.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
+            let metrics = try batch.x.withUnsafeBufferPointer { x in
+                try batch.labels.withUnsafeBufferPointer { labels in
+                    try model.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
                 }
             }
             results.append([Float(metrics.loss)] + model.parameters.flatMap { $0.gradient.array })

@@ -2,10 +2,26 @@ import CBLAS
 import Foundation
 import RNNKit
 
-/// A model to time: SimpleRNN layers (all but the last returning sequences) and a
-/// `Dense(10, softmax)` head, fed batches of `batch` sequences of `steps × inputs`.
+/// The recurrent cells a workload can use.
+enum CellKind: String, Codable, CaseIterable {
+    case simpleRNN = "SimpleRNN", lstm = "LSTM", gru = "GRU"
+
+    var gates: Int { self == .simpleRNN ? 1 : self == .lstm ? 4 : 3 }
+
+    func layer(units: Int, returnSequences: Bool) -> any Layer<Float> {
+        switch self {
+        case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences)
+        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences)
+        case .gru: GRU<Float>(units: units, returnSequences: returnSequences)
+        }
+    }
+}
+
+/// A model to time: recurrent layers of one cell kind (all but the last returning sequences) and
+/// a `Dense(10, softmax)` head, fed batches of `batch` sequences of `steps × inputs`.
 struct Workload: Codable {
     var name: String
+    var cell: CellKind = .simpleRNN
     var batch: Int
     var steps: Int
     var inputs: Int
@@ -17,7 +33,7 @@ struct Workload: Codable {
     }
 
     func makeModel(backend: any Backend, workers: Int = 1, seed: UInt64 = 0) throws -> Sequential<Float> {
-        var layers: [any Layer<Float>] = units.enumerated().map { SimpleRNN<Float>(units: $1, returnSequences: $0 < units.count - 1) }
+        var layers: [any Layer<Float>] = units.enumerated().map { cell.layer(units: $1, returnSequences: $0 < units.count - 1) }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs), layers: layers, seed: seed, backend: backend)
         try model.compile(optimizer: Adam<Float>())
@@ -26,18 +42,18 @@ struct Workload: Codable {
         return model
     }
 
-    /// FLOPs of one batch by DESIGN.md's count (GEMMs only; 2 per multiply-add).
-    /// Forward: per RNN layer `2·T·B·H·(D + H)`, Dense `2·B·H·C`. Backward: per RNN layer
-    /// `2·T·B·H·(D + 2H)` (dW, dU and the carried gradient) plus `2·T·B·D·H` for dX when a layer
-    /// lies below; Dense `4·B·H·C`.
+    /// FLOPs of one batch by DESIGN.md's count (GEMMs only; 2 per multiply-add), with G gates
+    /// per unit (1, 4, 3). Forward: per recurrent layer `2·T·B·G·H·(D + H)`, Dense `2·B·H·C`.
+    /// Backward: per recurrent layer `2·T·B·G·H·(D + 2H)` (dW, dU and the carried gradient) plus
+    /// `2·T·B·D·G·H` for dX when a layer lies below; Dense `4·B·H·C`.
     func flops(training: Bool) -> Double {
         let (B, T) = (Double(batch), Double(steps))
         var forward = 0.0, backward = 0.0
         var d = Double(inputs)
         for (index, units) in units.enumerated() {
-            let h = Double(units)
-            forward += 2 * T * B * h * (d + h)
-            backward += 2 * T * B * h * (d + 2 * h) + (index > 0 ? 2 * T * B * d * h : 0)
+            let h = Double(units), gh = Double(cell.gates) * h
+            forward += 2 * T * B * gh * (d + h)
+            backward += 2 * T * B * gh * (d + 2 * h) + (index > 0 ? 2 * T * B * d * gh : 0)
             d = h
         }
         let c = Double(classes)

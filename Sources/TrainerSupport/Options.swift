@@ -7,6 +7,20 @@ public enum ActivationOption: String, ExpressibleByArgument, CaseIterable, Senda
     var activation: Activation { self == .tanh ? .tanh : .relu }
 }
 
+/// `--cell`: the recurrent layer, with Keras's names.
+public enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case simpleRNN = "simple_rnn", lstm, gru
+
+    /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
+    func layer(units: Int, returnSequences: Bool, activation: Activation) -> any Layer<Float> {
+        switch self {
+        case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences, activation: activation)
+        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences)
+        case .gru: GRU<Float>(units: units, returnSequences: returnSequences)
+        }
+    }
+}
+
 /// `--optimizer`, with each optimiser's Keras default learning rate.
 public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case adam, sgd, rmsprop

@@ -8,16 +8,19 @@ import RNNKit
 public struct TrainBlas: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "train-blas",
-        abstract: "Train a SimpleRNN on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
+        abstract: "Train a recurrent network on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
         discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.")
 
     @Option(help: "Folder with the four MNIST IDX files, raw or .gz.")
     public var data: String = "data/mnist"
 
-    @Option(help: ArgumentHelp("SimpleRNN sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"))
+    @Option(help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after).")
+    public var cell: CellOption = .simpleRNN
+
+    @Option(help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"))
     public var units: UnitList = UnitList(argument: "10")!
 
-    @Option(help: "SimpleRNN activation.")
+    @Option(help: "SimpleRNN activation (LSTM and GRU use tanh).")
     public var activation: ActivationOption = .tanh
 
     @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")

@@ -76,7 +76,7 @@ struct Trainer {
     private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> Sequential<Float> {
         let sizes = options.units.sizes
         var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
-            SimpleRNN<Float>(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
+            options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
         }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend)
@@ -97,7 +97,8 @@ struct Trainer {
         try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
                                            valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy).utf8), "history.svg")
         try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns, title: "predicted: \(predicted)").utf8), "prediction.svg")
-        let metadata = ["units": options.units.description, "activation": options.activation.rawValue, "epochs": "\(history.epochs)"]
+        let metadata = ["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
+                        "epochs": "\(history.epochs)"]
         let weights = try SafeTensors.encode(model.weights, metadata: metadata)
         try write(weights, "weights.safetensors")
         if let save = options.save {
@@ -118,6 +119,7 @@ struct Trainer {
             "openblas_threads": BLASConfiguration.threads,
             "workers": options.workers,
             "units": options.units.sizes,
+            "cell": options.cell.rawValue,
         ]
         try write(JSONSerialization.data(withJSONObject: jsonSafe(metrics), options: [.prettyPrinted, .sortedKeys]), "metrics.json")
         return written

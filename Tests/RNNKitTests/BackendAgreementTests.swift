@@ -16,45 +16,59 @@ final class BackendAgreementTests: XCTestCase {
         RNNDimensions(batch: 17, steps: 6, inputs: 33, units: 37),
     ]
 
-    func testSimpleRNNForwardAndBackward() {
-        var worst = 0.0
-        for (k, d) in Self.shapes.enumerated() {
-            for activation in [Activation.tanh, .relu] {
+    /// Every cell kind, with the activations that take different code paths.
+    static let cells: [RecurrentCell] = [
+        .simple(activation: .tanh), .simple(activation: .relu),
+        .lstm(activation: .tanh, recurrentActivation: .sigmoid),
+        .lstm(activation: .tanh, recurrentActivation: .hardSigmoid),
+        .gru(activation: .tanh, recurrentActivation: .sigmoid, resetAfter: true),
+        .gru(activation: .tanh, recurrentActivation: .sigmoid, resetAfter: false),
+        .gru(activation: .relu, recurrentActivation: .hardSigmoid, resetAfter: true),
+    ]
+
+    func testRecurrentForwardAndBackwardEveryCell() {
+        var worst: [String: Double] = [:]
+        for cell in Self.cells {
+            for (k, d) in Self.shapes.enumerated() {
                 for sequence in [false, true] {
                     let seed = UInt64(k * 10)
+                    let GH = cell.gates * d.units
                     let x: [Float] = randomValues(d.steps * d.batch * d.inputs, seed: seed)
-                    let w: [Float] = randomValues(d.inputs * d.units, seed: seed + 1, scale: 0.5)
-                    let u: [Float] = randomValues(d.units * d.units, seed: seed + 2, scale: 0.5)
-                    let b: [Float] = randomValues(d.units, seed: seed + 3, scale: 0.5)
+                    let w: [Float] = randomValues(d.inputs * GH, seed: seed + 1, scale: 0.5)
+                    let u: [Float] = randomValues(d.units * GH, seed: seed + 2, scale: 0.5)
+                    let b: [Float] = randomValues(cell.biasShape(units: d.units).reduce(1, *), seed: seed + 3, scale: 0.5)
                     let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
                     let results = [BLASBackend() as any Backend, NaiveBackend()].map { backend in
-                        run(backend, d, activation, sequence, x, w, u, b, dh)
+                        run(backend, cell, d, sequence, x, w, u, b, dh)
                     }
-                    for (name, (engine, reference)) in zip(["states", "dW", "dU", "db", "dX"], zip(results[0], results[1])) {
+                    for (name, (engine, reference)) in zip(["tape", "dW", "dU", "db", "dX"], zip(results[0], results[1])) {
                         let error = relativeError(engine, reference)
-                        worst = max(worst, error)
-                        XCTAssertLessThan(error, tolerance, "\(name) for \(d), \(activation), sequences \(sequence)")
+                        worst[cell.description] = max(worst[cell.description] ?? 0, error)
+                        XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence)")
                     }
                 }
             }
         }
-        print("BLAS vs naive SimpleRNN: largest relative error \(worst)")
+        for (cell, error) in worst.sorted(by: { $0.key < $1.key }) { print("BLAS vs naive \(cell): largest relative error \(error)") }
     }
 
-    private func run(_ backend: any Backend, _ d: RNNDimensions, _ activation: Activation, _ sequence: Bool,
+    private func run(_ backend: any Backend, _ cell: RecurrentCell, _ d: RNNDimensions, _ sequence: Bool,
                      _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float]) -> [[Float]] {
         let (x, w, u, b, dh) = (buffer(x), buffer(w), buffer(u), buffer(b), buffer(dh))
-        let states = Buffer<Float>(count: d.steps * d.batch * d.units)
-        let dW = Buffer<Float>(count: d.inputs * d.units), dU = Buffer<Float>(count: d.units * d.units)
-        let db = Buffer<Float>(count: d.units), dX = Buffer<Float>(count: d.steps * d.batch * d.inputs)
-        let workspace = Buffer<Float>(count: backend.simpleRNNWorkspaceCount(d))
-        backend.simpleRNNForward(d, activation: activation, x: x.pointer, kernel: w.pointer, recurrentKernel: u.pointer,
-                                 bias: b.pointer, states: states.pointer)
-        backend.simpleRNNBackward(d, activation: activation, x: x.pointer, states: states.pointer, kernel: w.pointer,
-                                  recurrentKernel: u.pointer, stateGradient: dh.pointer, sequenceGradient: sequence,
-                                  kernelGradient: dW.pointer, recurrentKernelGradient: dU.pointer, biasGradient: db.pointer,
+        let tapeMemory = Buffer<Float>(count: RecurrentTape<Float>.count(cell, d))
+        let tape = RecurrentTape(cell, d, memory: tapeMemory.pointer)
+        let dW = Buffer<Float>(count: w.count), dU = Buffer<Float>(count: u.count)
+        let db = Buffer<Float>(count: b.count), dX = Buffer<Float>(count: d.steps * d.batch * d.inputs)
+        let workspace = Buffer<Float>(count: backend.recurrentWorkspaceCount(cell, d))
+        // Garbage in the workspace must not matter.
+        workspace.pointer.update(repeating: .nan, count: workspace.count)
+        let weights = RecurrentWeights(kernel: w.pointer, recurrentKernel: u.pointer, bias: b.pointer)
+        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, tape: tape, workspace: workspace.pointer)
+        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, tape: tape, stateGradient: dh.pointer,
+                                  sequenceGradient: sequence,
+                                  gradients: RecurrentGradients(kernel: dW.pointer, recurrentKernel: dU.pointer, bias: db.pointer),
                                   inputGradient: dX.pointer, workspace: workspace.pointer)
-        return [states.array, dW.array, dU.array, db.array, dX.array]
+        return [tapeMemory.array, dW.array, dU.array, db.array, dX.array]
     }
 
     func testDenseForwardAndBackward() {

@@ -15,7 +15,7 @@ final class GradientCheckTests: XCTestCase {
         var shape = input
         for layer in layers { shape = try layer.build(inputShape: shape, generator: &generator) }
         for layer in layers {
-            layer.reserve(batchCapacity: batch, needsInputGradient: true)
+            layer.reserve(batchCapacity: batch, needsInputGradient: true, backend: BLASBackend())
             // Non-zero biases too, so their gradients are exercised away from the origin.
             for (k, p) in layer.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: seed &+ UInt64(k) &+ 7, scale: 0.5)) }
         }

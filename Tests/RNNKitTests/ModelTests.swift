@@ -53,8 +53,10 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual("\(error)", "layer simple_rnn_1 expects a sequence (None, steps, features) input, got (None, 4)")
         }
         XCTAssertThrowsError(try Sequential<Float>(inputShape: .vector(features: 3), layers: []))
-        let linearHead = try! Sequential<Float>(inputShape: .vector(features: 3), layers: [Dense(units: 2)])
-        XCTAssertThrowsError(try linearHead.compile(optimizer: Adam()))
+        let singleOutput = try! Sequential<Float>(inputShape: .vector(features: 3), layers: [Dense(units: 1)])
+        XCTAssertThrowsError(try singleOutput.compile(optimizer: Adam())) { error in
+            XCTAssertTrue("\(error)".contains("at least 2 class scores"), "\(error)")
+        }
     }
 
     func testSeededInitialisationIsReproducibleAndKerasLike() throws {

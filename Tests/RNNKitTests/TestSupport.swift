@@ -48,7 +48,7 @@ extension Sequential {
     func lossAndGradients(x: [Scalar], labels: [Int32]) -> (loss: Double, gradients: [String: [Scalar]]) {
         let metrics = x.withUnsafeBufferPointer { x in
             labels.withUnsafeBufferPointer { labels in
-                computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: labels.count)
+                try! computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: labels.count / outputShape.steps)
             }
         }
         return (metrics.loss, Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.gradient.array) }))

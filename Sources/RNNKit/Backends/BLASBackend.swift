@@ -1,83 +1,219 @@
-/// The engine: every pass as OpenBLAS GEMM calls over time-major buffers.
+/// The engine: every pass as OpenBLAS GEMM calls over time-major buffers, one driver for every
+/// cell kind.
 ///
-/// Forward: one GEMM projects all `T·B` input rows at once; then one `[B, H]·[H, H]` GEMM per
-/// step adds the recurrence. Backward: one GEMM per step carries the gradient back through `U`,
-/// then one GEMM each for `dW`, `dU` and `dX` over all steps. Nothing allocates.
+/// Forward: one GEMM projects all `T·B` input rows for every gate at once (`[T·B, D]·[D, G·H]`);
+/// then per step one `[B, H]·[H, G·H]` GEMM adds the recurrence (GRU without reset-after needs a
+/// second, `[B, H]·[H, H]`, because its reset gate scales the state before the product), and the
+/// cell's elementwise step follows. Backward: per step the cell's elementwise step gives the gate
+/// gradients and one GEMM carries the gradient back through `U`; then one GEMM each for `dW`,
+/// `dU` and `dX` over all steps. Nothing allocates.
 public struct BLASBackend: Backend {
     public init() {}
 
     public var name: String { "blas" }
 
+    /// The workspace's regions for one cell and batch size.
+    private struct Workspace<S: BLASScalar> {
+        /// `[B, H]` of zeros: `h_0` and `c_0`.
+        let zeros: UnsafeMutablePointer<S>
+        /// `[B, G·H]`: GRU (reset after)'s per-step recurrent projection.
+        let projection: UnsafeMutablePointer<S>
+        /// `[T, B, G·H]`: d loss / d gate pre-activations, input side.
+        let inputGateGradient: UnsafeMutablePointer<S>
+        /// `[T, B, G·H]`: the recurrent side, which differs only for GRU (reset after).
+        let recurrentGateGradient: UnsafeMutablePointer<S>
+        /// `[B, H]` each: the gradient carried to h_{t−1}, to c_{t−1} (LSTM), and to r ⊙ h_{t−1} (GRU reset before).
+        let carried: UnsafeMutablePointer<S>, carriedCell: UnsafeMutablePointer<S>, resetState: UnsafeMutablePointer<S>
+
+        static func count(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
+            let state = d.batch * d.units, gates = cell.gates * state
+            return 4 * state + gates + d.steps * gates * (separateRecurrentGradient(cell) ? 2 : 1)
+        }
+
+        /// Only GRU with reset-after has a recurrent side that differs (its own bias, and r in the candidate block).
+        static func separateRecurrentGradient(_ cell: RecurrentCell) -> Bool { cell.hasRecurrentBias }
+
+        init(_ cell: RecurrentCell, _ d: RNNDimensions, _ memory: UnsafeMutablePointer<S>) {
+            let state = d.batch * d.units, gates = cell.gates * state
+            zeros = memory
+            carried = memory + state
+            carriedCell = memory + 2 * state
+            resetState = memory + 3 * state
+            projection = memory + 4 * state
+            inputGateGradient = projection + gates
+            recurrentGateGradient = Self.separateRecurrentGradient(cell) ? inputGateGradient + d.steps * gates : inputGateGradient
+        }
+    }
+
+    public func recurrentWorkspaceCount(_ cell: RecurrentCell, _ dims: RNNDimensions) -> Int {
+        Workspace<Float>.count(cell, dims)
+    }
+
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func simpleRNNForward<S: BLASScalar>(
-        _ d: RNNDimensions, activation: Activation,
-        x: UnsafePointer<S>, kernel: UnsafePointer<S>, recurrentKernel: UnsafePointer<S>, bias: UnsafePointer<S>,
-        states: UnsafeMutablePointer<S>
+    public func recurrentForward<S: BLASScalar>(
+        _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
+        tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
-        let stepSize = B * H
-        // Z [T·B, H] = b (broadcast) + X [T·B, D] · W [D, H]
-        S.broadcastRows(bias, into: states, rows: T * B, columns: H)
-        S.gemm(transposeA: false, transposeB: false, m: T * B, n: H, k: D,
-               alpha: 1, a: x, lda: D, b: kernel, ldb: H, beta: 1, c: states, ldc: H)
-        // h_1 = f(z_1), as h_0 = 0
-        S.activateInPlace(activation, states, rows: B, columns: H)
-        for t in 1..<T {
-            let previous = states + (t - 1) * stepSize, current = states + t * stepSize
-            // z_t += h_{t−1} [B, H] · U [H, H]
-            S.gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
-                   alpha: 1, a: previous, lda: H, b: recurrentKernel, ldb: H, beta: 1, c: current, ldc: H)
-            S.activateInPlace(activation, current, rows: B, columns: H)
+        let G = cell.gates, GH = G * H, stepState = B * H, stepGates = B * GH
+        let w = Workspace(cell, d, workspace)
+        w.zeros.update(repeating: 0, count: stepState)
+        let U = weights.recurrentKernel
+        // Gates [T·B, G·H] = b (broadcast; GRU reset-after: the input row) + X [T·B, D] · W [D, G·H]
+        S.broadcastRows(weights.bias, into: tape.gates, rows: T * B, columns: GH)
+        S.gemm(transposeA: false, transposeB: false, m: T * B, n: GH, k: D,
+               alpha: 1, a: x, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates, ldc: GH)
+        for t in 0..<T {
+            let gates = tape.gates + t * stepGates
+            let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+            let state = tape.states + t * stepState
+            switch cell {
+            case .simple(let f):
+                // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing)
+                if t > 0 {
+                    S.gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
+                           alpha: 1, a: previous, lda: H, b: U, ldb: H, beta: 1, c: gates, ldc: H)
+                }
+                S.activateInPlace(f, gates, rows: B, columns: H)
+            case .lstm(let f, let sigma):
+                // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
+                if t > 0 {
+                    S.gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
+                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
+                }
+                let cells = tape.cellStates!
+                S.lstmForwardStep(
+                    activation: f, recurrentActivation: sigma, gates: gates,
+                    previousCell: UnsafePointer(t == 0 ? w.zeros : cells + (t - 1) * stepState),
+                    cell: cells + t * stepState, activatedCell: tape.auxiliary! + t * stepState,
+                    state: state, rows: B, units: H)
+            case .gru(let f, let sigma, true):
+                // u [B, 3H] = b′ (broadcast) + h_{t−1} [B, H] · U [H, 3H]
+                S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
+                if t > 0 {
+                    S.gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
+                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
+                }
+                S.gruForwardStepResetAfter(
+                    activation: f, recurrentActivation: sigma, gates: gates, recurrent: w.projection,
+                    previousState: previous, auxiliary: tape.auxiliary! + t * stepState, state: state, rows: B, units: H)
+            case .gru(let f, let sigma, false):
+                // [z_z z_r] += h_{t−1} [B, H] · U[:, 0..<2H] [H, 2H]
+                if t > 0 {
+                    S.gemm(transposeA: false, transposeB: false, m: B, n: 2 * H, k: H,
+                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
+                }
+                let resetState = tape.auxiliary! + t * stepState
+                S.gruResetState(recurrentActivation: sigma, gates: gates, previousState: previous,
+                                resetState: resetState, rows: B, units: H)
+                // z_h += (r ⊙ h_{t−1}) [B, H] · U[:, 2H..<3H] [H, H]
+                if t > 0 {
+                    S.gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
+                           alpha: 1, a: resetState, lda: H, b: U + 2 * H, ldb: GH, beta: 1, c: gates + 2 * H, ldc: GH)
+                }
+                S.gruCandidateAndBlend(activation: f, gates: gates, previousState: previous, state: state, rows: B, units: H)
+            }
         }
     }
 
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    public func simpleRNNBackward<S: BLASScalar>(
-        _ d: RNNDimensions, activation: Activation,
-        x: UnsafePointer<S>, states: UnsafePointer<S>,
-        kernel: UnsafePointer<S>, recurrentKernel: UnsafePointer<S>,
-        stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
-        kernelGradient: UnsafeMutablePointer<S>, recurrentKernelGradient: UnsafeMutablePointer<S>,
-        biasGradient: UnsafeMutablePointer<S>, inputGradient: UnsafeMutablePointer<S>?,
-        workspace: UnsafeMutablePointer<S>
+    public func recurrentBackward<S: BLASScalar>(
+        _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
+        tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
+        gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
-        let stepSize = B * H
-        let dZ = workspace                     // [T, B, H]
-        let carried = workspace + T * stepSize // g [B, H] = dz_{t+1} · Uᵀ
+        let G = cell.gates, GH = G * H, stepState = B * H, stepGates = B * GH
+        let w = Workspace(cell, d, workspace)
+        w.zeros.update(repeating: 0, count: stepState)
+        let U = weights.recurrentKernel
         for t in stride(from: T - 1, through: 0, by: -1) {
             let upstream: UnsafePointer<S>? =
-                sequenceGradient ? stateGradient + t * stepSize : (t == T - 1 ? stateGradient : nil)
-            let dz = dZ + t * stepSize
-            // dz_t = (dh_t + g) ⊙ f′(h_t)
-            S.addAndMultiplyByActivationDerivative(
-                activation, outputs: states + t * stepSize, upstream: upstream,
-                carried: t == T - 1 ? nil : UnsafePointer(carried), into: dz, count: stepSize)
-            if t > 0 {
-                // g [B, H] = dz_t [B, H] · Uᵀ
+                sequenceGradient ? stateGradient + t * stepState : (t == T - 1 ? stateGradient : nil)
+            // d loss / d h_t arriving from step t + 1 (none at the last step)
+            let carried: UnsafePointer<S>? = t == T - 1 ? nil : UnsafePointer(w.carried)
+            let gates = UnsafePointer(tape.gates + t * stepGates)
+            let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+            let dGates = w.inputGateGradient + t * stepGates
+            switch cell {
+            case .simple(let f):
+                // dz_t = (dh_t + g) ⊙ f′(h_t)
+                S.addAndMultiplyByActivationDerivative(
+                    f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
+                if t > 0 {
+                    // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
+                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
+                           alpha: 1, a: dGates, lda: H, b: U, ldb: H, beta: 0, c: w.carried, ldc: H)
+                }
+            case .lstm(let f, let sigma):
+                let cells = tape.cellStates!
+                S.lstmBackwardStep(
+                    activation: f, recurrentActivation: sigma, gates: gates,
+                    previousCell: UnsafePointer(t == 0 ? w.zeros : cells + (t - 1) * stepState),
+                    activatedCell: tape.auxiliary! + t * stepState, upstream: upstream, carried: carried,
+                    cellGradient: w.carriedCell, hasLaterCell: t < T - 1, gateGradient: dGates, rows: B, units: H)
+                if t > 0 {
+                    // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
+                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
+                           alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 0, c: w.carried, ldc: H)
+                }
+            case .gru(let f, let sigma, true):
+                let dRecurrent = w.recurrentGateGradient + t * stepGates
+                S.gruBackwardStepResetAfter(
+                    activation: f, recurrentActivation: sigma, gates: gates, auxiliary: tape.auxiliary! + t * stepState,
+                    previousState: previous, upstream: upstream, carried: carried,
+                    inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
+                if t > 0 {
+                    // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]
+                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
+                           alpha: 1, a: dRecurrent, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
+                }
+            case .gru(let f, let sigma, false):
+                S.gruBackwardCandidate(
+                    activation: f, recurrentActivation: sigma, gates: gates, previousState: previous,
+                    upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
+                // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
                 S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
-                       alpha: 1, a: dz, lda: H, b: recurrentKernel, ldb: H, beta: 0, c: carried, ldc: H)
+                       alpha: 1, a: dGates + 2 * H, lda: GH, b: U + 2 * H, ldb: GH, beta: 0, c: w.resetState, ldc: H)
+                S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
+                                   resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
+                if t > 0 {
+                    // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
+                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: 2 * H,
+                           alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
+                }
             }
         }
-        // dW [D, H] = Xᵀ [D, T·B] · dZ [T·B, H]
-        S.gemm(transposeA: true, transposeB: false, m: D, n: H, k: T * B,
-               alpha: 1, a: x, lda: D, b: dZ, ldb: H, beta: 0, c: kernelGradient, ldc: H)
-        // dU [H, H] = H_prevᵀ [H, (T−1)·B] · dZ[1…] [(T−1)·B, H]; h_0 = 0 contributes nothing.
+        let dGates = UnsafePointer(w.inputGateGradient), dRecurrent = UnsafePointer(w.recurrentGateGradient)
+        // dW [D, G·H] = Xᵀ [D, T·B] · dG [T·B, G·H]
+        S.gemm(transposeA: true, transposeB: false, m: D, n: GH, k: T * B,
+               alpha: 1, a: x, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
+        // dU [H, n] = H_prevᵀ [H, (T−1)·B] · dG[1…] [(T−1)·B, n]; h_0 = 0 contributes nothing.
+        // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
+        let resetBefore = cell.resetsBeforeProduct
+        let stateColumns = resetBefore ? 2 * H : GH
         if T > 1 {
-            S.gemm(transposeA: true, transposeB: false, m: H, n: H, k: (T - 1) * B,
-                   alpha: 1, a: states, lda: H, b: dZ + stepSize, ldb: H, beta: 0,
-                   c: recurrentKernelGradient, ldc: H)
+            S.gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (T - 1) * B,
+                   alpha: 1, a: tape.states, lda: H, b: dRecurrent + stepGates, ldb: GH, beta: 0,
+                   c: gradients.recurrentKernel, ldc: GH)
         } else {
-            recurrentKernelGradient.update(repeating: 0, count: H * H)
+            for k in 0..<H { (gradients.recurrentKernel + k * GH).update(repeating: 0, count: stateColumns) }
         }
-        // db [H] = Σ rows of dZ
-        S.sumRows(dZ, rows: T * B, columns: H, into: biasGradient)
-        // dX [T·B, D] = dZ [T·B, H] · Wᵀ [H, D]
+        if resetBefore {
+            // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, T·B] · dz_h [T·B, H]
+            S.gemm(transposeA: true, transposeB: false, m: H, n: H, k: T * B,
+                   alpha: 1, a: tape.auxiliary!, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
+                   c: gradients.recurrentKernel + 2 * H, ldc: GH)
+        }
+        // db [G·H] = Σ rows of dG (GRU reset-after: and the recurrent bias from the recurrent side)
+        S.sumRows(dGates, rows: T * B, columns: GH, into: gradients.bias)
+        if dRecurrent != dGates { S.sumRows(dRecurrent, rows: T * B, columns: GH, into: gradients.bias + GH) }
+        // dX [T·B, D] = dG [T·B, G·H] · Wᵀ [G·H, D]
         if let inputGradient {
-            S.gemm(transposeA: false, transposeB: true, m: T * B, n: D, k: H,
-                   alpha: 1, a: dZ, lda: H, b: kernel, ldb: H, beta: 0, c: inputGradient, ldc: D)
+            S.gemm(transposeA: false, transposeB: true, m: T * B, n: D, k: GH,
+                   alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient, ldc: D)
         }
     }
 

@@ -39,3 +39,19 @@ func fastTanhInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
         i += 1
     }
 }
+
+/// The logistic sigmoid as `½ + ½·tanh(x/2)`: the same vector code as `fastTanh`, so an LSTM's
+/// three sigmoid gates cost no more than its tanh. Absolute error about 1e-7.
+func fastSigmoidInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let raw = UnsafeMutableRawPointer(values + i)
+        let x = raw.loadUnaligned(as: SIMD8<Float>.self)
+        raw.storeBytes(of: 0.5 + 0.5 * fastTanh(0.5 * x), as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        values[i] = 0.5 + 0.5 * fastTanh(0.5 * values[i])
+        i += 1
+    }
+}

@@ -16,7 +16,9 @@ extension BLASScalar {
         case .relu:
             for i in 0..<count where values[i] < 0 { values[i] = 0 }
         case .sigmoid:
-            for i in 0..<count { values[i] = 1 / (1 + Self.exp(-values[i])) }
+            sigmoidInPlace(values, count: count)
+        case .hardSigmoid:
+            for i in 0..<count { values[i] = Swift.min(Swift.max(values[i] / 6 + 0.5, 0), 1) }
         case .softmax:
             for r in 0..<rows {
                 let row = values + r * columns
@@ -33,9 +35,32 @@ extension BLASScalar {
         }
     }
 
-    /// `gradient ← gradient ⊙ f′`, with `f′` computed from the activation's `outputs`; for
-    /// softmax, the row-wise Jacobian product `y ⊙ (g − Σⱼ gⱼyⱼ)`. `count` is rows × columns
-    /// and `columns` matters only for softmax.
+    /// Applies an elementwise `activation` in place to `columns` values in each of `rows` rows
+    /// that lie `stride` apart: one gate block of a `[rows, stride]` matrix of concatenated gates.
+    @inline(__always)
+    public static func activateInPlace(
+        _ activation: Activation, _ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int, stride: Int
+    ) {
+        if stride == columns { return activateInPlace(activation, values, rows: rows, columns: columns) }
+        for r in 0..<rows { activateInPlace(activation, values + r * stride, rows: 1, columns: columns) }
+    }
+
+    /// `f′` of an elementwise activation, from its output `y = f(z)`.
+    @inline(__always)
+    public static func derivative(_ activation: Activation, output y: Self) -> Self {
+        switch activation {
+        case .linear: return 1
+        case .tanh: return 1 - y * y
+        case .relu: return y > 0 ? 1 : 0
+        case .sigmoid: return y * (1 - y)
+        // The slope is 1/6 strictly inside the clip and 0 on it (where the output is 0 or 1).
+        case .hardSigmoid: return y > 0 && y < 1 ? 1 / 6 : 0
+        case .softmax: preconditionFailure("softmax's derivative needs its rows: use softmaxBackward")
+        }
+    }
+
+    /// `gradient ← gradient ⊙ f′`, with `f′` computed from the activation's `outputs`.
+    /// Elementwise activations only.
     public static func multiplyByActivationDerivative(
         _ activation: Activation, outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, count: Int
     ) {
@@ -65,6 +90,8 @@ extension BLASScalar {
             for i in 0..<count where !(outputs[i] > 0) { gradient[i] = 0 }
         case .sigmoid:
             for i in 0..<count { gradient[i] *= outputs[i] * (1 - outputs[i]) }
+        case .hardSigmoid:
+            for i in 0..<count { gradient[i] *= derivative(.hardSigmoid, output: outputs[i]) }
         }
     }
 
@@ -126,8 +153,8 @@ extension BLASScalar {
     ///
     /// - Parameters:
     ///   - logits, probabilities: `[rows, classes]`; `probabilities` is the softmax of `logits`.
-    ///   - labels: `rows` class indices in `0..<classes`.
-    ///   - gradientScale: the gradient is `(p − y) · gradientScale` (1/batch for a mean loss).
+    ///   - labels: `rows` class indices in `0..<classes` (checked by the caller).
+    ///   - gradientScale: the gradient is `(p − y) · gradientScale`.
     ///   - logitGradient: `[rows, classes]` output, or nil when only the loss is wanted.
     /// - Returns: the summed loss and the number of rows whose arg-max (first on ties, as Keras)
     ///   equals the label.
@@ -153,6 +180,91 @@ extension BLASScalar {
             }
         }
         return (lossSum, correct)
+    }
+
+    /// Categorical cross-entropy of outputs that are not a fused softmax, as Keras computes it
+    /// from probabilities: each row normalised to sum 1, clipped to `[ε, 1 − ε]` (ε = 1e-7), then
+    /// `−log q_label`. The gradient (times `gradientScale`) is with respect to the outputs, zero
+    /// where the clip holds.
+    public static func probabilityCrossEntropy(
+        outputs: UnsafePointer<Self>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
+        gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int) {
+        let epsilon: Self = 1e-7
+        var lossSum = 0.0, correct = 0
+        for r in 0..<rows {
+            let y = outputs + r * classes, label = Int(labels[r])
+            var sum: Self = 0, best = 0
+            for j in 0..<classes {
+                sum += y[j]
+                if y[j] > y[best] { best = j }
+            }
+            let q = y[label] / sum
+            let clipped = Swift.min(Swift.max(q, epsilon), 1 - epsilon)
+            lossSum -= Double(Self.log(clipped))
+            if best == label { correct += 1 }
+            if let outputGradient {
+                let g = outputGradient + r * classes
+                let inside = q > epsilon && q < 1 - epsilon
+                for j in 0..<classes { g[j] = inside ? gradientScale / sum : 0 }
+                if inside { g[label] -= gradientScale / y[label] }
+            }
+        }
+        return (lossSum, correct)
+    }
+
+    /// Binary cross-entropy, mean over each row's `columns` outputs, against targets in [0, 1].
+    /// With `fromLogits`, `values` are the logits of a sigmoid head and the loss is computed
+    /// stably from them (`max(z, 0) − z·y + log(1 + e^−|z|)`), the gradient being d/dz; otherwise
+    /// `values` are probabilities, treated as Keras does (clipped to `[ε, 1 − ε]`, `log(p + ε)`).
+    /// `correct` counts elements whose thresholded prediction (> 0.5) equals the rounded target.
+    public static func binaryCrossEntropy(
+        values: UnsafePointer<Self>, fromLogits: Bool, targets: UnsafePointer<Self>, rows: Int, columns: Int,
+        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int) {
+        let epsilon: Self = 1e-7
+        var lossSum = 0.0, correct = 0
+        let scale = gradientScale / Self(columns)
+        for r in 0..<rows {
+            var rowSum: Self = 0
+            for j in 0..<columns {
+                let k = r * columns + j, y = targets[k], v = values[k]
+                let p: Self
+                if fromLogits {
+                    p = 1 / (1 + Self.exp(-v))
+                    rowSum += Swift.max(v, 0) - v * y + Self.log(1 + Self.exp(-Swift.abs(v)))
+                    gradient?[k] = (p - y) * scale
+                } else {
+                    p = Swift.min(Swift.max(v, epsilon), 1 - epsilon)
+                    rowSum -= y * Self.log(p + epsilon) + (1 - y) * Self.log(1 - p + epsilon)
+                    let inside = v > epsilon && v < 1 - epsilon
+                    gradient?[k] = inside ? (-y / (p + epsilon) + (1 - y) / (1 - p + epsilon)) * scale : 0
+                }
+                if (p > 0.5) == (y > 0.5) { correct += 1 }
+            }
+            lossSum += Double(rowSum / Self(columns))
+        }
+        return (lossSum, correct)
+    }
+
+    /// Mean squared error, mean over each row's `columns` outputs; the gradient is
+    /// `2 (y − t) / columns · gradientScale`.
+    public static func meanSquaredError(
+        outputs: UnsafePointer<Self>, targets: UnsafePointer<Self>, rows: Int, columns: Int,
+        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?
+    ) -> Double {
+        var lossSum = 0.0
+        let scale = 2 * gradientScale / Self(columns)
+        for r in 0..<rows {
+            var rowSum: Self = 0
+            for j in 0..<columns {
+                let k = r * columns + j, difference = outputs[k] - targets[k]
+                rowSum += difference * difference
+                gradient?[k] = difference * scale
+            }
+            lossSum += Double(rowSum / Self(columns))
+        }
+        return lossSum
     }
 
     /// One Adam update of `count` weights, Keras's form:

@@ -14,7 +14,7 @@ public enum Initializer: Sendable, Equatable {
     case uniform(lower: Double, upper: Double)
 
     /// Fills a weight of `shape` (`[fan_in, fan_out]` for matrices; vectors have fan_in = fan_out = n).
-    public func fill<S: BLASScalar>(_ buffer: Buffer<S>, shape: [Int], generator: inout RandomGenerator) {
+    public func fill<S: BLASScalar>(_ buffer: BufferSlice<S>, shape: [Int], generator: inout RandomGenerator) {
         precondition(buffer.count == shape.reduce(1, *), "buffer of \(buffer.count) does not hold shape \(shape)")
         let values = sample(shape: shape, generator: &generator)
         for (i, value) in values.enumerated() { buffer.pointer[i] = S(value) }

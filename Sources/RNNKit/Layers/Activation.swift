@@ -1,12 +1,16 @@
-/// An activation function, applied elementwise (or, for `softmax`, across each row).
+/// An activation function, applied elementwise (or, for `softmax`, across each row), with
+/// Keras's names and definitions.
 public enum Activation: String, Sendable, CaseIterable, Codable {
     case linear
     case tanh
     case relu
     case sigmoid
+    /// Keras 3's `hard_sigmoid`: `clip(x / 6 + 1/2, 0, 1)`. Older Keras files use it as the
+    /// recurrent activation of LSTM and GRU.
+    case hardSigmoid = "hard_sigmoid"
     case softmax
 
     /// Whether the derivative at a point can be computed from the activation's output there
-    /// alone. All of ours can, which is why the layers keep outputs and not pre-activations.
-    var isElementwise: Bool { self != .softmax }
+    /// alone. All but softmax can, which is why the layers keep outputs and not pre-activations.
+    public var isElementwise: Bool { self != .softmax }
 }

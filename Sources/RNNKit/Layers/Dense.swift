@@ -65,7 +65,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         return copy
     }
 
-    public func reserve(batchCapacity: Int, needsInputGradient: Bool) {
+    public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
         precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
         let count = rowsPerSample * batchCapacity * units
         if output.count < count {

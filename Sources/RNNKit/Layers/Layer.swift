@@ -1,11 +1,25 @@
 /// A layer of a `Sequential` model: it owns its weights, its gradients and the buffers of its
-/// last forward pass.
+/// last forward pass. The built-in layers (`SimpleRNN`, `LSTM`, `GRU`, `Dense`) conform, and so
+/// can a user's own (see the README's "Writing a layer").
 ///
-/// Contract for the pointers: `forward` reads `input` (laid out as the input shape says, for
-/// `batchSize` samples) and returns a pointer to its output, owned by the layer and valid until
-/// its next `forward`. The layer keeps `input` for `backward`, so the caller keeps that memory
-/// unchanged until then. `backward` takes d loss / d output in the output's layout and returns
-/// d loss / d input (owned by the layer) when asked for it.
+/// **Parameters.** A layer declares its trainable weights by creating `Parameter`s in `build`
+/// (named by the weight alone, `kernel`; the model prefixes the layer's name when it sets
+/// `name`) and drawing their initial values into `parameter.value`. The model then moves them
+/// into its `ParameterArena`, so a layer must read `parameter.value.pointer` and
+/// `parameter.gradient.pointer` each time it runs rather than keep them. `backward` writes (not
+/// adds) every parameter's gradient.
+///
+/// **Buffers and pointers.** `forward` reads `input` (laid out as the input shape says, for
+/// `batchSize` samples; sequences time-major `[T, B, F]`) and returns a pointer to its output,
+/// owned by the layer and valid until its next `forward`. The layer may keep `input` for
+/// `backward`, so the caller keeps that memory unchanged until then. `backward` takes d loss /
+/// d output in the output's layout and returns d loss / d input (owned by the layer) when
+/// `reserve` asked for it. Nothing should allocate in `forward` or `backward` for batches that
+/// fit the reserved capacity.
+///
+/// **Threads.** With `workers > 1` a model runs `replica()` copies of each layer on other
+/// threads, each on its own shard of the batch: a replica shares the weights' values and has
+/// its own gradients and buffers.
 public protocol Layer<Scalar>: AnyObject {
     associatedtype Scalar: BLASScalar
 
@@ -24,13 +38,13 @@ public protocol Layer<Scalar>: AnyObject {
     /// values. Throws `ModelError.incompatibleInput` otherwise.
     func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape
 
-    /// A built copy that shares this layer's weight values (not its gradients or buffers), for
-    /// computing another shard of a batch on another thread.
+    /// A built copy whose parameters share this layer's values (`Parameter(sharingValuesOf:)`),
+    /// with gradients and buffers of its own, for computing another shard of a batch on another thread.
     func replica() -> any Layer<Scalar>
 
-    /// Sizes the layer's buffers for batches of up to `batchCapacity` samples. Nothing is
-    /// allocated afterwards for any batch that fits.
-    func reserve(batchCapacity: Int, needsInputGradient: Bool)
+    /// Sizes the layer's buffers for batches of up to `batchCapacity` samples run on `backend`.
+    /// Nothing is allocated afterwards for any batch that fits.
+    func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend)
 
     /// The forward pass over `batchSize ≤ batchCapacity` samples.
     func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>
@@ -39,6 +53,11 @@ public protocol Layer<Scalar>: AnyObject {
     /// `needsInputGradient` was reserved, returns d loss / d input.
     @discardableResult
     func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>?
+}
+
+extension Layer {
+    /// The number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 }
 
 /// A model's structure does not fit together, or does not fit the data or weights it is given.

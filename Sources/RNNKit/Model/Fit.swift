@@ -42,7 +42,7 @@ extension Sequential {
                     onEvent: (FitEvent) -> Void = { _ in }) throws -> History {
         guard options.epochs >= 0 else { throw ModelError.invalidConfiguration("epochs must be ≥ 0, got \(options.epochs)") }
         guard optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before fitting it") }
-        _ = try checkData(data, range: nil, batchSize: options.batchSize)
+        _ = try checkData(data, range: nil, batchSize: options.batchSize, needsLabels: true)
         let split = try ValidationSplit(count: data.count, fraction: options.validationSplit)
         reserve(batchCapacity: options.batchSize)
         var order = Array(split.training)

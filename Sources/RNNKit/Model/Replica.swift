@@ -1,43 +1,53 @@
 /// One copy of a model's layers with its own batch buffers: the unit of work of one thread.
 ///
-/// Replica 0 holds the model's own layers; the others share their weight values and keep their
-/// own activations and gradients, so shards of a batch run at once without locks.
+/// Replica 0 holds the model's own layers and arena; the others share their weight values and
+/// keep their own activations and gradient arena, so shards of a batch run at once without locks.
 final class Replica<Scalar: BLASScalar> {
     let layers: [any Layer<Scalar>]
-    /// The layers' parameters in order: the model's own for replica 0, gradient-private copies otherwise.
-    let parameters: [Parameter<Scalar>]
+    let arena: ParameterArena<Scalar>
     let inputShape: FeatureShape
     private(set) var capacity = 0
     private(set) var input = Buffer<Scalar>(count: 0)        // [T, capacity, D]
-    private(set) var labels = Buffer<Int32>(count: 0)        // [capacity]
-    private var lossGradient = Buffer<Scalar>(count: 0)      // [capacity, classes]
-    /// The last pass's summed loss and correct count, and its output `[batch, classes]`.
-    private(set) var lossSum = 0.0
-    private(set) var correct = 0
+    private(set) var labels = Buffer<Int32>(count: 0)        // [rowsPerSample, capacity]
+    private(set) var targets = Buffer<Scalar>(count: 0)      // outputs' layout, for value losses
+    private var lossGradient = Buffer<Scalar>(count: 0)      // outputs' layout
+    /// The last pass's figures and its output (the last layer's, time-major for sequences).
+    private(set) var figures = BatchFigures()
     private(set) var output: UnsafePointer<Scalar>?
     private(set) var lastBatchSize = 0
 
-    /// The `Dense` that ends the model, kept typed (a cast per batch allocates). Nil only for
-    /// models `compile` refuses, which never run a batch.
-    private let softmaxHead: Dense<Scalar>?
+    /// The `Dense` that ends the model, if one does, kept typed (a cast per batch allocates).
+    private let denseHead: Dense<Scalar>?
+    private var loss: (any Loss)?
+    private var entry = LossGradientEntry.output
 
-    init(layers: [any Layer<Scalar>], inputShape: FeatureShape) {
+    init(layers: [any Layer<Scalar>], arena: ParameterArena<Scalar>, inputShape: FeatureShape) {
         self.layers = layers
-        self.softmaxHead = layers.last as? Dense<Scalar>
-        self.parameters = layers.flatMap { $0.parameters }
+        self.arena = arena
+        self.denseHead = layers.last as? Dense<Scalar>
         self.inputShape = inputShape
     }
 
-    private var head: Dense<Scalar> { softmaxHead! }
-    private var classes: Int { head.units }
+    private var outputShape: FeatureShape { layers.last!.outputShape }
+    /// Output rows per sample: the steps of a sequence output, else 1.
+    var rowsPerSample: Int { outputShape.steps }
 
-    func reserve(_ newCapacity: Int) {
+    /// Sets the loss `compile` chose, with where its gradient enters the head.
+    func compile(loss: any Loss, entry: LossGradientEntry) {
+        self.loss = loss
+        self.entry = entry
+    }
+
+    func reserve(_ newCapacity: Int, backend: any Backend) {
         guard newCapacity > capacity else { return }
         capacity = newCapacity
-        for (i, layer) in layers.enumerated() { layer.reserve(batchCapacity: newCapacity, needsInputGradient: i > 0) }
+        for (i, layer) in layers.enumerated() {
+            layer.reserve(batchCapacity: newCapacity, needsInputGradient: i > 0, backend: backend)
+        }
         input = Buffer(count: inputShape.scalarCount * newCapacity)
-        labels = Buffer(count: newCapacity)
-        lossGradient = Buffer(count: head.outputShape.scalarCount * newCapacity)
+        labels = Buffer(count: rowsPerSample * newCapacity)
+        targets = Buffer(count: outputShape.scalarCount * newCapacity)
+        lossGradient = Buffer(count: outputShape.scalarCount * newCapacity)
     }
 
     /// Gathers the samples at `indices` into this replica's batch buffers.
@@ -45,36 +55,61 @@ final class Replica<Scalar: BLASScalar> {
         data.gather(indices, into: input.pointer, labels: labels.pointer)
     }
 
-    /// Copies samples `start..<start + count` of a time-major batch `x [T, batch, D]` (and of
-    /// its labels, when given) into this replica's buffers.
-    func pack(x: UnsafePointer<Scalar>, labels source: UnsafePointer<Int32>?, batch: Int, start: Int, count: Int) {
-        let steps = inputShape.steps, features = inputShape.features
+    /// Copies samples `start..<start + count` of time-major batches (`[steps, batch, width]`)
+    /// into this replica's buffer of the same layout for `count` samples.
+    private static func copyShard<T>(_ source: UnsafePointer<T>, into destination: UnsafeMutablePointer<T>,
+                                     steps: Int, width: Int, batch: Int, start: Int, count: Int) {
         for t in 0..<steps {
-            (input.pointer + t * count * features).update(from: x + (t * batch + start) * features, count: count * features)
+            (destination + t * count * width).update(from: source + (t * batch + start) * width, count: count * width)
         }
-        if let source { labels.pointer.update(from: source + start, count: count) }
+    }
+
+    /// Copies samples `start..<start + count` of a time-major batch `x [T, batch, D]`, and of its
+    /// labels (one per output row) or targets (the outputs' layout) when given, into this replica.
+    func pack(x: UnsafePointer<Scalar>, labels sourceLabels: UnsafePointer<Int32>?, targets sourceTargets: UnsafePointer<Scalar>?,
+              batch: Int, start: Int, count: Int) {
+        Self.copyShard(x, into: input.pointer, steps: inputShape.steps, width: inputShape.features,
+                       batch: batch, start: start, count: count)
+        if let sourceLabels {
+            Self.copyShard(sourceLabels, into: labels.pointer, steps: rowsPerSample, width: 1, batch: batch, start: start, count: count)
+        }
+        if let sourceTargets {
+            Self.copyShard(sourceTargets, into: targets.pointer, steps: rowsPerSample, width: outputShape.features,
+                           batch: batch, start: start, count: count)
+        }
     }
 
     /// Forward over `batchSize` samples of `x` (this replica's own buffer unless given), then the
-    /// loss against `labels`; with a `gradientScale`, also the backward pass, leaving each
-    /// parameter's gradient of `gradientScale · Σ loss`.
-    func run(x: UnsafePointer<Scalar>? = nil, labels given: UnsafePointer<Int32>? = nil, batchSize: Int,
+    /// loss against the labels or targets (this replica's unless given); with a `gradientScale`,
+    /// also the backward pass, leaving in the arena's gradients those of `gradientScale · Σ loss`.
+    func run(x: UnsafePointer<Scalar>? = nil, labels givenLabels: UnsafePointer<Int32>? = nil,
+             targets givenTargets: UnsafePointer<Scalar>? = nil, batchSize: Int,
              gradientScale: Scalar?, backend: any Backend) {
-        let activations = forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
-        (lossSum, correct) = Scalar.softmaxCrossEntropy(
-            logits: head.lastPreActivation, probabilities: activations, labels: given ?? UnsafePointer(labels.pointer),
-            rows: batchSize, classes: classes, gradientScale: gradientScale ?? 0,
-            logitGradient: gradientScale == nil ? nil : lossGradient.pointer)
+        guard let loss else { preconditionFailure("compile the model before computing a loss") }
+        let outputs = forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
+        let rows = rowsPerSample * batchSize
+        let batch = LossBatch(
+            outputs: outputs, preActivations: entry == .preActivation ? denseHead!.lastPreActivation : nil,
+            labels: loss.targets == .classIndices ? givenLabels ?? UnsafePointer(labels.pointer) : nil,
+            targets: loss.targets == .values ? givenTargets ?? UnsafePointer(targets.pointer) : nil,
+            rows: rows, columns: outputShape.features, rowsPerSample: rowsPerSample)
+        figures = loss.evaluate(batch, entry: entry, gradientScale: gradientScale,
+                                gradient: gradientScale == nil ? nil : lossGradient.pointer)
         guard gradientScale != nil else { return }
-        var gradient = head.backward(preActivationGradient: lossGradient.pointer, batchSize: batchSize, backend: backend)
-        for layer in layers.dropLast().reversed() {
-            gradient = layer.backward(gradient!, batchSize: batchSize, backend: backend)
+        var gradient: UnsafePointer<Scalar>?
+        if entry == .preActivation {
+            gradient = denseHead!.backward(preActivationGradient: lossGradient.pointer, batchSize: batchSize, backend: backend)
+        } else {
+            gradient = layers[layers.count - 1].backward(lossGradient.pointer, batchSize: batchSize, backend: backend)
+        }
+        for index in stride(from: layers.count - 2, through: 0, by: -1) {
+            gradient = layers[index].backward(gradient!, batchSize: batchSize, backend: backend)
         }
     }
 
-    /// Forward only over this replica's own batch, for prediction: no labels, no loss.
-    func predict(batchSize: Int, backend: any Backend) {
-        forward(UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
+    /// Forward only, for prediction: no labels, no loss.
+    func predict(x: UnsafePointer<Scalar>? = nil, batchSize: Int, backend: any Backend) {
+        forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
     }
 
     @discardableResult
@@ -84,5 +119,18 @@ final class Replica<Scalar: BLASScalar> {
         output = activations
         lastBatchSize = batchSize
         return activations
+    }
+
+    /// Writes the last output batch-major (`[batch, steps, features]` for sequences, as Keras
+    /// returns it) at `destination`.
+    func copyOutputBatchMajor(to destination: UnsafeMutablePointer<Scalar>) {
+        let rows = rowsPerSample, width = outputShape.features, batch = lastBatchSize
+        guard let output else { return }
+        if rows == 1 { return destination.update(from: output, count: batch * width) }
+        for t in 0..<rows {
+            for b in 0..<batch {
+                (destination + (b * rows + t) * width).update(from: output + (t * batch + b) * width, count: width)
+            }
+        }
     }
 }

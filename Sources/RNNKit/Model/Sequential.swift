@@ -1,20 +1,25 @@
 import Foundation
 
-/// The loss a model is compiled with.
-public enum Loss: String, Sendable {
-    /// Categorical cross-entropy on softmax outputs (Keras's `categorical_crossentropy`), with
-    /// the mean over the batch. Labels are class indices: the one-hot targets are implicit.
-    case categoricalCrossentropy = "categorical_crossentropy"
-}
-
 /// The loss and accuracy of a batch or a whole pass.
 public struct Metrics: Equatable, Sendable {
     /// Mean loss per sample.
     public var loss: Double
-    /// Fraction of samples whose arg-max prediction equals the label.
+    /// The loss's accuracy metric (e.g. the fraction of samples whose arg-max prediction equals
+    /// the label); NaN for a loss without one.
     public var accuracy: Double
     /// Samples counted.
     public var samples: Int
+
+    public init(loss: Double, accuracy: Double, samples: Int) {
+        self.loss = loss
+        self.accuracy = accuracy
+        self.samples = samples
+    }
+
+    init(_ figures: BatchFigures) {
+        self.init(loss: figures.lossSum / Double(max(figures.samples, 1)),
+                  accuracy: figures.counted > 0 ? figures.correct / figures.counted : .nan, samples: figures.samples)
+    }
 }
 
 /// Layers in a line, as Keras's `Sequential`: build, summarise, train on batches, evaluate and
@@ -30,23 +35,33 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Which arithmetic runs the layers. May be changed between batches.
     public var backend: any Backend
     public private(set) var optimizer: (any Optimizer<Scalar>)?
-    public private(set) var loss: Loss = .categoricalCrossentropy
+    /// The loss `compile` chose; nil until then (`predict` needs none).
+    public private(set) var loss: (any Loss)?
+    /// Combines each step's shard gradients and figures (the in-process sum by default).
+    public var reducer: any GradientReducer<Scalar> = InProcessReducer<Scalar>()
+    /// Every weight and gradient of the model, contiguous.
+    public let arena: ParameterArena<Scalar>
 
     /// How many threads share each batch (data parallelism): the batch is cut into this many
     /// shards, each run forward and backward on its own thread against the same weights, and
     /// their gradients summed before one optimiser step. The result is the same as one thread's
     /// up to float rounding, and reproducible for a given number of workers. Small models need it
     /// most: OpenBLAS cannot split their tiny GEMMs across cores, but the shards of a batch run
-    /// side by side (how far that scales is limited by a lock OpenBLAS takes in every call; see
-    /// the README's performance notes). Keep OpenBLAS at one thread when using more than one
-    /// worker (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
+    /// side by side. Keep OpenBLAS at one thread when using more than one worker
+    /// (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
     public var workers: Int = 1 {
         didSet {
             precondition(workers >= 1, "workers must be 1 or more, not \(workers)")
             while replicas.count < workers {
-                replicas.append(Replica(layers: layers.map { $0.replica() }, inputShape: inputShape))
+                let layers = self.layers.map { $0.replica() }
+                let arena = ParameterArena(gradientsOf: layers.flatMap { $0.parameters }, sharingValuesWith: self.arena)
+                let replica = Replica(layers: layers, arena: arena, inputShape: inputShape)
+                if let loss { replica.compile(loss: loss, entry: lossEntry) }
+                replicas.append(replica)
             }
             replicas.removeLast(replicas.count - workers)
+            gradientArenas = replicas.map { $0.arena.gradients.pointer }
+            shardFigures = Array(repeating: BatchFigures(), count: workers)
             pool = workers > 1 ? WorkerPool(threads: workers - 1) : nil
             let capacity = self.capacity
             self.capacity = 0
@@ -55,12 +70,15 @@ public final class Sequential<Scalar: BLASScalar> {
     }
 
     private var replicas: [Replica<Scalar>]
+    private var gradientArenas: [UnsafeMutablePointer<Scalar>]
+    private var shardFigures = [BatchFigures()]
+    private var lossEntry = LossGradientEntry.output
     private var pool: WorkerPool?
     private var capacity = 0
     private var indexBuffer = Buffer<Int>(count: 0)
 
     /// Builds every layer in turn, naming them as Keras does (`simple_rnn`, `simple_rnn_1`, …)
-    /// and drawing their initial weights from `seed`.
+    /// and drawing their initial weights from `seed`, then moves every weight into the arena.
     ///
     /// - Throws: `ModelError.incompatibleInput` when a layer cannot take the shape the layer
     ///   before it produces, or `invalidConfiguration` for an empty model.
@@ -81,32 +99,30 @@ public final class Sequential<Scalar: BLASScalar> {
             layer.name = n == 0 ? layer.nameStem : "\(layer.nameStem)_\(n)"
             shape = try layer.build(inputShape: shape, generator: &generator)
         }
-        parameters = layers.flatMap { $0.parameters }
-        replicas = [Replica(layers: layers, inputShape: inputShape)]
+        arena = ParameterArena(layers.flatMap { $0.parameters })
+        replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
+        gradientArenas = [arena.gradients.pointer]
     }
 
     /// The shape of one sample's output.
     public var outputShape: FeatureShape { layers.last!.outputShape }
 
     /// Every trainable weight, layer by layer, in Keras's order.
-    public let parameters: [Parameter<Scalar>]
+    public var parameters: [Parameter<Scalar>] { arena.parameters }
 
     /// The number of trainable scalars.
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    public var parameterCount: Int { arena.count }
 
-    /// Chooses the optimiser and the loss.
-    /// - Throws: `invalidConfiguration` when the loss does not fit the last layer
-    ///   (categorical cross-entropy needs a softmax `Dense` producing one vector per sample).
-    public func compile(optimizer: any Optimizer<Scalar>, loss: Loss = .categoricalCrossentropy) throws {
-        guard let head = layers.last as? Dense<Scalar>, head.activation == .softmax, case .vector = outputShape else {
-            throw ModelError.invalidConfiguration(
-                "categorical_crossentropy needs the last layer to be Dense with softmax producing (None, classes)")
-        }
+    /// Chooses the optimiser and the loss (Keras's `compile`).
+    /// - Throws: `invalidConfiguration` when the loss cannot serve the last layer, naming what it needs.
+    public func compile(optimizer: any Optimizer<Scalar>, loss: any Loss = CategoricalCrossentropy()) throws {
+        let head = LossHead(outputShape: outputShape, denseActivation: (layers.last as? Dense<Scalar>)?.activation)
+        let entry = try loss.gradientEntry(for: head)
         self.optimizer = optimizer
         self.loss = loss
+        lossEntry = entry
+        for replica in replicas { replica.compile(loss: loss, entry: entry) }
     }
-
-    private var classes: Int { outputShape.features }
 
     /// Sizes every buffer for batches of up to `batchCapacity` samples. Called by the batch
     /// methods as needed; call it yourself to keep the first batch free of allocation.
@@ -115,7 +131,7 @@ public final class Sequential<Scalar: BLASScalar> {
         guard batchCapacity > capacity else { return }
         capacity = batchCapacity
         let perShard = (batchCapacity + workers - 1) / workers
-        for replica in replicas { replica.reserve(perShard) }
+        for replica in replicas { replica.reserve(perShard, backend: backend) }
         indexBuffer = Buffer(count: batchCapacity)
     }
 
@@ -137,113 +153,158 @@ public final class Sequential<Scalar: BLASScalar> {
         if count == 1 { body(0) } else { pool!.run(count, body) }
     }
 
-    /// The summed figures of the shards of the last pass.
-    private func metrics(shards: Int, batchSize: Int) -> Metrics {
-        var lossSum = 0.0, correct = 0
-        for replica in replicas.prefix(shards) {
-            lossSum += replica.lossSum
-            correct += replica.correct
-        }
-        return Metrics(loss: lossSum / Double(batchSize), accuracy: Double(correct) / Double(batchSize), samples: batchSize)
-    }
-
-    /// Adds the other shards' gradients into the model's own.
-    private func reduceGradients(shards: Int) {
-        // Index loops: `zip` from unspecialised generic code allocates on every step.
-        for shard in stride(from: 1, to: shards, by: 1) {
-            let theirs = replicas[shard].parameters
-            for k in 0..<parameters.count {
-                Scalar.add(theirs[k].gradient.pointer, into: parameters[k].gradient.pointer, count: parameters[k].count)
-            }
-        }
-    }
-
     // MARK: Batches
+
+    /// Refuses a raw batch whose labels or targets do not fit the compiled loss, before any kernel runs.
+    private func checkTargets(labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?, batchSize: Int) throws {
+        guard let loss, optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
+        guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
+        switch loss.targets {
+        case .classIndices:
+            guard let labels else { throw ModelError.invalidConfiguration("\(loss.name) needs class labels, not target values") }
+            let classes = outputShape.features, rows = outputShape.steps * batchSize
+            for i in 0..<rows where labels[i] < 0 || Int(labels[i]) >= classes {
+                throw ModelError.invalidConfiguration("label \(labels[i]) at position \(i) is outside 0..<\(classes), the classes the model predicts")
+            }
+        case .values:
+            guard targets != nil else { throw ModelError.invalidConfiguration("\(loss.name) needs target values, not class labels") }
+        }
+    }
 
     /// Forward, loss and backward over one batch: fills every parameter's gradient (of the mean
     /// loss) and returns the batch's metrics. Does not update the weights.
     ///
-    /// - Parameters: `x` time-major `[T, batchSize, D]`; `labels` `batchSize` class indices.
+    /// - Parameters: `x` time-major `[T, batchSize, D]`; `labels` one class index per output row
+    ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
+    /// - Throws: `ModelError` for an uncompiled model or a label outside the classes.
     @discardableResult
-    public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) -> Metrics {
-        precondition(optimizer != nil, "compile the model before training it")
+    public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
+        try checkTargets(labels: labels, targets: nil, batchSize: batchSize)
+        return Metrics(try gradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
+    }
+
+    /// As `computeGradients(x:labels:batchSize:)`, for losses that compare with values (mean
+    /// squared error, binary cross-entropy): `targets` in the outputs' layout (`[batchSize, F]`,
+    /// or time-major `[T, batchSize, F]` for sequence outputs).
+    @discardableResult
+    public func computeGradients(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
+        try checkTargets(labels: nil, targets: targets, batchSize: batchSize)
+        return Metrics(try gradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
+    }
+
+    private func gradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
+                           batchSize: Int) throws -> BatchFigures {
         reserve(batchCapacity: batchSize)
         if shards(batchSize) == 1 {
             // One shard reads the caller's batch where it lies.
-            replicas[0].run(x: x, labels: labels, batchSize: batchSize, gradientScale: 1 / Scalar(batchSize), backend: backend)
-            return metrics(shards: 1, batchSize: batchSize)
+            replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
+                            gradientScale: 1 / Scalar(batchSize), backend: backend)
+            shardFigures[0] = replicas[0].figures
+            return try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count)
         }
-        return trainShards(batchSize: batchSize) { replica, samples in
-            replica.pack(x: x, labels: labels, batch: batchSize, start: samples.lowerBound, count: samples.count)
+        return try trainShards(batchSize: batchSize) { replica, samples in
+            replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
         }
     }
 
     /// Loads each shard's samples with `load`, runs forward, loss and backward on every shard at
-    /// once, and sums the gradients into the model's own; returns the batch's metrics.
-    private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) -> Metrics {
+    /// once, and reduces the gradients into the model's arena; returns the batch's figures.
+    private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
         let count = shards(batchSize), scale = 1 / Scalar(batchSize)
         forEachShard(count) { i in
             let samples = shard(i, of: count, batchSize: batchSize)
             load(replicas[i], samples)
             replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
         }
-        reduceGradients(shards: count)
-        return metrics(shards: count, batchSize: batchSize)
+        for i in 0..<count { shardFigures[i] = replicas[i].figures }
+        return try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: count, count: arena.count)
     }
 
-    /// One training step: `computeGradients`, then the optimiser's update, unless the loss or a
+    /// One training step: the gradients, then the optimiser's update, unless the loss or a
     /// gradient is not finite, in which case the weights are left as they were and
     /// `TrainingError.nonFinite` is thrown.
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        try applyUpdate(computeGradients(x: x, labels: labels, batchSize: batchSize))
+        try checkTargets(labels: labels, targets: nil, batchSize: batchSize)
+        return try applyUpdate(gradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
+    }
+
+    /// One training step against target values (see `computeGradients(x:targets:batchSize:)`).
+    @discardableResult
+    public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
+        try checkTargets(labels: nil, targets: targets, batchSize: batchSize)
+        return try applyUpdate(gradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
     }
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
     /// samples straight into its time-major buffer.
     @discardableResult
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
-        precondition(optimizer != nil, "compile the model before training it")
-        precondition(data.sampleShape == inputShape, "samples of shape \(data.sampleShape) fed to a model built for \(inputShape)")
+        guard let loss, optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
+        guard loss.targets == .classIndices else {
+            throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels: train on raw batches")
+        }
+        guard data.sampleShape == inputShape else {
+            throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
+        }
         reserve(batchCapacity: indices.count)
         return try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
             replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
         })
     }
 
-    private func applyUpdate(_ metrics: Metrics) throws -> Metrics {
-        // A plain loop: `allSatisfy` from unspecialised generic code allocates for every element.
-        var finite = metrics.loss.isFinite
-        for parameter in parameters where finite {
-            finite = Scalar.allFinite(parameter.gradient.pointer, count: parameter.count)
+    /// Arenas at least this large have their optimiser step split over the workers; below it the
+    /// hand-off costs more than the arithmetic.
+    private static var parallelUpdateThreshold: Int { 1 << 16 }
+
+    private func applyUpdate(_ figures: BatchFigures) throws -> Metrics {
+        guard figures.finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }
+        let optimizer = optimizer!
+        optimizer.beginStep(arena)
+        if workers > 1, arena.count >= Self.parallelUpdateThreshold {
+            let count = workers, total = arena.count
+            forEachShard(count) { i in
+                let range = shard(i, of: count, batchSize: total)
+                optimizer.update(range, of: arena)
+            }
+        } else {
+            optimizer.update(0..<arena.count, of: arena)
         }
-        guard finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }
-        optimizer!.apply(to: parameters)
-        return metrics
+        return Metrics(figures)
     }
 
-    /// The model's outputs for one time-major batch `x [T, batchSize, D]`, written to
-    /// `output [batchSize, classes]`.
+    /// The model's outputs for one time-major batch `x [T, batchSize, D]`, written batch-major to
+    /// `output` (`[batchSize, F]`, or `[batchSize, T, F]` for sequence outputs). Needs no `compile`.
     public func predict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
         reserve(batchCapacity: batchSize)
-        let count = shards(batchSize)
+        let count = shards(batchSize), perSample = outputShape.scalarCount
         forEachShard(count) { i in
             let samples = shard(i, of: count, batchSize: batchSize)
             let replica = replicas[i]
-            replica.pack(x: x, labels: nil, batch: batchSize, start: samples.lowerBound, count: samples.count)
-            replica.predict(batchSize: samples.count, backend: backend)
-            (output + samples.lowerBound * classes).update(from: replica.output!, count: samples.count * classes)
+            if count == 1 {
+                replica.predict(x: x, batchSize: batchSize, backend: backend)
+            } else {
+                replica.pack(x: x, labels: nil, targets: nil, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                replica.predict(batchSize: samples.count, backend: backend)
+            }
+            replica.copyOutputBatchMajor(to: output + samples.lowerBound * perSample)
         }
     }
 
     // MARK: Whole datasets
 
-    func checkData(_ data: some SequenceDataset, range: Range<Int>?, batchSize: Int) throws -> Range<Int> {
+    func checkData(_ data: some SequenceDataset, range: Range<Int>?, batchSize: Int, needsLabels: Bool) throws -> Range<Int> {
         guard data.sampleShape == inputShape else {
             throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
         }
-        guard data.classCount == classes else {
-            throw ModelError.invalidConfiguration("the data has \(data.classCount) classes, the model predicts \(classes)")
+        if needsLabels {
+            guard let loss else { throw ModelError.invalidConfiguration("compile the model before evaluating or fitting it") }
+            guard loss.targets == .classIndices else {
+                throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels")
+            }
+            guard case .vector(let classes) = outputShape, data.classCount == classes else {
+                throw ModelError.invalidConfiguration("the data has \(data.classCount) classes, the model predicts \(outputShape)")
+            }
         }
         guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
         let range = range ?? 0..<data.count
@@ -278,25 +339,25 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Loss and accuracy over `range` of `data` (all of it by default), in batches.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
-        let range = try checkData(data, range: range, batchSize: batchSize)
-        var lossSum = 0.0, correct = 0
-        sweep(data, range: range, batchSize: batchSize, withLoss: true) { _, replica in
-            lossSum += replica.lossSum
-            correct += replica.correct
-        }
-        let n = Double(max(range.count, 1))
-        return Metrics(loss: lossSum / n, accuracy: Double(correct) / n, samples: range.count)
+        let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
+        var total = BatchFigures()
+        sweep(data, range: range, batchSize: batchSize, withLoss: true) { _, replica in total += replica.figures }
+        return Metrics(total)
     }
 
-    /// The model's outputs for `range` of `data`: `[range.count, classes]` probabilities.
+    /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
+    /// for sequence outputs), e.g. class probabilities. Needs no `compile`.
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
-        let range = try checkData(data, range: range, batchSize: batchSize)
-        var result = Tensor<Scalar>(shape: [range.count, classes])
-        let classes = self.classes
+        let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
+        let perSample = outputShape.scalarCount
+        let shape: [Int] = switch outputShape {
+        case .vector(let features): [range.count, features]
+        case .sequence(let steps, let features): [range.count, steps, features]
+        }
+        var result = Tensor<Scalar>(shape: shape)
         result.scalars.withUnsafeMutableBufferPointer { result in
             sweep(data, range: range, batchSize: batchSize, withLoss: false) { start, replica in
-                let rows = replica.lastBatchSize
-                (result.baseAddress! + (start - range.lowerBound) * classes).update(from: replica.output!, count: rows * classes)
+                replica.copyOutputBatchMajor(to: result.baseAddress! + (start - range.lowerBound) * perSample)
             }
         }
         return result

@@ -24,7 +24,7 @@ extension Sequential {
         lines.append(rule("┡", "━", "╇", "┩"))
         for (i, layer) in layers.enumerated() {
             if i > 0 { lines.append(rule("├", "─", "┼", "┤")) }
-            let count = layer.parameters.reduce(0) { $0 + $1.count }
+            let count = layer.parameterCount
             lines.append("│" + cell("\(layer.name) (\(layer.typeName))", widths[0]) + "│"
                          + cell(layer.outputShape.description, widths[1]) + "│"
                          + cell(Self.grouped(count), widths[2], right: true) + "│")

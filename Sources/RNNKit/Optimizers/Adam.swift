@@ -4,12 +4,14 @@ import RealModule
 ///
 ///     m += (g − m)(1 − β1);  v += (g² − v)(1 − β2)
 ///     α = lr · √(1 − β2^t) / (1 − β1^t);  w −= α · m / (√v + ε)      (t from 1)
-public final class Adam<Scalar: BLASScalar>: Optimizer {
+public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     public var name: String { "adam" }
     public var learningRate: Double
     public let beta1: Double, beta2: Double, epsilon: Double
     public private(set) var iterations = 0
-    private let state = OptimizerSlots<Scalar>(slotsPerParameter: 2)
+    /// Slot 0: the first moments m; slot 1: the second moments v.
+    public let state = OptimizerState<Scalar>(slotCount: 2)
+    private var stepSize: Scalar = 0
 
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
         precondition(learningRate > 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon >= 0,
@@ -20,22 +22,24 @@ public final class Adam<Scalar: BLASScalar>: Optimizer {
         self.epsilon = epsilon
     }
 
-    public func apply(to parameters: [Parameter<Scalar>]) {
+    public func beginStep(_ arena: ParameterArena<Scalar>) {
+        state.prepare(arena)
         iterations += 1
         let t = Double(iterations)
-        let stepSize = learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t))
-        for parameter in parameters {
-            let slots = state.slots(for: parameter)
-            Scalar.adamStep(
-                weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
-                m: slots[0].pointer, v: slots[1].pointer, count: parameter.count,
-                oneMinusBeta1: Scalar(1 - beta1), oneMinusBeta2: Scalar(1 - beta2), epsilon: Scalar(epsilon), stepSize: Scalar(stepSize))
-        }
+        stepSize = Scalar(learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t)))
+    }
+
+    public func update(_ range: Range<Int>, of arena: ParameterArena<Scalar>) {
+        let (m, v) = (state.slots[0].pointer, state.slots[1].pointer)
+        let start = range.lowerBound
+        Scalar.adamStep(
+            weights: arena.values.pointer + start, gradients: arena.gradients.pointer + start,
+            m: m + start, v: v + start, count: range.count,
+            oneMinusBeta1: Scalar(1 - beta1), oneMinusBeta2: Scalar(1 - beta2), epsilon: Scalar(epsilon), stepSize: stepSize)
     }
 
     /// The first and second moments of `parameter` (copies).
     public func moments(of parameter: Parameter<Scalar>) -> (m: [Scalar], v: [Scalar]) {
-        let values = state.values(for: parameter)
-        return (values[0], values[1])
+        (state.values(slot: 0, for: parameter), state.values(slot: 1, for: parameter))
     }
 }

@@ -1,5 +1,8 @@
-/// Updates a model's weights from their gradients. One optimiser serves one model: it keeps
-/// per-weight state (moments, velocities) keyed by the parameter objects it is given.
+/// Updates a model's weights from their gradients, over the model's `ParameterArena`.
+///
+/// One optimiser serves one arena: it keeps per-weight state (moments, velocities) laid out as
+/// the arena. A step is `beginStep` once, then `update` over ranges that cover the arena; the
+/// ranges are independent, so a model splits them over its worker threads.
 public protocol Optimizer<Scalar>: AnyObject {
     associatedtype Scalar: BLASScalar
     /// The Keras name (`adam`, `sgd`, `rmsprop`).
@@ -8,25 +11,69 @@ public protocol Optimizer<Scalar>: AnyObject {
     var learningRate: Double { get set }
     /// How many updates have been applied.
     var iterations: Int { get }
-    /// Applies one update to every parameter from its `gradient`.
-    func apply(to parameters: [Parameter<Scalar>])
+    /// Counts one update and prepares its constants; sizes (zeroed) state the first time an arena
+    /// is seen. Call once per step, before `update`.
+    func beginStep(_ arena: ParameterArena<Scalar>)
+    /// Applies the current step to the weights in `range` of `arena` from their gradients.
+    /// Disjoint ranges may run on different threads at once.
+    func update(_ range: Range<Int>, of arena: ParameterArena<Scalar>)
 }
 
-/// Per-parameter optimiser state: `slotsPerParameter` zero-initialised buffers shaped like
-/// each parameter, created on first use.
-final class OptimizerSlots<Scalar: BLASScalar> {
-    private var slots: [ObjectIdentifier: [Buffer<Scalar>]] = [:]
-    let slotsPerParameter: Int
+extension Optimizer {
+    /// One whole update of `arena` on the calling thread.
+    public func apply(to arena: ParameterArena<Scalar>) {
+        beginStep(arena)
+        update(0..<arena.count, of: arena)
+    }
+}
 
-    init(slotsPerParameter: Int) { self.slotsPerParameter = slotsPerParameter }
+/// An optimiser's per-weight state: `slotCount` zero-initialised buffers laid out as the arena
+/// they serve, and the arena itself, so a parameter's share can be found.
+public final class OptimizerState<Scalar: BLASScalar> {
+    public let slotCount: Int
+    public private(set) var slots: [Buffer<Scalar>] = []
+    public private(set) var arena: ParameterArena<Scalar>?
+    /// An arena made by `apply(to: [Parameter])` for parameters outside any model.
+    private var looseArena: ParameterArena<Scalar>?
 
-    func slots(for parameter: Parameter<Scalar>) -> [Buffer<Scalar>] {
-        if let existing = slots[ObjectIdentifier(parameter)] { return existing }
-        let created = (0..<slotsPerParameter).map { _ in Buffer<Scalar>(count: parameter.count) }
-        slots[ObjectIdentifier(parameter)] = created
-        return created
+    public init(slotCount: Int) { self.slotCount = slotCount }
+
+    /// Binds to `arena`, starting from zero state when it is a new one.
+    public func prepare(_ arena: ParameterArena<Scalar>) {
+        guard arena !== self.arena else { return }
+        self.arena = arena
+        slots = (0..<slotCount).map { _ in Buffer<Scalar>(count: arena.count) }
     }
 
-    /// The state of `parameter` (a copy), for tests and inspection.
-    func values(for parameter: Parameter<Scalar>) -> [[Scalar]] { slots(for: parameter).map(\.array) }
+    /// The arena for a list of loose parameters: the same one while the list is the same.
+    func arena(for parameters: [Parameter<Scalar>]) -> ParameterArena<Scalar> {
+        if let looseArena, looseArena.parameters.count == parameters.count,
+           zip(looseArena.parameters, parameters).allSatisfy({ $0 === $1 }) {
+            return looseArena
+        }
+        let made = ParameterArena(parameters)
+        looseArena = made
+        return made
+    }
+
+    /// Slot `slot`'s values for `parameter` (a copy), for tests and inspection.
+    public func values(slot: Int, for parameter: Parameter<Scalar>) -> [Scalar] {
+        guard let arena, let offset = arena.offset(of: parameter) else {
+            preconditionFailure("\(parameter.name) has no optimiser state: it was never updated by this optimiser")
+        }
+        return Array(UnsafeBufferPointer(start: slots[slot].pointer + offset, count: parameter.count))
+    }
+}
+
+/// The optimisers that keep an `OptimizerState`.
+protocol StatefulOptimizer: Optimizer {
+    var state: OptimizerState<Scalar> { get }
+}
+
+extension StatefulOptimizer {
+    /// Updates `parameters` that need not belong to a model: the first call moves them into an
+    /// arena of their own (values kept), which later calls with the same list reuse.
+    public func apply(to parameters: [Parameter<Scalar>]) {
+        apply(to: state.arena(for: parameters))
+    }
 }

@@ -1,11 +1,12 @@
 /// RMSprop as Keras 3 computes it (defaults lr 0.001, ρ 0.9, ε 1e-7, no momentum, not centred):
 /// `s = ρs + (1 − ρ)g²; w −= lr · g / √(s + ε)`.
-public final class RMSprop<Scalar: BLASScalar>: Optimizer {
+public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     public var name: String { "rmsprop" }
     public var learningRate: Double
     public let rho: Double, epsilon: Double
     public private(set) var iterations = 0
-    private let state = OptimizerSlots<Scalar>(slotsPerParameter: 1)
+    /// Slot 0: the running mean squares.
+    public let state = OptimizerState<Scalar>(slotCount: 1)
 
     public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7) {
         precondition(learningRate > 0 && (0..<1).contains(rho) && epsilon >= 0, "RMSprop needs lr > 0, ρ in [0, 1), ε ≥ 0")
@@ -14,13 +15,16 @@ public final class RMSprop<Scalar: BLASScalar>: Optimizer {
         self.epsilon = epsilon
     }
 
-    public func apply(to parameters: [Parameter<Scalar>]) {
+    public func beginStep(_ arena: ParameterArena<Scalar>) {
+        state.prepare(arena)
         iterations += 1
-        for parameter in parameters {
-            Scalar.rmspropStep(
-                weights: parameter.value.pointer, gradients: parameter.gradient.pointer,
-                meanSquare: state.slots(for: parameter)[0].pointer, count: parameter.count,
-                learningRate: Scalar(learningRate), rho: Scalar(rho), oneMinusRho: Scalar(1 - rho), epsilon: Scalar(epsilon))
-        }
+    }
+
+    public func update(_ range: Range<Int>, of arena: ParameterArena<Scalar>) {
+        let start = range.lowerBound
+        Scalar.rmspropStep(
+            weights: arena.values.pointer + start, gradients: arena.gradients.pointer + start,
+            meanSquare: state.slots[0].pointer + start, count: range.count,
+            learningRate: Scalar(learningRate), rho: Scalar(rho), oneMinusRho: Scalar(1 - rho), epsilon: Scalar(epsilon))
     }
 }

@@ -34,3 +34,36 @@ public final class Buffer<Scalar: Numeric> {
     /// Sets every element to zero.
     public func zero() { pointer.update(repeating: 0, count: count) }
 }
+
+/// A run of `count` scalars inside a `Buffer` (or a whole one): how a `Parameter` sees its share
+/// of the model's parameter arena. Keeps the buffer alive.
+public struct BufferSlice<Scalar: Numeric> {
+    /// The first element, valid for `count` elements while the slice exists.
+    public let pointer: UnsafeMutablePointer<Scalar>
+    /// The number of elements.
+    public let count: Int
+    private let owner: Buffer<Scalar>
+
+    /// Elements `offset ..< offset + count` of `buffer`.
+    public init(_ buffer: Buffer<Scalar>, offset: Int = 0, count: Int? = nil) {
+        let count = count ?? buffer.count - offset
+        precondition(offset >= 0 && count >= 0 && offset + count <= buffer.count,
+                     "slice \(offset)..<\(offset + count) outside a buffer of \(buffer.count)")
+        owner = buffer
+        pointer = buffer.pointer + offset
+        self.count = count
+    }
+
+    /// A copy of the elements.
+    public var array: [Scalar] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// Overwrites every element from `values`.
+    /// - Precondition: `values.count == count`.
+    public func assign(_ values: [Scalar]) {
+        precondition(values.count == count, "assigning \(values.count) values to a slice of \(count)")
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// Sets every element to zero.
+    public func zero() { pointer.update(repeating: 0, count: count) }
+}

@@ -1,0 +1,236 @@
+/// A recurrent layer of any cell kind, run by the backend's one recurrent driver:
+/// `SimpleRNN`, `LSTM` and `GRU` are this class with Keras's names, options and initial values.
+///
+/// Weights in Keras's layout, gates concatenated in Keras's order: `kernel [inputs, G·units]`,
+/// `recurrent_kernel [units, G·units]`, `bias` (`[G·units]`, or `[2, 3·units]` for GRU with
+/// reset-after). Input: a sequence `[T, B, D]` (time-major). Output: every state
+/// `[T, B, units]` with `returnSequences`, otherwise the last state `[B, units]`. The state
+/// starts at zero for every sequence.
+public class RecurrentLayer<Scalar: BLASScalar>: Layer {
+    public let cell: RecurrentCell
+    public let units: Int
+    public let returnSequences: Bool
+    public let kernelInitializer: Initializer
+    public let recurrentInitializer: Initializer
+    public let biasInitializer: Initializer
+    /// LSTM only: start the forget gate's bias at 1 (Keras's `unit_forget_bias`).
+    public let unitForgetBias: Bool
+
+    public let typeName: String
+    public let nameStem: String
+    public var name: String { didSet { renameParameters() } }
+    public private(set) var parameters: [Parameter<Scalar>] = []
+    public private(set) var outputShape: FeatureShape = .vector(features: 0)
+
+    private var steps = 0, inputs = 0
+    private var tape = Buffer<Scalar>(count: 0)           // RecurrentTape's regions
+    private var workspace = Buffer<Scalar>(count: 0)      // the backend's scratch
+    private var inputGradient: Buffer<Scalar>?            // [T, B, D]
+    private var lastInput: UnsafePointer<Scalar>?
+    private var lastBatch = 0
+
+    init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool,
+         kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
+         unitForgetBias: Bool = false) {
+        precondition(units > 0, "\(typeName) needs at least one unit, not \(units)")
+        precondition(cell.activations.allSatisfy(\.isElementwise), "\(typeName)'s activations must be elementwise, not softmax")
+        self.typeName = typeName
+        self.nameStem = nameStem
+        self.name = nameStem
+        self.cell = cell
+        self.units = units
+        self.returnSequences = returnSequences
+        self.kernelInitializer = kernelInitializer
+        self.recurrentInitializer = recurrentInitializer
+        self.biasInitializer = biasInitializer
+        self.unitForgetBias = unitForgetBias
+    }
+
+    private var kernel: Parameter<Scalar> { parameters[0] }
+    private var recurrentKernel: Parameter<Scalar> { parameters[1] }
+    private var bias: Parameter<Scalar> { parameters[2] }
+
+    private func renameParameters() {
+        for (parameter, leaf) in zip(parameters, ["kernel", "recurrent_kernel", "bias"]) {
+            parameter.name = "\(name)/\(leaf)"
+        }
+    }
+
+    public func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape {
+        guard case .sequence(let steps, let features) = inputShape else {
+            throw ModelError.incompatibleInput(layer: name, expected: "a sequence (None, steps, features)", got: inputShape)
+        }
+        self.steps = steps
+        self.inputs = features
+        let width = cell.gates * units
+        parameters = [
+            Parameter(name: "kernel", shape: [features, width]),
+            Parameter(name: "recurrent_kernel", shape: [units, width]),
+            Parameter(name: "bias", shape: cell.biasShape(units: units)),
+        ]
+        renameParameters()
+        kernelInitializer.fill(kernel.value, shape: kernel.shape, generator: &generator)
+        recurrentInitializer.fill(recurrentKernel.value, shape: recurrentKernel.shape, generator: &generator)
+        biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator)
+        if unitForgetBias, case .lstm = cell {
+            // Keras: the initialiser's values for i, ones for f, the initialiser's for c and o.
+            (bias.value.pointer + units).update(repeating: 1, count: units)
+        }
+        outputShape = returnSequences ? .sequence(steps: steps, features: units) : .vector(features: units)
+        return outputShape
+    }
+
+    public func replica() -> any Layer<Scalar> {
+        let copy = RecurrentLayer(
+            typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
+            kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
+            biasInitializer: biasInitializer, unitForgetBias: unitForgetBias)
+        copy.steps = steps
+        copy.inputs = inputs
+        copy.outputShape = outputShape
+        copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
+        copy.name = name
+        return copy
+    }
+
+    private func dimensions(_ batchSize: Int) -> RNNDimensions {
+        RNNDimensions(batch: batchSize, steps: steps, inputs: inputs, units: units)
+    }
+
+    public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
+        precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
+        let dims = dimensions(batchCapacity)
+        let tapeCount = RecurrentTape<Scalar>.count(cell, dims)
+        if tape.count < tapeCount { tape = Buffer(count: tapeCount) }
+        reserveWorkspace(dims, backend: backend)
+        if needsInputGradient, (inputGradient?.count ?? 0) < steps * batchCapacity * inputs {
+            inputGradient = Buffer(count: steps * batchCapacity * inputs)
+        } else if !needsInputGradient {
+            inputGradient = nil
+        }
+    }
+
+    /// Grows the workspace to what `backend` needs (only when the model's backend changes).
+    private func reserveWorkspace(_ dims: RNNDimensions, backend: any Backend) {
+        let needed = backend.recurrentWorkspaceCount(cell, dims)
+        if workspace.count < needed { workspace = Buffer(count: needed) }
+    }
+
+    private var weights: RecurrentWeights<Scalar> {
+        RecurrentWeights(kernel: kernel.value.pointer, recurrentKernel: recurrentKernel.value.pointer, bias: bias.value.pointer)
+    }
+
+    public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
+        let dims = dimensions(batchSize)
+        precondition(RecurrentTape<Scalar>.count(cell, dims) <= tape.count,
+                     "batch of \(batchSize) exceeds the reserved capacity of \(name)")
+        reserveWorkspace(dims, backend: backend)
+        let tape = RecurrentTape(cell, dims, memory: self.tape.pointer)
+        backend.recurrentForward(cell, dims, x: input, weights: weights, tape: tape, workspace: workspace.pointer)
+        lastInput = input
+        lastBatch = batchSize
+        return UnsafePointer(returnSequences ? tape.states : tape.states + (steps - 1) * batchSize * units)
+    }
+
+    /// Every state of the last forward pass, batch-major as Keras returns sequences:
+    /// `[batch, steps, units]` (a copy, for inspection and tests).
+    public func lastStateSequence() -> Tensor<Scalar> {
+        let states = RecurrentTape(cell, dimensions(max(lastBatch, 1)), memory: tape.pointer).states
+        var result = Tensor<Scalar>(shape: [lastBatch, steps, units])
+        for t in 0..<steps {
+            for b in 0..<lastBatch {
+                for j in 0..<units {
+                    result.scalars[(b * steps + t) * units + j] = states[(t * lastBatch + b) * units + j]
+                }
+            }
+        }
+        return result
+    }
+
+    @discardableResult
+    public func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
+        guard let input = lastInput, batchSize == lastBatch else {
+            preconditionFailure("\(name).backward must follow a forward pass over the same batch")
+        }
+        let dims = dimensions(batchSize)
+        reserveWorkspace(dims, backend: backend)
+        backend.recurrentBackward(
+            cell, dims, x: input, weights: weights, tape: RecurrentTape(cell, dims, memory: tape.pointer),
+            stateGradient: outputGradient, sequenceGradient: returnSequences,
+            gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
+                                          bias: bias.gradient.pointer),
+            inputGradient: inputGradient?.pointer, workspace: workspace.pointer)
+        return inputGradient.map { UnsafePointer($0.pointer) }
+    }
+}
+
+/// Keras's `SimpleRNN`: `h_t = f(x_t · W + h_{t−1} · U + b)` with `h_0 = 0`.
+/// Weights `kernel [inputs, units]`, `recurrent_kernel [units, units]`, `bias [units]`.
+public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
+    /// The cell's activation (`tanh`, Keras's default, or e.g. `relu`).
+    public var activation: Activation {
+        guard case .simple(let f) = cell else { preconditionFailure("a SimpleRNN always has a simple cell") }
+        return f
+    }
+
+    /// - Parameters:
+    ///   - units: the size of the state, at least 1.
+    ///   - returnSequences: output every step's state (for stacking) or only the last.
+    ///   - activation: `tanh` (Keras's default) or another elementwise activation, e.g. `relu`.
+    public init(
+        units: Int, returnSequences: Bool = false, activation: Activation = .tanh,
+        kernelInitializer: Initializer = .glorotUniform,
+        recurrentInitializer: Initializer = .orthogonal(),
+        biasInitializer: Initializer = .zeros
+    ) {
+        super.init(typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
+                   returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
+    }
+}
+
+/// Keras's `LSTM`: gates i, f, c, o in every weight (`kernel [inputs, 4·units]`,
+/// `recurrent_kernel [units, 4·units]`, one `bias [4·units]`), state (h, c) from zero:
+///
+///     [z_i z_f z_c z_o] = x_t · W + h_{t−1} · U + b
+///     c_t = σ(z_f) ⊙ c_{t−1} + σ(z_i) ⊙ f(z_c);   h_t = σ(z_o) ⊙ f(c_t)
+public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
+    /// - Parameters:
+    ///   - activation: `f` (Keras's default `tanh`).
+    ///   - recurrentActivation: `σ` (Keras's default `sigmoid`; `hardSigmoid` for older files).
+    ///   - unitForgetBias: start the forget gate's bias at 1 (Keras's default).
+    public init(
+        units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
+        unitForgetBias: Bool = true, returnSequences: Bool = false,
+        kernelInitializer: Initializer = .glorotUniform,
+        recurrentInitializer: Initializer = .orthogonal(),
+        biasInitializer: Initializer = .zeros
+    ) {
+        super.init(typeName: "LSTM", nameStem: "lstm",
+                   cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
+                   returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
+                   unitForgetBias: unitForgetBias)
+    }
+}
+
+/// Keras's `GRU`: gates z, r, h in every weight (`kernel [inputs, 3·units]`,
+/// `recurrent_kernel [units, 3·units]`), `h_t = z ⊙ h_{t−1} + (1 − z) ⊙ h̃`.
+///
+/// With `resetAfter` (Keras's default) the bias is `[2, 3·units]` (input row, recurrent row) and
+/// `h̃ = f(x·W_h + b_h + r ⊙ (h_{t−1}·U_h + b′_h))`; without (older Keras files) it is
+/// `[3·units]` and `h̃ = f(x·W_h + (r ⊙ h_{t−1})·U_h + b_h)`.
+public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
+    public init(
+        units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
+        resetAfter: Bool = true, returnSequences: Bool = false,
+        kernelInitializer: Initializer = .glorotUniform,
+        recurrentInitializer: Initializer = .orthogonal(),
+        biasInitializer: Initializer = .zeros
+    ) {
+        super.init(typeName: "GRU", nameStem: "gru",
+                   cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
+                   units: units, returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
+    }
+}
