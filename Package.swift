@@ -66,6 +66,11 @@ let package = Package(
             dependencies: ["RNNKit"],
             resources: [.copy("Fixtures")]
         ),
+        // Uses only RNNKit's public API (no @testable import), as another package would.
+        .testTarget(
+            name: "RNNKitPublicAPITests",
+            dependencies: ["RNNKit"]
+        ),
         .testTarget(
             name: "TrainerTests",
             dependencies: ["RNNKit", "TrainerSupport"]

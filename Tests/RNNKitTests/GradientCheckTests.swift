@@ -109,6 +109,82 @@ final class GradientCheckTests: XCTestCase {
                        input: .sequence(steps: 4, features: 3), batch: 2, seed: 6)
     }
 
+    func testLSTMLastStateAndSequence() throws {
+        try checkChain([LSTM<Double>(units: 4)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 31)
+        try checkChain([LSTM<Double>(units: 3, returnSequences: true)], input: .sequence(steps: 4, features: 5), batch: 2, seed: 32)
+        try checkChain([LSTM<Double>(units: 3, activation: .relu, recurrentActivation: .hardSigmoid, returnSequences: true)],
+                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 33)
+    }
+
+    func testGRUResetAfterLastStateAndSequence() throws {
+        try checkChain([GRU<Double>(units: 4)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 41)
+        try checkChain([GRU<Double>(units: 3, returnSequences: true)], input: .sequence(steps: 4, features: 5), batch: 2, seed: 42)
+        try checkChain([GRU<Double>(units: 3, recurrentActivation: .hardSigmoid, returnSequences: true)],
+                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 43)
+    }
+
+    func testGRUResetBeforeLastStateAndSequence() throws {
+        try checkChain([GRU<Double>(units: 4, resetAfter: false)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 51)
+        try checkChain([GRU<Double>(units: 3, resetAfter: false, returnSequences: true)],
+                       input: .sequence(steps: 4, features: 5), batch: 2, seed: 52)
+    }
+
+    func testStackedCells() throws {
+        try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
+                        GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],
+                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 61)
+    }
+
+    /// Each loss through a whole model, every weight: class losses fused with softmax and on a
+    /// plain head, binary cross-entropy fused with sigmoid and on probabilities, mean squared
+    /// error on vectors and on every step of a sequence.
+    func testEveryLossThroughAModel() throws {
+        let input = FeatureShape.sequence(steps: 4, features: 3), batch = 3
+        func check(_ layers: [any Layer<Double>], _ loss: any Loss, seed: UInt64) throws {
+            let model = try Sequential<Double>(inputShape: input, layers: layers, seed: seed)
+            try model.compile(optimizer: SGD<Double>(), loss: loss)
+            for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: 70 + seed + UInt64(k), scale: 0.6)) }
+            let x = randomValues(input.scalarCount * batch, seed: seed, as: Double.self)
+            let rows = model.outputShape.steps * batch, columns = model.outputShape.features
+            var generator = RandomGenerator(seed: seed)
+            let labels = (0..<rows).map { _ in Int32(generator.next() % UInt64(columns)) }
+            let targets = (0..<(rows * columns)).map { _ in generator.nextUnitDouble() }
+            func lossAndGradients() throws -> (Double, [[Double]]) {
+                let metrics = try x.withUnsafeBufferPointer { x in
+                    loss.targets == .classIndices
+                        ? try labels.withUnsafeBufferPointer { try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch) }
+                        : try targets.withUnsafeBufferPointer { try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: batch) }
+                }
+                return (metrics.loss, model.parameters.map(\.gradient.array))
+            }
+            let (_, analytic) = try lossAndGradients()
+            for (parameter, gradient) in zip(model.parameters, analytic) {
+                var numeric = [Double](repeating: 0, count: parameter.count)
+                for i in 0..<parameter.count {
+                    let saved = parameter.value.pointer[i]
+                    parameter.value.pointer[i] = saved + h
+                    let plus = try lossAndGradients().0
+                    parameter.value.pointer[i] = saved - h
+                    let minus = try lossAndGradients().0
+                    parameter.value.pointer[i] = saved
+                    numeric[i] = (plus - minus) / (2 * h)
+                }
+                let error = relativeError(gradient, numeric)
+                XCTAssertLessThan(error, tolerance, "\(loss.name): d loss / d \(parameter.name)")
+                recordMaximum(error)
+            }
+        }
+        try check([LSTM(units: 3), Dense(units: 4, activation: .softmax)], CategoricalCrossentropy(), seed: 1)
+        try check([GRU(units: 3), Dense(units: 4, activation: .softmax)], SparseCategoricalCrossentropy(), seed: 2)
+        try check([GRU(units: 3), Dense(units: 4, activation: .sigmoid)], CategoricalCrossentropy(), seed: 3)
+        try check([LSTM(units: 3, returnSequences: true), Dense(units: 4, activation: .softmax)], SparseCategoricalCrossentropy(), seed: 4)
+        try check([SimpleRNN(units: 3), Dense(units: 2, activation: .sigmoid)], BinaryCrossentropy(), seed: 5)
+        try check([GRU(units: 3, returnSequences: true), Dense(units: 2, activation: .sigmoid)], BinaryCrossentropy(), seed: 6)
+        try check([LSTM(units: 3), Dense(units: 2)], MeanSquaredError(), seed: 7)
+        try check([GRU(units: 3, returnSequences: true), Dense(units: 2)], MeanSquaredError(), seed: 8)
+        try check([GRU(units: 3, returnSequences: true)], MeanSquaredError(), seed: 9)
+    }
+
     func testDenseActivations() throws {
         for (k, activation) in Activation.allCases.enumerated() {
             try checkChain([Dense<Double>(units: 4, activation: activation)], input: .vector(features: 5), batch: 3, seed: 10 + UInt64(k))

@@ -6,8 +6,8 @@
 /// its `ParameterArena`, after which `value` and `gradient` are views into the arena's two
 /// contiguous buffers. Layers read the pointers when they run, never keep them.
 public final class Parameter<Scalar: BLASScalar> {
-    /// The Keras-style path, `<layer>/<weight>`; set when the model names its layers.
-    public internal(set) var name: String
+    /// The Keras-style path, `<layer>/<weight>`; a layer sets it when the model names the layer.
+    public var name: String
     /// The weight's shape in Keras's layout.
     public let shape: [Int]
     /// The current values (row-major).
