@@ -13,6 +13,9 @@ struct Report: Codable {
         var gflops: Double
         var percentOfGEMMRate: Double
         var blasSamplesPerSecond: Double
+        /// PyTorch's training samples/s for the same workload, when measured (train rows only).
+        var pytorchSamplesPerSecond: Double?
+        var pytorchThreads: Int?
     }
     struct EndToEnd: Codable {
         var model: String
@@ -22,6 +25,7 @@ struct Report: Codable {
         var epochs: Int
         var trainingSecondsAllEpochs: Double
         var wallSecondsWithValidation: Double
+        var pytorchTrainingSamplesPerSecond: Double?
     }
     var build: String
     var quick: Bool
@@ -37,6 +41,7 @@ struct Report: Codable {
     var mallocsPerTrainingStep: [String: Double] = [:]
     var kernels: [Kernel] = []
     var endToEnd: [EndToEnd] = []
+    var pytorch: String?
 }
 
 struct BenchmarkFailure: Error, CustomStringConvertible {
@@ -53,7 +58,23 @@ struct BenchmarkRun {
         Workload(name: "Model B", batch: 32, steps: 28, inputs: 28, units: [16, 8, 4]),
         Workload(name: "H64", batch: 64, steps: 28, inputs: 28, units: [64]),
         Workload(name: "H128", batch: 128, steps: 28, inputs: 28, units: [128]),
+        Workload(name: "H128 LSTM", cell: .lstm, batch: 128, steps: 28, inputs: 28, units: [128]),
+        Workload(name: "H128 GRU", cell: .gru, batch: 128, steps: 28, inputs: 28, units: [128]),
         Workload(name: "H512", batch: 256, steps: 28, inputs: 28, units: [512]),
+        Workload(name: "H512 LSTM", cell: .lstm, batch: 256, steps: 28, inputs: 28, units: [512]),
+        Workload(name: "H512 GRU", cell: .gru, batch: 256, steps: 28, inputs: 28, units: [512]),
+    ]
+
+    /// What the quick pass times: the notebook's models and one of each cell kind.
+    var timedWorkloads: [Workload] {
+        quick ? Self.workloads.filter { ["Model A", "Model B", "H128", "H128 LSTM", "H128 GRU"].contains($0.name) } : Self.workloads
+    }
+
+    /// The malloc check: the notebook's models and a small model of each gated cell.
+    static let allocationWorkloads = [
+        workloads[0], workloads[1],
+        Workload(name: "LSTM(16)", cell: .lstm, batch: 32, steps: 28, inputs: 28, units: [16]),
+        Workload(name: "GRU(16)", cell: .gru, batch: 32, steps: 28, inputs: 28, units: [16]),
     ]
 
     private func say(_ text: String) {
@@ -82,7 +103,7 @@ struct BenchmarkRun {
 
         // Agreement first: no figure is worth printing for an engine that computes something else.
         say("\nChecking that the BLAS engine and the naive reference agree (loss and every gradient, one batch each)…")
-        for workload in Self.workloads {
+        for workload in timedWorkloads {
             let error = try agreement(workload)
             report.agreementMaxRelativeError[workload.label] = error
             say(String(format: "  %-22@ max relative error %.2e", workload.label as NSString, error))
@@ -94,7 +115,7 @@ struct BenchmarkRun {
         // The training loop must not allocate: one worker allocates nothing; handing shards to
         // the worker pool costs one closure context a step. Debug builds allocate freely.
         say("\nmalloc calls per training step (after two warm-up steps, 64 counted):")
-        for workload in Self.workloads.prefix(2) {
+        for workload in Self.allocationWorkloads {
             for count in Set([1, workers]).sorted() {
                 let mallocs = try mallocsPerTrainingStep(workload, workers: count)
                 report.mallocsPerTrainingStep["\(workload.name), \(count) worker\(count == 1 ? "" : "s")"] = mallocs
@@ -105,49 +126,55 @@ struct BenchmarkRun {
             }
         }
 
+        // PyTorch side by side, in this run, on the same workloads (skipped with a line saying so
+        // when no python3 with torch can be imported).
+        let baseline = PyTorchBaseline.measure(timedWorkloads, budget: quick ? 0.5 : 2)
+        report.pytorch = baseline.version
+        say("\n" + baseline.summary)
+
         say("\nPer batch, medians (forward only; train = forward + backward + Adam step):")
-        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate |")
-        say("|---|---|---:|---:|---:|---:|---:|")
-        for workload in Self.workloads {
+        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for workload in timedWorkloads {
             for training in [false, true] {
-                let kernel = try time(workload, training: training, gemmRate: gemm.best)
+                var kernel = try time(workload, training: training, gemmRate: gemm.best)
+                if training, let theirs = baseline.results[workload.name] {
+                    kernel.pytorchSamplesPerSecond = theirs.samplesPerSecond
+                    kernel.pytorchThreads = theirs.threads
+                }
                 report.kernels.append(kernel)
-                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% |",
-                           workload.name as NSString, workload.label as NSString, kernel.mode as NSString,
-                           kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3, kernel.speedup,
-                           kernel.gflops, kernel.percentOfGEMMRate))
+                let versus = kernel.pytorchSamplesPerSecond.map {
+                    String(format: "%.0f | %.0f | %.2f×", $0, kernel.blasSamplesPerSecond, kernel.blasSamplesPerSecond / $0)
+                } ?? String(format: "– | %.0f | –", kernel.blasSamplesPerSecond)
+                say(String(format: "| %@ %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% | %@ |",
+                           workload.name as NSString, workload.cell.rawValue as NSString, workload.label as NSString,
+                           kernel.mode as NSString, kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3,
+                           kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, versus as NSString))
             }
         }
 
         say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32):")
-        say("| model | training samples/s | inference samples/s | epochs | training s (all epochs) | wall s with validation |")
-        say("|---|---:|---:|---:|---:|---:|")
+        say("| model | training samples/s | inference samples/s | epochs | training s (all epochs) | wall s with validation | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|")
         for workload in Self.workloads.prefix(2) {
-            let result = try endToEnd(workload)
+            var result = try endToEnd(workload)
+            result.pytorchTrainingSamplesPerSecond = baseline.results[workload.name]?.samplesPerSecond
             report.endToEnd.append(result)
-            say(String(format: "| %@ | %.0f | %.0f | %d | %.2f | %.2f |", workload.name as NSString, result.trainingSamplesPerSecond,
-                       result.inferenceSamplesPerSecond, result.epochs, result.trainingSecondsAllEpochs, result.wallSecondsWithValidation))
+            let versus = result.pytorchTrainingSamplesPerSecond.map {
+                String(format: "%.0f | %.1f×", $0, result.trainingSamplesPerSecond / $0)
+            } ?? "– | –"
+            say(String(format: "| %@ | %.0f | %.0f | %d | %.2f | %.2f | %@ |", workload.name as NSString, result.trainingSamplesPerSecond,
+                       result.inferenceSamplesPerSecond, result.epochs, result.trainingSecondsAllEpochs, result.wallSecondsWithValidation,
+                       versus as NSString))
         }
-
-        say("\nTraining samples/s against the frameworks (their figures: measured on this machine type, 2 threads):")
-        say("| workload | Keras 3.15 | PyTorch 2.13 | RNNKit BLAS |")
-        say("|---|---:|---:|---:|")
-        let frameworks: [(String, String, String, Double)] = [
-            ("Model A", "SimpleRNN(10) + Dense, batch 32", "15,800 | 20,700", report.endToEnd[0].trainingSamplesPerSecond),
-            ("H128", "SimpleRNN(128) + Dense, batch 128", "16,300 | 21,800", trainRate(report, "H128")),
-            ("H512", "SimpleRNN(512) + Dense, batch 256", "2,700 | 3,200", trainRate(report, "H512")),
-            ("Model B", "Model B (16, 8, 4), batch 32", "– | 8,300", report.endToEnd[1].trainingSamplesPerSecond),
-        ]
-        for (_, label, theirs, ours) in frameworks { say(String(format: "| %@ | %@ | %.0f |", label as NSString, theirs as NSString, ours)) }
         return report
     }
 
-    private func trainRate(_ report: Report, _ name: String) -> Double {
-        report.kernels.first { $0.workload.hasPrefix(name) && $0.mode == "train" }?.blasSamplesPerSecond ?? .nan
-    }
-
     /// Largest relative difference between the engine's and the reference's loss and gradients.
-    func agreement(_ workload: Workload) throws -> Double {
+    /// (At most 8 samples: the naive reference of the largest workloads takes a minute a batch.)
+    func agreement(_ full: Workload) throws -> Double {
+        var workload = full
+        workload.batch = min(workload.batch, 8)
         let batch = RandomBatch(workload, seed: 1)
         var results: [[Float]] = []
         for backend in [BLASBackend() as any Backend, NaiveBackend()] {

@@ -56,3 +56,9 @@ public struct UnitList: ExpressibleByArgument, Equatable, Sendable, CustomString
     public var description: String { sizes.map(String.init).joined(separator: ",") }
     public var defaultValueDescription: String { description }
 }
+
+/// `--lr-schedule`.
+public enum ScheduleOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case constant, cosine
+    var schedule: LearningRateSchedule { self == .constant ? .constant : .cosineDecay(steps: nil) }
+}

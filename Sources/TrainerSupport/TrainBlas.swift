@@ -38,6 +38,10 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
     public var learningRate: Double?
 
+    @Option(name: .customLong("lr-schedule"),
+            help: "Learning rate over training: constant, or cosine (Keras's CosineDecay from the rate to 0 over all epochs).")
+    public var learningRateSchedule: ScheduleOption = .constant
+
     @Option(help: "Seed for the initial weights and the shuffling.")
     public var seed: UInt64 = 0
 

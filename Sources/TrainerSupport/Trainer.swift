@@ -47,7 +47,8 @@ struct Trainer {
                 history = try model.fit(
                     train,
                     options: FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
-                                        shuffle: !options.noShuffle, seed: options.seed)
+                                        shuffle: !options.noShuffle, seed: options.seed,
+                                        learningRateSchedule: options.learningRateSchedule.schedule)
                 ) { bar.handle($0, epochs: options.epochs) }
             } catch let error as TrainingError {
                 if case .nonFinite(_, _, let partial) = error { history = partial ?? History() }
@@ -120,6 +121,8 @@ struct Trainer {
             "workers": options.workers,
             "units": options.units.sizes,
             "cell": options.cell.rawValue,
+            "batch_size": options.batchSize,
+            "learning_rate_schedule": options.learningRateSchedule.rawValue,
         ]
         try write(JSONSerialization.data(withJSONObject: jsonSafe(metrics), options: [.prettyPrinted, .sortedKeys]), "metrics.json")
         return written

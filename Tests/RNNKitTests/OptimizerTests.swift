@@ -75,4 +75,30 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(RMSprop<Float>().learningRate, 0.001)
         XCTAssertEqual(RMSprop<Float>().rho, 0.9)
     }
+
+    /// Keras's CosineDecay, and `fit` applying it per step and restoring the rate after.
+    func testCosineDecaySchedule() throws {
+        let schedule = LearningRateSchedule.cosineDecay(steps: 10, alpha: 0.1)
+        XCTAssertEqual(schedule.rate(initial: 0.002, step: 0, totalSteps: 99), 0.002, accuracy: 1e-15)
+        XCTAssertEqual(schedule.rate(initial: 0.002, step: 5, totalSteps: 99), 0.002 * (0.9 * 0.5 + 0.1), accuracy: 1e-15)
+        XCTAssertEqual(schedule.rate(initial: 0.002, step: 10, totalSteps: 99), 0.0002, accuracy: 1e-15)
+        XCTAssertEqual(schedule.rate(initial: 0.002, step: 50, totalSteps: 99), 0.0002, accuracy: 1e-15)
+        XCTAssertEqual(LearningRateSchedule.cosineDecay(steps: nil).rate(initial: 1, step: 3, totalSteps: 6), 0.5, accuracy: 1e-15)
+        XCTAssertEqual(LearningRateSchedule.constant.rate(initial: 0.3, step: 7, totalSteps: 9), 0.3)
+
+        // fit sets the rate before each step (the event follows the step) and restores it after.
+        let model = try Sequential<Double>(inputShape: .vector(features: 1), layers: [Dense(units: 2, activation: .softmax)])
+        let sgd = SGD<Double>(learningRate: 0.5)
+        try model.compile(optimizer: sgd)
+        let data = TensorDataset(inputs: Tensor(shape: [4, 1], scalars: [0, 1, 2, 3]), labels: [0, 1, 0, 1], classCount: 2)
+        var rates: [Double] = []
+        _ = try model.fit(data, options: FitOptions(epochs: 2, batchSize: 2, shuffle: false,
+                                                    learningRateSchedule: .cosineDecay(steps: nil))) { event in
+            if case .batchEnded = event { rates.append(sgd.learningRate) }
+        }
+        let expected = (0..<4).map { 0.5 * 0.5 * (1 + cos(Double.pi * Double($0) / 4)) }
+        XCTAssertEqual(rates.count, 4)
+        for (rate, want) in zip(rates, expected) { XCTAssertEqual(rate, want, accuracy: 1e-15) }
+        XCTAssertEqual(sgd.learningRate, 0.5, "fit leaves the optimiser at its own rate")
+    }
 }

@@ -19,8 +19,12 @@ public struct FitOptions: Sendable {
     public var shuffle: Bool
     /// Seeds the shuffling.
     public var seed: UInt64
+    /// How the optimiser's learning rate moves from step to step (constant by default).
+    public var learningRateSchedule: LearningRateSchedule
 
-    public init(epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0) {
+    public init(epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0,
+                learningRateSchedule: LearningRateSchedule = .constant) {
+        self.learningRateSchedule = learningRateSchedule
         self.epochs = epochs
         self.batchSize = batchSize
         self.validationSplit = validationSplit
@@ -49,6 +53,9 @@ extension Sequential {
         var generator = RandomGenerator(seed: options.seed)
         var history = History()
         let steps = (split.training.count + options.batchSize - 1) / options.batchSize
+        let initialRate = optimizer!.learningRate
+        // The schedule sets the rate for each step and leaves the optimiser at its initial rate.
+        defer { optimizer!.learningRate = initialRate }
         for epoch in stride(from: 1, through: options.epochs, by: 1) {
             if options.shuffle { order.shuffle(using: &generator) }
             var lossSum = 0.0, correctSum = 0.0, seen = 0
@@ -59,6 +66,8 @@ extension Sequential {
                     let lower = step * options.batchSize, upper = min(lower + options.batchSize, order.count)
                     let indices = UnsafeBufferPointer(rebasing: order[lower..<upper])
                     let metrics: Metrics
+                    optimizer!.learningRate = options.learningRateSchedule.rate(
+                        initial: initialRate, step: (epoch - 1) * steps + step, totalSteps: options.epochs * steps)
                     do {
                         metrics = try trainStep(data, indices: indices)
                     } catch TrainingError.nonFinite {
