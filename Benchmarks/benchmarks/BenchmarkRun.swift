@@ -12,6 +12,9 @@ struct Report: Codable {
         var speedup: Double
         var gflops: Double
         var percentOfGEMMRate: Double
+        /// The sgemm rate measured just before and just after this row's timing (their mean),
+        /// which `percentOfGEMMRate` divides by: this machine's speed drifts within a run.
+        var gemmRateBeside: Double
         var blasSamplesPerSecond: Double
         /// PyTorch's training samples/s for the same workload, when measured (train rows only).
         var pytorchSamplesPerSecond: Double?
@@ -52,6 +55,8 @@ struct BenchmarkRun {
     let quick: Bool
     let threads: Int
     let workers: Int
+    var only: String? = nil
+    var timeNaive = true
 
     static let workloads = [
         Workload(name: "Model A", batch: 32, steps: 28, inputs: 28, units: [10]),
@@ -67,7 +72,9 @@ struct BenchmarkRun {
 
     /// What the quick pass times: the notebook's models and one of each cell kind.
     var timedWorkloads: [Workload] {
-        quick ? Self.workloads.filter { ["Model A", "Model B", "H128", "H128 LSTM", "H128 GRU"].contains($0.name) } : Self.workloads
+        let chosen = quick ? Self.workloads.filter { ["Model A", "Model B", "H128", "H128 LSTM", "H128 GRU"].contains($0.name) } : Self.workloads
+        guard let only else { return chosen }
+        return chosen.filter { $0.name.localizedCaseInsensitiveContains(only) }
     }
 
     /// The malloc check: the notebook's models and a small model of each gated cell.
@@ -106,7 +113,7 @@ struct BenchmarkRun {
         for workload in timedWorkloads {
             let error = try agreement(workload)
             report.agreementMaxRelativeError[workload.label] = error
-            say(String(format: "  %-22@ max relative error %.2e", workload.label as NSString, error))
+            say(String(format: "  %-10@ %-22@ max relative error %.2e", workload.cell.rawValue as NSString, workload.label as NSString, error))
             guard error < 1e-4 else {
                 throw BenchmarkFailure(description: "BLAS and naive disagree on \(workload.label): relative error \(error) ≥ 1e-4")
             }
@@ -115,7 +122,7 @@ struct BenchmarkRun {
         // The training loop must not allocate: one worker allocates nothing; handing shards to
         // the worker pool costs one closure context a step. Debug builds allocate freely.
         say("\nmalloc calls per training step (after two warm-up steps, 64 counted):")
-        for workload in Self.allocationWorkloads {
+        for workload in only == nil ? Self.allocationWorkloads : [] {
             for count in Set([1, workers]).sorted() {
                 let mallocs = try mallocsPerTrainingStep(workload, workers: count)
                 report.mallocsPerTrainingStep["\(workload.name), \(count) worker\(count == 1 ? "" : "s")"] = mallocs
@@ -132,12 +139,13 @@ struct BenchmarkRun {
         report.pytorch = baseline.version
         say("\n" + baseline.summary)
 
-        say("\nPer batch, medians (forward only; train = forward + backward + Adam step):")
-        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
-        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        say("\nPer batch, medians (forward only; train = forward + backward + Adam step); the share of the sgemm rate is of the")
+        say("rate measured just before and after each row (1024³, same cores), as the machine's speed drifts within a run:")
+        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in timedWorkloads {
             for training in [false, true] {
-                var kernel = try time(workload, training: training, gemmRate: gemm.best)
+                var kernel = try time(workload, training: training)
                 if training, let theirs = baseline.results[workload.name] {
                     kernel.pytorchSamplesPerSecond = theirs.samplesPerSecond
                     kernel.pytorchThreads = theirs.threads
@@ -146,17 +154,17 @@ struct BenchmarkRun {
                 let versus = kernel.pytorchSamplesPerSecond.map {
                     String(format: "%.0f | %.0f | %.2f×", $0, kernel.blasSamplesPerSecond, kernel.blasSamplesPerSecond / $0)
                 } ?? String(format: "– | %.0f | –", kernel.blasSamplesPerSecond)
-                say(String(format: "| %@ %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% | %@ |",
-                           workload.name as NSString, workload.cell.rawValue as NSString, workload.label as NSString,
+                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% | %.0f | %@ |",
+                           workload.cell.rawValue as NSString, workload.label as NSString,
                            kernel.mode as NSString, kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3,
-                           kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, versus as NSString))
+                           kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
             }
         }
 
         say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32):")
         say("| model | training samples/s | inference samples/s | epochs | training s (all epochs) | wall s with validation | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |")
         say("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for workload in Self.workloads.prefix(2) {
+        for workload in Self.workloads.prefix(2) where timedWorkloads.contains(where: { $0.name == workload.name }) {
             var result = try endToEnd(workload)
             result.pytorchTrainingSamplesPerSecond = baseline.results[workload.name]?.samplesPerSecond
             report.endToEnd.append(result)
@@ -194,13 +202,25 @@ struct BenchmarkRun {
         return worst / max(magnitude, .leastNormalMagnitude)
     }
 
-    func time(_ workload: Workload, training: Bool, gemmRate: Double) throws -> Report.Kernel {
+    func time(_ workload: Workload, training: Bool) throws -> Report.Kernel {
+        let cores = threads * workers
+        func localRate() -> Double {
+            defer { BLASConfiguration.threads = threads }
+            return measureGEMMRate(n: 1024, cores: cores, samples: 3).best
+        }
         let batch = RandomBatch(workload, seed: 2)
         let output = Buffer<Float>(count: workload.batch * workload.classes)
         var perBatch: [(Double, Int)] = []
+        var ratesBeside: [Double] = []
         for backend in [NaiveBackend() as any Backend, BLASBackend()] {
-            let model = try workload.makeModel(backend: backend, workers: workers)
             let isNaive = backend is NaiveBackend
+            if isNaive && !timeNaive {
+                perBatch.append((.nan, 0))
+                continue
+            }
+            let model = try workload.makeModel(backend: backend, workers: workers)
+            if !isNaive { ratesBeside.append(localRate()) }
+            defer { if !isNaive { ratesBeside.append(localRate()) } }
             let budget = isNaive ? (quick ? 1.5 : 6) : (quick ? 0.5 : 2)
             let result = batch.x.withUnsafeBufferPointer { x in
                 batch.labels.withUnsafeBufferPointer { labels in
@@ -217,9 +237,10 @@ struct BenchmarkRun {
         }
         let (naive, naiveCalls) = perBatch[0], blas = perBatch[1].0
         let gflops = workload.flops(training: training) / blas / 1e9
+        let gemmRate = ratesBeside.reduce(0, +) / Double(ratesBeside.count)
         return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
                              naiveSecondsPerBatch: naive, naiveBatchesTimed: naiveCalls, blasSecondsPerBatch: blas,
-                             speedup: naive / blas, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+                             speedup: naive / blas, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate, gemmRateBeside: gemmRate,
                              blasSamplesPerSecond: Double(workload.batch) / blas)
     }
 

@@ -15,6 +15,12 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Write every figure to this JSON file.")
     var json: String?
 
+    @Option(help: ArgumentHelp("Time only the workloads whose names contain this (e.g. \"LSTM\", \"Model A\"); skips the naive timings of the others and, unless it names Model A or B, the end-to-end runs.", valueName: "text"))
+    var only: String?
+
+    @Flag(help: "Skip timing the naive reference (its columns show nan); agreement is still checked.")
+    var noNaive = false
+
     @Option(help: "OpenBLAS threads per call during the model passes.")
     var threads: Int = 1
 
@@ -31,7 +37,7 @@ struct Benchmarks: ParsableCommand {
         let banner = String(repeating: "!", count: 78)
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
-        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers).run()
+        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive).run()
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

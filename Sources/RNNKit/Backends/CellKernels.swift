@@ -4,6 +4,12 @@
 // `[B, H]`. Called from the `BLASBackend` driver, whose specialised bodies specialise these too.
 
 extension BLASScalar {
+    /// Whether the fused `Float` steps apply (the comparison folds away in specialised code).
+    @inline(__always)
+    static func usesFusedSteps(_ activation: Activation, _ recurrentActivation: Activation) -> Bool {
+        Self.self == Float.self && activation == .tanh && recurrentActivation == .sigmoid
+    }
+
     /// LSTM forward step. On entry `gates [B, 4H]` holds the pre-activations `z_i z_f z_c z_o`;
     /// on return `i f c̃ o` after their activations, `cell = f ⊙ previousCell + i ⊙ c̃`,
     /// `activatedCell = activation(cell)`, `state = o ⊙ activatedCell`.
@@ -13,6 +19,10 @@ extension BLASScalar {
         previousCell: UnsafePointer<Self>, cell: UnsafeMutablePointer<Self>, activatedCell: UnsafeMutablePointer<Self>,
         state: UnsafeMutablePointer<Self>, rows: Int, units: Int
     ) {
+        if usesFusedSteps(activation, recurrentActivation) {
+            return Float.fusedLSTMForwardStep(gates: floats(gates), previousCell: floats(previousCell), cell: floats(cell),
+                                              activatedCell: floats(activatedCell), state: floats(state), rows: rows, units: units)
+        }
         let H = units, width = 4 * units
         activateInPlace(recurrentActivation, gates, rows: rows, columns: 2 * H, stride: width)        // i, f
         activateInPlace(activation, gates + 2 * H, rows: rows, columns: H, stride: width)             // c̃
@@ -43,6 +53,12 @@ extension BLASScalar {
         cellGradient: UnsafeMutablePointer<Self>, hasLaterCell: Bool, gateGradient: UnsafeMutablePointer<Self>,
         rows: Int, units: Int
     ) {
+        if usesFusedSteps(activation, recurrentActivation) {
+            return Float.fusedLSTMBackwardStep(
+                gates: floats(gates), previousCell: floats(previousCell), activatedCell: floats(activatedCell),
+                upstream: upstream.map(floats), carried: carried.map(floats), cellGradient: floats(cellGradient),
+                hasLaterCell: hasLaterCell, gateGradient: floats(gateGradient), rows: rows, units: units)
+        }
         let H = units, width = 4 * units
         for b in 0..<rows {
             let g = gates + b * width, dg = gateGradient + b * width, k = b * H
@@ -68,6 +84,11 @@ extension BLASScalar {
         recurrent: UnsafePointer<Self>, previousState: UnsafePointer<Self>, auxiliary: UnsafeMutablePointer<Self>,
         state: UnsafeMutablePointer<Self>, rows: Int, units: Int
     ) {
+        if usesFusedSteps(activation, recurrentActivation) {
+            return Float.fusedGRUForwardStepResetAfter(
+                gates: floats(gates), recurrent: floats(recurrent), previousState: floats(previousState),
+                auxiliary: floats(auxiliary), state: floats(state), rows: rows, units: units)
+        }
         let H = units, width = 3 * units
         for b in 0..<rows {
             let g = gates + b * width, u = recurrent + b * width
@@ -129,6 +150,12 @@ extension BLASScalar {
         inputGateGradient: UnsafeMutablePointer<Self>, recurrentGateGradient: UnsafeMutablePointer<Self>,
         direct: UnsafeMutablePointer<Self>, rows: Int, units: Int
     ) {
+        if usesFusedSteps(activation, recurrentActivation) {
+            return Float.fusedGRUBackwardStepResetAfter(
+                gates: floats(gates), auxiliary: floats(auxiliary), previousState: floats(previousState),
+                upstream: upstream.map(floats), carried: carried.map(floats), inputGateGradient: floats(inputGateGradient),
+                recurrentGateGradient: floats(recurrentGateGradient), direct: floats(direct), rows: rows, units: units)
+        }
         let H = units, width = 3 * units
         for b in 0..<rows {
             let g = gates + b * width, dx = inputGateGradient + b * width, du = recurrentGateGradient + b * width, k = b * H
@@ -184,4 +211,15 @@ extension BLASScalar {
             }
         }
     }
+}
+
+/// The same memory seen as `Float`s, for the fused steps (only reached when `S` is `Float`).
+@inline(__always)
+private func floats<S>(_ pointer: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Float.self)
+}
+
+@inline(__always)
+private func floats<S>(_ pointer: UnsafePointer<S>) -> UnsafePointer<Float> {
+    UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
 }

@@ -25,12 +25,14 @@ final class Replica<Scalar: BLASScalar> {
         self.layers = layers
         self.arena = arena
         self.denseHead = layers.last as? Dense<Scalar>
+        self.outputShape = layers.last!.outputShape
         self.inputShape = inputShape
     }
 
-    private var outputShape: FeatureShape { layers.last!.outputShape }
+    /// Kept, not read from `layers.last` per batch: that allocates from unspecialised generic code.
+    private let outputShape: FeatureShape
     /// Output rows per sample: the steps of a sequence output, else 1.
-    var rowsPerSample: Int { outputShape.steps }
+    private var rowsPerSample: Int { outputShape.steps }
 
     /// Sets the loss `compile` chose, with where its gradient enters the head.
     func compile(loss: any Loss, entry: LossGradientEntry) {

@@ -99,13 +99,14 @@ public final class Sequential<Scalar: BLASScalar> {
             layer.name = n == 0 ? layer.nameStem : "\(layer.nameStem)_\(n)"
             shape = try layer.build(inputShape: shape, generator: &generator)
         }
+        outputShape = shape
         arena = ParameterArena(layers.flatMap { $0.parameters })
         replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
         gradientArenas = [arena.gradients.pointer]
     }
 
     /// The shape of one sample's output.
-    public var outputShape: FeatureShape { layers.last!.outputShape }
+    public let outputShape: FeatureShape
 
     /// Every trainable weight, layer by layer, in Keras's order.
     public var parameters: [Parameter<Scalar>] { arena.parameters }
