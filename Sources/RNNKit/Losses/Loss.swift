@@ -104,57 +104,47 @@ extension Loss {
     }
 }
 
+/// The cross-entropy of class scores against class indices, shared by the categorical and
+/// sparse categorical forms (which differ in Keras only by how targets are written). Fused with a
+/// softmax `Dense` head (the gradient `(p − y)/B` taken at the logits); on any other head the
+/// outputs are read as probabilities, as Keras does.
+public protocol ClassCrossEntropy: Loss {}
+
+extension ClassCrossEntropy {
+    public var targets: LossTargets { .classIndices }
+
+    public func gradientEntry(for head: LossHead) throws -> LossGradientEntry {
+        try requireClasses(head)
+        return head.denseActivation == .softmax ? .preActivation : .output
+    }
+
+    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
+        // A sample's loss is its mean over its rows (steps).
+        let scale = (gradientScale ?? 0) / S(batch.rowsPerSample)
+        let result = entry == .preActivation
+            ? S.softmaxCrossEntropy(logits: batch.preActivations!, probabilities: batch.outputs, labels: batch.labels!,
+                                    rows: batch.rows, classes: batch.columns, gradientScale: scale,
+                                    logitGradient: gradientScale == nil ? nil : gradient)
+            : S.probabilityCrossEntropy(outputs: batch.outputs, labels: batch.labels!, rows: batch.rows, classes: batch.columns,
+                                        gradientScale: scale, outputGradient: gradientScale == nil ? nil : gradient)
+        return BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
+                            counted: Double(batch.rows), samples: batch.rows / batch.rowsPerSample)
+    }
+}
+
 /// Keras's `categorical_crossentropy`, with class indices standing for the one-hot targets.
-/// Fused with a softmax `Dense` head (the gradient `(p − y)/B` taken at the logits); on any other
-/// head the outputs are read as probabilities, as Keras does.
-public struct CategoricalCrossentropy: Loss {
+public struct CategoricalCrossentropy: ClassCrossEntropy {
     public init() {}
     public var name: String { "categorical_crossentropy" }
     public var metricName: String? { "categorical_accuracy" }
-    public var targets: LossTargets { .classIndices }
-
-    public func gradientEntry(for head: LossHead) throws -> LossGradientEntry {
-        try requireClasses(head)
-        return head.denseActivation == .softmax ? .preActivation : .output
-    }
-
-    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-        crossEntropy(batch, entry: entry, gradientScale: gradientScale, gradient: gradient)
-    }
 }
 
 /// Keras's `sparse_categorical_crossentropy`: the same loss from integer labels.
-public struct SparseCategoricalCrossentropy: Loss {
+public struct SparseCategoricalCrossentropy: ClassCrossEntropy {
     public init() {}
     public var name: String { "sparse_categorical_crossentropy" }
     public var metricName: String? { "sparse_categorical_accuracy" }
-    public var targets: LossTargets { .classIndices }
-
-    public func gradientEntry(for head: LossHead) throws -> LossGradientEntry {
-        try requireClasses(head)
-        return head.denseActivation == .softmax ? .preActivation : .output
-    }
-
-    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-        crossEntropy(batch, entry: entry, gradientScale: gradientScale, gradient: gradient)
-    }
-}
-
-/// The cross-entropy shared by the categorical and sparse forms.
-private func crossEntropy<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                          gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-    // A sample's loss is its mean over its rows (steps).
-    let scale = (gradientScale ?? 0) / S(batch.rowsPerSample)
-    let result = entry == .preActivation
-        ? S.softmaxCrossEntropy(logits: batch.preActivations!, probabilities: batch.outputs, labels: batch.labels!,
-                                rows: batch.rows, classes: batch.columns, gradientScale: scale,
-                                logitGradient: gradientScale == nil ? nil : gradient)
-        : S.probabilityCrossEntropy(outputs: batch.outputs, labels: batch.labels!, rows: batch.rows, classes: batch.columns,
-                                    gradientScale: scale, outputGradient: gradientScale == nil ? nil : gradient)
-    return BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
-                        counted: Double(batch.rows), samples: batch.rows / batch.rowsPerSample)
 }
 
 /// Keras's `binary_crossentropy` (mean over each row's outputs) against targets in [0, 1], with
