@@ -162,6 +162,32 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertEqual(weights.tensors["simple_rnn_1/kernel"]?.shape, [4, 3])
     }
 
+    /// `--cell lstm|gru` with stacking and the cosine schedule: the layers, their Keras names
+    /// and shapes, and the settings recorded in metrics.json.
+    func testLSTMAndGRUCellsStackAndSchedule() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-cells-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try IDXReaderTests.images(count: 40, rows: 6, columns: 5).write(to: folder.appendingPathComponent("train-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<40).map { UInt8($0 % 10) }).write(to: folder.appendingPathComponent("train-labels-idx1-ubyte"))
+        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        for (cell, gates) in [("lstm", 4), ("gru", 3)] {
+            let output = folder.appendingPathComponent(cell)
+            try TrainBlas.parse(["--data", folder.path, "--cell", cell, "--units", "4,3", "--epochs", "2", "--batch-size", "8",
+                                 "--lr-schedule", "cosine", "--example-index", "2", "--output", output.path]).run()
+            let weights = try SafeTensors.decode(Data(contentsOf: output.appendingPathComponent("weights.safetensors")), file: "w", as: Float.self)
+            XCTAssertEqual(weights.tensors["\(cell)/kernel"]?.shape, [5, gates * 4])
+            XCTAssertEqual(weights.tensors["\(cell)_1/recurrent_kernel"]?.shape, [3, gates * 3])
+            XCTAssertEqual(weights.tensors["\(cell)_1/bias"]?.shape, cell == "gru" ? [2, 9] : [12])
+            let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+            XCTAssertEqual(metrics["cell"] as? String, cell)
+            XCTAssertEqual(metrics["learning_rate_schedule"] as? String, "cosine")
+        }
+        assertUsageError(["--cell", "rnn"], mentions: ["--cell"])
+        assertUsageError(["--lr-schedule", "step"], mentions: ["--lr-schedule"])
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }
