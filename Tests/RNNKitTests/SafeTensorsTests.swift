@@ -83,4 +83,43 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("absent.safetensors: cannot be read"), "\(error)")
         }
     }
+
+    /// A safetensors file from a header text (padded), with `dataBytes` zero data bytes.
+    static func crafted(_ header: String, dataBytes: Int) -> Data {
+        var json = Data(header.utf8)
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        return file + json + Data(count: dataBytes)
+    }
+
+    /// Crafted headers: sizes that overflow, many tensors aliasing one range, duplicate names,
+    /// other formats; and non-finite weights refused by name.
+    func testCraftedFilesAreRefusedBeforeAllocating() throws {
+        let cases: [(String, Data)] = [
+            ("element count overflows", Self.crafted(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, dataBytes: 4)),
+            ("byte size that overflows", Self.crafted(#"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#, dataBytes: 4)),
+            ("overlap another tensor", Self.crafted(
+                "{" + (0..<1500).map { #""t\#($0)":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"# }.joined(separator: ",") + "}", dataBytes: 4)),
+            ("duplicate name a", Self.crafted(
+                #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8)),
+            ("an HDF5 file", Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(count: 100)),
+            ("a zip archive", Data([0x50, 0x4B, 0x03, 0x04]) + Data(count: 100)),
+        ]
+        for (expected, data) in cases {
+            XCTAssertThrowsError(try SafeTensors.decode(data, file: "c.safetensors", as: Float.self), expected) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should say \(expected)")
+            }
+        }
+        // Keys inside tensor entries are not names; a nested "a" does not count as a duplicate.
+        XCTAssertEqual(SafeTensors.topLevelKeys(Data(#"{"a":{"b":1,"a":[2,{"a":3}]},"c\"d":"a"}"#.utf8)), ["a", "c\"d"])
+
+        var weights = try model().weights
+        weights["dense/bias"]!.scalars[3] = .nan
+        let url = folder.appendingPathComponent("nan.safetensors")
+        try SafeTensors.encode(weights).write(to: url)
+        XCTAssertThrowsError(try model().loadWeights(from: url)) { error in
+            XCTAssertTrue("\(error)".contains("tensor dense/bias holds nan at element 3"), "\(error)")
+        }
+    }
 }

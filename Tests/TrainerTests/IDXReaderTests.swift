@@ -97,4 +97,27 @@ final class IDXReaderTests: XCTestCase {
         try data.write(to: url)
         return url
     }
+
+    /// Crafted headers whose sizes overflow are refused, naming the file, not trapped on; and a
+    /// small gzip that inflates far past what its header announces is stopped early.
+    func testCraftedSizesAndMemoryBombs() throws {
+        // 16 bytes: images magic, count ffffffff, rows ffffffff, columns 1 (the reported crash).
+        let overflow = Self.header([2051, 0xFFFF_FFFF, 0xFFFF_FFFF, 1])
+        assertFails(try IDX.parseImages(overflow, file: "crafted"), saying: "a size that overflows")
+        assertFails(try IDX.parseImages(Self.header([2051, 0xFFFF_FFFF, 28, 28]), file: "crafted"), saying: "holds 16 bytes")
+        let huge = Self.header([2051, 0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF])
+        assertFails(try IDX.parseImages(huge, file: "crafted"), saying: "overflows")
+        assertFails(try IDX.parseImages(gzip(huge), file: "crafted.gz"), saying: "overflows")
+        // A header announcing one 28×28 image followed by 64 MiB of zeros: gzip makes that about
+        // 64 KiB, and the reader must stop within the first MiB of output.
+        let bomb = try gzip(Self.header([2051, 1, 28, 28]) + Data(count: 64 << 20))
+        XCTAssertLessThan(bomb.count, 1 << 20)
+        let started = Date()
+        assertFails(try IDX.parseImages(bomb, file: "bomb.gz"), saying: "inflates to more than the 800 bytes")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1, "the bomb is refused without inflating it all")
+        // A header announcing more than the compressed bytes could ever inflate to.
+        let liar = try gzip(Self.header([2051, 60_000_000, 28, 28]))
+        assertFails(try IDX.parseImages(liar, file: "liar.gz"), saying: "more than its")
+        assertFails(try IDX.parseLabels(gzip(Self.header([2049, 5]) + Data(count: 4 << 20)), file: "l.gz"), saying: "inflates to more than the 13 bytes")
+    }
 }

@@ -14,10 +14,19 @@ public enum Gzip {
         data.count >= 2 && data[data.startIndex] == 0x1F && data[data.startIndex + 1] == 0x8B
     }
 
+    /// Deflate cannot compress better than about 1032 to 1: a gzip file of n bytes inflates to
+    /// at most this many times n, whatever its header claims.
+    public static let maximumRatio = 1032
+
     /// Decompresses a whole gzip file (one or more members). zlib checks each member's CRC-32 and
     /// length; a stream that ends early, fails its check, or is followed by bytes that are not
     /// another member is an error.
-    public static func decompress(_ data: Data) throws -> Data {
+    ///
+    /// - Parameter limit: asked with the output so far after every chunk (up to 1 MiB); when it
+    ///   returns a size and the output exceeds it, inflation stops with an error. This is how a
+    ///   reader that knows from the first bytes how long the data should be refuses a small file
+    ///   that inflates to gigabytes without inflating it all.
+    public static func decompress(_ data: Data, limit: (Data) throws -> Int? = { _ in nil }) throws -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: expect a gzip header and trailer rather than zlib's.
         guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -38,6 +47,9 @@ public enum Gzip {
                     return inflate(&stream, Z_NO_FLUSH)
                 }
                 output.append(contentsOf: chunk[0..<(chunkSize - Int(stream.avail_out))])
+                if let limit = try limit(output), output.count > limit {
+                    throw GzipError(reason: "inflates to more than the \(limit) bytes its contents announce")
+                }
                 switch status {
                 case Z_OK:
                     continue

@@ -32,30 +32,82 @@ public enum SafeTensors {
         return file
     }
 
+    /// What a file that is not safetensors looks like, to name it in the error.
+    static func otherFormat(_ data: Data) -> String? {
+        let start = [UInt8](data.prefix(8))
+        if start == [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] { return "an HDF5 file (Keras's .weights.h5?), not safetensors" }
+        if start.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return "a zip archive (a .keras file?), not safetensors" }
+        if start.starts(with: [0x1F, 0x8B]) { return "gzip data, not safetensors" }
+        return nil
+    }
+
+    /// The keys of the top-level JSON object in `json`, in order and with repeats (a JSON
+    /// decoder keeps only one of two equal keys, which would hide a duplicate tensor name).
+    static func topLevelKeys(_ json: Data) -> [String] {
+        var keys: [String] = []
+        var depth = 0, index = json.startIndex, expectingKey = false
+        while index < json.endIndex {
+            let byte = json[index]
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                expectingKey = depth == 1 && byte == UInt8(ascii: "{")
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                expectingKey = depth == 1
+            case UInt8(ascii: "\""):
+                // A string: find its end, skipping escaped characters.
+                var end = json.index(after: index)
+                while end < json.endIndex, json[end] != UInt8(ascii: "\"") {
+                    end = json[end] == UInt8(ascii: "\\") ? json.index(end, offsetBy: 2, limitedBy: json.endIndex) ?? json.endIndex : json.index(after: end)
+                }
+                if expectingKey, end <= json.endIndex {
+                    let raw = json[json.index(after: index)..<min(end, json.endIndex)]
+                    keys.append((try? JSONSerialization.jsonObject(with: Data("\"".utf8) + raw + Data("\"".utf8), options: .fragmentsAllowed) as? String)
+                                ?? String(decoding: raw, as: UTF8.self))
+                    expectingKey = false
+                }
+                index = end
+            default:
+                break
+            }
+            if index < json.endIndex { index = json.index(after: index) }
+        }
+        return keys
+    }
+
     /// Decodes every tensor of dtype `S` from `data`; `file` names the source in errors.
-    /// Checks the header length, the JSON, each dtype, shape and offsets, and that the tensors
-    /// tile the data exactly.
+    ///
+    /// Everything is checked before any tensor is materialised: the header length, the JSON,
+    /// duplicate names, each dtype, shape (with overflow-checked sizes) and offsets, and that the
+    /// tensors tile the data exactly with no gap, overlap or alias; so a small crafted file
+    /// cannot make the reader allocate more than the file's own size.
     public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
         func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(file: file, reason: reason) }
+        if let other = otherFormat(data) { throw fail("is \(other)") }
         guard data.count >= 8 else { throw fail("too short for a safetensors file (\(data.count) bytes)") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength <= UInt64(data.count - 8) else {
             throw fail("header length \(headerLength) runs past the end of the file (\(data.count) bytes)")
         }
         let headerEnd = 8 + Int(headerLength)
-        let headerBytes = data.subdata(in: 8..<headerEnd)
+        let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
         guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
             throw fail("the header is not a JSON object")
         }
+        var seen = Set<String>()
+        for key in topLevelKeys(headerBytes) where !seen.insert(key).inserted {
+            throw fail("duplicate name \(key) in the header")
+        }
         let dataLength = data.count - headerEnd
         let scalarSize = MemoryLayout<S>.size
-        var tensors: [String: Tensor<S>] = [:]
         var metadata: [String: String] = [:]
-        var ranges: [(Int, Int)] = []
+        var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let entries = value as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
-                metadata = entries
+                guard let fields = value as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
+                metadata = fields
                 continue
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
@@ -65,28 +117,41 @@ public enum SafeTensors {
                 throw fail("tensor \(name) has dtype \(dtype), expected \(S.safetensorsDType)")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(name) has a negative extent in \(shape)") }
+            var count = 1
+            for extent in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                guard !overflow else { throw fail("tensor \(name) has shape \(shape), whose element count overflows") }
+                count = product
+            }
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: scalarSize)
+            guard !overflow else { throw fail("tensor \(name) of shape \(shape) has a byte size that overflows") }
             let (begin, end) = (offsets[0], offsets[1])
             guard 0 <= begin, begin <= end, end <= dataLength else {
                 throw fail("tensor \(name) has offsets [\(begin), \(end)] outside the \(dataLength) data bytes")
             }
-            let count = shape.reduce(1, *)
-            guard end - begin == count * scalarSize else {
-                throw fail("tensor \(name) of shape \(shape) needs \(count * scalarSize) bytes, its offsets span \(end - begin)")
+            guard end - begin == bytes else {
+                throw fail("tensor \(name) of shape \(shape) needs \(bytes) bytes, its offsets span \(end - begin)")
             }
-            var scalars = [S](repeating: 0, count: count)
-            scalars.withUnsafeMutableBytes { destination in
-                _ = data.copyBytes(to: destination, from: (headerEnd + begin)..<(headerEnd + end))
-            }
-            tensors[name] = Tensor(shape: shape, scalars: scalars)
-            ranges.append((begin, end))
+            entries.append((name, shape, begin, end))
         }
-        // The tensors must cover the data with no gap or overlap.
+        // The tensors must cover the data with no gap, overlap or shared range.
         var position = 0
-        for (begin, end) in ranges.sorted(by: { $0.0 < $1.0 }) {
-            guard begin == position else { throw fail("the tensors' data overlap or leave a gap at byte \(position)") }
-            position = end
+        for entry in entries.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+            guard entry.begin == position else {
+                throw fail(entry.begin < position ? "tensor \(entry.name)'s data overlap another tensor's at byte \(entry.begin)"
+                                                  : "the tensors' data leave a gap at byte \(position)")
+            }
+            position = entry.end
         }
         guard position == dataLength else { throw fail("\(dataLength - position) bytes after the last tensor belong to none") }
+        var tensors: [String: Tensor<S>] = [:]
+        for entry in entries {
+            var scalars = [S](repeating: 0, count: (entry.end - entry.begin) / scalarSize)
+            scalars.withUnsafeMutableBytes { destination in
+                _ = data.copyBytes(to: destination, from: (data.startIndex + headerEnd + entry.begin)..<(data.startIndex + headerEnd + entry.end))
+            }
+            tensors[entry.name] = Tensor(shape: entry.shape, scalars: scalars)
+        }
         return (tensors, metadata)
     }
 }
@@ -105,6 +170,12 @@ extension Sequential {
         do { data = try Data(contentsOf: url) } catch {
             throw SafeTensorsError(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
         }
-        try setWeights(SafeTensors.decode(data, file: url.path, as: Scalar.self).tensors)
+        let tensors = try SafeTensors.decode(data, file: url.path, as: Scalar.self).tensors
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            if let index = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
+                throw SafeTensorsError(file: url.path, reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
+            }
+        }
+        try setWeights(tensors)
     }
 }
