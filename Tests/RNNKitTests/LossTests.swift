@@ -81,4 +81,33 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(try m.predict(data).shape, [2, 3, 3])
         XCTAssertThrowsError(try m.evaluate(data)) { XCTAssertTrue("\($0)".contains("compile"), "\($0)") }
     }
+
+    /// A user's dataset that yields a label outside the classes: the batch is refused with a
+    /// message, the kernels never index with it (valgrind found such writes before), the weights
+    /// stay as they were; with one and with two workers.
+    func testDatasetLabelsOutsideTheClassesAreRefused() throws {
+        struct BadLabels: SequenceDataset {
+            var count: Int { 4 }
+            var sampleShape: FeatureShape { .sequence(steps: 3, features: 2) }
+            var classCount: Int { 4 }
+            func label(at index: Int) -> Int { index == 2 ? 4 : index }
+            func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+                for (b, index) in indices.enumerated() {
+                    labels[b] = Int32(label(at: index))
+                    for t in 0..<3 { for i in 0..<2 { x[(t * indices.count + b) * 2 + i] = S(index + t + i) / 10 } }
+                }
+            }
+        }
+        for workers in [1, 2] {
+            let m = try model([LSTM(units: 3), Dense(units: 4, activation: .softmax)])
+            try m.compile(optimizer: Adam())
+            m.workers = workers
+            let before = m.weights
+            XCTAssertThrowsError(try m.fit(BadLabels(), options: FitOptions(epochs: 1, batchSize: 4))) { error in
+                XCTAssertEqual("\(error)", "the data gave 1 label outside 0..<4, the classes the model predicts")
+            }
+            XCTAssertEqual(m.weights, before)
+            XCTAssertThrowsError(try m.evaluate(BadLabels()))
+        }
+    }
 }

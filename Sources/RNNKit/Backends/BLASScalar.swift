@@ -47,10 +47,10 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         into destination: UnsafeMutablePointer<Self>)
     static func softmaxCrossEntropy(
         logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
-        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
+        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int, invalidLabels: Int)
     static func probabilityCrossEntropy(
         outputs: UnsafePointer<Self>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
-        gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
+        gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int, invalidLabels: Int)
     static func binaryCrossEntropy(
         values: UnsafePointer<Self>, fromLogits: Bool, targets: UnsafePointer<Self>, rows: Int, columns: Int,
         gradientScale: Self, gradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)

@@ -153,20 +153,26 @@ extension BLASScalar {
     ///
     /// - Parameters:
     ///   - logits, probabilities: `[rows, classes]`; `probabilities` is the softmax of `logits`.
-    ///   - labels: `rows` class indices in `0..<classes` (checked by the caller).
+    ///   - labels: `rows` class indices in `0..<classes`; a row whose label is outside is
+    ///     skipped (no loss, zero gradient) and counted, never used as an index.
     ///   - gradientScale: the gradient is `(p − y) · gradientScale`.
     ///   - logitGradient: `[rows, classes]` output, or nil when only the loss is wanted.
-    /// - Returns: the summed loss and the number of rows whose arg-max (first on ties, as Keras)
-    ///   equals the label.
+    /// - Returns: the summed loss, the number of rows whose arg-max (first on ties, as Keras)
+    ///   equals the label, and the number of rows skipped for a label outside the classes.
     public static func softmaxCrossEntropy(
         logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
         rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?
-    ) -> (lossSum: Double, correct: Int) {
+    ) -> (lossSum: Double, correct: Int, invalidLabels: Int) {
         var lossSum = 0.0
-        var correct = 0
+        var correct = 0, invalid = 0
         for r in 0..<rows {
             let z = logits + r * classes, p = probabilities + r * classes
             let label = Int(labels[r])
+            guard label >= 0 && label < classes else {
+                invalid += 1
+                logitGradient.map { ($0 + r * classes).update(repeating: 0, count: classes) }
+                continue
+            }
             var maximum = z[0], best = 0
             for j in 1..<classes where z[j] > maximum { maximum = z[j]; best = j }
             var sum: Self = 0
@@ -179,7 +185,7 @@ extension BLASScalar {
                 g[label] -= gradientScale
             }
         }
-        return (lossSum, correct)
+        return (lossSum, correct, invalid)
     }
 
     /// Categorical cross-entropy of outputs that are not a fused softmax, as Keras computes it
@@ -189,11 +195,16 @@ extension BLASScalar {
     public static func probabilityCrossEntropy(
         outputs: UnsafePointer<Self>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
         gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?
-    ) -> (lossSum: Double, correct: Int) {
+    ) -> (lossSum: Double, correct: Int, invalidLabels: Int) {
         let epsilon: Self = 1e-7
-        var lossSum = 0.0, correct = 0
+        var lossSum = 0.0, correct = 0, invalid = 0
         for r in 0..<rows {
             let y = outputs + r * classes, label = Int(labels[r])
+            guard label >= 0 && label < classes else {
+                invalid += 1
+                outputGradient.map { ($0 + r * classes).update(repeating: 0, count: classes) }
+                continue
+            }
             var sum: Self = 0, best = 0
             for j in 0..<classes {
                 sum += y[j]
@@ -210,7 +221,7 @@ extension BLASScalar {
                 if inside { g[label] -= gradientScale / y[label] }
             }
         }
-        return (lossSum, correct)
+        return (lossSum, correct, invalid)
     }
 
     /// Binary cross-entropy, mean over each row's `columns` outputs, against targets in [0, 1].

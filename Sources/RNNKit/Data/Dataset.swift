@@ -2,7 +2,12 @@
 ///
 /// A dataset hands samples over by writing them straight into the model's batch buffer in the
 /// layout the first layer's GEMM wants (time-major), so no per-batch array is built.
-public protocol SequenceDataset {
+///
+/// With `workers > 1` the model calls `gather` from several threads at once, each for its own
+/// shard of a batch (disjoint `indices` and destinations), hence `Sendable`: `gather` must be
+/// safe to run concurrently. Labels outside `0..<classCount` are refused by the model (the batch
+/// throws), never used as indices.
+public protocol SequenceDataset: Sendable {
     /// The number of samples.
     var count: Int { get }
     /// The shape of one sample: `.sequence(steps:features:)` for recurrent models.

@@ -52,6 +52,8 @@ public struct BatchFigures: Sendable, Equatable {
     public var samples: Int = 0
     /// Whether the loss and every gradient of the step were finite.
     public var finite: Bool = true
+    /// Rows whose class label was outside the model's classes (skipped, never used as an index).
+    public var invalidLabels: Int = 0
 
     public init(lossSum: Double = 0, correct: Double = 0, counted: Double = 0, samples: Int = 0, finite: Bool = true) {
         self.lossSum = lossSum
@@ -68,6 +70,7 @@ public struct BatchFigures: Sendable, Equatable {
         total.counted += other.counted
         total.samples += other.samples
         total.finite = total.finite && other.finite
+        total.invalidLabels += other.invalidLabels
     }
 }
 
@@ -128,8 +131,10 @@ extension ClassCrossEntropy {
                                     logitGradient: gradientScale == nil ? nil : gradient)
             : S.probabilityCrossEntropy(outputs: batch.outputs, labels: batch.labels!, rows: batch.rows, classes: batch.columns,
                                         gradientScale: scale, outputGradient: gradientScale == nil ? nil : gradient)
-        return BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
-                            counted: Double(batch.rows), samples: batch.rows / batch.rowsPerSample)
+        var figures = BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
+                                   counted: Double(batch.rows), samples: batch.rows / batch.rowsPerSample)
+        figures.invalidLabels = result.invalidLabels
+        return figures
     }
 }
 

@@ -258,7 +258,17 @@ public final class Sequential<Scalar: BLASScalar> {
     /// hand-off costs more than the arithmetic.
     private static var parallelUpdateThreshold: Int { 1 << 16 }
 
+    /// A user's dataset can yield labels the kernels cannot index with; they skip such rows and
+    /// count them, and the batch is refused here.
+    private func checkLabels(_ figures: BatchFigures) throws {
+        guard figures.invalidLabels == 0 else {
+            throw ModelError.invalidConfiguration(
+                "the data gave \(figures.invalidLabels) label\(figures.invalidLabels == 1 ? "" : "s") outside 0..<\(outputShape.features), the classes the model predicts")
+        }
+    }
+
     private func applyUpdate(_ figures: BatchFigures) throws -> Metrics {
+        try checkLabels(figures)
         guard figures.finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }
         let optimizer = optimizer!
         optimizer.beginStep(arena)
@@ -343,6 +353,7 @@ public final class Sequential<Scalar: BLASScalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         var total = BatchFigures()
         sweep(data, range: range, batchSize: batchSize, withLoss: true) { _, replica in total += replica.figures }
+        try checkLabels(total)
         return Metrics(total)
     }
 
