@@ -11,12 +11,16 @@ struct Trainer {
     func run() throws {
         BLASConfiguration.threads = options.threads
         // Before any work: a run whose results cannot be written is not worth starting.
-        do { try createFolder(URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
-            throw ValidationError("--output \(options.output): \(error.reason)")
+        do { try checkWritable(folder: URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
+            throw ValidationError("--output \(options.output): cannot write there (\(error.reason))")
         }
         if let save = options.save {
-            do { try createFolder(URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
-                throw ValidationError("--save \(save): \(error.reason)")
+            var isFolder: ObjCBool = false
+            if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
+                throw ValidationError("--save \(save) is a folder; give a file name, e.g. \((save as NSString).appendingPathComponent("weights.safetensors"))")
+            }
+            do { try checkWritable(folder: URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
+                throw ValidationError("--save \(save): cannot write there (\(error.reason))")
             }
         }
         let mnist: MNIST

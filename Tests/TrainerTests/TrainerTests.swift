@@ -137,9 +137,22 @@ final class TrainerCommandTests: XCTestCase {
             let output = flag == "--save" ? ["--output", FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-out-\(UUID())").path] : []
             XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, flag, value] + output).run()) { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
-                XCTAssertTrue(TrainBlas.message(for: error).contains("\(flag) \(value): \(file.path) exists and is not a folder"),
+                XCTAssertTrue(TrainBlas.message(for: error).contains("\(flag) \(value): cannot write there (\(file.path) exists and is not a folder)"),
                               TrainBlas.message(for: error))
             }
+        }
+        // An existing folder that takes no new files (even for root): refused before training.
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, "--output", "/proc"]).run()) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+            XCTAssertTrue(TrainBlas.message(for: error).hasPrefix("--output /proc: cannot write there ("), TrainBlas.message(for: error))
+        }
+        // --save naming a folder is refused at once, with a file name suggested.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-savedir-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, "--output", folder.path, "--save", folder.path]).run()) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+            XCTAssertTrue(TrainBlas.message(for: error).contains("is a folder; give a file name"), TrainBlas.message(for: error))
         }
     }
 

@@ -37,6 +37,18 @@ public func createFolder(_ folder: URL) throws {
     }
 }
 
+/// Checks that files can be created in `folder` (creating the folder if needed) by creating and
+/// removing a probe file: permissions alone do not tell (a read-only mount, a full disk, root
+/// squash), and a long run should not find out only when it writes its results.
+public func checkWritable(folder: URL) throws {
+    try createFolder(folder)
+    let probe = folder.appendingPathComponent(".rnnkit-probe-\(ProcessInfo.processInfo.processIdentifier)")
+    guard FileManager.default.createFile(atPath: probe.path, contents: Data()) else {
+        throw FileWriteError(path: folder.path, reason: String(cString: strerror(errno == 0 ? EACCES : errno)))
+    }
+    try? FileManager.default.removeItem(at: probe)
+}
+
 /// Writes `data` to `url` through a temporary file in the same folder and a rename, so an
 /// interrupted write never leaves a half-written file where a good one was.
 public func writeAtomically(_ data: Data, to url: URL) throws {
