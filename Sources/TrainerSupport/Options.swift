@@ -46,6 +46,14 @@ public enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable
 public struct UnitList: ExpressibleByArgument, Equatable, Sendable, CustomStringConvertible {
     public let sizes: [Int]
 
+    /// Parses the flag's value, saying what it accepts when it cannot.
+    public static func parse(_ argument: String) throws -> UnitList {
+        guard let list = UnitList(argument: argument) else {
+            throw ValidationError("takes layer sizes as positive whole numbers separated by commas, e.g. 16,8,4")
+        }
+        return list
+    }
+
     public init?(argument: String) {
         let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
         let sizes = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

@@ -64,17 +64,22 @@ public enum Pictures {
     }
 
     /// The notebook's figure: loss (left) and accuracy (right) per epoch, training and validation.
-    public static func historySVG(loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double]) -> String {
-        let width = 1000.0, height = 400.0
+    /// `title`, when given, names the model above both panels.
+    public static func historySVG(loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double],
+                                  title: String? = nil) -> String {
+        let width = 1000.0, top = title == nil ? 0.0 : 30.0, height = 400.0 + top
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        if let title {
+            svg += "<text x=\"\(number(width / 2))\" y=\"22\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"17\">\(escape(title))</text>\n"
+        }
         svg += panel(title: "Loss", yLabel: "categorical cross-entropy",
                      series: [("training", "#1f77b4", loss), ("validation", "#ff7f0e", valLoss)],
-                     x: 0, y: 0, width: width / 2, height: height)
+                     x: 0, y: top, width: width / 2, height: height - top)
         svg += panel(title: "Accuracy", yLabel: "categorical accuracy",
                      series: [("training", "#1f77b4", accuracy), ("validation", "#ff7f0e", valAccuracy)],
-                     x: width / 2, y: 0, width: width / 2, height: height, legendAtBottom: true)
+                     x: width / 2, y: top, width: width / 2, height: height - top, legendAtBottom: true)
         return svg + "</svg>\n"
     }
 

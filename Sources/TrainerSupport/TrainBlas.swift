@@ -11,13 +11,14 @@ public struct TrainBlas: ParsableCommand {
         abstract: "Train a recurrent network on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
         discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.")
 
-    @Option(help: "Folder with the four MNIST IDX files, raw or .gz.")
+    @Option(help: ArgumentHelp("Folder with the four MNIST IDX files, raw or .gz.", valueName: "DIR"))
     public var data: String = "data/mnist"
 
     @Option(help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after).")
     public var cell: CellOption = .simpleRNN
 
-    @Option(help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"))
+    @Option(help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"),
+            transform: UnitList.parse)
     public var units: UnitList = UnitList(argument: "10")!
 
     @Option(help: "SimpleRNN activation (LSTM and GRU use tanh).")
@@ -35,7 +36,10 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Optimiser, with Keras's defaults.")
     public var optimizer: OptimizerOption = .adam
 
-    @Option(help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
+    // `.unconditional` so that `--learning-rate -1` reaches the validation (and its message)
+    // instead of being read as a missing value followed by a flag.
+    @Option(parsing: .unconditional,
+            help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
     public var learningRate: Double?
 
     @Option(name: .customLong("lr-schedule"),
@@ -51,13 +55,13 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Use only the first N training images.")
     public var limit: Int?
 
-    @Option(help: "Start from these weights (safetensors with Keras names).")
+    @Option(help: ArgumentHelp("Start from these weights (safetensors with Keras names).", valueName: "FILE"))
     public var load: String?
 
-    @Option(help: "Also write the trained weights here (safetensors).")
+    @Option(help: ArgumentHelp("Also write the trained weights here (safetensors).", valueName: "FILE"))
     public var save: String?
 
-    @Option(help: "Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json.")
+    @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json.", valueName: "DIR"))
     public var output: String = "runs/latest"
 
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")

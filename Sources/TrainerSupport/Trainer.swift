@@ -9,6 +9,9 @@ struct Trainer {
     private func say(_ text: String) { writeToStandardOutput(text + "\n") }
 
     func run() throws {
+        #if DEBUG
+        FileHandle.standardError.write(Data("train-blas: note: this is a debug build, which trains about 30× slower than a release one: use `swift run -c release train-blas` (or `make run`)\n".utf8))
+        #endif
         BLASConfiguration.threads = options.threads
         // Before any work: a run whose results cannot be written is not worth starting.
         do { try checkWritable(folder: URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
@@ -73,9 +76,16 @@ struct Trainer {
         say("predicted: \(predicted)")
 
         let written = try writeOutputs(model: model, history: history, test: test, trainCount: trainCount,
-                                       pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted)
+                                       pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
+                                       label: mnist.train.label(at: options.exampleIndex))
         say("\nWrote " + written.joined(separator: ", "))
         if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(options.output))") }
+    }
+
+    /// `LSTM(128)`, `SimpleRNN(16→8→4)`: the recurrent stack, for titles.
+    private var modelDescription: String {
+        let kind = ["simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"][options.cell.rawValue] ?? options.cell.rawValue
+        return "\(kind)(\(options.units.sizes.map(String.init).joined(separator: "→")))"
     }
 
     private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> Sequential<Float> {
@@ -91,7 +101,7 @@ struct Trainer {
     }
 
     private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,
-                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int) throws -> [String] {
+                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int) throws -> [String] {
         let folder = URL(fileURLWithPath: options.output)
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
@@ -99,9 +109,14 @@ struct Trainer {
             written.append((options.output as NSString).appendingPathComponent(name)) // as the user gave it
         }
         try write(history.jsonData(), "history.json")
-        try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
-                                           valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy).utf8), "history.svg")
-        try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns, title: "predicted: \(predicted)").utf8), "prediction.svg")
+        // With no epoch trained (--epochs 0) there is no curve to draw.
+        if history.epochs > 0 {
+            try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
+                                               valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy,
+                                               title: "\(modelDescription) on MNIST rows, seed \(options.seed)").utf8), "history.svg")
+        }
+        try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns,
+                                         title: "predicted: \(predicted)   (label \(label))").utf8), "prediction.svg")
         let metadata = ["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
                         "epochs": "\(history.epochs)"]
         let weights = try SafeTensors.encode(model.weights, metadata: metadata)

@@ -43,6 +43,8 @@ final class TrainerCommandTests: XCTestCase {
         assertUsageError(["--units", "0,a"], mentions: ["--units"])
         assertUsageError(["--units", ""], mentions: ["--units"])
         assertUsageError(["--learning-rate=-1"], mentions: ["--learning-rate", "positive"])
+        assertUsageError(["--learning-rate", "-1"], mentions: ["--learning-rate", "positive"])
+        assertUsageError(["--units", "128,"], mentions: ["--units", "positive whole numbers separated by commas"])
         assertUsageError(["--optimizer", "adagrad"], mentions: ["--optimizer", "adam", "sgd", "rmsprop"])
         assertUsageError(["--activation", "sigmoid"], mentions: ["--activation", "tanh", "relu"])
         assertUsageError(["--backend", "gpu"], mentions: ["--backend", "blas", "naive"])
@@ -140,6 +142,10 @@ final class TrainerCommandTests: XCTestCase {
         _ = try JSONDecoder().decode(History.self, from: Data(contentsOf: output.appendingPathComponent("history.json")))
         let weights = try SafeTensors.decode(Data(contentsOf: output.appendingPathComponent("weights.safetensors")), file: "w", as: Float.self)
         XCTAssertEqual(weights.tensors.count, 5)
+        // No epoch finished: no curve to draw, and no empty picture pretending there is one.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output.appendingPathComponent("history.svg").path))
+        let prediction = try String(contentsOf: output.appendingPathComponent("prediction.svg"), encoding: .utf8)
+        XCTAssertTrue(prediction.contains("(label 6)"), "the picture shows the true label of image 36")
     }
 
     func testUnwritableOutputIsRefusedBeforeTraining() throws {
@@ -225,7 +231,9 @@ final class TrainerCommandTests: XCTestCase {
     }
 
     func testPicturesAreWellFormedSVG() {
-        let svg = Pictures.historySVG(loss: [1.7, 1.2, 0.9], accuracy: [0.4, 0.6, 0.7], valLoss: [1.3, 1.0, 0.8], valAccuracy: [0.5, 0.65, 0.75])
+        let svg = Pictures.historySVG(loss: [1.7, 1.2, 0.9], accuracy: [0.4, 0.6, 0.7], valLoss: [1.3, 1.0, 0.8], valAccuracy: [0.5, 0.65, 0.75],
+                                      title: "LSTM(128) on <MNIST> rows")
+        XCTAssertTrue(svg.contains("LSTM(128) on &lt;MNIST&gt; rows"))
         let parser = XMLParser(data: Data(svg.utf8))
         XCTAssertTrue(parser.parse())
         for label in ["Loss", "Accuracy", "epoch", "training", "validation", "categorical accuracy"] {
