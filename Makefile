@@ -1,8 +1,9 @@
 # RNNKit: make test (the test command), make run (the notebook end to end), make bench.
+SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test run run-stacked run-best bench bench-quick clean
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best bench bench-quick clean
 
 all: build
 
@@ -45,5 +46,31 @@ bench: deps release
 bench-quick: deps release
 	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
 
+# libFuzzer on every parser (Fuzz/: IDX raw and gzip, safetensors), FUZZ_SECONDS each (default
+# 180), each input under AddressSanitizer with a 2 GiB memory cap. The corpus grows in
+# .fuzz-corpus/ from the seeds in Fuzz/Corpus/; a crashing input is written to Fuzz/crashes/ and
+# fails the target. Longer: make fuzz FUZZ_SECONDS=3600.
+FUZZ_SECONDS ?= 180
+FUZZ_FLAGS = -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+fuzz: deps
+	@# (gold warns that it cannot export ASan's local symbols; harmless, and hundreds of lines)
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) 2>&1 | grep -v "Cannot export local symbol"; test $${PIPESTATUS[0]} -eq 0
+	@set -e; bin=$$(cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --show-bin-path); mkdir -p Fuzz/crashes; \
+	for target in idx:FuzzIDX safetensors:FuzzSafeTensors; do \
+	  corpus=$${target%%:*}; name=$${target##*:}; mkdir -p .fuzz-corpus/$$corpus; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  $$bin/$$name .fuzz-corpus/$$corpus Fuzz/Corpus/$$corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 -artifact_prefix=Fuzz/crashes/$$name- 2>&1 \
+	    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$name found a crash (input in Fuzz/crashes/)"; exit 1; }; \
+	done
+
+# The tests under AddressSanitizer (leaks of XCTest's and Foundation's own allocations are
+# suppressed by name in Tests/lsan.supp) and ThreadSanitizer (the worker pool, the unsafe pointers).
+test-sanitizers: deps
+	@scripts/fetch-mnist.sh >/dev/null || true
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan --disable-swift-testing
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing
+
 clean:
-	rm -rf .build runs
+	rm -rf .build .build-asan .build-tsan Fuzz/.build .fuzz-corpus runs
