@@ -1,3 +1,4 @@
+import Synchronization
 import XCTest
 @testable import RNNKit
 
@@ -104,5 +105,33 @@ final class WorkerTests: XCTestCase {
             }
         }
     }
+
+    /// Changing OpenBLAS's thread count while another thread trains used to deadlock (one thread
+    /// in `blas_thread_shutdown_`, the other inside a call). A model's batch now holds the gate
+    /// shared, and the setting waits for it: here a batch in progress (the gate held for 0.3 s)
+    /// delays a setting made from another thread until the batch ends.
+    func testSettingBLASThreadsWaitsForTheBatchInProgress() throws {
+        let flags = StopFlags()
+        // Each event takes the next number: the batch's end must come before the setting's return.
+        let events = Atomic<Int>(0), batchEnded = Atomic<Int>(0)
+        let batch = Thread {
+            BLASConfiguration.passGate.shared {
+                flags.stop.store(true, ordering: .sequentiallyConsistent)   // the batch has started
+                usleep(300_000)
+                batchEnded.store(events.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue, ordering: .sequentiallyConsistent)
+            }
+        }
+        batch.start()
+        while !flags.stop.load(ordering: .sequentiallyConsistent) { usleep(100) }
+        BLASConfiguration.threads = 1
+        let settingDone = events.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+        XCTAssertEqual(batchEnded.load(ordering: .sequentiallyConsistent), 1, "the setting returned before the batch ended")
+        XCTAssertEqual(settingDone, 2)
+    }
 }
 
+/// What the test and its toggling thread tell each other.
+final class StopFlags: Sendable {
+    let stop = Atomic<Bool>(false)
+    let finished = Atomic<Bool>(false)
+}

@@ -195,6 +195,11 @@ public final class Sequential<Scalar: BLASScalar> {
 
     private func gradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
                            batchSize: Int) throws -> BatchFigures {
+        try BLASConfiguration.passGate.shared { try unguardedGradients(x: x, labels: labels, targets: targets, batchSize: batchSize) }
+    }
+
+    private func unguardedGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
+                                    batchSize: Int) throws -> BatchFigures {
         reserve(batchCapacity: batchSize)
         if shards(batchSize) == 1 {
             // One shard reads the caller's batch where it lies.
@@ -227,14 +232,18 @@ public final class Sequential<Scalar: BLASScalar> {
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
         try checkTargets(labels: labels, targets: nil, batchSize: batchSize)
-        return try applyUpdate(gradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
+        return try BLASConfiguration.passGate.shared {
+            try applyUpdate(unguardedGradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
+        }
     }
 
     /// One training step against target values (see `computeGradients(x:targets:batchSize:)`).
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
         try checkTargets(labels: nil, targets: targets, batchSize: batchSize)
-        return try applyUpdate(gradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
+        return try BLASConfiguration.passGate.shared {
+            try applyUpdate(unguardedGradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
+        }
     }
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
@@ -249,9 +258,11 @@ public final class Sequential<Scalar: BLASScalar> {
             throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
         }
         reserve(batchCapacity: indices.count)
-        return try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
-            replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-        })
+        return try BLASConfiguration.passGate.shared {
+            try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
+                replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+            })
+        }
     }
 
     /// Arenas at least this large have their optimiser step split over the workers; below it the
@@ -287,6 +298,10 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The model's outputs for one time-major batch `x [T, batchSize, D]`, written batch-major to
     /// `output` (`[batchSize, F]`, or `[batchSize, T, F]` for sequence outputs). Needs no `compile`.
     public func predict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
+        BLASConfiguration.passGate.shared { unguardedPredict(x: x, batchSize: batchSize, into: output) }
+    }
+
+    private func unguardedPredict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
         reserve(batchCapacity: batchSize)
         let count = shards(batchSize), perSample = outputShape.scalarCount
         forEachShard(count) { i in
@@ -334,14 +349,16 @@ public final class Sequential<Scalar: BLASScalar> {
             let size = min(batchSize, range.upperBound - start)
             for i in 0..<size { indexBuffer.pointer[i] = start + i }
             let count = shards(size)
-            forEachShard(count) { i in
-                let samples = shard(i, of: count, batchSize: size)
-                let replica = replicas[i]
-                replica.gather(data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
-                if withLoss {
-                    replica.run(batchSize: samples.count, gradientScale: nil, backend: backend)
-                } else {
-                    replica.predict(batchSize: samples.count, backend: backend)
+            BLASConfiguration.passGate.shared {
+                forEachShard(count) { i in
+                    let samples = shard(i, of: count, batchSize: size)
+                    let replica = replicas[i]
+                    replica.gather(data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
+                    if withLoss {
+                        replica.run(batchSize: samples.count, gradientScale: nil, backend: backend)
+                    } else {
+                        replica.predict(batchSize: samples.count, backend: backend)
+                    }
                 }
             }
             for i in 0..<count { visit(start + shard(i, of: count, batchSize: size).lowerBound, replicas[i]) }
