@@ -17,6 +17,12 @@ struct Trainer {
         do { try checkWritable(folder: URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
             throw ValidationError("--output \(options.output): cannot write there (\(error.reason))")
         }
+        // Held until the run ends: a second run writing the same folder is refused, not mixed in.
+        let outputLock: FolderLock
+        do { outputLock = try FolderLock(URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
+            throw TrainerFailure(message: "--output \(options.output): \(error.reason)")
+        }
+        defer { withExtendedLifetime(outputLock) {} }
         if let save = options.save {
             var isFolder: ObjCBool = false
             if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {

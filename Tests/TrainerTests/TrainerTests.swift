@@ -221,6 +221,32 @@ final class TrainerCommandTests: XCTestCase {
         assertUsageError(["--lr-schedule", "step"], mentions: ["--lr-schedule"])
     }
 
+    /// A second run writing the same --output is refused while the first holds it; stale
+    /// temporary files of interrupted writes are cleaned; writes leave no temporary behind.
+    func testOutputFolderIsLockedAndTemporariesAreCleaned() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-lock-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let held = try FolderLock(folder)
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, "--output", folder.path]).run()) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 1)
+            XCTAssertTrue(TrainBlas.message(for: error).contains("another run (process \(ProcessInfo.processInfo.processIdentifier)) is writing there"),
+                          TrainBlas.message(for: error))
+        }
+        withExtendedLifetime(held) {}
+        // A temporary of a process that no longer exists (pid 2^22 + 7 is above Linux's pid_max default) goes;
+        // one of a live process (ours) stays.
+        let stale = folder.appendingPathComponent(".weights.safetensors.4194311.tmp")
+        let live = folder.appendingPathComponent(".weights.safetensors.\(ProcessInfo.processInfo.processIdentifier).tmp.keep")
+        try Data("half".utf8).write(to: stale)
+        try Data("x".utf8).write(to: live)
+        try writeAtomically(Data("whole".utf8), to: folder.appendingPathComponent("weights.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale.path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live.path))
+        XCTAssertEqual(try String(contentsOf: folder.appendingPathComponent("weights.safetensors"), encoding: .utf8), "whole")
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".tmp") }
+        XCTAssertEqual(left, [])
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }
