@@ -70,3 +70,50 @@ public enum ScheduleOption: String, ExpressibleByArgument, CaseIterable, Sendabl
     case constant, cosine
     var schedule: LearningRateSchedule { self == .constant ? .constant : .cosineDecay(steps: nil) }
 }
+
+/// What a training configuration needs in memory, computed from the flags with checked
+/// arithmetic before anything is built, so that `--units 100000000` or `--batch-size 10000000`
+/// get a message with the figure instead of a trap or an abort inside an allocation.
+struct MemoryEstimate {
+    /// Bytes, or nil when the count itself overflows.
+    let bytes: Int?
+
+    /// Float weights (value, gradient, two optimiser slots, and a gradient per extra worker) and
+    /// per-worker activations: each recurrent layer's tape (G + 3 values per unit and step), its
+    /// backward scratch (2·G per unit and step) and input gradient, the input batch.
+    init(cell: CellOption, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
+        let gates = cell == .lstm ? 4 : cell == .gru ? 3 : 1
+        let perShard = (batchSize + workers - 1) / workers
+        func multiply(_ values: Int...) -> Int? {
+            var product = 1
+            for value in values {
+                let (next, overflow) = product.multipliedReportingOverflow(by: value)
+                if overflow { return nil }
+                product = next
+            }
+            return product
+        }
+        var total: Int? = 0
+        func add(_ value: Int?) {
+            guard let current = total, let value else { total = nil; return }
+            let (sum, overflow) = current.addingReportingOverflow(value)
+            total = overflow ? nil : sum
+        }
+        var inputs = features
+        var weights: Int? = 0
+        for h in units {
+            let layerWeights = multiply(gates, h).flatMap { gh in multiply(gh, inputs).flatMap { a in multiply(gh, h).map { a + $0 + 2 * gh } } }
+            if let w = weights, let l = layerWeights { weights = w + l } else { weights = nil }
+            add(multiply(steps, perShard, h, gates + 3 + 2 * gates, workers))          // tape and scratch
+            add(multiply(steps, perShard, inputs, workers))                           // input gradient / input
+            inputs = h
+        }
+        if let w = weights, let l = multiply(inputs + 1, classes) { weights = w + l } else { weights = nil }
+        add(weights.flatMap { multiply($0, 4 + workers) })
+        bytes = total.flatMap { multiply($0, MemoryLayout<Float>.size) }
+    }
+
+    static func describe(_ bytes: Int) -> String {
+        bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))
+    }
+}

@@ -43,6 +43,14 @@ struct Trainer {
             throw ValidationError("--example-index must be below the \(mnist.train.count) training images, got \(options.exampleIndex)")
         }
 
+        let estimate = MemoryEstimate(cell: options.cell, units: options.units.sizes, steps: train.rows, features: train.columns,
+                                      classes: train.classCount, batchSize: options.batchSize, workers: options.workers)
+        let available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard let needed = estimate.bytes, needed <= available else {
+            throw ValidationError("--units \(options.units) with --batch-size \(options.batchSize) needs "
+                                  + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
+                                  + "; this machine has \(MemoryEstimate.describe(available))")
+        }
         let model = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
         if let load = options.load { try model.loadWeights(from: URL(fileURLWithPath: load)) }
         say(model.summary())

@@ -247,6 +247,23 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertEqual(left, [])
     }
 
+    /// Sizes that cannot fit are refused with the figure, before anything is allocated.
+    func testHugeSizesAreRefusedWithTheMemoryTheyNeed() throws {
+        let folder = try requireMNIST()
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-huge-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        for arguments in [["--units", "100000000"], ["--units", "4000000000000"], ["--batch-size", "100000000000", "--cell", "lstm"]] {
+            XCTAssertThrowsError(try TrainBlas.parse(["--data", folder.path, "--output", output.path] + arguments).run(), "\(arguments)") { error in
+                XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+                let message = TrainBlas.message(for: error)
+                XCTAssertTrue(message.contains("needs") && message.contains("this machine has"), message)
+            }
+        }
+        XCTAssertNotNil(MemoryEstimate(cell: .lstm, units: [128], steps: 28, features: 28, classes: 10, batchSize: 128, workers: 2).bytes)
+        let modelA = MemoryEstimate(cell: .simpleRNN, units: [10], steps: 28, features: 28, classes: 10, batchSize: 32, workers: 2).bytes!
+        XCTAssertLessThan(modelA, 1 << 20, "the notebook's model needs well under a megabyte of buffers")
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }
