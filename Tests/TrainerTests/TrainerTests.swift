@@ -80,6 +80,19 @@ final class TrainerCommandTests: XCTestCase {
         }
         bar.handle(.epochEnded(epoch: 1, steps: 3, training: Metrics(loss: 1, accuracy: 0.5, samples: 3), validation: nil, seconds: 0.3), epochs: 2)
         XCTAssertEqual(written, ["Epoch 1/2\n", "3/3 [==============================] - 0s 100ms/step - loss: 1.0000 - categorical_accuracy: 0.5000\n"])
+
+        // On a terminal the line is fitted to its width (never wrapping, which breaks the redraw).
+        let metrics = (Metrics(loss: 0.81234, accuracy: 0.74, samples: 1), Metrics(loss: 0.7, accuracy: 0.78, samples: 1))
+        for columns in [200, 120, 100, 80, 60, 40, 20] {
+            let fitted = ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: columns)
+            XCTAssertLessThan(fitted.count, columns, "\(columns) columns: \(fitted)")
+            XCTAssertTrue(fitted.hasPrefix("1688/1688 ["), fitted)
+        }
+        XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 200), line)
+        XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 100),
+                       "1688/1688 [==========] - 1s 622us/step - loss: 0.8123 - acc: 0.7400 - val_loss: 0.7000 - val_acc: 0.7800")
+        XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 80),
+                       "1688/1688 [==========] - 1s 622us/step - loss: 0.8123 - acc: 0.7400")
     }
 
     /// A short real run on MNIST: it must beat chance clearly and leave every output well formed.
