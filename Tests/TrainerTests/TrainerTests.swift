@@ -89,7 +89,7 @@ final class TrainerCommandTests: XCTestCase {
             XCTAssertTrue(fitted.hasPrefix("1688/1688 ["), fitted)
         }
         XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 200), line)
-        XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 100),
+        XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 110),
                        "1688/1688 [==========] - 1s 622us/step - loss: 0.8123 - acc: 0.7400 - val_loss: 0.7000 - val_acc: 0.7800")
         XCTAssertEqual(ProgressBar.line(step: 1688, steps: 1688, elapsed: 1.05, training: metrics.0, validation: metrics.1, columns: 80),
                        "1688/1688 [==========] - 1s 622us/step - loss: 0.8123 - acc: 0.7400")
