@@ -61,8 +61,8 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the trained weights here (safetensors).", valueName: "FILE"))
     public var save: String?
 
-    @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json.", valueName: "DIR"))
-    public var output: String = "runs/latest"
+    @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
+    public var output: String?
 
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
     public var backend: BackendOption = .blas

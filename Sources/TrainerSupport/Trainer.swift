@@ -5,6 +5,34 @@ import RNNKit
 /// What `train-blas` does once its flags are valid.
 struct Trainer {
     let options: TrainBlas
+    /// Where this run writes: `--output`, or a new folder per run so no run overwrites another.
+    let outputPath: String
+
+    init(options: TrainBlas) {
+        self.options = options
+        if let output = options.output {
+            outputPath = output
+        } else {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.dateFormat = "yyyyMMdd-HHmmss"
+            let model = "\(options.cell.rawValue)-\(options.units.sizes.map(String.init).joined(separator: "-"))"
+            outputPath = "runs/\(formatter.string(from: Date()))-\(model)"
+        }
+    }
+
+    /// Points `runs/latest` at this run's folder (for the default folders only).
+    private func linkLatest() {
+        guard options.output == nil else { return }
+        let latest = "runs/latest", target = (outputPath as NSString).lastPathComponent
+        var status = stat()
+        if lstat(latest, &status) == 0 {
+            // Replace only a link: a real folder of that name (from an older version) stays.
+            guard (status.st_mode & S_IFMT) == S_IFLNK else { return }
+            unlink(latest)
+        }
+        symlink(target, latest)
+    }
 
     private func say(_ text: String) { writeToStandardOutput(text + "\n") }
 
@@ -14,15 +42,16 @@ struct Trainer {
         #endif
         BLASConfiguration.threads = options.threads
         // Before any work: a run whose results cannot be written is not worth starting.
-        do { try checkWritable(folder: URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
-            throw ValidationError("--output \(options.output): cannot write there (\(error.reason))")
+        do { try checkWritable(folder: URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
+            throw ValidationError("--output \(outputPath): cannot write there (\(error.reason))")
         }
         // Held until the run ends: a second run writing the same folder is refused, not mixed in.
         let outputLock: FolderLock
-        do { outputLock = try FolderLock(URL(fileURLWithPath: options.output)) } catch let error as FileWriteError {
-            throw TrainerFailure(message: "--output \(options.output): \(error.reason)")
+        do { outputLock = try FolderLock(URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
+            throw TrainerFailure(message: "--output \(outputPath): \(error.reason)")
         }
         defer { withExtendedLifetime(outputLock) {} }
+        linkLatest()
         if let save = options.save {
             var isFolder: ObjCBool = false
             if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
@@ -93,7 +122,7 @@ struct Trainer {
                                        pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
                                        label: mnist.train.label(at: options.exampleIndex))
         say("\nWrote " + written.joined(separator: ", "))
-        if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(options.output))") }
+        if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(outputPath))") }
     }
 
     /// `LSTM(128)`, `SimpleRNN(16→8→4)`: the recurrent stack, for titles.
@@ -116,11 +145,11 @@ struct Trainer {
 
     private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,
                               pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int) throws -> [String] {
-        let folder = URL(fileURLWithPath: options.output)
+        let folder = URL(fileURLWithPath: outputPath)
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
             try writeAtomically(data, to: folder.appendingPathComponent(name))
-            written.append((options.output as NSString).appendingPathComponent(name)) // as the user gave it
+            written.append((outputPath as NSString).appendingPathComponent(name)) // as the user gave it
         }
         try write(history.jsonData(), "history.json")
         // With no epoch trained (--epochs 0) there is no curve to draw.

@@ -277,6 +277,32 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertLessThan(modelA, 1 << 20, "the notebook's model needs well under a megabyte of buffers")
     }
 
+    /// Without --output each run gets a folder of its own and runs/latest points to the newest.
+    func testDefaultOutputIsANewFolderPerRunWithLatestLinked() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-runs-\(UUID())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let previous = FileManager.default.currentDirectoryPath
+        defer {
+            FileManager.default.changeCurrentDirectoryPath(previous)
+            try? FileManager.default.removeItem(at: work)
+        }
+        let data = work.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try IDXReaderTests.images(count: 20, rows: 6, columns: 5).write(to: data.appendingPathComponent("train-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<20).map { UInt8($0 % 10) }).write(to: data.appendingPathComponent("train-labels-idx1-ubyte"))
+        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: data.appendingPathComponent("t10k-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: data.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        FileManager.default.changeCurrentDirectoryPath(work.path)
+        try TrainBlas.parse(["--data", "data", "--epochs", "1", "--batch-size", "8", "--units", "3", "--example-index", "1"]).run()
+        sleep(1)  // the folder name has a one-second resolution
+        try TrainBlas.parse(["--data", "data", "--epochs", "1", "--batch-size", "8", "--units", "4", "--cell", "gru", "--example-index", "1"]).run()
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "runs").sorted()
+        XCTAssertEqual(runs.count, 3, "\(runs)")
+        XCTAssertTrue(runs[0].hasSuffix("-simple_rnn-3") && runs[1].hasSuffix("-gru-4") || runs[1].hasSuffix("-simple_rnn-3"), "\(runs)")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "runs/latest"), runs.first { $0.hasSuffix("-gru-4") })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "runs/latest/metrics.json"))
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }
