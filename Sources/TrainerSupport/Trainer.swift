@@ -81,7 +81,11 @@ struct Trainer {
                                   + "; this machine has \(MemoryEstimate.describe(available))")
         }
         let model = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
-        if let load = options.load { try model.loadWeights(from: URL(fileURLWithPath: load)) }
+        if let load = options.load {
+            do { try model.loadWeights(from: URL(fileURLWithPath: load)) } catch let error as ModelError {
+                throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
+            }
+        }
         say(model.summary())
 
         var history = History()
@@ -123,6 +127,27 @@ struct Trainer {
                                        label: mnist.train.label(at: options.exampleIndex))
         say("\nWrote " + written.joined(separator: ", "))
         if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(outputPath))") }
+    }
+
+    /// The flags that would build the architecture a weights file holds: from the metadata RNNKit
+    /// writes, or read off the recurrent kernels' names and shapes.
+    static func suggestion(forWeightsIn path: String) -> String? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+              let file = try? SafeTensors.decode(data, file: path, as: Float.self) else { return nil }
+        if let cell = file.metadata["cell"], let units = file.metadata["units"] {
+            return "the file holds a \(cell) model with units \(units): try --cell \(cell) --units \(units)"
+        }
+        var layers: [(index: Int, cell: String, units: Int)] = []
+        for (name, tensor) in file.tensors where name.hasSuffix("/recurrent_kernel") && tensor.shape.count == 2 {
+            let layer = String(name.dropLast("/recurrent_kernel".count))
+            let stem = layer.split(separator: "_").last.flatMap { Int($0) } == nil ? layer : String(layer[..<layer.lastIndex(of: "_")!])
+            let index = layer == stem ? 0 : Int(layer.dropFirst(stem.count + 1)) ?? 0
+            guard ["simple_rnn", "lstm", "gru"].contains(stem) else { continue }
+            layers.append((index, stem, tensor.shape[0]))
+        }
+        guard !layers.isEmpty, Set(layers.map(\.cell)).count == 1 else { return nil }
+        let units = layers.sorted { $0.index < $1.index }.map { String($0.units) }.joined(separator: ",")
+        return "the file holds \(layers[0].cell) layers of \(units) units: try --cell \(layers[0].cell) --units \(units)"
     }
 
     /// `LSTM(128)`, `SimpleRNN(16→8→4)`: the recurrent stack, for titles.

@@ -98,9 +98,6 @@ final class TrainerCommandTests: XCTestCase {
     /// A short real run on MNIST: it must beat chance clearly and leave every output well formed.
     func testShortEndToEndRun() throws {
         let folder = try requireMNIST()
-        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("train-images-idx3-ubyte.gz").path) else {
-            return XCTFail("MNIST is not in \(folder.path): run `make data` (make test does)")
-        }
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-run-\(UUID())")
         defer { try? FileManager.default.removeItem(at: output) }
         let saved = output.appendingPathComponent("copy.safetensors")
@@ -167,7 +164,9 @@ final class TrainerCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: file) }
         for flag in ["--output", "--save"] {
             let value = file.appendingPathComponent("inside").path + (flag == "--save" ? "/w.safetensors" : "")
-            let output = flag == "--save" ? ["--output", FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-out-\(UUID())").path] : []
+            let outputFolder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-out-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: outputFolder) }  // tests leave nothing behind
+            let output = flag == "--save" ? ["--output", outputFolder.path] : []
             XCTAssertThrowsError(try TrainBlas.parse(["--data", Self.mnistFolder.path, flag, value] + output).run()) { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
                 XCTAssertTrue(TrainBlas.message(for: error).contains("\(flag) \(value): cannot write there (\(file.path) exists and is not a folder)"),
@@ -301,6 +300,22 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertTrue(runs[0].hasSuffix("-simple_rnn-3") && runs[1].hasSuffix("-gru-4") || runs[1].hasSuffix("-simple_rnn-3"), "\(runs)")
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "runs/latest"), runs.first { $0.hasSuffix("-gru-4") })
         XCTAssertTrue(FileManager.default.fileExists(atPath: "runs/latest/metrics.json"))
+    }
+
+    /// Weights of another architecture: the refusal suggests the flags that would fit, from
+    /// RNNKit's metadata or, without it, from the recurrent kernels' names and shapes.
+    func testLoadingAnotherArchitectureSuggestsTheFlags() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-suggest-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = try Sequential<Float>(inputShape: .sequence(steps: 6, features: 5),
+                                          layers: [GRU(units: 5, returnSequences: true), GRU(units: 3), Dense(units: 10, activation: .softmax)])
+        let bare = folder.appendingPathComponent("bare.safetensors")
+        try model.saveWeights(to: bare)
+        XCTAssertEqual(Trainer.suggestion(forWeightsIn: bare.path), "the file holds gru layers of 5,3 units: try --cell gru --units 5,3")
+        let tagged = folder.appendingPathComponent("tagged.safetensors")
+        try model.saveWeights(to: tagged, metadata: ["cell": "gru", "units": "5,3"])
+        XCTAssertEqual(Trainer.suggestion(forWeightsIn: tagged.path), "the file holds a gru model with units 5,3: try --cell gru --units 5,3")
     }
 
     func testMissingDataSaysWhatToDo() throws {

@@ -15,8 +15,19 @@ public struct MNIST: Sendable {
         let dotted = name.replacingOccurrences(of: "-idx", with: ".idx")
         let candidates = [name, name + ".gz", dotted, dotted + ".gz"].map { folder.appendingPathComponent($0) }
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
+        var isFolder: ObjCBool = false
+        let found: String
+        if !FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) {
+            found = "the folder \(folder.path) does not exist"
+        } else if !isFolder.boolValue {
+            found = "\(folder.path) is a file, not a folder"
+        } else {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+            found = names.isEmpty ? "\(folder.path) is empty"
+                : "\(folder.path) holds " + names.prefix(6).joined(separator: ", ") + (names.count > 6 ? " and \(names.count - 6) more" : "")
+        }
         throw DataFileError(file: folder.appendingPathComponent(name).path,
-                            reason: "not found (looked for \(candidates.map(\.lastPathComponent).joined(separator: ", ")) in \(folder.path))")
+                            reason: "not found (looked for \(candidates.map(\.lastPathComponent).joined(separator: ", ")); \(found))")
     }
 
     /// Reads and checks all four files: headers, sizes, labels 0–9, gzip integrity, that each
