@@ -69,8 +69,10 @@ fuzz: deps
 # suppressed by name in Tests/lsan.supp) and ThreadSanitizer (the worker pool, the unsafe pointers).
 test-sanitizers: deps
 	@scripts/fetch-mnist.sh >/dev/null || true
-	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp:malloc_context_size=10 $(SWIFT) test --sanitize=address --scratch-path .build-asan --disable-swift-testing
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp:malloc_context_size=10 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan --disable-swift-testing
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --disable-swift-testing
 
 clean:
 	rm -rf .build .build-asan .build-tsan Fuzz/.build .fuzz-corpus runs

@@ -106,9 +106,11 @@ public struct TrainBlas: ParsableCommand {
     }
 }
 
-/// A failure that ends the trainer with exit status 1 and a one-line message.
+/// A failure that ends the trainer with a one-line message and exit status 1 (130 after an
+/// interruption, as shells report Ctrl-C).
 public struct TrainerFailure: Error, CustomStringConvertible {
     public let message: String
+    public var exitCode: Int32 = 1
     public var description: String { message }
 }
 
@@ -121,8 +123,8 @@ extension TrainBlas {
             try command.run()
             Foundation.exit(0)
         } catch let failure as TrainerFailure {
-            FileHandle.standardError.write(Data("train-blas: error: \(failure.message)\n".utf8))
-            Foundation.exit(1)
+            FileHandle.standardError.write(Data("train-blas: \(failure.exitCode == 130 ? "stopped" : "error"): \(failure.message)\n".utf8))
+            Foundation.exit(failure.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

@@ -5,6 +5,8 @@ import RNNKit
 /// What `train-blas` does once its flags are valid.
 struct Trainer {
     let options: TrainBlas
+    /// Ctrl-C and SIGTERM: the first finishes the current step and writes what was trained.
+    let interruption = Interruption()
     /// Where this run writes: `--output`, or a new folder per run so no run overwrites another.
     let outputPath: String
 
@@ -52,6 +54,8 @@ struct Trainer {
         }
         defer { withExtendedLifetime(outputLock) {} }
         linkLatest()
+        interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
+        defer { interruption.uninstall() }
         if let save = options.save {
             var isFolder: ObjCBool = false
             if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
@@ -97,22 +101,28 @@ struct Trainer {
             let validationCount = split.validation.count
             say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
             var bar = ProgressBar()
-            do {
-                history = try model.fit(
-                    train,
-                    options: FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
+            var fitOptions = FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
                                         shuffle: !options.noShuffle, seed: options.seed,
                                         learningRateSchedule: options.learningRateSchedule.schedule)
-                ) { bar.handle($0, epochs: options.epochs) }
+            fitOptions.stopRequested = { [interruption] in interruption.requested }
+            do {
+                history = try model.fit(train, options: fitOptions) { bar.handle($0, epochs: options.epochs) }
             } catch let error as TrainingError {
-                if case .nonFinite(_, _, let partial) = error { history = partial ?? History() }
+                switch error {
+                case .nonFinite(_, _, let partial): history = partial ?? History()
+                case .interrupted(_, _, let partial): history = partial
+                }
                 stoppedEarly = error
                 say((bar.interactive ? "\n" : "") + "Training stopped: \(error)")
             }
         }
 
-        let test = try model.evaluate(mnist.test, batchSize: options.batchSize)
-        say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
+        // After an interruption the test set is not evaluated: the user asked to stop.
+        let test = interruption.requested ? Metrics(loss: .nan, accuracy: .nan, samples: 0)
+            : try model.evaluate(mnist.test, batchSize: options.batchSize)
+        if !interruption.requested {
+            say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
+        }
 
         let example = try model.predict(mnist.train, range: options.exampleIndex..<(options.exampleIndex + 1), batchSize: 1)
         let predicted = example.scalars.indices.max { example.scalars[$0] < example.scalars[$1] }!
@@ -126,6 +136,9 @@ struct Trainer {
                                        pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
                                        label: mnist.train.label(at: options.exampleIndex))
         say("\nWrote " + written.joined(separator: ", "))
+        if case .interrupted? = stoppedEarly {
+            throw TrainerFailure(message: "\(stoppedEarly!); what was trained so far is saved in \(outputPath)", exitCode: 130)
+        }
         if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(outputPath))") }
     }
 
@@ -208,6 +221,7 @@ struct Trainer {
             "workers": options.workers,
             "units": options.units.sizes,
             "cell": options.cell.rawValue,
+            "interrupted": interruption.requested,
             "batch_size": options.batchSize,
             "learning_rate_schedule": options.learningRateSchedule.rawValue,
         ]

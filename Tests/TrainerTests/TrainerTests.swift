@@ -318,6 +318,46 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertEqual(Trainer.suggestion(forWeightsIn: tagged.path), "the file holds a gru model with units 5,3: try --cell gru --units 5,3")
     }
 
+    /// Ctrl-C while training: the trainer finishes the step, writes the outputs of what was
+    /// trained (marked interrupted in metrics.json), says so and exits with status 130. Run as a
+    /// real process, signalled once the second epoch has started.
+    func testInterruptWritesWhatWasTrainedAndExits130() throws {
+        let folder = try requireMNIST()
+        // The test runner (RNNKitPackageTests.xctest) sits in the build folder beside train-blas.
+        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("train-blas")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            return XCTFail("train-blas is not built beside the tests at \(executable.path)")
+        }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-interrupt-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["--data", folder.path, "--limit", "3000", "--epochs", "50", "--output", output.path]
+        let (stdout, stderr) = (Pipe(), Pipe())
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        var seen = Data()
+        let started = Date()
+        while String(decoding: seen, as: UTF8.self).range(of: "Epoch 2/50") == nil, Date().timeIntervalSince(started) < 120 {
+            seen.append(stdout.fileHandleForReading.availableData)
+        }
+        kill(process.processIdentifier, SIGINT)
+        let rest = stdout.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130, errors)
+        XCTAssertTrue(errors.contains("interrupted: finishing the current step"), errors)
+        XCTAssertTrue(errors.contains("training was interrupted after epoch 2, step"), errors)
+        XCTAssertTrue(String(decoding: seen + rest, as: UTF8.self).contains("Wrote "))
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+        XCTAssertEqual(metrics["interrupted"] as? Bool, true)
+        let history = try JSONDecoder().decode(History.self, from: Data(contentsOf: output.appendingPathComponent("history.json")))
+        XCTAssertEqual(history.epochs, 1, "the finished epoch is kept")
+        let weights = try SafeTensors.decode(Data(contentsOf: output.appendingPathComponent("weights.safetensors")), file: "w", as: Float.self)
+        XCTAssertEqual(weights.tensors.count, 5)
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }

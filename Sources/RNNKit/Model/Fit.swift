@@ -21,6 +21,9 @@ public struct FitOptions: Sendable {
     public var seed: UInt64
     /// How the optimiser's learning rate moves from step to step (constant by default).
     public var learningRateSchedule: LearningRateSchedule
+    /// Asked after every step; when it returns true, `fit` stops there and throws
+    /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly).
+    public var stopRequested: (@Sendable () -> Bool)?
 
     public init(epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0,
                 learningRateSchedule: LearningRateSchedule = .constant) {
@@ -72,6 +75,9 @@ extension Sequential {
                         metrics = try trainStep(data, indices: indices)
                     } catch TrainingError.nonFinite {
                         throw TrainingError.nonFinite(epoch: epoch, step: step + 1, history: history)
+                    }
+                    if options.stopRequested?() == true {
+                        throw TrainingError.interrupted(epoch: epoch, step: step + 1, history: history)
                     }
                     lossSum += metrics.loss * Double(indices.count)
                     correctSum += metrics.accuracy * Double(indices.count)

@@ -398,9 +398,14 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// The loss or a gradient became NaN or infinite at this (1-based) epoch and step; the weights
     /// are those before that step; `history` holds the epochs that completed.
     case nonFinite(epoch: Int?, step: Int?, history: History?)
+    /// `FitOptions.stopRequested` said stop after this (1-based) epoch and step; the weights are
+    /// those after it; `history` holds the epochs that completed before.
+    case interrupted(epoch: Int, step: Int, history: History)
 
     public var description: String {
         switch self {
+        case .interrupted(let epoch, let step, _):
+            return "training was interrupted after epoch \(epoch), step \(step)"
         case .nonFinite(let epoch, let step, _):
             let place = [epoch.map { "epoch \($0)" }, step.map { "step \($0)" }].compactMap { $0 }.joined(separator: ", ")
             return "the loss or its gradient became NaN or infinite" + (place.isEmpty ? "" : " at \(place)")
