@@ -27,7 +27,7 @@ public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendab
 
     public var defaultLearningRate: Double { self == .sgd ? 0.01 : 0.001 }
 
-    func make(learningRate: Double) -> any Optimizer<Float> {
+    func make(learningRate: Double) -> any StatefulOptimizer<Float> {
         switch self {
         case .adam: Adam<Float>(learningRate: learningRate)
         case .sgd: SGD<Float>(learningRate: learningRate)

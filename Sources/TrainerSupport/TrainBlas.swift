@@ -64,6 +64,12 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
     public var output: String?
 
+    @Option(help: ArgumentHelp("Every N epochs, write checkpoint.safetensors (weights, optimiser state, history) to the output folder.", valueName: "N"))
+    public var checkpointEvery: Int?
+
+    @Option(help: ArgumentHelp("Continue the run whose checkpoint is in DIR (or this file), with the same settings: the result equals an uninterrupted run's.", valueName: "DIR"))
+    public var resume: String?
+
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
     public var backend: BackendOption = .blas
 
@@ -90,6 +96,10 @@ public struct TrainBlas: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be between 1 and 256, got \(workers)") }
+        if let checkpointEvery, checkpointEvery < 1 {
+            throw ValidationError("--checkpoint-every must be 1 or more epochs, got \(checkpointEvery)")
+        }
+        if resume != nil, load != nil { throw ValidationError("--resume restores the weights itself; drop --load") }
         guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
     }
 

@@ -84,7 +84,7 @@ struct Trainer {
                                   + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
                                   + "; this machine has \(MemoryEstimate.describe(available))")
         }
-        let model = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
+        let (model, optimizer) = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
         if let load = options.load {
             do { try model.loadWeights(from: URL(fileURLWithPath: load)) } catch let error as ModelError {
                 throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
@@ -93,6 +93,23 @@ struct Trainer {
         say(model.summary())
 
         var history = History()
+        var initialEpoch = 0
+        if let resume = options.resume {
+            let checkpoint = try Checkpoint.read(resume)
+            let differences = checkpoint.differences(from: Checkpoint.configuration(of: options))
+            guard differences.isEmpty else {
+                throw ValidationError("--resume \(resume): this run's settings differ from the checkpoint's, so it could not continue it exactly: "
+                                      + differences.joined(separator: "; "))
+            }
+            do {
+                try model.setWeights(checkpoint.weights)
+                try optimizer.restore(iterations: checkpoint.iterations, slots: checkpoint.slots, for: model.arena)
+            } catch { throw TrainerFailure(message: "--resume \(resume): \(error)") }
+            history = checkpoint.history
+            initialEpoch = min(checkpoint.epoch, options.epochs)
+            say("Resuming after epoch \(checkpoint.epoch) of \(options.epochs) (\(resume))")
+        }
+        let resumedHistory = history
         var stoppedEarly: TrainingError?
         var trainCount = 0
         if options.epochs > 0 {
@@ -105,12 +122,27 @@ struct Trainer {
                                         shuffle: !options.noShuffle, seed: options.seed,
                                         learningRateSchedule: options.learningRateSchedule.schedule)
             fitOptions.stopRequested = { [interruption] in interruption.requested }
+            fitOptions.initialEpoch = initialEpoch
+            var running = resumedHistory
             do {
-                history = try model.fit(train, options: fitOptions) { bar.handle($0, epochs: options.epochs) }
+                history = try model.fit(train, options: fitOptions) { event in
+                    bar.handle(event, epochs: options.epochs)
+                    if case .epochEnded(let epoch, _, let training, let validation, let seconds) = event {
+                        running.loss.append(training.loss)
+                        running.categoricalAccuracy.append(training.accuracy)
+                        if let validation {
+                            running.valLoss.append(validation.loss)
+                            running.valCategoricalAccuracy.append(validation.accuracy)
+                        }
+                        running.epochSeconds.append(seconds)
+                        if let every = options.checkpointEvery, epoch % every == 0 { writeCheckpoint(epoch: epoch, history: running, model: model, optimizer: optimizer) }
+                    }
+                }
+                history = Self.joined(resumedHistory, history)
             } catch let error as TrainingError {
                 switch error {
-                case .nonFinite(_, _, let partial): history = partial ?? History()
-                case .interrupted(_, _, let partial): history = partial
+                case .nonFinite(_, _, let partial): history = Self.joined(resumedHistory, partial ?? History())
+                case .interrupted(_, _, let partial): history = Self.joined(resumedHistory, partial)
                 }
                 stoppedEarly = error
                 say((bar.interactive ? "\n" : "") + "Training stopped: \(error)")
@@ -142,6 +174,27 @@ struct Trainer {
         if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(outputPath))") }
     }
 
+    /// A resumed run's history followed by the epochs trained since.
+    static func joined(_ first: History, _ second: History) -> History {
+        var result = first
+        result.loss += second.loss
+        result.categoricalAccuracy += second.categoricalAccuracy
+        result.valLoss += second.valLoss
+        result.valCategoricalAccuracy += second.valCategoricalAccuracy
+        result.epochSeconds += second.epochSeconds
+        return result
+    }
+
+    /// Writes the checkpoint after `epoch`; a failure is reported and training goes on.
+    private func writeCheckpoint(epoch: Int, history: History, model: Sequential<Float>, optimizer: any StatefulOptimizer<Float>) {
+        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: Checkpoint.configuration(of: options),
+                                    weights: model.weights, iterations: optimizer.iterations,
+                                    slots: optimizer.state.slots.map(\.array))
+        do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
+            FileHandle.standardError.write(Data("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)\n".utf8))
+        }
+    }
+
     /// The flags that would build the architecture a weights file holds: from the metadata RNNKit
     /// writes, or read off the recurrent kernels' names and shapes.
     static func suggestion(forWeightsIn path: String) -> String? {
@@ -169,16 +222,17 @@ struct Trainer {
         return "\(kind)(\(options.units.sizes.map(String.init).joined(separator: "→")))"
     }
 
-    private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> Sequential<Float> {
+    private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> (Sequential<Float>, any StatefulOptimizer<Float>) {
         let sizes = options.units.sizes
         var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
             options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
         }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend)
-        try model.compile(optimizer: options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate))
+        let optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate)
+        try model.compile(optimizer: optimizer)
         model.workers = options.workers
-        return model
+        return (model, optimizer)
     }
 
     private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,

@@ -358,6 +358,39 @@ final class TrainerCommandTests: XCTestCase {
         XCTAssertEqual(weights.tensors.count, 5)
     }
 
+    /// A run checkpointed after epoch 1 and resumed to epoch 3 ends with the same weights (bit
+    /// for bit) and history as one run of 3 epochs; a resume with other settings is refused.
+    func testResumeFromACheckpointEqualsAnUninterruptedRun() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-resume-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try IDXReaderTests.images(count: 48, rows: 6, columns: 5).write(to: data.appendingPathComponent("train-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<48).map { UInt8($0 * 7 % 10) }).write(to: data.appendingPathComponent("train-labels-idx1-ubyte"))
+        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: data.appendingPathComponent("t10k-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: data.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        let common = ["--data", data.path, "--batch-size", "8", "--cell", "lstm", "--units", "4", "--workers", "2", "--example-index", "1"]
+        func run(_ extra: [String]) throws { try TrainBlas.parse(common + extra).run() }
+        func outputs(_ name: String) throws -> ([String: Tensor<Float>], String) {
+            let out = folder.appendingPathComponent(name)
+            let weights = try SafeTensors.decode(Data(contentsOf: out.appendingPathComponent("weights.safetensors")), file: name, as: Float.self).tensors
+            return (weights, try String(contentsOf: out.appendingPathComponent("history.json"), encoding: .utf8))
+        }
+        try run(["--epochs", "3", "--output", folder.appendingPathComponent("whole").path])
+        try run(["--epochs", "1", "--checkpoint-every", "1", "--output", folder.appendingPathComponent("first").path])
+        try run(["--epochs", "3", "--resume", folder.appendingPathComponent("first").path, "--output", folder.appendingPathComponent("rest").path])
+        let (whole, wholeHistory) = try outputs("whole"), (rest, restHistory) = try outputs("rest")
+        XCTAssertEqual(whole, rest, "resumed weights equal the uninterrupted run's, bit for bit")
+        XCTAssertEqual(wholeHistory, restHistory)
+        XCTAssertThrowsError(try run(["--epochs", "3", "--seed", "5", "--resume", folder.appendingPathComponent("first").path,
+                                      "--output", folder.appendingPathComponent("other").path])) { error in
+            XCTAssertTrue(TrainBlas.message(for: error).contains("--seed: the checkpoint's run used 0, this one 5"), TrainBlas.message(for: error))
+        }
+        XCTAssertThrowsError(try run(["--epochs", "3", "--resume", folder.path, "--output", folder.appendingPathComponent("none").path])) { error in
+            XCTAssertTrue("\(error)".contains("no checkpoint there"), "\(error)")
+        }
+    }
+
     func testMissingDataSaysWhatToDo() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-empty-\(UUID())")
         defer { try? FileManager.default.removeItem(at: empty) }

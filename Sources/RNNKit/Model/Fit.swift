@@ -21,6 +21,10 @@ public struct FitOptions: Sendable {
     public var seed: UInt64
     /// How the optimiser's learning rate moves from step to step (constant by default).
     public var learningRateSchedule: LearningRateSchedule
+    /// Keras's `initial_epoch`: the epochs before it count as done (a resumed run); their shuffles
+    /// are still drawn, so the run continues exactly as an uninterrupted one would. `epochs` stays
+    /// the total.
+    public var initialEpoch: Int = 0
     /// Asked after every step; when it returns true, `fit` stops there and throws
     /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly).
     public var stopRequested: (@Sendable () -> Bool)?
@@ -48,6 +52,9 @@ extension Sequential {
     public func fit(_ data: some SequenceDataset, options: FitOptions = FitOptions(),
                     onEvent: (FitEvent) -> Void = { _ in }) throws -> History {
         guard options.epochs >= 0 else { throw ModelError.invalidConfiguration("epochs must be ≥ 0, got \(options.epochs)") }
+        guard (0...max(options.epochs, 0)).contains(options.initialEpoch) else {
+            throw ModelError.invalidConfiguration("initial epoch \(options.initialEpoch) is outside 0…\(options.epochs)")
+        }
         guard optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before fitting it") }
         _ = try checkData(data, range: nil, batchSize: options.batchSize, needsLabels: true)
         let split = try ValidationSplit(count: data.count, fraction: options.validationSplit)
@@ -61,6 +68,7 @@ extension Sequential {
         defer { optimizer!.learningRate = initialRate }
         for epoch in stride(from: 1, through: options.epochs, by: 1) {
             if options.shuffle { order.shuffle(using: &generator) }
+            guard epoch > options.initialEpoch else { continue }
             var lossSum = 0.0, correctSum = 0.0, seen = 0
             let start = DispatchTime.now().uptimeNanoseconds
             var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

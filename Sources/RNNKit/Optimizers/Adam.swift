@@ -9,6 +9,7 @@ public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     public var learningRate: Double
     public let beta1: Double, beta2: Double, epsilon: Double
     public private(set) var iterations = 0
+    public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the first moments m; slot 1: the second moments v.
     public let state = OptimizerState<Scalar>(slotCount: 2)
     private var stepSize: Scalar = 0

@@ -65,12 +65,29 @@ public final class OptimizerState<Scalar: BLASScalar> {
     }
 }
 
-/// The optimisers that keep an `OptimizerState`.
-protocol StatefulOptimizer: Optimizer {
+/// The optimisers that keep an `OptimizerState` (Adam, SGD, RMSprop): their state can be saved
+/// and restored, so a training run continues where it stopped.
+public protocol StatefulOptimizer<Scalar>: Optimizer {
+    associatedtype Scalar
     var state: OptimizerState<Scalar> { get }
+    /// Sets the count of updates applied, with the state, when restoring.
+    func restoreIterations(_ iterations: Int)
 }
 
 extension StatefulOptimizer {
+    /// Restores per-weight state saved from `state.slots` (one array of `arena.count` per slot)
+    /// and the update count, binding it to `arena`.
+    /// - Throws: `ModelError.invalidConfiguration` when the shapes do not match.
+    public func restore(iterations: Int, slots: [[Scalar]], for arena: ParameterArena<Scalar>) throws {
+        guard slots.count == state.slotCount, slots.allSatisfy({ $0.count == arena.count }), iterations >= 0 else {
+            throw ModelError.invalidConfiguration(
+                "\(name) state has \(slots.count) slots of \(slots.map(\.count)) values; the model needs \(state.slotCount) of \(arena.count)")
+        }
+        state.prepare(arena)
+        for (buffer, values) in zip(state.slots, slots) { buffer.assign(values) }
+        restoreIterations(iterations)
+    }
+
     /// Updates `parameters` that need not belong to a model: the first call moves them into an
     /// arena of their own (values kept), which later calls with the same list reuse.
     public func apply(to parameters: [Parameter<Scalar>]) {

@@ -5,6 +5,7 @@ public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     public var learningRate: Double
     public let rho: Double, epsilon: Double
     public private(set) var iterations = 0
+    public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the running mean squares.
     public let state = OptimizerState<Scalar>(slotCount: 1)
 

@@ -6,6 +6,7 @@ public final class SGD<Scalar: BLASScalar>: StatefulOptimizer {
     public let momentum: Double
     public let nesterov: Bool
     public private(set) var iterations = 0
+    public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the velocities (used only with momentum).
     public let state = OptimizerState<Scalar>(slotCount: 1)
 

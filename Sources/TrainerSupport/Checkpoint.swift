@@ -1,0 +1,80 @@
+import Foundation
+import RNNKit
+
+/// What `--checkpoint-every` writes and `--resume` reads: the weights, the optimiser's state, the
+/// history and the settings of a run after a finished epoch, in one safetensors file
+/// (`checkpoint.safetensors`: the weights under their Keras names, each optimiser slot over the
+/// whole parameter arena as `optimizer/slot<k>`, the rest as metadata).
+struct Checkpoint {
+    static let fileName = "checkpoint.safetensors"
+
+    var epoch: Int
+    var history: History
+    /// The settings a resumed run must share for its result to equal an uninterrupted run's.
+    var configuration: [String: String]
+    var weights: [String: Tensor<Float>]
+    var iterations: Int
+    var slots: [[Float]]
+
+    /// The flags that decide the arithmetic of a run (not where it writes, nor how often it saves).
+    /// `epochs` counts only under a schedule, whose rates depend on the total.
+    static func configuration(of options: TrainBlas) -> [String: String] {
+        var settings = [
+            "cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
+            "batch-size": "\(options.batchSize)", "validation-split": "\(options.validationSplit)",
+            "optimizer": options.optimizer.rawValue,
+            "learning-rate": "\(options.learningRate ?? options.optimizer.defaultLearningRate)",
+            "lr-schedule": options.learningRateSchedule.rawValue, "seed": "\(options.seed)",
+            "shuffle": "\(!options.noShuffle)", "limit": options.limit.map(String.init) ?? "none",
+            "workers": "\(options.workers)", "data": URL(fileURLWithPath: options.data).standardizedFileURL.path,
+        ]
+        if options.learningRateSchedule != .constant { settings["epochs"] = "\(options.epochs)" }
+        return settings
+    }
+
+    func write(to folder: URL) throws {
+        var tensors = weights
+        for (k, slot) in slots.enumerated() { tensors["optimizer/slot\(k)"] = Tensor(shape: [slot.count], scalars: slot) }
+        let historyJSON = String(decoding: try JSONEncoder().encode(history), as: UTF8.self)
+        let configurationJSON = String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
+        let metadata = ["format": "rnnkit-checkpoint-1", "epoch": "\(epoch)", "iterations": "\(iterations)",
+                        "history": historyJSON, "configuration": configurationJSON,
+                        "epoch_seconds": history.epochSeconds.map { "\($0)" }.joined(separator: ",")]
+        try writeAtomically(SafeTensors.encode(tensors, metadata: metadata), to: folder.appendingPathComponent(Self.fileName))
+    }
+
+    /// Reads `path` (a checkpoint file, or a folder holding one).
+    static func read(_ path: String) throws -> Checkpoint {
+        var url = URL(fileURLWithPath: path)
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
+            url = url.appendingPathComponent(fileName)
+        }
+        func fail(_ reason: String) -> TrainerFailure { TrainerFailure(message: "--resume \(url.path): \(reason)") }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw fail(FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
+        }
+        let file: (tensors: [String: Tensor<Float>], metadata: [String: String])
+        do { file = try SafeTensors.decode(data, file: url.path, as: Float.self) } catch { throw fail("\(error)") }
+        guard file.metadata["format"] == "rnnkit-checkpoint-1", let epoch = file.metadata["epoch"].flatMap(Int.init),
+              let iterations = file.metadata["iterations"].flatMap(Int.init),
+              var history = file.metadata["history"].flatMap({ try? JSONDecoder().decode(History.self, from: Data($0.utf8)) }),
+              let configuration = file.metadata["configuration"].flatMap({ try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) })
+        else { throw fail("is not an RNNKit checkpoint (its metadata lacks the epoch, optimiser count, history or settings)") }
+        history.epochSeconds = (file.metadata["epoch_seconds"] ?? "").split(separator: ",").compactMap { Double($0) }
+        var slots: [[Float]] = []
+        while let slot = file.tensors["optimizer/slot\(slots.count)"] { slots.append(slot.scalars) }
+        let weights = file.tensors.filter { !$0.key.hasPrefix("optimizer/") }
+        return Checkpoint(epoch: epoch, history: history, configuration: configuration, weights: weights,
+                          iterations: iterations, slots: slots)
+    }
+
+    /// One line per setting that differs from `current`.
+    func differences(from current: [String: String]) -> [String] {
+        Set(configuration.keys).union(current.keys).sorted().compactMap { key in
+            configuration[key] == current[key] ? nil
+                : "--\(key): the checkpoint's run used \(configuration[key] ?? "(not set)"), this one \(current[key] ?? "(not set)")"
+        }
+    }
+}
