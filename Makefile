@@ -25,6 +25,7 @@ test: deps
 	@scripts/fetch-mnist.sh || echo "make test: MNIST is not available; the tests that train on it will say they are skipped"
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	@scripts/check-readme-package.sh
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
