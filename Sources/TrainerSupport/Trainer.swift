@@ -128,13 +128,7 @@ struct Trainer {
                 history = try model.fit(train, options: fitOptions) { event in
                     bar.handle(event, epochs: options.epochs)
                     if case .epochEnded(let epoch, _, let training, let validation, let seconds) = event {
-                        running.loss.append(training.loss)
-                        running.categoricalAccuracy.append(training.accuracy)
-                        if let validation {
-                            running.valLoss.append(validation.loss)
-                            running.valCategoricalAccuracy.append(validation.accuracy)
-                        }
-                        running.epochSeconds.append(seconds)
+                        running.append(training: training, validation: validation, seconds: seconds)
                         if let every = options.checkpointEvery, epoch % every == 0 { writeCheckpoint(epoch: epoch, history: running, model: model, optimizer: optimizer) }
                     }
                 }

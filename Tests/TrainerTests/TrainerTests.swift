@@ -14,6 +14,16 @@ final class TrainerCommandTests: XCTestCase {
             .appendingPathComponent("data/mnist")
     }
 
+    /// Writes a small MNIST-shaped set of 6×5 images into `folder`: `trainingImages` training
+    /// images labelled by `label(i)`, and 10 test images labelled 0…9.
+    static func writeSmallMNIST(in folder: URL, trainingImages: Int, label: (Int) -> UInt8) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try IDXReaderTests.images(count: trainingImages, rows: 6, columns: 5).write(to: folder.appendingPathComponent("train-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<trainingImages).map(label)).write(to: folder.appendingPathComponent("train-labels-idx1-ubyte"))
+        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
+        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+    }
+
     /// The MNIST folder for tests that train on the real digits. Without it (offline, no
     /// `make data`) they are skipped with a message saying why; with `RNNKIT_REQUIRE_MNIST=1`
     /// (as CI sets) its absence fails them instead.
@@ -193,10 +203,7 @@ final class TrainerCommandTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-6x5-\(UUID())")
         defer { try? FileManager.default.removeItem(at: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try IDXReaderTests.images(count: 40, rows: 6, columns: 5).write(to: folder.appendingPathComponent("train-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<40).map { UInt8($0 % 10) }).write(to: folder.appendingPathComponent("train-labels-idx1-ubyte"))
-        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        try Self.writeSmallMNIST(in: folder, trainingImages: 40) { i in UInt8(i % 10) }
         let output = folder.appendingPathComponent("out")
         try TrainBlas.parse(["--data", folder.path, "--epochs", "2", "--batch-size", "8", "--units", "4,3",
                              "--example-index", "2", "--output", output.path]).run()
@@ -213,10 +220,7 @@ final class TrainerCommandTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-cells-\(UUID())")
         defer { try? FileManager.default.removeItem(at: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try IDXReaderTests.images(count: 40, rows: 6, columns: 5).write(to: folder.appendingPathComponent("train-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<40).map { UInt8($0 % 10) }).write(to: folder.appendingPathComponent("train-labels-idx1-ubyte"))
-        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        try Self.writeSmallMNIST(in: folder, trainingImages: 40) { i in UInt8(i % 10) }
         for (cell, gates) in [("lstm", 4), ("gru", 3)] {
             let output = folder.appendingPathComponent(cell)
             try TrainBlas.parse(["--data", folder.path, "--cell", cell, "--units", "4,3", "--epochs", "2", "--batch-size", "8",
@@ -287,10 +291,7 @@ final class TrainerCommandTests: XCTestCase {
         }
         let data = work.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        try IDXReaderTests.images(count: 20, rows: 6, columns: 5).write(to: data.appendingPathComponent("train-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<20).map { UInt8($0 % 10) }).write(to: data.appendingPathComponent("train-labels-idx1-ubyte"))
-        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: data.appendingPathComponent("t10k-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: data.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        try Self.writeSmallMNIST(in: data, trainingImages: 20) { i in UInt8(i % 10) }
         FileManager.default.changeCurrentDirectoryPath(work.path)
         try TrainBlas.parse(["--data", "data", "--epochs", "1", "--batch-size", "8", "--units", "3", "--example-index", "1"]).run()
         sleep(1)  // the folder name has a one-second resolution
@@ -365,10 +366,7 @@ final class TrainerCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: folder) }
         let data = folder.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        try IDXReaderTests.images(count: 48, rows: 6, columns: 5).write(to: data.appendingPathComponent("train-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<48).map { UInt8($0 * 7 % 10) }).write(to: data.appendingPathComponent("train-labels-idx1-ubyte"))
-        try IDXReaderTests.images(count: 10, rows: 6, columns: 5).write(to: data.appendingPathComponent("t10k-images-idx3-ubyte"))
-        try IDXReaderTests.labels((0..<10).map { UInt8($0) }).write(to: data.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        try Self.writeSmallMNIST(in: data, trainingImages: 48) { i in UInt8(i * 7 % 10) }
         let common = ["--data", data.path, "--batch-size", "8", "--cell", "lstm", "--units", "4", "--workers", "2", "--example-index", "1"]
         func run(_ extra: [String]) throws { try TrainBlas.parse(common + extra).run() }
         func outputs(_ name: String) throws -> ([String: Tensor<Float>], String) {

@@ -98,13 +98,7 @@ extension Sequential {
             let seconds = elapsed
             let training = Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen)
             let validation = split.validation.isEmpty ? nil : try evaluate(data, range: split.validation, batchSize: options.batchSize)
-            history.loss.append(training.loss)
-            history.categoricalAccuracy.append(training.accuracy)
-            if let validation {
-                history.valLoss.append(validation.loss)
-                history.valCategoricalAccuracy.append(validation.accuracy)
-            }
-            history.epochSeconds.append(seconds)
+            history.append(training: training, validation: validation, seconds: seconds)
             onEvent(.epochEnded(epoch: epoch, steps: steps, training: training, validation: validation, seconds: seconds))
         }
         return history

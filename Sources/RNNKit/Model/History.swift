@@ -17,6 +17,17 @@ public struct History: Equatable, Sendable, Codable {
     /// The number of completed epochs.
     public var epochs: Int { loss.count }
 
+    /// Records one finished epoch.
+    public mutating func append(training: Metrics, validation: Metrics?, seconds: Double) {
+        loss.append(training.loss)
+        categoricalAccuracy.append(training.accuracy)
+        if let validation {
+            valLoss.append(validation.loss)
+            valCategoricalAccuracy.append(validation.accuracy)
+        }
+        epochSeconds.append(seconds)
+    }
+
     private enum CodingKeys: String, CodingKey {
         case loss
         case categoricalAccuracy = "categorical_accuracy"
