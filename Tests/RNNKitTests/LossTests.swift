@@ -110,4 +110,14 @@ final class LossTests: XCTestCase {
             XCTAssertThrowsError(try m.evaluate(BadLabels()))
         }
     }
+
+    /// Sample indices from the caller are checked before any sample is gathered.
+    func testSampleIndicesOutsideTheDatasetAreRefused() throws {
+        let m = try model([GRU(units: 3), Dense(units: 4, activation: .softmax)])
+        try m.compile(optimizer: Adam())
+        let data = TensorDataset(inputs: Tensor(shape: [4, 3, 2], repeating: 0.5), labels: [0, 1, 2, 3], classCount: 4)
+        for bad in [[0, 4], [-1], []] {
+            XCTAssertThrowsError(try bad.withUnsafeBufferPointer { try m.trainStep(data, indices: $0) }, "\(bad)")
+        }
+    }
 }

@@ -257,6 +257,10 @@ public final class Sequential<Scalar: BLASScalar> {
         guard data.sampleShape == inputShape else {
             throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
         }
+        guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
+        for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
+            throw ModelError.invalidConfiguration("sample index \(index) at position \(position) is outside the dataset's 0..<\(data.count)")
+        }
         reserve(batchCapacity: indices.count)
         return try BLASConfiguration.passGate.shared {
             try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
