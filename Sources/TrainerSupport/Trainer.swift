@@ -162,10 +162,12 @@ struct Trainer {
                                        pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
                                        label: mnist.train.label(at: options.exampleIndex))
         say("\nWrote " + written.joined(separator: ", "))
-        if case .interrupted? = stoppedEarly {
-            throw TrainerFailure(message: "\(stoppedEarly!); what was trained so far is saved in \(outputPath)", exitCode: 130)
+        if let stoppedEarly {
+            // An interruption ends with the status shells give Ctrl-C.
+            let interrupted = if case .interrupted = stoppedEarly { true } else { false }
+            throw TrainerFailure(message: "\(stoppedEarly); what was trained so far is saved in \(outputPath)",
+                                 exitCode: interrupted ? 130 : 1)
         }
-        if let stoppedEarly { throw TrainerFailure(message: "\(stoppedEarly) (saved in \(outputPath))") }
     }
 
     /// A resumed run's history followed by the epochs trained since.

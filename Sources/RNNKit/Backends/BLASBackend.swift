@@ -27,11 +27,10 @@ public struct BLASBackend: Backend {
 
         static func count(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
             let state = d.batch * d.units, gates = cell.gates * state
-            return 4 * state + gates + d.steps * gates * (separateRecurrentGradient(cell) ? 2 : 1)
+            // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
+            // the candidate block), so only it needs a second gradient buffer.
+            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
         }
-
-        /// Only GRU with reset-after has a recurrent side that differs (its own bias, and r in the candidate block).
-        static func separateRecurrentGradient(_ cell: RecurrentCell) -> Bool { cell.hasRecurrentBias }
 
         init(_ cell: RecurrentCell, _ d: RNNDimensions, _ memory: UnsafeMutablePointer<S>) {
             let state = d.batch * d.units, gates = cell.gates * state
@@ -41,7 +40,7 @@ public struct BLASBackend: Backend {
             resetState = memory + 3 * state
             projection = memory + 4 * state
             inputGateGradient = projection + gates
-            recurrentGateGradient = Self.separateRecurrentGradient(cell) ? inputGateGradient + d.steps * gates : inputGateGradient
+            recurrentGateGradient = cell.hasRecurrentBias ? inputGateGradient + d.steps * gates : inputGateGradient
         }
     }
 

@@ -74,7 +74,9 @@ public struct BatchFigures: Sendable, Equatable {
     }
 }
 
-/// A training objective, with Keras's name, the head shapes it accepts and its accuracy metric.
+/// A training objective, with Keras's name and the head shapes it accepts. Its accuracy counts
+/// (`BatchFigures.correct` of `counted`) are Keras's matching metric: categorical accuracy for
+/// the cross-entropies, binary accuracy for binary cross-entropy, none (NaN) for mean squared error.
 ///
 /// A loss is the mean over samples of each sample's loss; for sequence outputs a sample's loss
 /// is its mean over steps (as Keras averages over every step). `compile` asks `gradientEntry`,
@@ -82,9 +84,6 @@ public struct BatchFigures: Sendable, Equatable {
 public protocol Loss: Sendable {
     /// Keras's identifier (`categorical_crossentropy`).
     var name: String { get }
-    /// The Keras key of the accuracy metric reported beside it (`categorical_accuracy`), or nil
-    /// when the loss has none (accuracy is then NaN).
-    var metricName: String? { get }
     /// What the loss compares the outputs with.
     var targets: LossTargets { get }
     /// Checks that the loss can serve `head`, and says where its gradient enters it.
@@ -142,14 +141,12 @@ extension ClassCrossEntropy {
 public struct CategoricalCrossentropy: ClassCrossEntropy {
     public init() {}
     public var name: String { "categorical_crossentropy" }
-    public var metricName: String? { "categorical_accuracy" }
 }
 
 /// Keras's `sparse_categorical_crossentropy`: the same loss from integer labels.
 public struct SparseCategoricalCrossentropy: ClassCrossEntropy {
     public init() {}
     public var name: String { "sparse_categorical_crossentropy" }
-    public var metricName: String? { "sparse_categorical_accuracy" }
 }
 
 /// Keras's `binary_crossentropy` (mean over each row's outputs) against targets in [0, 1], with
@@ -158,7 +155,6 @@ public struct SparseCategoricalCrossentropy: ClassCrossEntropy {
 public struct BinaryCrossentropy: Loss {
     public init() {}
     public var name: String { "binary_crossentropy" }
-    public var metricName: String? { "binary_accuracy" }
     public var targets: LossTargets { .values }
 
     public func gradientEntry(for head: LossHead) throws -> LossGradientEntry {
@@ -186,7 +182,6 @@ public struct BinaryCrossentropy: Loss {
 public struct MeanSquaredError: Loss {
     public init() {}
     public var name: String { "mean_squared_error" }
-    public var metricName: String? { nil }
     public var targets: LossTargets { .values }
 
     public func gradientEntry(for head: LossHead) throws -> LossGradientEntry { .output }

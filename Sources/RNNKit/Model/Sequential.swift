@@ -180,8 +180,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// - Throws: `ModelError` for an uncompiled model or a label outside the classes.
     @discardableResult
     public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        try checkTargets(labels: labels, targets: nil, batchSize: batchSize)
-        return Metrics(try gradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
+        try rawBatch(x: x, labels: labels, targets: nil, batchSize: batchSize, update: false)
     }
 
     /// As `computeGradients(x:labels:batchSize:)`, for losses that compare with values (mean
@@ -189,27 +188,29 @@ public final class Sequential<Scalar: BLASScalar> {
     /// or time-major `[T, batchSize, F]` for sequence outputs).
     @discardableResult
     public func computeGradients(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
-        try checkTargets(labels: nil, targets: targets, batchSize: batchSize)
-        return Metrics(try gradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
+        try rawBatch(x: x, labels: nil, targets: targets, batchSize: batchSize, update: false)
     }
 
-    private func gradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
-                           batchSize: Int) throws -> BatchFigures {
-        try BLASConfiguration.passGate.shared { try unguardedGradients(x: x, labels: labels, targets: targets, batchSize: batchSize) }
-    }
-
-    private func unguardedGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
-                                    batchSize: Int) throws -> BatchFigures {
-        reserve(batchCapacity: batchSize)
-        if shards(batchSize) == 1 {
-            // One shard reads the caller's batch where it lies.
-            replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
-                            gradientScale: 1 / Scalar(batchSize), backend: backend)
-            shardFigures[0] = replicas[0].figures
-            return try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count)
-        }
-        return try trainShards(batchSize: batchSize) { replica, samples in
-            replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
+    /// Every raw-batch entry point: checks the labels or targets, then, holding the BLAS gate,
+    /// computes the gradients and (with `update`) applies the optimiser step.
+    private func rawBatch(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
+                          batchSize: Int, update: Bool) throws -> Metrics {
+        try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
+        return try BLASConfiguration.passGate.shared {
+            reserve(batchCapacity: batchSize)
+            let figures: BatchFigures
+            if shards(batchSize) == 1 {
+                // One shard reads the caller's batch where it lies.
+                replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
+                                gradientScale: 1 / Scalar(batchSize), backend: backend)
+                shardFigures[0] = replicas[0].figures
+                figures = try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count)
+            } else {
+                figures = try trainShards(batchSize: batchSize) { replica, samples in
+                    replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                }
+            }
+            return update ? try applyUpdate(figures) : Metrics(figures)
         }
     }
 
@@ -231,19 +232,13 @@ public final class Sequential<Scalar: BLASScalar> {
     /// `TrainingError.nonFinite` is thrown.
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        try checkTargets(labels: labels, targets: nil, batchSize: batchSize)
-        return try BLASConfiguration.passGate.shared {
-            try applyUpdate(unguardedGradients(x: x, labels: labels, targets: nil, batchSize: batchSize))
-        }
+        try rawBatch(x: x, labels: labels, targets: nil, batchSize: batchSize, update: true)
     }
 
     /// One training step against target values (see `computeGradients(x:targets:batchSize:)`).
     @discardableResult
     public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
-        try checkTargets(labels: nil, targets: targets, batchSize: batchSize)
-        return try BLASConfiguration.passGate.shared {
-            try applyUpdate(unguardedGradients(x: x, labels: nil, targets: targets, batchSize: batchSize))
-        }
+        try rawBatch(x: x, labels: nil, targets: targets, batchSize: batchSize, update: true)
     }
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
