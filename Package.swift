@@ -5,6 +5,8 @@ let package = Package(
     name: "RNNKit",
     products: [
         .library(name: "RNNKit", targets: ["RNNKit"]),
+        // Data-parallel training over MPI ranks; a separate product so that RNNKit alone never needs MPI.
+        .library(name: "RNNKitMPI", targets: ["RNNKitMPI"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
         .executable(name: "benchmarks", targets: ["benchmarks"]),
     ],
@@ -32,6 +34,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Open MPI's C interface, with a shim for the handles its header defines as macros.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
         .target(
             name: "RNNKit",
             dependencies: [
@@ -39,11 +47,15 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        .target(
+            name: "RNNKitMPI",
+            dependencies: ["RNNKit", "CMPI"]
+        ),
         // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
         .target(
             name: "TrainerSupport",
             dependencies: [
-                "RNNKit",
+                "RNNKit", "RNNKitMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +73,12 @@ let package = Package(
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        // Checks RNNKitMPI on every rank of a real MPI job; MPITests runs it under mpirun.
+        .executableTarget(
+            name: "rnnkit-mpi-check",
+            dependencies: ["RNNKit", "RNNKitMPI"],
+            path: "Tests/MPICheck"
+        ),
         .testTarget(
             name: "RNNKitTests",
             dependencies: ["RNNKit"],

@@ -18,7 +18,8 @@ struct Checkpoint {
 
     /// The flags that decide the arithmetic of a run (not where it writes, nor how often it saves).
     /// `epochs` counts only under a schedule, whose rates depend on the total.
-    static func configuration(of options: TrainBlas) -> [String: String] {
+    /// `ranks` counts only above 1 (checkpoints from before MPI runs have no such setting).
+    static func configuration(of options: TrainBlas, ranks: Int = 1) -> [String: String] {
         var settings = [
             "cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
             "batch-size": "\(options.batchSize)", "validation-split": "\(options.validationSplit)",
@@ -29,6 +30,7 @@ struct Checkpoint {
             "workers": "\(options.workers)", "data": URL(fileURLWithPath: options.data).standardizedFileURL.path,
         ]
         if options.learningRateSchedule != .constant { settings["epochs"] = "\(options.epochs)" }
+        if ranks > 1 { settings["mpi-ranks"] = "\(ranks)" }
         return settings
     }
 

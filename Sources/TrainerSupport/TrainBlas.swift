@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RNNKit
+import RNNKitMPI
 
 /// `train-blas`: the notebook end to end. Reads MNIST, builds SimpleRNN(s) + Dense(10, softmax),
 /// trains with a Keras-style progress bar, evaluates on the test set, predicts one example, and
@@ -76,8 +77,8 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "OpenBLAS threads per call (default 1: the notebook's GEMMs are too small to share).")
     public var threads: Int = 1
 
-    @Option(help: "Threads that share each batch, each running a shard of it (default: one per core).")
-    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads that share each batch, each running a shard of it (default: one per core; under mpirun, the cores divided among the ranks on each machine).")
+    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine)
 
     @Option(help: "Training image to predict and draw.")
     public var exampleIndex: Int = 36
@@ -106,6 +107,8 @@ public struct TrainBlas: ParsableCommand {
     public func run() throws {
         do {
             try Trainer(options: self).run()
+        } catch let failure as RankFailure {
+            throw failure.underlying
         } catch let error as TrainerFailure {
             throw error
         } catch let error as ValidationError {
@@ -124,25 +127,92 @@ public struct TrainerFailure: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// How an error that ends one rank of an MPI job ends the others.
+struct RankFailure: Error, CustomStringConvertible {
+    enum Handling {
+        /// Every rank has failed alike (or been told of this rank's failure): print here, end normally.
+        case printAndFinish
+        /// Another rank prints the message; end normally.
+        case finishQuietly
+    }
+    let underlying: Error
+    let handling: Handling
+    /// The rank whose failure this is, named in the message when it is not rank 0.
+    var rank = 0
+
+    init(_ underlying: Error, handling: Handling, rank: Int = 0) {
+        self.underlying = underlying
+        self.handling = handling
+        self.rank = rank
+    }
+
+    var description: String { "\(underlying)" }
+}
+
 extension TrainBlas {
     /// Parses the arguments, runs, and exits: status 0 on success, 64 with a one-line message for
     /// a bad flag, 1 with a one-line message for anything else.
+    ///
+    /// Under an MPI launcher (`mpirun -np N train-blas …`) every rank runs this. MPI starts once
+    /// the flags are valid; a bad flag is reported by rank 0 alone (every rank has the same
+    /// flags). An error every rank knows of is printed once and each rank ends normally; an error
+    /// only one rank knows of (rank 0 failing to write its outputs) is printed and ends the whole
+    /// job through MPI_Abort, so no rank is left waiting.
     public static func runAndExit(_ arguments: [String]? = nil) -> Never {
+        let quiet = (MPIWorld.launcherRank ?? 0) != 0
+        let command: TrainBlas
         do {
-            let command = try parse(arguments)
-            try command.run()
-            Foundation.exit(0)
-        } catch let failure as TrainerFailure {
-            FileHandle.standardError.write(Data("train-blas: \(failure.exitCode == 130 ? "stopped" : "error"): \(failure.message)\n".utf8))
-            Foundation.exit(failure.exitCode)
+            command = try parse(arguments)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                print(fullMessage(for: error))
+                if !quiet { print(fullMessage(for: error)) }
                 Foundation.exit(0)
             }
-            FileHandle.standardError.write(Data("train-blas: error: \(message(for: error))\n".utf8))
+            if !quiet { FileHandle.standardError.write(Data("train-blas: error: \(message(for: error))\n".utf8)) }
             Foundation.exit(code.rawValue)
         }
+        var world: MPIWorld?
+        if MPIWorld.launchedByMPI {
+            do { world = try MPIWorld.start() } catch {
+                FileHandle.standardError.write(Data("train-blas: error: cannot start MPI: \(error)\n".utf8))
+                Foundation.exit(1)
+            }
+        }
+        do {
+            try Trainer(options: command, world: world).run()
+            world?.finish()
+            Foundation.exit(0)
+        } catch let failure as RankFailure {
+            if failure.handling == .printAndFinish { report(failure.underlying, rank: world == nil ? nil : failure.rank) }
+            world?.finish()
+            Foundation.exit(exitStatus(for: failure.underlying))
+        } catch {
+            report(error, rank: world?.rank)
+            let status = exitStatus(for: error)
+            if let world, world.size > 1 { world.abort(code: status) }
+            world?.finish()
+            Foundation.exit(status)
+        }
+    }
+
+    private static func exitStatus(for error: Error) -> Int32 {
+        if let failure = error as? TrainerFailure { return failure.exitCode }
+        if error is ValidationError { return exitCode(for: error).rawValue }
+        return 1
+    }
+
+    /// Prints the one-line message for `error`, naming the rank when it is not rank 0.
+    private static func report(_ error: Error, rank: Int?) {
+        let place = rank.map { $0 == 0 ? "" : "rank \($0): " } ?? ""
+        let text: String
+        if let failure = error as? TrainerFailure {
+            text = "train-blas: \(failure.exitCode == 130 ? "stopped" : "error"): \(place)\(failure.message)"
+        } else if error is ValidationError {
+            text = "train-blas: error: \(place)\(message(for: error))"
+        } else {
+            text = "train-blas: error: \(place)\(error)"
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RNNKit
+import RNNKitMPI
 
 /// What `train-blas` does once its flags are valid.
 struct Trainer {
@@ -9,9 +10,14 @@ struct Trainer {
     let interruption = Interruption()
     /// Where this run writes: `--output`, or a new folder per run so no run overwrites another.
     let outputPath: String
+    /// The MPI job this process is a rank of; nil when it runs alone.
+    let world: MPIWorld?
+    /// Whether this process prints and writes: the only one, or rank 0 of an MPI job.
+    var isRoot: Bool { world?.isRoot ?? true }
 
-    init(options: TrainBlas) {
+    init(options: TrainBlas, world: MPIWorld? = nil) {
         self.options = options
+        self.world = world
         if let output = options.output {
             outputPath = output
         } else {
@@ -25,7 +31,7 @@ struct Trainer {
 
     /// Points `runs/latest` at this run's folder (for the default folders only).
     private func linkLatest() {
-        guard options.output == nil else { return }
+        guard options.output == nil, isRoot else { return }
         let latest = "runs/latest", target = (outputPath as NSString).lastPathComponent
         var status = stat()
         if lstat(latest, &status) == 0 {
@@ -36,33 +42,149 @@ struct Trainer {
         symlink(target, latest)
     }
 
-    private func say(_ text: String) { writeToStandardOutput(text + "\n") }
+    /// Progress and results are printed by rank 0 alone.
+    private func say(_ text: String) { if isRoot { writeToStandardOutput(text + "\n") } }
+
+    /// What the run starts from, once every rank has read its files and built its model.
+    private struct Setup {
+        var outputLock: FolderLock?
+        var mnist: MNIST
+        var train: ImageDataset
+        var model: Sequential<Float>
+        var optimizer: any StatefulOptimizer<Float>
+        var history = History()
+        var initialEpoch = 0
+    }
 
     func run() throws {
         #if DEBUG
-        FileHandle.standardError.write(Data("train-blas: note: this is a debug build, which trains about 30× slower than a release one: use `swift run -c release train-blas` (or `make run`)\n".utf8))
+        if isRoot {
+            FileHandle.standardError.write(Data("train-blas: note: this is a debug build, which trains about 30× slower than a release one: use `swift run -c release train-blas` (or `make run`)\n".utf8))
+        }
         #endif
         BLASConfiguration.threads = options.threads
-        // Before any work: a run whose results cannot be written is not worth starting.
-        do { try checkWritable(folder: URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
-            throw ValidationError("--output \(outputPath): cannot write there (\(error.reason))")
+        // Every rank reads its own data and builds its own model; a failure on any rank ends all
+        // of them, the message printed once, by the first rank that failed.
+        let setup = try collectively { try prepare() }
+        defer { withExtendedLifetime(setup.outputLock) {} }
+        let (mnist, train, model, optimizer) = (setup.mnist, setup.train, setup.model, setup.optimizer)
+        if let world {
+            let reducer = MPIReducer<Float>(world: world)
+            reducer.localStopRequested = { [interruption] in interruption.requested }
+            model.reducer = reducer
+            // Rank 0's weights (drawn, loaded or resumed) and optimiser state, on every rank.
+            try agreed { try world.broadcast(model: model, optimizer: optimizer) }
         }
-        // Held until the run ends: a second run writing the same folder is refused, not mixed in.
-        let outputLock: FolderLock
-        do { outputLock = try FolderLock(URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
-            throw TrainerFailure(message: "--output \(outputPath): \(error.reason)")
-        }
-        defer { withExtendedLifetime(outputLock) {} }
         linkLatest()
         interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
         defer { interruption.uninstall() }
-        if let save = options.save {
-            var isFolder: ObjCBool = false
-            if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
-                throw ValidationError("--save \(save) is a folder; give a file name, e.g. \((save as NSString).appendingPathComponent("weights.safetensors"))")
+        say(model.summary())
+        if setup.initialEpoch > 0 || options.resume != nil {
+            say("Resuming after epoch \(setup.initialEpoch) of \(options.epochs) (\(options.resume ?? ""))")
+        }
+
+        let resumedHistory = setup.history
+        var history = resumedHistory
+        var stoppedEarly: TrainingError?
+        var trainCount = 0
+        if options.epochs > 0 {
+            let split = try ValidationSplit(count: train.count, fraction: options.validationSplit)
+            trainCount = split.training.count
+            let validationCount = split.validation.count
+            let ranks = world.map { ", \($0.size) MPI ranks" } ?? ""
+            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend\(ranks), \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
+            var bar = ProgressBar()
+            var fitOptions = FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
+                                        shuffle: !options.noShuffle, seed: options.seed,
+                                        learningRateSchedule: options.learningRateSchedule.schedule)
+            if let reducer = model.reducer as? MPIReducer<Float> {
+                // Decided in each step's all-reduce, so every rank stops after the same step.
+                fitOptions.stopRequested = { [reducer] in reducer.stopRequestedOnAnyRank }
+            } else {
+                fitOptions.stopRequested = { [interruption] in interruption.requested }
             }
-            do { try checkWritable(folder: URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
-                throw ValidationError("--save \(save): cannot write there (\(error.reason))")
+            fitOptions.initialEpoch = setup.initialEpoch
+            var running = resumedHistory
+            do {
+                history = try agreed {
+                    try model.fit(train, options: fitOptions) { event in
+                        guard isRoot else { return }
+                        bar.handle(event, epochs: options.epochs)
+                        if case .epochEnded(let epoch, _, let training, let validation, let seconds) = event {
+                            running.append(training: training, validation: validation, seconds: seconds)
+                            if let every = options.checkpointEvery, epoch % every == 0 { writeCheckpoint(epoch: epoch, history: running, model: model, optimizer: optimizer) }
+                        }
+                    }
+                }
+                history = Self.joined(resumedHistory, history)
+            } catch let thrown {
+                guard let error = ((thrown as? RankFailure)?.underlying ?? thrown) as? TrainingError else { throw thrown }
+                switch error {
+                case .nonFinite(_, _, let partial): history = Self.joined(resumedHistory, partial ?? History())
+                case .interrupted(_, _, let partial): history = Self.joined(resumedHistory, partial)
+                }
+                stoppedEarly = error
+                say((bar.interactive ? "\n" : "") + "Training stopped: \(error)")
+            }
+        }
+
+        // After an interruption the test set is not evaluated: the user asked to stop.
+        let interrupted = try agreed { try world?.any(interruption.requested) ?? interruption.requested }
+        let test = interrupted ? Metrics(loss: .nan, accuracy: .nan, samples: 0)
+            : try agreed { try model.evaluate(mnist.test, batchSize: options.batchSize) }
+        if !interrupted {
+            say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
+        }
+
+        let example = try model.predict(mnist.train, range: options.exampleIndex..<(options.exampleIndex + 1), batchSize: 1)
+        let predicted = example.scalars.indices.max { example.scalars[$0] < example.scalars[$1] }!
+        let imageSize = mnist.train.rows * mnist.train.columns
+        let pixels = Array(mnist.train.pixels[(options.exampleIndex * imageSize)..<((options.exampleIndex + 1) * imageSize)])
+        say("\nTraining image \(options.exampleIndex) (label \(mnist.train.label(at: options.exampleIndex))):")
+        say(Pictures.terminalDigit(pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns))
+        say("predicted: \(predicted)")
+
+        if isRoot {
+            // Rank 0 alone writes; should that fail, the other ranks are ended with it (MPI_Abort).
+            let written = try writeOutputs(model: model, history: history, test: test, trainCount: trainCount,
+                                           pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
+                                           label: mnist.train.label(at: options.exampleIndex), interrupted: interrupted)
+            say("\nWrote " + written.joined(separator: ", "))
+        }
+        if let world {
+            let checksum = try agreed { try world.checkIdentical(model.arena) }
+            say("The weights are identical on all \(world.size) ranks (checksum \(String(checksum, radix: 16)))")
+        }
+        if let stoppedEarly {
+            // An interruption ends with the status shells give Ctrl-C.
+            let interrupted = if case .interrupted = stoppedEarly { true } else { false }
+            let failure = TrainerFailure(message: "\(stoppedEarly); what was trained so far is saved in \(outputPath)",
+                                         exitCode: interrupted ? 130 : 1)
+            try agreed { throw failure }
+        }
+    }
+
+    /// Checks the output folder (rank 0), reads MNIST and any weights or checkpoint, and builds
+    /// the model and optimiser.
+    private func prepare() throws -> Setup {
+        var outputLock: FolderLock?
+        if isRoot {
+            // Before any work: a run whose results cannot be written is not worth starting.
+            do { try checkWritable(folder: URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
+                throw ValidationError("--output \(outputPath): cannot write there (\(error.reason))")
+            }
+            // Held until the run ends: a second run writing the same folder is refused, not mixed in.
+            do { outputLock = try FolderLock(URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
+                throw TrainerFailure(message: "--output \(outputPath): \(error.reason)")
+            }
+            if let save = options.save {
+                var isFolder: ObjCBool = false
+                if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
+                    throw ValidationError("--save \(save) is a folder; give a file name, e.g. \((save as NSString).appendingPathComponent("weights.safetensors"))")
+                }
+                do { try checkWritable(folder: URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
+                    throw ValidationError("--save \(save): cannot write there (\(error.reason))")
+                }
             }
         }
         let mnist: MNIST
@@ -90,13 +212,10 @@ struct Trainer {
                 throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
             }
         }
-        say(model.summary())
-
-        var history = History()
-        var initialEpoch = 0
+        var setup = Setup(outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer)
         if let resume = options.resume {
             let checkpoint = try Checkpoint.read(resume)
-            let differences = checkpoint.differences(from: Checkpoint.configuration(of: options))
+            let differences = checkpoint.differences(from: Checkpoint.configuration(of: options, ranks: world?.size ?? 1))
             guard differences.isEmpty else {
                 throw ValidationError("--resume \(resume): this run's settings differ from the checkpoint's, so it could not continue it exactly: "
                                       + differences.joined(separator: "; "))
@@ -105,68 +224,34 @@ struct Trainer {
                 try model.setWeights(checkpoint.weights)
                 try optimizer.restore(iterations: checkpoint.iterations, slots: checkpoint.slots, for: model.arena)
             } catch { throw TrainerFailure(message: "--resume \(resume): \(error)") }
-            history = checkpoint.history
-            initialEpoch = min(checkpoint.epoch, options.epochs)
-            say("Resuming after epoch \(checkpoint.epoch) of \(options.epochs) (\(resume))")
+            setup.history = checkpoint.history
+            setup.initialEpoch = min(checkpoint.epoch, options.epochs)
         }
-        let resumedHistory = history
-        var stoppedEarly: TrainingError?
-        var trainCount = 0
-        if options.epochs > 0 {
-            let split = try ValidationSplit(count: train.count, fraction: options.validationSplit)
-            trainCount = split.training.count
-            let validationCount = split.validation.count
-            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend, \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
-            var bar = ProgressBar()
-            var fitOptions = FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
-                                        shuffle: !options.noShuffle, seed: options.seed,
-                                        learningRateSchedule: options.learningRateSchedule.schedule)
-            fitOptions.stopRequested = { [interruption] in interruption.requested }
-            fitOptions.initialEpoch = initialEpoch
-            var running = resumedHistory
-            do {
-                history = try model.fit(train, options: fitOptions) { event in
-                    bar.handle(event, epochs: options.epochs)
-                    if case .epochEnded(let epoch, _, let training, let validation, let seconds) = event {
-                        running.append(training: training, validation: validation, seconds: seconds)
-                        if let every = options.checkpointEvery, epoch % every == 0 { writeCheckpoint(epoch: epoch, history: running, model: model, optimizer: optimizer) }
-                    }
-                }
-                history = Self.joined(resumedHistory, history)
-            } catch let error as TrainingError {
-                switch error {
-                case .nonFinite(_, _, let partial): history = Self.joined(resumedHistory, partial ?? History())
-                case .interrupted(_, _, let partial): history = Self.joined(resumedHistory, partial)
-                }
-                stoppedEarly = error
-                say((bar.interactive ? "\n" : "") + "Training stopped: \(error)")
-            }
+        return setup
+    }
+
+    // MARK: Errors across ranks
+
+    /// Runs `body` on every rank; when it fails on any, every rank throws: the first rank that
+    /// failed its own error (printed), the others quietly, so the message appears once.
+    private func collectively<T>(_ body: () throws -> T) throws -> T {
+        guard let world, world.size > 1 else { return try body() }
+        let result = Result { try body() }
+        var failed = false
+        if case .failure = result { failed = true }
+        guard let first = try world.firstRank(where: failed) else { return try result.get() }
+        if first == world.rank, case .failure(let error) = result {
+            throw RankFailure(error, handling: .printAndFinish, rank: world.rank)
         }
+        throw RankFailure(TrainerFailure(message: "rank \(first) failed"), handling: .finishQuietly)
+    }
 
-        // After an interruption the test set is not evaluated: the user asked to stop.
-        let test = interruption.requested ? Metrics(loss: .nan, accuracy: .nan, samples: 0)
-            : try model.evaluate(mnist.test, batchSize: options.batchSize)
-        if !interruption.requested {
-            say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
-        }
-
-        let example = try model.predict(mnist.train, range: options.exampleIndex..<(options.exampleIndex + 1), batchSize: 1)
-        let predicted = example.scalars.indices.max { example.scalars[$0] < example.scalars[$1] }!
-        let imageSize = mnist.train.rows * mnist.train.columns
-        let pixels = Array(mnist.train.pixels[(options.exampleIndex * imageSize)..<((options.exampleIndex + 1) * imageSize)])
-        say("\nTraining image \(options.exampleIndex) (label \(mnist.train.label(at: options.exampleIndex))):")
-        say(Pictures.terminalDigit(pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns))
-        say("predicted: \(predicted)")
-
-        let written = try writeOutputs(model: model, history: history, test: test, trainCount: trainCount,
-                                       pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
-                                       label: mnist.train.label(at: options.exampleIndex))
-        say("\nWrote " + written.joined(separator: ", "))
-        if let stoppedEarly {
-            // An interruption ends with the status shells give Ctrl-C.
-            let interrupted = if case .interrupted = stoppedEarly { true } else { false }
-            throw TrainerFailure(message: "\(stoppedEarly); what was trained so far is saved in \(outputPath)",
-                                 exitCode: interrupted ? 130 : 1)
+    /// Runs `body`, whose outcome is the same on every rank (it computes on reduced figures and
+    /// identical weights): an error is printed by rank 0 alone, and every rank ends normally.
+    private func agreed<T>(_ body: () throws -> T) throws -> T {
+        guard world != nil else { return try body() }
+        do { return try body() } catch let failure as RankFailure { throw failure } catch {
+            throw RankFailure(error, handling: isRoot ? .printAndFinish : .finishQuietly)
         }
     }
 
@@ -183,7 +268,7 @@ struct Trainer {
 
     /// Writes the checkpoint after `epoch`; a failure is reported and training goes on.
     private func writeCheckpoint(epoch: Int, history: History, model: Sequential<Float>, optimizer: any StatefulOptimizer<Float>) {
-        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: Checkpoint.configuration(of: options),
+        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: Checkpoint.configuration(of: options, ranks: world?.size ?? 1),
                                     weights: model.weights, iterations: optimizer.iterations,
                                     slots: optimizer.state.slots.map(\.array))
         do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
@@ -232,7 +317,7 @@ struct Trainer {
     }
 
     private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,
-                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int) throws -> [String] {
+                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int, interrupted: Bool) throws -> [String] {
         let folder = URL(fileURLWithPath: outputPath)
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
@@ -271,7 +356,8 @@ struct Trainer {
             "workers": options.workers,
             "units": options.units.sizes,
             "cell": options.cell.rawValue,
-            "interrupted": interruption.requested,
+            "interrupted": interrupted,
+            "mpi_ranks": world?.size ?? 1,
             "batch_size": options.batchSize,
             "learning_rate_schedule": options.learningRateSchedule.rawValue,
         ]

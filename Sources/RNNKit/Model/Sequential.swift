@@ -199,7 +199,7 @@ public final class Sequential<Scalar: BLASScalar> {
         return try BLASConfiguration.passGate.shared {
             reserve(batchCapacity: batchSize)
             let figures: BatchFigures
-            if shards(batchSize) == 1 {
+            if shards(batchSize) == 1, reducer.processCount == 1 {
                 // One shard reads the caller's batch where it lies.
                 replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
                                 gradientScale: 1 / Scalar(batchSize), backend: backend)
@@ -214,12 +214,28 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
-    /// Loads each shard's samples with `load`, runs forward, loss and backward on every shard at
-    /// once, and reduces the gradients into the model's arena; returns the batch's figures.
+    /// This process's contiguous share of a batch of `batchSize` that every process of the
+    /// reducer was handed (all of it in one process).
+    private func processShare(_ batchSize: Int) -> Range<Int> {
+        let processes = reducer.processCount
+        return processes == 1 ? 0..<batchSize : shard(reducer.processIndex, of: processes, batchSize: batchSize)
+    }
+
+    /// Loads each shard of this process's share of the batch with `load` (given the samples'
+    /// positions in the whole batch), runs forward, loss and backward on every shard at once, and
+    /// reduces the gradients (of the whole batch's mean loss) into the model's arena; returns the
+    /// batch's figures. A process whose share is empty (a batch smaller than the processes) still
+    /// takes part in the reduction, with zero gradients.
     private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
-        let count = shards(batchSize), scale = 1 / Scalar(batchSize)
+        let share = processShare(batchSize), count = min(workers, share.count), scale = 1 / Scalar(batchSize)
+        guard count > 0 else {
+            gradientArenas[0].update(repeating: 0, count: arena.count)
+            shardFigures[0] = BatchFigures()
+            return try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count)
+        }
         forEachShard(count) { i in
-            let samples = shard(i, of: count, batchSize: batchSize)
+            let part = shard(i, of: count, batchSize: share.count)
+            let samples = (share.lowerBound + part.lowerBound)..<(share.lowerBound + part.upperBound)
             load(replicas[i], samples)
             replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
         }
@@ -364,17 +380,24 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
-    /// Loss and accuracy over `range` of `data` (all of it by default), in batches.
+    /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
+    /// across processes, every process must call it with the same range: each evaluates its share
+    /// and all return the totals.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
+        // Each process evaluates its contiguous share of the range; the reducer adds the figures.
+        let share = processShare(range.count)
         var total = BatchFigures()
-        sweep(data, range: range, batchSize: batchSize, withLoss: true) { _, replica in total += replica.figures }
+        sweep(data, range: (range.lowerBound + share.lowerBound)..<(range.lowerBound + share.upperBound),
+              batchSize: batchSize, withLoss: true) { _, replica in total += replica.figures }
+        total = try reducer.reduce(figures: total)
         try checkLabels(total)
         return Metrics(total)
     }
 
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
-    /// for sequence outputs), e.g. class probabilities. Needs no `compile`.
+    /// for sequence outputs), e.g. class probabilities. Needs no `compile`. Computed whole in this
+    /// process, whatever the reducer.
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount
