@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "RNNKitMPI", targets: ["RNNKitMPI"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
         .executable(name: "benchmarks", targets: ["benchmarks"]),
+        .executable(name: "benchmarks-mpi", targets: ["benchmarks-mpi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -70,6 +71,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/benchmarks"
+        ),
+        // Ranks against threads on this machine, all-reduce times, and a cluster projection.
+        .executableTarget(
+            name: "benchmarks-mpi",
+            dependencies: ["RNNKit", "RNNKitMPI"],
+            path: "Benchmarks/benchmarks-mpi"
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib) when pkg-config cannot find them.
+# Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib, and Open MPI for RNNKitMPI and
+# the trainer) when pkg-config (or, for mpirun, the PATH) cannot find them.
 set -euo pipefail
 missing=()
 if ! command -v pkg-config >/dev/null 2>&1; then
-  missing+=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev)
+  missing+=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libopenmpi-dev openmpi-bin)
 else
   pkg-config --exists openblas || missing+=(libopenblas-dev)
   pkg-config --exists lapacke || missing+=(liblapacke-dev)
   pkg-config --exists zlib || missing+=(zlib1g-dev)
+  pkg-config --exists ompi-c || missing+=(libopenmpi-dev)
+  command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]}"

@@ -35,13 +35,6 @@ public final class MPIWorld: @unchecked Sendable {
         return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].contains { environment[$0] != nil }
     }
 
-    /// The launcher's rank and process count for this process, from the environment, before MPI
-    /// starts (to keep all but one rank quiet when the command line itself is wrong).
-    public static var launcherRank: Int? {
-        let environment = ProcessInfo.processInfo.environment
-        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { environment[$0].flatMap { Int($0) } }.first
-    }
-
     /// How many ranks share this process's machine (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`), so
     /// that their threads can divide its cores; 1 when the launcher does not say.
     public static var ranksOnThisMachine: Int {

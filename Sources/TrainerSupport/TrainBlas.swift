@@ -153,31 +153,44 @@ extension TrainBlas {
     /// Parses the arguments, runs, and exits: status 0 on success, 64 with a one-line message for
     /// a bad flag, 1 with a one-line message for anything else.
     ///
-    /// Under an MPI launcher (`mpirun -np N train-blas …`) every rank runs this. MPI starts once
-    /// the flags are valid; a bad flag is reported by rank 0 alone (every rank has the same
-    /// flags). An error every rank knows of is printed once and each rank ends normally; an error
+    /// Under an MPI launcher (`mpirun -np N train-blas …`) every rank runs this, and MPI starts
+    /// first. A bad flag is reported once, by the first rank that has it (rank 0 when every rank
+    /// has the same flags), and every rank exits with the usage status. An error every rank knows of is printed once and each rank ends normally; an error
     /// only one rank knows of (rank 0 failing to write its outputs) is printed and ends the whole
     /// job through MPI_Abort, so no rank is left waiting.
     public static func runAndExit(_ arguments: [String]? = nil) -> Never {
-        let quiet = (MPIWorld.launcherRank ?? 0) != 0
-        let command: TrainBlas
-        do {
-            command = try parse(arguments)
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                if !quiet { print(fullMessage(for: error)) }
-                Foundation.exit(0)
-            }
-            if !quiet { FileHandle.standardError.write(Data("train-blas: error: \(message(for: error))\n".utf8)) }
-            Foundation.exit(code.rawValue)
-        }
         var world: MPIWorld?
         if MPIWorld.launchedByMPI {
             do { world = try MPIWorld.start() } catch {
                 FileHandle.standardError.write(Data("train-blas: error: cannot start MPI: \(error)\n".utf8))
                 Foundation.exit(1)
             }
+        }
+        let parsed = Result { try parse(arguments) }
+        var failedToParse = false
+        if case .failure = parsed { failedToParse = true }
+        // Every rank parses; the first that could not (rank 0 when all have the same flags) speaks.
+        var speaker: Int? = failedToParse ? (world?.rank ?? 0) : nil
+        if let world {
+            do { speaker = try world.firstRank(where: failedToParse) } catch { world.abort(code: 1) }
+        }
+        let command: TrainBlas
+        switch parsed {
+        case .success(let parsedCommand) where speaker == nil:
+            command = parsedCommand
+        case .success:
+            world?.finish()
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        case .failure(let error):
+            let code = exitCode(for: error), speaks = speaker == (world?.rank ?? 0)
+            if code == .success {
+                if world?.isRoot ?? true { print(fullMessage(for: error)) }
+            } else if speaks {
+                let place = world.map { $0.rank == 0 ? "" : "rank \($0.rank): " } ?? ""
+                FileHandle.standardError.write(Data("train-blas: error: \(place)\(message(for: error))\n".utf8))
+            }
+            world?.finish()
+            Foundation.exit(code.rawValue)
         }
         do {
             try Trainer(options: command, world: world).run()

@@ -27,8 +27,10 @@ final class TrainerCommandTests: XCTestCase {
     /// The MNIST folder for tests that train on the real digits. Without it (offline, no
     /// `make data`) they are skipped with a message saying why; with `RNNKIT_REQUIRE_MNIST=1`
     /// (as CI sets) its absence fails them instead.
-    func requireMNIST() throws -> URL {
-        let folder = Self.mnistFolder
+    func requireMNIST() throws -> URL { try Self.requireMNIST() }
+
+    static func requireMNIST() throws -> URL {
+        let folder = mnistFolder
         // The four files are there (raw or .gz); reading them is the test's own business.
         let present = MNIST.fileNames.allSatisfy { (try? MNIST.locate($0, in: folder)) != nil }
         if !present {

@@ -1,0 +1,150 @@
+import Foundation
+import RNNKit
+import XCTest
+
+/// Data-parallel training over MPI, run for real: `mpirun` starting 2 and 3 ranks of
+/// `train-blas` and of `rnnkit-mpi-check` on this machine (`--oversubscribe`: more ranks than
+/// cores is fine for correctness). Open MPI comes with `make deps`; these tests fail, not skip,
+/// without it.
+final class MPITests: XCTestCase {
+    /// The build folder the tests run from, where `train-blas` and `rnnkit-mpi-check` sit.
+    static let products = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+
+    struct Run {
+        var status: Int32
+        var output: String
+        var errors: String
+        var seconds: Double
+    }
+
+    /// Runs `mpirun` with `arguments` (after its own flags), failing the test after `timeout` seconds.
+    func mpirun(_ arguments: [String], timeout: Double = 180) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "--allow-run-as-root"] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        // Open MPI's shared-memory transport looks for other users' segments under /dev/shm; a
+        // plain loopback run needs nothing else.
+        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        // Under `make test-sanitizers`: Open MPI's plugins leak at MPI_Finalize and are unloaded
+        // before LeakSanitizer reports, so their stacks cannot be named or suppressed. The ranks
+        // keep every other AddressSanitizer check; leaks are checked in the test process.
+        environment["ASAN_OPTIONS"] = (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "detect_leaks=0"
+        process.environment = environment
+        let (stdout, stderr) = (Pipe(), Pipe())
+        process.standardOutput = stdout
+        process.standardError = stderr
+        let started = Date()
+        try process.run()
+        let watchdog = DispatchWorkItem { process.terminate() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        watchdog.cancel()
+        return Run(status: process.terminationStatus, output: output, errors: errors, seconds: Date().timeIntervalSince(started))
+    }
+
+    func executable(_ name: String) throws -> String {
+        let path = Self.products.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw TrainerFailureForTests("\(name) is not built beside the tests at \(path)") }
+        return path
+    }
+
+    /// The collectives, the reducer's global-batch sum (batches larger and smaller than the ranks)
+    /// and the divergence check (a flipped bit on the last rank), on 2 and 3 ranks.
+    func testCollectivesAndReducerOnTwoAndThreeRanks() throws {
+        let check = try executable("rnnkit-mpi-check")
+        for ranks in [2, 3] {
+            let run = try mpirun(["-np", "\(ranks)", check])
+            XCTAssertEqual(run.status, 0, "\(ranks) ranks:\n\(run.output)\n\(run.errors)")
+            XCTAssertEqual(run.output.components(separatedBy: "\nok: ").count + (run.output.hasPrefix("ok: ") ? 0 : -1), 12, run.output)
+            XCTAssertTrue(run.output.contains("a flipped bit on rank \(ranks - 1) is noticed: the weights on rank \(ranks - 1)"), run.output)
+        }
+    }
+
+    /// `mpirun -np 2` and `-np 3` (with 2 worker threads each) train as one process with the same
+    /// global batch: the weights after 36 steps within float rounding (5e-7) of the single
+    /// process's, the history and test accuracy equal to their printed digits, and every rank's
+    /// weights identical bit for bit (checked by the trainer itself).
+    func testRanksTrainAsOneProcessWithTheSameGlobalBatch() throws {
+        let data = try TrainerCommandTests.requireMNIST()
+        let trainer = try executable("train-blas")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-mpi-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let common = ["--data", data.path, "--limit", "1280", "--epochs", "2", "--batch-size", "64", "--cell", "gru", "--units", "12"]
+
+        let single = Process()
+        single.executableURL = URL(fileURLWithPath: trainer)
+        single.arguments = common + ["--workers", "1", "--output", root.appendingPathComponent("single").path]
+        single.standardOutput = FileHandle.nullDevice
+        single.standardError = FileHandle.nullDevice
+        try single.run()
+        single.waitUntilExit()
+        XCTAssertEqual(single.terminationStatus, 0)
+        let reference = try Outputs(root.appendingPathComponent("single"))
+
+        for (ranks, workers) in [(2, 1), (3, 2)] {
+            let folder = root.appendingPathComponent("ranks\(ranks)")
+            let run = try mpirun(["-np", "\(ranks)", trainer] + common + ["--workers", "\(workers)", "--output", folder.path])
+            XCTAssertEqual(run.status, 0, run.errors)
+            XCTAssertTrue(run.output.contains("\(ranks) MPI ranks, \(workers) worker"), run.output)
+            XCTAssertTrue(run.output.contains("The weights are identical on all \(ranks) ranks"), run.output)
+            XCTAssertEqual(run.output.components(separatedBy: "Model: \"sequential\"").count, 2, "only rank 0 prints")
+            let outputs = try Outputs(folder)
+            XCTAssertEqual(outputs.weights.keys.sorted(), reference.weights.keys.sorted())
+            var largest: Float = 0
+            for (name, tensor) in reference.weights {
+                for (a, b) in zip(tensor.scalars, outputs.weights[name]!.scalars) { largest = max(largest, abs(a - b)) }
+            }
+            XCTAssertLessThan(largest, 5e-7, "\(ranks) ranks: weights differ from one process's by \(largest)")
+            XCTAssertEqual(outputs.printedHistory, reference.printedHistory, "\(ranks) ranks")
+            XCTAssertEqual(outputs.printedTestAccuracy, reference.printedTestAccuracy, "\(ranks) ranks")
+            XCTAssertEqual(outputs.metrics["mpi_ranks"] as? Int, ranks)
+        }
+    }
+
+    /// One rank whose data folder is missing (mpirun's MPMD form gives it its own flags) ends the
+    /// whole job: a non-zero status within seconds, the message printed once and naming the rank.
+    func testARankThatFailsEndsTheJob() throws {
+        let data = try TrainerCommandTests.requireMNIST()
+        let trainer = try executable("train-blas")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-mpi-fail-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let missing = "/nonexistent/rnnkit-mnist"
+        let flags = ["--limit", "640", "--epochs", "1", "--output", output.path]
+        let run = try mpirun(["-np", "2", trainer, "--data", data.path] + flags + [":", "-np", "1", trainer, "--data", missing] + flags, timeout: 60)
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertLessThan(run.seconds, 30)
+        let message = "train-blas: error: rank 2: \(missing)/train-images-idx3-ubyte: not found"
+        XCTAssertEqual(run.errors.components(separatedBy: message).count, 2, "printed once:\n\(run.errors)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output.appendingPathComponent("history.json").path))
+
+        // A bad flag, the same on every rank: one message, the usage status.
+        let flag = try mpirun(["-np", "3", trainer, "--batch-size", "0"], timeout: 60)
+        XCTAssertNotEqual(flag.status, 0)
+        XCTAssertEqual(flag.errors.components(separatedBy: "train-blas: error: --batch-size must be").count, 2, flag.errors)
+    }
+
+    /// What a run wrote, as the trainer prints it.
+    struct Outputs {
+        var weights: [String: Tensor<Float>]
+        var printedHistory: [String]
+        var printedTestAccuracy: String
+        var metrics: [String: Any]
+
+        init(_ folder: URL) throws {
+            weights = try SafeTensors.decode(Data(contentsOf: folder.appendingPathComponent("weights.safetensors")), file: "weights", as: Float.self).tensors
+            let history = try JSONDecoder().decode(History.self, from: Data(contentsOf: folder.appendingPathComponent("history.json")))
+            printedHistory = (history.loss + history.categoricalAccuracy + history.valLoss + history.valCategoricalAccuracy)
+                .map { String(format: "%.4f", $0) }
+            metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("metrics.json"))) as! [String: Any]
+            printedTestAccuracy = String(format: "%.4f", metrics["test_categorical_accuracy"] as! Double)
+        }
+    }
+}
+
+struct TrainerFailureForTests: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
