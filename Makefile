@@ -1,9 +1,9 @@
-# RNNKit: make test (the test command), make run (the notebook end to end), make bench.
+# RNNKit: make test (the test command), make run (the notebook end to end), make bench, make run-mpi.
 SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best bench bench-quick clean
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi bench bench-quick bench-mpi clean
 
 all: build
 
@@ -46,6 +46,16 @@ bench: deps release
 
 bench-quick: deps release
 	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
+
+# Ranks against threads on this machine, all-reduce times and the cluster projection (README, MPI).
+bench-mpi: deps release
+	$(SWIFT) run -c release --skip-build benchmarks-mpi
+
+# The notebook's Model A as NP MPI ranks of one worker each on this machine (README, MPI).
+NP ?= 2
+MPIRUN_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
+run-mpi: deps data release
+	mpirun $(MPIRUN_FLAGS) --oversubscribe -np $(NP) .build/release/train-blas --workers 1 $(ARGS)
 
 # libFuzzer on every parser (Fuzz/: IDX raw and gzip, safetensors), FUZZ_SECONDS each (default
 # 180), each input under AddressSanitizer with a 2 GiB memory cap. The corpus grows in

@@ -14,8 +14,6 @@ struct Workload {
     var cell: String
     var units: [Int]
     var batchSize: Int
-    /// Steps per timing; several timings make the median.
-    var steps: Int
 
     func layers() -> [any Layer<Float>] {
         var layers: [any Layer<Float>] = units.enumerated().map { index, size in
@@ -31,12 +29,14 @@ struct Workload {
 }
 
 let workloads = [
-    Workload(name: "Model A: SimpleRNN(10), batch 32", cell: "simple_rnn", units: [10], batchSize: 32, steps: 400),
-    Workload(name: "Model B: SimpleRNN(16→8→4), batch 32", cell: "simple_rnn", units: [16, 8, 4], batchSize: 32, steps: 300),
-    Workload(name: "LSTM(128), batch 128", cell: "lstm", units: [128], batchSize: 128, steps: 20),
-    Workload(name: "LSTM(512), batch 128", cell: "lstm", units: [512], batchSize: 128, steps: 4),
+    Workload(name: "Model A: SimpleRNN(10), batch 32", cell: "simple_rnn", units: [10], batchSize: 32),
+    Workload(name: "Model B: SimpleRNN(16→8→4), batch 32", cell: "simple_rnn", units: [16, 8, 4], batchSize: 32),
+    Workload(name: "LSTM(128), batch 128", cell: "lstm", units: [128], batchSize: 128),
+    Workload(name: "LSTM(512), batch 128", cell: "lstm", units: [512], batchSize: 128),
 ]
 let timings = 5
+/// Each timing runs enough steps to last about this long.
+let secondsPerTiming = 0.25
 
 /// MNIST-shaped random data (28 steps of 28 features, 10 classes): the arithmetic does not
 /// depend on the values.
@@ -77,29 +77,36 @@ func measure(_ workload: Workload, data: TensorDataset<Float>, workers: Int, wor
     }
     var generator = RandomGenerator(seed: 3)
     let indices = (0..<(workload.batchSize * 64)).map { _ in Int.random(in: 0..<data.count, using: &generator) }
-    func steps(_ count: Int, from start: Int) throws {
+    var done = 0
+    func steps(_ count: Int) throws {
         try indices.withUnsafeBufferPointer { all in
-            for step in 0..<count {
-                let offset = ((start + step) % 64) * workload.batchSize
+            for _ in 0..<count {
+                let offset = (done % 64) * workload.batchSize
                 try model.trainStep(data, indices: UnsafeBufferPointer(rebasing: all[offset..<(offset + workload.batchSize)]))
+                done += 1
             }
         }
     }
-    try steps(max(2, workload.steps / 4), from: 0)
+    // A warm-up step, timed to choose the steps per timing (rank 0's choice, so all ranks agree).
+    var start = now()
+    try steps(1)
+    var perTiming = UInt64(min(1000, max(1, secondsPerTiming / (now() - start))))
+    if let world { perTiming = try world.broadcast(perTiming) }
+    try steps(Int(perTiming))
     var seconds: [Double] = []
-    for timing in 0..<timings {
+    for _ in 0..<timings {
         try world?.barrier()
-        let start = now()
-        try steps(workload.steps, from: timing * workload.steps)
-        seconds.append((now() - start) / Double(workload.steps))
+        start = now()
+        try steps(Int(perTiming))
+        seconds.append((now() - start) / Double(perTiming))
     }
     var allReduce: Double?
     if let world {
         let gradients = model.arena.gradients
         var times: [Double] = []
-        for _ in 0..<max(20, workload.steps) {
+        for _ in 0..<50 {
             try world.barrier()
-            let start = now()
+            start = now()
             try world.allReduceSum(gradients.pointer, count: gradients.count)
             times.append(now() - start)
         }
@@ -151,20 +158,38 @@ for (i, workload) in workloads.enumerated() {
                  mpi.allReduceSeconds! * 1e6, 100 * mpi.allReduceSeconds! / mpi.stepSeconds))
 }
 
-// The projection: N machines like this one, each training its own batch of the workload's size
-// with 2 workers (the step time measured above), then a ring all-reduce of the gradients over the
-// network: 2·(N−1)/N·bytes/bandwidth, plus 2·(N−1) messages' latency. The all-reduce is not
-// overlapped with the backward pass, so it adds to every step.
-print("\nProjected efficiency of N machines like this one (each a batch of the size above, 2 workers; ring all-reduce after each step):")
-print("\n| workload | step here | gradient bytes | link | all-reduce at 2 / 8 / 64 | efficiency at 2 / 8 / 64 |")
-print("|---|---:|---:|---|---:|---:|")
+// The projection, for N machines like this one joined by a network, from step times measured here
+// (2 workers) and a ring all-reduce's cost, 2·(N−1)/N·bytes/bandwidth + 2·(N−1)·latency, which
+// adds to every step (RNNKit's all-reduce follows the backward pass; it is not overlapped).
+// Weak scaling: every machine trains a batch of 128 (the global batch grows with N). Strong
+// scaling: a global batch of 1024 split over the N machines (1024/N each), against one machine
+// training all 1024.
 let links: [(name: String, bytesPerSecond: Double, latency: Double)] = [("10 Gb/s, 30 µs", 10e9 / 8, 30e-6), ("100 Gb/s, 3 µs", 100e9 / 8, 3e-6)]
-for (i, workload) in workloads.enumerated() where workload.cell == "lstm" {
-    let step = single[2]![i].stepSeconds, bytes = Double(ranks[i].parameters * 4)
-    for link in links {
-        let times = [2.0, 8, 64].map { n in 2 * (n - 1) / n * bytes / link.bytesPerSecond + 2 * (n - 1) * link.latency }
-        let efficiency = times.map { step / (step + $0) * 100 }
-        print(String(format: "| %@ | %.1f ms | %.2f MB | %@ | %.2f / %.2f / %.2f ms | %.0f%% / %.0f%% / %.0f%% |", workload.name, step * 1e3,
-                     bytes / 1e6, link.name, times[0] * 1e3, times[1] * 1e3, times[2] * 1e3, efficiency[0], efficiency[1], efficiency[2]))
+let machines = [2, 8, 64]
+func ring(_ bytes: Double, _ n: Int, _ link: (name: String, bytesPerSecond: Double, latency: Double)) -> Double {
+    let n = Double(n)
+    return 2 * (n - 1) / n * bytes / link.bytesPerSecond + 2 * (n - 1) * link.latency
+}
+print("\nProjected scaling over N machines like this one (step times measured here with 2 workers; ring all-reduce after every step):")
+print("\n| model | link | gradient | all-reduce at 2 / 8 / 64 | weak scaling, batch 128 per machine: efficiency at 2 / 8 / 64 | strong scaling, global batch 1024: efficiency at 2 / 8 / 64 |")
+print("|---|---|---:|---:|---:|---:|")
+for units in [128, 512] {
+    let lstm = Workload(name: "LSTM(\(units))", cell: "lstm", units: [units], batchSize: 128)
+    var step: [Int: Double] = [:]
+    for batch in Set([128, 1024] + machines.map { 1024 / $0 }) {
+        var sized = lstm
+        sized.batchSize = batch
+        step[batch] = try measure(sized, data: data, workers: 2, world: nil).stepSeconds
     }
+    let bytes = Double(try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: lstm.layers()).parameterCount * 4)
+    for link in links {
+        let times = machines.map { ring(bytes, $0, link) }
+        let weak = times.map { 100 * step[128]! / (step[128]! + $0) }
+        let strong = zip(machines, times).map { n, time in 100 * step[1024]! / (Double(n) * (step[1024 / n]! + time)) }
+        print(String(format: "| %@ | %@ | %.2f MB | %.2f / %.2f / %.2f ms | %.0f%% / %.0f%% / %.0f%% | %.0f%% / %.0f%% / %.0f%% |",
+                     lstm.name, link.name, bytes / 1e6, times[0] * 1e3, times[1] * 1e3, times[2] * 1e3,
+                     weak[0], weak[1], weak[2], strong[0], strong[1], strong[2]))
+    }
+    print(String(format: "| %@ step times here |  |  | batch 16: %.1f ms, 128: %.1f ms, 512: %.1f ms, 1024: %.1f ms |  |  |",
+                 lstm.name, step[16]! * 1e3, step[128]! * 1e3, step[512]! * 1e3, step[1024]! * 1e3))
 }
