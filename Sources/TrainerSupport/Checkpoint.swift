@@ -75,8 +75,11 @@ struct Checkpoint {
     /// One line per setting that differs from `current`.
     func differences(from current: [String: String]) -> [String] {
         Set(configuration.keys).union(current.keys).sorted().compactMap { key in
-            configuration[key] == current[key] ? nil
-                : "--\(key): the checkpoint's run used \(configuration[key] ?? "(not set)"), this one \(current[key] ?? "(not set)")"
+            // A run of one process records no rank count.
+            let (then, now) = key == "mpi-ranks" ? (configuration[key] ?? "1", current[key] ?? "1") : (configuration[key], current[key])
+            guard then != now else { return nil }
+            let setting = key == "mpi-ranks" ? "MPI ranks" : "--\(key)"
+            return "\(setting): the checkpoint's run used \(then ?? "(not set)"), this one \(now ?? "(not set)")"
         }
     }
 }

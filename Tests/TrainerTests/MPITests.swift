@@ -1,5 +1,6 @@
 import Foundation
-import RNNKit
+@testable import RNNKit
+@testable import TrainerSupport
 import XCTest
 
 /// Data-parallel training over MPI, run for real: `mpirun` starting 2 and 3 ranks of
@@ -124,6 +125,19 @@ final class MPITests: XCTestCase {
         let flag = try mpirun(["-np", "3", trainer, "--batch-size", "0"], timeout: 60)
         XCTAssertNotEqual(flag.status, 0)
         XCTAssertEqual(flag.errors.components(separatedBy: "train-blas: error: --batch-size must be").count, 2, flag.errors)
+    }
+
+    /// A checkpoint records the rank count of an MPI run (and none for one process, as before),
+    /// so resuming with another count is refused by name; the same count continues.
+    func testCheckpointsRecordTheRankCount() throws {
+        let options = try TrainBlas.parse(["--workers", "1"])
+        let single = Checkpoint.configuration(of: options), ranks = Checkpoint.configuration(of: options, ranks: 2)
+        XCTAssertNil(single["mpi-ranks"])
+        let checkpoint = Checkpoint(epoch: 1, history: History(), configuration: ranks, weights: [:], iterations: 0, slots: [])
+        XCTAssertEqual(checkpoint.differences(from: ranks), [])
+        XCTAssertEqual(checkpoint.differences(from: single), ["MPI ranks: the checkpoint's run used 2, this one 1"])
+        XCTAssertEqual(checkpoint.differences(from: Checkpoint.configuration(of: options, ranks: 3)),
+                       ["MPI ranks: the checkpoint's run used 2, this one 3"])
     }
 
     /// What a run wrote, as the trainer prints it.
