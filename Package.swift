@@ -41,10 +41,12 @@ let package = Package(
             pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
+        // Matrix products too small for OpenBLAS: AVX2/FMA kernels chosen at run time, portable C otherwise.
+        .target(name: "CSmallKernels"),
         .target(
             name: "RNNKit",
             dependencies: [
-                "CBLAS", "CLAPACKE", "CZlib",
+                "CBLAS", "CLAPACKE", "CZlib", "CSmallKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

@@ -16,6 +16,9 @@ struct Report: Codable {
         /// which `percentOfGEMMRate` divides by: this machine's speed drifts within a run.
         var gemmRateBeside: Double
         var blasSamplesPerSecond: Double
+        /// The same engine with every product in OpenBLAS (`--kernels blas`), timed alternately
+        /// with the row's own kernels in the same run; nil when the run itself is `--kernels blas`.
+        var openBLASOnlySecondsPerBatch: Double?
         /// PyTorch's training samples/s for the same workload, when measured (train rows only).
         var pytorchSamplesPerSecond: Double?
         var pytorchThreads: Int?
@@ -23,7 +26,13 @@ struct Report: Codable {
     struct EndToEnd: Codable {
         var model: String
         var batch: Int
+        /// Medians over `repeats` runs of `fit`, alternating the three configurations.
+        var repeats: Int
         var trainingSamplesPerSecond: Double
+        /// With every product in OpenBLAS (`--kernels blas`), same workers; nil in a `--kernels blas` run.
+        var openBLASOnlyTrainingSamplesPerSecond: Double?
+        /// With one worker instead of `workers`.
+        var oneWorkerTrainingSamplesPerSecond: Double?
         var inferenceSamplesPerSecond: Double
         var epochs: Int
         var trainingSecondsAllEpochs: Double
@@ -43,8 +52,20 @@ struct Report: Codable {
     var agreementMaxRelativeError: [String: Double] = [:]
     var mallocsPerTrainingStep: [String: Double] = [:]
     var kernels: [Kernel] = []
+    var smallProducts: [SmallProduct] = []
     var endToEnd: [EndToEnd] = []
     var pytorch: String?
+}
+
+extension Report {
+    /// One product shape timed in OpenBLAS and in the small-matrix kernels, single-threaded.
+    struct SmallProduct: Codable {
+        var shape: String
+        var openBLASGFLOPS: Double
+        var smallKernelGFLOPS: Double
+        /// The machine's sgemm rate per core (the concurrent single-threaded large sgemm ÷ cores).
+        var peakPerCoreGFLOPS: Double
+    }
 }
 
 struct BenchmarkFailure: Error, CustomStringConvertible {
@@ -57,6 +78,7 @@ struct BenchmarkRun {
     let workers: Int
     var only: String? = nil
     var timeNaive = true
+    var kernels: BLASBackend.Kernels = .auto
 
     static let workloads = [
         Workload(name: "Model A", batch: 32, steps: 28, inputs: 28, units: [10]),
@@ -124,7 +146,7 @@ struct BenchmarkRun {
         say("\nmalloc calls per training step (after two warm-up steps, 64 counted):")
         for workload in only == nil ? Self.allocationWorkloads : [] {
             for count in Set([1, workers]).sorted() {
-                let mallocs = try mallocsPerTrainingStep(workload, workers: count)
+                let mallocs = try mallocsPerTrainingStep(workload, workers: count, kernels: kernels)
                 report.mallocsPerTrainingStep["\(workload.name), \(count) worker\(count == 1 ? "" : "s")"] = mallocs
                 say(String(format: "  %@, %d worker%@: %g", workload.name as NSString, count, count == 1 ? "" : "s", mallocs))
                 if build == "release", mallocs > (count == 1 ? 0 : 1) {
@@ -141,8 +163,8 @@ struct BenchmarkRun {
 
         say("\nPer batch, medians (forward only; train = forward + backward + Adam step); the share of the sgemm rate is of the")
         say("rate measured just before and after each row (1024³, same cores), as the machine's speed drifts within a run:")
-        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | speedup | GFLOP/s | % of sgemm rate | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
-        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | OpenBLAS-only ms/batch | small-matrix gain | speedup over naive | GFLOP/s | % of sgemm rate | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in timedWorkloads {
             for training in [false, true] {
                 var kernel = try time(workload, training: training)
@@ -154,16 +176,33 @@ struct BenchmarkRun {
                 let versus = kernel.pytorchSamplesPerSecond.map {
                     String(format: "%.0f | %.0f | %.2f×", $0, kernel.blasSamplesPerSecond, kernel.blasSamplesPerSecond / $0)
                 } ?? String(format: "– | %.0f | –", kernel.blasSamplesPerSecond)
-                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %.1f× | %.1f | %.0f%% | %.0f | %@ |",
+                let openBLAS = kernel.openBLASOnlySecondsPerBatch.map {
+                    String(format: "%.4f | %.2f×", $0 * 1e3, $0 / kernel.blasSecondsPerBatch)
+                } ?? "– | –"
+                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %@ | %.1f× | %.1f | %.0f%% | %.0f | %@ |",
                            workload.cell.rawValue as NSString, workload.label as NSString,
                            kernel.mode as NSString, kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3,
-                           kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
+                           openBLAS as NSString, kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
             }
         }
 
-        say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32):")
-        say("| model | training samples/s | inference samples/s | epochs | training s (all epochs) | wall s with validation | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |")
-        say("|---|---:|---:|---:|---:|---:|---:|---:|")
+        if only == nil || "Model".localizedCaseInsensitiveContains(only!) || only!.localizedCaseInsensitiveContains("Model") {
+            let peakPerCore = gemm.concurrent / Double(cores)
+            say(String(format: "\nThe notebook models' products, single-threaded, beside the machine's sgemm rate per core (%.1f GFLOP/s; small kernels on %@):",
+                       peakPerCore, SmallGEMM.instructionSet as NSString))
+            say("| product | OpenBLAS GFLOP/s | small-matrix kernel GFLOP/s | kernel ÷ OpenBLAS | kernel, % of the per-core sgemm rate |")
+            say("|---|---:|---:|---:|---:|")
+            report.smallProducts = timeSmallProducts(peakPerCore: peakPerCore)
+            for product in report.smallProducts {
+                say(String(format: "| %@ | %.1f | %.1f | %.1f× | %.0f%% |", product.shape as NSString, product.openBLASGFLOPS,
+                           product.smallKernelGFLOPS, product.smallKernelGFLOPS / product.openBLASGFLOPS,
+                           100 * product.smallKernelGFLOPS / product.peakPerCoreGFLOPS))
+            }
+        }
+
+        say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32); medians of alternating runs:")
+        say("| model | training samples/s | OpenBLAS only | small-matrix gain | 1 worker | \(workers) workers ÷ 1 | inference samples/s | epochs × runs | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in Self.workloads.prefix(2) where timedWorkloads.contains(where: { $0.name == workload.name }) {
             var result = try endToEnd(workload)
             result.pytorchTrainingSamplesPerSecond = baseline.results[workload.name]?.samplesPerSecond
@@ -171,8 +210,14 @@ struct BenchmarkRun {
             let versus = result.pytorchTrainingSamplesPerSecond.map {
                 String(format: "%.0f | %.1f×", $0, result.trainingSamplesPerSecond / $0)
             } ?? "– | –"
-            say(String(format: "| %@ | %.0f | %.0f | %d | %.2f | %.2f | %@ |", workload.name as NSString, result.trainingSamplesPerSecond,
-                       result.inferenceSamplesPerSecond, result.epochs, result.trainingSecondsAllEpochs, result.wallSecondsWithValidation,
+            let openBLAS = result.openBLASOnlyTrainingSamplesPerSecond.map {
+                String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
+            } ?? "– | –"
+            let oneWorker = result.oneWorkerTrainingSamplesPerSecond.map {
+                String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
+            } ?? "– | –"
+            say(String(format: "| %@ | %.0f | %@ | %@ | %.0f | %d × %d | %@ |", workload.name as NSString, result.trainingSamplesPerSecond,
+                       openBLAS as NSString, oneWorker as NSString, result.inferenceSamplesPerSecond, result.epochs, result.repeats,
                        versus as NSString))
         }
         return report
@@ -185,7 +230,7 @@ struct BenchmarkRun {
         workload.batch = min(workload.batch, 8)
         let batch = RandomBatch(workload, seed: 1)
         var results: [[Float]] = []
-        for backend in [BLASBackend() as any Backend, NaiveBackend()] {
+        for backend in [BLASBackend(kernels: kernels) as any Backend, NaiveBackend()] {
             let model = try workload.makeModel(backend: backend, workers: workers)
             let metrics = try batch.x.withUnsafeBufferPointer { x in
                 try batch.labels.withUnsafeBufferPointer { labels in
@@ -212,7 +257,7 @@ struct BenchmarkRun {
         let output = Buffer<Float>(count: workload.batch * workload.classes)
         var perBatch: [(Double, Int)] = []
         var ratesBeside: [Double] = []
-        for backend in [NaiveBackend() as any Backend, BLASBackend()] {
+        for backend in [NaiveBackend() as any Backend, BLASBackend(kernels: kernels)] {
             let isNaive = backend is NaiveBackend
             if isNaive && !timeNaive {
                 perBatch.append((.nan, 0))
@@ -235,31 +280,110 @@ struct BenchmarkRun {
             }
             perBatch.append(result)
         }
-        let (naive, naiveCalls) = perBatch[0], blas = perBatch[1].0
+        var (naive, naiveCalls) = perBatch[0], blas = perBatch[1].0
+        var openBLASOnly: Double?
+        if kernels == .auto {
+            // Both kernel choices again, alternately, so the machine's drift falls on both alike.
+            let models = try [BLASBackend.Kernels.auto, .blas].map { try workload.makeModel(backend: BLASBackend(kernels: $0), workers: workers) }
+            var times: [[Double]] = [[], []]
+            let budget = quick ? 0.3 : 1.0
+            for _ in 0..<(quick ? 3 : 7) {
+                for (index, model) in models.enumerated() {
+                    let (seconds, _) = batch.x.withUnsafeBufferPointer { x in
+                        batch.labels.withUnsafeBufferPointer { labels in
+                            timePerCall(samples: 1, warmUp: 1, budget: budget) {
+                                if training {
+                                    _ = try? model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
+                                } else {
+                                    model.predict(x: x.baseAddress!, batchSize: workload.batch, into: output.pointer)
+                                }
+                            }
+                        }
+                    }
+                    times[index].append(seconds)
+                }
+            }
+            blas = median(times[0])
+            openBLASOnly = median(times[1])
+        }
         let gflops = workload.flops(training: training) / blas / 1e9
         let gemmRate = ratesBeside.reduce(0, +) / Double(ratesBeside.count)
+        if !timeNaive { naiveCalls = 0; naive = .nan }
         return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
                              naiveSecondsPerBatch: naive, naiveBatchesTimed: naiveCalls, blasSecondsPerBatch: blas,
                              speedup: naive / blas, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate, gemmRateBeside: gemmRate,
-                             blasSamplesPerSecond: Double(workload.batch) / blas)
+                             blasSamplesPerSecond: Double(workload.batch) / blas, openBLASOnlySecondsPerBatch: openBLASOnly)
     }
 
-    /// `fit` over MNIST-shaped data exactly as the trainer calls it, then `predict` over 10,000.
+    /// The products of the notebook's models, per worker shard (16 samples), timed single-threaded
+    /// in OpenBLAS and in the small-matrix kernels: (m, n, k, op(A) transposed, op(B) transposed, what).
+    static let smallShapes: [(m: Int, n: Int, k: Int, ta: Bool, tb: Bool, what: String)] = [
+        (16, 10, 10, false, false, "Model A recurrence h·U"),
+        (16, 10, 10, false, true, "Model A backward dz·Uᵀ"),
+        (448, 10, 28, false, false, "Model A input projection X·W"),
+        (28, 10, 448, true, false, "Model A dW = Xᵀ·dz"),
+        (16, 16, 16, false, false, "Model B layer 1 recurrence"),
+        (16, 8, 8, false, false, "Model B layer 2 recurrence"),
+        (16, 40, 10, false, false, "LSTM(10) recurrence h·U"),
+    ]
+
+    func timeSmallProducts(peakPerCore: Double) -> [Report.SmallProduct] {
+        Self.smallShapes.map { shape in
+            let a = Buffer<Float>(count: shape.m * shape.k), b = Buffer<Float>(count: shape.k * shape.n), c = Buffer<Float>(count: shape.m * shape.n)
+            for i in 0..<a.count { a.pointer[i] = Float(i % 7) / 7 }
+            for i in 0..<b.count { b.pointer[i] = Float(i % 5) / 5 }
+            let lda = shape.ta ? shape.m : shape.k, ldb = shape.tb ? shape.k : shape.n
+            let flops = 2.0 * Double(shape.m * shape.n * shape.k)
+            let blas = timePerCall(samples: quick ? 3 : 9, minimumSample: 0.01, budget: 0.5) {
+                Float.gemm(transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
+                           a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
+            }.seconds
+            let small = timePerCall(samples: quick ? 3 : 9, minimumSample: 0.01, budget: 0.5) {
+                Float.smallGEMM(transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
+                                a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
+            }.seconds
+            return Report.SmallProduct(shape: String(format: "%@: [%d, %d]·[%d, %d]", shape.what, shape.m, shape.k, shape.k, shape.n),
+                                       openBLASGFLOPS: flops / blas / 1e9, smallKernelGFLOPS: flops / small / 1e9,
+                                       peakPerCoreGFLOPS: peakPerCore)
+        }
+    }
+
+    /// `fit` over MNIST-shaped data exactly as the trainer calls it, then `predict` over 10,000:
+    /// with the run's kernels and workers, with every product in OpenBLAS, and with one worker,
+    /// alternately, `repeats` times each; medians.
     func endToEnd(_ workload: Workload) throws -> Report.EndToEnd {
         let data = syntheticMNIST(count: 60_000, seed: 3)
         let test = syntheticMNIST(count: 10_000, seed: 4)
-        let epochs = quick ? 1 : 10
-        let model = try workload.makeModel(backend: BLASBackend(), workers: workers)
-        let start = now()
-        let history = try model.fit(data, options: FitOptions(epochs: epochs, batchSize: 32, validationSplit: 0.1, seed: 0))
-        let wall = now() - start
-        let trainingSeconds = history.epochSeconds.reduce(0, +)
-        let inference = timePerCall(samples: quick ? 1 : 3, warmUp: 0, minimumSample: 0, budget: 10) {
-            _ = try? model.predict(test, batchSize: 32)
+        let epochs = quick ? 1 : 5, repeats = quick ? 1 : 3
+        var configurations: [(kernels: BLASBackend.Kernels, workers: Int)] = [(kernels, workers)]
+        if kernels == .auto { configurations.append((.blas, workers)) }
+        if workers > 1 { configurations.append((kernels, 1)) }
+        var rates = Array(repeating: [Double](), count: configurations.count)
+        var inference: [Double] = [], seconds: [Double] = [], walls: [Double] = []
+        for _ in 0..<repeats {
+            for (index, configuration) in configurations.enumerated() {
+                let model = try workload.makeModel(backend: BLASBackend(kernels: configuration.kernels), workers: configuration.workers)
+                let start = now()
+                let history = try model.fit(data, options: FitOptions(epochs: epochs, batchSize: 32, validationSplit: 0.1, seed: 0))
+                let trainingSeconds = history.epochSeconds.reduce(0, +)
+                rates[index].append(Double(54_000 * epochs) / trainingSeconds)
+                if index == 0 {
+                    walls.append(now() - start)
+                    seconds.append(trainingSeconds)
+                    let timed = timePerCall(samples: 1, warmUp: 0, minimumSample: 0, budget: 10) {
+                        _ = try? model.predict(test, batchSize: 32)
+                    }
+                    inference.append(10_000 / timed.seconds)
+                }
+            }
         }
-        return Report.EndToEnd(model: workload.name, batch: 32,
-                               trainingSamplesPerSecond: Double(54_000 * epochs) / trainingSeconds,
-                               inferenceSamplesPerSecond: 10_000 / inference.seconds, epochs: epochs,
-                               trainingSecondsAllEpochs: trainingSeconds, wallSecondsWithValidation: wall)
+        let openBLASIndex = configurations.firstIndex { $0.kernels == .blas && kernels == .auto }
+        let oneWorkerIndex = configurations.firstIndex { $0.workers == 1 && workers > 1 }
+        return Report.EndToEnd(model: workload.name, batch: 32, repeats: repeats,
+                               trainingSamplesPerSecond: median(rates[0]),
+                               openBLASOnlyTrainingSamplesPerSecond: openBLASIndex.map { median(rates[$0]) },
+                               oneWorkerTrainingSamplesPerSecond: oneWorkerIndex.map { median(rates[$0]) },
+                               inferenceSamplesPerSecond: median(inference), epochs: epochs,
+                               trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls))
     }
 }

@@ -27,7 +27,11 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Threads that share each batch (data parallelism), for both engines.")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Matrix products: auto (small ones in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
+    var kernels: String = "auto"
+
     func validate() throws {
+        guard BLASBackend.Kernels(rawValue: kernels) != nil else { throw ValidationError("--kernels must be auto or blas, got \(kernels)") }
         guard threads >= 1 else { throw ValidationError("--threads must be 1 or more, got \(threads)") }
         guard workers >= 1 else { throw ValidationError("--workers must be 1 or more, got \(workers)") }
     }
@@ -37,7 +41,8 @@ struct Benchmarks: ParsableCommand {
         let banner = String(repeating: "!", count: 78)
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
-        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive).run()
+        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
+                                  kernels: BLASBackend.Kernels(rawValue: kernels)!).run()
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

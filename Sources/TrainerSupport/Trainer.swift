@@ -138,8 +138,7 @@ struct Trainer {
 
         let example = try model.predict(mnist.train, range: options.exampleIndex..<(options.exampleIndex + 1), batchSize: 1)
         let predicted = example.scalars.indices.max { example.scalars[$0] < example.scalars[$1] }!
-        let imageSize = mnist.train.rows * mnist.train.columns
-        let pixels = Array(mnist.train.pixels[(options.exampleIndex * imageSize)..<((options.exampleIndex + 1) * imageSize)])
+        let pixels = mnist.train.image(at: options.exampleIndex)
         say("\nTraining image \(options.exampleIndex) (label \(mnist.train.label(at: options.exampleIndex))):")
         say(Pictures.terminalDigit(pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns))
         say("predicted: \(predicted)")

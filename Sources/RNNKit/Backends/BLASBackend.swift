@@ -7,10 +7,42 @@
 /// cell's elementwise step follows. Backward: per step the cell's elementwise step gives the gate
 /// gradients and one GEMM carries the gradient back through `U`; then one GEMM each for `dW`,
 /// `dU` and `dX` over all steps. Nothing allocates.
+///
+/// Products too small for OpenBLAS to run well (a small model's per-step recurrence, its narrow
+/// projections) go to `SmallGEMM`'s SIMD kernels instead, chosen per call by size (`kernels:
+/// .auto`, the default); `.blas` sends every product to OpenBLAS, as a baseline to measure against.
 public struct BLASBackend: Backend {
-    public init() {}
+    /// Which code multiplies the matrices.
+    public enum Kernels: String, Sendable, CaseIterable {
+        /// Small products in `SmallGEMM`, the rest in OpenBLAS.
+        case auto
+        /// Every product in OpenBLAS.
+        case blas
+    }
 
-    public var name: String { "blas" }
+    public let kernels: Kernels
+
+    public init(kernels: Kernels = .auto) {
+        self.kernels = kernels
+    }
+
+    public var name: String { kernels == .auto ? "blas" : "blas (OpenBLAS only)" }
+
+    /// Every product of the engine: to `SmallGEMM` when small enough (in `.auto`), else OpenBLAS.
+    @inline(__always)
+    private func gemm<S: BLASScalar>(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: S, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int,
+        beta: S, c: UnsafeMutablePointer<S>, ldc: Int
+    ) {
+        if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeB: transposeB) {
+            S.smallGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
 
     /// The workspace's regions for one cell and batch size.
     private struct Workspace<S: BLASScalar> {
@@ -61,7 +93,7 @@ public struct BLASBackend: Backend {
         let U = weights.recurrentKernel
         // Gates [T·B, G·H] = b (broadcast; GRU reset-after: the input row) + X [T·B, D] · W [D, G·H]
         S.broadcastRows(weights.bias, into: tape.gates, rows: T * B, columns: GH)
-        S.gemm(transposeA: false, transposeB: false, m: T * B, n: GH, k: D,
+        gemm(transposeA: false, transposeB: false, m: T * B, n: GH, k: D,
                alpha: 1, a: x, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates, ldc: GH)
         for t in 0..<T {
             let gates = tape.gates + t * stepGates
@@ -69,16 +101,21 @@ public struct BLASBackend: Backend {
             let state = tape.states + t * stepState
             switch cell {
             case .simple(let f):
-                // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing)
+                // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing), then f; for a small
+                // tanh layer in one pass, the activation applied before the product leaves registers.
+                if t > 0, f == .tanh, kernels == .auto, SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
+                   S.smallGEMMTanh(m: B, n: H, k: H, a: previous, lda: H, b: U, ldb: H, c: gates, ldc: H) {
+                    break
+                }
                 if t > 0 {
-                    S.gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
+                    gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: H, beta: 1, c: gates, ldc: H)
                 }
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
                 // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
                 if t > 0 {
-                    S.gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
+                    gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
                 let cells = tape.cellStates!
@@ -91,7 +128,7 @@ public struct BLASBackend: Backend {
                 // u [B, 3H] = b′ (broadcast) + h_{t−1} [B, H] · U [H, 3H]
                 S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
                 if t > 0 {
-                    S.gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
+                    gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
                 }
                 S.gruForwardStepResetAfter(
@@ -100,7 +137,7 @@ public struct BLASBackend: Backend {
             case .gru(let f, let sigma, false):
                 // [z_z z_r] += h_{t−1} [B, H] · U[:, 0..<2H] [H, 2H]
                 if t > 0 {
-                    S.gemm(transposeA: false, transposeB: false, m: B, n: 2 * H, k: H,
+                    gemm(transposeA: false, transposeB: false, m: B, n: 2 * H, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
                 let resetState = tape.auxiliary! + t * stepState
@@ -108,7 +145,7 @@ public struct BLASBackend: Backend {
                                 resetState: resetState, rows: B, units: H)
                 // z_h += (r ⊙ h_{t−1}) [B, H] · U[:, 2H..<3H] [H, H]
                 if t > 0 {
-                    S.gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
+                    gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
                            alpha: 1, a: resetState, lda: H, b: U + 2 * H, ldb: GH, beta: 1, c: gates + 2 * H, ldc: GH)
                 }
                 S.gruCandidateAndBlend(activation: f, gates: gates, previousState: previous, state: state, rows: B, units: H)
@@ -143,7 +180,7 @@ public struct BLASBackend: Backend {
                     f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
                 if t > 0 {
                     // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
-                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
+                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
                            alpha: 1, a: dGates, lda: H, b: U, ldb: H, beta: 0, c: w.carried, ldc: H)
                 }
             case .lstm(let f, let sigma):
@@ -155,7 +192,7 @@ public struct BLASBackend: Backend {
                     cellGradient: w.carriedCell, hasLaterCell: t < T - 1, gateGradient: dGates, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
-                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
+                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
                            alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 0, c: w.carried, ldc: H)
                 }
             case .gru(let f, let sigma, true):
@@ -166,7 +203,7 @@ public struct BLASBackend: Backend {
                     inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]
-                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
+                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
                            alpha: 1, a: dRecurrent, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
                 }
             case .gru(let f, let sigma, false):
@@ -174,27 +211,27 @@ public struct BLASBackend: Backend {
                     activation: f, recurrentActivation: sigma, gates: gates, previousState: previous,
                     upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
                 // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
-                S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
+                gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
                        alpha: 1, a: dGates + 2 * H, lda: GH, b: U + 2 * H, ldb: GH, beta: 0, c: w.resetState, ldc: H)
                 S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
                                    resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
-                    S.gemm(transposeA: false, transposeB: true, m: B, n: H, k: 2 * H,
+                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: 2 * H,
                            alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
                 }
             }
         }
         let dGates = UnsafePointer(w.inputGateGradient), dRecurrent = UnsafePointer(w.recurrentGateGradient)
         // dW [D, G·H] = Xᵀ [D, T·B] · dG [T·B, G·H]
-        S.gemm(transposeA: true, transposeB: false, m: D, n: GH, k: T * B,
+        gemm(transposeA: true, transposeB: false, m: D, n: GH, k: T * B,
                alpha: 1, a: x, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
         // dU [H, n] = H_prevᵀ [H, (T−1)·B] · dG[1…] [(T−1)·B, n]; h_0 = 0 contributes nothing.
         // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
         let resetBefore = cell.resetsBeforeProduct
         let stateColumns = resetBefore ? 2 * H : GH
         if T > 1 {
-            S.gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (T - 1) * B,
+            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (T - 1) * B,
                    alpha: 1, a: tape.states, lda: H, b: dRecurrent + stepGates, ldb: GH, beta: 0,
                    c: gradients.recurrentKernel, ldc: GH)
         } else {
@@ -202,7 +239,7 @@ public struct BLASBackend: Backend {
         }
         if resetBefore {
             // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, T·B] · dz_h [T·B, H]
-            S.gemm(transposeA: true, transposeB: false, m: H, n: H, k: T * B,
+            gemm(transposeA: true, transposeB: false, m: H, n: H, k: T * B,
                    alpha: 1, a: tape.auxiliary!, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
                    c: gradients.recurrentKernel + 2 * H, ldc: GH)
         }
@@ -211,7 +248,7 @@ public struct BLASBackend: Backend {
         if dRecurrent != dGates { S.sumRows(dRecurrent, rows: T * B, columns: GH, into: gradients.bias + GH) }
         // dX [T·B, D] = dG [T·B, G·H] · Wᵀ [G·H, D]
         if let inputGradient {
-            S.gemm(transposeA: false, transposeB: true, m: T * B, n: D, k: GH,
+            gemm(transposeA: false, transposeB: true, m: T * B, n: D, k: GH,
                    alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient, ldc: D)
         }
     }
@@ -225,7 +262,7 @@ public struct BLASBackend: Backend {
     ) {
         // Z [rows, units] = c (broadcast) + X · V
         S.broadcastRows(bias, into: preActivation, rows: rows, columns: units)
-        S.gemm(transposeA: false, transposeB: false, m: rows, n: units, k: inputs,
+        gemm(transposeA: false, transposeB: false, m: rows, n: units, k: inputs,
                alpha: 1, a: x, lda: inputs, b: kernel, ldb: units, beta: 1, c: preActivation, ldc: units)
         if output != preActivation { output.update(from: preActivation, count: rows * units) }
         S.activateInPlace(activation, output, rows: rows, columns: units)
@@ -240,12 +277,12 @@ public struct BLASBackend: Backend {
         inputGradient: UnsafeMutablePointer<S>?
     ) {
         // dV [inputs, units] = Xᵀ · dZ
-        S.gemm(transposeA: true, transposeB: false, m: inputs, n: units, k: rows,
+        gemm(transposeA: true, transposeB: false, m: inputs, n: units, k: rows,
                alpha: 1, a: x, lda: inputs, b: preActivationGradient, ldb: units, beta: 0, c: kernelGradient, ldc: units)
         S.sumRows(preActivationGradient, rows: rows, columns: units, into: biasGradient)
         // dX [rows, inputs] = dZ · Vᵀ
         if let inputGradient {
-            S.gemm(transposeA: false, transposeB: true, m: rows, n: inputs, k: units,
+            gemm(transposeA: false, transposeB: true, m: rows, n: inputs, k: units,
                    alpha: 1, a: preActivationGradient, lda: units, b: kernel, ldb: units, beta: 0,
                    c: inputGradient, ldc: inputs)
         }

@@ -1,3 +1,4 @@
+import Foundation
 /// Labelled samples a model trains on, read a batch at a time.
 ///
 /// A dataset hands samples over by writing them straight into the model's batch buffer in the
@@ -31,9 +32,12 @@ extension FeatureShape {
 
 /// Images kept as bytes, scaled to [0, 1] as each batch is gathered: a 28×28 image is 784 bytes
 /// instead of 3 KiB of `Float`, and each image reads as `rows` steps of `columns` features.
+///
+/// The bytes live in memory the kernel is asked to back with 2 MiB pages: a shuffled batch reads
+/// images from all over the set, and with 4 KiB pages each one costs a page-table walk on top of
+/// the cache misses (a sixth of a small model's step went to gathering its batch).
 public struct ImageDataset: SequenceDataset, Sendable {
-    /// Pixels, image after image, row after row.
-    public let pixels: [UInt8]
+    private let storage: PixelStorage
     /// One label per image.
     public let labels: [UInt8]
     public let rows: Int
@@ -46,11 +50,21 @@ public struct ImageDataset: SequenceDataset, Sendable {
         precondition(pixels.count == labels.count * rows * columns,
                      "\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
         precondition(labels.allSatisfy { Int($0) < classCount }, "a label is not below \(classCount)")
-        self.pixels = pixels
+        self.storage = PixelStorage(pixels)
         self.labels = labels
         self.rows = rows
         self.columns = columns
         self.classCount = classCount
+    }
+
+    /// Every pixel, image after image, row after row (a copy).
+    public var pixels: [UInt8] { Array(storage.bytes) }
+
+    /// Image `index`'s pixels, row after row (a copy).
+    public func image(at index: Int) -> [UInt8] {
+        precondition(index >= 0 && index < count, "image \(index) is outside 0..<\(count)")
+        let size = rows * columns
+        return Array(UnsafeBufferPointer(rebasing: storage.bytes[(index * size)..<((index + 1) * size)]))
     }
 
     public var count: Int { labels.count }
@@ -60,14 +74,14 @@ public struct ImageDataset: SequenceDataset, Sendable {
     /// The first `n` images (all of them when `n ≥ count`).
     public func prefix(_ n: Int) -> ImageDataset {
         let kept = min(max(n, 0), count)
-        return ImageDataset(pixels: Array(pixels[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
+        return ImageDataset(pixels: Array(storage.bytes[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
                             rows: rows, columns: columns, classCount: classCount)
     }
 
     public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
         for (b, index) in indices.enumerated() { labels[b] = Int32(self.labels[index]) }
-        pixels.withUnsafeBufferPointer { pixels in
-            S.gatherImages(pixels.baseAddress!, indices: indices, rows: rows, columns: columns, scale: 1 / S(255), into: x)
+        do {
+            S.gatherImages(UnsafePointer(storage.bytes.baseAddress!), indices: indices, rows: rows, columns: columns, scale: 1 / S(255), into: x)
         }
     }
 }
@@ -112,5 +126,34 @@ public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
                 }
             }
         }
+    }
+}
+
+/// Bytes in an anonymous mapping rounded up to whole 2 MiB pages, with transparent huge pages
+/// requested for it (`MADV_HUGEPAGE`) before it is filled; plain pages where the kernel declines.
+final class PixelStorage: @unchecked Sendable {
+    let bytes: UnsafeMutableBufferPointer<UInt8>
+    private let mapped: UnsafeMutableRawPointer?
+    private let mappedSize: Int
+
+    init(_ pixels: [UInt8]) {
+        let hugePage = 2 << 20
+        let size = max(1, (pixels.count + hugePage - 1) / hugePage * hugePage)
+        let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if let region, region != MAP_FAILED {
+            madvise(region, size, MADV_HUGEPAGE)
+            mapped = region
+            mappedSize = size
+            bytes = UnsafeMutableBufferPointer(start: region.assumingMemoryBound(to: UInt8.self), count: pixels.count)
+        } else {
+            mapped = nil
+            mappedSize = 0
+            bytes = UnsafeMutableBufferPointer.allocate(capacity: max(pixels.count, 1))
+        }
+        _ = pixels.withUnsafeBufferPointer { memcpy(bytes.baseAddress!, $0.baseAddress!, pixels.count) }
+    }
+
+    deinit {
+        if let mapped { munmap(mapped, mappedSize) } else { bytes.deallocate() }
     }
 }

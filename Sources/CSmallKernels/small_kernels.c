@@ -1,0 +1,261 @@
+#include "small_kernels.h"
+#include <immintrin.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// Portable kernels, for either type: plain loops in an order the compiler vectorises (the inner
+// loop runs along a row of B and of C).
+
+#define PORTABLE_BLOCKED(NAME, T)                                                                 \
+static void NAME(long m, long n, long k, T alpha, const T *a, long rowStride, long depthStride,   \
+                 const T *b, long ldb, T beta, T *c, long ldc) {                                  \
+    for (long i = 0; i < m; i++) {                                                                \
+        T *row = c + i * ldc;                                                                     \
+        T sums[64];                                                                               \
+        for (long j0 = 0; j0 < n; j0 += 64) {                                                     \
+            long width = n - j0 < 64 ? n - j0 : 64;                                               \
+            for (long j = 0; j < width; j++) sums[j] = 0;                                         \
+            for (long kk = 0; kk < k; kk++) {                                                     \
+                T scale = a[i * rowStride + kk * depthStride];                                    \
+                const T *bRow = b + kk * ldb + j0;                                                \
+                for (long j = 0; j < width; j++) sums[j] += scale * bRow[j];                      \
+            }                                                                                     \
+            for (long j = 0; j < width; j++)                                                      \
+                row[j0 + j] = beta == 0 ? alpha * sums[j] : alpha * sums[j] + beta * row[j0 + j]; \
+        }                                                                                         \
+    }                                                                                             \
+}
+
+PORTABLE_BLOCKED(blocked_portable_f, float)
+PORTABLE_BLOCKED(blocked_portable_d, double)
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA, float: a block of 4 rows x 16 columns of C (8 x 8-lane registers) stays in
+// registers over the whole k loop, so each broadcast of an element of A feeds two fused
+// multiply-adds and each load of B four; narrower blocks (8 columns, and the ragged last one,
+// with masked loads and stores that never touch memory past the row) follow the same pattern.
+// The epilogue scales, adds beta * C, and optionally applies tanh before the single store.
+
+#define TANH_BOUND 7.90531110763549805f
+
+// tanh as the [13/6] rational approximation Eigen uses (the engine's fastTanh, to 2 ulp).
+__attribute__((target("avx2,fma")))
+static inline __m256 tanh_avx2(__m256 x) {
+    __m256 bound = _mm256_set1_ps(TANH_BOUND), negative = _mm256_set1_ps(-TANH_BOUND);
+    // Clamp with comparisons, which are false for NaN, so NaN stays NaN.
+    __m256 c = _mm256_blendv_ps(x, bound, _mm256_cmp_ps(x, bound, _CMP_GT_OQ));
+    c = _mm256_blendv_ps(c, negative, _mm256_cmp_ps(c, negative, _CMP_LT_OQ));
+    __m256 x2 = _mm256_mul_ps(c, c);
+    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
+    p = _mm256_mul_ps(c, p);
+    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
+    __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(c, _mm256_set1_ps(0.0004f), _CMP_LT_OQ),
+                                _mm256_cmp_ps(c, _mm256_set1_ps(-0.0004f), _CMP_GT_OQ));
+    return _mm256_blendv_ps(_mm256_div_ps(p, q), c, tiny);
+}
+
+__attribute__((target("avx2,fma")))
+static inline void finish_avx2(__m256 sum, float *target, float alpha, float beta, int partial, __m256i mask, int applyTanh) {
+    __m256 result = alpha == 1.0f ? sum : _mm256_mul_ps(sum, _mm256_set1_ps(alpha));
+    if (beta != 0.0f) {
+        __m256 old = partial ? _mm256_maskload_ps(target, mask) : _mm256_loadu_ps(target);
+        result = beta == 1.0f ? _mm256_add_ps(result, old) : _mm256_fmadd_ps(old, _mm256_set1_ps(beta), result);
+    }
+    if (applyTanh) result = tanh_avx2(result);
+    if (partial) _mm256_maskstore_ps(target, mask, result);
+    else _mm256_storeu_ps(target, result);
+}
+
+#define FULL_MASK _mm256_set1_epi32(-1)
+
+__attribute__((target("avx2,fma")))
+static void blocked_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                         const float *b, long ldb, float beta, float *c, long ldc, int applyTanh) {
+    long full = n & ~7L, rem = n - full;
+    __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    long i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *a0 = a + i * rowStride, *a1 = a0 + rowStride, *a2 = a1 + rowStride, *a3 = a2 + rowStride;
+        long j = 0;
+        // Two vectors wide while more than 8 columns remain; the second may be the ragged one.
+        for (; j + 8 < n; j += 16) {
+            int partial = j + 8 >= full;
+            __m256i mask = partial ? tail : FULL_MASK;
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+            const float *bp = b + j;
+            long offset = 0;
+            for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
+                __m256 bv = _mm256_loadu_ps(bp);
+                __m256 bw = _mm256_maskload_ps(bp + 8, mask);
+                __m256 x0 = _mm256_broadcast_ss(a0 + offset), x1 = _mm256_broadcast_ss(a1 + offset);
+                __m256 x2 = _mm256_broadcast_ss(a2 + offset), x3 = _mm256_broadcast_ss(a3 + offset);
+                c0 = _mm256_fmadd_ps(x0, bv, c0); d0 = _mm256_fmadd_ps(x0, bw, d0);
+                c1 = _mm256_fmadd_ps(x1, bv, c1); d1 = _mm256_fmadd_ps(x1, bw, d1);
+                c2 = _mm256_fmadd_ps(x2, bv, c2); d2 = _mm256_fmadd_ps(x2, bw, d2);
+                c3 = _mm256_fmadd_ps(x3, bv, c3); d3 = _mm256_fmadd_ps(x3, bw, d3);
+            }
+            float *row = c + i * ldc + j;
+            finish_avx2(c0, row, alpha, beta, 0, FULL_MASK, applyTanh);
+            finish_avx2(d0, row + 8, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c1, row + ldc, alpha, beta, 0, FULL_MASK, applyTanh);
+            finish_avx2(d1, row + ldc + 8, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c2, row + 2 * ldc, alpha, beta, 0, FULL_MASK, applyTanh);
+            finish_avx2(d2, row + 2 * ldc + 8, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c3, row + 3 * ldc, alpha, beta, 0, FULL_MASK, applyTanh);
+            finish_avx2(d3, row + 3 * ldc + 8, alpha, beta, partial, mask, applyTanh);
+        }
+        for (; j < n; j += 8) {
+            int partial = j >= full;
+            __m256i mask = partial ? tail : FULL_MASK;
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            const float *bp = b + j;
+            long offset = 0;
+            for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
+                __m256 bv = _mm256_maskload_ps(bp, mask);
+                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), bv, c0);
+                c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + offset), bv, c1);
+                c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + offset), bv, c2);
+                c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + offset), bv, c3);
+            }
+            float *row = c + i * ldc + j;
+            finish_avx2(c0, row, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c1, row + ldc, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c2, row + 2 * ldc, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c3, row + 3 * ldc, alpha, beta, partial, mask, applyTanh);
+        }
+    }
+    // The last m % 4 rows, one at a time: four partial sums over alternate steps of k, so that a
+    // long k (a weight gradient's sum over every sample and step) is not one chain of dependent
+    // multiply-adds waiting on each other's latency.
+    for (; i < m; i++) {
+        const float *a0 = a + i * rowStride;
+        for (long j = 0; j < n; j += 8) {
+            int partial = j >= full;
+            __m256i mask = partial ? tail : FULL_MASK;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            const float *bp = b + j;
+            long offset = 0, kk = 0;
+            for (; kk + 4 <= k; kk += 4, bp += 4 * ldb, offset += 4 * depthStride) {
+                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
+                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + depthStride), _mm256_maskload_ps(bp + ldb, mask), s1);
+                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 2 * depthStride), _mm256_maskload_ps(bp + 2 * ldb, mask), s2);
+                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 3 * depthStride), _mm256_maskload_ps(bp + 3 * ldb, mask), s3);
+            }
+            for (; kk < k; kk++, bp += ldb, offset += depthStride) {
+                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
+            }
+            __m256 sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+            finish_avx2(sum, c + i * ldc + j, alpha, beta, partial, mask, applyTanh);
+        }
+    }
+}
+
+// MNIST-style images as bytes, gathered time-major and scaled: images a few places ahead are
+// prefetched while this one converts, since the images of a shuffled batch lie far apart.
+__attribute__((target("avx2,fma")))
+static void gather_images_avx2(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,
+                               float scale, float *destination) {
+    long size = rows * columns, full = columns & ~7L;
+    __m256 factor = _mm256_set1_ps(scale);
+    // Requests for the first images, then each step asks for the one PREFETCH_AHEAD further on.
+    enum { PREFETCH_AHEAD = 4 };
+    for (long s = 0; s < batch && s < PREFETCH_AHEAD; s++) {
+        const unsigned char *image = pixels + indices[s] * size;
+        for (long offset = 0; offset < size; offset += 64) __builtin_prefetch(image + offset);
+    }
+    for (long s = 0; s < batch; s++) {
+        if (s + PREFETCH_AHEAD < batch) {
+            const unsigned char *next = pixels + indices[s + PREFETCH_AHEAD] * size;
+            for (long offset = 0; offset < size; offset += 64) __builtin_prefetch(next + offset);
+        }
+        const unsigned char *image = pixels + indices[s] * size;
+        for (long t = 0; t < rows; t++) {
+            const unsigned char *source = image + t * columns;
+            float *target = destination + (t * batch + s) * columns;
+            long i = 0;
+            for (; i < full; i += 8) {
+                long long bytes;
+                memcpy(&bytes, source + i, 8);
+                __m256 values = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes)));
+                _mm256_storeu_ps(target + i, _mm256_mul_ps(values, factor));
+            }
+            for (; i < columns; i++) target[i] = (float)source[i] * scale;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch.
+
+static int use_avx2 = -1;  // -1: not yet checked
+
+static int avx2_available(void) {
+    if (use_avx2 < 0) use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return use_avx2;
+}
+
+const char *rnnkit_small_kernels_isa(void) { return avx2_available() ? "avx2-fma" : "portable"; }
+
+void rnnkit_small_kernels_force_portable(int portable) {
+    use_avx2 = portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+}
+
+#define TRANSPOSE_INTO(T, source, rows, columns, ld, destination)                                 \
+    for (long r = 0; r < (rows); r++)                                                             \
+        for (long q = 0; q < (columns); q++) (destination)[q * (rows) + r] = (source)[r * (ld) + q];
+
+void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float alpha,
+                        const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
+    if (transB) {
+        // B stored [n, k]: op(B) = B^T, written [k, n] with row stride n.
+        TRANSPOSE_INTO(float, b, n, k, ldb, transposed)
+        b = transposed;
+        ldb = n;
+    }
+    long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
+    if (avx2_available()) blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, 0);
+    else blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+}
+
+int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
+    if (!avx2_available()) return 0;
+    blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, 1);
+    return 1;
+}
+
+void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,
+                          float scale, float *destination) {
+    if (avx2_available()) {
+        gather_images_avx2(pixels, indices, batch, rows, columns, scale, destination);
+        return;
+    }
+    long size = rows * columns;
+    for (long s = 0; s < batch; s++) {
+        const unsigned char *image = pixels + indices[s] * size;
+        for (long t = 0; t < rows; t++) {
+            const unsigned char *source = image + t * columns;
+            float *target = destination + (t * batch + s) * columns;
+            for (long i = 0; i < columns; i++) target[i] = (float)source[i] * scale;
+        }
+    }
+}
+
+void rnnkit_small_dgemm(int transA, int transB, long m, long n, long k, double alpha,
+                        const double *a, long lda, const double *b, long ldb, double beta, double *c, long ldc) {
+    double transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
+    if (transB) {
+        TRANSPOSE_INTO(double, b, n, k, ldb, transposed)
+        b = transposed;
+        ldb = n;
+    }
+    long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
+    blocked_portable_d(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+}
