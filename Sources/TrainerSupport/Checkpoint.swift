@@ -31,6 +31,8 @@ struct Checkpoint {
         ]
         if options.learningRateSchedule != .constant { settings["epochs"] = "\(options.epochs)" }
         if ranks > 1 { settings["mpi-ranks"] = "\(ranks)" }
+        // Only the non-default choice is recorded, so earlier checkpoints still resume.
+        if options.kernels != .auto { settings["kernels"] = options.kernels.rawValue }
         return settings
     }
 

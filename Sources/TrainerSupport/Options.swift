@@ -39,7 +39,14 @@ public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendab
 /// `--backend`.
 public enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case blas, naive
-    var backend: any Backend { self == .blas ? BLASBackend() : NaiveBackend() }
+    func backend(kernels: KernelsOption) -> any Backend {
+        self == .blas ? BLASBackend(kernels: kernels == .auto ? .auto : .blas) : NaiveBackend()
+    }
+}
+
+/// `--kernels auto|blas`: `BLASBackend.Kernels`.
+public enum KernelsOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case auto, blas
 }
 
 /// `--units 16,8,4`: positive sizes, comma-separated.

@@ -74,6 +74,9 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
     public var backend: BackendOption = .blas
 
+    @Option(help: "The engine's matrix products: auto (those too small for OpenBLAS in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
+    public var kernels: KernelsOption = .auto
+
     @Option(help: "OpenBLAS threads per call (default 1: the notebook's GEMMs are too small to share).")
     public var threads: Int = 1
 

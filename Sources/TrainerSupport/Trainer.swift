@@ -92,7 +92,7 @@ struct Trainer {
             trainCount = split.training.count
             let validationCount = split.validation.count
             let ranks = world.map { ", \($0.size) MPI ranks" } ?? ""
-            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend\(ranks), \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
+            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend\(options.backend == .blas && options.kernels == .blas ? ", every product in OpenBLAS" : "")\(ranks), \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
             var bar = ProgressBar()
             var fitOptions = FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
                                         shuffle: !options.noShuffle, seed: options.seed,
@@ -308,7 +308,7 @@ struct Trainer {
             options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
         }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
-        let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend)
+        let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend(kernels: options.kernels))
         let optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate)
         try model.compile(optimizer: optimizer)
         model.workers = options.workers
@@ -351,6 +351,7 @@ struct Trainer {
             "example_index": options.exampleIndex,
             "example_prediction": predicted,
             "backend": options.backend.rawValue,
+            "kernels": options.kernels.rawValue,
             "openblas_threads": BLASConfiguration.threads,
             "workers": options.workers,
             "units": options.units.sizes,

@@ -14,6 +14,19 @@ final class BackendAgreementTests: XCTestCase {
         RNNDimensions(batch: 13, steps: 11, inputs: 7, units: 9),
         RNNDimensions(batch: 32, steps: 28, inputs: 28, units: 10),
         RNNDimensions(batch: 17, steps: 6, inputs: 33, units: 37),
+        // Around the small-matrix kernels' hand-over to OpenBLAS: n = 64 is the widest they take,
+        // 65 goes to OpenBLAS; [40·28, 28]·[28, 17] is just above their largest product.
+        RNNDimensions(batch: 2, steps: 3, inputs: 4, units: 64),
+        RNNDimensions(batch: 2, steps: 3, inputs: 4, units: 65),
+        RNNDimensions(batch: 40, steps: 28, inputs: 28, units: 17),
+    ]
+
+    /// The engine's three ways of multiplying: small products in the AVX2 kernels (where the core
+    /// has them), in the portable C kernels, and everything in OpenBLAS.
+    static let engines: [(name: String, backend: BLASBackend, portable: Bool)] = [
+        ("auto", BLASBackend(kernels: .auto), false),
+        ("auto, portable kernels", BLASBackend(kernels: .auto), true),
+        ("OpenBLAS only", BLASBackend(kernels: .blas), false),
     ]
 
     /// Every cell kind, with the activations that take different code paths.
@@ -38,13 +51,17 @@ final class BackendAgreementTests: XCTestCase {
                     let u: [Float] = randomValues(d.units * GH, seed: seed + 2, scale: 0.5)
                     let b: [Float] = randomValues(cell.biasShape(units: d.units).reduce(1, *), seed: seed + 3, scale: 0.5)
                     let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
-                    let results = [BLASBackend() as any Backend, NaiveBackend()].map { backend in
-                        run(backend, cell, d, sequence, x, w, u, b, dh)
-                    }
-                    for (name, (engine, reference)) in zip(["tape", "dW", "dU", "db", "dX"], zip(results[0], results[1])) {
-                        let error = relativeError(engine, reference)
-                        worst[cell.description] = max(worst[cell.description] ?? 0, error)
-                        XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence)")
+                    let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh)
+                    for engine in Self.engines {
+                        SmallGEMM.forcePortable(engine.portable)
+                        defer { SmallGEMM.forcePortable(false) }
+                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh)
+                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX"], zip(results, reference)) {
+                            let error = relativeError(computed, expected)
+                            let key = "\(cell), \(engine.name)"
+                            worst[key] = max(worst[key] ?? 0, error)
+                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), \(engine.name)")
+                        }
                     }
                 }
             }
@@ -72,13 +89,16 @@ final class BackendAgreementTests: XCTestCase {
     }
 
     func testDenseForwardAndBackward() {
-        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11)] {
+        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11), (6, 70, 65)] {
             for activation in Activation.allCases {
                 let x: [Float] = randomValues(rows * inputs, seed: 1)
                 let v: [Float] = randomValues(inputs * units, seed: 2)
                 let c: [Float] = randomValues(units, seed: 3)
                 let dz: [Float] = randomValues(rows * units, seed: 4)
-                let results = [BLASBackend() as any Backend, NaiveBackend()].map { backend -> [[Float]] in
+                let backends: [any Backend] = Self.engines.map(\.backend) + [NaiveBackend()]
+                let results = backends.enumerated().map { index, backend -> [[Float]] in
+                    SmallGEMM.forcePortable(index < Self.engines.count && Self.engines[index].portable)
+                    defer { SmallGEMM.forcePortable(false) }
                     let pre = Buffer<Float>(count: rows * units), out = Buffer<Float>(count: rows * units)
                     let dV = Buffer<Float>(count: inputs * units), dc = Buffer<Float>(count: units)
                     let dx = Buffer<Float>(count: rows * inputs)
@@ -90,8 +110,10 @@ final class BackendAgreementTests: XCTestCase {
                                           biasGradient: dc.pointer, inputGradient: dx.pointer)
                     return [pre.array, out.array, dV.array, dc.array, dx.array]
                 }
-                for (engine, reference) in zip(results[0], results[1]) {
-                    XCTAssertLessThan(relativeError(engine, reference), tolerance, "Dense \(rows)×\(inputs)→\(units) \(activation)")
+                for (index, engine) in Self.engines.enumerated() {
+                    for (computed, reference) in zip(results[index], results[Self.engines.count]) {
+                        XCTAssertLessThan(relativeError(computed, reference), tolerance, "Dense \(rows)×\(inputs)→\(units) \(activation), \(engine.name)")
+                    }
                 }
             }
         }

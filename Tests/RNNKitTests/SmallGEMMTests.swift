@@ -1,0 +1,102 @@
+import XCTest
+@testable import RNNKit
+
+/// The small-matrix kernels against a plain triple loop in Double: every transposition, α and β
+/// (β = 0 must not read C, which starts as NaN), ragged sizes around the 4-row and 8-column
+/// blocks, leading dimensions wider than the matrices, and both instruction sets for Float.
+final class SmallGEMMTests: XCTestCase {
+    static let sizes: [(m: Int, n: Int, k: Int)] = [
+        (1, 1, 1), (1, 8, 1), (3, 7, 5), (4, 8, 8), (5, 9, 3), (16, 10, 10), (17, 17, 17), (16, 40, 10), (9, 64, 2), (28, 10, 448),
+    ]
+    static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1, 1), (0.5, -2), (2, 0)]
+
+    func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: [Double], _ lda: Int,
+                   _ b: [Double], _ ldb: Int, _ beta: Double, _ c: [Double], _ ldc: Int) -> [Double] {
+        var result = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k { sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
+                result[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
+            }
+        }
+        return result
+    }
+
+    func check<S: BLASScalar>(_ type: S.Type, tolerance: Double, label: String) {
+        var cases = 0
+        for (m, n, k) in Self.sizes {
+            for ta in [false, true] {
+                for tb in [false, true] where !tb || SmallGEMM.suits(n: n, k: k, m: m, transposeB: true) {
+                    for (alpha, beta) in Self.scalings {
+                        // Leading dimensions 3 wider than needed, so strides are exercised.
+                        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 3, ldc = n + 3
+                        let a = (0..<((ta ? k : m) * lda)).map { Double(($0 * 7919) % 23) / 11 - 1 }
+                        let b = (0..<((tb ? n : k) * ldb)).map { Double(($0 * 104_729) % 19) / 9 - 1 }
+                        let c = (0..<(m * ldc)).map { beta == 0 ? Double.nan : Double(($0 * 31) % 13) / 6 - 1 }
+                        let expected = reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+                        var computed = c.map { S($0) }
+                        let sa = a.map { S($0) }, sb = b.map { S($0) }
+                        computed.withUnsafeMutableBufferPointer { out in
+                            S.smallGEMM(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: S(alpha), a: sa, lda: lda,
+                                        b: sb, ldb: ldb, beta: S(beta), c: out.baseAddress!, ldc: ldc)
+                        }
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                let scale = max(1, Double(k))
+                                XCTAssertEqual(Double(computed[i * ldc + j]), expected[i * ldc + j], accuracy: tolerance * scale,
+                                               "\(label) m\(m) n\(n) k\(k) ta\(ta) tb\(tb) α\(alpha) β\(beta) at (\(i), \(j))")
+                            }
+                            // Past each row's n columns nothing is written.
+                            for j in n..<ldc where i < m {
+                                XCTAssertTrue(Double(computed[i * ldc + j]).isNaN == c[i * ldc + j].isNaN
+                                              && (c[i * ldc + j].isNaN || Double(computed[i * ldc + j]) == Double(S(c[i * ldc + j]))),
+                                              "\(label) wrote outside the matrix at (\(i), \(j))")
+                            }
+                        }
+                        cases += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(cases, 100)
+    }
+
+    func testFloatOnThisCoresKernels() {
+        check(Float.self, tolerance: 2e-6, label: "Float \(SmallGEMM.instructionSet)")
+    }
+
+    func testFloatPortableKernels() {
+        SmallGEMM.forcePortable(true)
+        defer { SmallGEMM.forcePortable(false) }
+        XCTAssertEqual(SmallGEMM.instructionSet, "portable")
+        check(Float.self, tolerance: 2e-6, label: "Float portable")
+    }
+
+    func testDouble() {
+        check(Double.self, tolerance: 1e-14, label: "Double")
+    }
+
+    /// The fused recurrent step: tanh(C + A·B), against tanh of the reference product.
+    func testFusedTanhStep() throws {
+        guard SmallGEMM.instructionSet == "avx2-fma" else {
+            // Without AVX2 the fused kernel declines and the engine runs the product and tanh apart.
+            var c: [Float] = [0]
+            XCTAssertFalse(Float.smallGEMMTanh(m: 1, n: 1, k: 1, a: [1], lda: 1, b: [1], ldb: 1, c: &c, ldc: 1))
+            return
+        }
+        for (m, n, k) in [(1, 1, 1), (16, 10, 10), (5, 13, 7), (32, 16, 16), (3, 4, 4)] {
+            let a = (0..<(m * k)).map { Float(($0 * 37) % 17) / 8 - 1 }
+            let b = (0..<(k * n)).map { Float(($0 * 53) % 13) / 6 - 1 }
+            let c = (0..<(m * n)).map { Float(($0 * 29) % 11) / 5 - 1 }
+            let product = reference(false, false, m, n, k, 1, a.map(Double.init), k, b.map(Double.init), n, 1, c.map(Double.init), n)
+            var fused = c
+            XCTAssertTrue(Float.smallGEMMTanh(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fused, ldc: n))
+            for i in 0..<(m * n) { XCTAssertEqual(Double(fused[i]), tanh(product[i]), accuracy: 2e-6, "m\(m) n\(n) k\(k) at \(i)") }
+        }
+        // NaN stays NaN through the fused activation.
+        var poisoned: [Float] = [.nan]
+        XCTAssertTrue(Float.smallGEMMTanh(m: 1, n: 1, k: 1, a: [1], lda: 1, b: [1], ldb: 1, c: &poisoned, ldc: 1))
+        XCTAssertTrue(poisoned[0].isNaN)
+    }
+}
