@@ -35,7 +35,7 @@ public struct BLASBackend: Backend {
         alpha: S, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int,
         beta: S, c: UnsafeMutablePointer<S>, ldc: Int
     ) {
-        if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeB: transposeB) {
+        if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeA: transposeA, transposeB: transposeB) {
             S.smallGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {
@@ -56,12 +56,15 @@ public struct BLASBackend: Backend {
         let recurrentGateGradient: UnsafeMutablePointer<S>
         /// `[B, H]` each: the gradient carried to h_{t−1}, to c_{t−1} (LSTM), and to r ⊙ h_{t−1} (GRU reset before).
         let carried: UnsafeMutablePointer<S>, carriedCell: UnsafeMutablePointer<S>, resetState: UnsafeMutablePointer<S>
+        /// `[G·H, H]`: `Uᵀ`, written once per backward pass when the per-step products are small,
+        /// so that each step's `dG·Uᵀ` reads it in place instead of transposing `U` again.
+        let transposedRecurrentKernel: UnsafeMutablePointer<S>
 
         static func count(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
             let state = d.batch * d.units, gates = cell.gates * state
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
-            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
+            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + cell.gates * d.units * d.units
         }
 
         init(_ cell: RecurrentCell, _ d: RNNDimensions, _ memory: UnsafeMutablePointer<S>) {
@@ -73,6 +76,7 @@ public struct BLASBackend: Backend {
             projection = memory + 4 * state
             inputGateGradient = projection + gates
             recurrentGateGradient = cell.hasRecurrentBias ? inputGateGradient + d.steps * gates : inputGateGradient
+            transposedRecurrentKernel = inputGateGradient + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
         }
     }
 
@@ -165,6 +169,23 @@ public struct BLASBackend: Backend {
         let w = Workspace(cell, d, workspace)
         w.zeros.update(repeating: 0, count: stepState)
         let U = weights.recurrentKernel
+        // Per step, c [B, H] = a [B, columns] · U[:, first..<first + columns]ᵀ (+ c with `accumulate`):
+        // from Uᵀ, transposed once here, when the small kernels take these products.
+        let transposeOnce = kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
+        if transposeOnce {
+            for row in 0..<H {
+                for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
+            }
+        }
+        func carry(_ a: UnsafePointer<S>, lda: Int, first: Int, columns: Int, accumulate: Bool, into c: UnsafeMutablePointer<S>) {
+            if transposeOnce {
+                gemm(transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                     b: w.transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
+            } else {
+                gemm(transposeA: false, transposeB: true, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                     b: U + first, ldb: GH, beta: accumulate ? 1 : 0, c: c, ldc: H)
+            }
+        }
         for t in stride(from: T - 1, through: 0, by: -1) {
             let upstream: UnsafePointer<S>? =
                 sequenceGradient ? stateGradient + t * stepState : (t == T - 1 ? stateGradient : nil)
@@ -180,8 +201,7 @@ public struct BLASBackend: Backend {
                     f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
                 if t > 0 {
                     // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
-                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
-                           alpha: 1, a: dGates, lda: H, b: U, ldb: H, beta: 0, c: w.carried, ldc: H)
+                    carry(dGates, lda: H, first: 0, columns: H, accumulate: false, into: w.carried)
                 }
             case .lstm(let f, let sigma):
                 let cells = tape.cellStates!
@@ -192,8 +212,7 @@ public struct BLASBackend: Backend {
                     cellGradient: w.carriedCell, hasLaterCell: t < T - 1, gateGradient: dGates, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
-                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
-                           alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 0, c: w.carried, ldc: H)
+                    carry(dGates, lda: GH, first: 0, columns: GH, accumulate: false, into: w.carried)
                 }
             case .gru(let f, let sigma, true):
                 let dRecurrent = w.recurrentGateGradient + t * stepGates
@@ -203,22 +222,19 @@ public struct BLASBackend: Backend {
                     inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]
-                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: GH,
-                           alpha: 1, a: dRecurrent, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
+                    carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
                 }
             case .gru(let f, let sigma, false):
                 S.gruBackwardCandidate(
                     activation: f, recurrentActivation: sigma, gates: gates, previousState: previous,
                     upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
                 // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
-                gemm(transposeA: false, transposeB: true, m: B, n: H, k: H,
-                       alpha: 1, a: dGates + 2 * H, lda: GH, b: U + 2 * H, ldb: GH, beta: 0, c: w.resetState, ldc: H)
+                carry(dGates + 2 * H, lda: GH, first: 2 * H, columns: H, accumulate: false, into: w.resetState)
                 S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
                                    resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
                 if t > 0 {
                     // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
-                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: 2 * H,
-                           alpha: 1, a: dGates, lda: GH, b: U, ldb: GH, beta: 1, c: w.carried, ldc: H)
+                    carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
                 }
             }
         }

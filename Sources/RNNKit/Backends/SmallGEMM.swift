@@ -10,16 +10,20 @@ import CSmallKernels
 /// × 8 columns of the result in registers over the whole inner dimension, on AVX2 with FMA when
 /// the core has them (checked at run time) and in portable C otherwise.
 public enum SmallGEMM {
-    /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that `BLASBackend`
-    /// in `.auto` mode gives these kernels; above either, OpenBLAS's packed kernels win (measured
-    /// with `benchmarks --kernels`, README).
+    /// The widest `op(B)` (`n`) and the largest products (`m·n·k` multiply-adds) that
+    /// `BLASBackend` in `.auto` mode gives these kernels. Measured with the benchmarks' table of
+    /// the notebook models' products: OpenBLAS's packed kernels catch up with tall, narrow `A·B`
+    /// products (a `[448, 28]·[28, 10]` input projection runs at 0.8× of OpenBLAS in the small
+    /// kernel), while the `Aᵀ·B` weight gradients, whose long k OpenBLAS packs at a cost, stay
+    /// faster here (1.3×) well beyond that size.
     public static let widestColumns = 64
-    public static let largestProduct = 1 << 19
+    public static let largestProduct = 1 << 16
+    public static let largestTransposedAProduct = 1 << 19
 
     /// Whether a product of this size goes to the small kernels.
     @inline(__always)
-    public static func suits(n: Int, k: Int, m: Int, transposeB: Bool) -> Bool {
-        n <= widestColumns && m * n * k <= largestProduct
+    public static func suits(n: Int, k: Int, m: Int, transposeA: Bool = false, transposeB: Bool) -> Bool {
+        n <= widestColumns && m * n * k <= (transposeA ? largestTransposedAProduct : largestProduct)
             && (!transposeB || n * k <= Int(RNNKIT_SMALL_TRANSPOSED_LIMIT))
     }
 
