@@ -58,7 +58,11 @@ static inline __m256 tanh_avx2(__m256 x) {
     q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
     __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(c, _mm256_set1_ps(0.0004f), _CMP_LT_OQ),
                                 _mm256_cmp_ps(c, _mm256_set1_ps(-0.0004f), _CMP_GT_OQ));
-    return _mm256_blendv_ps(_mm256_div_ps(p, q), c, tiny);
+    // p / q through the reciprocal estimate and one Newton step (relative error about 2^-23): a
+    // division costs as much as the rest of the polynomial.
+    __m256 r = _mm256_rcp_ps(q);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));
+    return _mm256_blendv_ps(_mm256_mul_ps(p, r), c, tiny);
 }
 
 __attribute__((target("avx2,fma")))
@@ -157,6 +161,81 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
     }
 }
 
+// Narrow products, flattened: for an even n that is not a multiple of 8 (4, 6, 10, 12, 14), four
+// rows of a dense C (ldc == n) are 4n contiguous floats, a whole number of 8-lane vectors (five for
+// n = 10, where the 4 x 16 block above fills only 10 of every 16 lanes). Each vector's lanes belong
+// to at most two rows, so its share of A is two broadcasts blended; B is packed once per call,
+// each of its rows repeated four times, so that its part of every vector is a plain load.
+#define FLAT_ROWS 4
+#define FLAT_MAX_VECTORS 7
+#define FLAT_PACK_LIMIT 8192
+
+static int flat_suits(long n, long k, long ldc) {
+    // n = 2 would put four rows in one vector (the blend takes two); multiples of 8 fill the
+    // block kernel's lanes already.
+    int width = n == 4 || n == 6 || n == 10 || n == 12 || n == 14;
+    return ldc == n && width && k * FLAT_ROWS * n <= FLAT_PACK_LIMIT;
+}
+
+// The body for one n, inlined with n a constant so that the loops over vectors unroll and the
+// accumulators, masks and row choices stay in registers.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void flat_body(long m, const long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                             const float *packed, float beta, float *c, int applyTanh) {
+    const long width = FLAT_ROWS * n, vectors = width / 8;
+    long low[FLAT_MAX_VECTORS];
+    __m256 masks[FLAT_MAX_VECTORS];
+    for (long v = 0; v < vectors; v++) {
+        low[v] = (8 * v) / n;
+        __m256i lane = _mm256_add_epi32(_mm256_set1_epi32((int)(8 * v)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        // Lanes whose flat position reaches the next row's start.
+        masks[v] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)((low[v] + 1) * n - 1))));
+    }
+    for (long i = 0; i + FLAT_ROWS <= m; i += FLAT_ROWS) {
+        const float *a0 = a + i * rowStride;
+        __m256 acc[FLAT_MAX_VECTORS];
+        for (long v = 0; v < vectors; v++) acc[v] = _mm256_setzero_ps();
+        long offset = 0;
+        const float *bp = packed;
+        for (long kk = 0; kk < k; kk++, offset += depthStride, bp += width) {
+            __m256 rows[FLAT_ROWS + 1];
+            rows[0] = _mm256_broadcast_ss(a0 + offset);
+            rows[1] = _mm256_broadcast_ss(a0 + rowStride + offset);
+            rows[2] = _mm256_broadcast_ss(a0 + 2 * rowStride + offset);
+            rows[3] = _mm256_broadcast_ss(a0 + 3 * rowStride + offset);
+            rows[4] = rows[3];
+            for (long v = 0; v < vectors; v++) {
+                __m256 av = _mm256_blendv_ps(rows[low[v]], rows[low[v] + 1], masks[v]);
+                acc[v] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 8 * v), acc[v]);
+            }
+        }
+        float *block = c + i * n;
+        for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void flat_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                      const float *b, long ldb, float beta, float *c, int applyTanh) {
+    float packed[FLAT_PACK_LIMIT];
+    long width = FLAT_ROWS * n;
+    for (long kk = 0; kk < k; kk++)
+        for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * width + r * n, b + kk * ldb, (size_t)n * sizeof(float));
+    switch (n) {
+    case 4: flat_body(m, 4, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
+    case 6: flat_body(m, 6, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
+    case 10: flat_body(m, 10, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
+    case 12: flat_body(m, 12, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
+    case 14: flat_body(m, 14, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
+    default: blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, n, applyTanh); return;
+    }
+    long done = m / FLAT_ROWS * FLAT_ROWS;
+    if (done < m) {
+        // The last m % 4 rows through the general kernel.
+        blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, applyTanh);
+    }
+}
+
 // MNIST-style images as bytes, gathered time-major and scaled: images a few places ahead are
 // prefetched while this one converts, since the images of a shuffled batch lie far apart.
 __attribute__((target("avx2,fma")))
@@ -221,13 +300,17 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
         ldb = n;
     }
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
-    if (avx2_available()) blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, 0);
-    else blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    if (!avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
+    // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
+    else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, 0);
+    else blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, 0);
 }
 
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
     if (!avx2_available()) return 0;
-    blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, 1);
+    if (m >= FLAT_ROWS && flat_suits(n, k, ldc)) flat_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, 1);
+    else blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, 1);
     return 1;
 }
 

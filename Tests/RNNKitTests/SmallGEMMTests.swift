@@ -7,6 +7,10 @@ import XCTest
 final class SmallGEMMTests: XCTestCase {
     static let sizes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (1, 8, 1), (3, 7, 5), (4, 8, 8), (5, 9, 3), (16, 10, 10), (17, 17, 17), (16, 40, 10), (9, 64, 2), (28, 10, 448),
+        // The flattened kernel's widths (dense C only), with and without ragged last rows.
+        (16, 4, 9), (7, 6, 5), (13, 10, 28), (8, 12, 3), (6, 14, 14), (40, 10, 7), (33, 6, 4), (36, 14, 3),
+        // Widths next to them that must not take it (n = 2: four rows per vector).
+        (32, 2, 8), (36, 16, 5), (40, 9, 3),
     ]
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1, 1), (0.5, -2), (2, 0)]
 
@@ -28,9 +32,10 @@ final class SmallGEMMTests: XCTestCase {
         for (m, n, k) in Self.sizes {
             for ta in [false, true] {
                 for tb in [false, true] where !tb || SmallGEMM.suits(n: n, k: k, m: m, transposeB: true) {
-                    for (alpha, beta) in Self.scalings {
-                        // Leading dimensions 3 wider than needed, so strides are exercised.
-                        let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 3, ldc = n + 3
+                    for ((alpha, beta), padding) in Self.scalings.flatMap({ scaling in [0, 3].map { (scaling, $0) } }) {
+                        // Leading dimensions as needed (a dense C takes the flattened kernel where
+                        // n allows) and 3 wider, so strides are exercised.
+                        let lda = (ta ? m : k) + padding, ldb = (tb ? k : n) + padding, ldc = n + padding
                         let a = (0..<((ta ? k : m) * lda)).map { Double(($0 * 7919) % 23) / 11 - 1 }
                         let b = (0..<((tb ? n : k) * ldb)).map { Double(($0 * 104_729) % 19) / 9 - 1 }
                         let c = (0..<(m * ldc)).map { beta == 0 ? Double.nan : Double(($0 * 31) % 13) / 6 - 1 }

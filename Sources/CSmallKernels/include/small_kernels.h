@@ -1,7 +1,8 @@
 #ifndef RNNKIT_SMALL_KERNELS_H
 #define RNNKIT_SMALL_KERNELS_H
 
-// Matrix products too small for OpenBLAS to run well: no packing, operands read where they lie.
+// Matrix products too small for OpenBLAS to run well: A read where it lies, B read in place or (for
+// narrow even widths) copied once per call with each row repeated four times.
 // Row-major, as cblas_?gemm with CblasRowMajor: C [m, n] = alpha * op(A) [m, k] * op(B) [k, n]
 // + beta * C, lda/ldb/ldc the row strides of the matrices as stored. beta == 0 never reads C.
 // With transB, B (stored [n, k]) is transposed into a stack buffer first, so n * k must not

@@ -6,24 +6,24 @@ import CSmallKernels
 /// choosing a kernel, packing both operands into its panel layouts), and its small-matrix kernels
 /// exist only for AVX-512 cores; a `[16, 10]·[10, 10]` product, the notebook model's recurrence per
 /// step and worker, is 1,600 multiply-adds and costs it about as much as 10,000. The kernels in
-/// `CSmallKernels` do no packing: they read the operands where they lie and keep a block of 4 rows
-/// × 8 columns of the result in registers over the whole inner dimension, on AVX2 with FMA when
-/// the core has them (checked at run time) and in portable C otherwise.
+/// `CSmallKernels` read A where it lies and keep a block of 4 rows × 16 columns of the result in
+/// registers over the whole inner dimension; narrow even widths (n = 4, 6, 10, 12, 14, with a dense
+/// C) run flattened, four rows of C as whole 8-lane vectors, against a copy of B with each row
+/// repeated four times. AVX2 with FMA when the core has them (checked at run time), portable C
+/// otherwise.
 public enum SmallGEMM {
-    /// The widest `op(B)` (`n`) and the largest products (`m·n·k` multiply-adds) that
-    /// `BLASBackend` in `.auto` mode gives these kernels. Measured with the benchmarks' table of
-    /// the notebook models' products: OpenBLAS's packed kernels catch up with tall, narrow `A·B`
-    /// products (a `[448, 28]·[28, 10]` input projection runs at 0.8× of OpenBLAS in the small
-    /// kernel), while the `Aᵀ·B` weight gradients, whose long k OpenBLAS packs at a cost, stay
-    /// faster here (1.3×) well beyond that size.
+    /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that
+    /// `BLASBackend` in `.auto` mode gives these kernels; beyond them OpenBLAS's packed kernels win.
+    /// Measured with the benchmarks' table of the notebook models' products: a `[448, 28]·[28, 10]`
+    /// input projection runs at 0.8× of OpenBLAS in the 4 × 16 block kernel but 1.1–1.3× in the
+    /// flattened one that narrow even widths take, and the `Aᵀ·B` weight gradients at 1.2–1.3×.
     public static let widestColumns = 64
-    public static let largestProduct = 1 << 16
-    public static let largestTransposedAProduct = 1 << 19
+    public static let largestProduct = 1 << 19
 
     /// Whether a product of this size goes to the small kernels.
     @inline(__always)
     public static func suits(n: Int, k: Int, m: Int, transposeA: Bool = false, transposeB: Bool) -> Bool {
-        n <= widestColumns && m * n * k <= (transposeA ? largestTransposedAProduct : largestProduct)
+        n <= widestColumns && m * n * k <= largestProduct
             && (!transposeB || n * k <= Int(RNNKIT_SMALL_TRANSPOSED_LIMIT))
     }
 
