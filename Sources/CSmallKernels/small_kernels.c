@@ -286,19 +286,20 @@ void rnnkit_small_kernels_force_portable(int portable) {
     use_avx2 = portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
 }
 
-#define TRANSPOSE_INTO(T, source, rows, columns, ld, destination)                                 \
-    for (long r = 0; r < (rows); r++)                                                             \
-        for (long q = 0; q < (columns); q++) (destination)[q * (rows) + r] = (source)[r * (ld) + q];
+// With transB, B (stored [n, k]) is copied transposed to `transposed`, [k, n] with row stride n,
+// and b and ldb point there: every kernel reads op(B) as [k, n].
+#define TRANSPOSE_B_IF_NEEDED(transposed)                                                          \
+    if (transB) {                                                                                  \
+        for (long r = 0; r < n; r++)                                                               \
+            for (long q = 0; q < k; q++) (transposed)[q * n + r] = b[r * ldb + q];                 \
+        b = (transposed);                                                                          \
+        ldb = n;                                                                                   \
+    }
 
 void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float alpha,
                         const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
-    if (transB) {
-        // B stored [n, k]: op(B) = B^T, written [k, n] with row stride n.
-        TRANSPOSE_INTO(float, b, n, k, ldb, transposed)
-        b = transposed;
-        ldb = n;
-    }
+    TRANSPOSE_B_IF_NEEDED(transposed)
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
     if (!avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
@@ -334,11 +335,7 @@ void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long
 void rnnkit_small_dgemm(int transA, int transB, long m, long n, long k, double alpha,
                         const double *a, long lda, const double *b, long ldb, double beta, double *c, long ldc) {
     double transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
-    if (transB) {
-        TRANSPOSE_INTO(double, b, n, k, ldb, transposed)
-        b = transposed;
-        ldb = n;
-    }
+    TRANSPOSE_B_IF_NEEDED(transposed)
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
     blocked_portable_d(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
 }

@@ -64,7 +64,13 @@ public struct BLASBackend: Backend {
             let state = d.batch * d.units, gates = cell.gates * state
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
-            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + cell.gates * d.units * d.units
+            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
+        }
+
+        /// Room for `Uᵀ` only where the small kernels can take the per-step products (H ≤ 64):
+        /// a 512-unit LSTM would otherwise carry 4 MB it never uses.
+        static func transposedKernelCount(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
+            d.units <= SmallGEMM.widestColumns ? cell.gates * d.units * d.units : 0
         }
 
         init(_ cell: RecurrentCell, _ d: RNNDimensions, _ memory: UnsafeMutablePointer<S>) {
@@ -172,6 +178,7 @@ public struct BLASBackend: Backend {
         // Per step, c [B, H] = a [B, columns] · U[:, first..<first + columns]ᵀ (+ c with `accumulate`):
         // from Uᵀ, transposed once here, when the small kernels take these products.
         let transposeOnce = kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
+            && Workspace<S>.transposedKernelCount(cell, d) > 0
         if transposeOnce {
             for row in 0..<H {
                 for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
