@@ -273,17 +273,23 @@ static void gather_images_avx2(const unsigned char *pixels, const long *indices,
 // ---------------------------------------------------------------------------------------------
 // Dispatch.
 
-static int use_avx2 = -1;  // -1: not yet checked
+// -1 until first checked. Worker threads read it at once, so every access is atomic (relaxed:
+// every thread that checks computes the same answer).
+static int use_avx2 = -1;
 
 static int avx2_available(void) {
-    if (use_avx2 < 0) use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return use_avx2;
+    int known = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
+    if (known < 0) {
+        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&use_avx2, known, __ATOMIC_RELAXED);
+    }
+    return known;
 }
 
 const char *rnnkit_small_kernels_isa(void) { return avx2_available() ? "avx2-fma" : "portable"; }
 
 void rnnkit_small_kernels_force_portable(int portable) {
-    use_avx2 = portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    __atomic_store_n(&use_avx2, portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")), __ATOMIC_RELAXED);
 }
 
 // With transB, B (stored [n, k]) is copied transposed to `transposed`, [k, n] with row stride n,
