@@ -66,10 +66,12 @@ let package = Package(
             name: "train-blas",
             dependencies: ["TrainerSupport"]
         ),
+        // Timing helpers (medians, repeated calls) shared by the two benchmark executables.
+        .target(name: "BenchmarkTiming", path: "Benchmarks/BenchmarkTiming"),
         .executableTarget(
             name: "benchmarks",
             dependencies: [
-                "RNNKit", "CMallocCounter",
+                "RNNKit", "CMallocCounter", "BenchmarkTiming",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/benchmarks"
@@ -77,7 +79,7 @@ let package = Package(
         // Ranks against threads on this machine, all-reduce times, and a cluster projection.
         .executableTarget(
             name: "benchmarks-mpi",
-            dependencies: ["RNNKit", "RNNKitMPI"],
+            dependencies: ["RNNKit", "RNNKitMPI", "BenchmarkTiming"],
             path: "Benchmarks/benchmarks-mpi"
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.

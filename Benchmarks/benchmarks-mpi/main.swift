@@ -5,6 +5,7 @@
 // worker threads, then starts itself under `mpirun -np 2` (1 worker per rank) for the same
 // workloads, and prints both with a cluster projection built from the measured step times.
 // Every figure is a median of repeated timings, taken in this one run.
+import BenchmarkTiming
 import Foundation
 import RNNKit
 import RNNKitMPI
@@ -46,13 +47,6 @@ func dataset() -> TensorDataset<Float> {
     let inputs = Tensor<Float>(shape: [count, 28, 28], scalars: (0..<(count * 28 * 28)).map { _ in Float.random(in: 0...1, using: &generator) })
     return TensorDataset(inputs: inputs, labels: (0..<count).map { $0 % 10 }, classCount: 10)
 }
-
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 struct Measurement: Codable {
     var workload: String

@@ -1,3 +1,4 @@
+import BenchmarkTiming
 import Foundation
 import RNNKit
 
@@ -247,6 +248,9 @@ struct BenchmarkRun {
         return worst / max(magnitude, .leastNormalMagnitude)
     }
 
+    /// One row: the naive reference (unless skipped), then the engine with the run's kernels and,
+    /// in an `.auto` run, with every product in OpenBLAS, timed alternately round by round so the
+    /// machine's drift falls on both alike; the sgemm rate measured just before and after.
     func time(_ workload: Workload, training: Bool) throws -> Report.Kernel {
         let cores = threads * workers
         func localRate() -> Double {
@@ -255,21 +259,10 @@ struct BenchmarkRun {
         }
         let batch = RandomBatch(workload, seed: 2)
         let output = Buffer<Float>(count: workload.batch * workload.classes)
-        var perBatch: [(Double, Int)] = []
-        var ratesBeside: [Double] = []
-        for backend in [NaiveBackend() as any Backend, BLASBackend(kernels: kernels)] {
-            let isNaive = backend is NaiveBackend
-            if isNaive && !timeNaive {
-                perBatch.append((.nan, 0))
-                continue
-            }
-            let model = try workload.makeModel(backend: backend, workers: workers)
-            if !isNaive { ratesBeside.append(localRate()) }
-            defer { if !isNaive { ratesBeside.append(localRate()) } }
-            let budget = isNaive ? (quick ? 1.5 : 6) : (quick ? 0.5 : 2)
-            let result = batch.x.withUnsafeBufferPointer { x in
+        func timeBatches(_ model: Sequential<Float>, samples: Int, warmUp: Int, budget: Double) -> (seconds: Double, calls: Int) {
+            batch.x.withUnsafeBufferPointer { x in
                 batch.labels.withUnsafeBufferPointer { labels in
-                    timePerCall(samples: quick ? 3 : 9, warmUp: isNaive ? 0 : 3, budget: budget) {
+                    timePerCall(samples: samples, warmUp: warmUp, budget: budget) {
                         if training {
                             _ = try? model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
                         } else {
@@ -278,41 +271,29 @@ struct BenchmarkRun {
                     }
                 }
             }
-            perBatch.append(result)
         }
-        var (naive, naiveCalls) = perBatch[0], blas = perBatch[1].0
-        var openBLASOnly: Double?
-        if kernels == .auto {
-            // Both kernel choices again, alternately, so the machine's drift falls on both alike.
-            let models = try [BLASBackend.Kernels.auto, .blas].map { try workload.makeModel(backend: BLASBackend(kernels: $0), workers: workers) }
-            var times: [[Double]] = [[], []]
-            let budget = quick ? 0.3 : 1.0
-            for _ in 0..<(quick ? 3 : 7) {
-                for (index, model) in models.enumerated() {
-                    let (seconds, _) = batch.x.withUnsafeBufferPointer { x in
-                        batch.labels.withUnsafeBufferPointer { labels in
-                            timePerCall(samples: 1, warmUp: 1, budget: budget) {
-                                if training {
-                                    _ = try? model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
-                                } else {
-                                    model.predict(x: x.baseAddress!, batchSize: workload.batch, into: output.pointer)
-                                }
-                            }
-                        }
-                    }
-                    times[index].append(seconds)
-                }
+        var naive = (seconds: Double.nan, calls: 0)
+        if timeNaive {
+            naive = timeBatches(try workload.makeModel(backend: NaiveBackend(), workers: workers),
+                                samples: quick ? 3 : 9, warmUp: 0, budget: quick ? 1.5 : 6)
+        }
+        let choices: [BLASBackend.Kernels] = kernels == .auto ? [.auto, .blas] : [kernels]
+        let models = try choices.map { try workload.makeModel(backend: BLASBackend(kernels: $0), workers: workers) }
+        let rateBefore = localRate()
+        var times = Array(repeating: [Double](), count: models.count)
+        for round in 0..<(quick ? 3 : 7) {
+            for (index, model) in models.enumerated() {
+                times[index].append(timeBatches(model, samples: 1, warmUp: round == 0 ? 3 : 0, budget: quick ? 0.3 : 1.0).seconds)
             }
-            blas = median(times[0])
-            openBLASOnly = median(times[1])
         }
-        let gflops = workload.flops(training: training) / blas / 1e9
-        let gemmRate = ratesBeside.reduce(0, +) / Double(ratesBeside.count)
-        if !timeNaive { naiveCalls = 0; naive = .nan }
+        let gemmRate = (rateBefore + localRate()) / 2
+        let engine = median(times[0])
+        let gflops = workload.flops(training: training) / engine / 1e9
         return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
-                             naiveSecondsPerBatch: naive, naiveBatchesTimed: naiveCalls, blasSecondsPerBatch: blas,
-                             speedup: naive / blas, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate, gemmRateBeside: gemmRate,
-                             blasSamplesPerSecond: Double(workload.batch) / blas, openBLASOnlySecondsPerBatch: openBLASOnly)
+                             naiveSecondsPerBatch: naive.seconds, naiveBatchesTimed: naive.calls, blasSecondsPerBatch: engine,
+                             speedup: naive.seconds / engine, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+                             gemmRateBeside: gemmRate, blasSamplesPerSecond: Double(workload.batch) / engine,
+                             openBLASOnlySecondsPerBatch: models.count > 1 ? median(times[1]) : nil)
     }
 
     /// The products of the notebook's models, per worker shard (16 samples), timed single-threaded

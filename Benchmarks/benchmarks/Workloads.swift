@@ -1,3 +1,4 @@
+import BenchmarkTiming
 import CBLAS
 import Foundation
 import RNNKit

@@ -59,7 +59,7 @@ final class MPITests: XCTestCase {
         for ranks in [2, 3] {
             let run = try mpirun(["-np", "\(ranks)", check])
             XCTAssertEqual(run.status, 0, "\(ranks) ranks:\n\(run.output)\n\(run.errors)")
-            XCTAssertEqual(run.output.components(separatedBy: "\nok: ").count + (run.output.hasPrefix("ok: ") ? 0 : -1), 12, run.output)
+            XCTAssertEqual(run.output.split(separator: "\n").filter { $0.hasPrefix("ok: ") }.count, 12, run.output)
             XCTAssertTrue(run.output.contains("a flipped bit on rank \(ranks - 1) is noticed: the weights on rank \(ranks - 1)"), run.output)
         }
     }
@@ -125,6 +125,52 @@ final class MPITests: XCTestCase {
         let flag = try mpirun(["-np", "3", trainer, "--batch-size", "0"], timeout: 60)
         XCTAssertNotEqual(flag.status, 0)
         XCTAssertEqual(flag.errors.components(separatedBy: "train-blas: error: --batch-size must be").count, 2, flag.errors)
+    }
+
+    /// Ctrl-C (SIGINT) to one rank only: its stop request travels in the next step's all-reduce, so
+    /// every rank stops after the same step, rank 0 writes what was trained (marked interrupted),
+    /// the weights are still identical on every rank, and the job ends with status 130.
+    func testAnInterruptOnOneRankStopsEveryRankAfterTheSameStep() throws {
+        let data = try TrainerCommandTests.requireMNIST()
+        let trainer = try executable("train-blas")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-mpi-interrupt-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", trainer, "--data", data.path,
+                             "--limit", "3000", "--epochs", "200", "--workers", "1", "--output", output.path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["ASAN_OPTIONS"] = (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "detect_leaks=0"
+        process.environment = environment
+        let (stdout, stderr) = (Pipe(), Pipe())
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        var seen = Data()
+        let started = Date()
+        while String(decoding: seen, as: UTF8.self).range(of: "Epoch 2/200") == nil, Date().timeIntervalSince(started) < 120 {
+            seen.append(stdout.fileHandleForReading.availableData)
+        }
+        // The ranks are mpirun's children; signal the last one started (not rank 0's printer).
+        let finder = Process(), found = Pipe()
+        finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        finder.arguments = ["pgrep", "-P", "\(process.processIdentifier)", "-f", "train-blas"]
+        finder.standardOutput = found
+        try finder.run()
+        finder.waitUntilExit()
+        let ranks = String(decoding: found.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").compactMap { Int32($0) }.sorted()
+        XCTAssertEqual(ranks.count, 2, "the two ranks of mpirun \(process.processIdentifier)")
+        if let last = ranks.last { kill(last, SIGINT) }
+        let rest = stdout.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let printed = String(decoding: seen + rest, as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 130, errors)
+        XCTAssertTrue(printed.contains("The weights are identical on all 2 ranks"), printed)
+        XCTAssertEqual(errors.components(separatedBy: "train-blas: stopped: training was interrupted after epoch").count, 2, errors)
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+        XCTAssertEqual(metrics["interrupted"] as? Bool, true)
     }
 
     /// A checkpoint records the rank count of an MPI run (and none for one process, as before),

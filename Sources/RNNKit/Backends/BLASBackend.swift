@@ -35,7 +35,7 @@ public struct BLASBackend: Backend {
         alpha: S, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int,
         beta: S, c: UnsafeMutablePointer<S>, ldc: Int
     ) {
-        if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeA: transposeA, transposeB: transposeB) {
+        if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeB: transposeB) {
             S.smallGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {

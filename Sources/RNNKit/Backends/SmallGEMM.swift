@@ -22,7 +22,7 @@ public enum SmallGEMM {
 
     /// Whether a product of this size goes to the small kernels.
     @inline(__always)
-    public static func suits(n: Int, k: Int, m: Int, transposeA: Bool = false, transposeB: Bool) -> Bool {
+    public static func suits(n: Int, k: Int, m: Int, transposeB: Bool) -> Bool {
         n <= widestColumns && m * n * k <= largestProduct
             && (!transposeB || n * k <= Int(RNNKIT_SMALL_TRANSPOSED_LIMIT))
     }

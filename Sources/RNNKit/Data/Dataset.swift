@@ -150,7 +150,10 @@ final class PixelStorage: @unchecked Sendable {
             mappedSize = 0
             bytes = UnsafeMutableBufferPointer.allocate(capacity: max(pixels.count, 1))
         }
-        _ = pixels.withUnsafeBufferPointer { memcpy(bytes.baseAddress!, $0.baseAddress!, pixels.count) }
+        // An empty array may have no base address (a dataset of no images).
+        pixels.withUnsafeBufferPointer { source in
+            if let start = source.baseAddress, !source.isEmpty { memcpy(bytes.baseAddress!, start, source.count) }
+        }
     }
 
     deinit {

@@ -1,10 +1,10 @@
 import Foundation
 
 /// Seconds on the monotonic clock.
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 /// The median of some times.
-func median(_ values: [Double]) -> Double {
+public func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return .nan }
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
@@ -14,7 +14,7 @@ func median(_ values: [Double]) -> Double {
 /// Each repetition runs enough calls to last at least `minimumSample` seconds, so fast bodies are
 /// not timed at the clock's resolution; a slow body gets fewer repetitions, never fewer than one,
 /// once `budget` seconds are spent.
-func timePerCall(samples: Int, warmUp: Int = 2, minimumSample: Double = 0.02, budget: Double, _ body: () -> Void) -> (seconds: Double, calls: Int) {
+public func timePerCall(samples: Int, warmUp: Int = 2, minimumSample: Double = 0.02, budget: Double, _ body: () -> Void) -> (seconds: Double, calls: Int) {
     for _ in 0..<warmUp { body() }
     let probeStart = now()
     body()
