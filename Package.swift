@@ -7,6 +7,8 @@ let package = Package(
         .library(name: "RNNKit", targets: ["RNNKit"]),
         // Data-parallel training over MPI ranks; a separate product so that RNNKit alone never needs MPI.
         .library(name: "RNNKitMPI", targets: ["RNNKitMPI"]),
+        // Keras's own .keras and .weights.h5 files; separate so that RNNKit alone never needs HDF5.
+        .library(name: "RNNKitKeras", targets: ["RNNKitKeras"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
         .executable(name: "benchmarks", targets: ["benchmarks"]),
         .executable(name: "benchmarks-mpi", targets: ["benchmarks-mpi"]),
@@ -14,6 +16,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // Reads and writes the zip that a .keras file is.
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // OpenBLAS's CBLAS interface. Links libopenblas itself, never the generic `blas` alternative.
@@ -31,7 +35,7 @@ let package = Package(
         ),
         // zlib, to read the gzipped IDX files MNIST is distributed as.
         .systemLibrary(
-            name: "CZlib",
+            name: "CGzip",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -41,12 +45,18 @@ let package = Package(
             pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
+        // HDF5's C interface, for Keras's weight files, with a shim for its macro handles.
+        .systemLibrary(
+            name: "CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]
+        ),
         // Matrix products too small for OpenBLAS: AVX2/FMA kernels chosen at run time, portable C otherwise.
         .target(name: "CSmallKernels"),
         .target(
             name: "RNNKit",
             dependencies: [
-                "CBLAS", "CLAPACKE", "CZlib", "CSmallKernels",
+                "CBLAS", "CLAPACKE", "CGzip", "CSmallKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -54,11 +64,15 @@ let package = Package(
             name: "RNNKitMPI",
             dependencies: ["RNNKit", "CMPI"]
         ),
+        .target(
+            name: "RNNKitKeras",
+            dependencies: ["RNNKit", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+        ),
         // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
         .target(
             name: "TrainerSupport",
             dependencies: [
-                "RNNKit", "RNNKitMPI",
+                "RNNKit", "RNNKitMPI", "RNNKitKeras",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RNNKitTests",
-            dependencies: ["RNNKit"],
+            dependencies: ["RNNKit", "RNNKitKeras"],
             resources: [.copy("Fixtures")]
         ),
         // Uses only RNNKit's public API (no @testable import), as another package would.

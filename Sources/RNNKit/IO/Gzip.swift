@@ -1,4 +1,4 @@
-import CZlib
+import CGzip
 import Foundation
 
 /// A gzip stream that zlib could not decode, with zlib's reason.

@@ -24,7 +24,7 @@ final class Replica<Scalar: BLASScalar> {
     init(layers: [any Layer<Scalar>], arena: ParameterArena<Scalar>, inputShape: FeatureShape) {
         self.layers = layers
         self.arena = arena
-        self.denseHead = layers.last as? Dense<Scalar>
+        self.denseHead = RNNKit.denseHead(layers.last)
         self.outputShape = layers.last!.outputShape
         self.inputShape = inputShape
     }

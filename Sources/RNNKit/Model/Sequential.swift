@@ -117,7 +117,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Chooses the optimiser and the loss (Keras's `compile`).
     /// - Throws: `invalidConfiguration` when the loss cannot serve the last layer, naming what it needs.
     public func compile(optimizer: any Optimizer<Scalar>, loss: any Loss = CategoricalCrossentropy()) throws {
-        let head = LossHead(outputShape: outputShape, denseActivation: (layers.last as? Dense<Scalar>)?.activation)
+        let head = LossHead(outputShape: outputShape, denseActivation: denseHead(layers.last)?.activation)
         let entry = try loss.gradientEntry(for: head)
         self.optimizer = optimizer
         self.loss = loss

@@ -1,0 +1,472 @@
+import Foundation
+import RNNKit
+
+/// What `config.json` describes, in RNNKit's terms: read and checked by `KerasConfig.parse`,
+/// built into a `Sequential` by `KerasModel`.
+struct KerasModelSpec {
+    enum LayerSpec {
+        case recurrent(RecurrentSpec)
+        case dense(DenseSpec, timeDistributed: Bool)
+    }
+
+    struct RecurrentSpec {
+        enum Kind: String { case simpleRNN = "SimpleRNN", lstm = "LSTM", gru = "GRU" }
+        var kind: Kind
+        var units: Int
+        var activation: Activation = .tanh
+        var recurrentActivation: Activation = .sigmoid
+        var returnSequences = false
+        var unitForgetBias = true
+        var resetAfter = true
+        var kernelInitializer: Initializer = .glorotUniform
+        var recurrentInitializer: Initializer = .orthogonal()
+        var biasInitializer: Initializer = .zeros
+    }
+
+    struct DenseSpec {
+        var units: Int
+        var activation: Activation = .linear
+        var kernelInitializer: Initializer = .glorotUniform
+        var biasInitializer: Initializer = .zeros
+    }
+
+    enum OptimizerSpec {
+        case adam(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double)
+        case sgd(learningRate: Double, momentum: Double, nesterov: Bool)
+        case rmsprop(learningRate: Double, rho: Double, epsilon: Double)
+    }
+
+    var name: String
+    /// `float32` or `float64`: the dtype policy the file's model computes in.
+    var dtype: String
+    var inputShape: FeatureShape
+    var layers: [LayerSpec]
+    var optimizer: OptimizerSpec?
+    var loss: (any Loss)?
+
+    /// Builds the layers (unbuilt; `Sequential` builds them).
+    func makeLayers<Scalar: BLASScalar>(_: Scalar.Type) -> [any Layer<Scalar>] {
+        layers.map { spec -> any Layer<Scalar> in
+            switch spec {
+            case .recurrent(let r):
+                switch r.kind {
+                case .simpleRNN:
+                    return SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation,
+                                             kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                                             biasInitializer: r.biasInitializer)
+                case .lstm:
+                    return LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                                        unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences,
+                                        kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                                        biasInitializer: r.biasInitializer)
+                case .gru:
+                    return GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                                       resetAfter: r.resetAfter, returnSequences: r.returnSequences,
+                                       kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                                       biasInitializer: r.biasInitializer)
+                }
+            case .dense(let d, let timeDistributed):
+                let dense = Dense<Scalar>(units: d.units, activation: d.activation,
+                                          kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
+                return timeDistributed ? TimeDistributed(dense) : dense
+            }
+        }
+    }
+
+    func makeOptimizer<Scalar: BLASScalar>(_: Scalar.Type) -> (any StatefulOptimizer<Scalar>)? {
+        switch optimizer {
+        case .adam(let lr, let b1, let b2, let eps)?: Adam<Scalar>(learningRate: lr, beta1: b1, beta2: b2, epsilon: eps)
+        case .sgd(let lr, let momentum, let nesterov)?: SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov)
+        case .rmsprop(let lr, let rho, let eps)?: RMSprop<Scalar>(learningRate: lr, rho: rho, epsilon: eps)
+        case nil: nil
+        }
+    }
+}
+
+/// Reads Keras 3's `config.json` (and Keras 2.13+'s), refusing whatever RNNKit does not
+/// implement: every such item is collected, with where it is, before anything is built.
+struct KerasConfig {
+    private var problems: [String] = []
+
+    /// Parses `json`, the text of `config.json`; `file` names it in errors.
+    static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
+        guard let root = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
+            throw KerasFileError(file: file, reason: "is not a JSON object")
+        }
+        var reader = KerasConfig()
+        let spec = reader.model(root)
+        guard reader.problems.isEmpty, let spec else {
+            throw UnsupportedKerasModel(file: file, items: reader.problems.isEmpty ? ["the model could not be read"] : reader.problems)
+        }
+        return spec
+    }
+
+    private mutating func refuse(_ place: String, _ what: String) { problems.append("\(place): \(what)") }
+
+    // MARK: The model
+
+    private mutating func model(_ root: [String: Any]) -> KerasModelSpec? {
+        let className = root["class_name"] as? String ?? "(no class_name)"
+        guard let config = root["config"] as? [String: Any] else {
+            refuse("class_name \(className)", "the model has no config")
+            return nil
+        }
+        let layerConfigs = config["layers"] as? [[String: Any]] ?? []
+        let chain: [[String: Any]]
+        switch className {
+        case "Sequential":
+            chain = layerConfigs
+        case "Functional", "Model":
+            guard let stack = plainStack(config, layers: layerConfigs) else { return nil }
+            chain = stack
+        default:
+            refuse("class_name \(className)", "only Sequential models, and Functional ones that are a plain stack, are supported")
+            return nil
+        }
+        let name = config["name"] as? String ?? "sequential"
+        let dtype = dtypeName(config["dtype"], place: "the model") ?? "float32"
+
+        var inputShape: FeatureShape?
+        if let shape = config["build_input_shape"] {
+            inputShape = featureShape(shape, place: "build_input_shape")
+        }
+        var specs: [KerasModelSpec.LayerSpec] = []
+        var layerDtypes: Set<String> = []
+        for (index, layer) in chain.enumerated() {
+            let layerClass = layer["class_name"] as? String ?? "(no class_name)"
+            let layerConfig = layer["config"] as? [String: Any] ?? [:]
+            let place = "layers[\(index)] (\(layerClass) \"\(layerConfig["name"] as? String ?? "?")\")"
+            if layerClass == "InputLayer" {
+                let shape = layerConfig["batch_shape"] ?? layerConfig["batch_input_shape"]
+                if let parsed = featureShape(shape as Any, place: place) { inputShape = inputShape ?? parsed }
+                checkOptions(layerConfig, place: place, known: ["batch_shape", "batch_input_shape", "dtype", "name"],
+                             expected: ["sparse": false, "ragged": false, "optional": false])
+                continue
+            }
+            if let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], inputShape == nil {
+                inputShape = featureShape(shape, place: place)
+            }
+            if let dtype = dtypeName(layerConfig["dtype"], place: place) { layerDtypes.insert(dtype) }
+            if let spec = layerSpec(layerClass, layerConfig, place: place) { specs.append(spec) }
+        }
+        if layerDtypes.count > 1 { refuse("the layers", "mix the dtypes \(layerDtypes.sorted()); RNNKit computes a model in one") }
+        if chain.allSatisfy({ ($0["class_name"] as? String) == "InputLayer" }) { refuse("layers", "the model has no layers") }
+        guard let inputShape else {
+            refuse("the model", "has no input shape (no InputLayer, build_input_shape or batch_input_shape)")
+            return nil
+        }
+        var spec = KerasModelSpec(name: name, dtype: layerDtypes.first ?? dtype, inputShape: inputShape, layers: specs)
+        if let compile = root["compile_config"] as? [String: Any] { compileSettings(compile, into: &spec) }
+        return spec
+    }
+
+    /// The layers of a Functional model in order, when each takes the one before it as its only input.
+    private mutating func plainStack(_ config: [String: Any], layers: [[String: Any]]) -> [[String: Any]]? {
+        func history(_ value: Any?) -> String? {
+            // A tensor reference: {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, node, index]}},
+            // or Keras 2's [[layer, node, index, kwargs]].
+            if let tensor = value as? [String: Any], let config = tensor["config"] as? [String: Any],
+               let history = config["keras_history"] as? [Any] { return history.first as? String }
+            if let list = value as? [Any], let first = list.first as? String { return first }
+            if let list = value as? [Any], list.count == 1 { return history(list[0]) }
+            return nil
+        }
+        var previous: String?
+        for (index, layer) in layers.enumerated() {
+            let name = (layer["config"] as? [String: Any])?["name"] as? String ?? layer["name"] as? String ?? "?"
+            let nodes = layer["inbound_nodes"] as? [Any] ?? []
+            if index == 0 {
+                guard layer["class_name"] as? String == "InputLayer", nodes.isEmpty else {
+                    refuse("layers[0] \"\(name)\"", "a Functional model must start with its one InputLayer")
+                    return nil
+                }
+            } else {
+                var inputs: [String] = []
+                if nodes.count == 1, let node = nodes[0] as? [String: Any], let args = node["args"] as? [Any] {
+                    inputs = args.compactMap(history)
+                    if let kwargs = node["kwargs"] as? [String: Any], kwargs.values.contains(where: { !($0 is NSNull) }) {
+                        refuse("layers[\(index)] \"\(name)\"", "is called with arguments \(kwargs.keys.sorted()), which RNNKit does not pass")
+                    }
+                } else if nodes.count == 1, let node = nodes[0] as? [Any] {
+                    inputs = node.compactMap(history)
+                }
+                guard nodes.count == 1, inputs == [previous ?? ""] else {
+                    refuse("layers[\(index)] \"\(name)\"", "takes \(nodes.count == 1 ? "\(inputs)" : "\(nodes.count) calls") as input, not only the layer before it: a Functional graph that is not a plain stack")
+                    return nil
+                }
+            }
+            previous = name
+        }
+        let outputs = (config["output_layers"] as? [Any]).flatMap { history($0) ?? history(($0.first)) }
+        if let outputs, outputs != previous {
+            refuse("output_layers", "the model's output is \(outputs), not its last layer \(previous ?? "?")")
+            return nil
+        }
+        return layers
+    }
+
+    /// `[null, T, F]` or `[null, F]`.
+    private mutating func featureShape(_ value: Any, place: String) -> FeatureShape? {
+        let extents = (value as? [Any]) ?? []
+        let sizes = extents.dropFirst().map { $0 as? Int }
+        switch sizes.count {
+        case 2:
+            guard let steps = sizes[0] else {
+                refuse(place, "the input has no fixed number of steps (None); RNNKit needs sequences of one length")
+                return nil
+            }
+            guard let features = sizes[1], steps > 0, features > 0 else { break }
+            return .sequence(steps: steps, features: features)
+        case 1:
+            guard let features = sizes[0], features > 0 else { break }
+            return .vector(features: features)
+        default:
+            break
+        }
+        refuse(place, "input shape \(extents.map { ($0 as? Int).map(String.init) ?? "None" }) is not (None, steps, features) or (None, features)")
+        return nil
+    }
+
+    /// The dtype policy's name, refused unless float32 or float64.
+    private mutating func dtypeName(_ value: Any?, place: String) -> String? {
+        let name: String?
+        if let text = value as? String { name = text }
+        else if let policy = value as? [String: Any] { name = (policy["config"] as? [String: Any])?["name"] as? String }
+        else { return nil }
+        guard let name, name == "float32" || name == "float64" else {
+            refuse(place, "dtype \(name ?? "?") is not supported (float32 or float64)")
+            return nil
+        }
+        return name
+    }
+
+    // MARK: Layers
+
+    private mutating func layerSpec(_ className: String, _ config: [String: Any], place: String) -> KerasModelSpec.LayerSpec? {
+        switch className {
+        case "SimpleRNN", "LSTM", "GRU":
+            return recurrentSpec(KerasModelSpec.RecurrentSpec.Kind(rawValue: className)!, config, place: place).map { .recurrent($0) }
+        case "Dense":
+            return denseSpec(config, place: place).map { .dense($0, timeDistributed: false) }
+        case "TimeDistributed":
+            guard let inner = config["layer"] as? [String: Any], inner["class_name"] as? String == "Dense",
+                  let innerConfig = inner["config"] as? [String: Any] else {
+                refuse(place, "only TimeDistributed(Dense) is supported, not TimeDistributed(\((config["layer"] as? [String: Any])?["class_name"] as? String ?? "?"))")
+                return nil
+            }
+            checkOptions(config, place: place, known: ["layer", "name", "dtype"], expected: ["trainable": true])
+            return denseSpec(innerConfig, place: place + ".layer").map { .dense($0, timeDistributed: true) }
+        case "Bidirectional", "Masking", "Dropout":
+            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's sequence features: Bidirectional, masking, dropout)")
+            return nil
+        default:
+            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense))")
+            return nil
+        }
+    }
+
+    private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
+        guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
+        var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
+        var known = ["units", "activation", "return_sequences", "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                     "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
+        if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
+        spec.returnSequences = config["return_sequences"] as? Bool ?? false
+        spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
+        spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
+        spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
+        if kind != .simpleRNN {
+            known += ["recurrent_activation", "implementation"]
+            if let sigma = activation(config["recurrent_activation"], "recurrent_activation", place: place, elementwise: true) {
+                spec.recurrentActivation = sigma
+            }
+        }
+        if kind == .lstm {
+            known.append("unit_forget_bias")
+            spec.unitForgetBias = config["unit_forget_bias"] as? Bool ?? true
+        }
+        if kind == .gru {
+            known.append("reset_after")
+            spec.resetAfter = config["reset_after"] as? Bool ?? true
+        }
+        checkOptions(config, place: place, known: Set(known), expected: [
+            "use_bias": true, "return_state": false, "go_backwards": false, "stateful": false, "trainable": true,
+            "dropout": 0.0, "recurrent_dropout": 0.0,
+        ])
+        return spec
+    }
+
+    private mutating func denseSpec(_ config: [String: Any], place: String) -> KerasModelSpec.DenseSpec? {
+        guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
+        var spec = KerasModelSpec.DenseSpec(units: units)
+        if let f = activation(config["activation"], "activation", place: place, elementwise: false) { spec.activation = f }
+        spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
+        spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
+        checkOptions(config, place: place, known: ["units", "activation", "kernel_initializer", "bias_initializer", "name", "dtype"],
+                     expected: ["use_bias": true, "trainable": true])
+        return spec
+    }
+
+    /// Refuses options whose value RNNKit cannot honour: those in `expected` with another value,
+    /// and any other option not in `known` unless it is null (a regulariser, a constraint, …).
+    private mutating func checkOptions(_ config: [String: Any], place: String, known: Set<String>, expected: [String: Any]) {
+        for key in config.keys.sorted() where !known.contains(key) {
+            let value = config[key]!
+            if let wanted = expected[key] {
+                if !sameValue(value, wanted) { refuse(place, "option \(key) = \(describe(value)) is not supported (only \(describe(wanted)))") }
+            } else if !(value is NSNull) {
+                refuse(place, "option \(key) = \(describe(value)) is not supported")
+            }
+        }
+    }
+
+    private func sameValue(_ value: Any, _ wanted: Any) -> Bool {
+        switch wanted {
+        case let flag as Bool: return (value as? Bool) == flag
+        case let number as Double: return (value as? Double) == number || (value as? Int).map(Double.init) == number
+        case let text as String: return (value as? String) == text
+        case is NSNull: return value is NSNull
+        default: return false
+        }
+    }
+
+    private func describe(_ value: Any) -> String {
+        if value is NSNull { return "null" }
+        if let text = value as? String { return "\"\(text)\"" }
+        if let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) {
+            let text = String(decoding: data, as: UTF8.self)
+            return text.count > 80 ? String(text.prefix(77)) + "…" : text
+        }
+        return "\(value)"
+    }
+
+    private mutating func positiveInt(_ value: Any?, _ key: String, place: String) -> Int? {
+        guard let number = value as? Int, number > 0 else {
+            refuse(place, "option \(key) = \(value.map(describe) ?? "missing") is not a positive whole number")
+            return nil
+        }
+        return number
+    }
+
+    private mutating func activation(_ value: Any?, _ key: String, place: String, elementwise: Bool) -> Activation? {
+        guard let value else { return nil }
+        let name = (value as? String) ?? ((value as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
+        guard let name, let activation = Activation(rawValue: name), !elementwise || activation.isElementwise else {
+            let supported = Activation.allCases.filter { !elementwise || $0.isElementwise }.map(\.rawValue).joined(separator: ", ")
+            refuse(place, "\(key) \(describe(value)) is not supported (\(supported))")
+            return nil
+        }
+        return activation
+    }
+
+    private mutating func initializer(_ value: Any?, _ key: String, place: String) -> Initializer? {
+        guard let value, !(value is NSNull) else { return nil }
+        let className: String, config: [String: Any]
+        if let name = value as? String {
+            className = name
+            config = [:]
+        } else if let object = value as? [String: Any], let name = object["class_name"] as? String {
+            className = name
+            config = object["config"] as? [String: Any] ?? [:]
+        } else {
+            refuse(place, "\(key) \(describe(value)) is not an initialiser")
+            return nil
+        }
+        switch className {
+        case "GlorotUniform", "glorot_uniform": return .glorotUniform
+        case "Orthogonal", "orthogonal": return .orthogonal(gain: (config["gain"] as? Double) ?? 1)
+        case "Zeros", "zeros": return .zeros
+        case "RandomUniform", "random_uniform", "uniform":
+            return .uniform(lower: (config["minval"] as? Double) ?? -0.05, upper: (config["maxval"] as? Double) ?? 0.05)
+        default:
+            refuse(place, "\(key) \(className) is not supported (GlorotUniform, Orthogonal, Zeros, RandomUniform)")
+            return nil
+        }
+    }
+
+    // MARK: Training settings
+
+    private mutating func compileSettings(_ compile: [String: Any], into spec: inout KerasModelSpec) {
+        let place = "compile_config"
+        if let optimizer = compile["optimizer"], !(optimizer is NSNull) {
+            spec.optimizer = optimizerSpec(optimizer, place: place + ".optimizer")
+        }
+        if let loss = compile["loss"], !(loss is NSNull) {
+            spec.loss = lossFunction(loss, place: place + ".loss")
+        }
+        if let weights = compile["loss_weights"], !(weights is NSNull) {
+            refuse(place + ".loss_weights", "loss weights are not supported")
+        }
+    }
+
+    private mutating func optimizerSpec(_ value: Any, place: String) -> KerasModelSpec.OptimizerSpec? {
+        let className: String, config: [String: Any]
+        if let name = value as? String {
+            className = name
+            config = [:]
+        } else if let object = value as? [String: Any], let name = object["class_name"] as? String {
+            className = name
+            config = object["config"] as? [String: Any] ?? [:]
+        } else {
+            refuse(place, "\(describe(value)) is not an optimiser")
+            return nil
+        }
+        let here = "\(place) (\(className))"
+        func number(_ key: String, _ fallback: Double) -> Double {
+            if let value = config[key] as? Double { return value }
+            if let value = config[key] as? Int { return Double(value) }
+            if let value = config[key], !(value is NSNull) { refuse(here, "\(key) = \(describe(value)) is not supported (a number)") }
+            return fallback
+        }
+        let common: [String: Any] = ["amsgrad": false, "centered": false, "use_ema": false]
+        var known: Set<String> = ["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency"]
+        let result: KerasModelSpec.OptimizerSpec
+        switch className.lowercased() {
+        case "adam":
+            known.formUnion(["beta_1", "beta_2", "epsilon"])
+            result = .adam(learningRate: number("learning_rate", 0.001), beta1: number("beta_1", 0.9),
+                           beta2: number("beta_2", 0.999), epsilon: number("epsilon", 1e-7))
+        case "sgd":
+            known.formUnion(["momentum", "nesterov"])
+            result = .sgd(learningRate: number("learning_rate", 0.01), momentum: number("momentum", 0),
+                          nesterov: config["nesterov"] as? Bool ?? false)
+        case "rmsprop":
+            known.formUnion(["rho", "epsilon"])
+            if number("momentum", 0) != 0 { refuse(here, "momentum = \(number("momentum", 0)) is not supported (only 0)") }
+            known.insert("momentum")
+            result = .rmsprop(learningRate: number("learning_rate", 0.001), rho: number("rho", 0.9), epsilon: number("epsilon", 1e-7))
+        default:
+            refuse(place, "optimiser \(className) is not supported (Adam, SGD, RMSprop)")
+            return nil
+        }
+        if let rate = config["learning_rate"], rate is [String: Any] {
+            refuse(here, "learning_rate is a schedule (\(describe(rate))); RNNKit reads a constant rate from a Keras file")
+        }
+        checkOptions(config, place: here, known: known, expected: common)
+        return result
+    }
+
+    private mutating func lossFunction(_ value: Any, place: String) -> (any Loss)? {
+        var name = value as? String
+        var config: [String: Any] = [:]
+        if let object = value as? [String: Any] {
+            name = object["class_name"] as? String
+            config = object["config"] as? [String: Any] ?? [:]
+        }
+        let losses: [String: any Loss] = [
+            "categorical_crossentropy": CategoricalCrossentropy(), "CategoricalCrossentropy": CategoricalCrossentropy(),
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy(),
+            "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy(),
+            "binary_crossentropy": BinaryCrossentropy(), "BinaryCrossentropy": BinaryCrossentropy(),
+            "mean_squared_error": MeanSquaredError(), "mse": MeanSquaredError(), "MeanSquaredError": MeanSquaredError(),
+        ]
+        guard let name, let loss = losses[name] else {
+            refuse(place, "loss \(describe(value)) is not supported (categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error)")
+            return nil
+        }
+        checkOptions(config, place: "\(place) (\(name))", known: ["name", "axis", "dtype"],
+                     expected: ["from_logits": false, "label_smoothing": 0.0, "ignore_class": NSNull(),
+                                "reduction": "sum_over_batch_size"])
+        return loss
+    }
+}

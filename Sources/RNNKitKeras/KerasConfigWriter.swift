@@ -1,0 +1,133 @@
+import Foundation
+import RNNKit
+
+/// Writes a `Sequential` as Keras 3's `config.json` describes one, so `keras.saving.load_model`
+/// rebuilds it: an `InputLayer`, then each layer's class and options, then the compile settings.
+enum KerasConfigWriter {
+    static func config<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [String: Any] {
+        let dtype = Scalar.self == Double.self ? "float64" : "float32"
+        let policy: [String: Any] = ["module": "keras", "class_name": "DTypePolicy", "config": ["name": dtype], "registered_name": NSNull()]
+        let batchShape: [Any] = [NSNull()] + model.inputShape.kerasExtents
+        var layers: [[String: Any]] = [[
+            "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
+            "config": ["batch_shape": batchShape, "dtype": dtype, "sparse": false, "ragged": false,
+                       "name": "input_layer", "optional": false] as [String: Any],
+        ]]
+        var shape = model.inputShape
+        for layer in model.layers {
+            layers.append(try entry(for: layer, inputShape: shape, policy: policy))
+            shape = layer.outputShape
+        }
+        var root: [String: Any] = [
+            "module": "keras", "class_name": "Sequential", "registered_name": NSNull(),
+            "config": ["name": model.name, "trainable": true, "dtype": policy, "layers": layers,
+                       "build_input_shape": batchShape] as [String: Any],
+            "build_config": ["input_shape": batchShape],
+        ]
+        if let compile = try compileConfig(of: model) { root["compile_config"] = compile }
+        return root
+    }
+
+    private static func serialized(_ module: String, _ className: String, _ config: [String: Any]) -> [String: Any] {
+        ["module": module, "class_name": className, "config": config, "registered_name": NSNull()]
+    }
+
+    private static func initializer(_ initializer: Initializer) -> [String: Any] {
+        switch initializer {
+        case .glorotUniform: serialized("keras.initializers", "GlorotUniform", ["seed": NSNull()])
+        case .orthogonal(let gain): serialized("keras.initializers", "Orthogonal", ["seed": NSNull(), "gain": gain])
+        case .zeros: serialized("keras.initializers", "Zeros", [:])
+        case .uniform(let lower, let upper): serialized("keras.initializers", "RandomUniform", ["seed": NSNull(), "minval": lower, "maxval": upper])
+        }
+    }
+
+    private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws -> [String: Any] {
+        let build: [String: Any] = ["input_shape": [NSNull()] + inputShape.kerasExtents]
+        var result: [String: Any]
+        switch layer {
+        case let recurrent as RecurrentLayer<Scalar>:
+            var config: [String: Any] = [
+                "name": recurrent.name, "trainable": true, "dtype": policy, "units": recurrent.units,
+                "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": false,
+                "stateful": false, "unroll": false, "zero_output_for_mask": false, "use_bias": true,
+                "kernel_initializer": initializer(recurrent.kernelInitializer),
+                "recurrent_initializer": initializer(recurrent.recurrentInitializer),
+                "bias_initializer": initializer(recurrent.biasInitializer),
+                "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
+                "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
+                "bias_constraint": NSNull(), "dropout": 0.0, "recurrent_dropout": 0.0, "seed": NSNull(),
+            ]
+            switch recurrent.cell {
+            case .simple(let f):
+                config["activation"] = f.rawValue
+            case .lstm(let f, let sigma):
+                config["activation"] = f.rawValue
+                config["recurrent_activation"] = sigma.rawValue
+                config["unit_forget_bias"] = recurrent.unitForgetBias
+            case .gru(let f, let sigma, let resetAfter):
+                config["activation"] = f.rawValue
+                config["recurrent_activation"] = sigma.rawValue
+                config["reset_after"] = resetAfter
+            }
+            result = serialized("keras.layers", recurrent.typeName, config)
+        case let dense as Dense<Scalar>:
+            result = serialized("keras.layers", "Dense", denseConfig(dense, policy: policy))
+        case let wrapper as TimeDistributed<Scalar>:
+            var inner = serialized("keras.layers", "Dense", denseConfig(wrapper.layer, policy: policy))
+            inner["build_config"] = ["input_shape": [NSNull(), inputShape.features]]
+            result = serialized("keras.layers", "TimeDistributed",
+                                ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
+        default:
+            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense)")
+        }
+        result["build_config"] = build
+        return result
+    }
+
+    private static func denseConfig<Scalar: BLASScalar>(_ dense: Dense<Scalar>, policy: [String: Any]) -> [String: Any] {
+        ["name": dense.name, "trainable": true, "dtype": policy, "units": dense.units, "activation": dense.activation.rawValue,
+         "use_bias": true, "kernel_initializer": initializer(dense.kernelInitializer),
+         "bias_initializer": initializer(dense.biasInitializer), "kernel_regularizer": NSNull(), "bias_regularizer": NSNull(),
+         "kernel_constraint": NSNull(), "bias_constraint": NSNull()]
+    }
+
+    private static func compileConfig<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [String: Any]? {
+        guard let optimizer = model.optimizer, let loss = model.loss else { return nil }
+        let common: [String: Any] = [
+            "name": optimizer.name, "learning_rate": optimizer.learningRate, "weight_decay": NSNull(), "clipnorm": NSNull(),
+            "global_clipnorm": NSNull(), "clipvalue": NSNull(), "use_ema": false, "ema_momentum": 0.99,
+            "ema_overwrite_frequency": NSNull(), "loss_scale_factor": NSNull(), "gradient_accumulation_steps": NSNull(),
+        ]
+        let optimizerEntry: [String: Any]
+        switch optimizer {
+        case let adam as Adam<Scalar>:
+            optimizerEntry = serialized("keras.optimizers", "Adam", common.merging(
+                ["beta_1": adam.beta1, "beta_2": adam.beta2, "epsilon": adam.epsilon, "amsgrad": false]) { $1 })
+        case let sgd as SGD<Scalar>:
+            optimizerEntry = serialized("keras.optimizers", "SGD", common.merging(["momentum": sgd.momentum, "nesterov": sgd.nesterov]) { $1 })
+        case let rmsprop as RMSprop<Scalar>:
+            optimizerEntry = serialized("keras.optimizers", "RMSprop", common.merging(
+                ["rho": rmsprop.rho, "momentum": 0.0, "epsilon": rmsprop.epsilon, "centered": false]) { $1 })
+        default:
+            throw ModelError.invalidConfiguration("optimiser \(optimizer.name) cannot be written to a Keras file (Adam, SGD, RMSprop can)")
+        }
+        let metric: Any = switch loss.name {
+        case "categorical_crossentropy": ["categorical_accuracy"]
+        case "sparse_categorical_crossentropy": ["sparse_categorical_accuracy"]
+        case "binary_crossentropy": ["binary_accuracy"]
+        default: NSNull()
+        }
+        return ["optimizer": optimizerEntry, "loss": loss.name, "loss_weights": NSNull(), "metrics": metric,
+                "weighted_metrics": NSNull(), "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false]
+    }
+}
+
+extension FeatureShape {
+    /// The shape without the batch axis, as Keras lists it: `[steps, features]` or `[features]`.
+    var kerasExtents: [Any] {
+        switch self {
+        case .sequence(let steps, let features): [steps, features]
+        case .vector(let features): [features]
+        }
+    }
+}

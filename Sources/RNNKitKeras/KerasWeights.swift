@@ -1,0 +1,222 @@
+import Foundation
+import RNNKit
+
+/// Where Keras 3 keeps each weight and each optimiser variable in its HDF5 weights file
+/// (`model.weights.h5` inside a `.keras` zip, or a `.weights.h5` file):
+///
+///     layers/<layer>/vars/0…           Dense: kernel, bias
+///     layers/<layer>/cell/vars/0…      SimpleRNN, LSTM, GRU: kernel, recurrent_kernel, bias
+///     layers/<layer>/layer/vars/0…     TimeDistributed: the wrapped layer's
+///     optimizer/vars/0, 1              the update count (int64) and the learning rate (float32)
+///     optimizer/vars/2…                per weight, in the model's weight order: Adam m, v (interleaved);
+///                                      SGD its momentum (only with momentum); RMSprop its mean square
+///
+/// `<layer>` is the snake_case class name, numbered from the second of a kind (`dense`, `dense_1`),
+/// never the layer's own name (Keras's `saving_lib._save_container_state`).
+enum KerasWeightsLayout {
+    /// Each parameter of `model` and the dataset that holds it.
+    static func paths<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [(parameter: Parameter<Scalar>, path: String)] {
+        var used: [String: Int] = [:]
+        var result: [(Parameter<Scalar>, String)] = []
+        for layer in model.layers {
+            let stem = layer.nameStem
+            let count = used[stem, default: -1] + 1
+            used[stem] = count
+            let container = "layers/" + (count == 0 ? stem : "\(stem)_\(count)")
+            let group: String
+            switch layer {
+            case is RecurrentLayer<Scalar>: group = container + "/cell/vars"
+            case is Dense<Scalar>: group = container + "/vars"
+            case is TimeDistributed<Scalar>: group = container + "/layer/vars"
+            default:
+                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense)")
+            }
+            for (index, parameter) in layer.parameters.enumerated() { result.append((parameter, "\(group)/\(index)")) }
+        }
+        return result
+    }
+
+    /// Optimiser slots per weight in Keras's file, in Keras's order, as RNNKit slot indices.
+    static func slotOrder<Scalar: BLASScalar>(of optimizer: any StatefulOptimizer<Scalar>) -> [Int] {
+        if let sgd = optimizer as? SGD<Scalar> { return sgd.momentum > 0 ? [0] : [] }
+        return Array(0..<optimizer.state.slotCount)   // Adam: momentum, velocity; RMSprop: velocity
+    }
+
+    // MARK: Reading
+
+    /// Reads every weight of `model` from `file`, checking every name and shape before changing
+    /// anything, and the optimiser's state into `optimizer` when the file has it.
+    /// - Returns: notes on what was skipped.
+    static func read<Scalar: BLASScalar>(_ file: HDF5File, into model: Sequential<Scalar>,
+                             optimizer: (any StatefulOptimizer<Scalar>)?) throws -> [String] {
+        var values: [(Parameter<Scalar>, [Double])] = []
+        var problems: [String] = []
+        var expectedGroups: [String: Int] = [:]
+        for (parameter, path) in try paths(of: model) {
+            let group = String(path[..<path.lastIndex(of: "/")!])
+            expectedGroups[group, default: 0] += 1
+            guard file.kind(at: path) == .dataset else {
+                problems.append("\(path) (\(parameter.name)): missing (the model has shape \(parameter.shape))")
+                continue
+            }
+            let dataset = try file.dataset(at: path)
+            guard dataset.shape == parameter.shape else {
+                problems.append("\(path) (\(parameter.name)): the model has shape \(parameter.shape), the file has \(dataset.shape)")
+                continue
+            }
+            guard dataset.storedType.hasPrefix("float") else {
+                problems.append("\(path) (\(parameter.name)): stored as \(dataset.storedType), not as floating point")
+                continue
+            }
+            if let index = dataset.values.firstIndex(where: { !$0.isFinite }) {
+                problems.append("\(path) (\(parameter.name)): holds \(dataset.values[index]) at element \(index); weights must be finite")
+                continue
+            }
+            values.append((parameter, dataset.values))
+        }
+        // A layer group holding more variables than the model's layer means another architecture.
+        for (group, count) in expectedGroups.sorted(by: { $0.key < $1.key }) where file.kind(at: group) == .group {
+            let extra = try file.members(of: group).filter { Int($0).map { $0 >= count } ?? true }
+            if !extra.isEmpty { problems.append("\(group): holds \(extra.map { "\(group)/\($0)" }.joined(separator: ", ")), which the model has no weight for") }
+        }
+        if file.kind(at: "layers") == .group {
+            let known = Set(expectedGroups.keys.map { String($0.split(separator: "/")[1]) })
+            for layer in try file.members(of: "layers") where !known.contains(layer) {
+                if try holdsDatasets(file, "layers/\(layer)") {
+                    problems.append("layers/\(layer): a layer with weights that the model does not have")
+                }
+            }
+        }
+        guard problems.isEmpty else {
+            throw KerasFileError(file: file.name, reason: "the weights do not fit the model:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+        }
+        var notes: [String] = []
+        var restore: (() throws -> Void)?
+        if let optimizer, file.kind(at: "optimizer/vars") == .group {
+            restore = try readOptimizer(file, model: model, optimizer: optimizer, notes: &notes)
+        }
+        for (parameter, scalars) in values { parameter.value.assign(scalars.map { Scalar($0) }) }
+        try restore?()
+        return notes
+    }
+
+    private static func holdsDatasets(_ file: HDF5File, _ group: String) throws -> Bool {
+        for member in try file.members(of: group) {
+            let path = "\(group)/\(member)"
+            switch file.kind(at: path) {
+            case .dataset?: return true
+            case .group?: if try holdsDatasets(file, path) { return true }
+            default: continue
+            }
+        }
+        return false
+    }
+
+    /// Checks the optimiser variables and returns the step that restores them.
+    private static func readOptimizer<Scalar: BLASScalar>(_ file: HDF5File, model: Sequential<Scalar>, optimizer: any StatefulOptimizer<Scalar>,
+                                              notes: inout [String]) throws -> (() throws -> Void)? {
+        let members = try file.members(of: "optimizer/vars")
+        let order = slotOrder(of: optimizer)
+        let parameters = model.parameters
+        let expected = 2 + order.count * parameters.count
+        guard members.count == expected || members.count == 2 else {
+            notes.append("\(file.name): the optimiser state was not loaded: the file's optimiser has \(members.count) variables, RNNKit's \(optimizer.name) needs \(expected); it starts afresh")
+            return nil
+        }
+        let iterationsSet = try file.dataset(at: "optimizer/vars/0")
+        let rateSet = try file.dataset(at: "optimizer/vars/1")
+        guard iterationsSet.shape.isEmpty, let iterations = iterationsSet.values.first, iterations >= 0, iterations == iterations.rounded(),
+              rateSet.shape.isEmpty, let rate = rateSet.values.first, rate > 0, rate.isFinite else {
+            throw KerasFileError(file: file.name, reason: "optimizer/vars/0 and 1 must hold the update count and a positive learning rate, got \(iterationsSet.values) and \(rateSet.values)")
+        }
+        var slots = [[Scalar]](repeating: [Scalar](repeating: 0, count: model.arena.count), count: optimizer.state.slotCount)
+        if members.count == expected, !order.isEmpty {
+            var problems: [String] = []
+            var index = 2
+            for (parameter, offset) in zip(parameters, model.arena.offsets) {
+                for slot in order {
+                    let path = "optimizer/vars/\(index)"
+                    index += 1
+                    let dataset = try file.dataset(at: path)
+                    guard dataset.shape == parameter.shape else {
+                        problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): shape \(dataset.shape), the weight's is \(parameter.shape)")
+                        continue
+                    }
+                    guard dataset.values.allSatisfy(\.isFinite) else {
+                        problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): holds a value that is not finite")
+                        continue
+                    }
+                    for (i, value) in dataset.values.enumerated() { slots[slot][offset + i] = Scalar(value) }
+                }
+            }
+            guard problems.isEmpty else {
+                throw KerasFileError(file: file.name, reason: "the optimiser state does not fit the model:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+            }
+        } else if iterations > 0, !order.isEmpty {
+            notes.append("\(file.name): the optimiser has taken \(Int(iterations)) steps but the file holds no \(optimizer.name) moments; they start at zero")
+        }
+        let arena = model.arena
+        return {
+            // Keras keeps the rate as float32. A short decimal in the config (0.003, as typed) that rounds to
+            // the stored value is that value; otherwise the stored float32 is the rate.
+            let configured = optimizer.learningRate
+            let typed = Double(String(format: "%.7g", configured)) == configured
+            if !(typed && Float(configured) == Float(rate)) { optimizer.learningRate = rate }
+            try optimizer.restore(iterations: Int(iterations), slots: slots, for: arena)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes every weight of `model`, and the state of its optimiser when it has one, into `file`
+    /// as Keras lays them out, float32 for a `Float` model and float64 for a `Double` one.
+    static func write<Scalar: BLASScalar>(_ model: Sequential<Scalar>, to file: HDF5File) throws {
+        let stored: HDF5File.StoredType = Scalar.self == Double.self ? .float64 : .float32
+        var groups: [String] = []
+        for (parameter, path) in try paths(of: model) {
+            let group = String(path[..<path.lastIndex(of: "/")!])
+            if groups.last != group {
+                try file.createGroup(group)
+                groups.append(group)
+            }
+            try file.write(parameter.tensor.scalars.map(Double.init), shape: parameter.shape, as: stored, at: path)
+        }
+        // Keras names each variable group after its object; the loader does not need them.
+        for layer in model.layers {
+            if let group = groups.first(where: { $0.hasPrefix("layers/\(kerasContainer(of: layer, in: model))/") }) {
+                let layerGroup = String(group.prefix("layers/\(kerasContainer(of: layer, in: model))".count))
+                try file.createGroup(layerGroup + "/vars")
+                try file.setAttribute("name", to: layer.name, on: layerGroup + "/vars")
+                if group.hasSuffix("/cell/vars") { try file.setAttribute("name", to: "\(layer.nameStem)_cell", on: group) }
+            }
+        }
+        try file.createGroup("vars")
+        try file.setAttribute("name", to: model.name, on: "vars")
+        guard let optimizer = model.optimizer as? any StatefulOptimizer<Scalar> else { return }
+        try file.createGroup("optimizer/vars")
+        try file.setAttribute("name", to: optimizer.name, on: "optimizer/vars")
+        try file.write([Double(optimizer.iterations)], shape: [], as: .int64, at: "optimizer/vars/0")
+        try file.write([Double(Float(optimizer.learningRate))], shape: [], as: .float32, at: "optimizer/vars/1")
+        let bound = optimizer.state.arena === model.arena
+        var index = 2
+        for (parameter, offset) in zip(model.parameters, model.arena.offsets) {
+            for slot in slotOrder(of: optimizer) {
+                // An optimiser that has not stepped yet has no state: Keras's is zero then too.
+                let values = bound ? (0..<parameter.count).map { Double(optimizer.state.slots[slot].pointer[offset + $0]) }
+                                   : [Double](repeating: 0, count: parameter.count)
+                try file.write(values, shape: parameter.shape, as: stored, at: "optimizer/vars/\(index)")
+                index += 1
+            }
+        }
+    }
+
+    /// The container name Keras gives `layer` within `model` (`dense`, `dense_1`).
+    static func kerasContainer<Scalar: BLASScalar>(of layer: any Layer<Scalar>, in model: Sequential<Scalar>) -> String {
+        var count = -1
+        for other in model.layers where other.nameStem == layer.nameStem {
+            count += 1
+            if other === layer { break }
+        }
+        return count == 0 ? layer.nameStem : "\(layer.nameStem)_\(count)"
+    }
+}
