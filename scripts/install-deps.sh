@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib, and Open MPI for RNNKitMPI and
-# the trainer) when pkg-config (or, for mpirun, the PATH) cannot find them.
+# Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib; Open MPI for RNNKitMPI and HDF5
+# for RNNKitKeras, both used by the trainer) when pkg-config (or, for mpirun, the PATH) cannot find them.
 set -euo pipefail
 missing=()
 if ! command -v pkg-config >/dev/null 2>&1; then
-  missing+=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libopenmpi-dev openmpi-bin)
+  missing+=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libopenmpi-dev openmpi-bin libhdf5-dev)
 else
   pkg-config --exists openblas || missing+=(libopenblas-dev)
   pkg-config --exists lapacke || missing+=(liblapacke-dev)
   pkg-config --exists zlib || missing+=(zlib1g-dev)
   pkg-config --exists ompi-c || missing+=(libopenmpi-dev)
+  pkg-config --exists hdf5 || missing+=(libhdf5-dev)
   command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0

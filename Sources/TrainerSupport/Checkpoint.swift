@@ -15,20 +15,28 @@ struct Checkpoint {
     var weights: [String: Tensor<Float>]
     var iterations: Int
     var slots: [[Float]]
+    /// The Keras config of a run whose model came from a file, to rebuild it on `--resume`.
+    var kerasConfig: Data?
 
     /// The flags that decide the arithmetic of a run (not where it writes, nor how often it saves).
     /// `epochs` counts only under a schedule, whose rates depend on the total.
     /// `ranks` counts only above 1 (checkpoints from before MPI runs have no such setting).
-    static func configuration(of options: TrainBlas, ranks: Int = 1) -> [String: String] {
+    /// A model from a file records `model` instead of the architecture flags, and the optimiser
+    /// the run actually uses (from the flags or the file).
+    static func configuration(of options: TrainBlas, built: BuiltModel, ranks: Int = 1) -> [String: String] {
         var settings = [
-            "cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
             "batch-size": "\(options.batchSize)", "validation-split": "\(options.validationSplit)",
-            "optimizer": options.optimizer.rawValue,
-            "learning-rate": "\(options.learningRate ?? options.optimizer.defaultLearningRate)",
+            "optimizer": built.optimizer.name,
+            "learning-rate": "\(built.optimizer.learningRate)",
             "lr-schedule": options.learningRateSchedule.rawValue, "seed": "\(options.seed)",
             "shuffle": "\(!options.noShuffle)", "limit": options.limit.map(String.init) ?? "none",
             "workers": "\(options.workers)", "data": URL(fileURLWithPath: options.data).standardizedFileURL.path,
         ]
+        if built.fileConfig == nil {
+            settings.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
+        } else {
+            settings["model"] = built.description + " from a Keras config"
+        }
         if options.learningRateSchedule != .constant { settings["epochs"] = "\(options.epochs)" }
         if ranks > 1 { settings["mpi-ranks"] = "\(ranks)" }
         // Only the non-default choice is recorded, so earlier checkpoints still resume.
@@ -44,6 +52,7 @@ struct Checkpoint {
         let metadata = ["format": "rnnkit-checkpoint-1", "epoch": "\(epoch)", "iterations": "\(iterations)",
                         "history": historyJSON, "configuration": configurationJSON,
                         "epoch_seconds": history.epochSeconds.map { "\($0)" }.joined(separator: ",")]
+            .merging(kerasConfig.map { [SafeTensors.kerasConfigKey: String(decoding: $0, as: UTF8.self)] } ?? [:]) { $1 }
         try writeAtomically(SafeTensors.encode(tensors, metadata: metadata), to: folder.appendingPathComponent(Self.fileName))
     }
 
@@ -71,7 +80,7 @@ struct Checkpoint {
         while let slot = file.tensors["optimizer/slot\(slots.count)"] { slots.append(slot.scalars) }
         let weights = file.tensors.filter { !$0.key.hasPrefix("optimizer/") }
         return Checkpoint(epoch: epoch, history: history, configuration: configuration, weights: weights,
-                          iterations: iterations, slots: slots)
+                          iterations: iterations, slots: slots, kerasConfig: file.metadata[SafeTensors.kerasConfigKey].map { Data($0.utf8) })
     }
 
     /// One line per setting that differs from `current`.

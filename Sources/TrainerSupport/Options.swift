@@ -89,7 +89,13 @@ struct MemoryEstimate {
     /// per-worker activations: each recurrent layer's tape (G + 3 values per unit and step), its
     /// backward scratch (2·G per unit and step) and input gradient, the input batch.
     init(cell: CellOption, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
-        let gates = cell == .lstm ? 4 : cell == .gru ? 3 : 1
+        self.init(gates: Array(repeating: cell == .lstm ? 4 : cell == .gru ? 3 : 1, count: units.count), units: units, steps: steps,
+                  features: features, classes: classes, batchSize: batchSize, workers: workers)
+    }
+
+    /// The same for recurrent layers of `gates[i]` gates and `units[i]` units in turn.
+    init(gates layerGates: [Int], units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
+        precondition(layerGates.count == units.count, "one gate count per layer")
         let perShard = (batchSize + workers - 1) / workers
         func multiply(_ values: Int...) -> Int? {
             var product = 1
@@ -108,7 +114,7 @@ struct MemoryEstimate {
         }
         var inputs = features
         var weights: Int? = 0
-        for h in units {
+        for (gates, h) in zip(layerGates, units) {
             let layerWeights = multiply(gates, h).flatMap { gh in multiply(gh, inputs).flatMap { a in multiply(gh, h).map { a + $0 + 2 * gh } } }
             if let w = weights, let l = layerWeights { weights = w + l } else { weights = nil }
             add(multiply(steps, perShard, h, gates + 3 + 2 * gates, workers))          // tape and scratch
@@ -122,5 +128,24 @@ struct MemoryEstimate {
 
     static func describe(_ bytes: Int) -> String {
         bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))
+    }
+}
+
+/// The file formats `--load` and `--save` take, by extension.
+public enum WeightsFormat: Equatable, Sendable {
+    /// Keras's model file: architecture, weights, optimiser state.
+    case keras
+    /// Keras's weights file (HDF5): weights and optimiser state.
+    case kerasWeights
+    /// safetensors: weights under RNNKit's names, the architecture in the metadata.
+    case safetensors
+
+    /// The format `path`'s extension names; nil for any other.
+    public init?(path: String) {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".keras") { self = .keras }
+        else if lower.hasSuffix(".weights.h5") || lower.hasSuffix(".h5") { self = .kerasWeights }
+        else if lower.hasSuffix(".safetensors") { self = .safetensors }
+        else { return nil }
     }
 }

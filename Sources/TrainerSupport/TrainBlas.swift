@@ -15,15 +15,27 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: ArgumentHelp("Folder with the four MNIST IDX files, raw or .gz.", valueName: "DIR"))
     public var data: String = "data/mnist"
 
-    @Option(help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after).")
-    public var cell: CellOption = .simpleRNN
+    // The architecture flags are optional so the trainer knows which were given: a model read
+    // from a file (`--load model.keras`) takes its architecture from there.
+    @Option(name: .customLong("cell"),
+            help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after). Default: simple_rnn.")
+    public var cellFlag: CellOption?
 
-    @Option(help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences).", valueName: "list"),
+    @Option(name: .customLong("units"),
+            help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
             transform: UnitList.parse)
-    public var units: UnitList = UnitList(argument: "10")!
+    public var unitsFlag: UnitList?
 
-    @Option(help: "SimpleRNN activation (LSTM and GRU use tanh).")
-    public var activation: ActivationOption = .tanh
+    @Option(name: .customLong("activation"), help: "SimpleRNN activation (LSTM and GRU use tanh). Default: tanh.")
+    public var activationFlag: ActivationOption?
+
+    public var cell: CellOption { cellFlag ?? .simpleRNN }
+    public var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
+    public var activation: ActivationOption { activationFlag ?? .tanh }
+    /// The architecture flags given, by name, for messages.
+    var architectureFlagsGiven: [String] {
+        [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" }].compactMap { $0 }
+    }
 
     @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
     public var epochs: Int = 10
@@ -34,8 +46,11 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Fraction of the training images, taken from the end before shuffling, that validates (0 for none).")
     public var validationSplit: Double = 0.1
 
-    @Option(help: "Optimiser, with Keras's defaults.")
-    public var optimizer: OptimizerOption = .adam
+    @Option(name: .customLong("optimizer"),
+            help: "Optimiser, with Keras's defaults (default: adam; with --load model.keras, the file's optimiser and its state).")
+    public var optimizerFlag: OptimizerOption?
+
+    public var optimizer: OptimizerOption { optimizerFlag ?? .adam }
 
     // `.unconditional` so that `--learning-rate -1` reaches the validation (and its message)
     // instead of being read as a missing value followed by a flag.
@@ -56,10 +71,10 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "Use only the first N training images.")
     public var limit: Int?
 
-    @Option(help: ArgumentHelp("Start from these weights (safetensors with Keras names).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Start from this model: a Keras .keras file (architecture, weights and optimiser state: no --units needed), a Keras .weights.h5 file, or safetensors (RNNKit's own carry their architecture).", valueName: "FILE"))
     public var load: String?
 
-    @Option(help: ArgumentHelp("Also write the trained weights here (safetensors).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file) or .safetensors.", valueName: "FILE"))
     public var save: String?
 
     @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
@@ -104,6 +119,12 @@ public struct TrainBlas: ParsableCommand {
             throw ValidationError("--checkpoint-every must be 1 or more epochs, got \(checkpointEvery)")
         }
         if resume != nil, load != nil { throw ValidationError("--resume restores the weights itself; drop --load") }
+        if let save, WeightsFormat(path: save) == nil, !save.hasSuffix("/"), !FileManager.default.fileExists(atPath: save) {
+            throw ValidationError("--save \(save): name the format by the extension: .keras, .weights.h5 or .safetensors")
+        }
+        if let load, WeightsFormat(path: load) == .keras, !architectureFlagsGiven.isEmpty {
+            throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(architectureFlagsGiven.joined(separator: ", "))")
+        }
         guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RNNKit
+import RNNKitKeras
 import RNNKitMPI
 
 /// What `train-blas` does once its flags are valid.
@@ -24,7 +25,10 @@ struct Trainer {
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.dateFormat = "yyyyMMdd-HHmmss"
-            let model = "\(options.cell.rawValue)-\(options.units.sizes.map(String.init).joined(separator: "-"))"
+            // A run from a Keras file is named after the file; otherwise after the flags' model.
+            let model = options.load.flatMap { load in LoadedFileKind(contentsOf: load) == .keras
+                ? URL(fileURLWithPath: load).deletingPathExtension().lastPathComponent : nil }
+                ?? "\(options.cell.rawValue)-\(options.units.sizes.map(String.init).joined(separator: "-"))"
             outputPath = "runs/\(formatter.string(from: Date()))-\(model)"
         }
     }
@@ -52,6 +56,9 @@ struct Trainer {
         var train: ImageDataset
         var model: Sequential<Float>
         var optimizer: any StatefulOptimizer<Float>
+        var built: BuiltModel
+        /// The settings a checkpoint of this run records, as the run starts.
+        var configuration: [String: String]
         var history = History()
         var initialEpoch = 0
     }
@@ -79,6 +86,7 @@ struct Trainer {
         interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
         defer { interruption.uninstall() }
         say(model.summary())
+        for note in setup.built.notes { say("Note: \(note)") }
         if setup.initialEpoch > 0 || options.resume != nil {
             say("Resuming after epoch \(setup.initialEpoch) of \(options.epochs) (\(options.resume ?? ""))")
         }
@@ -112,7 +120,9 @@ struct Trainer {
                         bar.handle(event, epochs: options.epochs)
                         if case .epochEnded(let epoch, _, let training, let validation, let seconds) = event {
                             running.append(training: training, validation: validation, seconds: seconds)
-                            if let every = options.checkpointEvery, epoch % every == 0 { writeCheckpoint(epoch: epoch, history: running, model: model, optimizer: optimizer) }
+                            if let every = options.checkpointEvery, epoch % every == 0 {
+                                writeCheckpoint(epoch: epoch, history: running, setup: setup)
+                            }
                         }
                     }
                 }
@@ -145,7 +155,7 @@ struct Trainer {
 
         if isRoot {
             // Rank 0 alone writes; should that fail, the other ranks are ended with it (MPI_Abort).
-            let written = try writeOutputs(model: model, history: history, test: test, trainCount: trainCount,
+            let written = try writeOutputs(built: setup.built, history: history, test: test, trainCount: trainCount,
                                            pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
                                            label: mnist.train.label(at: options.exampleIndex), interrupted: interrupted)
             say("\nWrote " + written.joined(separator: ", "))
@@ -197,24 +207,24 @@ struct Trainer {
             throw ValidationError("--example-index must be below the \(mnist.train.count) training images, got \(options.exampleIndex)")
         }
 
-        let estimate = MemoryEstimate(cell: options.cell, units: options.units.sizes, steps: train.rows, features: train.columns,
-                                      classes: train.classCount, batchSize: options.batchSize, workers: options.workers)
-        let available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        guard let needed = estimate.bytes, needed <= available else {
-            throw ValidationError("--units \(options.units) with --batch-size \(options.batchSize) needs "
-                                  + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
-                                  + "; this machine has \(MemoryEstimate.describe(available))")
+        var checkpoint: Checkpoint?
+        if let resume = options.resume { checkpoint = try Checkpoint.read(resume) }
+        if checkpoint?.kerasConfig == nil, options.load == nil || LoadedFileKind(contentsOf: options.load!) != .keras {
+            // Checked before building: the flags alone say how much memory the model needs.
+            try checkMemory(gates: Array(repeating: options.cell == .lstm ? 4 : options.cell == .gru ? 3 : 1, count: options.units.sizes.count),
+                            units: options.units.sizes, train: train)
         }
-        let (model, optimizer) = try buildModel(sampleShape: train.sampleShape, classes: train.classCount)
-        if let load = options.load {
-            do { try model.loadWeights(from: URL(fileURLWithPath: load)) } catch let error as ModelError {
-                throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
-            }
+        let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig)
+        if built.fileConfig != nil {
+            let sizes = built.recurrentSizes
+            try checkMemory(gates: sizes.gates, units: sizes.units, train: train)
         }
-        var setup = Setup(outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer)
-        if let resume = options.resume {
-            let checkpoint = try Checkpoint.read(resume)
-            let differences = checkpoint.differences(from: Checkpoint.configuration(of: options, ranks: world?.size ?? 1))
+        let (model, optimizer) = (built.model, built.optimizer)
+        let configuration = Checkpoint.configuration(of: options, built: built, ranks: world?.size ?? 1)
+        var setup = Setup(outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer, built: built,
+                          configuration: configuration)
+        if let resume = options.resume, let checkpoint {
+            let differences = checkpoint.differences(from: configuration)
             guard differences.isEmpty else {
                 throw ValidationError("--resume \(resume): this run's settings differ from the checkpoint's, so it could not continue it exactly: "
                                       + differences.joined(separator: "; "))
@@ -265,11 +275,23 @@ struct Trainer {
         return result
     }
 
+    /// Refuses a model whose training would need more memory than the machine has, with the figure.
+    private func checkMemory(gates: [Int], units: [Int], train: ImageDataset) throws {
+        let estimate = MemoryEstimate(gates: gates, units: units, steps: train.rows, features: train.columns,
+                                      classes: train.classCount, batchSize: options.batchSize, workers: options.workers)
+        let available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard let needed = estimate.bytes, needed <= available else {
+            throw ValidationError("--units \(units.map(String.init).joined(separator: ",")) with --batch-size \(options.batchSize) needs "
+                                  + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
+                                  + "; this machine has \(MemoryEstimate.describe(available))")
+        }
+    }
+
     /// Writes the checkpoint after `epoch`; a failure is reported and training goes on.
-    private func writeCheckpoint(epoch: Int, history: History, model: Sequential<Float>, optimizer: any StatefulOptimizer<Float>) {
-        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: Checkpoint.configuration(of: options, ranks: world?.size ?? 1),
-                                    weights: model.weights, iterations: optimizer.iterations,
-                                    slots: optimizer.state.slots.map(\.array))
+    private func writeCheckpoint(epoch: Int, history: History, setup: Setup) {
+        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: setup.configuration,
+                                    weights: setup.model.weights, iterations: setup.optimizer.iterations,
+                                    slots: setup.optimizer.state.slots.map(\.array), kerasConfig: setup.built.fileConfig)
         do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
             FileHandle.standardError.write(Data("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)\n".utf8))
         }
@@ -296,27 +318,9 @@ struct Trainer {
         return "the file holds \(layers[0].cell) layers of \(units) units: try --cell \(layers[0].cell) --units \(units)"
     }
 
-    /// `LSTM(128)`, `SimpleRNN(16→8→4)`: the recurrent stack, for titles.
-    private var modelDescription: String {
-        let kind = ["simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"][options.cell.rawValue] ?? options.cell.rawValue
-        return "\(kind)(\(options.units.sizes.map(String.init).joined(separator: "→")))"
-    }
-
-    private func buildModel(sampleShape: FeatureShape, classes: Int) throws -> (Sequential<Float>, any StatefulOptimizer<Float>) {
-        let sizes = options.units.sizes
-        var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
-            options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
-        }
-        layers.append(Dense<Float>(units: classes, activation: .softmax))
-        let model = try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: options.backend.backend(kernels: options.kernels))
-        let optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate)
-        try model.compile(optimizer: optimizer)
-        model.workers = options.workers
-        return (model, optimizer)
-    }
-
-    private func writeOutputs(model: Sequential<Float>, history: History, test: Metrics, trainCount: Int,
+    private func writeOutputs(built: BuiltModel, history: History, test: Metrics, trainCount: Int,
                               pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int, interrupted: Bool) throws -> [String] {
+        let model = built.model
         let folder = URL(fileURLWithPath: outputPath)
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
@@ -328,16 +332,24 @@ struct Trainer {
         if history.epochs > 0 {
             try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
                                                valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy,
-                                               title: "\(modelDescription) on MNIST rows, seed \(options.seed)").utf8), "history.svg")
+                                               title: "\(built.description) on MNIST rows, seed \(options.seed)").utf8), "history.svg")
         }
         try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns,
                                          title: "predicted: \(predicted)   (label \(label))").utf8), "prediction.svg")
-        let metadata = ["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue,
-                        "epochs": "\(history.epochs)"]
+        // The Keras config in the metadata lets `--load` rebuild the model with no flags.
+        var metadata = ["epochs": "\(history.epochs)", SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self)]
+        if built.fileConfig == nil {
+            metadata.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
+        }
         let weights = try SafeTensors.encode(model.weights, metadata: metadata)
         try write(weights, "weights.safetensors")
         if let save = options.save {
-            try writeAtomically(weights, to: URL(fileURLWithPath: save))
+            let url = URL(fileURLWithPath: save)
+            switch WeightsFormat(path: save) {
+            case .keras?: try Keras.saveModel(model, to: url)
+            case .kerasWeights?: try model.saveKerasWeights(to: url)
+            case .safetensors?, nil: try writeAtomically(weights, to: url)
+            }
             written.append(save)
         }
         let metrics: [String: Any] = [
@@ -354,8 +366,9 @@ struct Trainer {
             "kernels": options.kernels.rawValue,
             "openblas_threads": BLASConfiguration.threads,
             "workers": options.workers,
-            "units": options.units.sizes,
-            "cell": options.cell.rawValue,
+            "units": built.recurrentSizes.units,
+            "cell": model.layers.compactMap { ($0 as? RecurrentLayer<Float>)?.nameStem }.first ?? "none",
+            "model": built.description,
             "interrupted": interrupted,
             "mpi_ranks": world?.size ?? 1,
             "batch_size": options.batchSize,

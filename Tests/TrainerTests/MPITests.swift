@@ -177,12 +177,19 @@ final class MPITests: XCTestCase {
     /// so resuming with another count is refused by name; the same count continues.
     func testCheckpointsRecordTheRankCount() throws {
         let options = try TrainBlas.parse(["--workers", "1"])
-        let single = Checkpoint.configuration(of: options), ranks = Checkpoint.configuration(of: options, ranks: 2)
+        let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
+                                          layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
+        let adam = Adam<Float>()
+        try model.compile(optimizer: adam)
+        let built = BuiltModel(model: model, optimizer: adam, fileConfig: nil, notes: [])
+        let single = Checkpoint.configuration(of: options, built: built), ranks = Checkpoint.configuration(of: options, built: built, ranks: 2)
+        XCTAssertEqual(single["units"], "10")
+        XCTAssertEqual(single["learning-rate"], "0.001")
         XCTAssertNil(single["mpi-ranks"])
         let checkpoint = Checkpoint(epoch: 1, history: History(), configuration: ranks, weights: [:], iterations: 0, slots: [])
         XCTAssertEqual(checkpoint.differences(from: ranks), [])
         XCTAssertEqual(checkpoint.differences(from: single), ["MPI ranks: the checkpoint's run used 2, this one 1"])
-        XCTAssertEqual(checkpoint.differences(from: Checkpoint.configuration(of: options, ranks: 3)),
+        XCTAssertEqual(checkpoint.differences(from: Checkpoint.configuration(of: options, built: built, ranks: 3)),
                        ["MPI ranks: the checkpoint's run used 2, this one 3"])
     }
 

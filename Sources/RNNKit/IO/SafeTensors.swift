@@ -77,12 +77,21 @@ public enum SafeTensors {
         return keys
     }
 
-    /// Decodes every tensor of dtype `S` from `data`; `file` names the source in errors.
+    /// The metadata key under which RNNKit's files carry the model's Keras config, so that the
+    /// architecture travels with the weights.
+    public static let kerasConfigKey = "keras_config"
+
+    /// Bytes per element of the floating-point dtypes the reader converts from.
+    static let elementSizes = ["F32": 4, "F64": 8, "F16": 2, "BF16": 2]
+
+    /// Decodes every tensor in `data`, converting F32, F64, F16 and BF16 to `S`; `file` names the
+    /// source in errors.
     ///
     /// Everything is checked before any tensor is materialised: the header length, the JSON,
     /// duplicate names, each dtype, shape (with overflow-checked sizes) and offsets, and that the
     /// tensors tile the data exactly with no gap, overlap or alias; so a small crafted file
-    /// cannot make the reader allocate more than the file's own size.
+    /// cannot make the reader allocate more than the file's own size. Tensors of a dtype that is
+    /// not floating point are all named in one error.
     public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
         func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(file: file, reason: reason) }
         if let other = otherFormat(data) { throw fail("is \(other)") }
@@ -101,10 +110,10 @@ public enum SafeTensors {
             throw fail("duplicate name \(key) in the header")
         }
         let dataLength = data.count - headerEnd
-        let scalarSize = MemoryLayout<S>.size
         var metadata: [String: String] = [:]
-        var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
-        for (name, value) in header {
+        var entries: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
+        var unsupported: [String] = []
+        for (name, value) in header.sorted(by: { $0.key < $1.key }) {
             if name == "__metadata__" {
                 guard let fields = value as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
                 metadata = fields
@@ -113,9 +122,6 @@ public enum SafeTensors {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("tensor \(name) lacks a dtype, shape or data_offsets") }
-            guard dtype == S.safetensorsDType else {
-                throw fail("tensor \(name) has dtype \(dtype), expected \(S.safetensorsDType)")
-            }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(name) has a negative extent in \(shape)") }
             var count = 1
             for extent in shape {
@@ -123,16 +129,20 @@ public enum SafeTensors {
                 guard !overflow else { throw fail("tensor \(name) has shape \(shape), whose element count overflows") }
                 count = product
             }
-            let (bytes, overflow) = count.multipliedReportingOverflow(by: scalarSize)
-            guard !overflow else { throw fail("tensor \(name) of shape \(shape) has a byte size that overflows") }
             let (begin, end) = (offsets[0], offsets[1])
             guard 0 <= begin, begin <= end, end <= dataLength else {
                 throw fail("tensor \(name) has offsets [\(begin), \(end)] outside the \(dataLength) data bytes")
             }
-            guard end - begin == bytes else {
-                throw fail("tensor \(name) of shape \(shape) needs \(bytes) bytes, its offsets span \(end - begin)")
+            if let size = elementSizes[dtype] {
+                let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+                guard !overflow else { throw fail("tensor \(name) of shape \(shape) has a byte size that overflows") }
+                guard end - begin == bytes else {
+                    throw fail("tensor \(name) of shape \(shape) needs \(bytes) bytes as \(dtype), its offsets span \(end - begin)")
+                }
+            } else {
+                unsupported.append("\(name) (\(dtype))")
             }
-            entries.append((name, shape, begin, end))
+            entries.append((name, dtype, shape, begin, end))
         }
         // The tensors must cover the data with no gap, overlap or shared range.
         var position = 0
@@ -144,15 +154,44 @@ public enum SafeTensors {
             position = entry.end
         }
         guard position == dataLength else { throw fail("\(dataLength - position) bytes after the last tensor belong to none") }
+        guard unsupported.isEmpty else {
+            throw fail("tensors of a dtype that is not floating point (F32, F64, F16, BF16 are read): " + unsupported.joined(separator: ", "))
+        }
         var tensors: [String: Tensor<S>] = [:]
         for entry in entries {
-            var scalars = [S](repeating: 0, count: (entry.end - entry.begin) / scalarSize)
-            scalars.withUnsafeMutableBytes { destination in
-                _ = data.copyBytes(to: destination, from: (data.startIndex + headerEnd + entry.begin)..<(data.startIndex + headerEnd + entry.end))
-            }
-            tensors[entry.name] = Tensor(shape: entry.shape, scalars: scalars)
+            let bytes = data.subdata(in: (data.startIndex + headerEnd + entry.begin)..<(data.startIndex + headerEnd + entry.end))
+            tensors[entry.name] = Tensor(shape: entry.shape, scalars: convert(bytes, from: entry.dtype, to: S.self))
         }
         return (tensors, metadata)
+    }
+
+    /// Little-endian `bytes` of `dtype` as `S` values.
+    static func convert<S: BLASScalar>(_ bytes: Data, from dtype: String, to _: S.Type) -> [S] {
+        bytes.withUnsafeBytes { raw -> [S] in
+            switch dtype {
+            case "F32": return (0..<raw.count / 4).map { S(Double(raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self))) }
+            case "F64": return (0..<raw.count / 8).map { S(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
+            case "BF16":
+                // bfloat16 is the upper half of a float32.
+                return (0..<raw.count / 2).map { S(Double(Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16))) }
+            case "F16":
+                return (0..<raw.count / 2).map { S(halfToDouble(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+            default:
+                preconditionFailure("dtype \(dtype) was not checked")
+            }
+        }
+    }
+
+    /// IEEE half precision (1 sign, 5 exponent, 10 fraction bits) to Double, subnormals and
+    /// infinities included.
+    static func halfToDouble(_ bits: UInt16) -> Double {
+        let sign: Double = bits & 0x8000 != 0 ? -1 : 1
+        let exponent = Int((bits >> 10) & 0x1F), fraction = Double(bits & 0x3FF)
+        switch exponent {
+        case 0: return sign * fraction * 0x1p-24
+        case 31: return fraction == 0 ? sign * .infinity : .nan
+        default: return sign * (1 + fraction / 1024) * Double(sign: .plus, exponent: exponent - 15, significand: 1)
+        }
     }
 }
 
@@ -163,19 +202,57 @@ extension Sequential {
     }
 
     /// Loads weights saved by `saveWeights` (or any safetensors file with Keras's names and
-    /// layouts). Throws `SafeTensorsError` for an unreadable file and `ModelError.weightsMismatch`
-    /// listing what differs when the names or shapes do not fit; the model is unchanged then.
-    public func loadWeights(from url: URL) throws {
+    /// layouts), converting F64, F16 and BF16 tensors to the model's scalar type.
+    ///
+    /// Keras 3's full variable paths (`sequential/simple_rnn/simple_rnn_cell/kernel`) are accepted
+    /// for RNNKit's names (`simple_rnn/kernel`). Tensors that are an optimiser's state
+    /// (`optimizer/…`) are skipped, with a note. Throws `SafeTensorsError` for an unreadable file
+    /// and `ModelError.weightsMismatch` listing every difference when the names or shapes do not
+    /// fit; the model is unchanged then.
+    /// - Returns: notes on what was skipped.
+    @discardableResult
+    public func loadWeights(from url: URL) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw SafeTensorsError(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
         }
         let tensors = try SafeTensors.decode(data, file: url.path, as: Scalar.self).tensors
+        let known = Set(parameters.map(\.name))
+        var weights: [String: Tensor<Scalar>] = [:]
+        var skipped: [String] = []
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            if !known.contains(name), Self.isOptimizerState(name) {
+                skipped.append(name)
+                continue
+            }
+            let weight = known.contains(name) ? name : (Self.kerasAlias(name, modelName: self.name, known: known) ?? name)
             if let index = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
                 throw SafeTensorsError(file: url.path, reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
             }
+            guard weights[weight] == nil else {
+                throw SafeTensorsError(file: url.path, reason: "tensors \(name) and another both name the weight \(weight)")
+            }
+            weights[weight] = tensor
         }
-        try setWeights(tensors)
+        try setWeights(weights)
+        return skipped.isEmpty ? [] : ["\(url.path): skipped \(skipped.count) tensor\(skipped.count == 1 ? "" : "s") that \(skipped.count == 1 ? "is" : "are") not weights (an optimiser's state): " + skipped.joined(separator: ", ")]
+    }
+
+    /// Whether a tensor name is an optimiser's rather than a weight (`optimizer/slot0`, Keras's `adam/m_0`).
+    static func isOptimizerState(_ name: String) -> Bool {
+        let first = name.split(separator: "/").first.map(String.init) ?? name
+        return ["optimizer", "adam", "sgd", "rmsprop"].contains(first.lowercased())
+            || ["iteration", "iterations", "learning_rate"].contains(name)
+    }
+
+    /// RNNKit's name for Keras 3's variable path of the same weight: without the model's name and
+    /// without the cell (`sequential/lstm/lstm_cell/kernel` → `lstm/kernel`).
+    static func kerasAlias(_ path: String, modelName: String, known: Set<String>) -> String? {
+        var parts = path.split(separator: "/").map(String.init).filter { !$0.hasSuffix("_cell") }
+        if known.contains(parts.joined(separator: "/")) { return parts.joined(separator: "/") }
+        guard parts.count >= 3 else { return nil }
+        parts.removeFirst()
+        let candidate = parts.joined(separator: "/")
+        return known.contains(candidate) ? candidate : nil
     }
 }

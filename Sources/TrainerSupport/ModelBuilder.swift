@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import RNNKit
+import RNNKitKeras
+
+/// The model a run trains, its optimiser, and where its architecture came from.
+struct BuiltModel {
+    let model: Sequential<Float>
+    let optimizer: any StatefulOptimizer<Float>
+    /// Keras's config (with the compile settings as the run starts) of a model whose architecture
+    /// came from a file (`--load model.keras`, RNNKit's safetensors, or a checkpoint of such a run);
+    /// nil when the flags built it. Checkpoints keep it, so `--resume` rebuilds the same model.
+    let fileConfig: Data?
+    /// What was read but not used, to tell the user.
+    let notes: [String]
+
+    /// `LSTM(128)`, `SimpleRNN(16→8→4)`, `LSTM(7)→GRU(5)`: the recurrent stack, for titles.
+    var description: String {
+        let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Float> }
+        guard let first = recurrent.first else { return model.layers.map(\.typeName).joined(separator: "→") }
+        if recurrent.allSatisfy({ $0.typeName == first.typeName }) {
+            return "\(first.typeName)(\(recurrent.map { String($0.units) }.joined(separator: "→")))"
+        }
+        return recurrent.map { "\($0.typeName)(\($0.units))" }.joined(separator: "→")
+    }
+
+    /// The recurrent layers' gates and units, for the memory estimate.
+    var recurrentSizes: (gates: [Int], units: [Int]) {
+        let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Float> }
+        return (recurrent.map(\.cell.gates), recurrent.map(\.units))
+    }
+}
+
+/// What a file given to `--load` is, by its first bytes (not its name).
+enum LoadedFileKind {
+    case keras, kerasWeights, safetensors
+
+    init(contentsOf path: String) {
+        let start = (FileHandle(forReadingAtPath: path).map { handle in
+            defer { try? handle.close() }
+            return (try? handle.read(upToCount: 8)) ?? Data()
+        }) ?? Data()
+        if start.starts(with: [0x50, 0x4B]) { self = .keras }
+        else if start.starts(with: [0x89, 0x48, 0x44, 0x46]) { self = .kerasWeights }
+        else { self = .safetensors }
+    }
+}
+
+extension Trainer {
+    /// Builds the model and optimiser: from the flags, or from the architecture a file holds
+    /// (`checkpointConfig` when resuming a run that came from a file, else `--load`), with the
+    /// file's weights, and an optimiser from `--optimizer`/`--learning-rate` where given, else from
+    /// the file with its state.
+    func buildModel(sampleShape: FeatureShape, classes: Int, checkpointConfig: Data?) throws -> BuiltModel {
+        let backend = options.backend.backend(kernels: options.kernels)
+        var model: Sequential<Float>
+        var fileOptimizer: (any StatefulOptimizer<Float>)?
+        var fromFile = false
+        var notes: [String] = []
+        func modelFrom(config: Data, source: String) throws -> Sequential<Float> {
+            guard options.architectureFlagsGiven.isEmpty else {
+                throw ValidationError("\(source) holds the model's architecture; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
+            }
+            fromFile = true
+            do {
+                let built = try Keras.buildModel(config: config, file: source, as: Float.self, seed: options.seed, backend: backend)
+                fileOptimizer = built.optimizer
+                return built.model
+            } catch let error as ModelError { throw TrainerFailure(message: "\(source): \(error)") }
+        }
+
+        if let checkpointConfig {
+            model = try modelFrom(config: checkpointConfig, source: "--resume \(options.resume ?? "")")
+        } else if let load = options.load, LoadedFileKind(contentsOf: load) == .keras {
+            guard options.architectureFlagsGiven.isEmpty else {
+                throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
+            }
+            let loaded: Keras.LoadedModel<Float>
+            do { loaded = try Keras.loadModel(from: URL(fileURLWithPath: load), as: Float.self, seed: options.seed, backend: backend) }
+            catch let error as ModelError { throw TrainerFailure(message: "--load \(load): \(error)") }
+            if let loss = loaded.loss, !["categorical_crossentropy", "sparse_categorical_crossentropy"].contains(loss.name) {
+                throw TrainerFailure(message: "--load \(load): the model is compiled with \(loss.name); train-blas trains digit classifiers with categorical cross-entropy")
+            }
+            model = loaded.model
+            fileOptimizer = loaded.optimizer
+            fromFile = true
+            notes = loaded.notes
+        } else if let load = options.load, LoadedFileKind(contentsOf: load) == .safetensors, options.architectureFlagsGiven.isEmpty,
+                  let config = Self.kerasConfig(inSafetensors: load) {
+            model = try modelFrom(config: config, source: "--load \(load)")
+            fileOptimizer = nil   // a safetensors file holds no optimiser state
+        } else {
+            model = try flagModel(sampleShape: sampleShape, classes: classes, backend: backend)
+        }
+
+        guard model.inputShape == sampleShape else {
+            throw TrainerFailure(message: "\(options.load.map { "--load \($0)" } ?? "the model"): the model takes input \(model.inputShape); MNIST rows are \(sampleShape)")
+        }
+        guard model.outputShape == .vector(features: classes) else {
+            throw TrainerFailure(message: "\(options.load.map { "--load \($0)" } ?? "the model"): the model outputs \(model.outputShape); MNIST needs (None, \(classes)) class probabilities")
+        }
+
+        // The optimiser: named by the flag (fresh), else the file's (with its state), else Adam.
+        let optimizer: any StatefulOptimizer<Float>
+        if let kept = fileOptimizer, options.optimizerFlag == nil || options.optimizerFlag?.rawValue == kept.name {
+            if let rate = options.learningRate { kept.learningRate = rate }
+            optimizer = kept
+        } else {
+            optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate)
+        }
+        try model.compile(optimizer: optimizer)
+
+        // A .keras file brought its weights with it; the other formats load into the model built.
+        if let load = options.load, LoadedFileKind(contentsOf: load) != .keras {
+            notes += try loadWeights(load, into: model, optimizer: optimizer)
+        }
+        model.workers = options.workers
+        return BuiltModel(model: model, optimizer: optimizer, fileConfig: fromFile ? try Keras.config(of: model) : nil, notes: notes)
+    }
+
+    private func flagModel(sampleShape: FeatureShape, classes: Int, backend: any Backend) throws -> Sequential<Float> {
+        let sizes = options.units.sizes
+        var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
+            options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
+        }
+        layers.append(Dense<Float>(units: classes, activation: .softmax))
+        return try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: backend)
+    }
+
+    /// Loads a Keras weights file or safetensors into a model built already.
+    private func loadWeights(_ load: String, into model: Sequential<Float>, optimizer: any StatefulOptimizer<Float>) throws -> [String] {
+        let url = URL(fileURLWithPath: load)
+        switch LoadedFileKind(contentsOf: load) {
+        case .kerasWeights:
+            do { return try model.loadKerasWeights(from: url, optimizer: optimizer) }
+            catch let error as KerasFileError { throw TrainerFailure(message: "--load \(error)") }
+        case .safetensors:
+            do { return try model.loadWeights(from: url) } catch let error as ModelError {
+                throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
+            }
+        case .keras:
+            preconditionFailure("a .keras file builds its own model")
+        }
+    }
+
+    /// The Keras config RNNKit writes into the metadata of its safetensors files.
+    static func kerasConfig(inSafetensors path: String) -> Data? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+              let metadata = try? SafeTensors.decode(data, file: path, as: Float.self).metadata,
+              let config = metadata[SafeTensors.kerasConfigKey] else { return nil }
+        return Data(config.utf8)
+    }
+}
