@@ -413,7 +413,7 @@ struct KerasConfig {
         }
         let here = "\(place) (\(className))"
         func number(_ key: String, _ fallback: Double) -> Double {
-            if let value = config[key] as? Double { return value }
+            if let value = config[key] as? Double { return Self.repairedFloat32(value) }
             if let value = config[key] as? Int { return Double(value) }
             if let value = config[key], !(value is NSNull) { refuse(here, "\(key) = \(describe(value)) is not supported (a number)") }
             return fallback
@@ -444,6 +444,14 @@ struct KerasConfig {
         }
         checkOptions(config, place: here, known: known, expected: common)
         return result
+    }
+
+    /// Foundation's JSON reader can land a few ulps from a 17-digit number; Keras writes its
+    /// optimiser constants as float32 values (0.0010000000474974513), so a number that close to a
+    /// float32 value is that value.
+    static func repairedFloat32(_ value: Double) -> Double {
+        let nearest = Double(Float(value))
+        return abs(nearest - value) <= 8 * value.ulp ? nearest : value
     }
 
     private mutating func lossFunction(_ value: Any, place: String) -> (any Loss)? {

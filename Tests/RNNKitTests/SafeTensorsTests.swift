@@ -76,8 +76,9 @@ final class SafeTensorsTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should say \(expected)")
             }
         }
-        XCTAssertThrowsError(try SafeTensors.decode(good, file: "w", as: Double.self)) { error in
-            XCTAssertTrue("\(error)".contains("dtype F32, expected F64"), "\(error)")
+        let integers = Self.crafted(#"{"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#, dataBytes: 6)
+        XCTAssertThrowsError(try SafeTensors.decode(integers, file: "w", as: Double.self)) { error in
+            XCTAssertEqual("\(error)", "w: tensors of a dtype that is not floating point (F32, F64, F16, BF16 are read): a (I32), b (U8)")
         }
         XCTAssertThrowsError(try model().loadWeights(from: folder.appendingPathComponent("absent.safetensors"))) { error in
             XCTAssertTrue("\(error)".contains("absent.safetensors: cannot be read"), "\(error)")
@@ -121,5 +122,47 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try model().loadWeights(from: url)) { error in
             XCTAssertTrue("\(error)".contains("tensor dense/bias holds nan at element 3"), "\(error)")
         }
+    }
+
+    /// F64, F16 and BF16 tensors become the model's scalars; a Double model loads a Float file.
+    func testOtherFloatingPointTypesAreConverted() throws {
+        // 1.5, −2, 65504 (largest half), 2^-24 (smallest subnormal half) as F16; 1.5, −2 as BF16.
+        let half: [UInt16] = [0x3E00, 0xC000, 0x7BFF, 0x0001], brain: [UInt16] = [0x3FC0, 0xC000]
+        var body = Data()
+        for value in half + brain { withUnsafeBytes(of: value.littleEndian) { body.append(contentsOf: $0) } }
+        for value in [0.1, -3.25] { withUnsafeBytes(of: value) { body.append(contentsOf: $0) } }
+        var file = Self.crafted(#"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"d":{"dtype":"F64","shape":[2],"data_offsets":[12,28]}}"#, dataBytes: 0)
+        file.append(body)
+        let tensors = try SafeTensors.decode(file, file: "mixed", as: Double.self).tensors
+        XCTAssertEqual(tensors["h"]?.scalars, [1.5, -2, 65504, 0x1p-24])
+        XCTAssertEqual(tensors["b"]?.scalars, [1.5, -2])
+        XCTAssertEqual(tensors["d"]?.scalars, [0.1, -3.25])
+        XCTAssertEqual(try SafeTensors.decode(file, file: "mixed", as: Float.self).tensors["d"]?.scalars, [0.1, -3.25])
+
+        let url = folder.appendingPathComponent("float.safetensors")
+        let float = try model(seed: 4)
+        try float.saveWeights(to: url)
+        let double = try Sequential<Double>(inputShape: .sequence(steps: 28, features: 28),
+                                            layers: [SimpleRNN<Double>(units: 10), Dense<Double>(units: 10, activation: .softmax)])
+        try double.loadWeights(from: url)
+        XCTAssertEqual(double.weights["dense/kernel"]?.scalars, float.weights["dense/kernel"]?.scalars.map(Double.init))
+    }
+
+    /// Keras 3's variable paths name the same weights; an optimiser's tensors are skipped with a note.
+    func testKerasPathsAreAliasesAndOptimizerTensorsAreSkipped() throws {
+        let source = try model(seed: 5)
+        var tensors: [String: Tensor<Float>] = [:]
+        for (name, tensor) in source.weights {
+            let path = name.hasPrefix("simple_rnn/") ? "sequential/simple_rnn/simple_rnn_cell/" + name.dropFirst("simple_rnn/".count) : "sequential/" + name
+            tensors[path] = tensor
+        }
+        tensors["optimizer/slot0"] = Tensor(shape: [500], scalars: Array(repeating: 0, count: 500))
+        tensors["adam/m_0"] = Tensor(shape: [3], scalars: [1, 2, 3])
+        let url = folder.appendingPathComponent("keras-paths.safetensors")
+        try SafeTensors.encode(tensors).write(to: url)
+        let target = try model(seed: 6)
+        let notes = try target.loadWeights(from: url)
+        XCTAssertEqual(target.weights, source.weights)
+        XCTAssertEqual(notes, ["\(url.path): skipped 2 tensors that are not weights (an optimiser's state): adam/m_0, optimizer/slot0"])
     }
 }

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import XCTest
+@testable import RNNKit
+import RNNKitKeras
+@testable import TrainerSupport
+
+/// `train-blas` with Keras's files: the notebook's Model A as Keras trained it is evaluated,
+/// trained further and written back; flags override its training settings; RNNKit's own files
+/// need no architecture flags; and what cannot work is refused by name.
+final class KerasTrainerTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("RNNKitTests/Fixtures")
+    static var trainedModelA: String { fixtures.appendingPathComponent("keras_trained_model_a.keras").path }
+
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-keras-trainer-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func run(_ arguments: [String], output: String) throws -> [String: Any] {
+        let mnist = try TrainerCommandTests.requireMNIST()
+        try TrainBlas.parse(["--data", mnist.path, "--output", folder.appendingPathComponent(output).path] + arguments).run()
+        let data = try Data(contentsOf: folder.appendingPathComponent(output).appendingPathComponent("metrics.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+
+    /// Keras evaluates its trained Model A at test loss 0.754191, accuracy 0.7501 (the fixtures' README).
+    func testKerasTrainedModelAEvaluatesTrainsAndGoesBack() throws {
+        let evaluated = try run(["--load", Self.trainedModelA, "--epochs", "0"], output: "evaluate")
+        XCTAssertEqual(evaluated["test_categorical_accuracy"] as? Double, 0.7501)
+        XCTAssertEqual(try XCTUnwrap(evaluated["test_loss"] as? Double), 0.754191, accuracy: 5e-6)
+        XCTAssertEqual(evaluated["model"] as? String, "SimpleRNN(10)")
+
+        // Continue Keras's run: its Adam state comes along, and the result goes out as .keras.
+        let continued = try run(["--load", Self.trainedModelA, "--epochs", "1", "--limit", "3200", "--save", path("continued.keras")],
+                                output: "continue")
+        let saved = try Keras.loadModel(from: folder.appendingPathComponent("continued.keras"), as: Float.self)
+        XCTAssertEqual(saved.optimizer?.iterations, 16_880 + 90)
+        XCTAssertEqual(saved.optimizer?.name, "adam")
+        let again = try run(["--load", path("continued.keras"), "--epochs", "0"], output: "again")
+        XCTAssertEqual(again["test_categorical_accuracy"] as? Double, continued["test_categorical_accuracy"] as? Double)
+        XCTAssertEqual(again["test_loss"] as? Double, continued["test_loss"] as? Double)
+
+        // Flags given override the file's training settings: a fresh SGD at rate 1.
+        _ = try run(["--load", Self.trainedModelA, "--epochs", "1", "--limit", "320", "--optimizer", "sgd", "--learning-rate", "1",
+                     "--save", path("sgd.keras")], output: "sgd")
+        let sgd = try Keras.loadModel(from: folder.appendingPathComponent("sgd.keras"), as: Float.self)
+        XCTAssertEqual(sgd.optimizer?.name, "sgd")
+        XCTAssertEqual(sgd.optimizer?.learningRate, 1)
+        XCTAssertEqual(sgd.optimizer?.iterations, 9)
+
+        // Keras's weights file into the flags' model (the default is Model A), and back.
+        _ = try run(["--load", path("continued.keras"), "--epochs", "0", "--save", path("weights.weights.h5")], output: "h5")
+        let fromWeights = try run(["--load", path("weights.weights.h5"), "--epochs", "0"], output: "from-h5")
+        XCTAssertEqual(fromWeights["test_categorical_accuracy"] as? Double, continued["test_categorical_accuracy"] as? Double)
+    }
+
+    /// RNNKit's safetensors carry the Keras config: `--load` rebuilds a GRU(12) with no flags.
+    func testRNNKitSafetensorsNeedNoArchitectureFlags() throws {
+        let first = try run(["--cell", "gru", "--units", "12", "--epochs", "1", "--limit", "640", "--save", path("gru.safetensors")],
+                            output: "gru")
+        let again = try run(["--load", path("gru.safetensors"), "--epochs", "0"], output: "gru-again")
+        XCTAssertEqual(again["model"] as? String, "GRU(12)")
+        XCTAssertEqual(again["test_categorical_accuracy"] as? Double, first["test_categorical_accuracy"] as? Double)
+    }
+
+    /// A run from a `.keras` file resumes from its checkpoint to the same weights as an
+    /// uninterrupted run: the checkpoint keeps the architecture.
+    func testARunFromAKerasFileResumesExactly() throws {
+        let common = ["--epochs", "2", "--limit", "640", "--workers", "1"]
+        _ = try run(["--load", Self.trainedModelA, "--checkpoint-every", "1", "--epochs", "1", "--limit", "640", "--workers", "1"],
+                    output: "first")
+        _ = try run(["--resume", path("first")] + common, output: "resumed")
+        _ = try run(["--load", Self.trainedModelA] + common, output: "whole")
+        let resumed = try Data(contentsOf: folder.appendingPathComponent("resumed/weights.safetensors"))
+        let whole = try Data(contentsOf: folder.appendingPathComponent("whole/weights.safetensors"))
+        XCTAssertEqual(try SafeTensors.decode(resumed, file: "r", as: Float.self).tensors,
+                       try SafeTensors.decode(whole, file: "w", as: Float.self).tensors)
+    }
+
+    func testWhatCannotWorkIsRefusedByName() throws {
+        let mnist = try TrainerCommandTests.requireMNIST()
+        XCTAssertThrowsError(try TrainBlas.parse(["--load", Self.trainedModelA, "--units", "12"])) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+            XCTAssertTrue(TrainBlas.message(for: error).contains("builds the model a .keras file describes; drop --units"), TrainBlas.message(for: error))
+        }
+        XCTAssertThrowsError(try TrainBlas.parse(["--save", "weights.bin"])) { error in
+            XCTAssertTrue(TrainBlas.message(for: error).contains("--save weights.bin: name the format by the extension: .keras, .weights.h5 or .safetensors"),
+                          TrainBlas.message(for: error))
+        }
+        let regression = Self.fixtures.appendingPathComponent("keras_many_to_many_mse.keras").path
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", mnist.path, "--load", regression, "--output", path("r")]).run()) { error in
+            XCTAssertTrue("\(error)".contains("the model is compiled with mean_squared_error"), "\(error)")
+        }
+        let masking = Self.fixtures.appendingPathComponent("keras_bidirectional_masking.keras").path
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", mnist.path, "--load", masking, "--output", path("m")]).run()) { error in
+            XCTAssertTrue("\(error)".contains("layers[2] (Bidirectional \"bidirectional\"): layer Bidirectional is not supported yet"), "\(error)")
+        }
+    }
+}
