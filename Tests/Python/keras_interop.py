@@ -8,13 +8,12 @@ Checks, printing each figure:
   1. keras.saving.load_model(model.keras) predicts what RNNKit predicts (1e-5);
   2. the same architecture built by Keras from the config, load_weights(model.weights.h5), same;
   3. one train_on_batch step in Keras from the loaded optimiser state equals RNNKit's next step (1e-5).
-Exit status 0 when all hold. Needs keras 3 and a backend (KERAS_BACKEND, torch by default here).
+Exit status 0 when all hold. Needs keras 3 and a backend, chosen by KERAS_BACKEND (the test sets torch or jax).
 """
 import json
 import os
 import sys
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
 

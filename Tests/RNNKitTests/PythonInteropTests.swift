@@ -9,13 +9,22 @@ import RNNKitKeras
 final class PythonInteropTests: XCTestCase {
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Python")
 
-    /// Runs python3 with `arguments`; Keras uses the torch backend unless told otherwise.
-    static func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Keras's backend: `KERAS_BACKEND` when set, else torch or jax, whichever imports (CI installs jax).
+    static let kerasBackend: String = {
+        if let chosen = ProcessInfo.processInfo.environment["KERAS_BACKEND"] { return chosen }
+        for candidate in ["torch", "jax"] where (try? python(["-c", "import \(candidate)"], backend: candidate).status) == 0 {
+            return candidate
+        }
+        return "tensorflow"
+    }()
+
+    /// Runs python3 with `arguments`.
+    static func python(_ arguments: [String], backend: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + arguments
         var environment = ProcessInfo.processInfo.environment
-        environment["KERAS_BACKEND"] = environment["KERAS_BACKEND"] ?? "torch"
+        environment["KERAS_BACKEND"] = backend ?? kerasBackend
         environment["PYTHONWARNINGS"] = "ignore"
         process.environment = environment
         let pipe = Pipe()
@@ -79,7 +88,7 @@ final class PythonInteropTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: expected).write(to: folder.appendingPathComponent("expected.json"))
 
         let result = try Self.python([Self.scripts.appendingPathComponent("keras_interop.py").path, folder.path])
-        print(result.output.split(separator: "\n").filter { !$0.contains("━") }.joined(separator: "\n"))
+        print("Keras backend \(Self.kerasBackend):\n" + result.output.split(separator: "\n").filter { !$0.contains("━") }.joined(separator: "\n"))
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("iterations 16880"), result.output)
     }
