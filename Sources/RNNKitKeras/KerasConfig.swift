@@ -155,9 +155,45 @@ struct KerasConfig {
             refuse("the model", "has no input shape (no InputLayer, build_input_shape or batch_input_shape)")
             return nil
         }
+        if problems.isEmpty {
+            if let count = Self.weightCount(specs, input: inputShape) {
+                if count > Self.largestModel {
+                    refuse("the model", "would have \(count) weights, more than the \(Self.largestModel) RNNKit builds from a file")
+                }
+            } else {
+                refuse("the model", "has more weights than can be counted")
+            }
+        }
         var spec = KerasModelSpec(name: name, dtype: layerDtypes.first ?? dtype, inputShape: inputShape, layers: specs)
         if let compile = root["compile_config"] as? [String: Any] { compileSettings(compile, into: &spec) }
         return spec
+    }
+
+    /// The most weights a model read from a file may have (1 GiB of Float), checked before anything
+    /// is allocated, so that a crafted `units` cannot exhaust memory.
+    static let largestModel = 1 << 28
+
+    /// The number of weights `layers` would have on `input`, or nil when it overflows.
+    static func weightCount(_ layers: [KerasModelSpec.LayerSpec], input: FeatureShape) -> Int? {
+        var features = input.features, total = 0
+        for layer in layers {
+            let (units, gates, recurrentBias): (Int, Int, Bool) = switch layer {
+            case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter)
+            case .dense(let d, _): (d.units, 1, false)
+            }
+            let recurrent = { if case .recurrent = layer { return true } else { return false } }()
+            let (width, o1) = gates.multipliedReportingOverflow(by: units)
+            let (inputWeights, o2) = width.multipliedReportingOverflow(by: features)
+            let (stateWeights, o3) = recurrent ? width.multipliedReportingOverflow(by: units) : (0, false)
+            guard !o1, !o2, !o3 else { return nil }
+            let (sum, o4) = total.addingReportingOverflow(inputWeights)
+            let (sum2, o5) = sum.addingReportingOverflow(stateWeights)
+            let (sum3, o6) = sum2.addingReportingOverflow(recurrentBias ? 2 * width : width)
+            guard !o4, !o5, !o6 else { return nil }
+            total = sum3
+            features = units
+        }
+        return total
     }
 
     /// The layers of a Functional model in order, when each takes the one before it as its only input.

@@ -241,6 +241,14 @@ final class KerasFileTests: XCTestCase {
         }
         XCTAssertTrue(text.contains("because of 9 items"), text)
 
+        let huge = """
+        {"class_name": "Sequential", "config": {"name": "s", "layers": [
+          {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "name": "in"}},
+          {"class_name": "LSTM", "config": {"name": "lstm", "units": 1000000000}}]}}
+        """
+        let refused = message { _ = try Keras.buildModel(config: Data(huge.utf8), file: "huge", as: Float.self) }
+        XCTAssertTrue(refused.contains("the model: would have 4000000020000000000 weights, more than the 268435456 RNNKit builds from a file"), refused)
+
         let functional = """
         {"class_name": "Functional", "config": {"name": "f", "layers": [
           {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [null, 5, 2], "name": "a"}, "inbound_nodes": []},
