@@ -125,6 +125,15 @@ public enum Keras {
                 : data.isEmpty ? "empty" : "not a zip archive"
             throw KerasFileError(file: name, reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
+        // A zip ends with its end-of-central-directory record (within its last 64 KiB + 22 bytes).
+        // Checked here first: a truncated file is the commonest damage, and ZIPFoundation leaks its
+        // in-memory file when its initialiser throws.
+        let tail = data.suffix(65_557)
+        guard tail.count >= 22, tail.indices.reversed().dropFirst(3).contains(where: { i in
+            tail[i] == 0x50 && tail[i + 1] == 0x4B && tail[i + 2] == 0x05 && tail[i + 3] == 0x06
+        }) else {
+            throw KerasFileError(file: name, reason: "is a damaged or truncated zip archive (it has no end-of-central-directory record)")
+        }
         let archive: Archive
         do { archive = try Archive(data: data, accessMode: .read) } catch {
             throw KerasFileError(file: name, reason: "is a damaged or truncated zip archive (\(error))")
