@@ -397,14 +397,7 @@ struct KerasConfig {
 
     private mutating func initializer(_ value: Any?, _ key: String, place: String) -> Initializer? {
         guard let value, !(value is NSNull) else { return nil }
-        let className: String, config: [String: Any]
-        if let name = value as? String {
-            className = name
-            config = [:]
-        } else if let object = value as? [String: Any], let name = object["class_name"] as? String {
-            className = name
-            config = object["config"] as? [String: Any] ?? [:]
-        } else {
+        guard let (className, config) = Self.serialized(value) else {
             refuse(place, "\(key) \(describe(value)) is not an initialiser")
             return nil
         }
@@ -418,6 +411,13 @@ struct KerasConfig {
             refuse(place, "\(key) \(className) is not supported (GlorotUniform, Orthogonal, Zeros, RandomUniform)")
             return nil
         }
+    }
+
+    /// Keras names an object either by a string (`"adam"`) or as `{"class_name", "config"}`.
+    private static func serialized(_ value: Any) -> (className: String, config: [String: Any])? {
+        if let name = value as? String { return (name, [:]) }
+        guard let object = value as? [String: Any], let name = object["class_name"] as? String else { return nil }
+        return (name, object["config"] as? [String: Any] ?? [:])
     }
 
     // MARK: Training settings
@@ -436,14 +436,7 @@ struct KerasConfig {
     }
 
     private mutating func optimizerSpec(_ value: Any, place: String) -> KerasModelSpec.OptimizerSpec? {
-        let className: String, config: [String: Any]
-        if let name = value as? String {
-            className = name
-            config = [:]
-        } else if let object = value as? [String: Any], let name = object["class_name"] as? String {
-            className = name
-            config = object["config"] as? [String: Any] ?? [:]
-        } else {
+        guard let (className, config) = Self.serialized(value) else {
             refuse(place, "\(describe(value)) is not an optimiser")
             return nil
         }
@@ -491,12 +484,7 @@ struct KerasConfig {
     }
 
     private mutating func lossFunction(_ value: Any, place: String) -> (any Loss)? {
-        var name = value as? String
-        var config: [String: Any] = [:]
-        if let object = value as? [String: Any] {
-            name = object["class_name"] as? String
-            config = object["config"] as? [String: Any] ?? [:]
-        }
+        let (name, config) = Self.serialized(value) ?? (nil, [:])
         let losses: [String: any Loss] = [
             "categorical_crossentropy": CategoricalCrossentropy(), "CategoricalCrossentropy": CategoricalCrossentropy(),
             "sparse_categorical_crossentropy": SparseCategoricalCrossentropy(),

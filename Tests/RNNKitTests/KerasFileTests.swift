@@ -112,7 +112,6 @@ final class KerasFileTests: XCTestCase {
         let kernel = try XCTUnwrap(loaded.model.parameters.first)
         let (m, v) = adam.moments(of: kernel)
         XCTAssertTrue(m.contains { $0 != 0 } && v.allSatisfy { $0 >= 0 } && v.contains { $0 > 0 })
-        XCTAssertTrue(loaded.notes.isEmpty)
     }
 
     // MARK: Round trips
@@ -291,7 +290,7 @@ final class KerasFileTests: XCTestCase {
         let before = stacked.weights
         let mismatch = message { try stacked.loadKerasWeights(from: otherURL) }
         XCTAssertTrue(mismatch.hasPrefix(otherURL.path + ": the weights do not fit the model:"), mismatch)
-        XCTAssertTrue(mismatch.contains("layers/lstm/cell/vars/1 (lstm/recurrent_kernel): the model has shape [7, 28], the file has [7, 28]") == false)
+        XCTAssertFalse(mismatch.contains("layers/lstm/"), "the LSTM's weights fit and are not listed: \(mismatch)")
         XCTAssertTrue(mismatch.contains("layers/gru/cell/vars/0 (gru/kernel): missing (the model has shape [7, 15])"), mismatch)
         XCTAssertTrue(mismatch.contains("layers/dense/vars/0 (dense/kernel): the model has shape [5, 10], the file has [7, 10]"), mismatch)
         XCTAssertEqual(stacked.weights, before, "a refused file leaves the model unchanged")
