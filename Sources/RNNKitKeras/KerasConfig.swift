@@ -16,6 +16,7 @@ struct KerasModelSpec {
         var activation: Activation = .tanh
         var recurrentActivation: Activation = .sigmoid
         var returnSequences = false
+        var goBackwards = false
         var unitForgetBias = true
         var resetAfter = true
         var kernelInitializer: Initializer = .glorotUniform
@@ -51,17 +52,17 @@ struct KerasModelSpec {
             case .recurrent(let r):
                 switch r.kind {
                 case .simpleRNN:
-                    return SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation,
+                    return SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
                                              kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                                              biasInitializer: r.biasInitializer)
                 case .lstm:
                     return LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                                        unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences,
+                                        unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
                                         kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                                         biasInitializer: r.biasInitializer)
                 case .gru:
                     return GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                                       resetAfter: r.resetAfter, returnSequences: r.returnSequences,
+                                       resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
                                        kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                                        biasInitializer: r.biasInitializer)
                 }
@@ -304,10 +305,11 @@ struct KerasConfig {
     private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
         guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
         var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
-        var known = ["units", "activation", "return_sequences", "kernel_initializer", "recurrent_initializer", "bias_initializer",
-                     "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
+        var known = ["units", "activation", "return_sequences", "go_backwards", "kernel_initializer", "recurrent_initializer",
+                     "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
         spec.returnSequences = config["return_sequences"] as? Bool ?? false
+        spec.goBackwards = config["go_backwards"] as? Bool ?? false
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
@@ -326,7 +328,7 @@ struct KerasConfig {
             spec.resetAfter = config["reset_after"] as? Bool ?? true
         }
         checkOptions(config, place: place, known: Set(known), expected: [
-            "use_bias": true, "return_state": false, "go_backwards": false, "stateful": false, "trainable": true,
+            "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
             "dropout": 0.0, "recurrent_dropout": 0.0,
         ])
         return spec

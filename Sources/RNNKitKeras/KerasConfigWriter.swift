@@ -48,7 +48,7 @@ enum KerasConfigWriter {
         case let recurrent as RecurrentLayer<Scalar>:
             var config: [String: Any] = [
                 "name": recurrent.name, "trainable": true, "dtype": policy, "units": recurrent.units,
-                "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": false,
+                "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
                 "stateful": false, "unroll": false, "zero_output_for_mask": false, "use_bias": true,
                 "kernel_initializer": initializer(recurrent.kernelInitializer),
                 "recurrent_initializer": initializer(recurrent.recurrentInitializer),

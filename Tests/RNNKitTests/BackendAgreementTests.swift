@@ -135,6 +135,10 @@ final class BackendAgreementTests: XCTestCase {
                                                   SimpleRNN(units: 4, activation: .relu), Dense(units: 3, activation: .softmax)] }, 9),
             (.sequence(steps: 1, features: 2), { [SimpleRNN(units: 1, returnSequences: true), SimpleRNN(units: 1),
                                                   Dense(units: 2, activation: .softmax)] }, 1),
+            // go_backwards on every cell kind, stacked.
+            (.sequence(steps: 6, features: 5), { [LSTM(units: 7, returnSequences: true, goBackwards: true),
+                                                  GRU(units: 5, returnSequences: true, goBackwards: true),
+                                                  SimpleRNN(units: 4, goBackwards: true), Dense(units: 3, activation: .softmax)] }, 9),
         ]
         var worst = 0.0
         for (shape, layers, batch) in configurations {

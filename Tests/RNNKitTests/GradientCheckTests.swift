@@ -129,6 +129,15 @@ final class GradientCheckTests: XCTestCase {
                        input: .sequence(steps: 4, features: 5), batch: 2, seed: 52)
     }
 
+    /// Keras's `go_backwards` on every cell, returning the last state and the whole sequence, stacked.
+    func testGoBackwardsEveryCell() throws {
+        try checkChain([SimpleRNN<Double>(units: 4, activation: .relu, goBackwards: true)], input: .sequence(steps: 5, features: 3), batch: 2, seed: 71)
+        try checkChain([LSTM<Double>(units: 3, returnSequences: true, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 72)
+        try checkChain([GRU<Double>(units: 3, goBackwards: true), Dense<Double>(units: 2)], input: .sequence(steps: 4, features: 3), batch: 3, seed: 73)
+        try checkChain([GRU<Double>(units: 3, resetAfter: false, returnSequences: true, goBackwards: true),
+                        SimpleRNN<Double>(units: 2, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 74)
+    }
+
     func testStackedCells() throws {
         try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
                         GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],

@@ -54,6 +54,7 @@ final class KerasCellFixtureTests: XCTestCase {
             case "gru": [GRU(units: 8), Dense(units: 10, activation: .softmax)]
             case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
             case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
+            case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
             default: preconditionFailure("no model for fixture \(name)")
             }
             let model = try Sequential<S>(inputShape: .sequence(steps: 28, features: 28), layers: layers)
@@ -63,7 +64,7 @@ final class KerasCellFixtureTests: XCTestCase {
         }
     }
 
-    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru"]
+    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu"]
 
     /// Every layer's output for the fixture's input, batch-major as Keras returns it.
     func layerOutputs<S: BLASScalar>(_ model: Sequential<S>, x: [S]) -> [[S]] {

@@ -5,11 +5,15 @@
 /// `recurrent_kernel [units, G·units]`, `bias` (`[G·units]`, or `[2, 3·units]` for GRU with
 /// reset-after). Input: a sequence `[T, B, D]` (time-major). Output: every state
 /// `[T, B, units]` with `returnSequences`, otherwise the last state `[B, units]`. The state
-/// starts at zero for every sequence.
+/// starts at zero for every sequence. With `goBackwards` the layer reads the sequence from its
+/// last step to its first, and a returned sequence stays in that processing order (as Keras's):
+/// the input is reversed into a buffer of the layer's, so the driver and both backends are unchanged.
 public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public let cell: RecurrentCell
     public let units: Int
     public let returnSequences: Bool
+    /// Process the sequence from its last step to its first (Keras's `go_backwards`).
+    public let goBackwards: Bool
     public let kernelInitializer: Initializer
     public let recurrentInitializer: Initializer
     public let biasInitializer: Initializer
@@ -26,10 +30,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     private var tape = Buffer<Scalar>(count: 0)           // RecurrentTape's regions
     private var workspace = Buffer<Scalar>(count: 0)      // the backend's scratch
     private var inputGradient: Buffer<Scalar>?            // [T, B, D]
+    private var reversed = Buffer<Scalar>(count: 0)       // goBackwards: the input, then d loss / d it, in processing order
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
-    init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool,
+    init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
          kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
          unitForgetBias: Bool = false) {
         precondition(units > 0, "\(typeName) needs at least one unit, not \(units)")
@@ -40,6 +45,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         self.cell = cell
         self.units = units
         self.returnSequences = returnSequences
+        self.goBackwards = goBackwards
         self.kernelInitializer = kernelInitializer
         self.recurrentInitializer = recurrentInitializer
         self.biasInitializer = biasInitializer
@@ -83,7 +89,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public func replica() -> any Layer<Scalar> {
         let copy = RecurrentLayer(
             typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
-            kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
+            goBackwards: goBackwards, kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
             biasInitializer: biasInitializer, unitForgetBias: unitForgetBias)
         copy.steps = steps
         copy.inputs = inputs
@@ -108,6 +114,15 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         } else if !needsInputGradient {
             inputGradient = nil
         }
+        // goBackwards: the reversed input, and after it the gradient in processing order.
+        let reversedCount = goBackwards ? steps * batchCapacity * inputs * (needsInputGradient ? 2 : 1) : 0
+        if reversed.count < reversedCount { reversed = Buffer(count: reversedCount) }
+    }
+
+    /// Copies `source` `[T, B, D]` into `destination` with its steps in reverse order.
+    private func reverseSteps(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, batchSize: Int) {
+        let step = batchSize * inputs
+        for t in 0..<steps { (destination + (steps - 1 - t) * step).update(from: source + t * step, count: step) }
     }
 
     /// Grows the workspace to what `backend` needs (only when the model's backend changes).
@@ -126,6 +141,12 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
                      "batch of \(batchSize) exceeds the reserved capacity of \(name)")
         reserveWorkspace(dims, backend: backend)
         let tape = RecurrentTape(cell, dims, memory: self.tape.pointer)
+        var input = input
+        if goBackwards {
+            precondition(steps * batchSize * inputs <= reversed.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
+            reverseSteps(input, into: reversed.pointer, batchSize: batchSize)
+            input = UnsafePointer(reversed.pointer)
+        }
         backend.recurrentForward(cell, dims, x: input, weights: weights, tape: tape, workspace: workspace.pointer)
         lastInput = input
         lastBatch = batchSize
@@ -154,12 +175,17 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         }
         let dims = dimensions(batchSize)
         reserveWorkspace(dims, backend: backend)
+        // goBackwards: the driver's input gradient is in processing order, reversed back after.
+        let processingOrderGradient = goBackwards ? inputGradient.map { _ in reversed.pointer + steps * batchSize * inputs } : inputGradient?.pointer
         backend.recurrentBackward(
             cell, dims, x: input, weights: weights, tape: RecurrentTape(cell, dims, memory: tape.pointer),
             stateGradient: outputGradient, sequenceGradient: returnSequences,
             gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
                                           bias: bias.gradient.pointer),
-            inputGradient: inputGradient?.pointer, workspace: workspace.pointer)
+            inputGradient: processingOrderGradient, workspace: workspace.pointer)
+        if goBackwards, let inputGradient, let processingOrderGradient {
+            reverseSteps(processingOrderGradient, into: inputGradient.pointer, batchSize: batchSize)
+        }
         return inputGradient.map { UnsafePointer($0.pointer) }
     }
 }
@@ -176,15 +202,16 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     /// - Parameters:
     ///   - units: the size of the state, at least 1.
     ///   - returnSequences: output every step's state (for stacking) or only the last.
+    ///   - goBackwards: read the sequence from its last step (Keras's `go_backwards`).
     ///   - activation: `tanh` (Keras's default) or another elementwise activation, e.g. `relu`.
     public init(
-        units: Int, returnSequences: Bool = false, activation: Activation = .tanh,
+        units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
         super.init(typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
-                   returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
     }
 }
@@ -201,14 +228,14 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - unitForgetBias: start the forget gate's bias at 1 (Keras's default).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        unitForgetBias: Bool = true, returnSequences: Bool = false,
+        unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
         super.init(typeName: "LSTM", nameStem: "lstm",
                    cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
-                   returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
                    unitForgetBias: unitForgetBias)
     }
@@ -223,14 +250,14 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        resetAfter: Bool = true, returnSequences: Bool = false,
+        resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
         super.init(typeName: "GRU", nameStem: "gru",
                    cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
-                   units: units, returnSequences: returnSequences, kernelInitializer: kernelInitializer,
+                   units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
     }
 }
