@@ -6,10 +6,11 @@ import RNNKit
 struct KerasModelSpec {
     enum LayerSpec {
         case recurrent(RecurrentSpec)
+        case bidirectional(RecurrentSpec, mergeMode: String)
         case dense(DenseSpec, timeDistributed: Bool)
     }
 
-    struct RecurrentSpec {
+    struct RecurrentSpec: Equatable {
         enum Kind: String { case simpleRNN = "SimpleRNN", lstm = "LSTM", gru = "GRU" }
         var kind: Kind
         var units: Int
@@ -50,27 +51,33 @@ struct KerasModelSpec {
         layers.map { spec -> any Layer<Scalar> in
             switch spec {
             case .recurrent(let r):
-                switch r.kind {
-                case .simpleRNN:
-                    return SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
-                                             kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                                             biasInitializer: r.biasInitializer)
-                case .lstm:
-                    return LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                                        unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
-                                        kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                                        biasInitializer: r.biasInitializer)
-                case .gru:
-                    return GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                                       resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
-                                       kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                                       biasInitializer: r.biasInitializer)
-                }
+                return Self.recurrentLayer(r, Scalar.self)
+            case .bidirectional(let r, let mode):
+                return Bidirectional(Self.recurrentLayer(r, Scalar.self), mergeMode: Bidirectional<Scalar>.MergeMode(rawValue: mode)!)
             case .dense(let d, let timeDistributed):
                 let dense = Dense<Scalar>(units: d.units, activation: d.activation,
                                           kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
                 return timeDistributed ? TimeDistributed(dense) : dense
             }
+        }
+    }
+
+    private static func recurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
+        switch r.kind {
+        case .simpleRNN:
+            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
+                              kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                              biasInitializer: r.biasInitializer)
+        case .lstm:
+            LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
+                         kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                         biasInitializer: r.biasInitializer)
+        case .gru:
+            GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
+                        kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                        biasInitializer: r.biasInitializer)
         }
     }
 
@@ -178,11 +185,12 @@ struct KerasConfig {
     static func weightCount(_ layers: [KerasModelSpec.LayerSpec], input: FeatureShape) -> Int? {
         var features = input.features, total = 0
         for layer in layers {
-            let (units, gates, recurrentBias): (Int, Int, Bool) = switch layer {
-            case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter)
-            case .dense(let d, _): (d.units, 1, false)
+            let (units, gates, recurrentBias, copies): (Int, Int, Bool, Int) = switch layer {
+            case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 1)
+            case .bidirectional(let r, _): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 2)
+            case .dense(let d, _): (d.units, 1, false, 1)
             }
-            let recurrent = { if case .recurrent = layer { return true } else { return false } }()
+            let recurrent = { if case .dense = layer { return false } else { return true } }()
             let (width, o1) = gates.multipliedReportingOverflow(by: units)
             let (inputWeights, o2) = width.multipliedReportingOverflow(by: features)
             let (stateWeights, o3) = recurrent ? width.multipliedReportingOverflow(by: units) : (0, false)
@@ -191,8 +199,11 @@ struct KerasConfig {
             let (sum2, o5) = sum.addingReportingOverflow(stateWeights)
             let (sum3, o6) = sum2.addingReportingOverflow(recurrentBias ? 2 * width : width)
             guard !o4, !o5, !o6 else { return nil }
-            total = sum3
-            features = units
+            // A bidirectional layer holds two copies and, concatenated, outputs twice the units.
+            let (layerTotal, o7) = (sum3 - total).multipliedReportingOverflow(by: copies)
+            guard !o7 else { return nil }
+            total += layerTotal
+            if case .bidirectional(_, let mode) = layer, mode == "concat" { features = 2 * units } else { features = units }
         }
         return total
     }
@@ -293,13 +304,42 @@ struct KerasConfig {
             }
             checkOptions(config, place: place, known: ["layer", "name", "dtype"], expected: ["trainable": true])
             return denseSpec(innerConfig, place: place + ".layer").map { .dense($0, timeDistributed: true) }
-        case "Bidirectional", "Masking", "Dropout":
-            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's sequence features: Bidirectional, masking, dropout)")
+        case "Bidirectional":
+            return bidirectionalSpec(config, place: place)
+        case "Masking", "Dropout":
+            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's sequence features: masking, dropout)")
             return nil
         default:
-            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense))")
+            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense))")
             return nil
         }
+    }
+
+    /// `Bidirectional(layer, merge_mode)`: RNNKit runs a mirror of `layer` backwards, so a
+    /// `backward_layer` must be that mirror.
+    private mutating func bidirectionalSpec(_ config: [String: Any], place: String) -> KerasModelSpec.LayerSpec? {
+        func inner(_ key: String) -> KerasModelSpec.RecurrentSpec? {
+            guard let layer = config[key] as? [String: Any], let className = layer["class_name"] as? String,
+                  let kind = KerasModelSpec.RecurrentSpec.Kind(rawValue: className) else {
+                refuse(place, "\(key) must be a SimpleRNN, LSTM or GRU, not \((config[key] as? [String: Any])?["class_name"] as? String ?? "missing")")
+                return nil
+            }
+            return recurrentSpec(kind, layer["config"] as? [String: Any] ?? [:], place: "\(place).\(key)")
+        }
+        guard let forward = inner("layer") else { return nil }
+        let mode = config["merge_mode"] as? String ?? "concat"
+        guard Bidirectional<Float>.MergeMode(rawValue: mode) != nil else {
+            refuse(place, "merge_mode \(describe(config["merge_mode"] ?? NSNull())) is not supported (concat, sum, mul, ave)")
+            return nil
+        }
+        if config["backward_layer"] != nil, !(config["backward_layer"] is NSNull), var backward = inner("backward_layer") {
+            backward.goBackwards.toggle()
+            if backward != forward {
+                refuse(place, "backward_layer is not the layer read backwards; RNNKit's Bidirectional runs a mirror of the layer")
+            }
+        }
+        checkOptions(config, place: place, known: ["layer", "backward_layer", "merge_mode", "name", "dtype"], expected: ["trainable": true])
+        return .bidirectional(forward, mergeMode: mode)
     }
 
     private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {

@@ -46,30 +46,20 @@ enum KerasConfigWriter {
         var result: [String: Any]
         switch layer {
         case let recurrent as RecurrentLayer<Scalar>:
-            var config: [String: Any] = [
-                "name": recurrent.name, "trainable": true, "dtype": policy, "units": recurrent.units,
-                "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
-                "stateful": false, "unroll": false, "zero_output_for_mask": false, "use_bias": true,
-                "kernel_initializer": initializer(recurrent.kernelInitializer),
-                "recurrent_initializer": initializer(recurrent.recurrentInitializer),
-                "bias_initializer": initializer(recurrent.biasInitializer),
-                "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
-                "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
-                "bias_constraint": NSNull(), "dropout": 0.0, "recurrent_dropout": 0.0, "seed": NSNull(),
-            ]
-            switch recurrent.cell {
-            case .simple(let f):
-                config["activation"] = f.rawValue
-            case .lstm(let f, let sigma):
-                config["activation"] = f.rawValue
-                config["recurrent_activation"] = sigma.rawValue
-                config["unit_forget_bias"] = recurrent.unitForgetBias
-            case .gru(let f, let sigma, let resetAfter):
-                config["activation"] = f.rawValue
-                config["recurrent_activation"] = sigma.rawValue
-                config["reset_after"] = resetAfter
-            }
-            result = serialized("keras.layers", recurrent.typeName, config)
+            result = serialized("keras.layers", recurrent.typeName, recurrentConfig(recurrent, name: recurrent.name, policy: policy))
+        case let bidirectional as Bidirectional<Scalar>:
+            // Keras names the two copies forward_<layer> and backward_<layer>.
+            let stem = bidirectional.forwardLayer.nameStem
+            var forward = serialized("keras.layers", bidirectional.forwardLayer.typeName,
+                                     recurrentConfig(bidirectional.forwardLayer, name: "forward_\(stem)", policy: policy))
+            var backward = serialized("keras.layers", bidirectional.backwardLayer.typeName,
+                                      recurrentConfig(bidirectional.backwardLayer, name: "backward_\(stem)", policy: policy))
+            forward["build_config"] = build
+            backward["build_config"] = build
+            result = serialized("keras.layers", "Bidirectional", [
+                "name": bidirectional.name, "trainable": true, "dtype": policy, "merge_mode": bidirectional.mergeMode.rawValue,
+                "layer": forward, "backward_layer": backward,
+            ])
         case let dense as Dense<Scalar>:
             result = serialized("keras.layers", "Dense", denseConfig(dense, policy: policy))
         case let wrapper as TimeDistributed<Scalar>:
@@ -78,10 +68,38 @@ enum KerasConfigWriter {
             result = serialized("keras.layers", "TimeDistributed",
                                 ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
         default:
-            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense)")
+            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense)")
         }
         result["build_config"] = build
         return result
+    }
+
+    private static func recurrentConfig<Scalar: BLASScalar>(_ recurrent: RecurrentLayer<Scalar>, name: String,
+                                                            policy: [String: Any]) -> [String: Any] {
+        var config: [String: Any] = [
+            "name": name, "trainable": true, "dtype": policy, "units": recurrent.units,
+            "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
+            "stateful": false, "unroll": false, "zero_output_for_mask": false, "use_bias": true,
+            "kernel_initializer": initializer(recurrent.kernelInitializer),
+            "recurrent_initializer": initializer(recurrent.recurrentInitializer),
+            "bias_initializer": initializer(recurrent.biasInitializer),
+            "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
+            "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
+            "bias_constraint": NSNull(), "dropout": 0.0, "recurrent_dropout": 0.0, "seed": NSNull(),
+        ]
+        switch recurrent.cell {
+        case .simple(let f):
+            config["activation"] = f.rawValue
+        case .lstm(let f, let sigma):
+            config["activation"] = f.rawValue
+            config["recurrent_activation"] = sigma.rawValue
+            config["unit_forget_bias"] = recurrent.unitForgetBias
+        case .gru(let f, let sigma, let resetAfter):
+            config["activation"] = f.rawValue
+            config["recurrent_activation"] = sigma.rawValue
+            config["reset_after"] = resetAfter
+        }
+        return config
     }
 
     private static func denseConfig<Scalar: BLASScalar>(_ dense: Dense<Scalar>, policy: [String: Any]) -> [String: Any] {

@@ -23,15 +23,21 @@ enum KerasWeightsLayout {
             let count = used[stem, default: -1] + 1
             used[stem] = count
             let container = "layers/" + (count == 0 ? stem : "\(stem)_\(count)")
-            let group: String
+            // Each group of variables and the parameters it holds, in order.
+            let groups: [(String, [Parameter<Scalar>])]
             switch layer {
-            case is RecurrentLayer<Scalar>: group = container + "/cell/vars"
-            case is Dense<Scalar>: group = container + "/vars"
-            case is TimeDistributed<Scalar>: group = container + "/layer/vars"
+            case is RecurrentLayer<Scalar>: groups = [(container + "/cell/vars", layer.parameters)]
+            case is Dense<Scalar>: groups = [(container + "/vars", layer.parameters)]
+            case is TimeDistributed<Scalar>: groups = [(container + "/layer/vars", layer.parameters)]
+            case let bidirectional as Bidirectional<Scalar>:
+                groups = [(container + "/forward_layer/cell/vars", bidirectional.forwardLayer.parameters),
+                          (container + "/backward_layer/cell/vars", bidirectional.backwardLayer.parameters)]
             default:
-                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold SimpleRNN, LSTM, GRU, Dense and TimeDistributed(Dense)")
+                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense)")
             }
-            for (index, parameter) in layer.parameters.enumerated() { result.append((parameter, "\(group)/\(index)")) }
+            for (group, parameters) in groups {
+                for (index, parameter) in parameters.enumerated() { result.append((parameter, "\(group)/\(index)")) }
+            }
         }
         return result
     }
@@ -183,11 +189,12 @@ enum KerasWeightsLayout {
         }
         // Keras names each variable group after its object; the loader does not need them.
         for layer in model.layers {
-            if let group = groups.first(where: { $0.hasPrefix("layers/\(kerasContainer(of: layer, in: model))/") }) {
-                let layerGroup = String(group.prefix("layers/\(kerasContainer(of: layer, in: model))".count))
-                try file.createGroup(layerGroup + "/vars")
-                try file.setAttribute("name", to: layer.name, on: layerGroup + "/vars")
-                if group.hasSuffix("/cell/vars") { try file.setAttribute("name", to: "\(layer.nameStem)_cell", on: group) }
+            let layerGroup = "layers/\(kerasContainer(of: layer, in: model))"
+            try file.createGroup(layerGroup + "/vars")
+            try file.setAttribute("name", to: layer.name, on: layerGroup + "/vars")
+            for group in groups where group.hasPrefix(layerGroup + "/") && group.hasSuffix("/cell/vars") {
+                let stem = (layer as? Bidirectional<Scalar>)?.forwardLayer.nameStem ?? layer.nameStem
+                try file.setAttribute("name", to: "\(stem)_cell", on: group)
             }
         }
         try file.createGroup("vars")

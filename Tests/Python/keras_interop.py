@@ -5,7 +5,8 @@ Run by KerasInteropTests (Tests/TrainerTests) with a folder RNNKit filled:
   expected.json                   {"x": [B, T, F] inputs, "outputs": RNNKit's predictions,
                                    "step": {"x", "y", "weights_after": [values, in the model's weight order]}}
 Checks, printing each figure:
-  1. keras.saving.load_model(model.keras) predicts what RNNKit predicts (1e-5);
+  1. keras.saving.load_model(model.keras) predicts what RNNKit predicts (1e-5), and so do the
+     "extra" models (other layers) in expected.json;
   2. the same architecture built by Keras from the config, load_weights(model.weights.h5), same;
   3. one train_on_batch step in Keras from the loaded optimiser state equals RNNKit's next step (1e-5).
 Exit status 0 when all hold. Needs keras 3 and a backend, chosen by KERAS_BACKEND (the test sets torch or jax).
@@ -37,6 +38,13 @@ print(f"optimizer {model.optimizer.__class__.__name__}, iterations {int(keras.op
 rebuilt = keras.models.model_from_json(open(os.path.join(folder, "config.json")).read())
 rebuilt.load_weights(os.path.join(folder, "model.weights.h5"))
 check("Keras load_weights(RNNKit's .weights.h5) predictions", np.abs(rebuilt.predict(x, verbose=0) - outputs).max())
+
+# Models of other layers RNNKit wrote (Bidirectional in every merge mode, go_backwards): Keras
+# rebuilds them from their config and computes what RNNKit computed.
+for extra in expected.get("extra", []):
+    other = keras.saving.load_model(os.path.join(folder, extra["file"]))
+    got = other.predict(np.asarray(extra["x"], dtype="float32"), verbose=0)
+    check(f"Keras load_model({extra['file']}) predictions", np.abs(got - np.asarray(extra["outputs"])).max())
 
 step = expected["step"]
 model.train_on_batch(np.asarray(step["x"], dtype="float32"), np.asarray(step["y"], dtype="float32"))

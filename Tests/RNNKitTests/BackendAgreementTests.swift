@@ -135,6 +135,12 @@ final class BackendAgreementTests: XCTestCase {
                                                   SimpleRNN(units: 4, activation: .relu), Dense(units: 3, activation: .softmax)] }, 9),
             (.sequence(steps: 1, features: 2), { [SimpleRNN(units: 1, returnSequences: true), SimpleRNN(units: 1),
                                                   Dense(units: 2, activation: .softmax)] }, 1),
+            // Bidirectional in each merge mode, stacked.
+            (.sequence(steps: 6, features: 5), { [Bidirectional(LSTM(units: 6, returnSequences: true)),
+                                                  Bidirectional(GRU(units: 5, returnSequences: true), mergeMode: .mul),
+                                                  Bidirectional(SimpleRNN(units: 4, returnSequences: true), mergeMode: .average),
+                                                  Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum),
+                                                  Dense(units: 3, activation: .softmax)] }, 7),
             // go_backwards on every cell kind, stacked.
             (.sequence(steps: 6, features: 5), { [LSTM(units: 7, returnSequences: true, goBackwards: true),
                                                   GRU(units: 5, returnSequences: true, goBackwards: true),

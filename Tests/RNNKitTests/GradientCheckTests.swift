@@ -138,6 +138,19 @@ final class GradientCheckTests: XCTestCase {
                         SimpleRNN<Double>(units: 2, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 74)
     }
 
+    /// Bidirectional with each merge mode, over each cell, returning sequences and last states, stacked.
+    func testBidirectionalEveryMergeMode() throws {
+        for (k, mode) in Bidirectional<Double>.MergeMode.allCases.enumerated() {
+            let seed = UInt64(80 + 3 * k)
+            try checkChain([Bidirectional<Double>(SimpleRNN(units: 3, returnSequences: true), mergeMode: mode)],
+                           input: .sequence(steps: 4, features: 3), batch: 2, seed: seed)
+            try checkChain([Bidirectional<Double>(LSTM(units: 3), mergeMode: mode)], input: .sequence(steps: 4, features: 2), batch: 3, seed: seed + 1)
+            try checkChain([Bidirectional<Double>(GRU(units: 2, returnSequences: true), mergeMode: mode),
+                            Bidirectional<Double>(GRU(units: 2, resetAfter: false, goBackwards: true), mergeMode: mode)],
+                           input: .sequence(steps: 3, features: 2), batch: 2, seed: seed + 2)
+        }
+    }
+
     func testStackedCells() throws {
         try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
                         GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],

@@ -84,7 +84,17 @@ final class PythonInteropTests: XCTestCase {
         }
         let weightsAfter = model.parameters.map { $0.tensor.scalars.map(Double.init) }
         let oneHot = labels.map { label in (0..<10).map { $0 == Int(label) ? 1.0 : 0.0 } }
-        let expected: [String: Any] = ["x": x, "outputs": outputs, "step": ["x": x, "y": oneHot, "weights_after": weightsAfter]]
+        // A stack of Bidirectional layers in every merge mode, one of them reading backwards.
+        let bidirectional = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: [
+            Bidirectional(LSTM(units: 5, returnSequences: true)), Bidirectional(GRU(units: 4, returnSequences: true), mergeMode: .mul),
+            Bidirectional(SimpleRNN(units: 3, returnSequences: true, goBackwards: true), mergeMode: .average),
+            Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum), Dense(units: 10, activation: .softmax),
+        ], seed: 8)
+        try bidirectional.compile(optimizer: Adam())
+        try Keras.saveModel(bidirectional, to: folder.appendingPathComponent("bidirectional.keras"))
+        let extra: [String: Any] = ["file": "bidirectional.keras", "x": x, "outputs": try Self.inputsAndOutputs(bidirectional).outputs]
+        let expected: [String: Any] = ["x": x, "outputs": outputs, "step": ["x": x, "y": oneHot, "weights_after": weightsAfter],
+                                       "extra": [extra]]
         try JSONSerialization.data(withJSONObject: expected).write(to: folder.appendingPathComponent("expected.json"))
 
         let result = try Self.python([Self.scripts.appendingPathComponent("keras_interop.py").path, folder.path])

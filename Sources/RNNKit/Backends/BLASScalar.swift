@@ -79,6 +79,8 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
         count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self)
     static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int)
+    static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
+                        multiply: Bool, scale: Self)
     static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool
 }
 

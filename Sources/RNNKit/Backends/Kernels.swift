@@ -329,6 +329,21 @@ extension BLASScalar {
         for i in 0..<count { destination[i] += source[i] }
     }
 
+    /// `c = scale · (a ⊙ b)` with `multiply`, else `c = scale · (a + b)` (`b` nil: `scale · a`):
+    /// how Bidirectional merges its two directions and splits the gradient between them.
+    public static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
+                               multiply: Bool, scale: Self) {
+        guard let b else {
+            for i in 0..<count { c[i] = scale * a[i] }
+            return
+        }
+        if multiply {
+            for i in 0..<count { c[i] = scale * (a[i] * b[i]) }
+        } else {
+            for i in 0..<count { c[i] = scale * (a[i] + b[i]) }
+        }
+    }
+
     /// Whether no value is NaN or infinite.
     public static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool {
         // Summing x·0 turns any NaN or infinity into NaN in one vectorisable pass.

@@ -99,6 +99,14 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// An unbuilt layer with the same settings, reading the sequence the other way when
+    /// `reversed` (Bidirectional's backward copy).
+    func unbuiltCopy(reversed: Bool) -> RecurrentLayer<Scalar> {
+        RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
+                       goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
+                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias)
+    }
+
     private func dimensions(_ batchSize: Int) -> RNNDimensions {
         RNNDimensions(batch: batchSize, steps: steps, inputs: inputs, units: units)
     }
