@@ -32,10 +32,15 @@ struct KerasModelSpec {
         var biasInitializer: Initializer = .zeros
     }
 
-    enum OptimizerSpec {
+    enum OptimizerKind {
         case adam(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double)
         case sgd(learningRate: Double, momentum: Double, nesterov: Bool)
         case rmsprop(learningRate: Double, rho: Double, epsilon: Double)
+    }
+
+    struct OptimizerSpec {
+        var kind: OptimizerKind
+        var clipping: GradientClipping
     }
 
     var name: String
@@ -82,11 +87,12 @@ struct KerasModelSpec {
     }
 
     func makeOptimizer<Scalar: BLASScalar>(_: Scalar.Type) -> (any StatefulOptimizer<Scalar>)? {
-        switch optimizer {
-        case .adam(let lr, let b1, let b2, let eps)?: Adam<Scalar>(learningRate: lr, beta1: b1, beta2: b2, epsilon: eps)
-        case .sgd(let lr, let momentum, let nesterov)?: SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov)
-        case .rmsprop(let lr, let rho, let eps)?: RMSprop<Scalar>(learningRate: lr, rho: rho, epsilon: eps)
-        case nil: nil
+        guard let optimizer else { return nil }
+        let clipping = optimizer.clipping
+        return switch optimizer.kind {
+        case .adam(let lr, let b1, let b2, let eps): Adam<Scalar>(learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, clipping: clipping)
+        case .sgd(let lr, let momentum, let nesterov): SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov, clipping: clipping)
+        case .rmsprop(let lr, let rho, let eps): RMSprop<Scalar>(learningRate: lr, rho: rho, epsilon: eps, clipping: clipping)
         }
     }
 }
@@ -490,8 +496,8 @@ struct KerasConfig {
             return fallback
         }
         let common: [String: Any] = ["amsgrad": false, "centered": false, "use_ema": false]
-        var known: Set<String> = ["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency"]
-        let result: KerasModelSpec.OptimizerSpec
+        var known: Set<String> = ["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency", "clipnorm", "clipvalue", "global_clipnorm"]
+        let result: KerasModelSpec.OptimizerKind
         switch className.lowercased() {
         case "adam":
             known.formUnion(["beta_1", "beta_2", "epsilon"])
@@ -514,7 +520,18 @@ struct KerasConfig {
             refuse(here, "learning_rate is a schedule (\(describe(rate))); RNNKit reads a constant rate from a Keras file")
         }
         checkOptions(config, place: here, known: known, expected: common)
-        return result
+        // Keras allows one of the three.
+        var clipping = GradientClipping.none
+        for (key, make) in [("clipnorm", GradientClipping.norm), ("clipvalue", GradientClipping.value), ("global_clipnorm", GradientClipping.globalNorm)] {
+            guard let value = config[key], !(value is NSNull) else { continue }
+            let limit = number(key, 0)
+            guard limit > 0, clipping == .none else {
+                refuse(here, clipping == .none ? "\(key) = \(describe(value)) must be a positive number" : "sets more than one of clipnorm, clipvalue and global_clipnorm")
+                continue
+            }
+            clipping = make(limit)
+        }
+        return KerasModelSpec.OptimizerSpec(kind: result, clipping: clipping)
     }
 
     /// Foundation's JSON reader can land a few ulps from a 17-digit number; Keras writes its

@@ -111,9 +111,17 @@ enum KerasConfigWriter {
 
     private static func compileConfig<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [String: Any]? {
         guard let optimizer = model.optimizer, let loss = model.loss else { return nil }
+        func limit(_ value: Double?) -> Any { value.map { $0 as Any } ?? NSNull() }
+        var clip: (norm: Double?, value: Double?, global: Double?) = (nil, nil, nil)
+        switch optimizer.clipping {
+        case .none: break
+        case .norm(let c): clip.norm = c
+        case .value(let c): clip.value = c
+        case .globalNorm(let c): clip.global = c
+        }
         let common: [String: Any] = [
-            "name": optimizer.name, "learning_rate": optimizer.learningRate, "weight_decay": NSNull(), "clipnorm": NSNull(),
-            "global_clipnorm": NSNull(), "clipvalue": NSNull(), "use_ema": false, "ema_momentum": 0.99,
+            "name": optimizer.name, "learning_rate": optimizer.learningRate, "weight_decay": NSNull(), "clipnorm": limit(clip.norm),
+            "global_clipnorm": limit(clip.global), "clipvalue": limit(clip.value), "use_ema": false, "ema_momentum": 0.99,
             "ema_overwrite_frequency": NSNull(), "loss_scale_factor": NSNull(), "gradient_accumulation_steps": NSNull(),
         ]
         let optimizerEntry: [String: Any]

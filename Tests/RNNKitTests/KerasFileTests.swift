@@ -120,10 +120,10 @@ final class KerasFileTests: XCTestCase {
     /// A model RNNKit trained, written as `.keras` and read back: the same weights, optimiser state,
     /// compile settings and outputs, for each optimiser and in Float and Double.
     func testKerasFilesRoundTrip() throws {
-        try roundTrip(Float.self, optimizer: Adam<Float>(learningRate: 0.003), loss: CategoricalCrossentropy())
+        try roundTrip(Float.self, optimizer: Adam<Float>(learningRate: 0.003, clipping: .norm(0.5)), loss: CategoricalCrossentropy())
         try roundTrip(Double.self, optimizer: SGD<Double>(learningRate: 0.1, momentum: 0.9, nesterov: true), loss: SparseCategoricalCrossentropy())
-        try roundTrip(Float.self, optimizer: RMSprop<Float>(learningRate: 0.002, rho: 0.8), loss: CategoricalCrossentropy())
-        try roundTrip(Float.self, optimizer: SGD<Float>(learningRate: 0.05), loss: CategoricalCrossentropy())
+        try roundTrip(Float.self, optimizer: RMSprop<Float>(learningRate: 0.002, rho: 0.8, clipping: .value(0.01)), loss: CategoricalCrossentropy())
+        try roundTrip(Float.self, optimizer: SGD<Float>(learningRate: 0.05, clipping: .globalNorm(0.1)), loss: CategoricalCrossentropy())
     }
 
     private func roundTrip<S: BLASScalar>(_: S.Type, optimizer: any StatefulOptimizer<S>, loss: any Loss) throws {
@@ -147,6 +147,7 @@ final class KerasFileTests: XCTestCase {
         XCTAssertEqual(loaded.model.weights, model.weights, what)
         let restored = try XCTUnwrap(loaded.optimizer, what)
         XCTAssertEqual(restored.name, optimizer.name)
+        XCTAssertEqual(restored.clipping, optimizer.clipping, what)
         XCTAssertEqual(restored.iterations, 3)
         XCTAssertEqual(restored.learningRate, optimizer.learningRate, what)
         XCTAssertEqual(loaded.loss?.name, loss.name)

@@ -35,6 +35,46 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(adam.iterations, 2)
     }
 
+    /// Keras's clipnorm (per weight), clipvalue and global_clipnorm, against steps worked by hand:
+    /// SGD at rate 1 subtracts the clipped gradient itself.
+    func testGradientClipping() {
+        func step(_ clipping: GradientClipping, optimizer make: (GradientClipping) -> any StatefulOptimizer<Double> = {
+            SGD<Double>(learningRate: 1, clipping: $0) }) -> ([Double], [Double]) {
+            let a = parameter([0, 0], gradient: [3, 4]), b = parameter([0], gradient: [0.5])
+            make(clipping).apply(to: [a, b])
+            return (a.value.array.map { -$0 }, b.value.array.map { -$0 })
+        }
+        // ‖g_a‖ = 5 > 1: scaled to norm 1; ‖g_b‖ = 0.5 ≤ 1: kept.
+        var (a, b) = step(.norm(1))
+        assertClose(a, [0.6, 0.8], "clipnorm a")
+        assertClose(b, [0.5], "clipnorm b")
+        (a, b) = step(.value(0.7))
+        assertClose(a, [0.7, 0.7], "clipvalue a")
+        assertClose(b, [0.5], "clipvalue b")
+        // ‖(3, 4, 0.5)‖ = √25.25; every gradient scaled by 2.6 / √25.25.
+        let scale = 2.6 / 25.25.squareRoot()
+        (a, b) = step(.globalNorm(2.6))
+        assertClose(a, [3 * scale, 4 * scale], "global_clipnorm a")
+        assertClose(b, [0.5 * scale], "global_clipnorm b")
+        // Limits above the norms change nothing.
+        (a, b) = step(.globalNorm(100))
+        assertClose(a + b, [3, 4, 0.5], "global_clipnorm above the norm")
+        (a, b) = step(.none)
+        assertClose(a + b, [3, 4, 0.5], "no clipping")
+        // Every optimiser clips: RMSprop's first step is lr · g / √((1 − ρ)·g² + ε) ≈ lr / √(1 − ρ) · sign(g)
+        // whatever g, so the clipped and the unclipped step barely differ; Adam's as well. SGD with
+        // momentum's first step is lr · g.
+        (a, b) = step(.value(1)) { SGD<Double>(learningRate: 1, momentum: 0.9, clipping: $0) }
+        assertClose(a + b, [1, 1, 0.5], "SGD with momentum clips")
+        let clippedRMSprop = step(.value(1e-4)) { RMSprop<Double>(learningRate: 1, clipping: $0) }
+        // g clipped to 1e-4: s = 0.1·1e-8 = 1e-9, step = 1e-4 / √(1e-9 + 1e-7).
+        assertClose(clippedRMSprop.0, [1e-4 / (1e-9 + 1e-7).squareRoot(), 1e-4 / (1e-9 + 1e-7).squareRoot()], "RMSprop clips")
+        let clippedAdam = step(.value(1e-9)) { Adam<Double>(learningRate: 1, clipping: $0) }
+        // g clipped to 1e-9: α = √(1 − β2)/(1 − β1), m = 0.1 g, √v = √0.001 g: step = √0.001 g / (√0.001 g + ε).
+        let adamStep = 0.001.squareRoot() * 1e-9 / (0.001.squareRoot() * 1e-9 + 1e-7)
+        assertClose(clippedAdam.0, [adamStep, adamStep], "Adam clips")
+    }
+
     func testPlainSGD() {
         let p = parameter([1, -2], gradient: [0.5, -1])
         SGD<Double>(learningRate: 0.1).apply(to: [p])

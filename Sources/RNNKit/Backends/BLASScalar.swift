@@ -79,6 +79,9 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
         count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self)
     static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int)
+    static func sumOfSquares(_ values: UnsafePointer<Self>, count: Int) -> Double
+    static func scale(_ values: UnsafeMutablePointer<Self>, by factor: Self, count: Int)
+    static func clamp(_ values: UnsafeMutablePointer<Self>, to limit: Self, count: Int)
     static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
                         multiply: Bool, scale: Self)
     static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool

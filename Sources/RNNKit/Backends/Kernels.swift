@@ -329,6 +329,23 @@ extension BLASScalar {
         for i in 0..<count { destination[i] += source[i] }
     }
 
+    /// `Σ values²`, accumulated in Double: the squared L2 norm gradient clipping needs.
+    public static func sumOfSquares(_ values: UnsafePointer<Self>, count: Int) -> Double {
+        var sum = 0.0
+        for i in 0..<count { sum += Double(values[i]) * Double(values[i]) }
+        return sum
+    }
+
+    /// `values *= factor`, in place.
+    public static func scale(_ values: UnsafeMutablePointer<Self>, by factor: Self, count: Int) {
+        for i in 0..<count { values[i] *= factor }
+    }
+
+    /// Every value clipped into `[−limit, limit]`, in place.
+    public static func clamp(_ values: UnsafeMutablePointer<Self>, to limit: Self, count: Int) {
+        for i in 0..<count { values[i] = Swift.min(Swift.max(values[i], -limit), limit) }
+    }
+
     /// `c = scale · (a ⊙ b)` with `multiply`, else `c = scale · (a + b)` (`b` nil: `scale · a`):
     /// how Bidirectional merges its two directions and splits the gradient between them.
     public static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,

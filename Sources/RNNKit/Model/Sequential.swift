@@ -297,6 +297,7 @@ public final class Sequential<Scalar: BLASScalar> {
         try checkLabels(figures)
         guard figures.finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }
         let optimizer = optimizer!
+        optimizer.clipping.apply(to: arena)
         optimizer.beginStep(arena)
         if workers > 1, arena.count >= Self.parallelUpdateThreshold {
             let count = workers, total = arena.count

@@ -9,12 +9,18 @@ public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     public var learningRate: Double
     public let beta1: Double, beta2: Double, epsilon: Double
     public private(set) var iterations = 0
+    /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).
+    public var clipping: GradientClipping
     public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the first moments m; slot 1: the second moments v.
     public let state = OptimizerState<Scalar>(slotCount: 2)
     private var stepSize: Scalar = 0
 
-    public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
+    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///   `clipvalue` or `global_clipnorm`).
+    public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7,
+                clipping: GradientClipping = .none) {
+        self.clipping = clipping
         precondition(learningRate > 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon >= 0,
                      "Adam needs lr > 0, β1 and β2 in [0, 1) and ε ≥ 0")
         self.learningRate = learningRate

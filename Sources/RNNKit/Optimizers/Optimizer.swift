@@ -11,6 +11,9 @@ public protocol Optimizer<Scalar>: AnyObject {
     var learningRate: Double { get set }
     /// How many updates have been applied.
     var iterations: Int { get }
+    /// How the gradients are limited before each update (Keras's `clipnorm`, `clipvalue`,
+    /// `global_clipnorm`); `.none` unless the optimiser says otherwise.
+    var clipping: GradientClipping { get }
     /// Counts one update and prepares its constants; sizes (zeroed) state the first time an arena
     /// is seen. Call once per step, before `update`.
     func beginStep(_ arena: ParameterArena<Scalar>)
@@ -20,8 +23,11 @@ public protocol Optimizer<Scalar>: AnyObject {
 }
 
 extension Optimizer {
-    /// One whole update of `arena` on the calling thread.
+    public var clipping: GradientClipping { .none }
+
+    /// One whole update of `arena` on the calling thread, its gradients clipped first.
     public func apply(to arena: ParameterArena<Scalar>) {
+        clipping.apply(to: arena)
         beginStep(arena)
         update(0..<arena.count, of: arena)
     }

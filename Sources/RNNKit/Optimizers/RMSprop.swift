@@ -5,11 +5,17 @@ public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     public var learningRate: Double
     public let rho: Double, epsilon: Double
     public private(set) var iterations = 0
+    /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).
+    public var clipping: GradientClipping
     public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the running mean squares.
     public let state = OptimizerState<Scalar>(slotCount: 1)
 
-    public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7) {
+    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///   `clipvalue` or `global_clipnorm`).
+    public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7,
+                clipping: GradientClipping = .none) {
+        self.clipping = clipping
         precondition(learningRate > 0 && (0..<1).contains(rho) && epsilon >= 0, "RMSprop needs lr > 0, ρ in [0, 1), ε ≥ 0")
         self.learningRate = learningRate
         self.rho = rho

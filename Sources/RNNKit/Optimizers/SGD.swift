@@ -6,11 +6,17 @@ public final class SGD<Scalar: BLASScalar>: StatefulOptimizer {
     public let momentum: Double
     public let nesterov: Bool
     public private(set) var iterations = 0
+    /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).
+    public var clipping: GradientClipping
     public func restoreIterations(_ iterations: Int) { self.iterations = iterations }
     /// Slot 0: the velocities (used only with momentum).
     public let state = OptimizerState<Scalar>(slotCount: 1)
 
-    public init(learningRate: Double = 0.01, momentum: Double = 0, nesterov: Bool = false) {
+    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///   `clipvalue` or `global_clipnorm`).
+    public init(learningRate: Double = 0.01, momentum: Double = 0, nesterov: Bool = false,
+                clipping: GradientClipping = .none) {
+        self.clipping = clipping
         precondition(learningRate > 0 && (0..<1).contains(momentum), "SGD needs lr > 0 and momentum in [0, 1)")
         self.learningRate = learningRate
         self.momentum = momentum
