@@ -34,10 +34,19 @@ struct Checkpoint {
         ]
         if built.fileConfig == nil {
             settings.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
+            // Only what differs from the defaults is recorded, so earlier checkpoints still resume.
+            if let mode = options.bidirectional { settings["bidirectional"] = mode.rawValue }
+            if options.goBackwards { settings["go-backwards"] = "true" }
         } else {
             settings["model"] = built.description + " from a Keras config"
         }
         if options.learningRateSchedule != .constant { settings["epochs"] = "\(options.epochs)" }
+        switch built.optimizer.clipping {
+        case .none: break
+        case .norm(let c): settings["clipnorm"] = "\(c)"
+        case .value(let c): settings["clipvalue"] = "\(c)"
+        case .globalNorm(let c): settings["global-clipnorm"] = "\(c)"
+        }
         if ranks > 1 { settings["mpi-ranks"] = "\(ranks)" }
         // Only the non-default choice is recorded, so earlier checkpoints still resume.
         if options.kernels != .auto { settings["kernels"] = options.kernels.rawValue }

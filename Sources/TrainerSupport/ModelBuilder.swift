@@ -16,18 +16,32 @@ struct BuiltModel {
 
     /// `LSTM(128)`, `SimpleRNN(16→8→4)`, `LSTM(7)→GRU(5)`: the recurrent stack, for titles.
     var description: String {
-        let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Float> }
-        guard let first = recurrent.first else { return model.layers.map(\.typeName).joined(separator: "→") }
-        if recurrent.allSatisfy({ $0.typeName == first.typeName }) {
-            return "\(first.typeName)(\(recurrent.map { String($0.units) }.joined(separator: "→")))"
+        // One entry per recurrent layer of the stack: `LSTM(8)`, `Bidirectional(LSTM(8))`.
+        let entries: [(kind: String, units: Int)] = model.layers.compactMap { layer in
+            if let bidirectional = layer as? Bidirectional<Float> {
+                return ("Bidirectional(\(bidirectional.forwardLayer.typeName)", bidirectional.forwardLayer.units)
+            }
+            return (layer as? RecurrentLayer<Float>).map { ($0.typeName, $0.units) }
         }
-        return recurrent.map { "\($0.typeName)(\($0.units))" }.joined(separator: "→")
+        guard let first = entries.first else { return model.layers.map(\.typeName).joined(separator: "→") }
+        let close = first.kind.hasPrefix("Bidirectional(") ? ")" : ""
+        if entries.allSatisfy({ $0.kind == first.kind }) {
+            return "\(first.kind)(\(entries.map { String($0.units) }.joined(separator: "→")))\(close)"
+        }
+        return entries.map { "\($0.kind)(\($0.units))\($0.kind.hasPrefix("Bidirectional(") ? ")" : "")" }.joined(separator: "→")
+    }
+
+    /// The recurrent layers (both directions of a Bidirectional one), in order.
+    var recurrentLayers: [RecurrentLayer<Float>] {
+        model.layers.flatMap { layer -> [RecurrentLayer<Float>] in
+            if let bidirectional = layer as? Bidirectional<Float> { return [bidirectional.forwardLayer, bidirectional.backwardLayer] }
+            return (layer as? RecurrentLayer<Float>).map { [$0] } ?? []
+        }
     }
 
     /// The recurrent layers' gates and units, for the memory estimate.
     var recurrentSizes: (gates: [Int], units: [Int]) {
-        let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Float> }
-        return (recurrent.map(\.cell.gates), recurrent.map(\.units))
+        (recurrentLayers.map(\.cell.gates), recurrentLayers.map(\.units))
     }
 }
 
@@ -104,9 +118,11 @@ extension Trainer {
         let optimizer: any StatefulOptimizer<Float>
         if let kept = fileOptimizer, options.optimizerFlag == nil || options.optimizerFlag?.rawValue == kept.name {
             if let rate = options.learningRate { kept.learningRate = rate }
+            if let clipping = options.clipping { kept.clipping = clipping }
             optimizer = kept
         } else {
-            optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate)
+            optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate,
+                                               clipping: options.clipping ?? .none)
         }
         try model.compile(optimizer: optimizer)
 
@@ -121,7 +137,9 @@ extension Trainer {
     private func flagModel(sampleShape: FeatureShape, classes: Int, backend: any Backend) throws -> Sequential<Float> {
         let sizes = options.units.sizes
         var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
-            options.cell.layer(units: units, returnSequences: index < sizes.count - 1, activation: options.activation.activation)
+            let layer = options.cell.layer(units: units, returnSequences: index < sizes.count - 1,
+                                           activation: options.activation.activation, goBackwards: options.goBackwards)
+            return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
         }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         return try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: backend)

@@ -12,13 +12,19 @@ public enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case simpleRNN = "simple_rnn", lstm, gru
 
     /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
-    func layer(units: Int, returnSequences: Bool, activation: Activation) -> any Layer<Float> {
+    func layer(units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false) -> RecurrentLayer<Float> {
         switch self {
-        case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences, activation: activation)
-        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences)
-        case .gru: GRU<Float>(units: units, returnSequences: returnSequences)
+        case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences, activation: activation, goBackwards: goBackwards)
+        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards)
+        case .gru: GRU<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards)
         }
     }
+}
+
+/// `--bidirectional`: Keras's merge modes.
+public enum MergeModeOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case concat, sum, mul, ave
+    var mode: Bidirectional<Float>.MergeMode { Bidirectional<Float>.MergeMode(rawValue: rawValue)! }
 }
 
 /// `--optimizer`, with each optimiser's Keras default learning rate.
@@ -27,11 +33,11 @@ public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendab
 
     public var defaultLearningRate: Double { self == .sgd ? 0.01 : 0.001 }
 
-    func make(learningRate: Double) -> any StatefulOptimizer<Float> {
+    func make(learningRate: Double, clipping: GradientClipping = .none) -> any StatefulOptimizer<Float> {
         switch self {
-        case .adam: Adam<Float>(learningRate: learningRate)
-        case .sgd: SGD<Float>(learningRate: learningRate)
-        case .rmsprop: RMSprop<Float>(learningRate: learningRate)
+        case .adam: Adam<Float>(learningRate: learningRate, clipping: clipping)
+        case .sgd: SGD<Float>(learningRate: learningRate, clipping: clipping)
+        case .rmsprop: RMSprop<Float>(learningRate: learningRate, clipping: clipping)
         }
     }
 }

@@ -29,12 +29,20 @@ public struct TrainBlas: ParsableCommand {
     @Option(name: .customLong("activation"), help: "SimpleRNN activation (LSTM and GRU use tanh). Default: tanh.")
     public var activationFlag: ActivationOption?
 
+    @Option(name: .customLong("bidirectional"),
+            help: "Wrap each recurrent layer in Bidirectional, merging the two directions by concat, sum, mul or ave (Keras's merge_mode).")
+    public var bidirectional: MergeModeOption?
+
+    @Flag(name: .customLong("go-backwards"), help: "Read each image's rows from the bottom up (Keras's go_backwards).")
+    public var goBackwards = false
+
     public var cell: CellOption { cellFlag ?? .simpleRNN }
     public var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
     public var activation: ActivationOption { activationFlag ?? .tanh }
     /// The architecture flags given, by name, for messages.
     var architectureFlagsGiven: [String] {
-        [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" }].compactMap { $0 }
+        [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
+         bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil].compactMap { $0 }
     }
 
     @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
@@ -57,6 +65,23 @@ public struct TrainBlas: ParsableCommand {
     @Option(parsing: .unconditional,
             help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
     public var learningRate: Double?
+
+    @Option(help: ArgumentHelp("Scale each weight's gradient down to this L2 norm at most before each update (Keras's clipnorm).", valueName: "N"))
+    public var clipnorm: Double?
+
+    @Option(help: ArgumentHelp("Clip every gradient element into [−N, N] (Keras's clipvalue).", valueName: "N"))
+    public var clipvalue: Double?
+
+    @Option(name: .customLong("global-clipnorm"),
+            help: ArgumentHelp("Scale all gradients together down to this joint L2 norm at most (Keras's global_clipnorm).", valueName: "N"))
+    public var globalClipnorm: Double?
+
+    /// The clipping the flags ask for.
+    var clipping: GradientClipping? {
+        if let clipnorm { return .norm(clipnorm) }
+        if let clipvalue { return .value(clipvalue) }
+        return globalClipnorm.map { .globalNorm($0) }
+    }
 
     @Option(name: .customLong("lr-schedule"),
             help: "Learning rate over training: constant, or cosine (Keras's CosineDecay from the rate to 0 over all epochs).")
@@ -113,6 +138,11 @@ public struct TrainBlas: ParsableCommand {
             throw ValidationError("--learning-rate must be a positive number, got \(learningRate)")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
+        let clips = [("--clipnorm", clipnorm), ("--clipvalue", clipvalue), ("--global-clipnorm", globalClipnorm)].filter { $0.1 != nil }
+        if clips.count > 1 { throw ValidationError("give one of \(clips.map(\.0).joined(separator: ", ")), as Keras allows one") }
+        if let (flag, value) = clips.first, let value, !(value > 0 && value.isFinite) {
+            throw ValidationError("\(flag) must be a positive number, got \(value)")
+        }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be between 1 and 256, got \(workers)") }
         if let checkpointEvery, checkpointEvery < 1 {

@@ -211,8 +211,10 @@ struct Trainer {
         if let resume = options.resume { checkpoint = try Checkpoint.read(resume) }
         if checkpoint?.kerasConfig == nil, options.load == nil || LoadedFileKind(contentsOf: options.load!) != .keras {
             // Checked before building: the flags alone say how much memory the model needs.
-            try checkMemory(gates: Array(repeating: options.cell == .lstm ? 4 : options.cell == .gru ? 3 : 1, count: options.units.sizes.count),
-                            units: options.units.sizes, train: train)
+            // A Bidirectional stack holds each recurrent layer twice.
+            let copies = options.bidirectional == nil ? 1 : 2
+            try checkMemory(gates: Array(repeating: options.cell == .lstm ? 4 : options.cell == .gru ? 3 : 1, count: copies * options.units.sizes.count),
+                            units: options.units.sizes.flatMap { Array(repeating: $0, count: copies) }, train: train)
         }
         let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig)
         if built.fileConfig != nil {

@@ -85,6 +85,30 @@ final class KerasTrainerTests: XCTestCase {
                        try SafeTensors.decode(whole, file: "w", as: Float.self).tensors)
     }
 
+    /// `--bidirectional`, `--go-backwards` and `--clipnorm` build and train that model, and the
+    /// `.keras` file it saves says so.
+    func testSequenceFeatureFlags() throws {
+        let metrics = try run(["--cell", "gru", "--units", "8", "--bidirectional", "ave", "--go-backwards", "--clipnorm", "1",
+                               "--epochs", "1", "--limit", "640", "--save", path("bi.keras")], output: "bi")
+        XCTAssertEqual(metrics["model"] as? String, "Bidirectional(GRU(8))")
+        let loaded = try Keras.loadModel(from: folder.appendingPathComponent("bi.keras"), as: Float.self)
+        let layer = try XCTUnwrap(loaded.model.layers.first as? Bidirectional<Float>)
+        XCTAssertEqual(layer.mergeMode, .average)
+        XCTAssertTrue(layer.forwardLayer.goBackwards)
+        XCTAssertFalse(layer.backwardLayer.goBackwards)
+        XCTAssertEqual(loaded.optimizer?.clipping, .norm(1))
+        XCTAssertEqual(loaded.optimizer?.iterations, 18)
+
+        for (arguments, expected) in [(["--clipnorm", "1", "--clipvalue", "1"], "give one of --clipnorm, --clipvalue, as Keras allows one"),
+                                      (["--global-clipnorm", "0"], "--global-clipnorm must be a positive number, got 0.0"),
+                                      (["--bidirectional", "stack"], "--bidirectional")] {
+            XCTAssertThrowsError(try TrainBlas.parse(arguments)) { error in
+                XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+                XCTAssertTrue(TrainBlas.message(for: error).contains(expected), TrainBlas.message(for: error))
+            }
+        }
+    }
+
     func testWhatCannotWorkIsRefusedByName() throws {
         let mnist = try TrainerCommandTests.requireMNIST()
         XCTAssertThrowsError(try TrainBlas.parse(["--load", Self.trainedModelA, "--units", "12"])) { error in

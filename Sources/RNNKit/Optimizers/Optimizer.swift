@@ -76,6 +76,8 @@ public final class OptimizerState<Scalar: BLASScalar> {
 public protocol StatefulOptimizer<Scalar>: Optimizer {
     associatedtype Scalar
     var state: OptimizerState<Scalar> { get }
+    /// Settable, so a restored optimiser can be given another limit.
+    var clipping: GradientClipping { get set }
     /// Sets the count of updates applied, with the state, when restoring.
     func restoreIterations(_ iterations: Int)
 }
