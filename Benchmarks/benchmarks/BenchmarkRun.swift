@@ -54,6 +54,7 @@ struct Report: Codable {
     var mallocsPerTrainingStep: [String: Double] = [:]
     var kernels: [Kernel] = []
     var smallProducts: [SmallProduct] = []
+    var sequenceFeatures: [SequenceFeatureTiming] = []
     var endToEnd: [EndToEnd] = []
     var pytorch: String?
 }
@@ -184,6 +185,17 @@ struct BenchmarkRun {
                            workload.cell.rawValue as NSString, workload.label as NSString,
                            kernel.mode as NSString, kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3,
                            openBLAS as NSString, kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
+            }
+        }
+
+        if only == nil || only!.localizedCaseInsensitiveContains("Bidirectional") {
+            say("\nSequence features, training step per batch, medians of alternate timings (Bidirectional should cost at most 2.1× one direction):")
+            say("| configuration (B, T, D) | baseline | ms/step | with the feature | ms/step | ratio |")
+            say("|---|---|---:|---|---:|---:|")
+            report.sequenceFeatures = try timeSequenceFeatures()
+            for row in report.sequenceFeatures {
+                say(String(format: "| %@ | %@ | %.2f | %@ | %.2f | %.2f× |", row.configuration as NSString, row.baseline as NSString,
+                           row.baselineMillisecondsPerStep, row.variant as NSString, row.variantMillisecondsPerStep, row.ratio))
             }
         }
 
