@@ -8,6 +8,7 @@ struct KerasModelSpec {
         case recurrent(RecurrentSpec)
         case bidirectional(RecurrentSpec, mergeMode: String)
         case dense(DenseSpec, timeDistributed: Bool)
+        case dropout(rate: Double, seed: UInt64)
     }
 
     struct RecurrentSpec: Equatable {
@@ -18,6 +19,8 @@ struct KerasModelSpec {
         var recurrentActivation: Activation = .sigmoid
         var returnSequences = false
         var goBackwards = false
+        var dropout = 0.0
+        var seed: UInt64 = 0
         var unitForgetBias = true
         var resetAfter = true
         var kernelInitializer: Initializer = .glorotUniform
@@ -63,6 +66,8 @@ struct KerasModelSpec {
                 let dense = Dense<Scalar>(units: d.units, activation: d.activation,
                                           kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
                 return timeDistributed ? TimeDistributed(dense) : dense
+            case .dropout(let rate, let seed):
+                return Dropout<Scalar>(rate: rate, seed: seed)
             }
         }
     }
@@ -70,17 +75,17 @@ struct KerasModelSpec {
     private static func recurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
         switch r.kind {
         case .simpleRNN:
-            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
+            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
                               kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                               biasInitializer: r.biasInitializer)
         case .lstm:
             LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
+                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
                          kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                          biasInitializer: r.biasInitializer)
         case .gru:
             GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards,
+                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
                         kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                         biasInitializer: r.biasInitializer)
         }
@@ -195,6 +200,7 @@ struct KerasConfig {
             case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 1)
             case .bidirectional(let r, _): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 2)
             case .dense(let d, _): (d.units, 1, false, 1)
+            case .dropout: (features, 0, false, 0)
             }
             let recurrent = { if case .dense = layer { return false } else { return true } }()
             let (width, o1) = gates.multipliedReportingOverflow(by: units)
@@ -312,8 +318,16 @@ struct KerasConfig {
             return denseSpec(innerConfig, place: place + ".layer").map { .dense($0, timeDistributed: true) }
         case "Bidirectional":
             return bidirectionalSpec(config, place: place)
-        case "Masking", "Dropout":
-            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's sequence features: masking, dropout)")
+        case "Dropout":
+            let rate = (config["rate"] as? Double) ?? (config["rate"] as? Int).map(Double.init) ?? -1
+            guard (0..<1).contains(rate) else {
+                refuse(place, "rate \(describe(config["rate"] ?? NSNull())) is not in [0, 1)")
+                return nil
+            }
+            checkOptions(config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
+            return .dropout(rate: rate, seed: UInt64(clamping: config["seed"] as? Int ?? 0))
+        case "Masking":
+            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's masking and variable-length sequences)")
             return nil
         default:
             refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense))")
@@ -340,6 +354,7 @@ struct KerasConfig {
         }
         if config["backward_layer"] != nil, !(config["backward_layer"] is NSNull), var backward = inner("backward_layer") {
             backward.goBackwards.toggle()
+            backward.seed = forward.seed  // each direction draws its own dropout masks
             if backward != forward {
                 refuse(place, "backward_layer is not the layer read backwards; RNNKit's Bidirectional runs a mirror of the layer")
             }
@@ -351,11 +366,15 @@ struct KerasConfig {
     private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
         guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
         var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
-        var known = ["units", "activation", "return_sequences", "go_backwards", "kernel_initializer", "recurrent_initializer",
+        var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "kernel_initializer", "recurrent_initializer",
                      "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
         spec.returnSequences = config["return_sequences"] as? Bool ?? false
         spec.goBackwards = config["go_backwards"] as? Bool ?? false
+        if let rate = (config["dropout"] as? Double) ?? (config["dropout"] as? Int).map(Double.init), rate != 0 {
+            if (0..<1).contains(rate) { spec.dropout = rate } else { refuse(place, "option dropout = \(rate) is not in [0, 1)") }
+        }
+        spec.seed = UInt64(clamping: config["seed"] as? Int ?? 0)
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
@@ -374,8 +393,7 @@ struct KerasConfig {
             spec.resetAfter = config["reset_after"] as? Bool ?? true
         }
         checkOptions(config, place: place, known: Set(known), expected: [
-            "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
-            "dropout": 0.0, "recurrent_dropout": 0.0,
+            "use_bias": true, "return_state": false, "stateful": false, "trainable": true, "recurrent_dropout": 0.0,
         ])
         return spec
     }

@@ -62,13 +62,16 @@ enum KerasConfigWriter {
             ])
         case let dense as Dense<Scalar>:
             result = serialized("keras.layers", "Dense", denseConfig(dense, policy: policy))
+        case let dropout as Dropout<Scalar>:
+            result = serialized("keras.layers", "Dropout", ["name": dropout.name, "trainable": true, "dtype": policy,
+                                                             "rate": dropout.rate, "noise_shape": NSNull(), "seed": Int(clamping: dropout.seed)])
         case let wrapper as TimeDistributed<Scalar>:
             var inner = serialized("keras.layers", "Dense", denseConfig(wrapper.layer, policy: policy))
             inner["build_config"] = ["input_shape": [NSNull(), inputShape.features]]
             result = serialized("keras.layers", "TimeDistributed",
                                 ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
         default:
-            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense)")
+            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
         }
         result["build_config"] = build
         return result
@@ -85,7 +88,8 @@ enum KerasConfigWriter {
             "bias_initializer": initializer(recurrent.biasInitializer),
             "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
             "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
-            "bias_constraint": NSNull(), "dropout": 0.0, "recurrent_dropout": 0.0, "seed": NSNull(),
+            "bias_constraint": NSNull(), "dropout": recurrent.dropout, "recurrent_dropout": 0.0,
+            "seed": Int(clamping: recurrent.seed),
         ]
         switch recurrent.cell {
         case .simple(let f):

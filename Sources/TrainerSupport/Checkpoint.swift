@@ -37,6 +37,7 @@ struct Checkpoint {
             // Only what differs from the defaults is recorded, so earlier checkpoints still resume.
             if let mode = options.bidirectional { settings["bidirectional"] = mode.rawValue }
             if options.goBackwards { settings["go-backwards"] = "true" }
+            if let dropout = options.dropout, dropout > 0 { settings["dropout"] = "\(dropout)" }
         } else {
             settings["model"] = built.description + " from a Keras config"
         }

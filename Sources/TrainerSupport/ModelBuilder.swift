@@ -137,8 +137,10 @@ extension Trainer {
     private func flagModel(sampleShape: FeatureShape, classes: Int, backend: any Backend) throws -> Sequential<Float> {
         let sizes = options.units.sizes
         var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
+            // Each layer's dropout stream from the run's seed, so a run is reproducible.
             let layer = options.cell.layer(units: units, returnSequences: index < sizes.count - 1,
-                                           activation: options.activation.activation, goBackwards: options.goBackwards)
+                                           activation: options.activation.activation, goBackwards: options.goBackwards,
+                                           dropout: options.dropout ?? 0, seed: options.seed &+ UInt64(index) &* 1_000_003)
             return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
         }
         layers.append(Dense<Float>(units: classes, activation: .softmax))

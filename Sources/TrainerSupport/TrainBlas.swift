@@ -36,13 +36,16 @@ public struct TrainBlas: ParsableCommand {
     @Flag(name: .customLong("go-backwards"), help: "Read each image's rows from the bottom up (Keras's go_backwards).")
     public var goBackwards = false
 
+    @Option(help: ArgumentHelp("Drop this fraction of each recurrent layer's input features while training, one mask per image (Keras's dropout).", valueName: "R"))
+    public var dropout: Double?
+
     public var cell: CellOption { cellFlag ?? .simpleRNN }
     public var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
     public var activation: ActivationOption { activationFlag ?? .tanh }
     /// The architecture flags given, by name, for messages.
     var architectureFlagsGiven: [String] {
         [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
-         bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil].compactMap { $0 }
+         bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil, dropout.map { _ in "--dropout" }].compactMap { $0 }
     }
 
     @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
@@ -138,6 +141,7 @@ public struct TrainBlas: ParsableCommand {
             throw ValidationError("--learning-rate must be a positive number, got \(learningRate)")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
+        if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         let clips = [("--clipnorm", clipnorm), ("--clipvalue", clipvalue), ("--global-clipnorm", globalClipnorm)].filter { $0.1 != nil }
         if clips.count > 1 { throw ValidationError("give one of \(clips.map(\.0).joined(separator: ", ")), as Keras allows one") }
         if let (flag, value) = clips.first, let value, !(value > 0 && value.isFinite) {

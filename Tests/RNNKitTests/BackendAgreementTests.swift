@@ -141,6 +141,9 @@ final class BackendAgreementTests: XCTestCase {
                                                   Bidirectional(SimpleRNN(units: 4, returnSequences: true), mergeMode: .average),
                                                   Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum),
                                                   Dense(units: 3, activation: .softmax)] }, 7),
+            // Dropout (masks drawn from the same seeds by both models).
+            (.sequence(steps: 5, features: 6), { [GRU(units: 6, returnSequences: true, dropout: 0.3, seed: 1), Dropout(rate: 0.2, seed: 2),
+                                                  LSTM(units: 4, dropout: 0.5, seed: 3), Dense(units: 3, activation: .softmax)] }, 8),
             // go_backwards on every cell kind, stacked.
             (.sequence(steps: 6, features: 5), { [LSTM(units: 7, returnSequences: true, goBackwards: true),
                                                   GRU(units: 5, returnSequences: true, goBackwards: true),

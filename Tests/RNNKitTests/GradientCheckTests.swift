@@ -151,6 +151,17 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Dropout while training, each mask held fixed: the layer's and each recurrent layer's input dropout.
+    func testDropoutWithFixedMasks() throws {
+        let recurrent = LSTM<Double>(units: 3, returnSequences: true, dropout: 0.4, seed: 9)
+        let dropout = Dropout<Double>(rate: 0.3, seed: 4)
+        let bidirectional = Bidirectional<Double>(GRU(units: 2, dropout: 0.5, seed: 2))
+        let layers: [any Layer<Double>] = [recurrent, dropout, bidirectional, Dense(units: 2)]
+        // The same step draws the same masks, so every evaluation sees one mask.
+        for layer in layers { layer.setTraining(true, step: 5) }
+        try checkChain(layers, input: .sequence(steps: 4, features: 3), batch: 3, seed: 91)
+    }
+
     func testStackedCells() throws {
         try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
                         GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],

@@ -128,7 +128,8 @@ final class KerasFileTests: XCTestCase {
 
     private func roundTrip<S: BLASScalar>(_: S.Type, optimizer: any StatefulOptimizer<S>, loss: any Loss) throws {
         let model = try Sequential<S>(inputShape: .sequence(steps: 5, features: 3), layers: [
-            SimpleRNN(units: 4, returnSequences: true, activation: .relu), LSTM(units: 3, returnSequences: true, goBackwards: true),
+            SimpleRNN(units: 4, returnSequences: true, activation: .relu), Dropout(rate: 0.1, seed: 4),
+            LSTM(units: 3, returnSequences: true, goBackwards: true, dropout: 0.2, seed: 7),
             Bidirectional(GRU(units: 5, resetAfter: false, returnSequences: true), mergeMode: .average),
             Bidirectional(LSTM(units: 2, returnSequences: true)), GRU(units: 4), Dense(units: 6, activation: .softmax),
         ], seed: 5)
@@ -144,6 +145,8 @@ final class KerasFileTests: XCTestCase {
         try Keras.saveModel(model, to: url)
         let loaded = try Keras.loadModel(from: url, as: S.self)
         let what = "\(S.self) \(optimizer.name)"
+        XCTAssertEqual((loaded.model.layers[2] as? RecurrentLayer<S>)?.dropout, 0.2)
+        XCTAssertEqual((loaded.model.layers[1] as? Dropout<S>)?.rate, 0.1)
         XCTAssertEqual(loaded.model.weights, model.weights, what)
         let restored = try XCTUnwrap(loaded.optimizer, what)
         XCTAssertEqual(restored.name, optimizer.name)
@@ -163,7 +166,7 @@ final class KerasFileTests: XCTestCase {
             after.withUnsafeMutableBufferPointer { loaded.model.predict(x: x.baseAddress!, batchSize: 7, into: $0.baseAddress!) }
         }
         XCTAssertEqual(before, after, what)
-        // And the next step is the same step.
+        // And the next step is the same step, dropout masks included (they follow from the seed and the step).
         for m in [model, loaded.model] {
             try x.withUnsafeBufferPointer { x in try labels.withUnsafeBufferPointer { _ = try m.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 7) } }
         }
@@ -232,7 +235,7 @@ final class KerasFileTests: XCTestCase {
         {"class_name": "Sequential", "config": {"name": "s", "layers": [
           {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "dtype": "float32", "name": "in"}},
           {"class_name": "Conv1D", "config": {"name": "conv1d", "filters": 3}},
-          {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "dropout": 0.5, "use_bias": false, "return_state": false,
+          {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 0.5, "use_bias": false, "return_state": false,
                                              "kernel_initializer": {"class_name": "HeNormal", "config": {}}}},
           {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "gelu", "dtype": "bfloat16",
                                               "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
@@ -243,7 +246,7 @@ final class KerasFileTests: XCTestCase {
         for item in [
             "crafted.keras: config.json: RNNKit cannot rebuild this model",
             "layers[1] (Conv1D \"conv1d\"): layer Conv1D is not supported",
-            "layers[2] (LSTM \"lstm\"): option dropout = 0.5 is not supported (only 0)",
+            "layers[2] (LSTM \"lstm\"): option recurrent_dropout = 0.5 is not supported (only 0)",
             "layers[2] (LSTM \"lstm\"): option use_bias = false is not supported (only true)",
             "layers[2] (LSTM \"lstm\"): kernel_initializer HeNormal is not supported",
             "layers[3] (Dense \"dense\"): dtype bfloat16 is not supported",

@@ -88,7 +88,7 @@ final class KerasTrainerTests: XCTestCase {
     /// `--bidirectional`, `--go-backwards` and `--clipnorm` build and train that model, and the
     /// `.keras` file it saves says so.
     func testSequenceFeatureFlags() throws {
-        let metrics = try run(["--cell", "gru", "--units", "8", "--bidirectional", "ave", "--go-backwards", "--clipnorm", "1",
+        let metrics = try run(["--cell", "gru", "--units", "8", "--bidirectional", "ave", "--go-backwards", "--clipnorm", "1", "--dropout", "0.25",
                                "--epochs", "1", "--limit", "640", "--save", path("bi.keras")], output: "bi")
         XCTAssertEqual(metrics["model"] as? String, "Bidirectional(GRU(8))")
         let loaded = try Keras.loadModel(from: folder.appendingPathComponent("bi.keras"), as: Float.self)
@@ -97,16 +97,30 @@ final class KerasTrainerTests: XCTestCase {
         XCTAssertTrue(layer.forwardLayer.goBackwards)
         XCTAssertFalse(layer.backwardLayer.goBackwards)
         XCTAssertEqual(loaded.optimizer?.clipping, .norm(1))
+        XCTAssertEqual(layer.forwardLayer.dropout, 0.25)
         XCTAssertEqual(loaded.optimizer?.iterations, 18)
 
         for (arguments, expected) in [(["--clipnorm", "1", "--clipvalue", "1"], "give one of --clipnorm, --clipvalue, as Keras allows one"),
                                       (["--global-clipnorm", "0"], "--global-clipnorm must be a positive number, got 0.0"),
-                                      (["--bidirectional", "stack"], "--bidirectional")] {
+                                      (["--bidirectional", "stack"], "--bidirectional"),
+                                      (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0")] {
             XCTAssertThrowsError(try TrainBlas.parse(arguments)) { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
                 XCTAssertTrue(TrainBlas.message(for: error).contains(expected), TrainBlas.message(for: error))
             }
         }
+    }
+
+    /// Dropout's masks follow from the seed and the step, so a run with dropout resumes exactly too.
+    func testARunWithDropoutResumesExactly() throws {
+        let common = ["--units", "8", "--dropout", "0.3", "--limit", "640", "--workers", "2"]
+        _ = try run(common + ["--epochs", "1", "--checkpoint-every", "1"], output: "first")
+        _ = try run(common + ["--epochs", "2", "--resume", path("first")], output: "resumed")
+        _ = try run(common + ["--epochs", "2"], output: "whole")
+        let resumed = try Data(contentsOf: folder.appendingPathComponent("resumed/weights.safetensors"))
+        let whole = try Data(contentsOf: folder.appendingPathComponent("whole/weights.safetensors"))
+        XCTAssertEqual(try SafeTensors.decode(resumed, file: "r", as: Float.self).tensors,
+                       try SafeTensors.decode(whole, file: "w", as: Float.self).tensors)
     }
 
     func testWhatCannotWorkIsRefusedByName() throws {

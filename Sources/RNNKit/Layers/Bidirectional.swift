@@ -48,6 +48,11 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
         self.mergeMode = mergeMode
     }
 
+    public func setTraining(_ training: Bool, step: Int) {
+        forwardLayer.setTraining(training, step: step)
+        backwardLayer.setTraining(training, step: step)
+    }
+
     private func renameLayers() {
         forwardLayer.name = "\(name)/forward_\(forwardLayer.nameStem)"
         backwardLayer.name = "\(name)/backward_\(backwardLayer.nameStem)"

@@ -53,9 +53,15 @@ public protocol Layer<Scalar>: AnyObject {
     /// `needsInputGradient` was reserved, returns d loss / d input.
     @discardableResult
     func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>?
+
+    /// Whether the next forward pass trains (dropout drops) or infers (it does not), and which
+    /// training step it is (the updates applied so far), from which dropout draws its masks. The
+    /// model sets it before every pass; a layer with no training-only behaviour ignores it (the default).
+    func setTraining(_ training: Bool, step: Int)
 }
 
 extension Layer {
+    public func setTraining(_ training: Bool, step: Int) {}
     /// The number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 }

@@ -14,6 +14,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public let returnSequences: Bool
     /// Process the sequence from its last step to its first (Keras's `go_backwards`).
     public let goBackwards: Bool
+    /// The fraction of each sequence's input features dropped while training (Keras's `dropout`):
+    /// one mask per sequence, the same at every step, the kept features scaled by `1 / (1 − rate)`.
+    public var dropout: Double { inputDropout.rate }
+    /// The seed of the dropout masks' stream (Keras's `seed`).
+    public var seed: UInt64 { inputDropout.seed }
     public let kernelInitializer: Initializer
     public let recurrentInitializer: Initializer
     public let biasInitializer: Initializer
@@ -31,12 +36,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     private var workspace = Buffer<Scalar>(count: 0)      // the backend's scratch
     private var inputGradient: Buffer<Scalar>?            // [T, B, D]
     private var reversed = Buffer<Scalar>(count: 0)       // goBackwards: the input, then d loss / d it, in processing order
+    private var dropped = Buffer<Scalar>(count: 0)        // dropout: the input with its mask applied
+    var inputDropout: DropoutMask<Scalar>                 // [B, D] per batch
+    private var training = false, step = 0
+    private var dropping = false
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
     init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
          kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
-         unitForgetBias: Bool = false) {
+         unitForgetBias: Bool = false, dropout: Double = 0, seed: UInt64 = 0) {
+        precondition((0..<1).contains(dropout), "\(typeName)'s dropout must be in [0, 1), not \(dropout)")
+        inputDropout = DropoutMask(rate: dropout, seed: seed)
         precondition(units > 0, "\(typeName) needs at least one unit, not \(units)")
         precondition(cell.activations.allSatisfy(\.isElementwise), "\(typeName)'s activations must be elementwise, not softmax")
         self.typeName = typeName
@@ -95,6 +106,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         copy.inputs = inputs
         copy.outputShape = outputShape
         copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
+        copy.inputDropout = inputDropout.replica()
         copy.name = name
         return copy
     }
@@ -104,7 +116,13 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     func unbuiltCopy(reversed: Bool) -> RecurrentLayer<Scalar> {
         RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
                        goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
-                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias)
+                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
+                       dropout: dropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
+    }
+
+    public func setTraining(_ training: Bool, step: Int) {
+        self.training = training
+        self.step = step
     }
 
     private func dimensions(_ batchSize: Int) -> RNNDimensions {
@@ -125,6 +143,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         // goBackwards: the reversed input, and after it the gradient in processing order.
         let reversedCount = goBackwards ? steps * batchCapacity * inputs * (needsInputGradient ? 2 : 1) : 0
         if reversed.count < reversedCount { reversed = Buffer(count: reversedCount) }
+        if dropout > 0 {
+            if dropped.count < steps * batchCapacity * inputs { dropped = Buffer(count: steps * batchCapacity * inputs) }
+            inputDropout.reserve(batchCapacity * inputs)
+        }
+    }
+
+    /// `destination[t] = source[t] ⊙ mask` for every step (the mask `[B, D]`, the same at each).
+    private func applyInputMask(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, batchSize: Int) {
+        let step = batchSize * inputs
+        for t in 0..<steps {
+            Scalar.combine(source + t * step, inputDropout.values.pointer, into: destination + t * step, count: step, multiply: true, scale: 1)
+        }
     }
 
     /// Copies `source` `[T, B, D]` into `destination` with its steps in reverse order.
@@ -150,6 +180,12 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         reserveWorkspace(dims, backend: backend)
         let tape = RecurrentTape(cell, dims, memory: self.tape.pointer)
         var input = input
+        dropping = training && dropout > 0
+        if dropping {
+            inputDropout.draw(batchSize * inputs, step: step)
+            applyInputMask(input, into: dropped.pointer, batchSize: batchSize)
+            input = UnsafePointer(dropped.pointer)
+        }
         if goBackwards {
             precondition(steps * batchSize * inputs <= reversed.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
             reverseSteps(input, into: reversed.pointer, batchSize: batchSize)
@@ -194,6 +230,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         if goBackwards, let inputGradient, let processingOrderGradient {
             reverseSteps(processingOrderGradient, into: inputGradient.pointer, batchSize: batchSize)
         }
+        if dropping, let inputGradient {
+            applyInputMask(inputGradient.pointer, into: inputGradient.pointer, batchSize: batchSize)
+        }
         return inputGradient.map { UnsafePointer($0.pointer) }
     }
 }
@@ -211,16 +250,18 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - units: the size of the state, at least 1.
     ///   - returnSequences: output every step's state (for stacking) or only the last.
     ///   - goBackwards: read the sequence from its last step (Keras's `go_backwards`).
+    ///   - dropout: the fraction of input features dropped while training (Keras's `dropout`),
+    ///     one mask per sequence; `seed` starts its stream.
     ///   - activation: `tanh` (Keras's default) or another elementwise activation, e.g. `relu`.
     public init(
-        units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
+        units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
         super.init(typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
                    returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout, seed: seed)
     }
 }
 
@@ -236,7 +277,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - unitForgetBias: start the forget gate's bias at 1 (Keras's default).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
+        unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
@@ -245,7 +286,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
                    cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
                    returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
-                   unitForgetBias: unitForgetBias)
+                   unitForgetBias: unitForgetBias, dropout: dropout, seed: seed)
     }
 }
 
@@ -258,7 +299,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
+        resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
@@ -266,6 +307,6 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         super.init(typeName: "GRU", nameStem: "gru",
                    cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
                    units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer)
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout, seed: seed)
     }
 }

@@ -29,6 +29,9 @@ final class Replica<Scalar: BLASScalar> {
         self.inputShape = inputShape
     }
 
+    /// The updates applied before this pass: dropout masks are a function of it and the seeds.
+    var trainingStep = 0
+
     /// Kept, not read from `layers.last` per batch: that allocates from unspecialised generic code.
     private let outputShape: FeatureShape
     /// Output rows per sample: the steps of a sequence output, else 1.
@@ -88,6 +91,8 @@ final class Replica<Scalar: BLASScalar> {
              targets givenTargets: UnsafePointer<Scalar>? = nil, batchSize: Int,
              gradientScale: Scalar?, backend: any Backend) {
         guard let loss else { preconditionFailure("compile the model before computing a loss") }
+        // Training (dropout active) exactly when the pass computes gradients.
+        for layer in layers { layer.setTraining(gradientScale != nil, step: trainingStep) }
         let outputs = forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
         let rows = rowsPerSample * batchSize
         let batch = LossBatch(
@@ -111,6 +116,7 @@ final class Replica<Scalar: BLASScalar> {
 
     /// Forward only, for prediction: no labels, no loss.
     func predict(x: UnsafePointer<Scalar>? = nil, batchSize: Int, backend: any Backend) {
+        for layer in layers { layer.setTraining(false, step: trainingStep) }
         forward(x ?? UnsafePointer(input.pointer), batchSize: batchSize, backend: backend)
     }
 

@@ -198,6 +198,7 @@ public final class Sequential<Scalar: BLASScalar> {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
             reserve(batchCapacity: batchSize)
+            setTrainingStep()
             let figures: BatchFigures
             if shards(batchSize) == 1, reducer.processCount == 1 {
                 // One shard reads the caller's batch where it lies.
@@ -214,6 +215,13 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
+    /// Tells every replica which update comes next, so dropout's masks follow from the step
+    /// (and a resumed run draws the masks an uninterrupted one would have).
+    private func setTrainingStep() {
+        let step = optimizer?.iterations ?? 0
+        for replica in replicas { replica.trainingStep = step }
+    }
+
     /// This process's contiguous share of a batch of `batchSize` that every process of the
     /// reducer was handed (all of it in one process).
     private func processShare(_ batchSize: Int) -> Range<Int> {
@@ -227,6 +235,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// batch's figures. A process whose share is empty (a batch smaller than the processes) still
     /// takes part in the reduction, with zero gradients.
     private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
+        setTrainingStep()
         let share = processShare(batchSize), count = min(workers, share.count), scale = 1 / Scalar(batchSize)
         guard count > 0 else {
             gradientArenas[0].update(repeating: 0, count: arena.count)

@@ -1,0 +1,99 @@
+import XCTest
+@testable import RNNKit
+
+/// Dropout as Keras does it: rate 0 changes nothing, rate p drops a fraction p (kept values scaled
+/// by 1/(1 − p)), a recurrent layer's mask is the same at every step, and inference drops nothing.
+final class DropoutTests: XCTestCase {
+    func model(_ layers: [any Layer<Double>], steps: Int = 6, features: Int = 5) throws -> Sequential<Double> {
+        let model = try Sequential<Double>(inputShape: .sequence(steps: steps, features: features), layers: layers, seed: 3)
+        try model.compile(optimizer: SGD(learningRate: 0.1))
+        return model
+    }
+
+    func testRateZeroIsExactlyNoDropout() throws {
+        let (x, labels) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 1, as: Double.self)
+        let plain = try model([GRU(units: 4, returnSequences: true), LSTM(units: 3), Dense(units: 3, activation: .softmax)])
+        let zero = try model([GRU(units: 4, returnSequences: true, dropout: 0, seed: 5), Dropout(rate: 0),
+                              LSTM(units: 3, dropout: 0), Dense(units: 3, activation: .softmax)])
+        let (a, ga) = plain.lossAndGradients(x: x, labels: labels)
+        let (b, gb) = zero.lossAndGradients(x: x, labels: labels)
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(ga, gb)
+    }
+
+    func testTheFractionDroppedIsTheRate() throws {
+        let rate = 0.3, count = 200_000
+        let layer = Dropout<Double>(rate: rate, seed: 11)
+        var generator = RandomGenerator(seed: 0)
+        _ = try layer.build(inputShape: .vector(features: count), generator: &generator)
+        layer.reserve(batchCapacity: 1, needsInputGradient: false, backend: BLASBackend())
+        layer.setTraining(true, step: 0)
+        let ones = [Double](repeating: 1, count: count)
+        let output = ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count)) }
+        let dropped = Double(output.filter { $0 == 0 }.count) / Double(count)
+        // Binomial: σ = √(p(1 − p)/n) ≈ 0.001; five σ is the tolerance.
+        let sigma = (rate * (1 - rate) / Double(count)).squareRoot()
+        XCTAssertEqual(dropped, rate, accuracy: 5 * sigma)
+        XCTAssertTrue(output.allSatisfy { $0 == 0 || abs($0 - 1 / (1 - rate)) < 1e-15 })
+        print(String(format: "Dropout(0.3) on %d inputs dropped %.4f (tolerance ±%.4f)", count, dropped, 5 * sigma))
+
+        // At inference the input passes unchanged.
+        layer.setTraining(false, step: 0)
+        let inferred = ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count)) }
+        XCTAssertEqual(inferred, ones)
+    }
+
+    /// d loss / d x of a recurrent layer with input dropout is zero exactly where the mask is, and
+    /// the mask is the sequence's: the same features of a sample at every step.
+    func testARecurrentLayersMaskIsTheSameAtEveryStep() throws {
+        let (steps, batch, features) = (7, 5, 8)
+        let layer = SimpleRNN<Double>(units: 6, returnSequences: true, dropout: 0.5, seed: 21)
+        var generator = RandomGenerator(seed: 1)
+        _ = try layer.build(inputShape: .sequence(steps: steps, features: features), generator: &generator)
+        layer.reserve(batchCapacity: batch, needsInputGradient: true, backend: BLASBackend())
+        layer.setTraining(true, step: 0)
+        let x = randomValues(steps * batch * features, seed: 2, as: Double.self)
+        let upstream = randomValues(steps * batch * 6, seed: 3, as: Double.self)
+        let gradient: [Double] = x.withUnsafeBufferPointer { x in
+            _ = layer.forward(x.baseAddress!, batchSize: batch, backend: BLASBackend())
+            return upstream.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: layer.backward($0.baseAddress!, batchSize: batch, backend: BLASBackend())!, count: x.count))
+            }
+        }
+        let first = (0..<(batch * features)).map { gradient[$0] == 0 }
+        XCTAssertTrue(first.contains(true) && first.contains(false), "some features dropped, some kept")
+        for t in 1..<steps {
+            XCTAssertEqual((0..<(batch * features)).map { gradient[t * batch * features + $0] == 0 }, first, "step \(t)")
+        }
+    }
+
+    /// A step's masks follow from the seed and the step: the same step draws the same mask, the next another.
+    func testMasksFollowFromTheStep() throws {
+        let layer = Dropout<Double>(rate: 0.5, seed: 3)
+        var generator = RandomGenerator(seed: 0)
+        _ = try layer.build(inputShape: .vector(features: 64), generator: &generator)
+        layer.reserve(batchCapacity: 1, needsInputGradient: false, backend: BLASBackend())
+        let ones = [Double](repeating: 1, count: 64)
+        func mask(step: Int) -> [Double] {
+            layer.setTraining(true, step: step)
+            return ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: 64)) }
+        }
+        XCTAssertEqual(mask(step: 7), mask(step: 7))
+        XCTAssertNotEqual(mask(step: 7), mask(step: 8))
+    }
+
+    /// `predict` and `evaluate` never drop: two predictions agree, and equal the model's without dropout.
+    func testNoDropoutAtInference() throws {
+        let (x, _) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 4, as: Double.self)
+        let dropping = try model([LSTM(units: 4, dropout: 0.6, seed: 1), Dropout(rate: 0.5, seed: 2), Dense(units: 3, activation: .softmax)])
+        let plain = try model([LSTM(units: 4), Dense(units: 3, activation: .softmax)])
+        try plain.setWeights(dropping.weights)
+        func predict(_ model: Sequential<Double>) -> [Double] {
+            var output = [Double](repeating: 0, count: 4 * 3)
+            x.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 4, into: $0.baseAddress!) } }
+            return output
+        }
+        XCTAssertEqual(predict(dropping), predict(plain))
+        XCTAssertEqual(predict(dropping), predict(dropping))
+    }
+}
