@@ -80,8 +80,8 @@ final class BackendAgreementTests: XCTestCase {
         // Garbage in the workspace must not matter.
         workspace.pointer.update(repeating: .nan, count: workspace.count)
         let weights = RecurrentWeights(kernel: w.pointer, recurrentKernel: u.pointer, bias: b.pointer)
-        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, tape: tape, workspace: workspace.pointer)
-        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, tape: tape, stateGradient: dh.pointer,
+        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, mask: nil, tape: tape, workspace: workspace.pointer)
+        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, mask: nil, tape: tape, stateGradient: dh.pointer,
                                   sequenceGradient: sequence,
                                   gradients: RecurrentGradients(kernel: dW.pointer, recurrentKernel: dU.pointer, bias: db.pointer),
                                   inputGradient: dX.pointer, workspace: workspace.pointer)

@@ -9,8 +9,12 @@ final class GradientCheckTests: XCTestCase {
 
     /// A chain of layers under the loss `L = Σ R ⊙ output` for a fixed random `R`, so every
     /// output element carries gradient. Checks d L / d every weight of every layer and d L / d x.
-    func checkChain(_ layers: [any Layer<Double>], input: FeatureShape, batch: Int, seed: UInt64,
+    /// With `maskedRows` (time-major rows `t·B + b`), those steps of the input are set to 0, which a
+    /// `Masking(0)` layer masks; d L / d x is then checked on the other inputs (a masked input's own
+    /// gradient is zero, and nudging it would unmask it).
+    func checkChain(_ layers: [any Layer<Double>], input: FeatureShape, batch: Int, seed: UInt64, maskedRows: Set<Int> = [],
                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let backend = BLASBackend()
         var generator = RandomGenerator(seed: seed)
         var shape = input
         for layer in layers { shape = try layer.build(inputShape: shape, generator: &generator) }
@@ -19,22 +23,34 @@ final class GradientCheckTests: XCTestCase {
             // Non-zero biases too, so their gradients are exercised away from the origin.
             for (k, p) in layer.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: seed &+ UInt64(k) &+ 7, scale: 0.5)) }
         }
-        let x = randomValues(input.scalarCount * batch, seed: seed &+ 1, as: Double.self)
+        var x = randomValues(input.scalarCount * batch, seed: seed &+ 1, as: Double.self)
+        for row in maskedRows { for i in 0..<input.features { x[row * input.features + i] = 0 } }
+        let roles = layers.map { MaskRole($0) }
+        // The layers' forward passes in turn, the mask handed on as a model hands it.
+        func forwardAll(_ x: UnsafePointer<Double>) -> UnsafePointer<Double> {
+            var activations = x, mask: UnsafePointer<UInt8>?
+            for (layer, role) in zip(layers, roles) {
+                if case .reader(let setMask, _) = role { setMask(mask) }
+                activations = layer.forward(activations, batchSize: batch, backend: backend)
+                switch role {
+                case .source(let masking): mask = masking.lastMask
+                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
+                }
+            }
+            return activations
+        }
         let projection = randomValues(shape.scalarCount * batch, seed: seed &+ 2, as: Double.self)
-        let backend = BLASBackend()
 
         func loss(_ x: [Double]) -> Double {
             x.withUnsafeBufferPointer { x in
-                var activations = x.baseAddress!
-                for layer in layers { activations = layer.forward(activations, batchSize: batch, backend: backend) }
+                let activations = forwardAll(x.baseAddress!)
                 return (0..<projection.count).reduce(0) { $0 + projection[$1] * activations[$1] }
             }
         }
 
         // Analytic gradients.
         let inputGradient: [Double] = x.withUnsafeBufferPointer { xp in
-            var activations = xp.baseAddress!
-            for layer in layers { activations = layer.forward(activations, batchSize: batch, backend: backend) }
+            _ = forwardAll(xp.baseAddress!)
             var gradient: UnsafePointer<Double>? = projection.withUnsafeBufferPointer { $0.baseAddress! }
             return projection.withUnsafeBufferPointer { r in
                 gradient = r.baseAddress!
@@ -61,7 +77,7 @@ final class GradientCheckTests: XCTestCase {
         }
         var numeric = [Double](repeating: 0, count: x.count)
         var perturbed = x
-        for i in 0..<x.count {
+        for i in 0..<x.count where !maskedRows.contains(i / input.features) {
             perturbed[i] = x[i] + h
             let plus = loss(perturbed)
             perturbed[i] = x[i] - h
@@ -71,6 +87,9 @@ final class GradientCheckTests: XCTestCase {
         }
         let error = relativeError(inputGradient, numeric)
         XCTAssertLessThan(error, tolerance, "d L / d x", file: file, line: line)
+        for row in maskedRows {
+            XCTAssertTrue((0..<input.features).allSatisfy { inputGradient[row * input.features + $0] == 0 }, "a masked input has no gradient", file: file, line: line)
+        }
         recordMaximum(error)
     }
 
@@ -160,6 +179,26 @@ final class GradientCheckTests: XCTestCase {
         // The same step draws the same masks, so every evaluation sees one mask.
         for layer in layers { layer.setTraining(true, step: 5) }
         try checkChain(layers, input: .sequence(steps: 4, features: 3), batch: 3, seed: 91)
+    }
+
+    /// Masking with masked steps at the start, in the middle and at the end of sequences, over
+    /// every cell returning sequences and last states, go_backwards, and Bidirectional (whose
+    /// returned sequences are zero at masked steps).
+    func testMaskingEveryCell() throws {
+        // Rows t·B + b of [T = 6, B = 3]: sample 0 masked at steps 0 and 3, sample 1 at 2–3, sample 2 at 5.
+        let masked: Set<Int> = [0 * 3 + 0, 3 * 3 + 0, 2 * 3 + 1, 3 * 3 + 1, 5 * 3 + 2]
+        let input = FeatureShape.sequence(steps: 6, features: 3)
+        try checkChain([Masking<Double>(), SimpleRNN(units: 3, returnSequences: true), SimpleRNN(units: 2)],
+                       input: input, batch: 3, seed: 101, maskedRows: masked)
+        try checkChain([Masking<Double>(), LSTM(units: 3, returnSequences: true), LSTM(units: 2, goBackwards: true)],
+                       input: input, batch: 3, seed: 102, maskedRows: masked)
+        try checkChain([Masking<Double>(), GRU(units: 3, returnSequences: true), GRU(units: 2, resetAfter: false)],
+                       input: input, batch: 3, seed: 103, maskedRows: masked)
+        try checkChain([Masking<Double>(), Bidirectional(SimpleRNN(units: 2, returnSequences: true)), Dense(units: 3),
+                        Bidirectional(LSTM(units: 2), mergeMode: .mul)],
+                       input: input, batch: 3, seed: 104, maskedRows: masked)
+        try checkChain([Masking<Double>(), Bidirectional(GRU(units: 2, returnSequences: true, goBackwards: true), mergeMode: .average),
+                        GRU(units: 2)], input: input, batch: 3, seed: 105, maskedRows: masked)
     }
 
     func testStackedCells() throws {

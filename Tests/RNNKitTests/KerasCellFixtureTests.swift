@@ -55,6 +55,8 @@ final class KerasCellFixtureTests: XCTestCase {
             case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
             case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
             case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
+            case "bidirectional_masking": [Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
+                                           LSTM(units: 5), Dense(units: 10, activation: .softmax)]
             default: preconditionFailure("no model for fixture \(name)")
             }
             let model = try Sequential<S>(inputShape: .sequence(steps: 28, features: 28), layers: layers)
@@ -64,16 +66,24 @@ final class KerasCellFixtureTests: XCTestCase {
         }
     }
 
-    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu"]
+    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu", "bidirectional_masking"]
 
     /// Every layer's output for the fixture's input, batch-major as Keras returns it.
     func layerOutputs<S: BLASScalar>(_ model: Sequential<S>, x: [S]) -> [[S]] {
         var outputs: [[S]] = []
         x.withUnsafeBufferPointer { x in
             var activations = x.baseAddress!
+            var mask: UnsafePointer<UInt8>?
             for layer in model.layers {
                 layer.reserve(batchCapacity: 8, needsInputGradient: true, backend: model.backend)
+                // The mask handed on as the model hands it.
+                let role = MaskRole(layer)
+                if case .reader(let setMask, _) = role { setMask(mask) }
                 activations = layer.forward(activations, batchSize: 8, backend: model.backend)
+                switch role {
+                case .source(let masking): mask = masking.lastMask
+                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
+                }
                 let shape = layer.outputShape, width = shape.features, steps = shape.steps
                 var batchMajor = [S](repeating: 0, count: 8 * shape.scalarCount)
                 for t in 0..<steps { for b in 0..<8 { for j in 0..<width {

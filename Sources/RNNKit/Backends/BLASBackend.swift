@@ -56,6 +56,8 @@ public struct BLASBackend: Backend {
         let recurrentGateGradient: UnsafeMutablePointer<S>
         /// `[B, H]` each: the gradient carried to h_{t−1}, to c_{t−1} (LSTM), and to r ⊙ h_{t−1} (GRU reset before).
         let carried: UnsafeMutablePointer<S>, carriedCell: UnsafeMutablePointer<S>, resetState: UnsafeMutablePointer<S>
+        /// Masking: what masked samples pass to the step before (d h, d c).
+        let passedState: UnsafeMutablePointer<S>, passedCell: UnsafeMutablePointer<S>
         /// `[G·H, H]`: `Uᵀ`, written once per backward pass when the per-step products are small,
         /// so that each step's `dG·Uᵀ` reads it in place instead of transposing `U` again.
         let transposedRecurrentKernel: UnsafeMutablePointer<S>
@@ -64,7 +66,7 @@ public struct BLASBackend: Backend {
             let state = d.batch * d.units, gates = cell.gates * state
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
-            return 4 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
+            return 6 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
         }
 
         /// Room for `Uᵀ` only where the small kernels can take the per-step products (H ≤ 64):
@@ -79,7 +81,9 @@ public struct BLASBackend: Backend {
             carried = memory + state
             carriedCell = memory + 2 * state
             resetState = memory + 3 * state
-            projection = memory + 4 * state
+            passedState = memory + 4 * state
+            passedCell = memory + 5 * state
+            projection = memory + 6 * state
             inputGateGradient = projection + gates
             recurrentGateGradient = cell.hasRecurrentBias ? inputGateGradient + d.steps * gates : inputGateGradient
             transposedRecurrentKernel = inputGateGradient + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
@@ -94,7 +98,7 @@ public struct BLASBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let G = cell.gates, GH = G * H, stepState = B * H, stepGates = B * GH
@@ -160,6 +164,17 @@ public struct BLASBackend: Backend {
                 }
                 S.gruCandidateAndBlend(activation: f, gates: gates, previousState: previous, state: state, rows: B, units: H)
             }
+            if let mask {
+                // Masked samples keep the state (and LSTM's cell state) of the step before.
+                let stepMask = mask + t * B
+                for b in 0..<B where stepMask[b] == 0 {
+                    (state + b * H).update(from: previous + b * H, count: H)
+                    if let cells = tape.cellStates {
+                        let previousCell = t == 0 ? UnsafePointer(w.zeros) : UnsafePointer(cells + (t - 1) * stepState)
+                        (cells + t * stepState + b * H).update(from: previousCell + b * H, count: H)
+                    }
+                }
+            }
         }
     }
 
@@ -167,7 +182,7 @@ public struct BLASBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
         gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
@@ -201,6 +216,16 @@ public struct BLASBackend: Backend {
             let gates = UnsafePointer(tape.gates + t * stepGates)
             let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
             let dGates = w.inputGateGradient + t * stepGates
+            // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
+            let stepMask = mask.map { $0 + t * B }
+            if let stepMask {
+                for b in 0..<B where stepMask[b] == 0 {
+                    for k in 0..<H {
+                        w.passedState[b * H + k] = (upstream?[b * H + k] ?? 0) + (carried?[b * H + k] ?? 0)
+                        w.passedCell[b * H + k] = t < T - 1 ? w.carriedCell[b * H + k] : 0
+                    }
+                }
+            }
             switch cell {
             case .simple(let f):
                 // dz_t = (dh_t + g) ⊙ f′(h_t)
@@ -242,6 +267,17 @@ public struct BLASBackend: Backend {
                 if t > 0 {
                     // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
                     carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
+                }
+            }
+            if let stepMask {
+                // A masked sample's row of each product above depends on its own gate gradients
+                // alone, so overwriting it now is exact: no gate gradients, the state's passed on.
+                let dRecurrent = w.recurrentGateGradient + t * stepGates
+                for b in 0..<B where stepMask[b] == 0 {
+                    (dGates + b * GH).update(repeating: 0, count: GH)
+                    if cell.hasRecurrentBias { (dRecurrent + b * GH).update(repeating: 0, count: GH) }
+                    (w.carried + b * H).update(from: w.passedState + b * H, count: H)
+                    if case .lstm = cell { (w.carriedCell + b * H).update(from: w.passedCell + b * H, count: H) }
                 }
             }
         }

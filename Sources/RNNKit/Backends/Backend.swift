@@ -23,21 +23,26 @@ public protocol Backend: Sendable {
     /// - Parameters:
     ///   - x: inputs `[T, B, D]`.
     ///   - weights: in Keras's layout for `cell`.
+    ///   - mask: `[T, B]`, 0 where a sample's step is masked (Keras's masking): there the state
+    ///     (and LSTM's cell state) is carried over unchanged, so the tape's state at a masked step
+    ///     is the state after the last unmasked one. Nil: every step counts.
     ///   - tape: receives every step's gates and states (see `RecurrentTape`).
     ///   - workspace: at least `recurrentWorkspaceCount(cell, dims)` scalars.
     func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ dims: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>)
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>)
 
     /// Backward through time for the last `recurrentForward` with the same arguments.
     ///
     /// - Parameters:
     ///   - stateGradient: d loss / d h: `[T, B, H]` when `sequenceGradient`, else `[B, H]` for `h_T` only.
     ///   - gradients: receive d loss / d each weight.
-    ///   - inputGradient: d loss / d x `[T, B, D]`, computed only when non-nil.
+    ///   - inputGradient: d loss / d x `[T, B, D]`, computed only when non-nil (zero at masked steps).
+    ///   - mask: the forward pass's: at a masked step the gradient of the state passes to the step
+    ///     before unchanged, and no weight or input gradient arises.
     func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ dims: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
         gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>)
 
     /// Dense forward, `y = f(x · V + c)` over `rows` rows.

@@ -19,7 +19,7 @@ public struct NaiveBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let GH = cell.gates * H
@@ -31,6 +31,15 @@ public struct NaiveBackend: Backend {
                 let row = (t * B + b)
                 let xt = x + row * D
                 func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : 0 }
+                if let mask, mask[row] == 0 {
+                    // A masked step: the state (and the cell state) carried over unchanged.
+                    (tape.gates + row * GH).update(repeating: 0, count: GH)
+                    for k in 0..<H {
+                        tape.states[row * H + k] = previousState(k)
+                        if let cells = tape.cellStates { cells[row * H + k] = t > 0 ? cells[((t - 1) * B + b) * H + k] : 0 }
+                    }
+                    continue
+                }
                 for j in 0..<GH {
                     var sum = bias[j]
                     for i in 0..<D { sum += xt[i] * W[i * GH + j] }
@@ -88,7 +97,7 @@ public struct NaiveBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
+        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
         gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
@@ -111,6 +120,13 @@ public struct NaiveBackend: Backend {
                 let row = t * B + b
                 let gates = tape.gates + row * GH, g = dh + b * H
                 func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : 0 }
+                if let mask, mask[row] == 0 {
+                    // h_t = h_{t−1} (and c_t = c_{t−1}): their gradients pass to the step before as they are.
+                    if t > 0, sequenceGradient {
+                        for k in 0..<H { g[k] += stateGradient[((t - 1) * B + b) * H + k] }
+                    }
+                    continue
+                }
                 // `direct[k]`: the part of d loss / d h_{t−1} that does not pass through U.
                 direct.update(repeating: 0, count: H)
                 switch cell {

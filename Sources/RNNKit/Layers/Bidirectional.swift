@@ -36,6 +36,8 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
     ///   - layer: the forward layer (unbuilt); the backward one is a copy reading the other way.
     ///   - mergeMode: `concat` (Keras's default), `sum`, `mul` or `average`.
     public init(_ layer: RecurrentLayer<Scalar>, mergeMode: MergeMode = .concat) {
+        // As Keras's: with a mask, both directions output zeros at masked steps of a returned sequence.
+        if layer.returnSequences { layer.zeroOutputForMask = true }
         self.forwardLayer = layer
         self.backwardLayer = layer.unbuiltCopy(reversed: true)
         self.mergeMode = mergeMode
@@ -46,6 +48,12 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
         forwardLayer = forward
         backwardLayer = backward
         self.mergeMode = mergeMode
+    }
+
+    /// Both directions read the same mask (the backward one reverses it with its input).
+    public func setMask(_ mask: UnsafePointer<UInt8>?) {
+        forwardLayer.setMask(mask)
+        backwardLayer.setMask(mask)
     }
 
     public func setTraining(_ training: Bool, step: Int) {

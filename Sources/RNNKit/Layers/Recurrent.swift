@@ -40,6 +40,15 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     var inputDropout: DropoutMask<Scalar>                 // [B, D] per batch
     private var training = false, step = 0
     private var dropping = false
+    /// The mask of the sequence being read (`[T, B]`, 0 at masked steps), from a `Masking` layer upstream.
+    private var stepMask: UnsafePointer<UInt8>?
+    private var reversedMask = Buffer<UInt8>(count: 0)    // goBackwards: the mask in processing order
+    private var maskedOutput = Buffer<Scalar>(count: 0)   // zeroOutputForMask: the states, zero at masked steps
+    private var maskedGradient = Buffer<Scalar>(count: 0) // zeroOutputForMask: the output gradient, zero there too
+    private var lastMask: UnsafePointer<UInt8>?
+    /// With a mask and `returnSequences`, output zeros at masked steps instead of the carried
+    /// state (Keras's `zero_output_for_mask`; `Bidirectional` sets it, as Keras's does).
+    public var zeroOutputForMask = false
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
@@ -107,6 +116,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         copy.outputShape = outputShape
         copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
         copy.inputDropout = inputDropout.replica()
+        copy.zeroOutputForMask = zeroOutputForMask
         copy.name = name
         return copy
     }
@@ -114,11 +124,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// An unbuilt layer with the same settings, reading the sequence the other way when
     /// `reversed` (Bidirectional's backward copy).
     func unbuiltCopy(reversed: Bool) -> RecurrentLayer<Scalar> {
-        RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
+        let copy = RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
                        goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
                        recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
                        dropout: dropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
+        copy.zeroOutputForMask = zeroOutputForMask
+        return copy
     }
+
+    /// Sets the mask of the sequences the next forward pass reads (`[T, B]` time-major, 0 at masked
+    /// steps; nil for none). The model sets it from a `Masking` layer upstream; the memory must stay
+    /// unchanged until the backward pass.
+    public func setMask(_ mask: UnsafePointer<UInt8>?) { stepMask = mask }
 
     public func setTraining(_ training: Bool, step: Int) {
         self.training = training
@@ -146,6 +163,23 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         if dropout > 0 {
             if dropped.count < steps * batchCapacity * inputs { dropped = Buffer(count: steps * batchCapacity * inputs) }
             inputDropout.reserve(batchCapacity * inputs)
+        }
+        if goBackwards, reversedMask.count < steps * batchCapacity { reversedMask = Buffer(count: steps * batchCapacity) }
+        if zeroOutputForMask, returnSequences, maskedOutput.count < steps * batchCapacity * units {
+            maskedOutput = Buffer(count: steps * batchCapacity * units)
+            maskedGradient = Buffer(count: steps * batchCapacity * units)
+        }
+    }
+
+    /// `destination` = `source` `[T, B, H]` with the rows of masked steps zero.
+    private func zeroMaskedRows(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>,
+                                mask: UnsafePointer<UInt8>, batchSize: Int) {
+        for row in 0..<(steps * batchSize) {
+            if mask[row] == 0 {
+                (destination + row * units).update(repeating: 0, count: units)
+            } else {
+                (destination + row * units).update(from: source + row * units, count: units)
+            }
         }
     }
 
@@ -186,14 +220,26 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             applyInputMask(input, into: dropped.pointer, batchSize: batchSize)
             input = UnsafePointer(dropped.pointer)
         }
+        var mask = stepMask
         if goBackwards {
             precondition(steps * batchSize * inputs <= reversed.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
             reverseSteps(input, into: reversed.pointer, batchSize: batchSize)
             input = UnsafePointer(reversed.pointer)
+            if let stepMask {
+                for t in 0..<steps {
+                    (reversedMask.pointer + (steps - 1 - t) * batchSize).update(from: stepMask + t * batchSize, count: batchSize)
+                }
+                mask = UnsafePointer(reversedMask.pointer)
+            }
         }
-        backend.recurrentForward(cell, dims, x: input, weights: weights, tape: tape, workspace: workspace.pointer)
+        backend.recurrentForward(cell, dims, x: input, weights: weights, mask: mask, tape: tape, workspace: workspace.pointer)
         lastInput = input
         lastBatch = batchSize
+        lastMask = mask
+        if returnSequences, zeroOutputForMask, let mask {
+            zeroMaskedRows(tape.states, into: maskedOutput.pointer, mask: mask, batchSize: batchSize)
+            return UnsafePointer(maskedOutput.pointer)
+        }
         return UnsafePointer(returnSequences ? tape.states : tape.states + (steps - 1) * batchSize * units)
     }
 
@@ -221,8 +267,14 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         reserveWorkspace(dims, backend: backend)
         // goBackwards: the driver's input gradient is in processing order, reversed back after.
         let processingOrderGradient = goBackwards ? inputGradient.map { _ in reversed.pointer + steps * batchSize * inputs } : inputGradient?.pointer
+        var outputGradient = outputGradient
+        if returnSequences, zeroOutputForMask, let lastMask {
+            // The zeros output at masked steps carry no gradient.
+            zeroMaskedRows(outputGradient, into: maskedGradient.pointer, mask: lastMask, batchSize: batchSize)
+            outputGradient = UnsafePointer(maskedGradient.pointer)
+        }
         backend.recurrentBackward(
-            cell, dims, x: input, weights: weights, tape: RecurrentTape(cell, dims, memory: tape.pointer),
+            cell, dims, x: input, weights: weights, mask: lastMask, tape: RecurrentTape(cell, dims, memory: tape.pointer),
             stateGradient: outputGradient, sequenceGradient: returnSequences,
             gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
                                           bias: bias.gradient.pointer),

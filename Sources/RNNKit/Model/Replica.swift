@@ -23,11 +23,17 @@ final class Replica<Scalar: BLASScalar> {
 
     init(layers: [any Layer<Scalar>], arena: ParameterArena<Scalar>, inputShape: FeatureShape) {
         self.layers = layers
+        maskRoles = layers.map { MaskRole($0) }
+        masked = maskRoles.contains { if case .source = $0 { return true } else { return false } }
         self.arena = arena
         self.denseHead = RNNKit.denseHead(layers.last)
         self.outputShape = layers.last!.outputShape
         self.inputShape = inputShape
     }
+
+    /// Each layer's part in masking, and whether any layer masks.
+    private let maskRoles: [MaskRole<Scalar>]
+    private let masked: Bool
 
     /// The updates applied before this pass: dropout masks are a function of it and the seeds.
     var trainingStep = 0
@@ -123,7 +129,20 @@ final class Replica<Scalar: BLASScalar> {
     @discardableResult
     private func forward(_ x: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         var activations = x
-        for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
+        if masked {
+            // The mask a Masking layer computes travels to the recurrent layers after it.
+            var mask: UnsafePointer<UInt8>?
+            for (layer, role) in zip(layers, maskRoles) {
+                if case .reader(let setMask, _) = role { setMask(mask) }
+                activations = layer.forward(activations, batchSize: batchSize, backend: backend)
+                switch role {
+                case .source(let masking): mask = masking.lastMask
+                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
+                }
+            }
+        } else {
+            for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
+        }
         output = activations
         lastBatchSize = batchSize
         return activations

@@ -117,6 +117,10 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Chooses the optimiser and the loss (Keras's `compile`).
     /// - Throws: `invalidConfiguration` when the loss cannot serve the last layer, naming what it needs.
     public func compile(optimizer: any Optimizer<Scalar>, loss: any Loss = CategoricalCrossentropy()) throws {
+        guard !MaskRole.maskReachesOutput(layers) else {
+            throw ModelError.invalidConfiguration(
+                "the mask of a Masking layer reaches the model's output, and losses over masked steps are not supported yet: end the masked part with a recurrent layer that returns its last state")
+        }
         let head = LossHead(outputShape: outputShape, denseActivation: denseHead(layers.last)?.activation)
         let entry = try loss.gradientEntry(for: head)
         self.optimizer = optimizer
