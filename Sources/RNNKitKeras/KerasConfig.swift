@@ -9,6 +9,7 @@ struct KerasModelSpec {
         case bidirectional(RecurrentSpec, mergeMode: String)
         case dense(DenseSpec, timeDistributed: Bool)
         case dropout(rate: Double, seed: UInt64)
+        case masking(value: Double)
     }
 
     struct RecurrentSpec: Equatable {
@@ -21,6 +22,7 @@ struct KerasModelSpec {
         var goBackwards = false
         var dropout = 0.0
         var seed: UInt64 = 0
+        var zeroOutputForMask = false
         var unitForgetBias = true
         var resetAfter = true
         var kernelInitializer: Initializer = .glorotUniform
@@ -68,11 +70,19 @@ struct KerasModelSpec {
                 return timeDistributed ? TimeDistributed(dense) : dense
             case .dropout(let rate, let seed):
                 return Dropout<Scalar>(rate: rate, seed: seed)
+            case .masking(let value):
+                return Masking<Scalar>(maskValue: value)
             }
         }
     }
 
     private static func recurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
+        let layer = plainRecurrentLayer(r, Scalar.self)
+        layer.zeroOutputForMask = r.zeroOutputForMask
+        return layer
+    }
+
+    private static func plainRecurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
         switch r.kind {
         case .simpleRNN:
             SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
@@ -200,7 +210,7 @@ struct KerasConfig {
             case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 1)
             case .bidirectional(let r, _): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 2)
             case .dense(let d, _): (d.units, 1, false, 1)
-            case .dropout: (features, 0, false, 0)
+            case .dropout, .masking: (features, 0, false, 0)
             }
             let recurrent = { if case .dense = layer { return false } else { return true } }()
             let (width, o1) = gates.multipliedReportingOverflow(by: units)
@@ -327,10 +337,11 @@ struct KerasConfig {
             checkOptions(config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
             return .dropout(rate: rate, seed: UInt64(clamping: config["seed"] as? Int ?? 0))
         case "Masking":
-            refuse(place, "layer \(className) is not supported yet (it comes with RNNKit's masking and variable-length sequences)")
-            return nil
+            let value = (config["mask_value"] as? Double) ?? (config["mask_value"] as? Int).map(Double.init) ?? 0
+            checkOptions(config, place: place, known: ["mask_value", "name", "dtype"], expected: ["trainable": true])
+            return .masking(value: value)
         default:
-            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, SimpleRNN, LSTM, GRU, Bidirectional, Dense and TimeDistributed(Dense))")
+            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout)")
             return nil
         }
     }
@@ -375,6 +386,7 @@ struct KerasConfig {
             if (0..<1).contains(rate) { spec.dropout = rate } else { refuse(place, "option dropout = \(rate) is not in [0, 1)") }
         }
         spec.seed = UInt64(clamping: config["seed"] as? Int ?? 0)
+        spec.zeroOutputForMask = config["zero_output_for_mask"] as? Bool ?? false
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros

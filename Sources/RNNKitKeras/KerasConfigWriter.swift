@@ -62,6 +62,9 @@ enum KerasConfigWriter {
             ])
         case let dense as Dense<Scalar>:
             result = serialized("keras.layers", "Dense", denseConfig(dense, policy: policy))
+        case let masking as Masking<Scalar>:
+            result = serialized("keras.layers", "Masking", ["name": masking.name, "trainable": true, "dtype": policy,
+                                                             "mask_value": masking.maskValue])
         case let dropout as Dropout<Scalar>:
             result = serialized("keras.layers", "Dropout", ["name": dropout.name, "trainable": true, "dtype": policy,
                                                              "rate": dropout.rate, "noise_shape": NSNull(), "seed": Int(clamping: dropout.seed)])
@@ -71,7 +74,7 @@ enum KerasConfigWriter {
             result = serialized("keras.layers", "TimeDistributed",
                                 ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
         default:
-            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
+            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
         }
         result["build_config"] = build
         return result
@@ -82,7 +85,7 @@ enum KerasConfigWriter {
         var config: [String: Any] = [
             "name": name, "trainable": true, "dtype": policy, "units": recurrent.units,
             "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
-            "stateful": false, "unroll": false, "zero_output_for_mask": false, "use_bias": true,
+            "stateful": false, "unroll": false, "zero_output_for_mask": recurrent.zeroOutputForMask, "use_bias": true,
             "kernel_initializer": initializer(recurrent.kernelInitializer),
             "recurrent_initializer": initializer(recurrent.recurrentInitializer),
             "bias_initializer": initializer(recurrent.biasInitializer),

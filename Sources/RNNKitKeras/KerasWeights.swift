@@ -29,12 +29,12 @@ enum KerasWeightsLayout {
             case is RecurrentLayer<Scalar>: groups = [(container + "/cell/vars", layer.parameters)]
             case is Dense<Scalar>: groups = [(container + "/vars", layer.parameters)]
             case is TimeDistributed<Scalar>: groups = [(container + "/layer/vars", layer.parameters)]
-            case is Dropout<Scalar>: groups = []
+            case is Dropout<Scalar>, is Masking<Scalar>: groups = []
             case let bidirectional as Bidirectional<Scalar>:
                 groups = [(container + "/forward_layer/cell/vars", bidirectional.forwardLayer.parameters),
                           (container + "/backward_layer/cell/vars", bidirectional.backwardLayer.parameters)]
             default:
-                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
+                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
             }
             for (group, parameters) in groups {
                 for (index, parameter) in parameters.enumerated() { result.append((parameter, "\(group)/\(index)")) }

@@ -137,9 +137,12 @@ final class KerasTrainerTests: XCTestCase {
         XCTAssertThrowsError(try TrainBlas.parse(["--data", mnist.path, "--load", regression, "--output", path("r")]).run()) { error in
             XCTAssertTrue("\(error)".contains("the model is compiled with mean_squared_error"), "\(error)")
         }
-        let masking = Self.fixtures.appendingPathComponent("keras_bidirectional_masking.keras").path
-        XCTAssertThrowsError(try TrainBlas.parse(["--data", mnist.path, "--load", masking, "--output", path("m")]).run()) { error in
-            XCTAssertTrue("\(error)".contains("layers[1] (Masking \"masking\"): layer Masking is not supported yet"), "\(error)")
+        // A model for other inputs: the trainer says what it takes and what MNIST rows are.
+        let other = try Sequential<Float>(inputShape: .sequence(steps: 10, features: 4), layers: [GRU(units: 3), Dense(units: 10, activation: .softmax)])
+        try other.compile(optimizer: Adam())
+        try Keras.saveModel(other, to: folder.appendingPathComponent("other.keras"))
+        XCTAssertThrowsError(try TrainBlas.parse(["--data", mnist.path, "--load", path("other.keras"), "--output", path("o")]).run()) { error in
+            XCTAssertTrue("\(error)".contains("the model takes input (None, 10, 4); MNIST rows are (None, 28, 28)"), "\(error)")
         }
     }
 }
