@@ -143,6 +143,7 @@ extension Trainer {
                                            dropout: options.dropout ?? 0, seed: options.seed &+ UInt64(index) &* 1_000_003)
             return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
         }
+        if let maskValue = options.maskValue { layers.insert(Masking<Float>(maskValue: maskValue), at: 0) }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
         return try Sequential<Float>(inputShape: sampleShape, layers: layers, seed: options.seed, backend: backend)
     }

@@ -89,10 +89,12 @@ final class KerasTrainerTests: XCTestCase {
     /// `.keras` file it saves says so.
     func testSequenceFeatureFlags() throws {
         let metrics = try run(["--cell", "gru", "--units", "8", "--bidirectional", "ave", "--go-backwards", "--clipnorm", "1", "--dropout", "0.25",
+                               "--mask-value", "0",
                                "--epochs", "1", "--limit", "640", "--save", path("bi.keras")], output: "bi")
         XCTAssertEqual(metrics["model"] as? String, "Bidirectional(GRU(8))")
         let loaded = try Keras.loadModel(from: folder.appendingPathComponent("bi.keras"), as: Float.self)
-        let layer = try XCTUnwrap(loaded.model.layers.first as? Bidirectional<Float>)
+        XCTAssertEqual((loaded.model.layers.first as? Masking<Float>)?.maskValue, 0)
+        let layer = try XCTUnwrap(loaded.model.layers.dropFirst().first as? Bidirectional<Float>)
         XCTAssertEqual(layer.mergeMode, .average)
         XCTAssertTrue(layer.forwardLayer.goBackwards)
         XCTAssertFalse(layer.backwardLayer.goBackwards)
