@@ -180,11 +180,14 @@ final class BackendAgreementTests: XCTestCase {
                Dense(units: 3, activation: .softmax)] },
         ]
         var (x, labels) = randomBatch(steps: steps, batch: batch, features: features, classes: 3, seed: 8, as: Float.self)
-        // Sample b is masked at steps b % 3, 4 and (for odd b) the last; sample 5 also at every step but one.
+        // Sample b is masked at steps b % 3, 4 (every sample: a whole step masked) and (for odd b)
+        // the last; sample 5 at every step but one. Then every sample at the first and last two
+        // steps, which the engine skips whole.
         for b in 0..<batch {
             var masked = [b % 3, 4]
             if b % 2 == 1 { masked.append(steps - 1) }
             if b == 5 { masked = Array(0..<(steps - 1)) }
+            masked += [0, steps - 2, steps - 1]
             for t in masked { for i in 0..<features { x[(t * batch + b) * features + i] = 0 } }
         }
         var worst = 0.0

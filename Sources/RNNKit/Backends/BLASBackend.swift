@@ -105,11 +105,26 @@ public struct BLASBackend: Backend {
         let w = Workspace(cell, d, workspace)
         w.zeros.update(repeating: 0, count: stepState)
         let U = weights.recurrentKernel
-        // Gates [T·B, G·H] = b (broadcast; GRU reset-after: the input row) + X [T·B, D] · W [D, G·H]
-        S.broadcastRows(weights.bias, into: tape.gates, rows: T * B, columns: GH)
-        gemm(transposeA: false, transposeB: false, m: T * B, n: GH, k: D,
-               alpha: 1, a: x, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates, ldc: GH)
+        // Steps where every sample is masked (padding after the longest sequence, say) do no work.
+        let active = Self.activeSteps(mask, steps: T, batch: B)
+        // Gates [T·B, G·H] = b (broadcast; GRU reset-after: the input row) + X [T·B, D] · W [D, G·H],
+        // over the rows of the steps from the first to the last with an unmasked sample.
+        if !active.isEmpty {
+            let first = active.lowerBound, rows = active.count * B
+            S.broadcastRows(weights.bias, into: tape.gates + first * stepGates, rows: rows, columns: GH)
+            gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
+                   alpha: 1, a: x + first * B * D, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates + first * stepGates, ldc: GH)
+        }
         for t in 0..<T {
+            if let mask, Self.everySampleMasked(mask + t * B, batch: B) {
+                // The whole step masked: every state (and cell state) carried over.
+                let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+                (tape.states + t * stepState).update(from: previous, count: stepState)
+                if let cells = tape.cellStates {
+                    (cells + t * stepState).update(from: t == 0 ? UnsafePointer(w.zeros) : UnsafePointer(cells + (t - 1) * stepState), count: stepState)
+                }
+                continue
+            }
             let gates = tape.gates + t * stepGates
             let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
             let state = tape.states + t * stepState
@@ -216,8 +231,16 @@ public struct BLASBackend: Backend {
             let gates = UnsafePointer(tape.gates + t * stepGates)
             let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
             let dGates = w.inputGateGradient + t * stepGates
-            // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
             let stepMask = mask.map { $0 + t * B }
+            if let stepMask, Self.everySampleMasked(stepMask, batch: B) {
+                // The whole step masked: no gate gradients, d loss / d h_t (and d c_t) passed on whole.
+                dGates.update(repeating: 0, count: stepGates)
+                if cell.hasRecurrentBias { (w.recurrentGateGradient + t * stepGates).update(repeating: 0, count: stepGates) }
+                for i in 0..<stepState { w.carried[i] = (upstream?[i] ?? 0) + (carried?[i] ?? 0) }
+                if t == T - 1 { w.carriedCell.update(repeating: 0, count: stepState) }
+                continue
+            }
+            // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
             if let stepMask {
                 for b in 0..<B where stepMask[b] == 0 {
                     for k in 0..<H {
@@ -281,35 +304,72 @@ public struct BLASBackend: Backend {
                 }
             }
         }
-        let dGates = UnsafePointer(w.inputGateGradient), dRecurrent = UnsafePointer(w.recurrentGateGradient)
-        // dW [D, G·H] = Xᵀ [D, T·B] · dG [T·B, G·H]
-        gemm(transposeA: true, transposeB: false, m: D, n: GH, k: T * B,
-               alpha: 1, a: x, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
-        // dU [H, n] = H_prevᵀ [H, (T−1)·B] · dG[1…] [(T−1)·B, n]; h_0 = 0 contributes nothing.
-        // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
+        // The weights' gradients come from the steps that did work (the gate gradients of wholly
+        // masked steps are zero): from the first to the last step with an unmasked sample.
+        let active = Self.activeSteps(mask, steps: T, batch: B)
+        let first = active.lowerBound, rows = active.count * B
+        let dGates = UnsafePointer(w.inputGateGradient) + first * stepGates
+        let dRecurrent = UnsafePointer(w.recurrentGateGradient) + first * stepGates
         let resetBefore = cell.resetsBeforeProduct
         let stateColumns = resetBefore ? 2 * H : GH
-        if T > 1 {
-            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (T - 1) * B,
-                   alpha: 1, a: tape.states, lda: H, b: dRecurrent + stepGates, ldb: GH, beta: 0,
+        func zeroRecurrentKernel(columns: Int, from column: Int) {
+            for k in 0..<H { (gradients.recurrentKernel + k * GH + column).update(repeating: 0, count: columns) }
+        }
+        guard rows > 0 else {
+            // Every step masked: nothing to learn, and no gradient for the input.
+            gradients.kernel.update(repeating: 0, count: D * GH)
+            gradients.recurrentKernel.update(repeating: 0, count: H * GH)
+            gradients.bias.update(repeating: 0, count: cell.biasShape(units: H).reduce(1, *))
+            inputGradient?.update(repeating: 0, count: T * B * D)
+            return
+        }
+        // dW [D, G·H] = Xᵀ [D, rows] · dG [rows, G·H]
+        gemm(transposeA: true, transposeB: false, m: D, n: GH, k: rows,
+               alpha: 1, a: x + first * B * D, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
+        // dU [H, n] = H_prevᵀ · dG over steps t ≥ 1 of the range; h_0 = 0 contributes nothing.
+        // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
+        let firstWithPrevious = max(first, 1)
+        if firstWithPrevious < active.upperBound {
+            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - firstWithPrevious) * B,
+                   alpha: 1, a: tape.states + (firstWithPrevious - 1) * stepState, lda: H,
+                   b: UnsafePointer(w.recurrentGateGradient) + firstWithPrevious * stepGates, ldb: GH, beta: 0,
                    c: gradients.recurrentKernel, ldc: GH)
         } else {
-            for k in 0..<H { (gradients.recurrentKernel + k * GH).update(repeating: 0, count: stateColumns) }
+            zeroRecurrentKernel(columns: stateColumns, from: 0)
         }
         if resetBefore {
-            // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, T·B] · dz_h [T·B, H]
-            gemm(transposeA: true, transposeB: false, m: H, n: H, k: T * B,
-                   alpha: 1, a: tape.auxiliary!, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
+            // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, rows] · dz_h [rows, H]
+            gemm(transposeA: true, transposeB: false, m: H, n: H, k: rows,
+                   alpha: 1, a: tape.auxiliary! + first * stepState, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
                    c: gradients.recurrentKernel + 2 * H, ldc: GH)
         }
         // db [G·H] = Σ rows of dG (GRU reset-after: and the recurrent bias from the recurrent side)
-        S.sumRows(dGates, rows: T * B, columns: GH, into: gradients.bias)
-        if dRecurrent != dGates { S.sumRows(dRecurrent, rows: T * B, columns: GH, into: gradients.bias + GH) }
-        // dX [T·B, D] = dG [T·B, G·H] · Wᵀ [G·H, D]
+        S.sumRows(dGates, rows: rows, columns: GH, into: gradients.bias)
+        if cell.hasRecurrentBias { S.sumRows(dRecurrent, rows: rows, columns: GH, into: gradients.bias + GH) }
+        // dX [rows, D] = dG [rows, G·H] · Wᵀ [G·H, D]; zero outside the range.
         if let inputGradient {
-            gemm(transposeA: false, transposeB: true, m: T * B, n: D, k: GH,
-                   alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient, ldc: D)
+            inputGradient.update(repeating: 0, count: first * B * D)
+            gemm(transposeA: false, transposeB: true, m: rows, n: D, k: GH,
+                   alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient + first * B * D, ldc: D)
+            (inputGradient + active.upperBound * B * D).update(repeating: 0, count: (T - active.upperBound) * B * D)
         }
+    }
+
+    /// Whether all `batch` samples of a step are masked.
+    @inline(__always)
+    private static func everySampleMasked(_ stepMask: UnsafePointer<UInt8>, batch: Int) -> Bool {
+        for b in 0..<batch where stepMask[b] != 0 { return false }
+        return true
+    }
+
+    /// The steps from the first to the last where some sample is not masked (all of them without a mask).
+    private static func activeSteps(_ mask: UnsafePointer<UInt8>?, steps: Int, batch: Int) -> Range<Int> {
+        guard let mask else { return 0..<steps }
+        var first = 0
+        while first < steps, everySampleMasked(mask + first * batch, batch: batch) { first += 1 }
+        var last = steps
+        while last > first, everySampleMasked(mask + (last - 1) * batch, batch: batch) { last -= 1 }
+        return first..<last
     }
 
     @_specialize(where S == Float)
