@@ -188,8 +188,8 @@ struct BenchmarkRun {
             }
         }
 
-        if only == nil || only!.localizedCaseInsensitiveContains("Bidirectional") {
-            say("\nSequence features, training step per batch, medians of alternate timings (Bidirectional should cost at most 2.1× one direction):")
+        if only == nil || only!.localizedCaseInsensitiveContains("Bidirectional") || only!.localizedCaseInsensitiveContains("Mask") {
+            say("\nSequence features, training step per batch, medians of alternate timings (Bidirectional should cost at most 2.1× one direction, a masked batch no more than an unmasked one):")
             say("| configuration (B, T, D) | baseline | ms/step | with the feature | ms/step | ratio |")
             say("|---|---|---:|---|---:|---:|")
             report.sequenceFeatures = try timeSequenceFeatures()

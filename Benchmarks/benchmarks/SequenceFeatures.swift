@@ -29,8 +29,8 @@ extension BenchmarkRun {
             model.reserve(batchCapacity: batch)
             return model
         }
-        func step(_ model: Sequential<Float>) -> Double {
-            x.withUnsafeBufferPointer { x in
+        func step(_ model: Sequential<Float>, input: [Float]? = nil) -> Double {
+            (input ?? x).withUnsafeBufferPointer { x in
                 labels.withUnsafeBufferPointer { labels in
                     timePerCall(samples: 1, warmUp: 0, budget: quick ? 0.3 : 1.0) {
                         _ = try? model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: batch)
@@ -55,6 +55,38 @@ extension BenchmarkRun {
             }
             let (a, b) = (median(times.0), median(times.1))
             results.append(SequenceFeatureTiming(configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: baselineName,
+                                                 variant: variantName, baselineMillisecondsPerStep: a * 1e3,
+                                                 variantMillisecondsPerStep: b * 1e3, ratio: b / a))
+        }
+        // Masking: half of each image's steps masked, as the padding of sequences half as long
+        // (every sample's last 14 steps: whole steps, skipped) or scattered (a random half of each
+        // sample's steps: no whole step), against the same layer on unmasked input.
+        var padded = x, scattered = x
+        for t in 0..<steps {
+            for b in 0..<batch {
+                let row = (t * batch + b) * inputs
+                if t >= steps / 2 { for i in 0..<inputs { padded[row + i] = 0 } }
+                if generator.next() % 2 == 0 { for i in 0..<inputs { scattered[row + i] = 0 } }
+            }
+        }
+        for (variantName, input) in [("Masking → LSTM(128), the last half of every sequence masked", padded),
+                                     ("Masking → LSTM(128), a random half of each sequence's steps masked", scattered)] {
+            let baseline = try model(LSTM(units: 128))
+            let variant = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs),
+                                                layers: [Masking(maskValue: 0), LSTM(units: 128), Dense(units: 10, activation: .softmax)],
+                                                backend: BLASBackend(kernels: kernels))
+            try variant.compile(optimizer: Adam())
+            variant.workers = workers
+            variant.reserve(batchCapacity: batch)
+            _ = step(baseline)
+            _ = step(variant, input: input)
+            var times: ([Double], [Double]) = ([], [])
+            for _ in 0..<(quick ? 3 : 7) {
+                times.0.append(step(baseline))
+                times.1.append(step(variant, input: input))
+            }
+            let (a, b) = (median(times.0), median(times.1))
+            results.append(SequenceFeatureTiming(configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: "LSTM(128), unmasked",
                                                  variant: variantName, baselineMillisecondsPerStep: a * 1e3,
                                                  variantMillisecondsPerStep: b * 1e3, ratio: b / a))
         }

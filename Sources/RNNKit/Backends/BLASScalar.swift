@@ -79,6 +79,9 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         weights: UnsafeMutablePointer<Self>, gradients: UnsafePointer<Self>, meanSquare: UnsafeMutablePointer<Self>,
         count: Int, learningRate: Self, rho: Self, oneMinusRho: Self, epsilon: Self)
     static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int)
+    static func drawDropoutMask(_ values: UnsafeMutablePointer<Self>, count: Int, rate: Double, generator: inout RandomGenerator)
+    static func maskSteps(_ x: UnsafePointer<Self>, rows: Int, features: Int, maskValue: Self,
+                          mask: UnsafeMutablePointer<UInt8>, output: UnsafeMutablePointer<Self>)
     static func sumOfSquares(_ values: UnsafePointer<Self>, count: Int) -> Double
     static func scale(_ values: UnsafeMutablePointer<Self>, by factor: Self, count: Int)
     static func clamp(_ values: UnsafeMutablePointer<Self>, to limit: Self, count: Int)

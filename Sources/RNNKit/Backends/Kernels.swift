@@ -329,6 +329,28 @@ extension BLASScalar {
         for i in 0..<count { destination[i] += source[i] }
     }
 
+    /// Inverted dropout: each value 0 with probability `rate`, else `1 / (1 − rate)`.
+    public static func drawDropoutMask(_ values: UnsafeMutablePointer<Self>, count: Int, rate: Double, generator: inout RandomGenerator) {
+        let kept = Self(1 / (1 - rate))
+        for i in 0..<count { values[i] = generator.nextUnitDouble() < rate ? 0 : kept }
+    }
+
+    /// Keras's Masking over `rows` rows of `features`: `mask[r]` is 0 when every feature of row r
+    /// equals `maskValue` (and that row of `output` is zero), else 1 (and the row is copied).
+    public static func maskSteps(_ x: UnsafePointer<Self>, rows: Int, features: Int, maskValue: Self,
+                                 mask: UnsafeMutablePointer<UInt8>, output: UnsafeMutablePointer<Self>) {
+        for row in 0..<rows {
+            let source = x + row * features, destination = output + row * features
+            var keep = false
+            for i in 0..<features where source[i] != maskValue {
+                keep = true
+                break
+            }
+            mask[row] = keep ? 1 : 0
+            if keep { destination.update(from: source, count: features) } else { destination.update(repeating: 0, count: features) }
+        }
+    }
+
     /// `Σ values²`, accumulated in Double: the squared L2 norm gradient clipping needs.
     public static func sumOfSquares(_ values: UnsafePointer<Self>, count: Int) -> Double {
         var sum = 0.0

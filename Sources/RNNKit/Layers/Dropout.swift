@@ -31,8 +31,7 @@ struct DropoutMask<Scalar: BLASScalar> {
     func draw(_ count: Int, step: Int) {
         precondition(count <= values.count, "dropout mask of \(count) exceeds the reserved \(values.count)")
         var generator = RandomGenerator(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0xD1B5_4A32_D192_ED03))
-        let kept = Scalar(1 / (1 - rate))
-        for i in 0..<count { values.pointer[i] = generator.nextUnitDouble() < rate ? 0 : kept }
+        Scalar.drawDropoutMask(values.pointer, count: count, rate: rate, generator: &generator)
     }
 }
 

@@ -60,14 +60,7 @@ public final class Masking<Scalar: BLASScalar>: Layer {
     public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         let rows = steps * batchSize
         precondition(rows <= mask.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
-        let value = Scalar(maskValue)
-        for row in 0..<rows {
-            let x = input + row * features, y = output.pointer + row * features
-            var keep = false
-            for i in 0..<features where x[i] != value { keep = true; break }
-            mask.pointer[row] = keep ? 1 : 0
-            if keep { y.update(from: x, count: features) } else { y.update(repeating: 0, count: features) }
-        }
+        Scalar.maskSteps(input, rows: rows, features: features, maskValue: Scalar(maskValue), mask: mask.pointer, output: output.pointer)
         lastBatch = batchSize
         return UnsafePointer(output.pointer)
     }

@@ -24,12 +24,17 @@ final class Replica<Scalar: BLASScalar> {
     init(layers: [any Layer<Scalar>], arena: ParameterArena<Scalar>, inputShape: FeatureShape) {
         self.layers = layers
         maskRoles = layers.map { MaskRole($0) }
+        firstTrainable = layers.firstIndex { !$0.parameters.isEmpty } ?? layers.count
         masked = maskRoles.contains { if case .source = $0 { return true } else { return false } }
         self.arena = arena
         self.denseHead = RNNKit.denseHead(layers.last)
         self.outputShape = layers.last!.outputShape
         self.inputShape = inputShape
     }
+
+    /// The first layer with weights: the backward pass ends there, and only the layers after it
+    /// compute d loss / d their input (Masking or Dropout in front need none).
+    private let firstTrainable: Int
 
     /// Each layer's part in masking, and whether any layer masks.
     private let maskRoles: [MaskRole<Scalar>]
@@ -53,7 +58,7 @@ final class Replica<Scalar: BLASScalar> {
         guard newCapacity > capacity else { return }
         capacity = newCapacity
         for (i, layer) in layers.enumerated() {
-            layer.reserve(batchCapacity: newCapacity, needsInputGradient: i > 0, backend: backend)
+            layer.reserve(batchCapacity: newCapacity, needsInputGradient: i > firstTrainable, backend: backend)
         }
         input = Buffer(count: inputShape.scalarCount * newCapacity)
         labels = Buffer(count: rowsPerSample * newCapacity)
@@ -115,7 +120,7 @@ final class Replica<Scalar: BLASScalar> {
         } else {
             gradient = layers[layers.count - 1].backward(lossGradient.pointer, batchSize: batchSize, backend: backend)
         }
-        for index in stride(from: layers.count - 2, through: 0, by: -1) {
+        for index in stride(from: layers.count - 2, through: firstTrainable, by: -1) {
             gradient = layers[index].backward(gradient!, batchSize: batchSize, backend: backend)
         }
     }
