@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi bench bench-quick bench-mpi clean
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean
 
 all: build
 
@@ -19,13 +19,19 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The library's tests and the trainer's. Two of them train briefly on MNIST: without it (offline)
-# they are skipped with a message saying so, and every other test runs.
+# The library's tests and the trainer's. Some train briefly on MNIST: without it (offline) they are
+# skipped with a message saying so, and every other test runs. The README's adding-problem example
+# is run in release (a debug build takes a minute over it).
 test: deps
 	@scripts/fetch-mnist.sh || echo "make test: MNIST is not available; the tests that train on it will say they are skipped"
+	$(SWIFT) build -c release --product adding-problem
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
 	@scripts/check-readme-package.sh
+
+# The adding problem with sequences of varied length under Masking (the README's example).
+run-adding: deps
+	$(SWIFT) run -c release adding-problem $(ARGS)
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
@@ -78,10 +84,10 @@ fuzz: deps
 
 # The tests under AddressSanitizer (leaks of XCTest's and Foundation's own allocations are
 # suppressed by name in Tests/lsan.supp) and ThreadSanitizer (the worker pool, the unsafe pointers).
-# Two suites are left to `make test`: PythonInteropTests spends its time in Python, and
-# KerasTrainerTests in whole trainer runs on MNIST; the Keras file code they call runs under the
+# Three suites are left to `make test`: PythonInteropTests spends its time in Python,
+# KerasTrainerTests in whole trainer runs on MNIST, AddingProblemTests in a release binary; the Keras file code they call runs under the
 # sanitizers through KerasFileTests, and the trainer's through TrainerTests and MPITests.
-SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests
+SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests --skip AddingProblemTests
 test-sanitizers: deps
 	@scripts/fetch-mnist.sh >/dev/null || true
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan

@@ -98,6 +98,12 @@ let package = Package(
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        // The README's variable-length example: the adding problem under Masking (AddingProblemTests runs it).
+        .executableTarget(
+            name: "adding-problem",
+            dependencies: ["RNNKit"],
+            path: "Examples/adding-problem"
+        ),
         // Checks RNNKitMPI on every rank of a real MPI job; MPITests runs it under mpirun.
         .executableTarget(
             name: "rnnkit-mpi-check",
