@@ -97,3 +97,53 @@ final class DropoutTests: XCTestCase {
         XCTAssertEqual(predict(dropping), predict(dropping))
     }
 }
+
+/// Per-sample lengths mask padded batches exactly as a Masking layer does.
+final class SequenceLengthTests: XCTestCase {
+    func testLengthsMaskAsMaskingDoes() throws {
+        let (steps, batch, features) = (7, 6, 3)
+        var (x, labels) = randomBatch(steps: steps, batch: batch, features: features, classes: 3, seed: 2, as: Double.self)
+        let lengths: [Int32] = [7, 3, 5, 1, 6, 4]
+        // The padding: −1 after each sequence's end, which Masking(−1) masks.
+        for b in 0..<batch { for t in Int(lengths[b])..<steps { for i in 0..<features { x[(t * batch + b) * features + i] = -1 } } }
+        func model(masking: Bool, workers: Int) throws -> Sequential<Double> {
+            let layers: [any Layer<Double>] = [Bidirectional(GRU(units: 4, returnSequences: true)), LSTM(units: 3, goBackwards: true),
+                                               Dense(units: 3, activation: .softmax)]
+            let model = try Sequential<Double>(inputShape: .sequence(steps: steps, features: features),
+                                               layers: masking ? [Masking(maskValue: -1)] + layers : layers, seed: 5)
+            try model.compile(optimizer: SGD(learningRate: 0.1))
+            model.workers = workers
+            return model
+        }
+        let masked = try model(masking: true, workers: 1)
+        try x.withUnsafeBufferPointer { x in try labels.withUnsafeBufferPointer { _ = try masked.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch) } }
+        let reference = masked.parameters.map(\.gradient.array)
+        for workers in [1, 2] {
+            let lengthed = try model(masking: false, workers: workers)
+            try x.withUnsafeBufferPointer { x in
+                try labels.withUnsafeBufferPointer { labels in
+                    try lengths.withUnsafeBufferPointer {
+                        _ = try lengthed.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch)
+                    }
+                }
+            }
+            for (a, b) in zip(lengthed.parameters.map(\.gradient.array), reference) {
+                XCTAssertLessThan(relativeError(a, b), 1e-12, "\(workers) workers")
+            }
+            var withLengths = [Double](repeating: 0, count: batch * 3), withMasking = withLengths
+            x.withUnsafeBufferPointer { x in
+                lengths.withUnsafeBufferPointer { lengthed.predict(x: x.baseAddress!, lengths: $0.baseAddress!, batchSize: batch, into: &withLengths) }
+                masked.predict(x: x.baseAddress!, batchSize: batch, into: &withMasking)
+            }
+            XCTAssertLessThan(relativeError(withLengths, withMasking), 1e-12)
+        }
+
+        let bad: [Int32] = [7, 0, 5, 1, 6, 4]
+        let plain = try model(masking: false, workers: 1)
+        XCTAssertThrowsError(try x.withUnsafeBufferPointer { x in
+            try labels.withUnsafeBufferPointer { labels in
+                try bad.withUnsafeBufferPointer { try plain.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch) }
+            }
+        }) { error in XCTAssertTrue("\(error)".contains("length 0 at position 1 is outside 1...7"), "\(error)") }
+    }
+}

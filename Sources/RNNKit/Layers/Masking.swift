@@ -97,9 +97,10 @@ enum MaskRole<Scalar: BLASScalar> {
         }
     }
 
-    /// Whether a mask started by a `Masking` layer in `layers` reaches the model's output.
-    static func maskReachesOutput(_ layers: [any Layer<Scalar>]) -> Bool {
-        var live = false
+    /// Whether a mask started by a `Masking` layer in `layers` (or, `fromInput`, by per-sample
+    /// lengths before the first layer) reaches the model's output.
+    static func maskReachesOutput(_ layers: [any Layer<Scalar>], fromInput: Bool = false) -> Bool {
+        var live = fromInput
         for layer in layers {
             switch MaskRole(layer) {
             case .source: live = true

@@ -40,6 +40,21 @@ final class Replica<Scalar: BLASScalar> {
     private let maskRoles: [MaskRole<Scalar>]
     private let masked: Bool
 
+    /// Per-sample lengths of the next pass, as a mask `[T, B]` (a step masked from its sample's
+    /// length on), read by the recurrent layers as a Masking layer's would be; used once.
+    private var lengthMask = Buffer<UInt8>(count: 0)
+    private var lengthsGiven = false
+
+    /// The next pass's sequences have `lengths[b]` steps (the rest padding); nil: every step counts.
+    func setLengths(_ lengths: UnsafePointer<Int32>?, count: Int) {
+        guard let lengths else { return lengthsGiven = false }
+        let steps = inputShape.steps
+        for t in 0..<steps {
+            for b in 0..<count { lengthMask.pointer[t * count + b] = t < Int(lengths[b]) ? 1 : 0 }
+        }
+        lengthsGiven = true
+    }
+
     /// The updates applied before this pass: dropout masks are a function of it and the seeds.
     var trainingStep = 0
 
@@ -61,6 +76,7 @@ final class Replica<Scalar: BLASScalar> {
             layer.reserve(batchCapacity: newCapacity, needsInputGradient: i > firstTrainable, backend: backend)
         }
         input = Buffer(count: inputShape.scalarCount * newCapacity)
+        lengthMask = Buffer(count: inputShape.steps * newCapacity)
         labels = Buffer(count: rowsPerSample * newCapacity)
         targets = Buffer(count: outputShape.scalarCount * newCapacity)
         lossGradient = Buffer(count: outputShape.scalarCount * newCapacity)
@@ -134,9 +150,10 @@ final class Replica<Scalar: BLASScalar> {
     @discardableResult
     private func forward(_ x: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         var activations = x
-        if masked {
-            // The mask a Masking layer computes travels to the recurrent layers after it.
-            var mask: UnsafePointer<UInt8>?
+        defer { lengthsGiven = false }
+        if masked || lengthsGiven {
+            // The mask a Masking layer computes (or the lengths give) travels to the recurrent layers after it.
+            var mask: UnsafePointer<UInt8>? = lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil
             for (layer, role) in zip(layers, maskRoles) {
                 if case .reader(let setMask, _) = role { setMask(mask) }
                 activations = layer.forward(activations, batchSize: batchSize, backend: backend)

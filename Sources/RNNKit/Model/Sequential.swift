@@ -176,6 +176,19 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
+    /// Refuses lengths outside `1…steps`, or lengths for a model whose output their mask would reach.
+    private func checkLengths(_ lengths: UnsafePointer<Int32>?, batchSize: Int) throws {
+        guard let lengths else { return }
+        let steps = inputShape.steps
+        for b in 0..<batchSize where lengths[b] < 1 || Int(lengths[b]) > steps {
+            throw ModelError.invalidConfiguration("length \(lengths[b]) at position \(b) is outside 1...\(steps), the steps the model reads")
+        }
+        guard !MaskRole.maskReachesOutput(layers, fromInput: true) else {
+            throw ModelError.invalidConfiguration(
+                "sequence lengths mask every step up to the model's output, and losses over masked steps are not supported yet: end with a recurrent layer that returns its last state")
+        }
+    }
+
     /// Forward, loss and backward over one batch: fills every parameter's gradient (of the mean
     /// loss) and returns the batch's metrics. Does not update the weights.
     ///
@@ -183,29 +196,33 @@ public final class Sequential<Scalar: BLASScalar> {
     ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
     /// - Throws: `ModelError` for an uncompiled model or a label outside the classes.
     @discardableResult
-    public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        try rawBatch(x: x, labels: labels, targets: nil, batchSize: batchSize, update: false)
+    public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
+                                 batchSize: Int) throws -> Metrics {
+        try rawBatch(x: x, labels: labels, targets: nil, lengths: lengths, batchSize: batchSize, update: false)
     }
 
     /// As `computeGradients(x:labels:batchSize:)`, for losses that compare with values (mean
     /// squared error, binary cross-entropy): `targets` in the outputs' layout (`[batchSize, F]`,
     /// or time-major `[T, batchSize, F]` for sequence outputs).
     @discardableResult
-    public func computeGradients(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
-        try rawBatch(x: x, labels: nil, targets: targets, batchSize: batchSize, update: false)
+    public func computeGradients(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
+                                 batchSize: Int) throws -> Metrics {
+        try rawBatch(x: x, labels: nil, targets: targets, lengths: lengths, batchSize: batchSize, update: false)
     }
 
     /// Every raw-batch entry point: checks the labels or targets, then, holding the BLAS gate,
     /// computes the gradients and (with `update`) applies the optimiser step.
     private func rawBatch(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
-                          batchSize: Int, update: Bool) throws -> Metrics {
+                          lengths: UnsafePointer<Int32>? = nil, batchSize: Int, update: Bool) throws -> Metrics {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
+        try checkLengths(lengths, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
             reserve(batchCapacity: batchSize)
             setTrainingStep()
             let figures: BatchFigures
             if shards(batchSize) == 1, reducer.processCount == 1 {
                 // One shard reads the caller's batch where it lies.
+                replicas[0].setLengths(lengths, count: batchSize)
                 replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
                                 gradientScale: 1 / Scalar(batchSize), backend: backend)
                 shardFigures[0] = replicas[0].figures
@@ -213,6 +230,7 @@ public final class Sequential<Scalar: BLASScalar> {
             } else {
                 figures = try trainShards(batchSize: batchSize) { replica, samples in
                     replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                    replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
                 }
             }
             return update ? try applyUpdate(figures) : Metrics(figures)
@@ -260,14 +278,16 @@ public final class Sequential<Scalar: BLASScalar> {
     /// gradient is not finite, in which case the weights are left as they were and
     /// `TrainingError.nonFinite` is thrown.
     @discardableResult
-    public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, batchSize: Int) throws -> Metrics {
-        try rawBatch(x: x, labels: labels, targets: nil, batchSize: batchSize, update: true)
+    public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
+                          batchSize: Int) throws -> Metrics {
+        try rawBatch(x: x, labels: labels, targets: nil, lengths: lengths, batchSize: batchSize, update: true)
     }
 
     /// One training step against target values (see `computeGradients(x:targets:batchSize:)`).
     @discardableResult
-    public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, batchSize: Int) throws -> Metrics {
-        try rawBatch(x: x, labels: nil, targets: targets, batchSize: batchSize, update: true)
+    public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
+                          batchSize: Int) throws -> Metrics {
+        try rawBatch(x: x, labels: nil, targets: targets, lengths: lengths, batchSize: batchSize, update: true)
     }
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
@@ -326,16 +346,25 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// The model's outputs for one time-major batch `x [T, batchSize, D]`, written batch-major to
     /// `output` (`[batchSize, F]`, or `[batchSize, T, F]` for sequence outputs). Needs no `compile`.
-    public func predict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
-        BLASConfiguration.passGate.shared { unguardedPredict(x: x, batchSize: batchSize, into: output) }
+    ///
+    /// With `lengths` (`[batchSize]`, each in `1…T`), sample b's steps from `lengths[b]` on are padding,
+    /// masked for the recurrent layers as a `Masking` layer's mask would be.
+    public func predict(x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
+        if let lengths {
+            precondition((0..<batchSize).allSatisfy { lengths[$0] >= 1 && Int(lengths[$0]) <= inputShape.steps },
+                         "every length must be in 1...\(inputShape.steps)")
+        }
+        BLASConfiguration.passGate.shared { unguardedPredict(x: x, lengths: lengths, batchSize: batchSize, into: output) }
     }
 
-    private func unguardedPredict(x: UnsafePointer<Scalar>, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
+    private func unguardedPredict(x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int,
+                                  into output: UnsafeMutablePointer<Scalar>) {
         reserve(batchCapacity: batchSize)
         let count = shards(batchSize), perSample = outputShape.scalarCount
         forEachShard(count) { i in
             let samples = shard(i, of: count, batchSize: batchSize)
             let replica = replicas[i]
+            replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
             if count == 1 {
                 replica.predict(x: x, batchSize: batchSize, backend: backend)
             } else {
