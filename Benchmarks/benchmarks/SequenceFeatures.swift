@@ -20,9 +20,9 @@ extension BenchmarkRun {
         var generator = RandomGenerator(seed: 3)
         let x = (0..<(steps * batch * inputs)).map { _ in Float(generator.nextUnitDouble()) }
         let labels = (0..<batch).map { _ in Int32(generator.next() % 10) }
-        func model(_ layer: any Layer<Float>) throws -> Sequential<Float> {
+        func model(_ layer: any Layer<Float>, masking: Bool = false) throws -> Sequential<Float> {
             let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs),
-                                              layers: [layer, Dense(units: 10, activation: .softmax)],
+                                              layers: (masking ? [Masking(maskValue: 0)] : []) + [layer, Dense(units: 10, activation: .softmax)],
                                               backend: BLASBackend(kernels: kernels))
             try model.compile(optimizer: Adam())
             model.workers = workers
@@ -44,19 +44,23 @@ extension BenchmarkRun {
             ("LSTM(128)", "LSTM(128, go_backwards)", { LSTM(units: 128) }, { _ in LSTM<Float>(units: 128, goBackwards: true) }),
         ]
         var results: [SequenceFeatureTiming] = []
-        for (baselineName, variantName, make, wrap) in pairs {
-            let baseline = try model(make()), variant = try model(wrap(make()))
+        /// Times `baseline` and `variant` (on `input`) alternately; medians.
+        func compare(_ baselineName: String, _ baseline: Sequential<Float>, _ variantName: String, _ variant: Sequential<Float>,
+                     input: [Float]? = nil) {
             _ = step(baseline)
-            _ = step(variant)
+            _ = step(variant, input: input)
             var times: ([Double], [Double]) = ([], [])
             for _ in 0..<(quick ? 3 : 7) {
                 times.0.append(step(baseline))
-                times.1.append(step(variant))
+                times.1.append(step(variant, input: input))
             }
             let (a, b) = (median(times.0), median(times.1))
             results.append(SequenceFeatureTiming(configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: baselineName,
                                                  variant: variantName, baselineMillisecondsPerStep: a * 1e3,
                                                  variantMillisecondsPerStep: b * 1e3, ratio: b / a))
+        }
+        for (baselineName, variantName, make, wrap) in pairs {
+            compare(baselineName, try model(make()), variantName, try model(wrap(make())))
         }
         // Masking: half of each image's steps masked, as the padding of sequences half as long
         // (every sample's last 14 steps: whole steps, skipped) or scattered (a random half of each
@@ -71,24 +75,8 @@ extension BenchmarkRun {
         }
         for (variantName, input) in [("Masking → LSTM(128), the last half of every sequence masked", padded),
                                      ("Masking → LSTM(128), a random half of each sequence's steps masked", scattered)] {
-            let baseline = try model(LSTM(units: 128))
-            let variant = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs),
-                                                layers: [Masking(maskValue: 0), LSTM(units: 128), Dense(units: 10, activation: .softmax)],
-                                                backend: BLASBackend(kernels: kernels))
-            try variant.compile(optimizer: Adam())
-            variant.workers = workers
-            variant.reserve(batchCapacity: batch)
-            _ = step(baseline)
-            _ = step(variant, input: input)
-            var times: ([Double], [Double]) = ([], [])
-            for _ in 0..<(quick ? 3 : 7) {
-                times.0.append(step(baseline))
-                times.1.append(step(variant, input: input))
-            }
-            let (a, b) = (median(times.0), median(times.1))
-            results.append(SequenceFeatureTiming(configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: "LSTM(128), unmasked",
-                                                 variant: variantName, baselineMillisecondsPerStep: a * 1e3,
-                                                 variantMillisecondsPerStep: b * 1e3, ratio: b / a))
+            compare("LSTM(128), unmasked", try model(LSTM(units: 128)), variantName,
+                    try model(LSTM(units: 128), masking: true), input: input)
         }
         return results
     }

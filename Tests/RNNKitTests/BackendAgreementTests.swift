@@ -151,21 +151,31 @@ final class BackendAgreementTests: XCTestCase {
         ]
         var worst = 0.0
         for (shape, layers, batch) in configurations {
-            let engine = try makeModel(shape, layers(), seed: 4, backend: BLASBackend())
-            let reference = try makeModel(shape, layers(), seed: 4, backend: NaiveBackend())
-            let classes = engine.outputShape.features
             guard case .sequence(let steps, let features) = shape else { return XCTFail() }
-            let (x, labels) = randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
-            let (engineLoss, engineGradients) = engine.lossAndGradients(x: x, labels: labels)
-            let (referenceLoss, referenceGradients) = reference.lossAndGradients(x: x, labels: labels)
-            XCTAssertEqual(engineLoss, referenceLoss, accuracy: tolerance * abs(referenceLoss))
-            for (name, gradient) in referenceGradients {
-                let error = relativeError(engineGradients[name]!, gradient)
-                worst = max(worst, error)
-                XCTAssertLessThan(error, tolerance, "\(name) in \(engine.layers.map(\.typeName))")
-            }
+            worst = max(worst, try compareEngineWithReference(shape, layers) { classes in
+                randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
+            })
         }
         print("BLAS vs naive models: largest relative gradient error \(worst)")
+    }
+
+    /// The same model on each backend, from the same seed: the loss and every gradient for one batch.
+    /// - Returns: the largest relative gradient error.
+    func compareEngineWithReference(_ shape: FeatureShape, _ layers: () -> [any Layer<Float>],
+                                    batch: (_ classes: Int) -> (x: [Float], labels: [Int32])) throws -> Double {
+        let engine = try makeModel(shape, layers(), seed: 4, backend: BLASBackend())
+        let reference = try makeModel(shape, layers(), seed: 4, backend: NaiveBackend())
+        let (x, labels) = batch(engine.outputShape.features)
+        let (engineLoss, engineGradients) = engine.lossAndGradients(x: x, labels: labels)
+        let (referenceLoss, referenceGradients) = reference.lossAndGradients(x: x, labels: labels)
+        XCTAssertEqual(engineLoss, referenceLoss, accuracy: tolerance * abs(referenceLoss))
+        var worst = 0.0
+        for (name, gradient) in referenceGradients {
+            let error = relativeError(engineGradients[name]!, gradient)
+            worst = max(worst, error)
+            XCTAssertLessThan(error, tolerance, "\(name) in \(engine.layers.map(\.typeName))")
+        }
+        return worst
     }
 
     /// Masked batches (steps masked at the start, in the middle and at the end), every cell kind,
@@ -192,17 +202,7 @@ final class BackendAgreementTests: XCTestCase {
         }
         var worst = 0.0
         for layers in configurations {
-            let shape = FeatureShape.sequence(steps: steps, features: features)
-            let engine = try makeModel(shape, layers(), seed: 4, backend: BLASBackend())
-            let reference = try makeModel(shape, layers(), seed: 4, backend: NaiveBackend())
-            let (engineLoss, engineGradients) = engine.lossAndGradients(x: x, labels: labels)
-            let (referenceLoss, referenceGradients) = reference.lossAndGradients(x: x, labels: labels)
-            XCTAssertEqual(engineLoss, referenceLoss, accuracy: tolerance * abs(referenceLoss))
-            for (name, gradient) in referenceGradients {
-                let error = relativeError(engineGradients[name]!, gradient)
-                worst = max(worst, error)
-                XCTAssertLessThan(error, tolerance, "\(name) in \(engine.layers.map(\.typeName))")
-            }
+            worst = max(worst, try compareEngineWithReference(.sequence(steps: steps, features: features), layers) { _ in (x, labels) })
         }
         print("BLAS vs naive, masked models: largest relative gradient error \(worst)")
     }
