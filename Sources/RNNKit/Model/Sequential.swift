@@ -238,9 +238,10 @@ public final class Sequential<Scalar: BLASScalar> {
     }
 
     /// Tells every replica which update comes next, so dropout's masks follow from the step
-    /// (and a resumed run draws the masks an uninterrupted one would have).
+    /// (and a resumed run draws the masks an uninterrupted one would have). Each process of an MPI
+    /// job counts its own steps apart (step · processes + process), so ranks draw different masks.
     private func setTrainingStep() {
-        let step = optimizer?.iterations ?? 0
+        let step = (optimizer?.iterations ?? 0) &* reducer.processCount &+ reducer.processIndex
         for replica in replicas { replica.trainingStep = step }
     }
 
