@@ -43,7 +43,8 @@ final class BackendAgreementTests: XCTestCase {
         var worst: [String: Double] = [:]
         for cell in Self.cells {
             for (k, d) in Self.shapes.enumerated() {
-                for sequence in [false, true] {
+                // The last state or the sequence, from zeros or from a given state (with d c_T from outside for LSTM).
+                for (sequence, fromState) in [(false, false), (true, false), (true, true)] {
                     let seed = UInt64(k * 10)
                     let GH = cell.gates * d.units
                     let x: [Float] = randomValues(d.steps * d.batch * d.inputs, seed: seed)
@@ -51,16 +52,17 @@ final class BackendAgreementTests: XCTestCase {
                     let u: [Float] = randomValues(d.units * GH, seed: seed + 2, scale: 0.5)
                     let b: [Float] = randomValues(cell.biasShape(units: d.units).reduce(1, *), seed: seed + 3, scale: 0.5)
                     let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
-                    let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh)
+                    let state: [Float]? = fromState ? randomValues(3 * d.batch * d.units, seed: seed + 5) : nil
+                    let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh, state: state)
                     for engine in Self.engines {
                         SmallGEMM.forcePortable(engine.portable)
                         defer { SmallGEMM.forcePortable(false) }
-                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh)
-                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX"], zip(results, reference)) {
+                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state)
+                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX", "d initial state"], zip(results, reference)) {
                             let error = relativeError(computed, expected)
                             let key = "\(cell), \(engine.name)"
                             worst[key] = max(worst[key] ?? 0, error)
-                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), \(engine.name)")
+                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), initial state \(fromState), \(engine.name)")
                         }
                     }
                 }
@@ -69,8 +71,13 @@ final class BackendAgreementTests: XCTestCase {
         for (cell, error) in worst.sorted(by: { $0.key < $1.key }) { print("BLAS vs naive \(cell): largest relative error \(error)") }
     }
 
+    /// With `state` (3 × [B, H]: h_0, c_0, d loss / d c_T), starts from that state and returns d loss /
+    /// d (h_0, c_0) as a sixth array.
     private func run(_ backend: any Backend, _ cell: RecurrentCell, _ d: RNNDimensions, _ sequence: Bool,
-                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float]) -> [[Float]] {
+                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float], state: [Float]? = nil) -> [[Float]] {
+        let stateCount = d.batch * d.units, isLSTM = cell.gates == 4
+        let given = state.map { buffer($0) }, stateGradient = Buffer<Float>(count: 2 * stateCount)
+        let initial = given.map { RecurrentState(h: UnsafePointer($0.pointer), c: isLSTM ? UnsafePointer($0.pointer + stateCount) : nil) }
         let (x, w, u, b, dh) = (buffer(x), buffer(w), buffer(u), buffer(b), buffer(dh))
         let tapeMemory = Buffer<Float>(count: RecurrentTape<Float>.count(cell, d))
         let tape = RecurrentTape(cell, d, memory: tapeMemory.pointer)
@@ -80,12 +87,14 @@ final class BackendAgreementTests: XCTestCase {
         // Garbage in the workspace must not matter.
         workspace.pointer.update(repeating: .nan, count: workspace.count)
         let weights = RecurrentWeights(kernel: w.pointer, recurrentKernel: u.pointer, bias: b.pointer)
-        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, mask: nil, tape: tape, workspace: workspace.pointer)
-        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, mask: nil, tape: tape, stateGradient: dh.pointer,
-                                  sequenceGradient: sequence,
+        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, workspace: workspace.pointer)
+        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, stateGradient: dh.pointer,
+                                  sequenceGradient: sequence, finalCellGradient: isLSTM ? given.map { UnsafePointer($0.pointer + 2 * stateCount) } : nil,
                                   gradients: RecurrentGradients(kernel: dW.pointer, recurrentKernel: dU.pointer, bias: db.pointer),
-                                  inputGradient: dX.pointer, workspace: workspace.pointer)
-        return [tapeMemory.array, dW.array, dU.array, db.array, dX.array]
+                                  inputGradient: dX.pointer,
+                                  initialStateGradient: given == nil ? nil : RecurrentStateGradient(h: stateGradient.pointer, c: isLSTM ? stateGradient.pointer + stateCount : nil),
+                                  workspace: workspace.pointer)
+        return [tapeMemory.array, dW.array, dU.array, db.array, dX.array] + (given == nil ? [] : [stateGradient.array])
     }
 
     func testDenseForwardAndBackward() {

@@ -205,6 +205,86 @@ final class GradientCheckTests: XCTestCase {
                         Bidirectional(SimpleRNN(units: 2))], input: input, batch: 3, seed: 106, maskedRows: wholeSteps)
     }
 
+    /// Encoder–decoder: the encoder's final state (h_T, and c_T for LSTM) starts the decoder
+    /// (Keras's `return_state` and `initial_state`), and the decoder's d loss / d its initial state
+    /// flows back into the encoder. Every weight of both and the encoder's input, by finite differences.
+    func testInitialAndFinalStates() throws {
+        let pairs: [(RecurrentLayer<Double>, RecurrentLayer<Double>)] = [
+            (LSTM(units: 3), LSTM(units: 3, returnSequences: true)),
+            (GRU(units: 3, goBackwards: true), GRU(units: 3, resetAfter: false, returnSequences: true)),
+            (SimpleRNN(units: 3), SimpleRNN(units: 3, returnSequences: true, activation: .relu)),
+            (GRU(units: 2, returnSequences: true), GRU(units: 2)),
+        ]
+        let backend = BLASBackend(), batch = 2
+        for (k, (encoder, decoder)) in pairs.enumerated() {
+            var generator = RandomGenerator(seed: UInt64(200 + k))
+            _ = try encoder.build(inputShape: .sequence(steps: 4, features: 3), generator: &generator)
+            let decoderOutput = try decoder.build(inputShape: .sequence(steps: 3, features: 2), generator: &generator)
+            decoder.computesInitialStateGradient = true
+            encoder.reserve(batchCapacity: batch, needsInputGradient: true, backend: backend)
+            decoder.reserve(batchCapacity: batch, needsInputGradient: false, backend: backend)
+            for (j, p) in (encoder.parameters + decoder.parameters).enumerated() {
+                p.value.assign(randomValues(p.count, seed: UInt64(300 + 10 * k + j), scale: 0.5))
+            }
+            let x1 = randomValues(4 * batch * 3, seed: UInt64(400 + k), as: Double.self)
+            let x2 = randomValues(3 * batch * 2, seed: UInt64(500 + k), as: Double.self)
+            let projection = randomValues(decoderOutput.scalarCount * batch, seed: UInt64(600 + k), as: Double.self)
+            let encoderOutputCount = (encoder.returnSequences ? 4 : 1) * batch * encoder.units
+            let encoderProjection = randomValues(encoderOutputCount, seed: UInt64(700 + k), as: Double.self)
+            func loss(_ x1: [Double]) -> Double {
+                x1.withUnsafeBufferPointer { x1 in
+                    x2.withUnsafeBufferPointer { x2 in
+                        let encoded = encoder.forward(x1.baseAddress!, batchSize: batch, backend: backend)
+                        let own = (0..<encoderOutputCount).reduce(0) { $0 + encoderProjection[$1] * encoded[$1] }
+                        let final = encoder.finalState
+                        decoder.setInitialState(h: final.h, c: final.c)
+                        let decoded = decoder.forward(x2.baseAddress!, batchSize: batch, backend: backend)
+                        return own + (0..<projection.count).reduce(0) { $0 + projection[$1] * decoded[$1] }
+                    }
+                }
+            }
+            _ = loss(x1)
+            // Backward: the decoder, then the encoder with d loss / d h_T added to the last step of its output gradient.
+            var encoderGradient = encoderProjection
+            projection.withUnsafeBufferPointer { _ = decoder.backward($0.baseAddress!, batchSize: batch, backend: backend) }
+            let initial = try XCTUnwrap(decoder.initialStateGradient)
+            let last = encoderOutputCount - batch * encoder.units
+            for i in 0..<(batch * encoder.units) { encoderGradient[last + i] += initial.h[i] }
+            encoder.setFinalCellGradient(initial.c)
+            let inputGradient: [Double] = encoderGradient.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: encoder.backward($0.baseAddress!, batchSize: batch, backend: backend)!, count: x1.count))
+            }
+            for parameter in encoder.parameters + decoder.parameters {
+                let analytic = parameter.gradient.array
+                var numeric = [Double](repeating: 0, count: parameter.count)
+                for i in 0..<parameter.count {
+                    let saved = parameter.value.pointer[i]
+                    parameter.value.pointer[i] = saved + h
+                    let plus = loss(x1)
+                    parameter.value.pointer[i] = saved - h
+                    let minus = loss(x1)
+                    parameter.value.pointer[i] = saved
+                    numeric[i] = (plus - minus) / (2 * h)
+                }
+                let error = relativeError(analytic, numeric)
+                XCTAssertLessThan(error, tolerance, "d L / d \(parameter.name), pair \(k)")
+                recordMaximum(error)
+            }
+            var numeric = [Double](repeating: 0, count: x1.count), perturbed = x1
+            for i in 0..<x1.count {
+                perturbed[i] = x1[i] + h
+                let plus = loss(perturbed)
+                perturbed[i] = x1[i] - h
+                let minus = loss(perturbed)
+                perturbed[i] = x1[i]
+                numeric[i] = (plus - minus) / (2 * h)
+            }
+            let error = relativeError(inputGradient, numeric)
+            XCTAssertLessThan(error, tolerance, "d L / d the encoder's input, pair \(k)")
+            recordMaximum(error)
+        }
+    }
+
     func testStackedCells() throws {
         try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
                         GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],

@@ -98,13 +98,16 @@ public struct BLASBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let G = cell.gates, GH = G * H, stepState = B * H, stepGates = B * GH
         let w = Workspace(cell, d, workspace)
         w.zeros.update(repeating: 0, count: stepState)
         let U = weights.recurrentKernel
+        // h_0 and c_0: zero unless given; given, the first step's recurrent products are not skipped.
+        let initialH = initialState?.h ?? UnsafePointer(w.zeros), initialC = initialState?.c ?? UnsafePointer(w.zeros)
+        let fromStart = initialState != nil
         // Steps where every sample is masked (padding after the longest sequence, say) do no work.
         let active = Self.activeSteps(mask, steps: T, batch: B)
         // Gates [T·B, G·H] = b (broadcast; GRU reset-after: the input row) + X [T·B, D] · W [D, G·H],
@@ -118,45 +121,45 @@ public struct BLASBackend: Backend {
         for t in 0..<T {
             if let mask, Self.everySampleMasked(mask + t * B, batch: B) {
                 // The whole step masked: every state (and cell state) carried over.
-                let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+                let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
                 (tape.states + t * stepState).update(from: previous, count: stepState)
                 if let cells = tape.cellStates {
-                    (cells + t * stepState).update(from: t == 0 ? UnsafePointer(w.zeros) : UnsafePointer(cells + (t - 1) * stepState), count: stepState)
+                    (cells + t * stepState).update(from: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState), count: stepState)
                 }
                 continue
             }
             let gates = tape.gates + t * stepGates
-            let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+            let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
             let state = tape.states + t * stepState
             switch cell {
             case .simple(let f):
                 // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing), then f; for a small
                 // tanh layer in one pass, the activation applied before the product leaves registers.
-                if t > 0, f == .tanh, kernels == .auto, SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
+                if t > 0 || fromStart, f == .tanh, kernels == .auto, SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
                    S.smallGEMMTanh(m: B, n: H, k: H, a: previous, lda: H, b: U, ldb: H, c: gates, ldc: H) {
                     break
                 }
-                if t > 0 {
+                if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: H, beta: 1, c: gates, ldc: H)
                 }
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
                 // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
-                if t > 0 {
+                if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
                 let cells = tape.cellStates!
                 S.lstmForwardStep(
                     activation: f, recurrentActivation: sigma, gates: gates,
-                    previousCell: UnsafePointer(t == 0 ? w.zeros : cells + (t - 1) * stepState),
+                    previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState),
                     cell: cells + t * stepState, activatedCell: tape.auxiliary! + t * stepState,
                     state: state, rows: B, units: H)
             case .gru(let f, let sigma, true):
                 // u [B, 3H] = b′ (broadcast) + h_{t−1} [B, H] · U [H, 3H]
                 S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
-                if t > 0 {
+                if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
                 }
@@ -165,7 +168,7 @@ public struct BLASBackend: Backend {
                     previousState: previous, auxiliary: tape.auxiliary! + t * stepState, state: state, rows: B, units: H)
             case .gru(let f, let sigma, false):
                 // [z_z z_r] += h_{t−1} [B, H] · U[:, 0..<2H] [H, 2H]
-                if t > 0 {
+                if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: 2 * H, k: H,
                            alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
@@ -173,7 +176,7 @@ public struct BLASBackend: Backend {
                 S.gruResetState(recurrentActivation: sigma, gates: gates, previousState: previous,
                                 resetState: resetState, rows: B, units: H)
                 // z_h += (r ⊙ h_{t−1}) [B, H] · U[:, 2H..<3H] [H, H]
-                if t > 0 {
+                if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
                            alpha: 1, a: resetState, lda: H, b: U + 2 * H, ldb: GH, beta: 1, c: gates + 2 * H, ldc: GH)
                 }
@@ -185,7 +188,7 @@ public struct BLASBackend: Backend {
                 for b in 0..<B where stepMask[b] == 0 {
                     (state + b * H).update(from: previous + b * H, count: H)
                     if let cells = tape.cellStates {
-                        let previousCell = t == 0 ? UnsafePointer(w.zeros) : UnsafePointer(cells + (t - 1) * stepState)
+                        let previousCell = t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState)
                         (cells + t * stepState + b * H).update(from: previousCell + b * H, count: H)
                     }
                 }
@@ -197,14 +200,21 @@ public struct BLASBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
-        gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>,
+        sequenceGradient: Bool, finalCellGradient: UnsafePointer<S>?, gradients: RecurrentGradients<S>,
+        inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let G = cell.gates, GH = G * H, stepState = B * H, stepGates = B * GH
         let w = Workspace(cell, d, workspace)
         w.zeros.update(repeating: 0, count: stepState)
         let U = weights.recurrentKernel
+        let initialH = initialState?.h ?? UnsafePointer(w.zeros), initialC = initialState?.c ?? UnsafePointer(w.zeros)
+        // d loss / d c_T from outside (an LSTM whose final state starts another layer) enters as a later cell's.
+        if let finalCellGradient { w.carriedCell.update(from: finalCellGradient, count: stepState) }
+        func hasLaterCell(_ t: Int) -> Bool { t < T - 1 || finalCellGradient != nil }
+        // With d loss / d h_0 wanted, the first step's gradient is carried through U too.
+        let toStart = initialStateGradient != nil
         // Per step, c [B, H] = a [B, columns] · U[:, first..<first + columns]ᵀ (+ c with `accumulate`):
         // from Uᵀ, transposed once here, when the small kernels take these products.
         let transposeOnce = kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
@@ -229,7 +239,7 @@ public struct BLASBackend: Backend {
             // d loss / d h_t arriving from step t + 1 (none at the last step)
             let carried: UnsafePointer<S>? = t == T - 1 ? nil : UnsafePointer(w.carried)
             let gates = UnsafePointer(tape.gates + t * stepGates)
-            let previous = UnsafePointer(t == 0 ? w.zeros : tape.states + (t - 1) * stepState)
+            let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
             let dGates = w.inputGateGradient + t * stepGates
             let stepMask = mask.map { $0 + t * B }
             if let stepMask, Self.everySampleMasked(stepMask, batch: B) {
@@ -237,7 +247,7 @@ public struct BLASBackend: Backend {
                 dGates.update(repeating: 0, count: stepGates)
                 if cell.hasRecurrentBias { (w.recurrentGateGradient + t * stepGates).update(repeating: 0, count: stepGates) }
                 for i in 0..<stepState { w.carried[i] = (upstream?[i] ?? 0) + (carried?[i] ?? 0) }
-                if t == T - 1 { w.carriedCell.update(repeating: 0, count: stepState) }
+                if !hasLaterCell(t) { w.carriedCell.update(repeating: 0, count: stepState) }
                 continue
             }
             // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
@@ -245,7 +255,7 @@ public struct BLASBackend: Backend {
                 for b in 0..<B where stepMask[b] == 0 {
                     for k in 0..<H {
                         w.passedState[b * H + k] = (upstream?[b * H + k] ?? 0) + (carried?[b * H + k] ?? 0)
-                        w.passedCell[b * H + k] = t < T - 1 ? w.carriedCell[b * H + k] : 0
+                        w.passedCell[b * H + k] = hasLaterCell(t) ? w.carriedCell[b * H + k] : 0
                     }
                 }
             }
@@ -254,7 +264,7 @@ public struct BLASBackend: Backend {
                 // dz_t = (dh_t + g) ⊙ f′(h_t)
                 S.addAndMultiplyByActivationDerivative(
                     f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
-                if t > 0 {
+                if t > 0 || toStart {
                     // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
                     carry(dGates, lda: H, first: 0, columns: H, accumulate: false, into: w.carried)
                 }
@@ -262,10 +272,10 @@ public struct BLASBackend: Backend {
                 let cells = tape.cellStates!
                 S.lstmBackwardStep(
                     activation: f, recurrentActivation: sigma, gates: gates,
-                    previousCell: UnsafePointer(t == 0 ? w.zeros : cells + (t - 1) * stepState),
+                    previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState),
                     activatedCell: tape.auxiliary! + t * stepState, upstream: upstream, carried: carried,
-                    cellGradient: w.carriedCell, hasLaterCell: t < T - 1, gateGradient: dGates, rows: B, units: H)
-                if t > 0 {
+                    cellGradient: w.carriedCell, hasLaterCell: hasLaterCell(t), gateGradient: dGates, rows: B, units: H)
+                if t > 0 || toStart {
                     // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
                     carry(dGates, lda: GH, first: 0, columns: GH, accumulate: false, into: w.carried)
                 }
@@ -275,7 +285,7 @@ public struct BLASBackend: Backend {
                     activation: f, recurrentActivation: sigma, gates: gates, auxiliary: tape.auxiliary! + t * stepState,
                     previousState: previous, upstream: upstream, carried: carried,
                     inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
-                if t > 0 {
+                if t > 0 || toStart {
                     // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]
                     carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
                 }
@@ -287,7 +297,7 @@ public struct BLASBackend: Backend {
                 carry(dGates + 2 * H, lda: GH, first: 2 * H, columns: H, accumulate: false, into: w.resetState)
                 S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
                                    resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
-                if t > 0 {
+                if t > 0 || toStart {
                     // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
                     carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
                 }
@@ -303,6 +313,11 @@ public struct BLASBackend: Backend {
                     if case .lstm = cell { (w.carriedCell + b * H).update(from: w.passedCell + b * H, count: H) }
                 }
             }
+        }
+        if let initialStateGradient {
+            // After the first step, what was carried is d loss / d h_0 (and d c_0).
+            initialStateGradient.h.update(from: w.carried, count: stepState)
+            initialStateGradient.c?.update(from: w.carriedCell, count: stepState)
         }
         // The weights' gradients come from the steps that did work (the gate gradients of wholly
         // masked steps are zero): from the first to the last step with an unmasked sample.
@@ -336,6 +351,11 @@ public struct BLASBackend: Backend {
                    c: gradients.recurrentKernel, ldc: GH)
         } else {
             zeroRecurrentKernel(columns: stateColumns, from: 0)
+        }
+        if initialState != nil, first == 0 {
+            // A given h_0 meets the first step's gate gradients too: dU += h_0ᵀ [H, B] · dG_0 [B, n].
+            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: B,
+                   alpha: 1, a: initialH, lda: H, b: dRecurrent, ldb: GH, beta: 1, c: gradients.recurrentKernel, ldc: GH)
         }
         if resetBefore {
             // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, rows] · dz_h [rows, H]

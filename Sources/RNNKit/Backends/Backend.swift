@@ -26,11 +26,12 @@ public protocol Backend: Sendable {
     ///   - mask: `[T, B]`, 0 where a sample's step is masked (Keras's masking): there the state
     ///     (and LSTM's cell state) is carried over unchanged, so the tape's state at a masked step
     ///     is the state after the last unmasked one. Nil: every step counts.
+    ///   - initialState: `h_0` (and LSTM's `c_0`), `[B, H]` each; nil for zeros.
     ///   - tape: receives every step's gates and states (see `RecurrentTape`).
     ///   - workspace: at least `recurrentWorkspaceCount(cell, dims)` scalars.
     func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ dims: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>)
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>)
 
     /// Backward through time for the last `recurrentForward` with the same arguments.
     ///
@@ -40,10 +41,14 @@ public protocol Backend: Sendable {
     ///   - inputGradient: d loss / d x `[T, B, D]`, computed only when non-nil (zero at masked steps).
     ///   - mask: the forward pass's: at a masked step the gradient of the state passes to the step
     ///     before unchanged, and no weight or input gradient arises.
+    ///   - initialState: the forward pass's.
+    ///   - finalCellGradient: LSTM: d loss / d c_T `[B, H]` from outside (when c_T starts another layer); nil for none.
+    ///   - initialStateGradient: receives d loss / d h_0 (and d c_0) when non-nil.
     func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ dims: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
-        gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>)
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>,
+        sequenceGradient: Bool, finalCellGradient: UnsafePointer<S>?, gradients: RecurrentGradients<S>,
+        inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>)
 
     /// Dense forward, `y = f(x · V + c)` over `rows` rows.
     ///

@@ -19,7 +19,7 @@ public struct NaiveBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentForward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let GH = cell.gates * H
@@ -30,13 +30,14 @@ public struct NaiveBackend: Backend {
             for b in 0..<B {
                 let row = (t * B + b)
                 let xt = x + row * D
-                func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : 0 }
+                func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : initialState?.h[b * H + k] ?? 0 }
+                func previousCell(_ k: Int) -> S { t > 0 ? tape.cellStates![((t - 1) * B + b) * H + k] : initialState?.c?[b * H + k] ?? 0 }
                 if let mask, mask[row] == 0 {
                     // A masked step: the state (and the cell state) carried over unchanged.
                     (tape.gates + row * GH).update(repeating: 0, count: GH)
                     for k in 0..<H {
                         tape.states[row * H + k] = previousState(k)
-                        if let cells = tape.cellStates { cells[row * H + k] = t > 0 ? cells[((t - 1) * B + b) * H + k] : 0 }
+                        if let cells = tape.cellStates { cells[row * H + k] = previousCell(k) }
                     }
                     continue
                 }
@@ -58,8 +59,7 @@ public struct NaiveBackend: Backend {
                         let forget = Self.apply(sigma, input[H + j] + recurrent[H + j])
                         let candidate = Self.apply(f, input[2 * H + j] + recurrent[2 * H + j])
                         let o = Self.apply(sigma, input[3 * H + j] + recurrent[3 * H + j])
-                        let previousCell: S = t > 0 ? tape.cellStates![((t - 1) * B + b) * H + j] : 0
-                        let c = forget * previousCell + i * candidate
+                        let c = forget * previousCell(j) + i * candidate
                         let activated = Self.apply(f, c)
                         gates[j] = i; gates[H + j] = forget; gates[2 * H + j] = candidate; gates[3 * H + j] = o
                         tape.cellStates![row * H + j] = c
@@ -97,8 +97,9 @@ public struct NaiveBackend: Backend {
     @_specialize(where S == Double)
     public func recurrentBackward<S: BLASScalar>(
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
-        mask: UnsafePointer<UInt8>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>, sequenceGradient: Bool,
-        gradients: RecurrentGradients<S>, inputGradient: UnsafeMutablePointer<S>?, workspace: UnsafeMutablePointer<S>
+        mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, stateGradient: UnsafePointer<S>,
+        sequenceGradient: Bool, finalCellGradient: UnsafePointer<S>?, gradients: RecurrentGradients<S>,
+        inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         let (B, T, D, H) = (d.batch, d.steps, d.inputs, d.units)
         let GH = cell.gates * H
@@ -113,17 +114,23 @@ public struct NaiveBackend: Backend {
         let dx = workspace + 2 * B * H, du = dx + GH, dReset = du + GH, direct = dReset + H
         for i in 0..<(B * H) {
             dh[i] = sequenceGradient ? stateGradient[(T - 1) * B * H + i] : stateGradient[i]
-            dc[i] = 0
+            dc[i] = finalCellGradient?[i] ?? 0
         }
         for t in stride(from: T - 1, through: 0, by: -1) {
             for b in 0..<B {
                 let row = t * B + b
                 let gates = tape.gates + row * GH, g = dh + b * H
-                func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : 0 }
+                func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : initialState?.h[b * H + k] ?? 0 }
                 if let mask, mask[row] == 0 {
                     // h_t = h_{t−1} (and c_t = c_{t−1}): their gradients pass to the step before as they are.
                     if t > 0, sequenceGradient {
                         for k in 0..<H { g[k] += stateGradient[((t - 1) * B + b) * H + k] }
+                    }
+                    if t == 0, let initialStateGradient {
+                        for k in 0..<H {
+                            initialStateGradient.h[b * H + k] = g[k]
+                            initialStateGradient.c?[b * H + k] = dc[b * H + k]
+                        }
                     }
                     continue
                 }
@@ -137,7 +144,7 @@ public struct NaiveBackend: Backend {
                     for j in 0..<H {
                         let (i, forget, candidate, o) = (gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j])
                         let activated = tape.auxiliary![row * H + j]
-                        let previousCell: S = t > 0 ? tape.cellStates![((t - 1) * B + b) * H + j] : 0
+                        let previousCell: S = t > 0 ? tape.cellStates![((t - 1) * B + b) * H + j] : initialState?.c?[b * H + j] ?? 0
                         let dcell = g[j] * o * Self.derivative(f, output: activated) + dc[b * H + j]
                         dx[j] = dcell * candidate * Self.derivative(sigma, output: i)
                         dx[H + j] = dcell * previousCell * Self.derivative(sigma, output: forget)
@@ -192,12 +199,18 @@ public struct NaiveBackend: Backend {
                         inputGradient[row * D + i] = sum
                     }
                 }
-                guard t > 0 else { continue }
+                guard t > 0 || initialStateGradient != nil else { continue }
                 // d loss / d h_{t−1} = direct + du · Uᵀ (+ the loss's own gradient at t − 1 for sequences)
                 for k in 0..<H {
-                    var sum = direct[k] + (sequenceGradient ? stateGradient[((t - 1) * B + b) * H + k] : 0)
+                    var sum = direct[k] + (t > 0 && sequenceGradient ? stateGradient[((t - 1) * B + b) * H + k] : 0)
                     for j in 0..<GH { sum += du[j] * U[k * GH + j] }
                     g[k] = sum
+                }
+                if t == 0, let initialStateGradient {
+                    for k in 0..<H {
+                        initialStateGradient.h[b * H + k] = g[k]
+                        initialStateGradient.c?[b * H + k] = dc[b * H + k]
+                    }
                 }
             }
         }

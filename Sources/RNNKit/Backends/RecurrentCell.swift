@@ -155,3 +155,26 @@ public struct RecurrentTape<S: BLASScalar> {
         }
     }
 }
+
+/// A recurrent layer's state `[B, H]`: `h`, and LSTM's cell state `c` (nil for the other cells).
+/// Borrowed for one call.
+public struct RecurrentState<S: BLASScalar> {
+    public var h: UnsafePointer<S>
+    public var c: UnsafePointer<S>?
+
+    public init(h: UnsafePointer<S>, c: UnsafePointer<S>? = nil) {
+        self.h = h
+        self.c = c
+    }
+}
+
+/// Where d loss / d a recurrent layer's initial state is written (`[B, H]` each; `c` for LSTM).
+public struct RecurrentStateGradient<S: BLASScalar> {
+    public var h: UnsafeMutablePointer<S>
+    public var c: UnsafeMutablePointer<S>?
+
+    public init(h: UnsafeMutablePointer<S>, c: UnsafeMutablePointer<S>? = nil) {
+        self.h = h
+        self.c = c
+    }
+}

@@ -49,6 +49,14 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// With a mask and `returnSequences`, output zeros at masked steps instead of the carried
     /// state (Keras's `zero_output_for_mask`; `Bidirectional` sets it, as Keras's does).
     public var zeroOutputForMask = false
+
+    // Encoder–decoder use: Keras's `initial_state` and `return_state`.
+    private var initialState: RecurrentState<Scalar>?
+    private var finalCellGradient: UnsafePointer<Scalar>?
+    private var stateGradient = Buffer<Scalar>(count: 0)  // d loss / d h_0, then d c_0 (LSTM)
+    /// Whether `backward` computes d loss / d the initial state (see `initialStateGradient`).
+    /// Set before `reserve`.
+    public var computesInitialStateGradient = false
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
@@ -132,6 +140,35 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// Starts the next forward pass from `h` (and, for LSTM, `c`), `[B, H]` each, instead of zeros
+    /// (Keras's `initial_state`): an encoder's `finalState`, say. The memory must stay unchanged
+    /// until the backward pass; nil starts from zeros again.
+    public func setInitialState(h: UnsafePointer<Scalar>?, c: UnsafePointer<Scalar>? = nil) {
+        precondition(c == nil || h != nil, "an initial cell state needs an initial state h")
+        if case .lstm = cell {} else { precondition(c == nil, "only an LSTM has a cell state") }
+        initialState = h.map { RecurrentState(h: $0, c: c) }
+    }
+
+    /// The state after the last step of the last forward pass (Keras's `return_state`): `h_T` `[B, H]`
+    /// and, for LSTM, `c_T`. Valid until the next forward pass.
+    public var finalState: (h: UnsafePointer<Scalar>, c: UnsafePointer<Scalar>?) {
+        let tape = RecurrentTape(cell, dimensions(max(lastBatch, 1)), memory: self.tape.pointer)
+        let last = (steps - 1) * lastBatch * units
+        return (UnsafePointer(tape.states + last), tape.cellStates.map { UnsafePointer($0 + last) })
+    }
+
+    /// For the next backward pass, d loss / d `c_T` from a layer `finalState.c` started (LSTM; nil
+    /// for none). d loss / d `h_T` enters through the output gradient (`h_T` is the last output).
+    public func setFinalCellGradient(_ gradient: UnsafePointer<Scalar>?) { finalCellGradient = gradient }
+
+    /// After a backward pass with `computesInitialStateGradient`: d loss / d `h_0` (and `c_0`), `[B, H]`.
+    public var initialStateGradient: (h: UnsafePointer<Scalar>, c: UnsafePointer<Scalar>?)? {
+        guard computesInitialStateGradient else { return nil }
+        let count = lastBatch * units
+        if case .lstm = cell { return (UnsafePointer(stateGradient.pointer), UnsafePointer(stateGradient.pointer + count)) }
+        return (UnsafePointer(stateGradient.pointer), nil)
+    }
+
     /// Sets the mask of the sequences the next forward pass reads (`[T, B]` time-major, 0 at masked
     /// steps; nil for none). The model sets it from a `Masking` layer upstream; the memory must stay
     /// unchanged until the backward pass.
@@ -165,6 +202,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             inputDropout.reserve(batchCapacity * inputs)
         }
         if goBackwards, reversedMask.count < steps * batchCapacity { reversedMask = Buffer(count: steps * batchCapacity) }
+        if computesInitialStateGradient, stateGradient.count < 2 * batchCapacity * units { stateGradient = Buffer(count: 2 * batchCapacity * units) }
         if zeroOutputForMask, returnSequences, maskedOutput.count < steps * batchCapacity * units {
             maskedOutput = Buffer(count: steps * batchCapacity * units)
             maskedGradient = Buffer(count: steps * batchCapacity * units)
@@ -232,7 +270,8 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
                 mask = UnsafePointer(reversedMask.pointer)
             }
         }
-        backend.recurrentForward(cell, dims, x: input, weights: weights, mask: mask, tape: tape, workspace: workspace.pointer)
+        backend.recurrentForward(cell, dims, x: input, weights: weights, mask: mask, initialState: initialState, tape: tape,
+                                 workspace: workspace.pointer)
         lastInput = input
         lastBatch = batchSize
         lastMask = mask
@@ -273,12 +312,17 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             zeroMaskedRows(outputGradient, into: maskedGradient.pointer, mask: lastMask, batchSize: batchSize)
             outputGradient = UnsafePointer(maskedGradient.pointer)
         }
+        precondition(!computesInitialStateGradient || stateGradient.count >= 2 * batchSize * units,
+                     "reserve \(name) after setting computesInitialStateGradient")
+        let initialGradient = computesInitialStateGradient
+            ? RecurrentStateGradient(h: stateGradient.pointer, c: cell.gates == 4 ? stateGradient.pointer + batchSize * units : nil) : nil
         backend.recurrentBackward(
-            cell, dims, x: input, weights: weights, mask: lastMask, tape: RecurrentTape(cell, dims, memory: tape.pointer),
-            stateGradient: outputGradient, sequenceGradient: returnSequences,
+            cell, dims, x: input, weights: weights, mask: lastMask, initialState: initialState,
+            tape: RecurrentTape(cell, dims, memory: tape.pointer), stateGradient: outputGradient, sequenceGradient: returnSequences,
+            finalCellGradient: finalCellGradient,
             gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
                                           bias: bias.gradient.pointer),
-            inputGradient: processingOrderGradient, workspace: workspace.pointer)
+            inputGradient: processingOrderGradient, initialStateGradient: initialGradient, workspace: workspace.pointer)
         if goBackwards, let inputGradient, let processingOrderGradient {
             reverseSteps(processingOrderGradient, into: inputGradient.pointer, batchSize: batchSize)
         }
