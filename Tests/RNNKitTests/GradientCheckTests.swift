@@ -61,36 +61,44 @@ final class GradientCheckTests: XCTestCase {
         let analytic = layers.flatMap { $0.parameters }.map { ($0, $0.gradient.array) }
 
         for (parameter, gradient) in analytic {
-            var numeric = [Double](repeating: 0, count: parameter.count)
-            for i in 0..<parameter.count {
-                let saved = parameter.value.pointer[i]
-                parameter.value.pointer[i] = saved + h
-                let plus = loss(x)
-                parameter.value.pointer[i] = saved - h
-                let minus = loss(x)
-                parameter.value.pointer[i] = saved
-                numeric[i] = (plus - minus) / (2 * h)
-            }
-            let error = relativeError(gradient, numeric)
+            let error = relativeError(gradient, numericGradient(of: { loss(x) }, for: parameter))
             XCTAssertLessThan(error, tolerance, "d L / d \(parameter.name)", file: file, line: line)
             recordMaximum(error)
         }
-        var numeric = [Double](repeating: 0, count: x.count)
-        var perturbed = x
-        for i in 0..<x.count where !maskedRows.contains(i / input.features) {
-            perturbed[i] = x[i] + h
-            let plus = loss(perturbed)
-            perturbed[i] = x[i] - h
-            let minus = loss(perturbed)
-            perturbed[i] = x[i]
-            numeric[i] = (plus - minus) / (2 * h)
-        }
+        let numeric = numericGradient(of: loss, at: x) { maskedRows.contains($0 / input.features) }
         let error = relativeError(inputGradient, numeric)
         XCTAssertLessThan(error, tolerance, "d L / d x", file: file, line: line)
         for row in maskedRows {
             XCTAssertTrue((0..<input.features).allSatisfy { inputGradient[row * input.features + $0] == 0 }, "a masked input has no gradient", file: file, line: line)
         }
         recordMaximum(error)
+    }
+
+    /// Central differences of `loss` in each of `parameter`'s values.
+    func numericGradient(of loss: () -> Double, for parameter: Parameter<Double>) -> [Double] {
+        (0..<parameter.count).map { i in
+            let saved = parameter.value.pointer[i]
+            parameter.value.pointer[i] = saved + h
+            let plus = loss()
+            parameter.value.pointer[i] = saved - h
+            let minus = loss()
+            parameter.value.pointer[i] = saved
+            return (plus - minus) / (2 * h)
+        }
+    }
+
+    /// Central differences of `loss` in each element of `x` but those `skip` names (left 0).
+    func numericGradient(of loss: ([Double]) -> Double, at x: [Double], skip: (Int) -> Bool = { _ in false }) -> [Double] {
+        var perturbed = x
+        return (0..<x.count).map { i in
+            guard !skip(i) else { return 0 }
+            perturbed[i] = x[i] + h
+            let plus = loss(perturbed)
+            perturbed[i] = x[i] - h
+            let minus = loss(perturbed)
+            perturbed[i] = x[i]
+            return (plus - minus) / (2 * h)
+        }
     }
 
     private var largestError = 0.0
@@ -256,30 +264,11 @@ final class GradientCheckTests: XCTestCase {
             }
             for parameter in encoder.parameters + decoder.parameters {
                 let analytic = parameter.gradient.array
-                var numeric = [Double](repeating: 0, count: parameter.count)
-                for i in 0..<parameter.count {
-                    let saved = parameter.value.pointer[i]
-                    parameter.value.pointer[i] = saved + h
-                    let plus = loss(x1)
-                    parameter.value.pointer[i] = saved - h
-                    let minus = loss(x1)
-                    parameter.value.pointer[i] = saved
-                    numeric[i] = (plus - minus) / (2 * h)
-                }
-                let error = relativeError(analytic, numeric)
+                let error = relativeError(analytic, numericGradient(of: { loss(x1) }, for: parameter))
                 XCTAssertLessThan(error, tolerance, "d L / d \(parameter.name), pair \(k)")
                 recordMaximum(error)
             }
-            var numeric = [Double](repeating: 0, count: x1.count), perturbed = x1
-            for i in 0..<x1.count {
-                perturbed[i] = x1[i] + h
-                let plus = loss(perturbed)
-                perturbed[i] = x1[i] - h
-                let minus = loss(perturbed)
-                perturbed[i] = x1[i]
-                numeric[i] = (plus - minus) / (2 * h)
-            }
-            let error = relativeError(inputGradient, numeric)
+            let error = relativeError(inputGradient, numericGradient(of: loss, at: x1))
             XCTAssertLessThan(error, tolerance, "d L / d the encoder's input, pair \(k)")
             recordMaximum(error)
         }
