@@ -71,6 +71,7 @@ extension Trainer {
         var fileOptimizer: (any StatefulOptimizer<Float>)?
         var fromFile = false
         var notes: [String] = []
+        let loadKind = options.load.map { LoadedFileKind(contentsOf: $0) }
         func modelFrom(config: Data, source: String) throws -> Sequential<Float> {
             guard options.architectureFlagsGiven.isEmpty else {
                 throw ValidationError("\(source) holds the model's architecture; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
@@ -85,7 +86,7 @@ extension Trainer {
 
         if let checkpointConfig {
             model = try modelFrom(config: checkpointConfig, source: "--resume \(options.resume ?? "")")
-        } else if let load = options.load, LoadedFileKind(contentsOf: load) == .keras {
+        } else if let load = options.load, loadKind == .keras {
             guard options.architectureFlagsGiven.isEmpty else {
                 throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
             }
@@ -99,7 +100,7 @@ extension Trainer {
             fileOptimizer = loaded.optimizer
             fromFile = true
             notes = loaded.notes
-        } else if let load = options.load, LoadedFileKind(contentsOf: load) == .safetensors, options.architectureFlagsGiven.isEmpty,
+        } else if let load = options.load, loadKind == .safetensors, options.architectureFlagsGiven.isEmpty,
                   let config = Self.kerasConfig(inSafetensors: load) {
             model = try modelFrom(config: config, source: "--load \(load)")
             fileOptimizer = nil   // a safetensors file holds no optimiser state
@@ -127,8 +128,8 @@ extension Trainer {
         try model.compile(optimizer: optimizer)
 
         // A .keras file brought its weights with it; the other formats load into the model built.
-        if let load = options.load, LoadedFileKind(contentsOf: load) != .keras {
-            notes += try loadWeights(load, into: model, optimizer: optimizer)
+        if let load = options.load, let loadKind, loadKind != .keras {
+            notes += try loadWeights(load, kind: loadKind, into: model, optimizer: optimizer)
         }
         model.workers = options.workers
         return BuiltModel(model: model, optimizer: optimizer, fileConfig: fromFile ? try Keras.config(of: model) : nil, notes: notes)
@@ -149,9 +150,10 @@ extension Trainer {
     }
 
     /// Loads a Keras weights file or safetensors into a model built already.
-    private func loadWeights(_ load: String, into model: Sequential<Float>, optimizer: any StatefulOptimizer<Float>) throws -> [String] {
+    private func loadWeights(_ load: String, kind: LoadedFileKind, into model: Sequential<Float>,
+                             optimizer: any StatefulOptimizer<Float>) throws -> [String] {
         let url = URL(fileURLWithPath: load)
-        switch LoadedFileKind(contentsOf: load) {
+        switch kind {
         case .kerasWeights:
             do { return try model.loadKerasWeights(from: url, optimizer: optimizer) }
             catch let error as KerasFileError { throw TrainerFailure(message: "--load \(error)") }

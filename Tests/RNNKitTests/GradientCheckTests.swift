@@ -28,16 +28,7 @@ final class GradientCheckTests: XCTestCase {
         let roles = layers.map { MaskRole($0) }
         // The layers' forward passes in turn, the mask handed on as a model hands it.
         func forwardAll(_ x: UnsafePointer<Double>) -> UnsafePointer<Double> {
-            var activations = x, mask: UnsafePointer<UInt8>?
-            for (layer, role) in zip(layers, roles) {
-                if case .reader(let setMask, _) = role { setMask(mask) }
-                activations = layer.forward(activations, batchSize: batch, backend: backend)
-                switch role {
-                case .source(let masking): mask = masking.lastMask
-                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
-                }
-            }
-            return activations
+            MaskRole.forward(layers, roles: roles, input: x, batchSize: batch, backend: backend)
         }
         let projection = randomValues(shape.scalarCount * batch, seed: seed &+ 2, as: Double.self)
 

@@ -73,17 +73,12 @@ final class KerasCellFixtureTests: XCTestCase {
         var outputs: [[S]] = []
         x.withUnsafeBufferPointer { x in
             var activations = x.baseAddress!
-            var mask: UnsafePointer<UInt8>?
-            for layer in model.layers {
+            for (index, layer) in model.layers.enumerated() {
                 layer.reserve(batchCapacity: 8, needsInputGradient: true, backend: model.backend)
-                // The mask handed on as the model hands it.
-                let role = MaskRole(layer)
-                if case .reader(let setMask, _) = role { setMask(mask) }
-                activations = layer.forward(activations, batchSize: 8, backend: model.backend)
-                switch role {
-                case .source(let masking): mask = masking.lastMask
-                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
-                }
+                // Layer by layer, the mask handed on as the model hands it.
+                let prefix = Array(model.layers[...index])
+                activations = MaskRole.forward(prefix, roles: prefix.map { MaskRole($0) }, input: x.baseAddress!,
+                                               batchSize: 8, backend: model.backend)
                 let shape = layer.outputShape, width = shape.features, steps = shape.steps
                 var batchMajor = [S](repeating: 0, count: 8 * shape.scalarCount)
                 for t in 0..<steps { for b in 0..<8 { for j in 0..<width {

@@ -97,6 +97,23 @@ enum MaskRole<Scalar: BLASScalar> {
         }
     }
 
+    /// Runs `layers` forward in turn over `batchSize` samples, handing the mask a `Masking` layer
+    /// computes (or `initialMask`, from per-sample lengths) to the recurrent layers after it, as a
+    /// model does. `roles` are the layers' (`layers.map(MaskRole.init)`, made once).
+    static func forward(_ layers: [any Layer<Scalar>], roles: [MaskRole<Scalar>], input: UnsafePointer<Scalar>,
+                        initialMask: UnsafePointer<UInt8>? = nil, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
+        var activations = input, mask = initialMask
+        for (layer, role) in zip(layers, roles) {
+            if case .reader(let setMask, _) = role { setMask(mask) }
+            activations = layer.forward(activations, batchSize: batchSize, backend: backend)
+            switch role {
+            case .source(let masking): mask = masking.lastMask
+            case .reader(_, let ends), .other(let ends): if ends { mask = nil }
+            }
+        }
+        return activations
+    }
+
     /// Whether a mask started by a `Masking` layer in `layers` (or, `fromInput`, by per-sample
     /// lengths before the first layer) reaches the model's output.
     static func maskReachesOutput(_ layers: [any Layer<Scalar>], fromInput: Bool = false) -> Bool {

@@ -153,15 +153,9 @@ final class Replica<Scalar: BLASScalar> {
         defer { lengthsGiven = false }
         if masked || lengthsGiven {
             // The mask a Masking layer computes (or the lengths give) travels to the recurrent layers after it.
-            var mask: UnsafePointer<UInt8>? = lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil
-            for (layer, role) in zip(layers, maskRoles) {
-                if case .reader(let setMask, _) = role { setMask(mask) }
-                activations = layer.forward(activations, batchSize: batchSize, backend: backend)
-                switch role {
-                case .source(let masking): mask = masking.lastMask
-                case .reader(_, let ends), .other(let ends): if ends { mask = nil }
-                }
-            }
+            activations = MaskRole.forward(layers, roles: maskRoles, input: x,
+                                           initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
+                                           batchSize: batchSize, backend: backend)
         } else {
             for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
         }

@@ -100,6 +100,7 @@ public final class Sequential<Scalar: BLASScalar> {
             shape = try layer.build(inputShape: shape, generator: &generator)
         }
         outputShape = shape
+        lengthsReachOutput = MaskRole.maskReachesOutput(layers, fromInput: true)
         arena = ParameterArena(layers.flatMap { $0.parameters })
         replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
         gradientArenas = [arena.gradients.pointer]
@@ -107,6 +108,9 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// The shape of one sample's output.
     public let outputShape: FeatureShape
+
+    /// Whether per-sample lengths would mask the model's output (worked out once: checked every step).
+    private let lengthsReachOutput: Bool
 
     /// Every trainable weight, layer by layer, in Keras's order.
     public var parameters: [Parameter<Scalar>] { arena.parameters }
@@ -183,7 +187,7 @@ public final class Sequential<Scalar: BLASScalar> {
         for b in 0..<batchSize where lengths[b] < 1 || Int(lengths[b]) > steps {
             throw ModelError.invalidConfiguration("length \(lengths[b]) at position \(b) is outside 1...\(steps), the steps the model reads")
         }
-        guard !MaskRole.maskReachesOutput(layers, fromInput: true) else {
+        guard !lengthsReachOutput else {
             throw ModelError.invalidConfiguration(
                 "sequence lengths mask every step up to the model's output, and losses over masked steps are not supported yet: end with a recurrent layer that returns its last state")
         }
