@@ -2,7 +2,7 @@ import RNNKit
 
 /// Data-parallel training across the ranks of an MPI job: each step, every rank sums its worker
 /// threads' shards, then one in-place `MPI_Allreduce` over the whole gradient arena sums the ranks,
-/// and a second, of seven doubles, sums the batch figures. Every rank then holds the same gradient
+/// and a second, of nine doubles, sums the batch figures. Every rank then holds the same gradient
 /// and applies the same optimiser step, so the weights stay identical without being sent.
 ///
 /// Set it as a model's `reducer` on every rank, after making the weights equal
@@ -21,7 +21,7 @@ public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked S
     /// after the same step (use it as `FitOptions.stopRequested`).
     public private(set) var stopRequestedOnAnyRank = false
     /// The figures as doubles, for their all-reduce: kept so that a step allocates nothing.
-    private let figureBuffer = UnsafeMutablePointer<Double>.allocate(capacity: 7)
+    private let figureBuffer = UnsafeMutablePointer<Double>.allocate(capacity: 9)
 
     public init(world: MPIWorld) {
         self.world = world
@@ -49,11 +49,15 @@ public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked S
         figureBuffer[4] = figures.finite ? 0 : 1
         figureBuffer[5] = Double(figures.invalidLabels)
         figureBuffer[6] = localStopRequested?() == true ? 1 : 0
-        try world.allReduceSum(figureBuffer, count: 7)
+        figureBuffer[7] = figures.masked ? 1 : 0
+        figureBuffer[8] = figures.countedRows
+        try world.allReduceSum(figureBuffer, count: 9)
         stopRequestedOnAnyRank = figureBuffer[6] > 0
         var total = BatchFigures(lossSum: figureBuffer[0], correct: figureBuffer[1], counted: figureBuffer[2],
                                  samples: Int(figureBuffer[3]), finite: figureBuffer[4] == 0)
         total.invalidLabels = Int(figureBuffer[5])
+        total.masked = figureBuffer[7] > 0
+        total.countedRows = figureBuffer[8]
         return total
     }
 }

@@ -28,7 +28,7 @@ final class GradientCheckTests: XCTestCase {
         let roles = layers.map { MaskRole($0) }
         // The layers' forward passes in turn, the mask handed on as a model hands it.
         func forwardAll(_ x: UnsafePointer<Double>) -> UnsafePointer<Double> {
-            MaskRole.forward(layers, roles: roles, input: x, batchSize: batch, backend: backend)
+            MaskRole.forward(layers, roles: roles, input: x, batchSize: batch, backend: backend).output
         }
         let projection = randomValues(shape.scalarCount * batch, seed: seed &+ 2, as: Double.self)
 

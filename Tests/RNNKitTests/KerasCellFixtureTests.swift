@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 @testable import RNNKit
 
-/// LSTM, GRU (both reset forms) and a stacked LSTM → GRU against Keras's float64 fixtures
+/// LSTM, GRU (both reset forms), a stacked LSTM → GRU, go_backwards, masking with Bidirectional and a
+/// per-step GRU regression against Keras's float64 fixtures
 /// (`keras_<name>.json`, copied from `shared/fixtures`): every layer's output, the loss, every
 /// gradient and two Adam steps, in Double and in Float.
 final class KerasCellFixtureTests: XCTestCase {
@@ -39,12 +40,17 @@ final class KerasCellFixtureTests: XCTestCase {
             })
         }
 
-        /// The input batch, time-major `[28, 8, 28]`, and its labels.
-        func input<S: BLASScalar>(as _: S.Type) -> (x: [S], labels: [Int32]) {
-            let batchMajor = values("input", "x")
-            var x = [S](repeating: 0, count: batchMajor.count)
-            for b in 0..<8 { for t in 0..<28 { for i in 0..<28 { x[(t * 8 + b) * 28 + i] = S(batchMajor[(b * 28 + t) * 28 + i]) } } }
-            return (x, values("input", "labels").map { Int32($0) })
+        /// The input batch, time-major `[28, 8, 28]`, its labels, and (for a per-step regression)
+        /// its targets, time-major `[28, 8, F]`.
+        func input<S: BLASScalar>(as _: S.Type) -> (x: [S], labels: [Int32], targets: [S]?) {
+            func timeMajor(_ batchMajor: [Double], width: Int) -> [S] {
+                var result = [S](repeating: 0, count: batchMajor.count)
+                for b in 0..<8 { for t in 0..<28 { for i in 0..<width { result[(t * 8 + b) * width + i] = S(batchMajor[(b * 28 + t) * width + i]) } } }
+                return result
+            }
+            let targets = (root["input"] as! [String: Any])["targets"].flatMap { $0 is NSNull ? nil : $0 }
+                .map { timeMajor(KerasFixture.flatten($0), width: KerasFixture.flatten($0).count / (8 * 28)) }
+            return (timeMajor(values("input", "x"), width: 28), values("input", "labels").map { Int32($0) }, targets)
         }
 
         /// The model the fixture describes, built in Swift.
@@ -57,16 +63,19 @@ final class KerasCellFixtureTests: XCTestCase {
             case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
             case "bidirectional_masking": [Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
                                            LSTM(units: 5), Dense(units: 10, activation: .softmax)]
+            case "many_to_many_mse": [GRU(units: 6, returnSequences: true), Dense(units: 3)]
             default: preconditionFailure("no model for fixture \(name)")
             }
             let model = try Sequential<S>(inputShape: .sequence(steps: 28, features: 28), layers: layers)
-            try model.compile(optimizer: Adam<S>(learningRate: 0.001))
+            try model.compile(optimizer: Adam<S>(learningRate: 0.001),
+                              loss: name == "many_to_many_mse" ? MeanSquaredError() : CategoricalCrossentropy())
             try model.setWeights(weights("weights", as: S.self))
             return model
         }
     }
 
-    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu", "bidirectional_masking"]
+    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu", "bidirectional_masking",
+                        "many_to_many_mse"]
 
     /// Every layer's output for the fixture's input, batch-major as Keras returns it.
     func layerOutputs<S: BLASScalar>(_ model: Sequential<S>, x: [S]) -> [[S]] {
@@ -78,7 +87,7 @@ final class KerasCellFixtureTests: XCTestCase {
                 // Layer by layer, the mask handed on as the model hands it.
                 let prefix = Array(model.layers[...index])
                 activations = MaskRole.forward(prefix, roles: prefix.map { MaskRole($0) }, input: x.baseAddress!,
-                                               batchSize: 8, backend: model.backend)
+                                               batchSize: 8, backend: model.backend).output
                 let shape = layer.outputShape, width = shape.features, steps = shape.steps
                 var batchMajor = [S](repeating: 0, count: 8 * shape.scalarCount)
                 for t in 0..<steps { for b in 0..<8 { for j in 0..<width {
@@ -93,7 +102,23 @@ final class KerasCellFixtureTests: XCTestCase {
     /// Largest relative error over outputs, loss and gradients, and over two Adam steps.
     func check<S: BLASScalar>(_ fixture: Fixture, as _: S.Type, tolerance: Double, adamTolerance: Double) throws -> (Double, Double) {
         let model = try fixture.model(as: S.self)
-        let (x, labels) = fixture.input(as: S.self)
+        let (x, labels, fixtureTargets) = fixture.input(as: S.self)
+        let targets = model.loss!.targets == .values ? fixtureTargets : nil
+        // One step on the batch, against the labels or (per-step regression) the targets.
+        func step(update: Bool) throws -> Metrics {
+            try x.withUnsafeBufferPointer { x in
+                if let targets {
+                    return try targets.withUnsafeBufferPointer {
+                        update ? try model.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 8)
+                            : try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 8)
+                    }
+                }
+                return try labels.withUnsafeBufferPointer {
+                    update ? try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
+                        : try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
+                }
+            }
+        }
         var worst = 0.0
         func compare(_ ours: [S], _ theirs: [Double], _ what: String) {
             let error = relativeError(ours.map(Double.init), theirs)
@@ -105,24 +130,23 @@ final class KerasCellFixtureTests: XCTestCase {
             XCTAssertTrue(layerNames.contains(layer.name), "fixture \(fixture.name) has no output for \(layer.name)")
             compare(output, fixture.values("layer_outputs", layer.name), "output of \(layer.name)")
         }
-        let (loss, gradients) = model.lossAndGradients(x: x, labels: labels)
+        let loss = try step(update: false).loss
         compare([S(loss)], [fixture.values("loss_value")[0]], "loss")
+        let gradients = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.gradient.array) })
         for name in fixture.weightOrder { compare(gradients[name]!, fixture.values("gradients", name), "d loss / d \(name)") }
 
         // Two Adam steps on the same batch. Keras in float64 rounds β to float32 inside its bias
         // corrections, so the trajectories differ by about 1e-8 relative.
         var adamWorst = 0.0
-        for step in 0..<2 {
-            let metrics = try x.withUnsafeBufferPointer { x in
-                try labels.withUnsafeBufferPointer { try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8) }
-            }
-            let lossError = abs(metrics.loss - fixture.values("adam", "steps", step, "loss_before_step")[0]) / metrics.loss
+        for index in 0..<2 {
+            let metrics = try step(update: true)
+            let lossError = abs(metrics.loss - fixture.values("adam", "steps", index, "loss_before_step")[0]) / metrics.loss
             adamWorst = max(adamWorst, lossError)
-            let expected: [String: Tensor<Double>] = fixture.weights("adam", "steps", step, "weights_after_step", as: Double.self)
+            let expected: [String: Tensor<Double>] = fixture.weights("adam", "steps", index, "weights_after_step", as: Double.self)
             for name in fixture.weightOrder {
                 let error = relativeError(model.weights[name]!.scalars.map(Double.init), expected[name]!.scalars)
                 adamWorst = max(adamWorst, error)
-                XCTAssertLessThan(error, adamTolerance, "\(fixture.name) \(name) after Adam step \(step + 1) in \(S.self)")
+                XCTAssertLessThan(error, adamTolerance, "\(fixture.name) \(name) after Adam step \(index + 1) in \(S.self)")
             }
         }
         return (worst, adamWorst)

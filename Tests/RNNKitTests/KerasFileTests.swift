@@ -89,7 +89,7 @@ final class KerasFileTests: XCTestCase {
             XCTAssertEqual(adam.learningRate, Double(Float(0.001)))
             XCTAssertEqual(adam.epsilon, 1e-7)
             XCTAssertEqual(loaded.loss?.name, "categorical_crossentropy")
-            let (x, labels) = fixture.input(as: Double.self)
+            let (x, labels, _) = fixture.input(as: Double.self)
             var worst = 0.0
             for step in 0..<2 {
                 try x.withUnsafeBufferPointer { x in

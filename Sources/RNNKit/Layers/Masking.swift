@@ -3,7 +3,8 @@
 /// recurrent layers after it, which carry their state over masked steps (and, returning sequences,
 /// repeat the previous output there, or output zeros inside `Bidirectional`). The mask travels
 /// through layers that keep the steps (recurrent layers returning sequences, Dense, Dropout) and
-/// ends at the first recurrent layer that returns its last state only.
+/// ends at the first recurrent layer that returns its last state only; when it reaches a sequence
+/// output, the loss and its accuracy count only the steps it keeps (as Keras's).
 public final class Masking<Scalar: BLASScalar>: Layer {
     public let maskValue: Double
     public var typeName: String { "Masking" }
@@ -99,9 +100,13 @@ enum MaskRole<Scalar: BLASScalar> {
 
     /// Runs `layers` forward in turn over `batchSize` samples, handing the mask a `Masking` layer
     /// computes (or `initialMask`, from per-sample lengths) to the recurrent layers after it, as a
-    /// model does. `roles` are the layers' (`layers.map(MaskRole.init)`, made once).
+    /// model does. `roles` are the layers' (`layers.map(MaskRole.init)`, made once). Returns the
+    /// last layer's output and the mask that reaches it (`[T, B]`, nil when none does), which
+    /// stays valid until the next pass.
+    @discardableResult
     static func forward(_ layers: [any Layer<Scalar>], roles: [MaskRole<Scalar>], input: UnsafePointer<Scalar>,
-                        initialMask: UnsafePointer<UInt8>? = nil, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
+                        initialMask: UnsafePointer<UInt8>? = nil, batchSize: Int,
+                        backend: any Backend) -> (output: UnsafePointer<Scalar>, mask: UnsafePointer<UInt8>?) {
         var activations = input, mask = initialMask
         for (layer, role) in zip(layers, roles) {
             if case .reader(let setMask, _) = role { setMask(mask) }
@@ -111,7 +116,7 @@ enum MaskRole<Scalar: BLASScalar> {
             case .reader(_, let ends), .other(let ends): if ends { mask = nil }
             }
         }
-        return activations
+        return (activations, mask)
     }
 
     /// Whether a mask started by a `Masking` layer in `layers` (or, `fromInput`, by per-sample

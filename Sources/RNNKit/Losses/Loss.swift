@@ -39,12 +39,59 @@ public struct LossBatch<S: BLASScalar> {
     public var rows: Int
     public var columns: Int
     public var rowsPerSample: Int
+    /// `[rows]`, 1 where a row counts and 0 where it is masked (a padded step of a sequence
+    /// output), or nil when every row counts. Masked rows add nothing to the loss or the accuracy
+    /// and get a zero gradient.
+    public var mask: UnsafePointer<UInt8>?
+
+    public init(outputs: UnsafePointer<S>, preActivations: UnsafePointer<S>?, labels: UnsafePointer<Int32>?,
+                targets: UnsafePointer<S>?, rows: Int, columns: Int, rowsPerSample: Int, mask: UnsafePointer<UInt8>? = nil) {
+        self.outputs = outputs
+        self.preActivations = preActivations
+        self.labels = labels
+        self.targets = targets
+        self.rows = rows
+        self.columns = columns
+        self.rowsPerSample = rowsPerSample
+        self.mask = mask
+    }
+
+    /// Calls `body(start, count)` for each run of consecutive rows that count (all of them,
+    /// once, without a mask), and zeroes the gradient rows of the masked ones.
+    func forEachCountedRun(zeroing gradient: UnsafeMutablePointer<S>?, _ body: (Int, Int) -> Void) {
+        guard let mask else { return body(0, rows) }
+        var row = 0
+        while row < rows {
+            if mask[row] == 0 {
+                gradient.map { ($0 + row * columns).update(repeating: 0, count: columns) }
+                row += 1
+                continue
+            }
+            let start = row
+            while row < rows && mask[row] != 0 { row += 1 }
+            body(start, row - start)
+        }
+    }
+
+    /// The batch restricted to `count` rows from `start` (same layout, no mask).
+    func slice(from start: Int, count: Int) -> LossBatch {
+        let offset = start * columns
+        return LossBatch(outputs: outputs + offset, preActivations: preActivations.map { $0 + offset },
+                         labels: labels.map { $0 + start }, targets: targets.map { $0 + offset },
+                         rows: count, columns: columns, rowsPerSample: 1)
+    }
 }
 
 /// The summed figures of a batch (or a shard of one), as losses report them and reducers add
 /// them up: Keras's mean loss is `lossSum / samples`, its accuracy `correct / counted`.
+///
+/// A masked loss (a sequence output whose padded steps are masked) is Keras's mean over the
+/// steps that count, over the whole batch: its shards report the sum of those steps' losses in
+/// `lossSum` and their number in `countedRows`, with `masked` set; `normalizeMaskedLoss()` turns
+/// the batch's totals into the per-sample form above.
 public struct BatchFigures: Sendable, Equatable {
-    /// The sum over samples of each sample's loss (its mean over steps for sequence outputs).
+    /// The sum over samples of each sample's loss (its mean over steps for sequence outputs);
+    /// with `masked`, until normalised, the sum of the counted rows' losses.
     public var lossSum: Double = 0
     /// Elements the accuracy metric counts as right, and how many it looked at.
     public var correct: Double = 0
@@ -54,6 +101,9 @@ public struct BatchFigures: Sendable, Equatable {
     public var finite: Bool = true
     /// Rows whose class label was outside the model's classes (skipped, never used as an index).
     public var invalidLabels: Int = 0
+    /// Whether the loss was taken over a mask, and how many rows (sample steps) it counted.
+    public var masked = false
+    public var countedRows: Double = 0
 
     public init(lossSum: Double = 0, correct: Double = 0, counted: Double = 0, samples: Int = 0, finite: Bool = true) {
         self.lossSum = lossSum
@@ -71,6 +121,21 @@ public struct BatchFigures: Sendable, Equatable {
         total.samples += other.samples
         total.finite = total.finite && other.finite
         total.invalidLabels += other.invalidLabels
+        total.masked = total.masked || other.masked
+        total.countedRows += other.countedRows
+    }
+
+    /// Turns a whole batch's masked totals into the per-sample form: Keras's batch loss is the
+    /// mean over the rows that count (0 when none does), weighted by the batch's samples when
+    /// batches are added up. Returns the factor the gradient of the summed loss must be scaled
+    /// by to become that of the mean (nil for a batch without a mask).
+    public mutating func normalizeMaskedLoss() -> Double? {
+        guard masked else { return nil }
+        let scale = countedRows > 0 ? 1 / countedRows : 0
+        lossSum *= scale * Double(samples)
+        masked = false
+        countedRows = 0
+        return scale
     }
 }
 
@@ -79,8 +144,10 @@ public struct BatchFigures: Sendable, Equatable {
 /// the cross-entropies, binary accuracy for binary cross-entropy, none (NaN) for mean squared error.
 ///
 /// A loss is the mean over samples of each sample's loss; for sequence outputs a sample's loss
-/// is its mean over steps (as Keras averages over every step). `compile` asks `gradientEntry`,
-/// which refuses heads the loss cannot serve with a message naming what it needs.
+/// is its mean over steps (as Keras averages over every step). Over a masked batch
+/// (`LossBatch.mask`) it is the sum over the rows that count, and the gradient that of
+/// `gradientScale ·` that sum; the model divides by the counted rows of the whole batch.
+/// `compile` asks `gradientEntry`, which refuses heads the loss cannot serve with a message naming what it needs.
 public protocol Loss: Sendable {
     /// Keras's identifier (`categorical_crossentropy`).
     var name: String { get }
@@ -122,18 +189,24 @@ extension ClassCrossEntropy {
 
     public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
                                         gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-        // A sample's loss is its mean over its rows (steps).
-        let scale = (gradientScale ?? 0) / S(batch.rowsPerSample)
-        let result = entry == .preActivation
-            ? S.softmaxCrossEntropy(logits: batch.preActivations!, probabilities: batch.outputs, labels: batch.labels!,
-                                    rows: batch.rows, classes: batch.columns, gradientScale: scale,
-                                    logitGradient: gradientScale == nil ? nil : gradient)
-            : S.probabilityCrossEntropy(outputs: batch.outputs, labels: batch.labels!, rows: batch.rows, classes: batch.columns,
-                                        gradientScale: scale, outputGradient: gradientScale == nil ? nil : gradient)
-        var figures = BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
-                                   counted: Double(batch.rows), samples: batch.rows / batch.rowsPerSample)
-        figures.invalidLabels = result.invalidLabels
-        return figures
+        let gradient = gradientScale == nil ? nil : gradient
+        // A sample's loss is its mean over its rows (steps); a masked batch's, their sum.
+        let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
+        var figures = BatchFigures()
+        batch.forEachCountedRun(zeroing: gradient) { start, count in
+            let run = batch.slice(from: start, count: count), offset = start * batch.columns
+            let result = entry == .preActivation
+                ? S.softmaxCrossEntropy(logits: run.preActivations!, probabilities: run.outputs, labels: run.labels!,
+                                        rows: count, classes: batch.columns, gradientScale: scale,
+                                        logitGradient: gradient.map { $0 + offset })
+                : S.probabilityCrossEntropy(outputs: run.outputs, labels: run.labels!, rows: count, classes: batch.columns,
+                                            gradientScale: scale, outputGradient: gradient.map { $0 + offset })
+            figures.lossSum += result.lossSum
+            figures.correct += Double(result.correct)
+            figures.counted += Double(count)
+            figures.invalidLabels += result.invalidLabels
+        }
+        return batch.finish(figures)
     }
 }
 
@@ -167,13 +240,19 @@ public struct BinaryCrossentropy: Loss {
 
     public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
                                         gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-        let fused = entry == .preActivation
-        let result = S.binaryCrossEntropy(
-            values: fused ? batch.preActivations! : batch.outputs, fromLogits: fused, targets: batch.targets!,
-            rows: batch.rows, columns: batch.columns, gradientScale: (gradientScale ?? 0) / S(batch.rowsPerSample),
-            gradient: gradientScale == nil ? nil : gradient)
-        return BatchFigures(lossSum: result.lossSum / Double(batch.rowsPerSample), correct: Double(result.correct),
-                            counted: Double(batch.rows * batch.columns), samples: batch.rows / batch.rowsPerSample)
+        let fused = entry == .preActivation, gradient = gradientScale == nil ? nil : gradient
+        let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
+        var figures = BatchFigures()
+        batch.forEachCountedRun(zeroing: gradient) { start, count in
+            let run = batch.slice(from: start, count: count), offset = start * batch.columns
+            let result = S.binaryCrossEntropy(
+                values: fused ? run.preActivations! : run.outputs, fromLogits: fused, targets: run.targets!,
+                rows: count, columns: batch.columns, gradientScale: scale, gradient: gradient.map { $0 + offset })
+            figures.lossSum += result.lossSum
+            figures.correct += Double(result.correct)
+            figures.counted += Double(count * batch.columns)
+        }
+        return batch.finish(figures)
     }
 }
 
@@ -188,9 +267,34 @@ public struct MeanSquaredError: Loss {
 
     public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
                                         gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
-        let lossSum = S.meanSquaredError(
-            outputs: batch.outputs, targets: batch.targets!, rows: batch.rows, columns: batch.columns,
-            gradientScale: (gradientScale ?? 0) / S(batch.rowsPerSample), gradient: gradientScale == nil ? nil : gradient)
-        return BatchFigures(lossSum: lossSum / Double(batch.rowsPerSample), counted: 0, samples: batch.rows / batch.rowsPerSample)
+        let gradient = gradientScale == nil ? nil : gradient
+        let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
+        var figures = BatchFigures()
+        batch.forEachCountedRun(zeroing: gradient) { start, count in
+            let run = batch.slice(from: start, count: count)
+            figures.lossSum += S.meanSquaredError(
+                outputs: run.outputs, targets: run.targets!, rows: count, columns: batch.columns,
+                gradientScale: scale, gradient: gradient.map { $0 + start * batch.columns })
+        }
+        figures.counted = 0
+        return batch.finish(figures)
+    }
+}
+
+extension LossBatch {
+    /// A loss's summed figures for this batch: the per-sample form without a mask, the masked
+    /// form (summed rows, and how many) with one.
+    func finish(_ summed: BatchFigures) -> BatchFigures {
+        var figures = summed
+        figures.samples = rows / rowsPerSample
+        if let mask {
+            figures.masked = true
+            var counted = 0
+            for row in 0..<rows where mask[row] != 0 { counted += 1 }
+            figures.countedRows = Double(counted)
+        } else {
+            figures.lossSum /= Double(rowsPerSample)
+        }
+        return figures
     }
 }

@@ -14,6 +14,8 @@ final class Replica<Scalar: BLASScalar> {
     /// The last pass's figures and its output (the last layer's, time-major for sequences).
     private(set) var figures = BatchFigures()
     private(set) var output: UnsafePointer<Scalar>?
+    /// The mask `[T, B]` that reached the last output (a sequence with padded steps), if one did.
+    private(set) var outputMask: UnsafePointer<UInt8>?
     private(set) var lastBatchSize = 0
 
     /// The `Dense` that ends the model, if one does, kept typed (a cast per batch allocates).
@@ -126,7 +128,7 @@ final class Replica<Scalar: BLASScalar> {
             outputs: outputs, preActivations: entry == .preActivation ? denseHead!.lastPreActivation : nil,
             labels: loss.targets == .classIndices ? givenLabels ?? UnsafePointer(labels.pointer) : nil,
             targets: loss.targets == .values ? givenTargets ?? UnsafePointer(targets.pointer) : nil,
-            rows: rows, columns: outputShape.features, rowsPerSample: rowsPerSample)
+            rows: rows, columns: outputShape.features, rowsPerSample: rowsPerSample, mask: outputMask)
         figures = loss.evaluate(batch, entry: entry, gradientScale: gradientScale,
                                 gradient: gradientScale == nil ? nil : lossGradient.pointer)
         guard gradientScale != nil else { return }
@@ -151,11 +153,12 @@ final class Replica<Scalar: BLASScalar> {
     private func forward(_ x: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         var activations = x
         defer { lengthsGiven = false }
+        outputMask = nil
         if masked || lengthsGiven {
             // The mask a Masking layer computes (or the lengths give) travels to the recurrent layers after it.
-            activations = MaskRole.forward(layers, roles: maskRoles, input: x,
-                                           initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
-                                           batchSize: batchSize, backend: backend)
+            (activations, outputMask) = MaskRole.forward(layers, roles: maskRoles, input: x,
+                                                         initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
+                                                         batchSize: batchSize, backend: backend)
         } else {
             for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
         }

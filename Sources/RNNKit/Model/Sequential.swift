@@ -101,6 +101,7 @@ public final class Sequential<Scalar: BLASScalar> {
         }
         outputShape = shape
         lengthsReachOutput = MaskRole.maskReachesOutput(layers, fromInput: true)
+        maskingReachesOutput = MaskRole.maskReachesOutput(layers)
         arena = ParameterArena(layers.flatMap { $0.parameters })
         replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
         gradientArenas = [arena.gradients.pointer]
@@ -109,8 +110,10 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The shape of one sample's output.
     public let outputShape: FeatureShape
 
-    /// Whether per-sample lengths would mask the model's output (worked out once: checked every step).
+    /// Whether per-sample lengths, or a `Masking` layer's mask, reach the model's output, making
+    /// the loss a mean over the steps they keep (worked out once: read every step).
     private let lengthsReachOutput: Bool
+    private let maskingReachesOutput: Bool
 
     /// Every trainable weight, layer by layer, in Keras's order.
     public var parameters: [Parameter<Scalar>] { arena.parameters }
@@ -120,11 +123,11 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Chooses the optimiser and the loss (Keras's `compile`).
     /// - Throws: `invalidConfiguration` when the loss cannot serve the last layer, naming what it needs.
+    ///
+    /// When a mask reaches a sequence output (a `Masking` layer, or per-sample `lengths:`, before
+    /// recurrent layers that return sequences), the loss and its accuracy count only the steps the
+    /// mask keeps: the batch's loss is their mean, as Keras's.
     public func compile(optimizer: any Optimizer<Scalar>, loss: any Loss = CategoricalCrossentropy()) throws {
-        guard !MaskRole.maskReachesOutput(layers) else {
-            throw ModelError.invalidConfiguration(
-                "the mask of a Masking layer reaches the model's output, and losses over masked steps are not supported yet: end the masked part with a recurrent layer that returns its last state")
-        }
         let head = LossHead(outputShape: outputShape, denseActivation: denseHead(layers.last)?.activation)
         let entry = try loss.gradientEntry(for: head)
         self.optimizer = optimizer
@@ -180,17 +183,27 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
-    /// Refuses lengths outside `1…steps`, or lengths for a model whose output their mask would reach.
+    /// Refuses lengths outside `1…steps`.
     private func checkLengths(_ lengths: UnsafePointer<Int32>?, batchSize: Int) throws {
         guard let lengths else { return }
         let steps = inputShape.steps
         for b in 0..<batchSize where lengths[b] < 1 || Int(lengths[b]) > steps {
             throw ModelError.invalidConfiguration("length \(lengths[b]) at position \(b) is outside 1...\(steps), the steps the model reads")
         }
-        guard !lengthsReachOutput else {
-            throw ModelError.invalidConfiguration(
-                "sequence lengths mask every step up to the model's output, and losses over masked steps are not supported yet: end with a recurrent layer that returns its last state")
-        }
+    }
+
+    /// Whether this batch's loss is a mean over masked steps: the shards then return the
+    /// gradient of the summed loss, scaled once the batch's counted steps are known.
+    private func lossIsMasked(lengthsGiven: Bool) -> Bool {
+        maskingReachesOutput || (lengthsGiven && lengthsReachOutput)
+    }
+
+    /// The whole batch's figures with a masked loss made Keras's mean over the counted steps,
+    /// the arena's gradient scaled to match.
+    private func finishBatch(_ reduced: BatchFigures) -> BatchFigures {
+        var figures = reduced
+        if let scale = figures.normalizeMaskedLoss() { Scalar.scale(arena.gradients.pointer, by: Scalar(scale), count: arena.count) }
+        return figures
     }
 
     /// Forward, loss and backward over one batch: fills every parameter's gradient (of the mean
@@ -224,18 +237,19 @@ public final class Sequential<Scalar: BLASScalar> {
             reserve(batchCapacity: batchSize)
             setTrainingStep()
             let figures: BatchFigures
+            let scale = lossIsMasked(lengthsGiven: lengths != nil) ? 1 : 1 / Scalar(batchSize)
             if shards(batchSize) == 1, reducer.processCount == 1 {
                 // One shard reads the caller's batch where it lies.
                 replicas[0].setLengths(lengths, count: batchSize)
                 replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
-                                gradientScale: 1 / Scalar(batchSize), backend: backend)
+                                gradientScale: scale, backend: backend)
                 shardFigures[0] = replicas[0].figures
-                figures = try reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count)
+                figures = try finishBatch(reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count))
             } else {
-                figures = try trainShards(batchSize: batchSize) { replica, samples in
+                figures = try finishBatch(trainShards(batchSize: batchSize, gradientScale: scale) { replica, samples in
                     replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
                     replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
-                }
+                })
             }
             return update ? try applyUpdate(figures) : Metrics(figures)
         }
@@ -258,12 +272,13 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Loads each shard of this process's share of the batch with `load` (given the samples'
     /// positions in the whole batch), runs forward, loss and backward on every shard at once, and
-    /// reduces the gradients (of the whole batch's mean loss) into the model's arena; returns the
-    /// batch's figures. A process whose share is empty (a batch smaller than the processes) still
-    /// takes part in the reduction, with zero gradients.
-    private func trainShards(batchSize: Int, load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
+    /// reduces the gradients (of `gradientScale ·` the whole batch's summed loss) into the model's
+    /// arena; returns the batch's figures. A process whose share is empty (a batch smaller than
+    /// the processes) still takes part in the reduction, with zero gradients.
+    private func trainShards(batchSize: Int, gradientScale scale: Scalar,
+                             load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
         setTrainingStep()
-        let share = processShare(batchSize), count = min(workers, share.count), scale = 1 / Scalar(batchSize)
+        let share = processShare(batchSize), count = min(workers, share.count)
         guard count > 0 else {
             gradientArenas[0].update(repeating: 0, count: arena.count)
             shardFigures[0] = BatchFigures()
@@ -306,13 +321,16 @@ public final class Sequential<Scalar: BLASScalar> {
         guard data.sampleShape == inputShape else {
             throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
         }
+        guard case .vector(let classes) = outputShape, data.classCount == classes else {
+            throw ModelError.invalidConfiguration("the data has one label of \(data.classCount) classes per sample, the model outputs \(outputShape)")
+        }
         guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
         for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
             throw ModelError.invalidConfiguration("sample index \(index) at position \(position) is outside the dataset's 0..<\(data.count)")
         }
         reserve(batchCapacity: indices.count)
         return try BLASConfiguration.passGate.shared {
-            try applyUpdate(trainShards(batchSize: indices.count) { replica, samples in
+            try applyUpdate(trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
                 replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
             })
         }
