@@ -21,6 +21,7 @@ struct KerasModelSpec {
         var returnSequences = false
         var goBackwards = false
         var dropout = 0.0
+        var recurrentDropout = 0.0
         var seed: UInt64 = 0
         var zeroOutputForMask = false
         var unitForgetBias = true
@@ -85,17 +86,17 @@ struct KerasModelSpec {
     private static func plainRecurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
         switch r.kind {
         case .simpleRNN:
-            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
+            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
                               kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                               biasInitializer: r.biasInitializer)
         case .lstm:
             LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
+                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
                          kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                          biasInitializer: r.biasInitializer)
         case .gru:
             GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, seed: r.seed,
+                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
                         kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                         biasInitializer: r.biasInitializer)
         }
@@ -377,13 +378,20 @@ struct KerasConfig {
     private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
         guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
         var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
-        var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "kernel_initializer", "recurrent_initializer",
+        var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer", "recurrent_initializer",
                      "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
         spec.returnSequences = config["return_sequences"] as? Bool ?? false
         spec.goBackwards = config["go_backwards"] as? Bool ?? false
         if let rate = (config["dropout"] as? Double) ?? (config["dropout"] as? Int).map(Double.init), rate != 0 {
             if (0..<1).contains(rate) { spec.dropout = rate } else { refuse(place, "option dropout = \(rate) is not in [0, 1)") }
+        }
+        if let rate = (config["recurrent_dropout"] as? Double) ?? (config["recurrent_dropout"] as? Int).map(Double.init), rate != 0 {
+            if (0..<1).contains(rate) {
+                spec.recurrentDropout = rate
+            } else {
+                refuse(place, "option recurrent_dropout = \(rate) is not in [0, 1)")
+            }
         }
         spec.seed = UInt64(clamping: config["seed"] as? Int ?? 0)
         spec.zeroOutputForMask = config["zero_output_for_mask"] as? Bool ?? false
@@ -405,7 +413,7 @@ struct KerasConfig {
             spec.resetAfter = config["reset_after"] as? Bool ?? true
         }
         checkOptions(config, place: place, known: Set(known), expected: [
-            "use_bias": true, "return_state": false, "stateful": false, "trainable": true, "recurrent_dropout": 0.0,
+            "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
         ])
         return spec
     }

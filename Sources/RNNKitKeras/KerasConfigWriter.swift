@@ -91,7 +91,7 @@ enum KerasConfigWriter {
             "bias_initializer": initializer(recurrent.biasInitializer),
             "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
             "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
-            "bias_constraint": NSNull(), "dropout": recurrent.dropout, "recurrent_dropout": 0.0,
+            "bias_constraint": NSNull(), "dropout": recurrent.dropout, "recurrent_dropout": recurrent.recurrentDropout,
             "seed": Int(clamping: recurrent.seed),
         ]
         switch recurrent.cell {

@@ -38,6 +38,7 @@ struct Checkpoint {
             if let mode = options.bidirectional { settings["bidirectional"] = mode.rawValue }
             if options.goBackwards { settings["go-backwards"] = "true" }
             if let dropout = options.dropout, dropout > 0 { settings["dropout"] = "\(dropout)" }
+            if let rate = options.recurrentDropout, rate > 0 { settings["recurrent-dropout"] = "\(rate)" }
             if let maskValue = options.maskValue { settings["mask-value"] = "\(maskValue)" }
         } else {
             settings["model"] = built.description + " from a Keras config"

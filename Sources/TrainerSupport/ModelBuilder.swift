@@ -141,7 +141,8 @@ extension Trainer {
             // Each layer's dropout stream from the run's seed, so a run is reproducible.
             let layer = options.cell.layer(units: units, returnSequences: index < sizes.count - 1,
                                            activation: options.activation.activation, goBackwards: options.goBackwards,
-                                           dropout: options.dropout ?? 0, seed: options.seed &+ UInt64(index) &* 1_000_003)
+                                           dropout: options.dropout ?? 0, recurrentDropout: options.recurrentDropout ?? 0,
+                                           seed: options.seed &+ UInt64(index) &* 1_000_003)
             return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
         }
         if let maskValue = options.maskValue { layers.insert(Masking<Float>(maskValue: maskValue), at: 0) }

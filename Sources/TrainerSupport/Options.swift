@@ -13,12 +13,14 @@ public enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
 
     /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
     func layer(units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false,
-               dropout: Double = 0, seed: UInt64 = 0) -> RecurrentLayer<Float> {
+               dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) -> RecurrentLayer<Float> {
         switch self {
         case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences, activation: activation, goBackwards: goBackwards,
-                                          dropout: dropout, seed: seed)
-        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout, seed: seed)
-        case .gru: GRU<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout, seed: seed)
+                                          dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
+        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                                recurrentDropout: recurrentDropout, seed: seed)
+        case .gru: GRU<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                              recurrentDropout: recurrentDropout, seed: seed)
         }
     }
 }

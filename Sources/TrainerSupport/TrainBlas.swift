@@ -39,6 +39,10 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: ArgumentHelp("Drop this fraction of each recurrent layer's input features while training, one mask per image (Keras's dropout).", valueName: "R"))
     public var dropout: Double?
 
+    @Option(name: .customLong("recurrent-dropout"),
+            help: ArgumentHelp("Drop this fraction of each recurrent layer's state where it meets the recurrent kernel while training, one mask per image (Keras's recurrent_dropout).", valueName: "R"))
+    public var recurrentDropout: Double?
+
     @Option(name: .customLong("mask-value"),
             help: ArgumentHelp("Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.", valueName: "V"))
     public var maskValue: Double?
@@ -50,7 +54,7 @@ public struct TrainBlas: ParsableCommand {
     var architectureFlagsGiven: [String] {
         [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
          bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil, dropout.map { _ in "--dropout" },
-         maskValue.map { _ in "--mask-value" }].compactMap { $0 }
+         recurrentDropout.map { _ in "--recurrent-dropout" }, maskValue.map { _ in "--mask-value" }].compactMap { $0 }
     }
 
     @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
@@ -148,6 +152,9 @@ public struct TrainBlas: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
         if let maskValue, !maskValue.isFinite { throw ValidationError("--mask-value must be a number, got \(maskValue)") }
         if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if let recurrentDropout, !(recurrentDropout >= 0 && recurrentDropout < 1) {
+            throw ValidationError("--recurrent-dropout must be in [0, 1), got \(recurrentDropout)")
+        }
         let clips = [("--clipnorm", clipnorm), ("--clipvalue", clipvalue), ("--global-clipnorm", globalClipnorm)].filter { $0.1 != nil }
         if clips.count > 1 { throw ValidationError("give one of \(clips.map(\.0).joined(separator: ", ")), as Keras allows one") }
         if let (flag, value) = clips.first, let value, !(value > 0 && value.isFinite) {

@@ -43,8 +43,9 @@ final class BackendAgreementTests: XCTestCase {
         var worst: [String: Double] = [:]
         for cell in Self.cells {
             for (k, d) in Self.shapes.enumerated() {
-                // The last state or the sequence, from zeros or from a given state (with d c_T from outside for LSTM).
-                for (sequence, fromState) in [(false, false), (true, false), (true, true)] {
+                // The last state or the sequence, from zeros or from a given state (with d c_T from
+                // outside for LSTM), and with recurrent dropout (from zeros it is in the model-level tests).
+                for (sequence, fromState, dropping) in [(false, false, false), (true, false, false), (true, true, false), (true, true, true)] {
                     let seed = UInt64(k * 10)
                     let GH = cell.gates * d.units
                     let x: [Float] = randomValues(d.steps * d.batch * d.inputs, seed: seed)
@@ -53,16 +54,19 @@ final class BackendAgreementTests: XCTestCase {
                     let b: [Float] = randomValues(cell.biasShape(units: d.units).reduce(1, *), seed: seed + 3, scale: 0.5)
                     let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
                     let state: [Float]? = fromState ? randomValues(3 * d.batch * d.units, seed: seed + 5) : nil
-                    let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh, state: state)
+                    // A recurrent dropout mask of rate 0.4: 0, or 1 / 0.6.
+                    let dropMask: [Float]? = dropping
+                        ? randomValues(d.batch * d.units, seed: seed + 6).map { $0 < -0.2 ? 0 : 1 / 0.6 } : nil
+                    let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
                     for engine in Self.engines {
                         SmallGEMM.forcePortable(engine.portable)
                         defer { SmallGEMM.forcePortable(false) }
-                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state)
-                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX", "d initial state"], zip(results, reference)) {
+                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
+                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX", "d initial state", "h ⊙ m"], zip(results, reference)) {
                             let error = relativeError(computed, expected)
                             let key = "\(cell), \(engine.name)"
                             worst[key] = max(worst[key] ?? 0, error)
-                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), initial state \(fromState), \(engine.name)")
+                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), initial state \(fromState), recurrent dropout \(dropping), \(engine.name)")
                         }
                     }
                 }
@@ -72,15 +76,19 @@ final class BackendAgreementTests: XCTestCase {
     }
 
     /// With `state` (3 × [B, H]: h_0, c_0, d loss / d c_T), starts from that state and returns d loss /
-    /// d (h_0, c_0) as a sixth array.
+    /// d (h_0, c_0) as a sixth array (an empty one without); with `dropMask` ([B, H]), runs with that
+    /// recurrent dropout mask and returns the states it dropped as a seventh.
     private func run(_ backend: any Backend, _ cell: RecurrentCell, _ d: RNNDimensions, _ sequence: Bool,
-                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float], state: [Float]? = nil) -> [[Float]] {
+                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float], state: [Float]? = nil,
+                     dropMask: [Float]? = nil) -> [[Float]] {
         let stateCount = d.batch * d.units, isLSTM = cell.gates == 4
         let given = state.map { buffer($0) }, stateGradient = Buffer<Float>(count: 2 * stateCount)
         let initial = given.map { RecurrentState(h: UnsafePointer($0.pointer), c: isLSTM ? UnsafePointer($0.pointer + stateCount) : nil) }
         let (x, w, u, b, dh) = (buffer(x), buffer(w), buffer(u), buffer(b), buffer(dh))
         let tapeMemory = Buffer<Float>(count: RecurrentTape<Float>.count(cell, d))
-        let tape = RecurrentTape(cell, d, memory: tapeMemory.pointer)
+        var tape = RecurrentTape(cell, d, memory: tapeMemory.pointer)
+        let mask = dropMask.map { buffer($0) }, droppedStates = Buffer<Float>(count: d.steps * d.batch * d.units)
+        if let mask { tape.recurrentDropout = RecurrentDropout(mask: UnsafePointer(mask.pointer), droppedStates: droppedStates.pointer) }
         let dW = Buffer<Float>(count: w.count), dU = Buffer<Float>(count: u.count)
         let db = Buffer<Float>(count: b.count), dX = Buffer<Float>(count: d.steps * d.batch * d.inputs)
         let workspace = Buffer<Float>(count: backend.recurrentWorkspaceCount(cell, d))
@@ -94,7 +102,8 @@ final class BackendAgreementTests: XCTestCase {
                                   inputGradient: dX.pointer,
                                   initialStateGradient: given == nil ? nil : RecurrentStateGradient(h: stateGradient.pointer, c: isLSTM ? stateGradient.pointer + stateCount : nil),
                                   workspace: workspace.pointer)
-        return [tapeMemory.array, dW.array, dU.array, db.array, dX.array] + (given == nil ? [] : [stateGradient.array])
+        return [tapeMemory.array, dW.array, dU.array, db.array, dX.array, given == nil ? [] : stateGradient.array]
+            + (mask == nil ? [] : [droppedStates.array])
     }
 
     func testDenseForwardAndBackward() {
@@ -150,9 +159,14 @@ final class BackendAgreementTests: XCTestCase {
                                                   Bidirectional(SimpleRNN(units: 4, returnSequences: true), mergeMode: .average),
                                                   Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum),
                                                   Dense(units: 3, activation: .softmax)] }, 7),
-            // Dropout (masks drawn from the same seeds by both models).
-            (.sequence(steps: 5, features: 6), { [GRU(units: 6, returnSequences: true, dropout: 0.3, seed: 1), Dropout(rate: 0.2, seed: 2),
-                                                  LSTM(units: 4, dropout: 0.5, seed: 3), Dense(units: 3, activation: .softmax)] }, 8),
+            // Dropout (masks drawn from the same seeds by both models), on the input and the state.
+            (.sequence(steps: 5, features: 6), { [GRU(units: 6, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4, seed: 1),
+                                                  Dropout(rate: 0.2, seed: 2),
+                                                  LSTM(units: 4, dropout: 0.5, recurrentDropout: 0.3, seed: 3), Dense(units: 3, activation: .softmax)] }, 8),
+            (.sequence(steps: 6, features: 4), { [SimpleRNN(units: 5, returnSequences: true, recurrentDropout: 0.5, seed: 4),
+                                                  GRU(units: 4, resetAfter: false, returnSequences: true, recurrentDropout: 0.3, seed: 5),
+                                                  Bidirectional(LSTM(units: 3, recurrentDropout: 0.2, seed: 6)),
+                                                  Dense(units: 3, activation: .softmax)] }, 7),
             // go_backwards on every cell kind, stacked.
             (.sequence(steps: 6, features: 5), { [LSTM(units: 7, returnSequences: true, goBackwards: true),
                                                   GRU(units: 5, returnSequences: true, goBackwards: true),
@@ -193,7 +207,8 @@ final class BackendAgreementTests: XCTestCase {
         let (steps, batch, features) = (9, 6, 5)
         let configurations: [() -> [any Layer<Float>]] = [
             { [Masking(), SimpleRNN(units: 7, returnSequences: true), LSTM(units: 5), Dense(units: 3, activation: .softmax)] },
-            { [Masking(), Bidirectional(GRU(units: 4, returnSequences: true)), GRU(units: 3, resetAfter: false, goBackwards: true),
+            { [Masking(), Bidirectional(GRU(units: 4, returnSequences: true, recurrentDropout: 0.3)),
+               GRU(units: 3, resetAfter: false, goBackwards: true, recurrentDropout: 0.4),
                Dense(units: 3, activation: .softmax)] },
             { [Masking(), LSTM(units: 6, returnSequences: true, goBackwards: true), Bidirectional(SimpleRNN(units: 4), mergeMode: .sum),
                Dense(units: 3, activation: .softmax)] },

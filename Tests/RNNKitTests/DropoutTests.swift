@@ -13,8 +13,8 @@ final class DropoutTests: XCTestCase {
     func testRateZeroIsExactlyNoDropout() throws {
         let (x, labels) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 1, as: Double.self)
         let plain = try model([GRU(units: 4, returnSequences: true), LSTM(units: 3), Dense(units: 3, activation: .softmax)])
-        let zero = try model([GRU(units: 4, returnSequences: true, dropout: 0, seed: 5), Dropout(rate: 0),
-                              LSTM(units: 3, dropout: 0), Dense(units: 3, activation: .softmax)])
+        let zero = try model([GRU(units: 4, returnSequences: true, dropout: 0, recurrentDropout: 0, seed: 5), Dropout(rate: 0),
+                              LSTM(units: 3, dropout: 0, recurrentDropout: 0), Dense(units: 3, activation: .softmax)])
         let (a, ga) = plain.lossAndGradients(x: x, labels: labels)
         let (b, gb) = zero.lossAndGradients(x: x, labels: labels)
         XCTAssertEqual(a, b)
@@ -67,6 +67,46 @@ final class DropoutTests: XCTestCase {
         }
     }
 
+    /// Recurrent dropout, seen through a linear SimpleRNN with W = 0, b = 1 and U = I, so that
+    /// `h_t = 1 + h_{t−1} ⊙ m`: a dropped unit stays at 1, a kept one grows by `1/(1 − p)` a step.
+    /// The mask is the same at every step, drops the rate's fraction, and is gone at inference.
+    func testRecurrentDropoutMasksTheStateWithOneMaskPerSequence() throws {
+        let (steps, batch, units, rate) = (4, 100, 500, 0.3)
+        let layer = SimpleRNN<Double>(units: units, returnSequences: true, activation: .linear, recurrentDropout: rate, seed: 17)
+        var generator = RandomGenerator(seed: 1)
+        _ = try layer.build(inputShape: .sequence(steps: steps, features: 1), generator: &generator)
+        layer.reserve(batchCapacity: batch, needsInputGradient: false, backend: BLASBackend())
+        let (kernel, recurrentKernel, bias) = (layer.parameters[0], layer.parameters[1], layer.parameters[2])
+        kernel.value.pointer.update(repeating: 0, count: kernel.count)
+        recurrentKernel.value.pointer.update(repeating: 0, count: recurrentKernel.count)
+        for k in 0..<units { recurrentKernel.value.pointer[k * units + k] = 1 }
+        bias.value.pointer.update(repeating: 1, count: units)
+        let x = randomValues(steps * batch, seed: 5, as: Double.self)
+        func states(training: Bool) -> [Double] {
+            layer.setTraining(training, step: 3)
+            return x.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: batch, backend: BLASBackend()), count: steps * batch * units))
+            }
+        }
+        let h = states(training: true), keep = 1 / (1 - rate), count = batch * units
+        var dropped = 0
+        for i in 0..<count {
+            let isDropped = h[count + i] == 1
+            if isDropped { dropped += 1 }
+            var expected = 1.0
+            for t in 0..<steps {
+                XCTAssertEqual(h[t * count + i], expected, accuracy: 1e-12, "unit \(i) at step \(t)")
+                expected = 1 + (isDropped ? 0 : keep * expected)
+            }
+        }
+        let fraction = Double(dropped) / Double(count), sigma = (rate * (1 - rate) / Double(count)).squareRoot()
+        XCTAssertEqual(fraction, rate, accuracy: 5 * sigma)
+        print(String(format: "recurrent_dropout 0.3 on %d state units dropped %.4f (tolerance ±%.4f)", count, fraction, 5 * sigma))
+        // At inference every unit is kept, unscaled: h_t = t.
+        let inferred = states(training: false)
+        for t in 0..<steps { XCTAssertTrue(inferred[(t * count)..<((t + 1) * count)].allSatisfy { $0 == Double(t + 1) }, "step \(t)") }
+    }
+
     /// A step's masks follow from the seed and the step: the same step draws the same mask, the next another.
     func testMasksFollowFromTheStep() throws {
         let layer = Dropout<Double>(rate: 0.5, seed: 3)
@@ -85,7 +125,8 @@ final class DropoutTests: XCTestCase {
     /// `predict` and `evaluate` never drop: two predictions agree, and equal the model's without dropout.
     func testNoDropoutAtInference() throws {
         let (x, _) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 4, as: Double.self)
-        let dropping = try model([LSTM(units: 4, dropout: 0.6, seed: 1), Dropout(rate: 0.5, seed: 2), Dense(units: 3, activation: .softmax)])
+        let dropping = try model([LSTM(units: 4, dropout: 0.6, recurrentDropout: 0.4, seed: 1), Dropout(rate: 0.5, seed: 2),
+                                  Dense(units: 3, activation: .softmax)])
         let plain = try model([LSTM(units: 4), Dense(units: 3, activation: .softmax)])
         try plain.setWeights(dropping.weights)
         func predict(_ model: Sequential<Double>) -> [Double] {

@@ -169,12 +169,15 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
-    /// Dropout while training, each mask held fixed: the layer's and each recurrent layer's input dropout.
+    /// Dropout while training, each mask held fixed: the layer's, and each recurrent layer's on its
+    /// input and on its state (recurrent dropout), every cell kind.
     func testDropoutWithFixedMasks() throws {
-        let recurrent = LSTM<Double>(units: 3, returnSequences: true, dropout: 0.4, seed: 9)
+        let recurrent = LSTM<Double>(units: 3, returnSequences: true, dropout: 0.4, recurrentDropout: 0.5, seed: 9)
         let dropout = Dropout<Double>(rate: 0.3, seed: 4)
-        let bidirectional = Bidirectional<Double>(GRU(units: 2, dropout: 0.5, seed: 2))
-        let layers: [any Layer<Double>] = [recurrent, dropout, bidirectional, Dense(units: 2)]
+        let bidirectional = Bidirectional<Double>(GRU(units: 2, returnSequences: true, dropout: 0.5, recurrentDropout: 0.4, seed: 2))
+        let resetBefore = GRU<Double>(units: 3, resetAfter: false, returnSequences: true, recurrentDropout: 0.5, seed: 6)
+        let simple = SimpleRNN<Double>(units: 3, recurrentDropout: 0.4, seed: 8)
+        let layers: [any Layer<Double>] = [recurrent, dropout, bidirectional, resetBefore, simple, Dense(units: 2)]
         // The same step draws the same masks, so every evaluation sees one mask.
         for layer in layers { layer.setTraining(true, step: 5) }
         try checkChain(layers, input: .sequence(steps: 4, features: 3), batch: 3, seed: 91)

@@ -132,8 +132,8 @@ final class KerasFileTests: XCTestCase {
     private func roundTrip<S: BLASScalar>(_: S.Type, optimizer: any StatefulOptimizer<S>, loss: any Loss) throws {
         let model = try Sequential<S>(inputShape: .sequence(steps: 5, features: 3), layers: [
             SimpleRNN(units: 4, returnSequences: true, activation: .relu), Dropout(rate: 0.1, seed: 4),
-            LSTM(units: 3, returnSequences: true, goBackwards: true, dropout: 0.2, seed: 7),
-            Bidirectional(GRU(units: 5, resetAfter: false, returnSequences: true), mergeMode: .average),
+            LSTM(units: 3, returnSequences: true, goBackwards: true, dropout: 0.2, recurrentDropout: 0.3, seed: 7),
+            Bidirectional(GRU(units: 5, resetAfter: false, returnSequences: true, recurrentDropout: 0.25), mergeMode: .average),
             Bidirectional(LSTM(units: 2, returnSequences: true)), GRU(units: 4), Dense(units: 6, activation: .softmax),
         ], seed: 5)
         try model.compile(optimizer: optimizer, loss: loss)
@@ -149,6 +149,8 @@ final class KerasFileTests: XCTestCase {
         let loaded = try Keras.loadModel(from: url, as: S.self)
         let what = "\(S.self) \(optimizer.name)"
         XCTAssertEqual((loaded.model.layers[2] as? RecurrentLayer<S>)?.dropout, 0.2)
+        XCTAssertEqual((loaded.model.layers[2] as? RecurrentLayer<S>)?.recurrentDropout, 0.3)
+        XCTAssertEqual((loaded.model.layers[3] as? Bidirectional<S>)?.backwardLayer.recurrentDropout, 0.25)
         XCTAssertEqual((loaded.model.layers[1] as? Dropout<S>)?.rate, 0.1)
         XCTAssertEqual(loaded.model.weights, model.weights, what)
         let restored = try XCTUnwrap(loaded.optimizer, what)
@@ -234,7 +236,7 @@ final class KerasFileTests: XCTestCase {
         {"class_name": "Sequential", "config": {"name": "s", "layers": [
           {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "dtype": "float32", "name": "in"}},
           {"class_name": "Conv1D", "config": {"name": "conv1d", "filters": 3}},
-          {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 0.5, "use_bias": false, "return_state": false,
+          {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 1.5, "use_bias": false, "return_state": false,
                                              "kernel_initializer": {"class_name": "HeNormal", "config": {}}}},
           {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "gelu", "dtype": "bfloat16",
                                               "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
@@ -245,7 +247,7 @@ final class KerasFileTests: XCTestCase {
         for item in [
             "crafted.keras: config.json: RNNKit cannot rebuild this model",
             "layers[1] (Conv1D \"conv1d\"): layer Conv1D is not supported",
-            "layers[2] (LSTM \"lstm\"): option recurrent_dropout = 0.5 is not supported (only 0)",
+            "layers[2] (LSTM \"lstm\"): option recurrent_dropout = 1.5 is not in [0, 1)",
             "layers[2] (LSTM \"lstm\"): option use_bias = false is not supported (only true)",
             "layers[2] (LSTM \"lstm\"): kernel_initializer HeNormal is not supported",
             "layers[3] (Dense \"dense\"): dtype bfloat16 is not supported",

@@ -86,7 +86,7 @@ final class PythonInteropTests: XCTestCase {
         let oneHot = labels.map { label in (0..<10).map { $0 == Int(label) ? 1.0 : 0.0 } }
         // A stack of Bidirectional layers in every merge mode, one of them reading backwards.
         let bidirectional = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: [
-            Bidirectional(LSTM(units: 5, returnSequences: true, dropout: 0.2)), Dropout(rate: 0.3),
+            Bidirectional(LSTM(units: 5, returnSequences: true, dropout: 0.2, recurrentDropout: 0.1)), Dropout(rate: 0.3),
             Bidirectional(GRU(units: 4, returnSequences: true), mergeMode: .mul),
             Bidirectional(SimpleRNN(units: 3, returnSequences: true, goBackwards: true), mergeMode: .average),
             Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum), Dense(units: 10, activation: .softmax),

@@ -85,11 +85,11 @@ final class KerasTrainerTests: XCTestCase {
                        try SafeTensors.decode(whole, file: "w", as: Float.self).tensors)
     }
 
-    /// `--bidirectional`, `--go-backwards` and `--clipnorm` build and train that model, and the
-    /// `.keras` file it saves says so.
+    /// `--bidirectional`, `--go-backwards`, `--clipnorm`, `--dropout`, `--recurrent-dropout` and
+    /// `--mask-value` build and train that model, and the `.keras` file it saves says so.
     func testSequenceFeatureFlags() throws {
         let metrics = try run(["--cell", "gru", "--units", "8", "--bidirectional", "ave", "--go-backwards", "--clipnorm", "1", "--dropout", "0.25",
-                               "--mask-value", "0",
+                               "--recurrent-dropout", "0.2", "--mask-value", "0",
                                "--epochs", "1", "--limit", "640", "--save", path("bi.keras")], output: "bi")
         XCTAssertEqual(metrics["model"] as? String, "Bidirectional(GRU(8))")
         let loaded = try Keras.loadModel(from: folder.appendingPathComponent("bi.keras"), as: Float.self)
@@ -100,12 +100,14 @@ final class KerasTrainerTests: XCTestCase {
         XCTAssertFalse(layer.backwardLayer.goBackwards)
         XCTAssertEqual(loaded.optimizer?.clipping, .norm(1))
         XCTAssertEqual(layer.forwardLayer.dropout, 0.25)
+        XCTAssertEqual(layer.backwardLayer.recurrentDropout, 0.2)
         XCTAssertEqual(loaded.optimizer?.iterations, 18)
 
         for (arguments, expected) in [(["--clipnorm", "1", "--clipvalue", "1"], "give one of --clipnorm, --clipvalue, as Keras allows one"),
                                       (["--global-clipnorm", "0"], "--global-clipnorm must be a positive number, got 0.0"),
                                       (["--bidirectional", "stack"], "--bidirectional"),
-                                      (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0")] {
+                                      (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+                                      (["--recurrent-dropout", "1.5"], "--recurrent-dropout must be in [0, 1), got 1.5")] {
             XCTAssertThrowsError(try TrainBlas.parse(arguments)) { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
                 XCTAssertTrue(TrainBlas.message(for: error).contains(expected), TrainBlas.message(for: error))

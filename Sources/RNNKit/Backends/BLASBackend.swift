@@ -58,6 +58,8 @@ public struct BLASBackend: Backend {
         let carried: UnsafeMutablePointer<S>, carriedCell: UnsafeMutablePointer<S>, resetState: UnsafeMutablePointer<S>
         /// Masking: what masked samples pass to the step before (d h, d c).
         let passedState: UnsafeMutablePointer<S>, passedCell: UnsafeMutablePointer<S>
+        /// Recurrent dropout: d loss / d (h_{t−1} ⊙ m), before the mask takes it to h_{t−1}.
+        let droppedGradient: UnsafeMutablePointer<S>
         /// `[G·H, H]`: `Uᵀ`, written once per backward pass when the per-step products are small,
         /// so that each step's `dG·Uᵀ` reads it in place instead of transposing `U` again.
         let transposedRecurrentKernel: UnsafeMutablePointer<S>
@@ -66,7 +68,7 @@ public struct BLASBackend: Backend {
             let state = d.batch * d.units, gates = cell.gates * state
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
-            return 6 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
+            return 7 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
         }
 
         /// Room for `Uᵀ` only where the small kernels can take the per-step products (H ≤ 64):
@@ -83,7 +85,8 @@ public struct BLASBackend: Backend {
             resetState = memory + 3 * state
             passedState = memory + 4 * state
             passedCell = memory + 5 * state
-            projection = memory + 6 * state
+            droppedGradient = memory + 6 * state
+            projection = memory + 7 * state
             inputGateGradient = projection + gates
             recurrentGateGradient = cell.hasRecurrentBias ? inputGateGradient + d.steps * gates : inputGateGradient
             transposedRecurrentKernel = inputGateGradient + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
@@ -118,7 +121,18 @@ public struct BLASBackend: Backend {
             gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
                    alpha: 1, a: x + first * B * D, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates + first * stepGates, ldc: GH)
         }
+        let dropout = tape.recurrentDropout
         for t in 0..<T {
+            // Recurrent dropout: the products with U read h_{t−1} ⊙ m, kept for dU.
+            let previousForU: UnsafePointer<S>
+            if let dropout {
+                let dropped = dropout.droppedStates + t * stepState
+                S.combine(t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState), dropout.mask,
+                          into: dropped, count: stepState, multiply: true, scale: 1)
+                previousForU = UnsafePointer(dropped)
+            } else {
+                previousForU = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
+            }
             if let mask, Self.everySampleMasked(mask + t * B, batch: B) {
                 // The whole step masked: every state (and cell state) carried over.
                 let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
@@ -136,19 +150,19 @@ public struct BLASBackend: Backend {
                 // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing), then f; for a small
                 // tanh layer in one pass, the activation applied before the product leaves registers.
                 if t > 0 || fromStart, f == .tanh, kernels == .auto, SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
-                   S.smallGEMMTanh(m: B, n: H, k: H, a: previous, lda: H, b: U, ldb: H, c: gates, ldc: H) {
+                   S.smallGEMMTanh(m: B, n: H, k: H, a: previousForU, lda: H, b: U, ldb: H, c: gates, ldc: H) {
                     break
                 }
                 if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: H, k: H,
-                           alpha: 1, a: previous, lda: H, b: U, ldb: H, beta: 1, c: gates, ldc: H)
+                           alpha: 1, a: previousForU, lda: H, b: U, ldb: H, beta: 1, c: gates, ldc: H)
                 }
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
                 // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
                 if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
-                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
+                           alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
                 let cells = tape.cellStates!
                 S.lstmForwardStep(
@@ -161,7 +175,7 @@ public struct BLASBackend: Backend {
                 S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
                 if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
-                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
+                           alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
                 }
                 S.gruForwardStepResetAfter(
                     activation: f, recurrentActivation: sigma, gates: gates, recurrent: w.projection,
@@ -170,10 +184,10 @@ public struct BLASBackend: Backend {
                 // [z_z z_r] += h_{t−1} [B, H] · U[:, 0..<2H] [H, 2H]
                 if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: 2 * H, k: H,
-                           alpha: 1, a: previous, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
+                           alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
                 let resetState = tape.auxiliary! + t * stepState
-                S.gruResetState(recurrentActivation: sigma, gates: gates, previousState: previous,
+                S.gruResetState(recurrentActivation: sigma, gates: gates, previousState: previousForU,
                                 resetState: resetState, rows: B, units: H)
                 // z_h += (r ⊙ h_{t−1}) [B, H] · U[:, 2H..<3H] [H, H]
                 if t > 0 || fromStart {
@@ -259,6 +273,8 @@ public struct BLASBackend: Backend {
                     }
                 }
             }
+            // Recurrent dropout: what comes back through U is d loss / d (h_{t−1} ⊙ m); × m gives h_{t−1}'s share.
+            let dropMask = tape.recurrentDropout?.mask
             switch cell {
             case .simple(let f):
                 // dz_t = (dh_t + g) ⊙ f′(h_t)
@@ -267,6 +283,7 @@ public struct BLASBackend: Backend {
                 if t > 0 || toStart {
                     // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
                     carry(dGates, lda: H, first: 0, columns: H, accumulate: false, into: w.carried)
+                    if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
                 }
             case .lstm(let f, let sigma):
                 let cells = tape.cellStates!
@@ -278,6 +295,7 @@ public struct BLASBackend: Backend {
                 if t > 0 || toStart {
                     // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
                     carry(dGates, lda: GH, first: 0, columns: GH, accumulate: false, into: w.carried)
+                    if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
                 }
             case .gru(let f, let sigma, true):
                 let dRecurrent = w.recurrentGateGradient + t * stepGates
@@ -286,8 +304,13 @@ public struct BLASBackend: Backend {
                     previousState: previous, upstream: upstream, carried: carried,
                     inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
                 if t > 0 || toStart {
-                    // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]
-                    carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
+                    // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]   (the product × m under recurrent dropout)
+                    if let dropMask {
+                        carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: false, into: w.droppedGradient)
+                        Self.addProduct(w.droppedGradient, dropMask, into: w.carried, count: stepState)
+                    } else {
+                        carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
+                    }
                 }
             case .gru(let f, let sigma, false):
                 S.gruBackwardCandidate(
@@ -295,11 +318,23 @@ public struct BLASBackend: Backend {
                     upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
                 // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
                 carry(dGates + 2 * H, lda: GH, first: 2 * H, columns: H, accumulate: false, into: w.resetState)
-                S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
-                                   resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
-                if t > 0 || toStart {
-                    // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
-                    carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
+                if let dropout = tape.recurrentDropout {
+                    // Every term below is d loss / d (h_{t−1} ⊙ m): gathered apart, then × m into g.
+                    w.droppedGradient.update(repeating: 0, count: stepState)
+                    S.gruBackwardReset(recurrentActivation: sigma, gates: gates,
+                                       previousState: dropout.droppedStates + t * stepState, resetStateGradient: w.resetState,
+                                       gateGradient: dGates, direct: w.droppedGradient, rows: B, units: H)
+                    if t > 0 || toStart {
+                        carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.droppedGradient)
+                    }
+                    Self.addProduct(w.droppedGradient, dropout.mask, into: w.carried, count: stepState)
+                } else {
+                    S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
+                                       resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
+                    if t > 0 || toStart {
+                        // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
+                        carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
+                    }
                 }
             }
             if let stepMask {
@@ -344,18 +379,31 @@ public struct BLASBackend: Backend {
         // dU [H, n] = H_prevᵀ · dG over steps t ≥ 1 of the range; h_0 = 0 contributes nothing.
         // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
         let firstWithPrevious = max(first, 1)
-        if firstWithPrevious < active.upperBound {
-            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - firstWithPrevious) * B,
-                   alpha: 1, a: tape.states + (firstWithPrevious - 1) * stepState, lda: H,
-                   b: UnsafePointer(w.recurrentGateGradient) + firstWithPrevious * stepGates, ldb: GH, beta: 0,
-                   c: gradients.recurrentKernel, ldc: GH)
+        if let dropout = tape.recurrentDropout {
+            // Recurrent dropout: the products read h_{t−1} ⊙ m, kept per step (h_0 ⊙ m at step 0).
+            let start = initialState != nil ? first : firstWithPrevious
+            if start < active.upperBound {
+                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - start) * B,
+                     alpha: 1, a: dropout.droppedStates + start * stepState, lda: H,
+                     b: UnsafePointer(w.recurrentGateGradient) + start * stepGates, ldb: GH, beta: 0,
+                     c: gradients.recurrentKernel, ldc: GH)
+            } else {
+                zeroRecurrentKernel(columns: stateColumns, from: 0)
+            }
         } else {
-            zeroRecurrentKernel(columns: stateColumns, from: 0)
-        }
-        if initialState != nil, first == 0 {
-            // A given h_0 meets the first step's gate gradients too: dU += h_0ᵀ [H, B] · dG_0 [B, n].
-            gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: B,
-                   alpha: 1, a: initialH, lda: H, b: dRecurrent, ldb: GH, beta: 1, c: gradients.recurrentKernel, ldc: GH)
+            if firstWithPrevious < active.upperBound {
+                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - firstWithPrevious) * B,
+                       alpha: 1, a: tape.states + (firstWithPrevious - 1) * stepState, lda: H,
+                       b: UnsafePointer(w.recurrentGateGradient) + firstWithPrevious * stepGates, ldb: GH, beta: 0,
+                       c: gradients.recurrentKernel, ldc: GH)
+            } else {
+                zeroRecurrentKernel(columns: stateColumns, from: 0)
+            }
+            if initialState != nil, first == 0 {
+                // A given h_0 meets the first step's gate gradients too: dU += h_0ᵀ [H, B] · dG_0 [B, n].
+                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: B,
+                       alpha: 1, a: initialH, lda: H, b: dRecurrent, ldb: GH, beta: 1, c: gradients.recurrentKernel, ldc: GH)
+            }
         }
         if resetBefore {
             // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, rows] · dz_h [rows, H]
@@ -373,6 +421,12 @@ public struct BLASBackend: Backend {
                    alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient + first * B * D, ldc: D)
             (inputGradient + active.upperBound * B * D).update(repeating: 0, count: (T - active.upperBound) * B * D)
         }
+    }
+
+    /// `c += a ⊙ b` over `count` scalars.
+    @inline(__always)
+    private static func addProduct<S: BLASScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, into c: UnsafeMutablePointer<S>, count: Int) {
+        for i in 0..<count { c[i] += a[i] * b[i] }
     }
 
     /// Whether all `batch` samples of a step are masked.

@@ -26,11 +26,15 @@ public struct NaiveBackend: Backend {
         let (W, U, bias) = (weights.kernel, weights.recurrentKernel, weights.bias)
         // Per sample: `input[j] = b_j + Σ_i x_i · W[i, j]`, `recurrent[j] = (b′_j) + Σ_k h_{t−1, k} · U[k, j]`.
         let input = workspace, recurrent = workspace + GH
+        let dropout = tape.recurrentDropout
         for t in 0..<T {
             for b in 0..<B {
                 let row = (t * B + b)
                 let xt = x + row * D
                 func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : initialState?.h[b * H + k] ?? 0 }
+                // Recurrent dropout: what meets U is h_{t−1} ⊙ m (the blend and masked steps read h_{t−1}).
+                func previousForU(_ k: Int) -> S { previousState(k) * (dropout?.mask[b * H + k] ?? 1) }
+                if let dropout { for k in 0..<H { dropout.droppedStates[row * H + k] = previousForU(k) } }
                 func previousCell(_ k: Int) -> S { t > 0 ? tape.cellStates![((t - 1) * B + b) * H + k] : initialState?.c?[b * H + k] ?? 0 }
                 if let mask, mask[row] == 0 {
                     // A masked step: the state (and the cell state) carried over unchanged.
@@ -46,7 +50,7 @@ public struct NaiveBackend: Backend {
                     for i in 0..<D { sum += xt[i] * W[i * GH + j] }
                     input[j] = sum
                     var r: S = cell.hasRecurrentBias ? bias[GH + j] : 0
-                    for k in 0..<H { r += previousState(k) * U[k * GH + j] }
+                    for k in 0..<H { r += previousForU(k) * U[k * GH + j] }
                     recurrent[j] = r
                 }
                 let gates = tape.gates + row * GH, state = tape.states + row * H
@@ -79,8 +83,8 @@ public struct NaiveBackend: Backend {
                         } else {
                             // h̃ = f(x·W_h + b_h + (r ⊙ h_{t−1}) · U_h)
                             var sum = input[2 * H + j]
-                            for k in 0..<H { sum += gates[H + k] * previousState(k) * U[k * GH + 2 * H + j] }
-                            tape.auxiliary![row * H + j] = r * previousState(j)
+                            for k in 0..<H { sum += gates[H + k] * previousForU(k) * U[k * GH + 2 * H + j] }
+                            tape.auxiliary![row * H + j] = r * previousForU(j)
                             gates[2 * H + j] = Self.apply(f, sum)
                         }
                     }
@@ -116,11 +120,14 @@ public struct NaiveBackend: Backend {
             dh[i] = sequenceGradient ? stateGradient[(T - 1) * B * H + i] : stateGradient[i]
             dc[i] = finalCellGradient?[i] ?? 0
         }
+        let dropout = tape.recurrentDropout
         for t in stride(from: T - 1, through: 0, by: -1) {
             for b in 0..<B {
                 let row = t * B + b
                 let gates = tape.gates + row * GH, g = dh + b * H
                 func previousState(_ k: Int) -> S { t > 0 ? tape.states[((t - 1) * B + b) * H + k] : initialState?.h[b * H + k] ?? 0 }
+                // Recurrent dropout's mask, by which what reaches h_{t−1} through U is multiplied.
+                func keep(_ k: Int) -> S { dropout?.mask[b * H + k] ?? 1 }
                 if let mask, mask[row] == 0 {
                     // h_t = h_{t−1} (and c_t = c_{t−1}): their gradients pass to the step before as they are.
                     if t > 0, sequenceGradient {
@@ -175,8 +182,8 @@ public struct NaiveBackend: Backend {
                             dReset[k] = sum
                         }
                         for k in 0..<H {
-                            dx[H + k] = dReset[k] * previousState(k) * Self.derivative(sigma, output: gates[H + k])
-                            direct[k] += dReset[k] * gates[H + k]
+                            dx[H + k] = dReset[k] * previousState(k) * keep(k) * Self.derivative(sigma, output: gates[H + k])
+                            direct[k] += dReset[k] * gates[H + k] * keep(k)
                         }
                         // The candidate's block of U sees r ⊙ h_{t−1}, not h_{t−1}: it is added below.
                         for j in 0..<GH { du[j] = j < 2 * H ? dx[j] : 0 }
@@ -190,7 +197,7 @@ public struct NaiveBackend: Backend {
                     gradients.bias[j] += dx[j]
                     if cell.hasRecurrentBias { gradients.bias[GH + j] += du[j] }
                     for i in 0..<D { gradients.kernel[i * GH + j] += x[row * D + i] * dx[j] }
-                    for k in 0..<H { gradients.recurrentKernel[k * GH + j] += previousState(k) * du[j] }
+                    for k in 0..<H { gradients.recurrentKernel[k * GH + j] += previousState(k) * keep(k) * du[j] }
                 }
                 if let inputGradient {
                     for i in 0..<D {
@@ -200,11 +207,11 @@ public struct NaiveBackend: Backend {
                     }
                 }
                 guard t > 0 || initialStateGradient != nil else { continue }
-                // d loss / d h_{t−1} = direct + du · Uᵀ (+ the loss's own gradient at t − 1 for sequences)
+                // d loss / d h_{t−1} = direct + (du · Uᵀ) ⊙ m (+ the loss's own gradient at t − 1 for sequences)
                 for k in 0..<H {
-                    var sum = direct[k] + (t > 0 && sequenceGradient ? stateGradient[((t - 1) * B + b) * H + k] : 0)
-                    for j in 0..<GH { sum += du[j] * U[k * GH + j] }
-                    g[k] = sum
+                    var throughU: S = 0
+                    for j in 0..<GH { throughU += du[j] * U[k * GH + j] }
+                    g[k] = direct[k] + (t > 0 && sequenceGradient ? stateGradient[((t - 1) * B + b) * H + k] : 0) + throughU * keep(k)
                 }
                 if t == 0, let initialStateGradient {
                     for k in 0..<H {

@@ -118,12 +118,15 @@ public struct RecurrentGradients<S: BLASScalar> {
 /// - `states [T, B, H]`: `h_t` for t = 1…T (the same memory as `gates` for SimpleRNN).
 /// - `cellStates [T, B, H]`: LSTM's `c_t`.
 /// - `auxiliary [T, B, H]`: LSTM: `f(c_t)`; GRU with reset after: `h_{t−1}·U_h + b′_h`; GRU with
-///   reset before: `r ⊙ h_{t−1}`.
+///   reset before: `r ⊙ h_{t−1}` (`r ⊙ h_{t−1} ⊙ m` under recurrent dropout).
+/// - `recurrentDropout`, when set by the layer (training with Keras's `recurrent_dropout`): see
+///   `RecurrentDropout`.
 public struct RecurrentTape<S: BLASScalar> {
     public let gates: UnsafeMutablePointer<S>
     public let states: UnsafeMutablePointer<S>
     public let cellStates: UnsafeMutablePointer<S>?
     public let auxiliary: UnsafeMutablePointer<S>?
+    public var recurrentDropout: RecurrentDropout<S>?
 
     /// Scalars the tape of `cell` needs for `dims`.
     public static func count(_ cell: RecurrentCell, _ dims: RNNDimensions) -> Int {
@@ -153,6 +156,23 @@ public struct RecurrentTape<S: BLASScalar> {
             cellStates = nil
             auxiliary = memory + 4 * step
         }
+    }
+}
+
+/// Keras's `recurrent_dropout` in the driver: every product with the recurrent kernel reads
+/// `h_{t−1} ⊙ m` instead of `h_{t−1}`, with one mask `m [B, H]` per sequence for every step and
+/// every gate (0, or `1 / (1 − rate)`). What does not pass through `U` (GRU's blend
+/// `z ⊙ h_{t−1}`, a masked step's carried state) reads `h_{t−1}` itself.
+public struct RecurrentDropout<S: BLASScalar> {
+    /// `m [B, H]`.
+    public var mask: UnsafePointer<S>
+    /// `[T, B, H]`: receives `h_{t−1} ⊙ m` for every step in the forward pass; the backward pass
+    /// reads it for `d loss / d U`.
+    public var droppedStates: UnsafeMutablePointer<S>
+
+    public init(mask: UnsafePointer<S>, droppedStates: UnsafeMutablePointer<S>) {
+        self.mask = mask
+        self.droppedStates = droppedStates
     }
 }
 

@@ -17,6 +17,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// The fraction of each sequence's input features dropped while training (Keras's `dropout`):
     /// one mask per sequence, the same at every step, the kept features scaled by `1 / (1 − rate)`.
     public var dropout: Double { inputDropout.rate }
+    /// The fraction of the state dropped where it meets the recurrent kernel while training
+    /// (Keras's `recurrent_dropout`): one mask `[B, units]` per sequence, the same at every step and
+    /// for every gate, kept units scaled by `1 / (1 − rate)` (see `RecurrentDropout`).
+    public var recurrentDropout: Double { recurrentDropoutMask.rate }
     /// The seed of the dropout masks' stream (Keras's `seed`).
     public var seed: UInt64 { inputDropout.seed }
     public let kernelInitializer: Initializer
@@ -38,8 +42,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     private var reversed = Buffer<Scalar>(count: 0)       // goBackwards: the input, then d loss / d it, in processing order
     private var dropped = Buffer<Scalar>(count: 0)        // dropout: the input with its mask applied
     var inputDropout: DropoutMask<Scalar>                 // [B, D] per batch
+    var recurrentDropoutMask: DropoutMask<Scalar>         // [B, H] per batch
+    private var droppedStates = Buffer<Scalar>(count: 0)  // recurrent dropout: h_{t−1} ⊙ m, [T, B, H]
     private var training = false, step = 0
-    private var dropping = false
+    private var dropping = false, droppingState = false
     /// The mask of the sequence being read (`[T, B]`, 0 at masked steps), from a `Masking` layer upstream.
     private var stepMask: UnsafePointer<UInt8>?
     private var reversedMask = Buffer<UInt8>(count: 0)    // goBackwards: the mask in processing order
@@ -62,9 +68,12 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
 
     init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
          kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
-         unitForgetBias: Bool = false, dropout: Double = 0, seed: UInt64 = 0) {
+         unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) {
         precondition((0..<1).contains(dropout), "\(typeName)'s dropout must be in [0, 1), not \(dropout)")
+        precondition((0..<1).contains(recurrentDropout), "\(typeName)'s recurrentDropout must be in [0, 1), not \(recurrentDropout)")
         inputDropout = DropoutMask(rate: dropout, seed: seed)
+        // A stream of its own, so the two masks are independent for one seed.
+        recurrentDropoutMask = DropoutMask(rate: recurrentDropout, seed: seed ^ 0x6A09_E667_F3BC_C909)
         precondition(units > 0, "\(typeName) needs at least one unit, not \(units)")
         precondition(cell.activations.allSatisfy(\.isElementwise), "\(typeName)'s activations must be elementwise, not softmax")
         self.typeName = typeName
@@ -124,6 +133,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         copy.outputShape = outputShape
         copy.parameters = parameters.map { Parameter(sharingValuesOf: $0) }
         copy.inputDropout = inputDropout.replica()
+        copy.recurrentDropoutMask = recurrentDropoutMask.replica()
         copy.zeroOutputForMask = zeroOutputForMask
         copy.name = name
         return copy
@@ -135,7 +145,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         let copy = RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
                        goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
                        recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
-                       dropout: dropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
+                       dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
         copy.zeroOutputForMask = zeroOutputForMask
         return copy
     }
@@ -201,6 +211,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             if dropped.count < steps * batchCapacity * inputs { dropped = Buffer(count: steps * batchCapacity * inputs) }
             inputDropout.reserve(batchCapacity * inputs)
         }
+        if recurrentDropout > 0 {
+            if droppedStates.count < steps * batchCapacity * units { droppedStates = Buffer(count: steps * batchCapacity * units) }
+            recurrentDropoutMask.reserve(batchCapacity * units)
+        }
         if goBackwards, reversedMask.count < steps * batchCapacity { reversedMask = Buffer(count: steps * batchCapacity) }
         if computesInitialStateGradient, stateGradient.count < 2 * batchCapacity * units { stateGradient = Buffer(count: 2 * batchCapacity * units) }
         if zeroOutputForMask, returnSequences, maskedOutput.count < steps * batchCapacity * units {
@@ -241,6 +255,15 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         if workspace.count < needed { workspace = Buffer(count: needed) }
     }
 
+    /// The tape over the layer's memory, with this pass's recurrent dropout mask while training.
+    private func tape(_ dims: RNNDimensions) -> RecurrentTape<Scalar> {
+        var tape = RecurrentTape(cell, dims, memory: self.tape.pointer)
+        if droppingState {
+            tape.recurrentDropout = RecurrentDropout(mask: recurrentDropoutMask.values.pointer, droppedStates: droppedStates.pointer)
+        }
+        return tape
+    }
+
     private var weights: RecurrentWeights<Scalar> {
         RecurrentWeights(kernel: kernel.value.pointer, recurrentKernel: recurrentKernel.value.pointer, bias: bias.value.pointer)
     }
@@ -250,8 +273,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         precondition(RecurrentTape<Scalar>.count(cell, dims) <= tape.count,
                      "batch of \(batchSize) exceeds the reserved capacity of \(name)")
         reserveWorkspace(dims, backend: backend)
-        let tape = RecurrentTape(cell, dims, memory: self.tape.pointer)
         var input = input
+        droppingState = training && recurrentDropout > 0
+        if droppingState { recurrentDropoutMask.draw(batchSize * units, step: step) }
+        let tape = self.tape(dims)
         dropping = training && dropout > 0
         if dropping {
             inputDropout.draw(batchSize * inputs, step: step)
@@ -318,7 +343,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             ? RecurrentStateGradient(h: stateGradient.pointer, c: cell.gates == 4 ? stateGradient.pointer + batchSize * units : nil) : nil
         backend.recurrentBackward(
             cell, dims, x: input, weights: weights, mask: lastMask, initialState: initialState,
-            tape: RecurrentTape(cell, dims, memory: tape.pointer), stateGradient: outputGradient, sequenceGradient: returnSequences,
+            tape: tape(dims), stateGradient: outputGradient, sequenceGradient: returnSequences,
             finalCellGradient: finalCellGradient,
             gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
                                           bias: bias.gradient.pointer),
@@ -348,16 +373,20 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - goBackwards: read the sequence from its last step (Keras's `go_backwards`).
     ///   - dropout: the fraction of input features dropped while training (Keras's `dropout`),
     ///     one mask per sequence; `seed` starts its stream.
+    ///   - recurrentDropout: the fraction of the state dropped where it meets the recurrent kernel
+    ///     while training (Keras's `recurrent_dropout`), one mask per sequence.
     ///   - activation: `tanh` (Keras's default) or another elementwise activation, e.g. `relu`.
     public init(
-        units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
+        units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
+        dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
         super.init(typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
                    returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout, seed: seed)
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
+                   recurrentDropout: recurrentDropout, seed: seed)
     }
 }
 
@@ -371,9 +400,11 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - activation: `f` (Keras's default `tanh`).
     ///   - recurrentActivation: `σ` (Keras's default `sigmoid`; `hardSigmoid` for older files).
     ///   - unitForgetBias: start the forget gate's bias at 1 (Keras's default).
+    ///   - dropout, recurrentDropout, seed: as `SimpleRNN`'s; one mask serves all four gates.
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
+        unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
+        dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
@@ -382,7 +413,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
                    cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
                    returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
-                   unitForgetBias: unitForgetBias, dropout: dropout, seed: seed)
+                   unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
     }
 }
 
@@ -393,9 +424,11 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 /// `h̃ = f(x·W_h + b_h + r ⊙ (h_{t−1}·U_h + b′_h))`; without (older Keras files) it is
 /// `[3·units]` and `h̃ = f(x·W_h + (r ⊙ h_{t−1})·U_h + b_h)`.
 public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
+    /// - Parameters: dropout, recurrentDropout, seed: as `SimpleRNN`'s; one mask serves all three gates.
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
-        resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, dropout: Double = 0, seed: UInt64 = 0,
+        resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
+        dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
@@ -403,6 +436,7 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         super.init(typeName: "GRU", nameStem: "gru",
                    cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
                    units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout, seed: seed)
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
+                   recurrentDropout: recurrentDropout, seed: seed)
     }
 }
