@@ -66,6 +66,36 @@ for batch in [5, 2] {
     check((try? world.checkIdentical(together.arena)) != nil, "batch of \(batch): after a step every rank's weights are identical")
 }
 
+// A loss over masked steps (per-sample lengths reaching a sequence output) is the mean over the
+// steps kept in the whole batch, not per rank: the ranks' sums and counts are reduced first.
+do {
+    let batch = 5
+    let lengths: [Int32] = [4, 1, 3, 2, 4]
+    let x = (0..<(4 * batch * 3)).map { Double(($0 * 29) % 13) / 13 - 0.5 }
+    let labels = (0..<(4 * batch)).map { Int32(($0 * 7) % 3) }
+    func sequenceModel(seed: UInt64) throws -> Sequential<Double> {
+        let model = try Sequential<Double>(inputShape: .sequence(steps: 4, features: 3),
+                                           layers: [GRU<Double>(units: 4, returnSequences: true), Dense<Double>(units: 3, activation: .softmax)],
+                                           seed: seed)
+        try model.compile(optimizer: Adam<Double>(), loss: SparseCategoricalCrossentropy())
+        return model
+    }
+    let together = try sequenceModel(seed: UInt64(world.rank))
+    try world.broadcast(model: together, optimizer: together.optimizer as? any StatefulOptimizer<Double>)
+    together.workers = 2
+    together.reducer = MPIReducer<Double>(world: world)
+    let alone = try sequenceModel(seed: 0)
+    let reference = try alone.computeGradients(x: x, labels: labels, lengths: lengths, batchSize: batch)
+    let shared = try together.computeGradients(x: x, labels: labels, lengths: lengths, batchSize: batch)
+    var largest = 0.0
+    for i in 0..<alone.arena.count {
+        largest = max(largest, abs(alone.arena.gradients.pointer[i] - together.arena.gradients.pointer[i]))
+    }
+    check(largest < 1e-14, "masked sequence loss over \(world.size) ranks × 2 workers: gradient within \(largest) of one process's")
+    check(abs(shared.loss - reference.loss) < 1e-14 && shared.accuracy == reference.accuracy,
+          "masked sequence loss: loss and accuracy over the kept steps equal one process's")
+}
+
 // The checksum check notices one flipped bit on the last rank, and names that rank on every rank.
 let model = try makeModel(seed: 1)
 try world.broadcast(model: model)
