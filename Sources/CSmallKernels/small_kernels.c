@@ -2,6 +2,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+static int avx2_available(void);
+
 // ---------------------------------------------------------------------------------------------
 // Portable kernels, for either type: plain loops in an order the compiler vectorises (the inner
 // loop runs along a row of B and of C).
@@ -214,13 +216,17 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
     }
 }
 
-__attribute__((target("avx2,fma")))
-static void flat_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
-                      const float *b, long ldb, float beta, float *c, int applyTanh) {
-    float packed[FLAT_PACK_LIMIT];
+// B [k, n] (row stride ldb) packed for the flattened kernel: each row repeated FLAT_ROWS times.
+static void flat_pack(long n, long k, const float *b, long ldb, float *packed) {
     long width = FLAT_ROWS * n;
     for (long kk = 0; kk < k; kk++)
         for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * width + r * n, b + kk * ldb, (size_t)n * sizeof(float));
+}
+
+// The flattened product against B already packed (`b` is still read for the last m % 4 rows).
+__attribute__((target("avx2,fma")))
+static void flat_packed_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                             const float *packed, const float *b, long ldb, float beta, float *c, int applyTanh) {
     switch (n) {
     case 4: flat_body(m, 4, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
     case 6: flat_body(m, 6, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
@@ -234,6 +240,94 @@ static void flat_avx2(long m, long n, long k, float alpha, const float *a, long 
         // The last m % 4 rows through the general kernel.
         blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, applyTanh);
     }
+}
+
+__attribute__((target("avx2,fma")))
+static void flat_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                      const float *b, long ldb, float beta, float *c, int applyTanh) {
+    float packed[FLAT_PACK_LIMIT];
+    flat_pack(n, k, b, ldb, packed);
+    flat_packed_avx2(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, applyTanh);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small tanh SimpleRNN's whole recurrence in one call: U (or Uᵀ) is packed once for every step
+// instead of once per step's product, and no step returns to the caller.
+
+__attribute__((target("avx2,fma")))
+static void tanh_in_place_avx2(float *values, long count) {
+    long i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(values + i, tanh_avx2(_mm256_loadu_ps(values + i)));
+    if (i < count) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(values + i, mask, tanh_avx2(_mm256_maskload_ps(values + i, mask)));
+    }
+}
+
+// c = a [m, k] · b [k, n] (+ c when accumulate) (tanh when applyTanh), b packed for the flattened
+// kernel when `packed` is non-null.
+__attribute__((target("avx2,fma")))
+static void recurrent_product_avx2(long m, long n, long k, const float *a, const float *b, const float *packed,
+                                   float *c, float beta, int applyTanh) {
+    if (packed) flat_packed_avx2(m, n, k, 1.0f, a, k, 1, packed, b, n, beta, c, applyTanh);
+    else blocked_avx2(m, n, k, 1.0f, a, k, 1, b, n, beta, c, n, applyTanh);
+}
+
+__attribute__((target("avx2,fma")))
+static void rnn_tanh_forward_avx2(long steps, long batch, long units, float *gates, const float *u, const float *h0) {
+    float packed[FLAT_PACK_LIMIT];
+    int flat = batch >= FLAT_ROWS && flat_suits(units, units, units);
+    if (flat) flat_pack(units, units, u, units, packed);
+    long step = batch * units;
+    for (long t = 0; t < steps; t++) {
+        float *g = gates + t * step;
+        const float *previous = t == 0 ? h0 : g - step;
+        if (!previous) tanh_in_place_avx2(g, step);
+        else recurrent_product_avx2(batch, units, units, previous, u, flat ? packed : 0, g, 1.0f, 1);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void rnn_tanh_backward_avx2(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
+                                   const float *u, float *dz, float *carried, int wantInitial) {
+    float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT], packed[FLAT_PACK_LIMIT];
+    for (long r = 0; r < units; r++)
+        for (long q = 0; q < units; q++) transposed[q * units + r] = u[r * units + q];
+    int flat = batch >= FLAT_ROWS && flat_suits(units, units, units);
+    if (flat) flat_pack(units, units, transposed, units, packed);
+    long step = batch * units, full = step & ~7L;
+    __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(step - full)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (long t = steps - 1; t >= 0; t--) {
+        const float *h = states + t * step;
+        const float *up = sequence ? upstream + t * step : (t == steps - 1 ? upstream : 0);
+        int hasCarried = t < steps - 1;
+        float *d = dz + t * step;
+        // dz_t = (upstream_t + carried) ⊙ (1 − h_t²)
+        for (long i = 0; i < step; i += 8) {
+            int partial = i >= full;
+            __m256i mask = partial ? tail : FULL_MASK;
+            __m256 g = up ? _mm256_maskload_ps(up + i, mask) : _mm256_setzero_ps();
+            if (hasCarried) g = _mm256_add_ps(g, _mm256_maskload_ps(carried + i, mask));
+            __m256 y = _mm256_maskload_ps(h + i, mask);
+            _mm256_maskstore_ps(d + i, mask, _mm256_mul_ps(g, _mm256_fnmadd_ps(y, y, one)));
+        }
+        // carried = dz_t · Uᵀ, what reaches h_{t−1}
+        if (t > 0 || wantInitial) recurrent_product_avx2(batch, units, units, d, transposed, flat ? packed : 0, carried, 0.0f, 0);
+    }
+}
+
+int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0) {
+    if (!avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    rnn_tanh_forward_avx2(steps, batch, units, gates, u, h0);
+    return 1;
+}
+
+int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
+                             const float *u, float *dz, float *carried, int wantInitial) {
+    if (!avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    rnn_tanh_backward_avx2(steps, batch, units, states, upstream, sequence, u, dz, carried, wantInitial);
+    return 1;
 }
 
 // MNIST-style images as bytes, gathered time-major and scaled: images a few places ahead are

@@ -23,6 +23,20 @@ void rnnkit_small_dgemm(int transA, int transB, long m, long n, long k, double a
 // product and the activation apart).
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc);
 
+// A tanh SimpleRNN's recurrence over every step in one call, for units <= 64 (U [units, units]):
+// for t = 0..steps-1, gates_t = tanh(gates_t + h_{t-1} U) in place, h_{-1} = h0 (NULL for zeros),
+// h_t = gates_t; on entry gates [steps, batch, units] holds each step's x_t W + b. Returns 0, doing
+// nothing, where the core lacks AVX2 or units exceeds 64.
+int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0);
+
+// Its backward pass: for t = steps-1..0, dz_t = (upstream_t + carried) (1 - h_t^2), then
+// carried = dz_t U^T when t > 0 or wantInitial. states [steps, batch, units] are the forward pass's
+// h_t; upstream is [steps, batch, units] when sequence, else [batch, units] (the last step's);
+// dz [steps, batch, units] receives every step's; carried [batch, units] is scratch, holding
+// d loss / d h0 at the end when wantInitial. Returns 0, doing nothing, as the forward pass does.
+int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
+                             const float *u, float *dz, float *carried, int wantInitial);
+
 // Gathers images (bytes, rows x columns each) at indices into a time-major batch
 // [rows, batch, columns] of floats, each byte times scale.
 void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,

@@ -121,6 +121,11 @@ public struct BLASBackend: Backend {
             gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
                    alpha: 1, a: x + first * B * D, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates + first * stepGates, ldc: GH)
         }
+        // A small tanh SimpleRNN (the notebook's models) runs its whole recurrence in one call, U packed once.
+        if Self.fusesTanhRecurrence(cell, d, mask: mask, tape: tape, kernels: kernels),
+           S.tanhRecurrence(steps: T, batch: B, units: H, gates: tape.gates, recurrentKernel: U, initialState: initialState?.h) {
+            return
+        }
         let dropout = tape.recurrentDropout
         for t in 0..<T {
             // Recurrent dropout: the products with U read h_{t−1} ⊙ m, kept for dU.
@@ -229,123 +234,130 @@ public struct BLASBackend: Backend {
         func hasLaterCell(_ t: Int) -> Bool { t < T - 1 || finalCellGradient != nil }
         // With d loss / d h_0 wanted, the first step's gradient is carried through U too.
         let toStart = initialStateGradient != nil
-        // Per step, c [B, H] = a [B, columns] · U[:, first..<first + columns]ᵀ (+ c with `accumulate`):
-        // from Uᵀ, transposed once here, when the small kernels take these products.
-        let transposeOnce = kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
-            && Workspace<S>.transposedKernelCount(cell, d) > 0
-        if transposeOnce {
-            for row in 0..<H {
-                for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
-            }
-        }
-        func carry(_ a: UnsafePointer<S>, lda: Int, first: Int, columns: Int, accumulate: Bool, into c: UnsafeMutablePointer<S>) {
+        // A small tanh SimpleRNN: the whole backward recurrence in one call, as its forward pass.
+        let fused = Self.fusesTanhRecurrence(cell, d, mask: mask, tape: tape, kernels: kernels)
+            && S.tanhRecurrenceBackward(steps: T, batch: B, units: H, states: tape.states, upstream: stateGradient,
+                                        sequence: sequenceGradient, recurrentKernel: U, gateGradient: w.inputGateGradient,
+                                        carried: w.carried, toStart: toStart)
+        if !fused {
+            // Per step, c [B, H] = a [B, columns] · U[:, first..<first + columns]ᵀ (+ c with `accumulate`):
+            // from Uᵀ, transposed once here, when the small kernels take these products.
+            let transposeOnce = kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
+                && Workspace<S>.transposedKernelCount(cell, d) > 0
             if transposeOnce {
-                gemm(transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
-                     b: w.transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
-            } else {
-                gemm(transposeA: false, transposeB: true, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
-                     b: U + first, ldb: GH, beta: accumulate ? 1 : 0, c: c, ldc: H)
-            }
-        }
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            let upstream: UnsafePointer<S>? =
-                sequenceGradient ? stateGradient + t * stepState : (t == T - 1 ? stateGradient : nil)
-            // d loss / d h_t arriving from step t + 1 (none at the last step)
-            let carried: UnsafePointer<S>? = t == T - 1 ? nil : UnsafePointer(w.carried)
-            let gates = UnsafePointer(tape.gates + t * stepGates)
-            let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
-            let dGates = w.inputGateGradient + t * stepGates
-            let stepMask = mask.map { $0 + t * B }
-            if let stepMask, Self.everySampleMasked(stepMask, batch: B) {
-                // The whole step masked: no gate gradients, d loss / d h_t (and d c_t) passed on whole.
-                dGates.update(repeating: 0, count: stepGates)
-                if cell.hasRecurrentBias { (w.recurrentGateGradient + t * stepGates).update(repeating: 0, count: stepGates) }
-                for i in 0..<stepState { w.carried[i] = (upstream?[i] ?? 0) + (carried?[i] ?? 0) }
-                if !hasLaterCell(t) { w.carriedCell.update(repeating: 0, count: stepState) }
-                continue
-            }
-            // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
-            if let stepMask {
-                for b in 0..<B where stepMask[b] == 0 {
-                    for k in 0..<H {
-                        w.passedState[b * H + k] = (upstream?[b * H + k] ?? 0) + (carried?[b * H + k] ?? 0)
-                        w.passedCell[b * H + k] = hasLaterCell(t) ? w.carriedCell[b * H + k] : 0
-                    }
+                for row in 0..<H {
+                    for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
                 }
             }
-            // Recurrent dropout: what comes back through U is d loss / d (h_{t−1} ⊙ m); × m gives h_{t−1}'s share.
-            let dropMask = tape.recurrentDropout?.mask
-            switch cell {
-            case .simple(let f):
-                // dz_t = (dh_t + g) ⊙ f′(h_t)
-                S.addAndMultiplyByActivationDerivative(
-                    f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
-                if t > 0 || toStart {
-                    // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
-                    carry(dGates, lda: H, first: 0, columns: H, accumulate: false, into: w.carried)
-                    if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
-                }
-            case .lstm(let f, let sigma):
-                let cells = tape.cellStates!
-                S.lstmBackwardStep(
-                    activation: f, recurrentActivation: sigma, gates: gates,
-                    previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState),
-                    activatedCell: tape.auxiliary! + t * stepState, upstream: upstream, carried: carried,
-                    cellGradient: w.carriedCell, hasLaterCell: hasLaterCell(t), gateGradient: dGates, rows: B, units: H)
-                if t > 0 || toStart {
-                    // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
-                    carry(dGates, lda: GH, first: 0, columns: GH, accumulate: false, into: w.carried)
-                    if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
-                }
-            case .gru(let f, let sigma, true):
-                let dRecurrent = w.recurrentGateGradient + t * stepGates
-                S.gruBackwardStepResetAfter(
-                    activation: f, recurrentActivation: sigma, gates: gates, auxiliary: tape.auxiliary! + t * stepState,
-                    previousState: previous, upstream: upstream, carried: carried,
-                    inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
-                if t > 0 || toStart {
-                    // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]   (the product × m under recurrent dropout)
-                    if let dropMask {
-                        carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: false, into: w.droppedGradient)
-                        Self.addProduct(w.droppedGradient, dropMask, into: w.carried, count: stepState)
-                    } else {
-                        carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
-                    }
-                }
-            case .gru(let f, let sigma, false):
-                S.gruBackwardCandidate(
-                    activation: f, recurrentActivation: sigma, gates: gates, previousState: previous,
-                    upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
-                // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
-                carry(dGates + 2 * H, lda: GH, first: 2 * H, columns: H, accumulate: false, into: w.resetState)
-                if let dropout = tape.recurrentDropout {
-                    // Every term below is d loss / d (h_{t−1} ⊙ m): gathered apart, then × m into g.
-                    w.droppedGradient.update(repeating: 0, count: stepState)
-                    S.gruBackwardReset(recurrentActivation: sigma, gates: gates,
-                                       previousState: dropout.droppedStates + t * stepState, resetStateGradient: w.resetState,
-                                       gateGradient: dGates, direct: w.droppedGradient, rows: B, units: H)
-                    if t > 0 || toStart {
-                        carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.droppedGradient)
-                    }
-                    Self.addProduct(w.droppedGradient, dropout.mask, into: w.carried, count: stepState)
+            func carry(_ a: UnsafePointer<S>, lda: Int, first: Int, columns: Int, accumulate: Bool, into c: UnsafeMutablePointer<S>) {
+                if transposeOnce {
+                    gemm(transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                         b: w.transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
                 } else {
-                    S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
-                                       resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
-                    if t > 0 || toStart {
-                        // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
-                        carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
-                    }
+                    gemm(transposeA: false, transposeB: true, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                         b: U + first, ldb: GH, beta: accumulate ? 1 : 0, c: c, ldc: H)
                 }
             }
-            if let stepMask {
-                // A masked sample's row of each product above depends on its own gate gradients
-                // alone, so overwriting it now is exact: no gate gradients, the state's passed on.
-                let dRecurrent = w.recurrentGateGradient + t * stepGates
-                for b in 0..<B where stepMask[b] == 0 {
-                    (dGates + b * GH).update(repeating: 0, count: GH)
-                    if cell.hasRecurrentBias { (dRecurrent + b * GH).update(repeating: 0, count: GH) }
-                    (w.carried + b * H).update(from: w.passedState + b * H, count: H)
-                    if case .lstm = cell { (w.carriedCell + b * H).update(from: w.passedCell + b * H, count: H) }
+            for t in stride(from: T - 1, through: 0, by: -1) {
+                let upstream: UnsafePointer<S>? =
+                    sequenceGradient ? stateGradient + t * stepState : (t == T - 1 ? stateGradient : nil)
+                // d loss / d h_t arriving from step t + 1 (none at the last step)
+                let carried: UnsafePointer<S>? = t == T - 1 ? nil : UnsafePointer(w.carried)
+                let gates = UnsafePointer(tape.gates + t * stepGates)
+                let previous = t == 0 ? initialH : UnsafePointer(tape.states + (t - 1) * stepState)
+                let dGates = w.inputGateGradient + t * stepGates
+                let stepMask = mask.map { $0 + t * B }
+                if let stepMask, Self.everySampleMasked(stepMask, batch: B) {
+                    // The whole step masked: no gate gradients, d loss / d h_t (and d c_t) passed on whole.
+                    dGates.update(repeating: 0, count: stepGates)
+                    if cell.hasRecurrentBias { (w.recurrentGateGradient + t * stepGates).update(repeating: 0, count: stepGates) }
+                    for i in 0..<stepState { w.carried[i] = (upstream?[i] ?? 0) + (carried?[i] ?? 0) }
+                    if !hasLaterCell(t) { w.carriedCell.update(repeating: 0, count: stepState) }
+                    continue
+                }
+                // Masked samples: d loss / d h_t (and d c_t) will pass to step t − 1 unchanged; kept aside here.
+                if let stepMask {
+                    for b in 0..<B where stepMask[b] == 0 {
+                        for k in 0..<H {
+                            w.passedState[b * H + k] = (upstream?[b * H + k] ?? 0) + (carried?[b * H + k] ?? 0)
+                            w.passedCell[b * H + k] = hasLaterCell(t) ? w.carriedCell[b * H + k] : 0
+                        }
+                    }
+                }
+                // Recurrent dropout: what comes back through U is d loss / d (h_{t−1} ⊙ m); × m gives h_{t−1}'s share.
+                let dropMask = tape.recurrentDropout?.mask
+                switch cell {
+                case .simple(let f):
+                    // dz_t = (dh_t + g) ⊙ f′(h_t)
+                    S.addAndMultiplyByActivationDerivative(
+                        f, outputs: tape.states + t * stepState, upstream: upstream, carried: carried, into: dGates, count: stepState)
+                    if t > 0 || toStart {
+                        // g [B, H] = dz_t [B, H] · Uᵀ [H, H]
+                        carry(dGates, lda: H, first: 0, columns: H, accumulate: false, into: w.carried)
+                        if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
+                    }
+                case .lstm(let f, let sigma):
+                    let cells = tape.cellStates!
+                    S.lstmBackwardStep(
+                        activation: f, recurrentActivation: sigma, gates: gates,
+                        previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState),
+                        activatedCell: tape.auxiliary! + t * stepState, upstream: upstream, carried: carried,
+                        cellGradient: w.carriedCell, hasLaterCell: hasLaterCell(t), gateGradient: dGates, rows: B, units: H)
+                    if t > 0 || toStart {
+                        // g [B, H] = dG_t [B, 4H] · Uᵀ [4H, H]
+                        carry(dGates, lda: GH, first: 0, columns: GH, accumulate: false, into: w.carried)
+                        if let dropMask { S.combine(w.carried, dropMask, into: w.carried, count: stepState, multiply: true, scale: 1) }
+                    }
+                case .gru(let f, let sigma, true):
+                    let dRecurrent = w.recurrentGateGradient + t * stepGates
+                    S.gruBackwardStepResetAfter(
+                        activation: f, recurrentActivation: sigma, gates: gates, auxiliary: tape.auxiliary! + t * stepState,
+                        previousState: previous, upstream: upstream, carried: carried,
+                        inputGateGradient: dGates, recurrentGateGradient: dRecurrent, direct: w.carried, rows: B, units: H)
+                    if t > 0 || toStart {
+                        // g [B, H] = dh ⊙ z + dU_t [B, 3H] · Uᵀ [3H, H]   (the product × m under recurrent dropout)
+                        if let dropMask {
+                            carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: false, into: w.droppedGradient)
+                            Self.addProduct(w.droppedGradient, dropMask, into: w.carried, count: stepState)
+                        } else {
+                            carry(dRecurrent, lda: GH, first: 0, columns: GH, accumulate: true, into: w.carried)
+                        }
+                    }
+                case .gru(let f, let sigma, false):
+                    S.gruBackwardCandidate(
+                        activation: f, recurrentActivation: sigma, gates: gates, previousState: previous,
+                        upstream: upstream, carried: carried, gateGradient: dGates, direct: w.carried, rows: B, units: H)
+                    // d(r ⊙ h_{t−1}) [B, H] = dz_h [B, H] · U_hᵀ [H, H]
+                    carry(dGates + 2 * H, lda: GH, first: 2 * H, columns: H, accumulate: false, into: w.resetState)
+                    if let dropout = tape.recurrentDropout {
+                        // Every term below is d loss / d (h_{t−1} ⊙ m): gathered apart, then × m into g.
+                        w.droppedGradient.update(repeating: 0, count: stepState)
+                        S.gruBackwardReset(recurrentActivation: sigma, gates: gates,
+                                           previousState: dropout.droppedStates + t * stepState, resetStateGradient: w.resetState,
+                                           gateGradient: dGates, direct: w.droppedGradient, rows: B, units: H)
+                        if t > 0 || toStart {
+                            carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.droppedGradient)
+                        }
+                        Self.addProduct(w.droppedGradient, dropout.mask, into: w.carried, count: stepState)
+                    } else {
+                        S.gruBackwardReset(recurrentActivation: sigma, gates: gates, previousState: previous,
+                                           resetStateGradient: w.resetState, gateGradient: dGates, direct: w.carried, rows: B, units: H)
+                        if t > 0 || toStart {
+                            // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
+                            carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: w.carried)
+                        }
+                    }
+                }
+                if let stepMask {
+                    // A masked sample's row of each product above depends on its own gate gradients
+                    // alone, so overwriting it now is exact: no gate gradients, the state's passed on.
+                    let dRecurrent = w.recurrentGateGradient + t * stepGates
+                    for b in 0..<B where stepMask[b] == 0 {
+                        (dGates + b * GH).update(repeating: 0, count: GH)
+                        if cell.hasRecurrentBias { (dRecurrent + b * GH).update(repeating: 0, count: GH) }
+                        (w.carried + b * H).update(from: w.passedState + b * H, count: H)
+                        if case .lstm = cell { (w.carriedCell + b * H).update(from: w.passedCell + b * H, count: H) }
+                    }
                 }
             }
         }
@@ -421,6 +433,15 @@ public struct BLASBackend: Backend {
                    alpha: 1, a: dGates, lda: GH, b: weights.kernel, ldb: GH, beta: 0, c: inputGradient + first * B * D, ldc: D)
             (inputGradient + active.upperBound * B * D).update(repeating: 0, count: (T - active.upperBound) * B * D)
         }
+    }
+
+    /// Whether a layer's recurrence can run whole in the small kernels' fused loop: a tanh
+    /// SimpleRNN small enough for them, with no mask and no recurrent dropout, in `.auto`.
+    @inline(__always)
+    private static func fusesTanhRecurrence<S>(_ cell: RecurrentCell, _ d: RNNDimensions, mask: UnsafePointer<UInt8>?,
+                                               tape: RecurrentTape<S>, kernels: Kernels) -> Bool {
+        guard kernels == .auto, mask == nil, tape.recurrentDropout == nil, case .simple(.tanh) = cell else { return false }
+        return SmallGEMM.suits(n: d.units, k: d.units, m: d.batch, transposeB: true)
     }
 
     /// `c += a ⊙ b` over `count` scalars.

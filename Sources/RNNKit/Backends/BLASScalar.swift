@@ -54,6 +54,16 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
     /// Returns false, doing nothing, where there is no such kernel (Double; a core without AVX2).
     static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
                               b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int) -> Bool
+    /// A small tanh SimpleRNN's whole recurrence in one call (`rnnkit_rnn_tanh_forward`): `gates`
+    /// `[T, B, H]` holds `x_t·W + b` on entry and `h_t` on return. False, doing nothing, where there
+    /// is no such kernel (Double; a core without AVX2; H above 64).
+    static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
+                               recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?) -> Bool
+    /// Its backward pass through time (`rnnkit_rnn_tanh_backward`): every step's `dz_t` into
+    /// `gateGradient`, and d loss / d h_0 left in `carried` when `toStart`.
+    static func tanhRecurrenceBackward(steps: Int, batch: Int, units: Int, states: UnsafePointer<Self>,
+                                       upstream: UnsafePointer<Self>, sequence: Bool, recurrentKernel: UnsafePointer<Self>,
+                                       gateGradient: UnsafeMutablePointer<Self>, carried: UnsafeMutablePointer<Self>, toStart: Bool) -> Bool
     static func gatherImages(
         _ pixels: UnsafePointer<UInt8>, indices: UnsafeBufferPointer<Int>, rows: Int, columns: Int, scale: Self,
         into destination: UnsafeMutablePointer<Self>)
@@ -113,6 +123,19 @@ extension Float: BLASScalar {
         rnnkit_small_sgemm_nn_tanh(m, n, k, a, lda, b, ldb, c, ldc) != 0
     }
 
+    public static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Float>,
+                                      recurrentKernel: UnsafePointer<Float>, initialState: UnsafePointer<Float>?) -> Bool {
+        rnnkit_rnn_tanh_forward(steps, batch, units, gates, recurrentKernel, initialState) != 0
+    }
+
+    public static func tanhRecurrenceBackward(steps: Int, batch: Int, units: Int, states: UnsafePointer<Float>,
+                                              upstream: UnsafePointer<Float>, sequence: Bool, recurrentKernel: UnsafePointer<Float>,
+                                              gateGradient: UnsafeMutablePointer<Float>, carried: UnsafeMutablePointer<Float>,
+                                              toStart: Bool) -> Bool {
+        rnnkit_rnn_tanh_backward(steps, batch, units, states, upstream, sequence ? 1 : 0, recurrentKernel, gateGradient, carried,
+                                 toStart ? 1 : 0) != 0
+    }
+
     @inline(__always)
     public static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -159,6 +182,14 @@ extension Double: BLASScalar {
 
     public static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
                                      b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>, ldc: Int) -> Bool { false }
+
+    public static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Double>,
+                                      recurrentKernel: UnsafePointer<Double>, initialState: UnsafePointer<Double>?) -> Bool { false }
+
+    public static func tanhRecurrenceBackward(steps: Int, batch: Int, units: Int, states: UnsafePointer<Double>,
+                                              upstream: UnsafePointer<Double>, sequence: Bool, recurrentKernel: UnsafePointer<Double>,
+                                              gateGradient: UnsafeMutablePointer<Double>, carried: UnsafeMutablePointer<Double>,
+                                              toStart: Bool) -> Bool { false }
 
     @inline(__always)
     public static func gemm(
