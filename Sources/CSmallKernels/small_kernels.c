@@ -217,10 +217,25 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
 }
 
 // B [k, n] (row stride ldb) packed for the flattened kernel: each row repeated FLAT_ROWS times.
+// Copies of a constant size, which the compiler inlines as a few moves (a call to memcpy per
+// 40-byte row cost more than the product it packs for).
+#define FLAT_PACK_CASE(N)                                                                          \
+    case N:                                                                                        \
+        for (long kk = 0; kk < k; kk++)                                                            \
+            for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * 4 * N + r * N, b + kk * ldb, N * sizeof(float)); \
+        return;
+
 static void flat_pack(long n, long k, const float *b, long ldb, float *packed) {
-    long width = FLAT_ROWS * n;
-    for (long kk = 0; kk < k; kk++)
-        for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * width + r * n, b + kk * ldb, (size_t)n * sizeof(float));
+    switch (n) {
+    FLAT_PACK_CASE(4)
+    FLAT_PACK_CASE(6)
+    FLAT_PACK_CASE(10)
+    FLAT_PACK_CASE(12)
+    FLAT_PACK_CASE(14)
+    default:
+        for (long kk = 0; kk < k; kk++)
+            for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * FLAT_ROWS * n + r * n, b + kk * ldb, (size_t)n * sizeof(float));
+    }
 }
 
 // The flattened product against B already packed (`b` is still read for the last m % 4 rows).

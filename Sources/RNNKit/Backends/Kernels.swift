@@ -107,8 +107,16 @@ extension BLASScalar {
 
     /// Copies `row` (`columns` long) into every row of the `[rows, columns]` `matrix`.
     public static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
-        for r in 0..<rows {
-            (matrix + r * columns).update(from: row, count: columns)
+        guard rows > 0 else { return }
+        // The rows written so far copied after themselves, doubling: log₂(rows) copies instead of
+        // one (a call to memmove) per row, which for a narrow layer's bias cost more than its GEMM.
+        matrix.update(from: row, count: columns)
+        let total = rows * columns
+        var filled = columns
+        while filled < total {
+            let count = Swift.min(filled, total - filled)
+            (matrix + filled).update(from: matrix, count: count)
+            filled += count
         }
     }
 
