@@ -57,8 +57,9 @@ public struct LossBatch<S: BLASScalar> {
     }
 
     /// Calls `body(start, count)` for each run of consecutive rows that count (all of them,
-    /// once, without a mask), and zeroes the gradient rows of the masked ones.
-    func forEachCountedRun(zeroing gradient: UnsafeMutablePointer<S>?, _ body: (Int, Int) -> Void) {
+    /// once, without a mask), and zeroes the gradient rows of the masked ones. A loss of your own
+    /// computes its rows here and returns `finish(_:)` of their sums, and so honours masks.
+    public func forEachCountedRun(zeroing gradient: UnsafeMutablePointer<S>?, _ body: (Int, Int) -> Void) {
         guard let mask else { return body(0, rows) }
         var row = 0
         while row < rows {
@@ -74,7 +75,7 @@ public struct LossBatch<S: BLASScalar> {
     }
 
     /// The batch restricted to `count` rows from `start` (same layout, no mask).
-    func slice(from start: Int, count: Int) -> LossBatch {
+    public func slice(from start: Int, count: Int) -> LossBatch {
         let offset = start * columns
         return LossBatch(outputs: outputs + offset, preActivations: preActivations.map { $0 + offset },
                          labels: labels.map { $0 + start }, targets: targets.map { $0 + offset },
@@ -282,9 +283,10 @@ public struct MeanSquaredError: Loss {
 }
 
 extension LossBatch {
-    /// A loss's summed figures for this batch: the per-sample form without a mask, the masked
-    /// form (summed rows, and how many) with one.
-    func finish(_ summed: BatchFigures) -> BatchFigures {
+    /// A loss's figures for this batch from its sums over the rows that count (`lossSum` the sum
+    /// of the rows' losses, `correct`/`counted` the accuracy's): the per-sample form without a
+    /// mask, the masked form (summed rows, and how many) with one.
+    public func finish(_ summed: BatchFigures) -> BatchFigures {
         var figures = summed
         figures.samples = rows / rowsPerSample
         if let mask {
