@@ -67,15 +67,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// Central differences of `loss` in each of `parameter`'s values.
     func numericGradient(of loss: () -> Double, for parameter: Parameter<Double>) -> [Double] {
-        (0..<parameter.count).map { i in
-            let saved = parameter.value.pointer[i]
-            parameter.value.pointer[i] = saved + h
-            let plus = loss()
-            parameter.value.pointer[i] = saved - h
-            let minus = loss()
-            parameter.value.pointer[i] = saved
-            return (plus - minus) / (2 * h)
-        }
+        centralDifferences(of: loss, for: parameter, h: h)
     }
 
     /// Central differences of `loss` in each element of `x` but those `skip` names (left 0).
@@ -298,16 +290,7 @@ final class GradientCheckTests: XCTestCase {
             }
             let (_, analytic) = try lossAndGradients()
             for (parameter, gradient) in zip(model.parameters, analytic) {
-                var numeric = [Double](repeating: 0, count: parameter.count)
-                for i in 0..<parameter.count {
-                    let saved = parameter.value.pointer[i]
-                    parameter.value.pointer[i] = saved + h
-                    let plus = try lossAndGradients().0
-                    parameter.value.pointer[i] = saved - h
-                    let minus = try lossAndGradients().0
-                    parameter.value.pointer[i] = saved
-                    numeric[i] = (plus - minus) / (2 * h)
-                }
+                let numeric = try centralDifferences(of: { try lossAndGradients().0 }, for: parameter, h: h)
                 let error = relativeError(gradient, numeric)
                 XCTAssertLessThan(error, tolerance, "\(loss.name): d loss / d \(parameter.name)")
                 recordMaximum(error)

@@ -182,17 +182,7 @@ final class MaskedLossTests: XCTestCase {
             _ = try meanLoss()
             let analytic = model.parameters.map(\.gradient.array)
             for (parameter, gradient) in zip(model.parameters, analytic) {
-                var numeric = [Double](repeating: 0, count: parameter.count)
-                for i in 0..<parameter.count {
-                    let saved = parameter.value.pointer[i]
-                    parameter.value.pointer[i] = saved + h
-                    let plus = try meanLoss()
-                    parameter.value.pointer[i] = saved - h
-                    let minus = try meanLoss()
-                    parameter.value.pointer[i] = saved
-                    numeric[i] = (plus - minus) / (2 * h)
-                }
-                let error = relativeError(gradient, numeric)
+                let error = relativeError(gradient, try centralDifferences(of: meanLoss, for: parameter, h: h))
                 worst = max(worst, error)
                 XCTAssertLessThan(error, 1e-6, "\(model.loss!.name): d loss / d \(parameter.name)")
             }
