@@ -4,6 +4,11 @@
 
 static int avx2_available(void);
 
+// destination [cols, rows] (row stride rows) = source [rows, cols] (row stride ld) transposed.
+#define TRANSPOSE(destination, source, rows, cols, ld)                                             \
+    for (long r_ = 0; r_ < (rows); r_++)                                                           \
+        for (long q_ = 0; q_ < (cols); q_++) (destination)[q_ * (rows) + r_] = (source)[r_ * (ld) + q_]
+
 // ---------------------------------------------------------------------------------------------
 // Portable kernels, for either type: plain loops in an order the compiler vectorises (the inner
 // loop runs along a row of B and of C).
@@ -306,8 +311,7 @@ __attribute__((target("avx2,fma")))
 static void rnn_tanh_backward_avx2(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
                                    const float *u, float *dz, float *carried, int wantInitial) {
     float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT], packed[FLAT_PACK_LIMIT];
-    for (long r = 0; r < units; r++)
-        for (long q = 0; q < units; q++) transposed[q * units + r] = u[r * units + q];
+    TRANSPOSE(transposed, u, units, units, units);
     int flat = batch >= FLAT_ROWS && flat_suits(units, units, units);
     if (flat) flat_pack(units, units, transposed, units, packed);
     long step = batch * units, full = step & ~7L;
@@ -411,8 +415,7 @@ void rnnkit_small_kernels_force_portable(int portable) {
 // and b and ldb point there: every kernel reads op(B) as [k, n].
 #define TRANSPOSE_B_IF_NEEDED(transposed)                                                          \
     if (transB) {                                                                                  \
-        for (long r = 0; r < n; r++)                                                               \
-            for (long q = 0; q < k; q++) (transposed)[q * n + r] = b[r * ldb + q];                 \
+        TRANSPOSE(transposed, b, n, k, ldb);                                                       \
         b = (transposed);                                                                          \
         ldb = n;                                                                                   \
     }

@@ -83,19 +83,7 @@ final class CustomLayerTests: XCTestCase {
             }.loss
         }
         _ = try loss()
-        let analytic = model.parameters.map(\.gradient.array)
-        let h = 1e-6
-        for (parameter, gradient) in zip(model.parameters, analytic) {
-            for i in 0..<parameter.count {
-                let saved = parameter.value.pointer[i]
-                parameter.value.pointer[i] = saved + h
-                let plus = try loss()
-                parameter.value.pointer[i] = saved - h
-                let minus = try loss()
-                parameter.value.pointer[i] = saved
-                XCTAssertEqual(gradient[i], (plus - minus) / (2 * h), accuracy: 1e-7, "\(parameter.name)[\(i)]")
-            }
-        }
+        try assertGradientsMatchCentralDifferences(model, loss: loss, accuracy: 1e-7)
         let before = try loss()
         for _ in 0..<20 {
             _ = try x.withUnsafeBufferPointer { x in

@@ -62,18 +62,6 @@ final class CustomLossTests: XCTestCase {
         XCTAssertEqual(kept, 8)
         XCTAssertEqual(metrics.loss, sum / Double(kept), accuracy: 1e-14)
 
-        let analytic = model.parameters.map { Array(UnsafeBufferPointer(start: $0.gradient.pointer, count: $0.count)) }
-        let h = 1e-6
-        for (parameter, gradient) in zip(model.parameters, analytic) {
-            for i in 0..<parameter.count {
-                let saved = parameter.value.pointer[i]
-                parameter.value.pointer[i] = saved + h
-                let plus = try step().loss
-                parameter.value.pointer[i] = saved - h
-                let minus = try step().loss
-                parameter.value.pointer[i] = saved
-                XCTAssertEqual(gradient[i], (plus - minus) / (2 * h), accuracy: 1e-6, "\(parameter.name)[\(i)]")
-            }
-        }
+        try assertGradientsMatchCentralDifferences(model, loss: { try step().loss }, accuracy: 1e-6)
     }
 }

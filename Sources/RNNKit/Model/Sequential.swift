@@ -314,17 +314,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// samples straight into its time-major buffer.
     @discardableResult
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
-        guard let loss, optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
-        guard loss.targets == .classIndices else {
-            throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels: train on raw batches")
-        }
-        guard data.sampleShape == inputShape else {
-            throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
-        }
-        guard case .vector(let classes) = outputShape, data.classCount == classes else {
-            throw ModelError.invalidConfiguration("the data has one label of \(data.classCount) classes per sample, the model outputs \(outputShape)")
-        }
+        guard optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
         guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
+        _ = try checkData(data, range: nil, batchSize: indices.count, needsLabels: true)
         for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
             throw ModelError.invalidConfiguration("sample index \(index) at position \(position) is outside the dataset's 0..<\(data.count)")
         }
@@ -407,7 +399,7 @@ public final class Sequential<Scalar: BLASScalar> {
         if needsLabels {
             guard let loss else { throw ModelError.invalidConfiguration("compile the model before evaluating or fitting it") }
             guard loss.targets == .classIndices else {
-                throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels")
+                throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels: train on raw batches")
             }
             guard case .vector(let classes) = outputShape, data.classCount == classes else {
                 throw ModelError.invalidConfiguration("the data has \(data.classCount) classes, the model predicts \(outputShape)")
