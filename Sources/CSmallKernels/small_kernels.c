@@ -1,8 +1,7 @@
 #include "small_kernels.h"
+#include "dispatch.h"
 #include <immintrin.h>
 #include <string.h>
-
-static int avx2_available(void);
 
 // destination [cols, rows] (row stride rows) = source [rows, cols] (row stride ld) transposed.
 #define TRANSPOSE(destination, source, rows, cols, ld)                                             \
@@ -343,14 +342,14 @@ static void rnn_tanh_backward_avx2(long steps, long batch, long units, const flo
 }
 
 int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0) {
-    if (!avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    if (!rnnkit_avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
     rnn_tanh_forward_avx2(steps, batch, units, gates, u, h0);
     return 1;
 }
 
 int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
                              const float *u, float *dz, float *carried, int wantInitial) {
-    if (!avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    if (!rnnkit_avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
     rnn_tanh_backward_avx2(steps, batch, units, states, upstream, sequence, u, dz, carried, wantInitial);
     return 1;
 }
@@ -384,7 +383,16 @@ static void gather_images_avx2(const unsigned char *pixels, const long *indices,
                 __m256 values = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes)));
                 _mm256_storeu_ps(target + i, _mm256_mul_ps(values, factor));
             }
-            for (; i < columns; i++) target[i] = (float)source[i] * scale;
+            if (i < columns && columns >= 8) {
+                // The ragged end as one vector overlapping the last full one (28 = 8 + 8 + 8 + 4).
+                i = columns - 8;
+                long long bytes;
+                memcpy(&bytes, source + i, 8);
+                __m256 values = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes)));
+                _mm256_storeu_ps(target + i, _mm256_mul_ps(values, factor));
+            } else {
+                for (; i < columns; i++) target[i] = (float)source[i] * scale;
+            }
         }
     }
 }
@@ -396,7 +404,7 @@ static void gather_images_avx2(const unsigned char *pixels, const long *indices,
 // every thread that checks computes the same answer).
 static int use_avx2 = -1;
 
-static int avx2_available(void) {
+int rnnkit_avx2_available(void) {
     int known = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
     if (known < 0) {
         known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -405,7 +413,7 @@ static int avx2_available(void) {
     return known;
 }
 
-const char *rnnkit_small_kernels_isa(void) { return avx2_available() ? "avx2-fma" : "portable"; }
+const char *rnnkit_small_kernels_isa(void) { return rnnkit_avx2_available() ? "avx2-fma" : "portable"; }
 
 void rnnkit_small_kernels_force_portable(int portable) {
     __atomic_store_n(&use_avx2, portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")), __ATOMIC_RELAXED);
@@ -425,7 +433,7 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
     TRANSPOSE_B_IF_NEEDED(transposed)
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
-    if (!avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    if (!rnnkit_avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
     else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, 0);
@@ -433,7 +441,7 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
 }
 
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
-    if (!avx2_available()) return 0;
+    if (!rnnkit_avx2_available()) return 0;
     if (m >= FLAT_ROWS && flat_suits(n, k, ldc)) flat_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, 1);
     else blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, 1);
     return 1;
@@ -441,7 +449,7 @@ int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda,
 
 void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,
                           float scale, float *destination) {
-    if (avx2_available()) {
+    if (rnnkit_avx2_available()) {
         gather_images_avx2(pixels, indices, batch, rows, columns, scale, destination);
         return;
     }

@@ -42,6 +42,15 @@ int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *st
 void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,
                           float scale, float *destination);
 
+// Adam's update over `count` weights (the optimiser's arena), as Keras computes it with the bias
+// corrections folded into stepSize: m += (g - m)(1 - beta1), v += (g^2 - v)(1 - beta2),
+// w -= stepSize m / (sqrt(v) + epsilon), each operation rounded on its own.
+void rnnkit_adam_step(float *weights, const float *gradients, float *m, float *v, long count,
+                      float oneMinusBeta1, float oneMinusBeta2, float epsilon, float stepSize);
+
+// 1 when every value is finite, 0 when one is NaN or infinite.
+int rnnkit_all_finite(const float *values, long count);
+
 // Which float kernel runs: "avx2-fma" or "portable".
 const char *rnnkit_small_kernels_isa(void);
 // Makes the float kernel portable C (1) or back to what the core supports (0): for tests.

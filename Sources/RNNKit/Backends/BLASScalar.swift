@@ -166,6 +166,20 @@ extension Float: BLASScalar {
         guard let base = indices.baseAddress else { return }
         rnnkit_gather_images(pixels, base, indices.count, rows, columns, scale, destination)
     }
+
+    // The optimiser's step and the finiteness check run once per training step on one thread
+    // while the other workers wait; in C they are vectorised, where the generic loops (which
+    // must allow the arrays to overlap, and a serial chain of adds) were not. Same roundings.
+    public static func adamStep(
+        weights: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+        v: UnsafeMutablePointer<Float>, count: Int, oneMinusBeta1: Float, oneMinusBeta2: Float, epsilon: Float, stepSize: Float
+    ) {
+        rnnkit_adam_step(weights, gradients, m, v, count, oneMinusBeta1, oneMinusBeta2, epsilon, stepSize)
+    }
+
+    public static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+        rnnkit_all_finite(values, count) != 0
+    }
 }
 
 extension Double: BLASScalar {

@@ -11,7 +11,10 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     public var typeName: String { "Dense" }
     public var nameStem: String { "dense" }
     public var name: String = "dense" { didSet { renameParameters() } }
-    public private(set) var parameters: [Parameter<Scalar>] = []
+    public private(set) var parameters: [Parameter<Scalar>] = [] {
+        // Held apart as well (see RecurrentLayer.parameters).
+        didSet { (kernel, bias) = parameters.isEmpty ? (nil, nil) : (parameters[0], parameters[1]) }
+    }
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var inputs = 0, rowsPerSample = 1
@@ -31,8 +34,8 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         self.biasInitializer = biasInitializer
     }
 
-    private var kernel: Parameter<Scalar> { parameters[0] }
-    private var bias: Parameter<Scalar> { parameters[1] }
+    private var kernel: Parameter<Scalar>!
+    private var bias: Parameter<Scalar>!
 
     private func renameParameters() {
         for (parameter, leaf) in zip(parameters, ["kernel", "bias"]) { parameter.name = "\(name)/\(leaf)" }

@@ -32,7 +32,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public let typeName: String
     public let nameStem: String
     public var name: String { didSet { renameParameters() } }
-    public private(set) var parameters: [Parameter<Scalar>] = []
+    public private(set) var parameters: [Parameter<Scalar>] = [] {
+        // Held apart as well: indexing the array from this unspecialised generic class looks its
+        // type's metadata up at run time on every access, several times a step.
+        didSet { (kernel, recurrentKernel, bias) = parameters.isEmpty ? (nil, nil, nil) : (parameters[0], parameters[1], parameters[2]) }
+    }
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var steps = 0, inputs = 0
@@ -89,9 +93,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         self.unitForgetBias = unitForgetBias
     }
 
-    private var kernel: Parameter<Scalar> { parameters[0] }
-    private var recurrentKernel: Parameter<Scalar> { parameters[1] }
-    private var bias: Parameter<Scalar> { parameters[2] }
+    private var kernel: Parameter<Scalar>!
+    private var recurrentKernel: Parameter<Scalar>!
+    private var bias: Parameter<Scalar>!
 
     private func renameParameters() {
         for (parameter, leaf) in zip(parameters, ["kernel", "recurrent_kernel", "bias"]) {
