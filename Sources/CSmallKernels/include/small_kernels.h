@@ -48,6 +48,10 @@ void rnnkit_gather_images(const unsigned char *pixels, const long *indices, long
 void rnnkit_adam_step(float *weights, const float *gradients, float *m, float *v, long count,
                       float oneMinusBeta1, float oneMinusBeta2, float epsilon, float stepSize);
 
+// result [columns] = the sum of matrix [rows, columns]'s rows (row-major, dense), four rows at a
+// time: result[j] += (m[i][j] + m[i+1][j]) + (m[i+2][j] + m[i+3][j]), then the rest one by one.
+void rnnkit_sum_rows(const float *matrix, long rows, long columns, float *result);
+
 // 1 when every value is finite, 0 when one is NaN or infinite.
 int rnnkit_all_finite(const float *values, long count);
 

@@ -168,13 +168,18 @@ extension Float: BLASScalar {
     }
 
     // The optimiser's step and the finiteness check run once per training step on one thread
-    // while the other workers wait; in C they are vectorised, where the generic loops (which
-    // must allow the arrays to overlap, and a serial chain of adds) were not. Same roundings.
+    // while the other workers wait, and the bias gradients' sums in every shard; in C they are
+    // vectorised, where the generic loops (which must allow the arrays to overlap, and a serial
+    // chain of adds) were not. Same roundings, same order of additions.
     public static func adamStep(
         weights: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
         v: UnsafeMutablePointer<Float>, count: Int, oneMinusBeta1: Float, oneMinusBeta2: Float, epsilon: Float, stepSize: Float
     ) {
         rnnkit_adam_step(weights, gradients, m, v, count, oneMinusBeta1, oneMinusBeta2, epsilon, stepSize)
+    }
+
+    public static func sumRows(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Float>) {
+        rnnkit_sum_rows(matrix, rows, columns, result)
     }
 
     public static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {

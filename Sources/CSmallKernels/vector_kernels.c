@@ -2,10 +2,11 @@
 #include "dispatch.h"
 #include <immintrin.h>
 
-// The optimiser's per-step passes over the parameter arena. They run once per training step on
-// one thread, after the shards meet, so for a small model they are part of the serial time every
-// step pays. Each operation is written out separately (no fused multiply-add) so the vector
-// body and the scalar tail give exactly what the portable loop gives.
+// Passes over vectors that a small model runs every step, where the generic Swift loops were slow
+// (they must allow their arrays to overlap, and a sum is one serial chain): the optimiser's update
+// and finiteness check over the parameter arena (serial time, after the shards meet) and the bias
+// gradient's sum over rows. Each operation is written out separately (no fused multiply-add) and
+// every element sums in the portable loop's order, so the vector bodies give exactly its results.
 
 #pragma clang fp contract(off)
 
@@ -68,4 +69,49 @@ int rnnkit_all_finite(const float *values, long count) {
     float probe = 0;
     for (long i = 0; i < count; i++) probe += values[i] * 0.0f;
     return probe == 0;
+}
+
+// result[j] = sum over rows of matrix[i, j], four rows at a time ((r0 + r1) + (r2 + r3)) as the
+// portable loop adds them; up to 64 columns the sums stay in registers.
+#define SUM_ROWS_MAX_VECTORS 8
+
+__attribute__((target("avx2,fma")))
+static void sum_rows_avx2(const float *matrix, long rows, long columns, float *result) {
+    long vectors = (columns + 7) / 8;
+    __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns - 8 * (vectors - 1))),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i full = _mm256_set1_epi32(-1);
+    __m256 sums[SUM_ROWS_MAX_VECTORS];
+    for (long v = 0; v < vectors; v++) sums[v] = _mm256_setzero_ps();
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *row = matrix + r * columns;
+        for (long v = 0; v < vectors; v++) {
+            __m256i mask = v == vectors - 1 ? tail : full;
+            const float *p = row + 8 * v;
+            __m256 pair0 = _mm256_add_ps(_mm256_maskload_ps(p, mask), _mm256_maskload_ps(p + columns, mask));
+            __m256 pair1 = _mm256_add_ps(_mm256_maskload_ps(p + 2 * columns, mask), _mm256_maskload_ps(p + 3 * columns, mask));
+            sums[v] = _mm256_add_ps(sums[v], _mm256_add_ps(pair0, pair1));
+        }
+    }
+    for (; r < rows; r++)
+        for (long v = 0; v < vectors; v++)
+            sums[v] = _mm256_add_ps(sums[v], _mm256_maskload_ps(matrix + r * columns + 8 * v, v == vectors - 1 ? tail : full));
+    for (long v = 0; v < vectors; v++) _mm256_maskstore_ps(result + 8 * v, v == vectors - 1 ? tail : full, sums[v]);
+}
+
+void rnnkit_sum_rows(const float *matrix, long rows, long columns, float *result) {
+    if (rnnkit_avx2_available() && columns >= 1 && columns <= 8 * SUM_ROWS_MAX_VECTORS) {
+        sum_rows_avx2(matrix, rows, columns, result);
+        return;
+    }
+    for (long j = 0; j < columns; j++) result[j] = 0;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *row = matrix + r * columns;
+        for (long j = 0; j < columns; j++)
+            result[j] += (row[j] + row[columns + j]) + (row[2 * columns + j] + row[3 * columns + j]);
+    }
+    for (; r < rows; r++)
+        for (long j = 0; j < columns; j++) result[j] += matrix[r * columns + j];
 }
