@@ -83,6 +83,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         }
     }
 
+    @_specialize(where Scalar == Float)
     public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         let rows = rowsPerSample * batchSize
         precondition(rows * units <= output.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
@@ -99,6 +100,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     public var lastPreActivation: UnsafePointer<Scalar> { UnsafePointer(preActivation.pointer) }
 
     @discardableResult
+    @_specialize(where Scalar == Float)
     public func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
         let rows = rowsPerSample * batchSize
         gradientScratch.pointer.update(from: outputGradient, count: rows * units)
@@ -113,6 +115,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     /// The backward pass from d loss / d (x · V + c) directly: how softmax with cross-entropy
     /// is differentiated, as `(p − y) / B`, without the Jacobian's cancellation.
     @discardableResult
+    @_specialize(where Scalar == Float)
     public func backward(preActivationGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
         guard let input = lastInput, batchSize == lastBatch else {
             preconditionFailure("\(name).backward must follow a forward pass over the same batch")

@@ -272,6 +272,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         RecurrentWeights(kernel: kernel.value.pointer, recurrentKernel: recurrentKernel.value.pointer, bias: bias.value.pointer)
     }
 
+    @_specialize(where Scalar == Float)
     public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         let dims = dimensions(batchSize)
         precondition(RecurrentTape<Scalar>.count(cell, dims) <= tape.count,
@@ -327,6 +328,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     }
 
     @discardableResult
+    @_specialize(where Scalar == Float)
     public func backward(_ outputGradient: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar>? {
         guard let input = lastInput, batchSize == lastBatch else {
             preconditionFailure("\(name).backward must follow a forward pass over the same batch")

@@ -37,6 +37,7 @@ extension GradientReducer {
 public final class InProcessReducer<Scalar: BLASScalar>: GradientReducer {
     public init() {}
 
+    @_specialize(where Scalar == Float)
     public func reduce(gradients: [UnsafeMutablePointer<Scalar>], figures: [BatchFigures], shards: Int, count: Int) throws -> BatchFigures {
         var total = Self.sumShards(gradients: gradients, figures: figures, shards: shards, count: count)
         total.finite = total.finite && total.lossSum.isFinite && Scalar.allFinite(gradients[0], count: count)

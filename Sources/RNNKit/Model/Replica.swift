@@ -116,6 +116,7 @@ final class Replica<Scalar: BLASScalar> {
     /// Forward over `batchSize` samples of `x` (this replica's own buffer unless given), then the
     /// loss against the labels or targets (this replica's unless given); with a `gradientScale`,
     /// also the backward pass, leaving in the arena's gradients those of `gradientScale · Σ loss`.
+    @_specialize(where Scalar == Float)
     func run(x: UnsafePointer<Scalar>? = nil, labels givenLabels: UnsafePointer<Int32>? = nil,
              targets givenTargets: UnsafePointer<Scalar>? = nil, batchSize: Int,
              gradientScale: Scalar?, backend: any Backend) {

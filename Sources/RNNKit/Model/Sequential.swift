@@ -275,6 +275,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// reduces the gradients (of `gradientScale ·` the whole batch's summed loss) into the model's
     /// arena; returns the batch's figures. A process whose share is empty (a batch smaller than
     /// the processes) still takes part in the reduction, with zero gradients.
+    @_specialize(where Scalar == Float)
     private func trainShards(batchSize: Int, gradientScale scale: Scalar,
                              load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
         setTrainingStep()
@@ -341,6 +342,7 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
+    @_specialize(where Scalar == Float)
     private func applyUpdate(_ figures: BatchFigures) throws -> Metrics {
         try checkLabels(figures)
         guard figures.finite else { throw TrainingError.nonFinite(epoch: nil, step: nil, history: nil) }

@@ -36,6 +36,7 @@ public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
         stepSize = Scalar(learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t)))
     }
 
+    @_specialize(where Scalar == Float)
     public func update(_ range: Range<Int>, of arena: ParameterArena<Scalar>) {
         let (m, v) = (state.slots[0].pointer, state.slots[1].pointer)
         let start = range.lowerBound
