@@ -354,15 +354,17 @@ int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *st
     return 1;
 }
 
-// MNIST-style images as bytes, gathered time-major and scaled: images a few places ahead are
+// MNIST-style images as bytes, gathered time-major and scaled: the next image is
 // prefetched while this one converts, since the images of a shuffled batch lie far apart.
 __attribute__((target("avx2,fma")))
 static void gather_images_avx2(const unsigned char *pixels, const long *indices, long batch, long rows, long columns,
                                float scale, float *destination) {
     long size = rows * columns, full = columns & ~7L;
     __m256 factor = _mm256_set1_ps(scale);
-    // Requests for the first images, then each step asks for the one PREFETCH_AHEAD further on.
-    enum { PREFETCH_AHEAD = 4 };
+    // Requests for the first image, then each step asks for the one PREFETCH_AHEAD further on.
+    // One ahead (13 cache lines) beat four ahead by about a tenth: with 52 lines requested the
+    // core's miss buffers fill and the prefetch instructions themselves wait.
+    enum { PREFETCH_AHEAD = 1 };
     for (long s = 0; s < batch && s < PREFETCH_AHEAD; s++) {
         const unsigned char *image = pixels + indices[s] * size;
         for (long offset = 0; offset < size; offset += 64) __builtin_prefetch(image + offset);
