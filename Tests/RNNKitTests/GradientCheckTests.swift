@@ -67,7 +67,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// Central differences of `loss` in each of `parameter`'s values.
     func numericGradient(of loss: () -> Double, for parameter: Parameter<Double>) -> [Double] {
-        centralDifferences(of: loss, for: parameter, h: h)
+        parameter.centralDifferences(of: loss, step: h)
     }
 
     /// Central differences of `loss` in each element of `x` but those `skip` names (left 0).
@@ -290,7 +290,7 @@ final class GradientCheckTests: XCTestCase {
             }
             let (_, analytic) = try lossAndGradients()
             for (parameter, gradient) in zip(model.parameters, analytic) {
-                let numeric = try centralDifferences(of: { try lossAndGradients().0 }, for: parameter, h: h)
+                let numeric = try parameter.centralDifferences(of: { try lossAndGradients().0 }, step: h)
                 let error = relativeError(gradient, numeric)
                 XCTAssertLessThan(error, tolerance, "\(loss.name): d loss / d \(parameter.name)")
                 recordMaximum(error)

@@ -182,7 +182,7 @@ final class MaskedLossTests: XCTestCase {
             _ = try meanLoss()
             let analytic = model.parameters.map(\.gradient.array)
             for (parameter, gradient) in zip(model.parameters, analytic) {
-                let error = relativeError(gradient, try centralDifferences(of: meanLoss, for: parameter, h: h))
+                let error = relativeError(gradient, try parameter.centralDifferences(of: meanLoss, step: h))
                 worst = max(worst, error)
                 XCTAssertLessThan(error, 1e-6, "\(model.loss!.name): d loss / d \(parameter.name)")
             }

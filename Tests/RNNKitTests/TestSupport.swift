@@ -19,19 +19,6 @@ func relativeError<S: BLASScalar>(_ a: [S], _ b: [S]) -> Double {
     return magnitude == 0 ? difference : difference / magnitude
 }
 
-/// Central differences, step `h`, of `loss` in each of `parameter`'s values (restored after).
-func centralDifferences(of loss: () throws -> Double, for parameter: Parameter<Double>, h: Double = 1e-5) rethrows -> [Double] {
-    try (0..<parameter.count).map { i in
-        let saved = parameter.value.pointer[i]
-        parameter.value.pointer[i] = saved + h
-        let plus = try loss()
-        parameter.value.pointer[i] = saved - h
-        let minus = try loss()
-        parameter.value.pointer[i] = saved
-        return (plus - minus) / (2 * h)
-    }
-}
-
 /// A buffer holding `values`.
 func buffer<S: BLASScalar>(_ values: [S]) -> Buffer<S> {
     let b = Buffer<S>(count: values.count)
