@@ -167,6 +167,75 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
     }
 }
 
+// A weight gradient's shape, Aᵀ·B with a long k, a narrow n and a wider m (dW = Xᵀ·dZ: m = 28
+// inputs, n = 10 units, k = 448 samples × steps), computed as its transpose Cᵀ = Bᵀ·A: the wide m
+// then runs along the vector lanes (28 of 32 used, against 10 of 16 the other way round). Two rows
+// of Cᵀ by up to four vectors stay in registers over the whole k loop: each broadcast feeds four
+// multiply-adds, each load two. Cᵀ goes to `transposed` [n, m], which the caller scatters into C.
+#define SWAP_LIMIT 4096
+
+static long lane_fill_percent(long width) { return 100 * width / ((width + 7) / 8 * 8); }
+
+static int swap_suits(int transA, int transB, long m, long n, long k) {
+    return transA && !transB && k >= 64 && m * n <= SWAP_LIMIT && lane_fill_percent(m) > lane_fill_percent(n);
+}
+
+// One block of columns [j, j + 8·vectors) of Cᵀ, `vectors` a constant once inlined so that the
+// accumulators stay in registers; only the last vector may be ragged (masked).
+__attribute__((target("avx2,fma"), always_inline))
+static inline void transposed_block(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                                    float *transposed, long j, const long vectors, __m256i last) {
+    for (long i = 0; i < n; i += 2) {
+        int pair = i + 1 < n;
+        const float *b0 = b + i, *b1 = pair ? b0 + 1 : b0;
+        __m256 c[4], d[4];
+        for (long v = 0; v < vectors; v++) c[v] = d[v] = _mm256_setzero_ps();
+        const float *ap = a + j;
+        for (long kk = 0; kk < k; kk++, ap += lda) {
+            __m256 x0 = _mm256_broadcast_ss(b0 + kk * ldb), x1 = _mm256_broadcast_ss(b1 + kk * ldb);
+            for (long v = 0; v < vectors; v++) {
+                __m256 av = v + 1 < vectors ? _mm256_loadu_ps(ap + 8 * v) : _mm256_maskload_ps(ap + 8 * v, last);
+                c[v] = _mm256_fmadd_ps(x0, av, c[v]);
+                d[v] = _mm256_fmadd_ps(x1, av, d[v]);
+            }
+        }
+        for (long v = 0; v < vectors; v++) {
+            __m256i mask = v + 1 < vectors ? FULL_MASK : last;
+            _mm256_maskstore_ps(transposed + i * m + j + 8 * v, mask, c[v]);
+            if (pair) _mm256_maskstore_ps(transposed + (i + 1) * m + j + 8 * v, mask, d[v]);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void transposed_product_avx2(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                                    float *transposed) {
+    // Cᵀ [n, m], two rows at a time: A' = Bᵀ (element (i, kk) at b[kk·ldb + i]), B' = A (row kk at
+    // a + kk·lda, m wide).
+    for (long j = 0; j < m; j += 32) {
+        long width = m - j < 32 ? m - j : 32, vectors = (width + 7) / 8, ragged = width - 8 * (vectors - 1);
+        __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        switch (vectors) {
+        case 1: transposed_block(m, n, k, a, lda, b, ldb, transposed, j, 1, last); break;
+        case 2: transposed_block(m, n, k, a, lda, b, ldb, transposed, j, 2, last); break;
+        case 3: transposed_block(m, n, k, a, lda, b, ldb, transposed, j, 3, last); break;
+        default: transposed_block(m, n, k, a, lda, b, ldb, transposed, j, 4, last); break;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void swapped_avx2(long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
+                         float beta, float *c, long ldc) {
+    float transposed[SWAP_LIMIT];
+    transposed_product_avx2(m, n, k, a, lda, b, ldb, transposed);
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float value = alpha * transposed[j * m + i];
+            c[i * ldc + j] = beta == 0 ? value : value + beta * c[i * ldc + j];
+        }
+}
+
 // Narrow products, flattened: for an even n that is not a multiple of 8 (4, 6, 10, 12, 14), four
 // rows of a dense C (ldc == n) are 4n contiguous floats, a whole number of 8-lane vectors (five for
 // n = 10, where the 4 x 16 block above fills only 10 of every 16 lanes). Each vector's lanes belong
@@ -197,7 +266,38 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
         // Lanes whose flat position reaches the next row's start.
         masks[v] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)((low[v] + 1) * n - 1))));
     }
-    for (long i = 0; i + FLAT_ROWS <= m; i += FLAT_ROWS) {
+    long i = 0;
+    // Eight rows at a time where the accumulators fit in registers (n ≤ 10: two sets of at most
+    // five): the next four rows' vectors take the same lanes of B, so each load of B feeds two
+    // multiply-adds (the four-row loop is bound by its loads: four broadcasts and five loads of B
+    // per five multiply-adds).
+    if (vectors <= 5) {
+        for (; i + 2 * FLAT_ROWS <= m; i += 2 * FLAT_ROWS) {
+            const float *a0 = a + i * rowStride, *a4 = a0 + FLAT_ROWS * rowStride;
+            __m256 acc[FLAT_MAX_VECTORS], next[FLAT_MAX_VECTORS];
+            for (long v = 0; v < vectors; v++) acc[v] = next[v] = _mm256_setzero_ps();
+            long offset = 0;
+            const float *bp = packed;
+            for (long kk = 0; kk < k; kk++, offset += depthStride, bp += width) {
+                __m256 rows[FLAT_ROWS + 1], later[FLAT_ROWS + 1];
+                for (long r = 0; r < FLAT_ROWS; r++) {
+                    rows[r] = _mm256_broadcast_ss(a0 + r * rowStride + offset);
+                    later[r] = _mm256_broadcast_ss(a4 + r * rowStride + offset);
+                }
+                rows[FLAT_ROWS] = rows[FLAT_ROWS - 1];
+                later[FLAT_ROWS] = later[FLAT_ROWS - 1];
+                for (long v = 0; v < vectors; v++) {
+                    __m256 bv = _mm256_loadu_ps(bp + 8 * v);
+                    acc[v] = _mm256_fmadd_ps(_mm256_blendv_ps(rows[low[v]], rows[low[v] + 1], masks[v]), bv, acc[v]);
+                    next[v] = _mm256_fmadd_ps(_mm256_blendv_ps(later[low[v]], later[low[v] + 1], masks[v]), bv, next[v]);
+                }
+            }
+            float *block = c + i * n;
+            for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
+            for (long v = 0; v < vectors; v++) finish_avx2(next[v], block + width + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
+        }
+    }
+    for (; i + FLAT_ROWS <= m; i += FLAT_ROWS) {
         const float *a0 = a + i * rowStride;
         __m256 acc[FLAT_MAX_VECTORS];
         for (long v = 0; v < vectors; v++) acc[v] = _mm256_setzero_ps();
@@ -438,6 +538,7 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     if (!rnnkit_avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
+    else if (swap_suits(transA, transB, m, n, k)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, 0);
     else blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, 0);
 }

@@ -11,6 +11,10 @@ final class SmallGEMMTests: XCTestCase {
         (16, 4, 9), (7, 6, 5), (13, 10, 28), (8, 12, 3), (6, 14, 14), (40, 10, 7), (33, 6, 4), (36, 14, 3),
         // Widths next to them that must not take it (n = 2: four rows per vector).
         (32, 2, 8), (36, 16, 5), (40, 9, 3),
+        // Aᵀ·B with a long k and m filling more lanes than n, computed as its transpose: two
+        // column blocks (32 + 8), an odd n (the last row of Cᵀ alone), one vector; the flattened
+        // kernel's eight-row loop with four-row and ragged rows after it.
+        (40, 6, 70), (17, 5, 65), (8, 1, 64), (33, 3, 100), (28, 10, 64), (21, 10, 9), (12, 4, 5),
     ]
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1, 1), (0.5, -2), (2, 0)]
 
