@@ -52,6 +52,11 @@ void rnnkit_adam_step(float *weights, const float *gradients, float *m, float *v
 // time: result[j] += (m[i][j] + m[i+1][j]) + (m[i+2][j] + m[i+3][j]), then the rest one by one.
 void rnnkit_sum_rows(const float *matrix, long rows, long columns, float *result);
 
+// The softmax of each row of values [rows, columns] (row-major, dense) in place: e^(x − max) over
+// their sum. Up to 64 columns on AVX2 with a vector exp (about 1 ulp; 0 below the smallest normal
+// float), otherwise the C library's expf.
+void rnnkit_softmax_rows(float *values, long rows, long columns);
+
 // 1 when every value is finite, 0 when one is NaN or infinite.
 int rnnkit_all_finite(const float *values, long count);
 

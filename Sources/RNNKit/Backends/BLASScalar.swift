@@ -40,6 +40,9 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
     static func addAndMultiplyByActivationDerivative(
         _ activation: Activation, outputs: UnsafePointer<Self>, upstream: UnsafePointer<Self>?,
         carried: UnsafePointer<Self>?, into gradient: UnsafeMutablePointer<Self>, count: Int)
+    /// The softmax of each row, in place. `Float` runs it on a vector exp (about 1 ulp) where the
+    /// core has AVX2 and rows have at most 64 columns.
+    static func softmaxInPlace(_ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func softmaxBackward(outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>)
@@ -184,6 +187,10 @@ extension Float: BLASScalar {
 
     public static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
         rnnkit_all_finite(values, count) != 0
+    }
+
+    public static func softmaxInPlace(_ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        rnnkit_softmax_rows(values, rows, columns)
     }
 }
 

@@ -20,18 +20,25 @@ extension BLASScalar {
         case .hardSigmoid:
             for i in 0..<count { values[i] = Swift.min(Swift.max(values[i] / 6 + 0.5, 0), 1) }
         case .softmax:
-            for r in 0..<rows {
-                let row = values + r * columns
-                var maximum = row[0]
-                for j in 1..<columns where row[j] > maximum { maximum = row[j] }
-                var sum: Self = 0
-                for j in 0..<columns {
-                    row[j] = Self.exp(row[j] - maximum)
-                    sum += row[j]
-                }
-                let inverse = 1 / sum
-                for j in 0..<columns { row[j] *= inverse }
+            softmaxInPlace(values, rows: rows, columns: columns)
+        }
+    }
+
+    /// The softmax of each row of a row-major `[rows, columns]` matrix, in place:
+    /// `e^(x − max)` over the row's sum.
+    public static func softmaxInPlace(_ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
+        guard columns > 0 else { return }
+        for r in 0..<rows {
+            let row = values + r * columns
+            var maximum = row[0]
+            for j in 1..<columns where row[j] > maximum { maximum = row[j] }
+            var sum: Self = 0
+            for j in 0..<columns {
+                row[j] = Self.exp(row[j] - maximum)
+                sum += row[j]
             }
+            let inverse = 1 / sum
+            for j in 0..<columns { row[j] *= inverse }
         }
     }
 
@@ -183,9 +190,17 @@ extension BLASScalar {
             }
             var maximum = z[0], best = 0
             for j in 1..<classes where z[j] > maximum { maximum = z[j]; best = j }
-            var sum: Self = 0
-            for j in 0..<classes { sum += Self.exp(z[j] - maximum) }
-            lossSum += Double(Self.log(sum) + maximum - z[label])
+            // −log p_label, from the softmax the forward pass already took (the exponentials cost
+            // more than the rest of a small model's head); where p_label is not a normal number
+            // (it underflowed, or is NaN), log Σ e^(z − max) + max − z_label from the logits.
+            let probability = p[label]
+            if probability >= Self.leastNormalMagnitude {
+                lossSum -= Double(Self.log(probability))
+            } else {
+                var sum: Self = 0
+                for j in 0..<classes { sum += Self.exp(z[j] - maximum) }
+                lossSum += Double(Self.log(sum) + maximum - z[label])
+            }
             if best == label { correct += 1 }
             if let logitGradient {
                 let g = logitGradient + r * classes
