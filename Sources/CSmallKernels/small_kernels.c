@@ -71,14 +71,30 @@ static inline __m256 tanh_avx2(__m256 x) {
     return _mm256_blendv_ps(_mm256_mul_ps(p, r), c, tiny);
 }
 
+// What a product does to each result after α and β, before its one store: nothing, tanh (a
+// recurrent step's activation), or a multiply by 1 − y² (tanh's derivative, from the layer's
+// outputs y, laid out as C is: a backward step's gradient through the activation).
+typedef struct {
+    int tanh;
+    const float *y; // with `c`, the start of C, so that y's element for c + i is y + i
+    const float *c;
+} epilogue;
+
+static const epilogue NO_EPILOGUE = {0, 0, 0}, TANH_EPILOGUE = {1, 0, 0};
+
 __attribute__((target("avx2,fma")))
-static inline void finish_avx2(__m256 sum, float *target, float alpha, float beta, int partial, __m256i mask, int applyTanh) {
+static inline void finish_avx2(__m256 sum, float *target, float alpha, float beta, int partial, __m256i mask, const epilogue *e) {
     __m256 result = alpha == 1.0f ? sum : _mm256_mul_ps(sum, _mm256_set1_ps(alpha));
     if (beta != 0.0f) {
         __m256 old = partial ? _mm256_maskload_ps(target, mask) : _mm256_loadu_ps(target);
         result = beta == 1.0f ? _mm256_add_ps(result, old) : _mm256_fmadd_ps(old, _mm256_set1_ps(beta), result);
     }
-    if (applyTanh) result = tanh_avx2(result);
+    if (e->tanh) result = tanh_avx2(result);
+    if (e->y) {
+        const float *y = e->y + (target - e->c);
+        __m256 outputs = partial ? _mm256_maskload_ps(y, mask) : _mm256_loadu_ps(y);
+        result = _mm256_mul_ps(result, _mm256_fnmadd_ps(outputs, outputs, _mm256_set1_ps(1.0f)));
+    }
     if (partial) _mm256_maskstore_ps(target, mask, result);
     else _mm256_storeu_ps(target, result);
 }
@@ -87,7 +103,7 @@ static inline void finish_avx2(__m256 sum, float *target, float alpha, float bet
 
 __attribute__((target("avx2,fma")))
 static void blocked_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
-                         const float *b, long ldb, float beta, float *c, long ldc, int applyTanh) {
+                         const float *b, long ldb, float beta, float *c, long ldc, const epilogue *e) {
     long full = n & ~7L, rem = n - full;
     __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     long i = 0;
@@ -112,14 +128,14 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
                 c3 = _mm256_fmadd_ps(x3, bv, c3); d3 = _mm256_fmadd_ps(x3, bw, d3);
             }
             float *row = c + i * ldc + j;
-            finish_avx2(c0, row, alpha, beta, 0, FULL_MASK, applyTanh);
-            finish_avx2(d0, row + 8, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c1, row + ldc, alpha, beta, 0, FULL_MASK, applyTanh);
-            finish_avx2(d1, row + ldc + 8, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c2, row + 2 * ldc, alpha, beta, 0, FULL_MASK, applyTanh);
-            finish_avx2(d2, row + 2 * ldc + 8, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c3, row + 3 * ldc, alpha, beta, 0, FULL_MASK, applyTanh);
-            finish_avx2(d3, row + 3 * ldc + 8, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c0, row, alpha, beta, 0, FULL_MASK, e);
+            finish_avx2(d0, row + 8, alpha, beta, partial, mask, e);
+            finish_avx2(c1, row + ldc, alpha, beta, 0, FULL_MASK, e);
+            finish_avx2(d1, row + ldc + 8, alpha, beta, partial, mask, e);
+            finish_avx2(c2, row + 2 * ldc, alpha, beta, 0, FULL_MASK, e);
+            finish_avx2(d2, row + 2 * ldc + 8, alpha, beta, partial, mask, e);
+            finish_avx2(c3, row + 3 * ldc, alpha, beta, 0, FULL_MASK, e);
+            finish_avx2(d3, row + 3 * ldc + 8, alpha, beta, partial, mask, e);
         }
         for (; j < n; j += 8) {
             int partial = j >= full;
@@ -135,10 +151,10 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
                 c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + offset), bv, c3);
             }
             float *row = c + i * ldc + j;
-            finish_avx2(c0, row, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c1, row + ldc, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c2, row + 2 * ldc, alpha, beta, partial, mask, applyTanh);
-            finish_avx2(c3, row + 3 * ldc, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(c0, row, alpha, beta, partial, mask, e);
+            finish_avx2(c1, row + ldc, alpha, beta, partial, mask, e);
+            finish_avx2(c2, row + 2 * ldc, alpha, beta, partial, mask, e);
+            finish_avx2(c3, row + 3 * ldc, alpha, beta, partial, mask, e);
         }
     }
     // The last m % 4 rows, one at a time: four partial sums over alternate steps of k, so that a
@@ -162,7 +178,7 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
                 s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
             }
             __m256 sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-            finish_avx2(sum, c + i * ldc + j, alpha, beta, partial, mask, applyTanh);
+            finish_avx2(sum, c + i * ldc + j, alpha, beta, partial, mask, e);
         }
     }
 }
@@ -256,7 +272,7 @@ static int flat_suits(long n, long k, long ldc) {
 // accumulators, masks and row choices stay in registers.
 __attribute__((target("avx2,fma"), always_inline))
 static inline void flat_body(long m, const long n, long k, float alpha, const float *a, long rowStride, long depthStride,
-                             const float *packed, float beta, float *c, int applyTanh) {
+                             const float *packed, float beta, float *c, const epilogue *e) {
     const long width = FLAT_ROWS * n, vectors = width / 8;
     long low[FLAT_MAX_VECTORS];
     __m256 masks[FLAT_MAX_VECTORS];
@@ -293,8 +309,8 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
                 }
             }
             float *block = c + i * n;
-            for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
-            for (long v = 0; v < vectors; v++) finish_avx2(next[v], block + width + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
+            for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, e);
+            for (long v = 0; v < vectors; v++) finish_avx2(next[v], block + width + 8 * v, alpha, beta, 0, FULL_MASK, e);
         }
     }
     for (; i + FLAT_ROWS <= m; i += FLAT_ROWS) {
@@ -316,7 +332,7 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
             }
         }
         float *block = c + i * n;
-        for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, applyTanh);
+        for (long v = 0; v < vectors; v++) finish_avx2(acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, e);
     }
 }
 
@@ -345,28 +361,28 @@ static void flat_pack(long n, long k, const float *b, long ldb, float *packed) {
 // The flattened product against B already packed (`b` is still read for the last m % 4 rows).
 __attribute__((target("avx2,fma")))
 static void flat_packed_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
-                             const float *packed, const float *b, long ldb, float beta, float *c, int applyTanh) {
+                             const float *packed, const float *b, long ldb, float beta, float *c, const epilogue *e) {
     switch (n) {
-    case 4: flat_body(m, 4, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
-    case 6: flat_body(m, 6, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
-    case 10: flat_body(m, 10, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
-    case 12: flat_body(m, 12, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
-    case 14: flat_body(m, 14, k, alpha, a, rowStride, depthStride, packed, beta, c, applyTanh); break;
-    default: blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, n, applyTanh); return;
+    case 4: flat_body(m, 4, k, alpha, a, rowStride, depthStride, packed, beta, c, e); break;
+    case 6: flat_body(m, 6, k, alpha, a, rowStride, depthStride, packed, beta, c, e); break;
+    case 10: flat_body(m, 10, k, alpha, a, rowStride, depthStride, packed, beta, c, e); break;
+    case 12: flat_body(m, 12, k, alpha, a, rowStride, depthStride, packed, beta, c, e); break;
+    case 14: flat_body(m, 14, k, alpha, a, rowStride, depthStride, packed, beta, c, e); break;
+    default: blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, n, e); return;
     }
     long done = m / FLAT_ROWS * FLAT_ROWS;
     if (done < m) {
         // The last m % 4 rows through the general kernel.
-        blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, applyTanh);
+        blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, e);
     }
 }
 
 __attribute__((target("avx2,fma")))
 static void flat_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
-                      const float *b, long ldb, float beta, float *c, int applyTanh) {
+                      const float *b, long ldb, float beta, float *c, const epilogue *e) {
     float packed[FLAT_PACK_LIMIT];
     flat_pack(n, k, b, ldb, packed);
-    flat_packed_avx2(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, applyTanh);
+    flat_packed_avx2(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,13 +399,12 @@ static void tanh_in_place_avx2(float *values, long count) {
     }
 }
 
-// c = a [m, k] · b [k, n] (+ c when accumulate) (tanh when applyTanh), b packed for the flattened
-// kernel when `packed` is non-null.
+// c = e(a [m, k] · b [k, n] + beta · c), b packed for the flattened kernel when `packed` is non-null.
 __attribute__((target("avx2,fma")))
 static void recurrent_product_avx2(long m, long n, long k, const float *a, const float *b, const float *packed,
-                                   float *c, float beta, int applyTanh) {
-    if (packed) flat_packed_avx2(m, n, k, 1.0f, a, k, 1, packed, b, n, beta, c, applyTanh);
-    else blocked_avx2(m, n, k, 1.0f, a, k, 1, b, n, beta, c, n, applyTanh);
+                                   float *c, float beta, const epilogue *e) {
+    if (packed) flat_packed_avx2(m, n, k, 1.0f, a, k, 1, packed, b, n, beta, c, e);
+    else blocked_avx2(m, n, k, 1.0f, a, k, 1, b, n, beta, c, n, e);
 }
 
 __attribute__((target("avx2,fma")))
@@ -402,7 +417,7 @@ static void rnn_tanh_forward_avx2(long steps, long batch, long units, float *gat
         float *g = gates + t * step;
         const float *previous = t == 0 ? h0 : g - step;
         if (!previous) tanh_in_place_avx2(g, step);
-        else recurrent_product_avx2(batch, units, units, previous, u, flat ? packed : 0, g, 1.0f, 1);
+        else recurrent_product_avx2(batch, units, units, previous, u, flat ? packed : 0, g, 1.0f, &TANH_EPILOGUE);
     }
 }
 
@@ -416,29 +431,35 @@ static void rnn_tanh_backward_avx2(long steps, long batch, long units, const flo
     long step = batch * units, full = step & ~7L;
     __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(step - full)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 one = _mm256_set1_ps(1.0f);
-    for (long t = steps - 1; t >= 0; t--) {
-        const float *h = states + t * step;
-        const float *up = sequence ? upstream + t * step : (t == steps - 1 ? upstream : 0);
-        int hasCarried = t < steps - 1;
-        float *d = dz + t * step;
-        // dz_t = (upstream_t + carried) ⊙ (1 − h_t²); plain loads and stores but for the ragged
-        // end (a masked store is microcoded on AMD cores, tens of cycles each).
+    // The last step: dz = upstream ⊙ (1 − h²); plain loads and stores but for the ragged end (a
+    // masked store is microcoded on AMD cores, tens of cycles each).
+    {
+        const float *h = states + (steps - 1) * step, *up = sequence ? upstream + (steps - 1) * step : upstream;
+        float *d = dz + (steps - 1) * step;
         long i = 0;
         for (; i < full; i += 8) {
-            __m256 g = up ? _mm256_loadu_ps(up + i) : _mm256_setzero_ps();
-            if (hasCarried) g = _mm256_add_ps(g, _mm256_loadu_ps(carried + i));
             __m256 y = _mm256_loadu_ps(h + i);
-            _mm256_storeu_ps(d + i, _mm256_mul_ps(g, _mm256_fnmadd_ps(y, y, one)));
+            _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_loadu_ps(up + i), _mm256_fnmadd_ps(y, y, one)));
         }
         if (i < step) {
-            __m256 g = up ? _mm256_maskload_ps(up + i, tail) : _mm256_setzero_ps();
-            if (hasCarried) g = _mm256_add_ps(g, _mm256_maskload_ps(carried + i, tail));
             __m256 y = _mm256_maskload_ps(h + i, tail);
-            _mm256_maskstore_ps(d + i, tail, _mm256_mul_ps(g, _mm256_fnmadd_ps(y, y, one)));
+            _mm256_maskstore_ps(d + i, tail, _mm256_mul_ps(_mm256_maskload_ps(up + i, tail), _mm256_fnmadd_ps(y, y, one)));
         }
-        // carried = dz_t · Uᵀ, what reaches h_{t−1}
-        if (t > 0 || wantInitial) recurrent_product_avx2(batch, units, units, d, transposed, flat ? packed : 0, carried, 0.0f, 0);
     }
+    // Every earlier step in the product's epilogue: dz_{t−1} = (dz_t · Uᵀ + upstream_{t−1}) ⊙
+    // (1 − h_{t−1}²), the gradient reaching h_{t−1} taken through its tanh before the one store.
+    for (long t = steps - 1; t > 0; t--) {
+        float *previous = dz + (t - 1) * step;
+        float beta = 0.0f;
+        if (sequence) {
+            memcpy(previous, upstream + (t - 1) * step, (size_t)step * sizeof(float));
+            beta = 1.0f;
+        }
+        epilogue derivative = {0, states + (t - 1) * step, previous};
+        recurrent_product_avx2(batch, units, units, dz + t * step, transposed, flat ? packed : 0, previous, beta, &derivative);
+    }
+    // What reaches h0: carried = dz_0 · Uᵀ.
+    if (wantInitial) recurrent_product_avx2(batch, units, units, dz, transposed, flat ? packed : 0, carried, 0.0f, &NO_EPILOGUE);
 }
 
 int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0) {
@@ -549,14 +570,14 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
     else if (swap_suits(transA, transB, m, n, k)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, 0);
-    else blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, 0);
+    else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, &NO_EPILOGUE);
+    else blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, &NO_EPILOGUE);
 }
 
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
     if (!rnnkit_avx2_available()) return 0;
-    if (m >= FLAT_ROWS && flat_suits(n, k, ldc)) flat_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, 1);
-    else blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, 1);
+    if (m >= FLAT_ROWS && flat_suits(n, k, ldc)) flat_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, &TANH_EPILOGUE);
+    else blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, &TANH_EPILOGUE);
     return 1;
 }
 

@@ -29,11 +29,12 @@ int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda,
 // nothing, where the core lacks AVX2 or units exceeds 64.
 int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0);
 
-// Its backward pass: for t = steps-1..0, dz_t = (upstream_t + carried) (1 - h_t^2), then
-// carried = dz_t U^T when t > 0 or wantInitial. states [steps, batch, units] are the forward pass's
-// h_t; upstream is [steps, batch, units] when sequence, else [batch, units] (the last step's);
-// dz [steps, batch, units] receives every step's; carried [batch, units] is scratch, holding
-// d loss / d h0 at the end when wantInitial. Returns 0, doing nothing, as the forward pass does.
+// Its backward pass: for t = steps-1..0, dz_t = (upstream_t + dz_{t+1} U^T) (1 - h_t^2), the
+// product absent at the last step (and upstream_t at every step but the last unless sequence).
+// states [steps, batch, units] are the forward pass's h_t; upstream is [steps, batch, units] when
+// sequence, else [batch, units] (the last step's); dz [steps, batch, units] receives every step's;
+// carried [batch, units] receives d loss / d h0 = dz_0 U^T when wantInitial and is not touched
+// otherwise. Returns 0, doing nothing, as the forward pass does.
 int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
                              const float *u, float *dz, float *carried, int wantInitial);
 
