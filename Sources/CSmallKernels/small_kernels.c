@@ -101,6 +101,50 @@ static inline void finish_avx2(__m256 sum, float *target, float alpha, float bet
 
 #define FULL_MASK _mm256_set1_epi32(-1)
 
+// `rows` (1–3) rows of C by `vectors` (1–2) vectors together, with `parities` interleaved partial
+// sums over k: rows × vectors × parities independent chains of multiply-adds (six to eight), so a
+// long k keeps both FMA units busy instead of waiting on each chain's latency. All three are
+// constants once inlined; the last vector is read and written through `last`.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void tail_rows(const long rows, const long vectors, const long parities, long k, float alpha, const float *a,
+                             long rowStride, long depthStride, const float *b, long ldb, float beta, float *c, long ldc,
+                             const epilogue *e, __m256i last) {
+    __m256 sums[3][2][4];
+    for (long r = 0; r < rows; r++)
+        for (long v = 0; v < vectors; v++)
+            for (long p = 0; p < parities; p++) sums[r][v][p] = _mm256_setzero_ps();
+    long kk = 0;
+    for (; kk + parities <= k; kk += parities) {
+        for (long p = 0; p < parities; p++) {
+            const float *bp = b + (kk + p) * ldb;
+            __m256 bv[2];
+            for (long v = 0; v < vectors; v++) bv[v] = v + 1 < vectors ? _mm256_loadu_ps(bp + 8 * v) : _mm256_maskload_ps(bp + 8 * v, last);
+            for (long r = 0; r < rows; r++) {
+                __m256 x = _mm256_broadcast_ss(a + r * rowStride + (kk + p) * depthStride);
+                for (long v = 0; v < vectors; v++) sums[r][v][p] = _mm256_fmadd_ps(x, bv[v], sums[r][v][p]);
+            }
+        }
+    }
+    for (; kk < k; kk++) {
+        const float *bp = b + kk * ldb;
+        for (long r = 0; r < rows; r++) {
+            __m256 x = _mm256_broadcast_ss(a + r * rowStride + kk * depthStride);
+            for (long v = 0; v < vectors; v++) {
+                __m256 bv = v + 1 < vectors ? _mm256_loadu_ps(bp + 8 * v) : _mm256_maskload_ps(bp + 8 * v, last);
+                sums[r][v][0] = _mm256_fmadd_ps(x, bv, sums[r][v][0]);
+            }
+        }
+    }
+    int lastIsPartial = _mm256_movemask_ps(_mm256_castsi256_ps(last)) != 0xFF;
+    for (long r = 0; r < rows; r++)
+        for (long v = 0; v < vectors; v++) {
+            __m256 sum = sums[r][v][0];
+            for (long p = 1; p < parities; p++) sum = _mm256_add_ps(sum, sums[r][v][p]);
+            int partial = v + 1 == vectors && lastIsPartial;
+            finish_avx2(sum, c + r * ldc + 8 * v, alpha, beta, partial, partial ? last : FULL_MASK, e);
+        }
+}
+
 __attribute__((target("avx2,fma")))
 static void blocked_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
                          const float *b, long ldb, float beta, float *c, long ldc, const epilogue *e) {
@@ -157,9 +201,24 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
             finish_avx2(c3, row + 3 * ldc, alpha, beta, partial, mask, e);
         }
     }
-    // The last m % 4 rows, one at a time: four partial sums over alternate steps of k, so that a
-    // long k (a weight gradient's sum over every sample and step) is not one chain of dependent
-    // multiply-adds waiting on each other's latency.
+    // The last m % 4 rows: together when n ≤ 16 (tail_rows), else one at a time, with four partial
+    // sums over alternate steps of k, so that a long k (a weight gradient's sum over every sample
+    // and step) is not one chain of dependent multiply-adds waiting on each other's latency.
+    if (i < m && n <= 16) {
+        const float *rest = a + i * rowStride;
+        float *target = c + i * ldc;
+        long rows = m - i;
+        __m256i last = rem == 0 ? FULL_MASK : tail;
+        switch (rows * 10 + (n > 8 ? 2 : 1)) {
+        case 11: tail_rows(1, 1, 4, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        case 12: tail_rows(1, 2, 4, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        case 21: tail_rows(2, 1, 4, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        case 22: tail_rows(2, 2, 2, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        case 31: tail_rows(3, 1, 2, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        default: tail_rows(3, 2, 1, k, alpha, rest, rowStride, depthStride, b, ldb, beta, target, ldc, e, last); break;
+        }
+        return;
+    }
     for (; i < m; i++) {
         const float *a0 = a + i * rowStride;
         for (long j = 0; j < n; j += 8) {

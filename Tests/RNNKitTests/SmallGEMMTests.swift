@@ -15,6 +15,8 @@ final class SmallGEMMTests: XCTestCase {
         // column blocks (32 + 8), an odd n (the last row of Cᵀ alone), one vector; the flattened
         // kernel's eight-row loop with four-row and ragged rows after it.
         (40, 6, 70), (17, 5, 65), (8, 1, 64), (33, 3, 100), (28, 10, 64), (21, 10, 9), (12, 4, 5),
+        // The last m % 4 rows together (n ≤ 16), every count of rows and vectors, long and short k.
+        (10, 10, 100), (10, 8, 50), (11, 16, 33), (7, 3, 70), (9, 12, 6),
     ]
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1, 1), (0.5, -2), (2, 0)]
 
