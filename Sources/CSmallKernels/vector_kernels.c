@@ -78,8 +78,7 @@ int rnnkit_all_finite(const float *values, long count) {
 __attribute__((target("avx2,fma")))
 static void sum_rows_avx2(const float *matrix, long rows, long columns, float *result) {
     long vectors = (columns + 7) / 8;
-    __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns - 8 * (vectors - 1))),
-                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i tail = rnnkit_first_lanes(columns - 8 * (vectors - 1));
     __m256i full = _mm256_set1_epi32(-1);
     __m256 sums[SUM_ROWS_MAX_VECTORS];
     for (long v = 0; v < vectors; v++) sums[v] = _mm256_setzero_ps();
