@@ -6,7 +6,8 @@
 // Row-major, as cblas_?gemm with CblasRowMajor: C [m, n] = alpha * op(A) [m, k] * op(B) [k, n]
 // + beta * C, lda/ldb/ldc the row strides of the matrices as stored. beta == 0 never reads C.
 // With transB, B (stored [n, k]) is transposed into a stack buffer first, so n * k must not
-// exceed RNNKIT_SMALL_TRANSPOSED_LIMIT.
+// exceed RNNKIT_SMALL_TRANSPOSED_LIMIT. With transA, a long k and an m that fills more vector
+// lanes than n (a weight gradient), the kernel computes Cᵀ = op(B)ᵀ·op(A)ᵀ and scatters it into C.
 //
 // The float kernel runs on AVX2 with FMA when the core has them (checked once, at run time) and
 // on portable C otherwise; the double kernel is portable C (it serves tests in Double).

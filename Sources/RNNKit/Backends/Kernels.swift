@@ -168,6 +168,8 @@ extension BLASScalar {
     ///
     /// - Parameters:
     ///   - logits, probabilities: `[rows, classes]`; `probabilities` is the softmax of `logits`.
+    ///     The loss is `−log p_label` from `probabilities`, and from the logits
+    ///     (`log Σ e^(z − max) + max − z_label`) only where `p_label` is not a normal number.
     ///   - labels: `rows` class indices in `0..<classes`; a row whose label is outside is
     ///     skipped (no loss, zero gradient) and counted, never used as an index.
     ///   - gradientScale: the gradient is `(p − y) · gradientScale`.
