@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "benchmarks",
             dependencies: [
-                "RNNKit", "CMallocCounter", "BenchmarkTiming",
+                "RNNKit", "CMallocCounter", "CCoreProbe", "BenchmarkTiming",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/benchmarks"
@@ -98,6 +98,8 @@ let package = Package(
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        // Times the same arithmetic on the workers' cores at once: how far apart their speeds are.
+        .target(name: "CCoreProbe", path: "Benchmarks/CCoreProbe"),
         // The README's variable-length example: the adding problem under Masking (AddingProblemTests runs it).
         .executableTarget(
             name: "adding-problem",

@@ -39,6 +39,18 @@ struct Report: Codable {
         var trainingSecondsAllEpochs: Double
         var wallSecondsWithValidation: Double
         var pytorchTrainingSamplesPerSecond: Double?
+        /// One shard's training timed on every worker's core at once, before each repeat (nil
+        /// with one worker, or when the process may not run on that many CPUs).
+        var coreBalance: CoreBalance?
+    }
+    /// How far apart the workers' cores ran the same shard at the same moment: per interval, the
+    /// slowest core's time over the fastest's (a sharded step waits for the slowest).
+    struct CoreBalance: Codable {
+        var intervals: Int
+        var medianSlowestOverFastest: Double
+        var worstSlowestOverFastest: Double
+        /// A shard's training step (batch ÷ workers samples, one worker), median over cores and intervals.
+        var medianShardMicroseconds: Double
     }
     var build: String
     var quick: Bool
@@ -233,6 +245,17 @@ struct BenchmarkRun {
                        openBLAS as NSString, oneWorker as NSString, result.inferenceSamplesPerSecond, result.epochs, result.repeats,
                        versus as NSString))
         }
+        if workers > 1, report.endToEnd.contains(where: { $0.coreBalance == nil }) {
+            say("The workers' cores could not be timed at once (fewer CPUs than workers in this process's affinity mask).")
+        }
+        for row in report.endToEnd {
+            // A step's shards run in lockstep, so the step waits for the slower core: this bounds
+            // what the workers' ratio can show, whatever the engine does.
+            guard let balance = row.coreBalance else { continue }
+            say(String(format: "%@'s shard (%d samples) on the %d cores at once, %d intervals of 5 ms before the runs: %.1f µs a step (median); slowest core ÷ fastest %.2f (median), %.2f (worst)",
+                       row.model as NSString, (row.batch + workers - 1) / workers, workers, balance.intervals, balance.medianShardMicroseconds,
+                       balance.medianSlowestOverFastest, balance.worstSlowestOverFastest))
+        }
         return report
     }
 
@@ -353,7 +376,10 @@ struct BenchmarkRun {
         if workers > 1 { configurations.append((kernels, 1)) }
         var rates = Array(repeating: [Double](), count: configurations.count)
         var inference: [Double] = [], seconds: [Double] = [], walls: [Double] = []
+        var balances: [Report.CoreBalance] = []
+        let probe = workers > 1 ? try ShardProbe(workload, cores: workers, data: data) : nil
         for _ in 0..<repeats {
+            if let balance = probe?.measure(intervals: 20, milliseconds: 5) { balances.append(balance) }
             for (index, configuration) in configurations.enumerated() {
                 let model = try workload.makeModel(backend: BLASBackend(kernels: configuration.kernels), workers: configuration.workers)
                 let start = now()
@@ -377,6 +403,11 @@ struct BenchmarkRun {
                                openBLASOnlyTrainingSamplesPerSecond: openBLASIndex.map { median(rates[$0]) },
                                oneWorkerTrainingSamplesPerSecond: oneWorkerIndex.map { median(rates[$0]) },
                                inferenceSamplesPerSecond: median(inference), epochs: epochs,
-                               trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls))
+                               trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls),
+                               coreBalance: balances.isEmpty ? nil : Report.CoreBalance(
+                                   intervals: balances.map(\.intervals).reduce(0, +),
+                                   medianSlowestOverFastest: median(balances.map(\.medianSlowestOverFastest)),
+                                   worstSlowestOverFastest: balances.map(\.worstSlowestOverFastest).max()!,
+                                   medianShardMicroseconds: median(balances.map(\.medianShardMicroseconds))))
     }
 }
