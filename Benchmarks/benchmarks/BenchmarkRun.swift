@@ -51,6 +51,8 @@ struct Report: Codable {
         var worstSlowestOverFastest: Double
         /// A shard's training step (batch ÷ workers samples, one worker), median over cores and intervals.
         var medianShardMicroseconds: Double
+        /// The same on the slowest core of each interval: what a sharded step waits for.
+        var medianSlowestShardMicroseconds: Double
     }
     var build: String
     var quick: Bool
@@ -252,9 +254,17 @@ struct BenchmarkRun {
             // A step's shards run in lockstep, so the step waits for the slower core: this bounds
             // what the workers' ratio can show, whatever the engine does.
             guard let balance = row.coreBalance else { continue }
-            say(String(format: "%@'s shard (%d samples) on the %d cores at once, %d intervals of 5 ms before the runs: %.1f µs a step (median); slowest core ÷ fastest %.2f (median), %.2f (worst)",
-                       row.model as NSString, (row.batch + workers - 1) / workers, workers, balance.intervals, balance.medianShardMicroseconds,
-                       balance.medianSlowestOverFastest, balance.worstSlowestOverFastest))
+            var line = String(format: "%@'s shard (%d samples) trained on the %d cores at once, %d intervals of 5 ms before the runs: %.1f µs a step, %.1f on the slower core (medians); slowest core ÷ fastest %.2f (median), %.2f (worst)",
+                              row.model as NSString, (row.batch + workers - 1) / workers, workers, balance.intervals, balance.medianShardMicroseconds,
+                              balance.medianSlowestShardMicroseconds, balance.medianSlowestOverFastest, balance.worstSlowestOverFastest)
+            if let oneWorker = row.oneWorkerTrainingSamplesPerSecond {
+                // One worker's whole-batch step (from its fit above) over the slower core's shard:
+                // the workers' ratio if a sharded step cost nothing beyond its slower shard.
+                let oneWorkerStep = Double(row.batch) / oneWorker * 1e6
+                line += String(format: "; one worker's %d-sample step took %.1f µs in the fits above, so %d workers ÷ 1 can reach about %.2f×",
+                               row.batch, oneWorkerStep, workers, oneWorkerStep / balance.medianSlowestShardMicroseconds)
+            }
+            say(line)
         }
         return report
     }
@@ -408,6 +418,7 @@ struct BenchmarkRun {
                                    intervals: balances.map(\.intervals).reduce(0, +),
                                    medianSlowestOverFastest: median(balances.map(\.medianSlowestOverFastest)),
                                    worstSlowestOverFastest: balances.map(\.worstSlowestOverFastest).max()!,
-                                   medianShardMicroseconds: median(balances.map(\.medianShardMicroseconds))))
+                                   medianShardMicroseconds: median(balances.map(\.medianShardMicroseconds)),
+                                   medianSlowestShardMicroseconds: median(balances.map(\.medianSlowestShardMicroseconds))))
     }
 }

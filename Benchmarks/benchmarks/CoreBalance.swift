@@ -60,12 +60,12 @@ final class ShardProbe {
             }, Unmanaged.passUnretained(self).toOpaque(), seconds.baseAddress)
         }
         guard status == 0 else { return nil }
-        let spreads = (0..<intervals).map { i in
-            let times = seconds[(i * cores)..<((i + 1) * cores)]
-            return times.max()! / times.min()!
-        }
+        let intervalTimes = (0..<intervals).map { seconds[($0 * cores)..<(($0 + 1) * cores)] }
+        let spreads = intervalTimes.map { $0.max()! / $0.min()! }
+        let perStepMicroseconds = 1e6 / Double(stepsPerInterval)
         return Report.CoreBalance(intervals: intervals, medianSlowestOverFastest: median(spreads),
                                   worstSlowestOverFastest: spreads.max()!,
-                                  medianShardMicroseconds: median(seconds) / Double(stepsPerInterval) * 1e6)
+                                  medianShardMicroseconds: median(seconds) * perStepMicroseconds,
+                                  medianSlowestShardMicroseconds: median(intervalTimes.map { $0.max()! }) * perStepMicroseconds)
     }
 }
