@@ -7,10 +7,12 @@ struct Report: Codable {
     struct Kernel: Codable {
         var workload: String
         var mode: String
-        var naiveSecondsPerBatch: Double
-        var naiveBatchesTimed: Int
+        /// The naive reference's time and how many batches it was timed on; nil with `--no-naive`.
+        var naiveSecondsPerBatch: Double?
+        var naiveBatchesTimed: Int?
         var blasSecondsPerBatch: Double
-        var speedup: Double
+        /// The naive reference's time over the engine's; nil with `--no-naive`.
+        var speedup: Double?
         var gflops: Double
         var percentOfGEMMRate: Double
         /// The sgemm rate measured just before and just after this row's timing (their mean),
@@ -195,10 +197,12 @@ struct BenchmarkRun {
                 let openBLAS = kernel.openBLASOnlySecondsPerBatch.map {
                     String(format: "%.4f | %.2f×", $0 * 1e3, $0 / kernel.blasSecondsPerBatch)
                 } ?? "– | –"
-                say(String(format: "| %@ %@ | %@ | %.3f | %.4f | %@ | %.1f× | %.1f | %.0f%% | %.0f | %@ |",
+                let naive = kernel.naiveSecondsPerBatch.map { String(format: "%.3f", $0 * 1e3) } ?? "–"
+                let speedup = kernel.speedup.map { String(format: "%.1f×", $0) } ?? "–"
+                say(String(format: "| %@ %@ | %@ | %@ | %.4f | %@ | %@ | %.1f | %.0f%% | %.0f | %@ |",
                            workload.cell.rawValue as NSString, workload.label as NSString,
-                           kernel.mode as NSString, kernel.naiveSecondsPerBatch * 1e3, kernel.blasSecondsPerBatch * 1e3,
-                           openBLAS as NSString, kernel.speedup, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
+                           kernel.mode as NSString, naive as NSString, kernel.blasSecondsPerBatch * 1e3,
+                           openBLAS as NSString, speedup as NSString, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
             }
         }
 
@@ -317,11 +321,8 @@ struct BenchmarkRun {
                 }
             }
         }
-        var naive = (seconds: Double.nan, calls: 0)
-        if timeNaive {
-            naive = timeBatches(try workload.makeModel(backend: NaiveBackend(), workers: workers),
-                                samples: quick ? 3 : 9, warmUp: 0, budget: quick ? 1.5 : 6)
-        }
+        let naive = timeNaive ? timeBatches(try workload.makeModel(backend: NaiveBackend(), workers: workers),
+                                            samples: quick ? 3 : 9, warmUp: 0, budget: quick ? 1.5 : 6) : nil
         let choices: [BLASBackend.Kernels] = kernels == .auto ? [.auto, .blas] : [kernels]
         let models = try choices.map { try workload.makeModel(backend: BLASBackend(kernels: $0), workers: workers) }
         let rateBefore = localRate()
@@ -335,8 +336,8 @@ struct BenchmarkRun {
         let engine = median(times[0])
         let gflops = workload.flops(training: training) / engine / 1e9
         return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
-                             naiveSecondsPerBatch: naive.seconds, naiveBatchesTimed: naive.calls, blasSecondsPerBatch: engine,
-                             speedup: naive.seconds / engine, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+                             naiveSecondsPerBatch: naive?.seconds, naiveBatchesTimed: naive?.calls, blasSecondsPerBatch: engine,
+                             speedup: naive.map { $0.seconds / engine }, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
                              gemmRateBeside: gemmRate, blasSamplesPerSecond: Double(workload.batch) / engine,
                              openBLASOnlySecondsPerBatch: models.count > 1 ? median(times[1]) : nil)
     }
