@@ -110,4 +110,38 @@ final class SmallGEMMTests: XCTestCase {
         XCTAssertTrue(Float.smallGEMMTanh(m: 1, n: 1, k: 1, a: [1], lda: 1, b: [1], ldb: 1, c: &poisoned, ldc: 1))
         XCTAssertTrue(poisoned[0].isNaN)
     }
+
+    /// The kernels' tanh (the recurrence's first step from a zero state is tanh alone) over its
+    /// whole range: within 4 ulp of tanh in Double from the subnormals to the clamp and past it,
+    /// the sign of zero kept, never beyond ±1, NaN kept NaN, in full vectors and the ragged last one.
+    func testKernelTanhAcrossItsRange() throws {
+        var values: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+                               1e-40, -1e-40, .leastNormalMagnitude, 1e-30, -1e-20, 3.9e-4, 4e-4, -4.1e-4,
+                               7.905311, 7.9053113, -7.9053115, 8, 20, -1e30, .greatestFiniteMagnitude]
+        values += (0...20_000).map { Float($0 - 10_000) * 1e-3 }                 // [-10, 10]
+        values += (0..<760).map { Float(pow(10, Double($0) / 20 - 38)) * ($0 % 2 == 0 ? 1 : -1) } // 1e-38 … 1e0
+        values += [1.5]                                                          // a ragged last vector
+        var gates = values
+        let unit: [Float] = [0]
+        let done = gates.withUnsafeMutableBufferPointer {
+            Float.tanhRecurrence(steps: 1, batch: values.count, units: 1, gates: $0.baseAddress!, recurrentKernel: unit, initialState: nil)
+        }
+        guard SmallGEMM.instructionSet == "avx2-fma" else { return XCTAssertFalse(done, "no kernel without AVX2") }
+        XCTAssertTrue(done)
+        XCTAssertTrue(gates[0].isNaN, "NaN must stay NaN")
+        // The clamp holds ±∞ to the rational function's value at ±7.9053, within 4 ulp of ±1.
+        XCTAssertEqual(gates[1], 1, accuracy: 4 * Float.ulpOfOne)
+        XCTAssertEqual(gates[2], -1, accuracy: 4 * Float.ulpOfOne)
+        XCTAssertEqual(gates[3].bitPattern, Float(0).bitPattern, "tanh(+0)")
+        XCTAssertEqual(gates[4].bitPattern, Float(-0.0).bitPattern, "tanh(−0)")
+        var worst: Float = 0, worstAt: Float = 0
+        for (x, y) in zip(values, gates) where !x.isNaN {
+            let exact = Float(Double.tanh(Double(x)))
+            let error = abs(y - exact) / max(abs(exact), .leastNormalMagnitude)
+            if error > worst { (worst, worstAt) = (error, x) }
+            XCTAssertEqual(y.sign, exact.sign, "sign of tanh(\(x))")
+            XCTAssertLessThanOrEqual(abs(y), 1, "tanh(\(x))")
+        }
+        XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "worst at \(worstAt)")
+    }
 }
