@@ -103,10 +103,10 @@ static inline void finish_avx2(__m256 sum, float *target, float alpha, float bet
 #define FULL_MASK _mm256_set1_epi32(-1)
 
 // How a kernel body finishes each vector of results. The general form tests α, β and the
-// epilogue for every vector; the others are constants when a body is compiled for them, chosen
-// once per call: 28 forward recurrent steps took 1.2–1.35× less time at H = 8, 10 and 16, the
-// backward ones 1.4–1.5×, Model A's input projection about 1.3× (interleaved C runs). Each form
-// does the general one's operations in the same order, so the results are the same bits.
+// epilogue for every vector; the others are compiled into a body of their own, chosen once per
+// call, which made 28 forward recurrent steps 1.2–1.35× faster at H = 8, 10 and 16, the backward
+// ones 1.4–1.5× and Model A's input projection about 1.3× (interleaved C runs). Each form does
+// the general one's operations in the same order, so the results are the same bits.
 #define FINISH_GENERAL 0
 #define FINISH_ADD_TANH 1       // tanh(C + sum): a forward step, C holding x_t·W + b
 #define FINISH_DERIVATIVE 2     // sum ⊙ (1 − y²): a backward step with nothing from above
