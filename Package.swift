@@ -98,7 +98,7 @@ let package = Package(
         ),
         // Counts malloc calls in the benchmarks, which check that a training step allocates nothing.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
-        // Times the same arithmetic on the workers' cores at once: how far apart their speeds are.
+        // Runs the same work on the workers' cores at once, timing each (the benchmarks train one shard on each).
         .target(name: "CCoreProbe", path: "Benchmarks/CCoreProbe"),
         // The README's variable-length example: the adding problem under Masking (AddingProblemTests runs it).
         .executableTarget(

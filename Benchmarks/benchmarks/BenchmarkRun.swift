@@ -387,10 +387,10 @@ struct BenchmarkRun {
         if workers > 1 { configurations.append((kernels, 1)) }
         var rates = Array(repeating: [Double](), count: configurations.count)
         var inference: [Double] = [], seconds: [Double] = [], walls: [Double] = []
-        var balances: [Report.CoreBalance] = []
+        var probeIntervals: [[Double]] = []
         let probe = workers > 1 ? try ShardProbe(workload, cores: workers, data: data) : nil
         for _ in 0..<repeats {
-            if let balance = probe?.measure(intervals: 20, milliseconds: 5) { balances.append(balance) }
+            probeIntervals += probe?.measure(intervals: 20, milliseconds: 5) ?? []
             for (index, configuration) in configurations.enumerated() {
                 let model = try workload.makeModel(backend: BLASBackend(kernels: configuration.kernels), workers: configuration.workers)
                 let start = now()
@@ -415,11 +415,6 @@ struct BenchmarkRun {
                                oneWorkerTrainingSamplesPerSecond: oneWorkerIndex.map { median(rates[$0]) },
                                inferenceSamplesPerSecond: median(inference), epochs: epochs,
                                trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls),
-                               coreBalance: balances.isEmpty ? nil : Report.CoreBalance(
-                                   intervals: balances.map(\.intervals).reduce(0, +),
-                                   medianSlowestOverFastest: median(balances.map(\.medianSlowestOverFastest)),
-                                   worstSlowestOverFastest: balances.map(\.worstSlowestOverFastest).max()!,
-                                   medianShardMicroseconds: median(balances.map(\.medianShardMicroseconds)),
-                                   medianSlowestShardMicroseconds: median(balances.map(\.medianSlowestShardMicroseconds))))
+                               coreBalance: probeIntervals.isEmpty ? nil : Report.CoreBalance(intervals: probeIntervals))
     }
 }

@@ -44,9 +44,10 @@ final class ShardProbe {
         }
     }
 
-    /// Times `intervals` intervals of about `milliseconds` each on all the cores at once; nil when
-    /// the process may not run on that many CPUs.
-    func measure(intervals: Int, milliseconds: Double) -> Report.CoreBalance? {
+    /// Times `intervals` intervals of about `milliseconds` each on all the cores at once: per
+    /// interval, each core's time for one training step in µs. Nil when the process may not run
+    /// on that many CPUs.
+    func measure(intervals: Int, milliseconds: Double) -> [[Double]]? {
         // Size the interval from a few steps on this thread (which also warms every model up).
         stepsPerInterval = 20
         for core in models.indices { train(core: core) }
@@ -60,12 +61,17 @@ final class ShardProbe {
             }, Unmanaged.passUnretained(self).toOpaque(), seconds.baseAddress)
         }
         guard status == 0 else { return nil }
-        let intervalTimes = (0..<intervals).map { seconds[($0 * cores)..<(($0 + 1) * cores)] }
-        let spreads = intervalTimes.map { $0.max()! / $0.min()! }
         let perStepMicroseconds = 1e6 / Double(stepsPerInterval)
-        return Report.CoreBalance(intervals: intervals, medianSlowestOverFastest: median(spreads),
-                                  worstSlowestOverFastest: spreads.max()!,
-                                  medianShardMicroseconds: median(seconds) * perStepMicroseconds,
-                                  medianSlowestShardMicroseconds: median(intervalTimes.map { $0.max()! }) * perStepMicroseconds)
+        return (0..<intervals).map { i in seconds[(i * cores)..<((i + 1) * cores)].map { $0 * perStepMicroseconds } }
+    }
+}
+
+extension Report.CoreBalance {
+    /// The figures of `intervals`, each the cores' step times (µs) measured at the same moment.
+    init(intervals: [[Double]]) {
+        let spreads = intervals.map { $0.max()! / $0.min()! }
+        self.init(intervals: intervals.count, medianSlowestOverFastest: median(spreads),
+                  worstSlowestOverFastest: spreads.max()!, medianShardMicroseconds: median(intervals.flatMap { $0 }),
+                  medianSlowestShardMicroseconds: median(intervals.map { $0.max()! }))
     }
 }

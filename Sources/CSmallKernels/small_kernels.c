@@ -83,30 +83,12 @@ typedef struct {
 
 static const epilogue NO_EPILOGUE = {0, 0, 0}, TANH_EPILOGUE = {1, 0, 0};
 
-__attribute__((target("avx2,fma")))
-static inline void finish_avx2(__m256 sum, float *target, float alpha, float beta, int partial, __m256i mask, const epilogue *e) {
-    __m256 result = alpha == 1.0f ? sum : _mm256_mul_ps(sum, _mm256_set1_ps(alpha));
-    if (beta != 0.0f) {
-        __m256 old = partial ? _mm256_maskload_ps(target, mask) : _mm256_loadu_ps(target);
-        result = beta == 1.0f ? _mm256_add_ps(result, old) : _mm256_fmadd_ps(old, _mm256_set1_ps(beta), result);
-    }
-    if (e->tanh) result = tanh_avx2(result);
-    if (e->y) {
-        const float *y = e->y + (target - e->c);
-        __m256 outputs = partial ? _mm256_maskload_ps(y, mask) : _mm256_loadu_ps(y);
-        result = _mm256_mul_ps(result, _mm256_fnmadd_ps(outputs, outputs, _mm256_set1_ps(1.0f)));
-    }
-    if (partial) _mm256_maskstore_ps(target, mask, result);
-    else _mm256_storeu_ps(target, result);
-}
-
 #define FULL_MASK _mm256_set1_epi32(-1)
 
 // How a kernel body finishes each vector of results. The general form tests α, β and the
 // epilogue for every vector; the others are compiled into a body of their own, chosen once per
 // call, which made 28 forward recurrent steps 1.2–1.35× faster at H = 8, 10 and 16, the backward
-// ones 1.4–1.5× and Model A's input projection about 1.3× (interleaved C runs). Each form does
-// the general one's operations in the same order, so the results are the same bits.
+// ones 1.4–1.5× and Model A's input projection about 1.3× (interleaved C runs).
 #define FINISH_GENERAL 0
 #define FINISH_ADD_TANH 1       // tanh(C + sum): a forward step, C holding x_t·W + b
 #define FINISH_DERIVATIVE 2     // sum ⊙ (1 − y²): a backward step with nothing from above
@@ -114,18 +96,23 @@ static inline void finish_avx2(__m256 sum, float *target, float alpha, float bet
 #define FINISH_STORE 4          // sum: α = 1, β = 0, no epilogue
 #define FINISH_ADD 5            // C + sum: α = 1, β = 1, no epilogue
 
+// result = e(α · sum + β · C), stored once. Each step is a constant of `kind` (so a fixed form's
+// body has no test in it) or, for FINISH_GENERAL, decided per vector from α, β and `e`; every form
+// runs the same operations in the same order, so all give the same bits.
 __attribute__((target("avx2,fma"), always_inline))
 static inline void finish_kind(const int kind, __m256 sum, float *target, float alpha, float beta, int partial, __m256i mask,
                                const epilogue *e) {
-    if (kind == FINISH_GENERAL) {
-        finish_avx2(sum, target, alpha, beta, partial, mask, e);
-        return;
+    const int general = kind == FINISH_GENERAL;
+    const int addsC = general ? beta != 0.0f : kind == FINISH_ADD_TANH || kind == FINISH_ADD_DERIVATIVE || kind == FINISH_ADD;
+    const int tanh = general ? e->tanh : kind == FINISH_ADD_TANH;
+    const int derivative = general ? e->y != 0 : kind == FINISH_DERIVATIVE || kind == FINISH_ADD_DERIVATIVE;
+    __m256 result = !general || alpha == 1.0f ? sum : _mm256_mul_ps(sum, _mm256_set1_ps(alpha));
+    if (addsC) {
+        __m256 old = partial ? _mm256_maskload_ps(target, mask) : _mm256_loadu_ps(target);
+        result = !general || beta == 1.0f ? _mm256_add_ps(result, old) : _mm256_fmadd_ps(old, _mm256_set1_ps(beta), result);
     }
-    __m256 result = sum;
-    if (kind == FINISH_ADD_TANH || kind == FINISH_ADD_DERIVATIVE || kind == FINISH_ADD)
-        result = _mm256_add_ps(result, partial ? _mm256_maskload_ps(target, mask) : _mm256_loadu_ps(target));
-    if (kind == FINISH_ADD_TANH) result = tanh_avx2(result);
-    if (kind == FINISH_DERIVATIVE || kind == FINISH_ADD_DERIVATIVE) {
+    if (tanh) result = tanh_avx2(result);
+    if (derivative) {
         const float *y = e->y + (target - e->c);
         __m256 outputs = partial ? _mm256_maskload_ps(y, mask) : _mm256_loadu_ps(y);
         result = _mm256_mul_ps(result, _mm256_fnmadd_ps(outputs, outputs, _mm256_set1_ps(1.0f)));
@@ -470,8 +457,8 @@ static void flat_pack(long n, long k, const float *b, long ldb, float *packed) {
     }
 }
 
-// The flattened product's whole groups of four rows against B already packed, for the widths
-// flat_suits accepts (the caller sends others, and the last m % 4 rows, to the blocked kernel).
+// The flattened product's whole groups of four rows against B already packed. `n` must be a flat
+// width (flat_width); the caller sends the last m % 4 rows to the blocked kernel.
 __attribute__((target("avx2,fma"), always_inline))
 static inline void flat_rows(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
                              const float *packed, float beta, float *c, const epilogue *e, const int kind) {
@@ -484,6 +471,18 @@ static inline void flat_rows(long m, long n, long k, float alpha, const float *a
     }
 }
 
+// The flattened product for a flat width: its groups of four rows in `kind`'s form, the last
+// m % 4 rows (rare: a batch not a multiple of 4) through the general blocked kernel, which reads B
+// unpacked.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void flat_all_rows(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
+                                 const float *packed, const float *b, long ldb, float beta, float *c, const epilogue *e,
+                                 const int kind) {
+    flat_rows(m, n, k, alpha, a, rowStride, depthStride, packed, beta, c, e, kind);
+    long done = m / FLAT_ROWS * FLAT_ROWS;
+    if (done < m) blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, e);
+}
+
 // The flattened product against B already packed (`b` is still read for the last m % 4 rows).
 __attribute__((target("avx2,fma")))
 static void flat_packed_avx2(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
@@ -493,14 +492,9 @@ static void flat_packed_avx2(long m, long n, long k, float alpha, const float *a
         return;
     }
     switch (plain_finish(alpha, beta, e)) {
-    case FINISH_STORE: flat_rows(m, n, k, alpha, a, rowStride, depthStride, packed, beta, c, e, FINISH_STORE); break;
-    case FINISH_ADD: flat_rows(m, n, k, alpha, a, rowStride, depthStride, packed, beta, c, e, FINISH_ADD); break;
-    default: flat_rows(m, n, k, alpha, a, rowStride, depthStride, packed, beta, c, e, FINISH_GENERAL); break;
-    }
-    long done = m / FLAT_ROWS * FLAT_ROWS;
-    if (done < m) {
-        // The last m % 4 rows through the general kernel.
-        blocked_avx2(m - done, n, k, alpha, a + done * rowStride, rowStride, depthStride, b, ldb, beta, c + done * n, n, e);
+    case FINISH_STORE: flat_all_rows(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, e, FINISH_STORE); break;
+    case FINISH_ADD: flat_all_rows(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, e, FINISH_ADD); break;
+    default: flat_all_rows(m, n, k, alpha, a, rowStride, depthStride, packed, b, ldb, beta, c, e, FINISH_GENERAL); break;
     }
 }
 
@@ -532,10 +526,8 @@ static void tanh_in_place_avx2(float *values, long count) {
     __attribute__((target("avx2,fma"))) static void NAME(long m, long n, long k, const float *a, const float *b,  \
                                                          const float *packed, float *c, const epilogue *e) {    \
         float beta = KIND == FINISH_ADD_TANH || KIND == FINISH_ADD_DERIVATIVE ? 1.0f : 0.0f;                    \
-        if (!packed) return blocked_body(m, n, k, 1.0f, a, k, 1, b, n, beta, c, n, e, KIND);                    \
-        flat_rows(m, n, k, 1.0f, a, k, 1, packed, beta, c, e, KIND);                                            \
-        long done = m / FLAT_ROWS * FLAT_ROWS; /* the last m % 4 rows: rare, so the general kernel */          \
-        if (done < m) blocked_avx2(m - done, n, k, 1.0f, a + done * k, k, 1, b, n, beta, c + done * n, n, e);   \
+        if (packed) flat_all_rows(m, n, k, 1.0f, a, k, 1, packed, b, n, beta, c, e, KIND);                     \
+        else blocked_body(m, n, k, 1.0f, a, k, 1, b, n, beta, c, n, e, KIND);                                  \
     }
 RECURRENT_PRODUCT(recurrent_add_tanh_avx2, FINISH_ADD_TANH)
 RECURRENT_PRODUCT(recurrent_derivative_avx2, FINISH_DERIVATIVE)
