@@ -4,6 +4,9 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+
+static inline hid_t rnnkit_h5_safe_lapl(void);
 
 static inline hid_t rnnkit_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t rnnkit_h5s_all(void) { return H5S_ALL; }
@@ -53,8 +56,8 @@ static inline void *rnnkit_h5_copy_image(hid_t file, size_t *count) {
 
 /// 0 group, 1 dataset, 2 other, -1 no such object (every link on the way must exist).
 static inline int rnnkit_h5_object_kind(hid_t location, const char *path) {
-    if (H5Lexists(location, path, H5P_DEFAULT) <= 0) return -1;
-    hid_t object = H5Oopen(location, path, H5P_DEFAULT);
+    if (H5Lexists(location, path, rnnkit_h5_safe_lapl()) <= 0) return -1;
+    hid_t object = H5Oopen(location, path, rnnkit_h5_safe_lapl());
     if (object < 0) return -1;
     H5I_type_t type = H5Iget_type(object);
     H5Oclose(object);
@@ -73,4 +76,284 @@ static inline int rnnkit_h5_write_string_attribute(hid_t object, const char *nam
     H5Sclose(space);
     H5Tclose(type);
     return status;
+}
+
+
+// MARK: Reading hostile files
+//
+// A weights file comes from anywhere. HDF5 can make a file pull bytes from other files (external
+// links, external raw storage, virtual datasets) and inflate a small chunk to any size. The
+// functions below let the reader refuse all of that before any data is read: links are never
+// followed out of the file, every object is inspected first, and deflate never inflates a chunk
+// past the size its dataset declares.
+
+/// External links are never traversed: the callback HDF5 calls before opening another file fails.
+static inline herr_t rnnkit_h5_refuse_external_link(const char *parent_file, const char *parent_group, const char *child_file,
+                                                    const char *child_object, unsigned *flags, hid_t fapl, void *data) {
+    (void)parent_file; (void)parent_group; (void)child_file; (void)child_object; (void)flags; (void)fapl; (void)data;
+    return -1;
+}
+
+/// A property list of `list_class` (link, dataset or group access) with external links refused:
+/// the callback HDF5 calls before opening another file fails. Soft links keep HDF5's own bound of
+/// 16 traversals a lookup (the reader refuses them anyway).
+static inline hid_t rnnkit_h5_refusing_external_links(hid_t list_class) {
+    hid_t list = H5Pcreate(list_class);
+    if (list < 0) return -1;
+    if (H5Pset_elink_cb(list, rnnkit_h5_refuse_external_link, NULL) < 0) {
+        H5Pclose(list);
+        return -1;
+    }
+    return list;
+}
+
+/// The link-access list every lookup uses, made once.
+static inline hid_t rnnkit_h5_safe_lapl(void) {
+    static hid_t list = -1;
+    if (list < 0) list = rnnkit_h5_refusing_external_links(H5P_LINK_ACCESS);
+    return list;
+}
+
+/// The dataset-access list every dataset is opened with, made once.
+static inline hid_t rnnkit_h5_safe_dapl(void) {
+    static hid_t list = -1;
+    if (list < 0) list = rnnkit_h5_refusing_external_links(H5P_DATASET_ACCESS);
+    return list;
+}
+
+/// The group-access list every group is opened with, made once.
+static inline hid_t rnnkit_h5_safe_gapl(void) {
+    static hid_t list = -1;
+    if (list < 0) list = rnnkit_h5_refusing_external_links(H5P_GROUP_ACCESS);
+    return list;
+}
+
+/// The type of the `index`-th link (by name) of the group at `location`: 0 hard, 1 soft,
+/// 64 external, another value user-defined, -1 on failure. Never traverses the link.
+static inline int rnnkit_h5_link_type(hid_t location, hsize_t index) {
+    H5L_info_t info;
+    if (H5Lget_info_by_idx(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, rnnkit_h5_safe_lapl()) < 0) return -1;
+    return (int)info.type;
+}
+
+/// An object's identity within the file (its header's address) and kind (0 group, 1 dataset,
+/// 2 other), for the `index`-th link of `location`; -1 on failure.
+static inline int rnnkit_h5_object_by_index(hid_t location, hsize_t index, unsigned long long *address) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info_by_idx3(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
+    unsigned long long key = 0;
+    memcpy(&key, &info.token, sizeof(key) < sizeof(info.token) ? sizeof(key) : sizeof(info.token));
+    *address = key;
+#else
+    H5O_info_t info;
+    if (H5Oget_info_by_idx2(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
+    *address = (unsigned long long)info.addr;
+#endif
+    return info.type == H5O_TYPE_GROUP ? 0 : info.type == H5O_TYPE_DATASET ? 1 : 2;
+}
+
+/// What the reader checks of a dataset before it reads a byte of its data.
+typedef struct {
+    int layout;             ///< 0 compact, 1 contiguous, 2 chunked, 3 virtual, -1 unknown
+    int external_files;     ///< external raw-data files (must be 0)
+    char external_name[256];///< the first one's name, for the message
+    int filter_count;
+    int filters[8];         ///< filter ids (1 deflate, 2 shuffle)
+    int rank;               ///< -1 when not a simple dataspace
+    unsigned long long extents[32];
+    int chunk_rank;
+    unsigned long long chunk[32];
+    int type_class;         ///< 0 integer, 1 float, 2 other
+    int type_size;
+    int type_signed;
+    unsigned long long storage_size;  ///< bytes allocated in the file for its data
+    unsigned long long offset;        ///< contiguous data's address in the file, or all ones
+} rnnkit_h5_dataset_facts;
+
+/// Fills `facts` for the dataset `dataset`; -1 when HDF5 cannot describe it.
+static inline int rnnkit_h5_describe_dataset(hid_t dataset, rnnkit_h5_dataset_facts *facts) {
+    memset(facts, 0, sizeof(*facts));
+    facts->layout = -1;
+    facts->rank = -1;
+    hid_t plist = H5Dget_create_plist(dataset);
+    if (plist < 0) return -1;
+    H5D_layout_t layout = H5Pget_layout(plist);
+    facts->layout = layout == H5D_COMPACT ? 0 : layout == H5D_CONTIGUOUS ? 1 : layout == H5D_CHUNKED ? 2 : layout == H5D_VIRTUAL ? 3 : -1;
+    int externals = H5Pget_external_count(plist);
+    facts->external_files = externals < 0 ? 1 : externals;
+    if (externals > 0) {
+        off_t offset;
+        hsize_t size;
+        if (H5Pget_external(plist, 0, sizeof(facts->external_name) - 1, facts->external_name, &offset, &size) < 0) facts->external_name[0] = 0;
+        facts->external_name[sizeof(facts->external_name) - 1] = 0;
+    }
+    int filters = H5Pget_nfilters(plist);
+    facts->filter_count = filters < 0 ? 99 : filters;
+    for (int i = 0; i < filters && i < 8; i++) {
+        unsigned flags = 0;
+        size_t values = 0;
+        unsigned config = 0;
+        facts->filters[i] = (int)H5Pget_filter2(plist, (unsigned)i, &flags, &values, NULL, 0, NULL, &config);
+    }
+    if (layout == H5D_CHUNKED) {
+        hsize_t chunk[32];
+        int rank = H5Pget_chunk(plist, 32, chunk);
+        facts->chunk_rank = rank;
+        for (int i = 0; i < rank && i < 32; i++) facts->chunk[i] = chunk[i];
+    }
+    H5Pclose(plist);
+
+    hid_t space = H5Dget_space(dataset);
+    if (space < 0) return -1;
+    if (H5Sget_simple_extent_type(space) != H5S_NO_CLASS) {
+        int rank = H5Sget_simple_extent_ndims(space);
+        if (rank >= 0 && rank <= 32) {
+            hsize_t extents[32];
+            H5Sget_simple_extent_dims(space, extents, NULL);
+            facts->rank = rank;
+            for (int i = 0; i < rank; i++) facts->extents[i] = extents[i];
+        }
+    }
+    H5Sclose(space);
+
+    hid_t type = H5Dget_type(dataset);
+    if (type < 0) return -1;
+    H5T_class_t class = H5Tget_class(type);
+    facts->type_class = class == H5T_INTEGER ? 0 : class == H5T_FLOAT ? 1 : 2;
+    facts->type_size = (int)H5Tget_size(type);
+    facts->type_signed = class == H5T_INTEGER && H5Tget_sign(type) != H5T_SGN_NONE;
+    H5Tclose(type);
+
+    facts->storage_size = (unsigned long long)H5Dget_storage_size(dataset);
+    facts->offset = (unsigned long long)H5Dget_offset(dataset);
+    return 0;
+}
+
+/// Reads a chunked dataset whose filters are deflate and shuffle (in any order) by decoding each
+/// chunk here rather than through HDF5's pipeline, whose deflate grows its buffer until the
+/// stream ends: here a chunk inflates to its declared size and no further, and a chunk that
+/// stores more than deflate's worst case for that size is refused before it is read.
+///
+/// `out` receives the dataset's `count` elements as doubles, in row-major order. Returns 0, or a
+/// negative code: -1 HDF5 failed, -2 a chunk is larger than its size allows, -3 a chunk does not
+/// inflate to exactly its size, -4 a filter this reader does not apply, -5 out of memory.
+static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t count) {
+    int result = -1;
+    hid_t plist = -1, type = -1, space = -1;
+    unsigned char *stored = NULL, *raw = NULL, *work = NULL, *converted = NULL;
+    plist = H5Dget_create_plist(dataset);
+    if (plist < 0) goto done;
+    int filters = H5Pget_nfilters(plist);
+    if (filters < 0 || filters > 8) { result = -4; goto done; }
+    int pipeline[8];
+    for (int i = 0; i < filters; i++) {
+        unsigned flags = 0, config = 0;
+        size_t values = 0;
+        pipeline[i] = (int)H5Pget_filter2(plist, (unsigned)i, &flags, &values, NULL, 0, NULL, &config);
+        if (pipeline[i] != H5Z_FILTER_DEFLATE && pipeline[i] != H5Z_FILTER_SHUFFLE) { result = -4; goto done; }
+    }
+    hsize_t chunk[32], extents[32];
+    int rank = H5Pget_chunk(plist, 32, chunk);
+    space = H5Dget_space(dataset);
+    if (rank <= 0 || space < 0 || H5Sget_simple_extent_ndims(space) != rank) goto done;
+    H5Sget_simple_extent_dims(space, extents, NULL);
+    type = H5Dget_type(dataset);
+    if (type < 0) goto done;
+    size_t element = H5Tget_size(type);
+    if (element == 0 || element > 8) goto done;
+    size_t chunkElements = 1;
+    for (int d = 0; d < rank; d++) {
+        if (chunk[d] == 0 || chunk[d] > extents[d] || chunkElements > ((size_t)1 << 40) / chunk[d]) goto done;
+        chunkElements *= (size_t)chunk[d];
+    }
+    size_t chunkBytes = chunkElements * element;
+    // Deflate's worst case: stored blocks, 5 bytes each per 64 KiB, and zlib's 6-byte frame.
+    size_t largestStored = chunkBytes + (chunkBytes >> 10) + 64;
+    stored = malloc(largestStored);
+    raw = malloc(chunkBytes);
+    work = malloc(chunkBytes);
+    converted = malloc(chunkElements * 8);
+    if (!stored || !raw || !work || !converted) { result = -5; goto done; }
+    hsize_t chunks = 0;
+    if (H5Dget_num_chunks(dataset, space, &chunks) < 0) goto done;
+    for (hsize_t index = 0; index < chunks; index++) {
+        hsize_t offset[32];
+        unsigned mask = 0;
+        haddr_t address = 0;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info(dataset, space, index, offset, &mask, &address, &size) < 0) goto done;
+        if (size > largestStored) { result = -2; goto done; }
+        for (int d = 0; d < rank; d++) if (offset[d] >= extents[d] || offset[d] % chunk[d] != 0) goto done;
+        unsigned readMask = 0;
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &readMask, stored) < 0) goto done;
+        // Undo the pipeline from its last filter to its first (a set bit of the mask: not applied).
+        unsigned char *current = stored;
+        size_t length = (size_t)size;
+        for (int i = filters - 1; i >= 0; i--) {
+            if (readMask & (1u << i)) continue;
+            unsigned char *target = current == raw ? work : raw;
+            if (pipeline[i] == H5Z_FILTER_DEFLATE) {
+                z_stream stream;
+                memset(&stream, 0, sizeof(stream));
+                if (inflateInit(&stream) != Z_OK) goto done;
+                stream.next_in = current;
+                stream.avail_in = (uInt)length;
+                stream.next_out = target;
+                stream.avail_out = (uInt)chunkBytes;
+                int status = inflate(&stream, Z_FINISH);
+                size_t produced = (size_t)stream.total_out;
+                inflateEnd(&stream);
+                if (status != Z_STREAM_END || produced != chunkBytes) { result = -3; goto done; }
+                length = produced;
+            } else {
+                if (length != chunkBytes) { result = -3; goto done; }
+                // Shuffle stores byte k of every element together: gather them back.
+                size_t elements = length / element;
+                for (size_t k = 0; k < element; k++)
+                    for (size_t e = 0; e < elements; e++) target[e * element + k] = current[k * elements + e];
+            }
+            current = target;
+        }
+        if (length != chunkBytes) { result = -3; goto done; }
+        memcpy(converted, current, chunkBytes);
+        if (H5Tconvert(type, H5T_NATIVE_DOUBLE, chunkElements, converted, NULL, H5P_DEFAULT) < 0) goto done;
+        const double *values = (const double *)converted;
+        // Scatter the chunk into the row-major result, leaving out what lies past the dataset's edge.
+        hsize_t local[32] = {0};
+        for (size_t e = 0; e < chunkElements; e++) {
+            size_t target = 0;
+            int inside = 1;
+            for (int d = 0; d < rank; d++) {
+                hsize_t coordinate = offset[d] + local[d];
+                if (coordinate >= extents[d]) { inside = 0; break; }
+                target = target * (size_t)extents[d] + (size_t)coordinate;
+            }
+            if (inside && target < count) out[target] = values[e];
+            for (int d = rank - 1; d >= 0; d--) {
+                if (++local[d] < chunk[d]) break;
+                local[d] = 0;
+            }
+        }
+    }
+    result = 0;
+done:
+    free(stored);
+    free(raw);
+    free(work);
+    free(converted);
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (plist >= 0) H5Pclose(plist);
+    return result;
+}
+
+/// Opens the object at `path` with the safe link-access list (never following a link out of the file).
+static inline hid_t rnnkit_h5_open_dataset(hid_t file, const char *path) {
+    hid_t list = rnnkit_h5_safe_dapl();
+    return list < 0 ? -1 : H5Dopen2(file, path, list);
+}
+static inline hid_t rnnkit_h5_open_group(hid_t file, const char *path) {
+    hid_t list = rnnkit_h5_safe_gapl();
+    return list < 0 ? -1 : H5Gopen2(file, path, list);
 }

@@ -29,10 +29,46 @@ final class HDF5File {
 
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
-    /// Opens `bytes` read-only. Throws `KerasFileError` when they are not an HDF5 file.
+    /// Where the HDF5 signature is in `bytes`: at the start, or after a user block of 512, 1024,
+    /// 2048, … bytes (where HDF5 itself looks), or nil when it is nowhere HDF5 would find it.
+    static func signatureOffset(in bytes: Data) -> Int? {
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let start = bytes.startIndex + offset
+            if bytes[start..<start + 8].elementsEqual(signature) { return offset }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        return nil
+    }
+
+    /// How much of a file's structure the reader walks before it refuses the file: a Keras
+    /// weights file has a few groups per layer and a few datasets per group.
+    enum Limits {
+        static let depth = 16
+        static let links = 20_000
+        static let membersPerGroup = 10_000
+        static let nameLength = 1_024
+        /// Deflate cannot compress better than about 1032 to 1.
+        static let deflateRatio: UInt64 = 1_032
+    }
+
+    /// The paths of every dataset reachable from the root through hard links (a dataset linked
+    /// from several groups is listed under each); filled by the audit when the file is opened.
+    private(set) var datasetPaths: [String] = []
+
+    /// The file's size in bytes, against which stored sizes are checked.
+    private let byteCount: UInt64
+
+    /// Opens `bytes` read-only and inspects every object in it before any data is read.
+    ///
+    /// - Throws: `KerasFileError` when they are not an HDF5 file, or when the file uses anything a
+    ///   weights file never needs and that could make reading it touch other files or take
+    ///   unbounded memory: external, soft or user-defined links, external raw storage, virtual
+    ///   datasets, filters other than deflate and shuffle, data that the file's bytes cannot hold.
     init(reading bytes: Data, name: String) throws {
         self.name = name
-        guard bytes.count >= 8, Array(bytes.prefix(8)) == Self.signature else {
+        self.byteCount = UInt64(bytes.count)
+        guard Self.signatureOffset(in: bytes) != nil else {
             throw KerasFileError(file: name, reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
         }
         // HDF5 copies the image (H5Pset_file_image), so the bytes need not outlive the call.
@@ -41,11 +77,13 @@ final class HDF5File {
             throw KerasFileError(file: name, reason: "cannot be read as HDF5 (truncated or damaged)")
         }
         handle = opened
+        try audit()
     }
 
     /// Creates an empty file in memory.
     init(creatingNamed name: String) throws {
         self.name = name
+        self.byteCount = 0
         let created: hid_t = Self.locked {
             Self.memoryFiles += 1
             return rnnkit_h5_create_in_memory("rnnkit-memory-\(getpid())-\(Self.memoryFiles).h5")
@@ -56,6 +94,150 @@ final class HDF5File {
 
     deinit {
         Self.locked { _ = H5Fclose(handle) }
+    }
+
+    // MARK: The audit
+
+    /// Walks every link from the root (each group once, however many links lead to it, so a group
+    /// that contains itself ends the walk instead of looping), refusing by name whatever a weights
+    /// file never needs, before any dataset's data is read.
+    private func audit() throws {
+        var problems: [String] = []
+        var datasets: [String] = []
+        try Self.locked {
+            var visited: Set<UInt64> = []
+            var pending: [(path: String, depth: Int)] = [("", 0)]
+            var links = 0
+            while let (path, depth) = pending.popLast() {
+                let group = rnnkit_h5_open_group(handle, path.isEmpty ? "/" : path)
+                guard group >= 0 else { throw KerasFileError(file: name, reason: "group /\(path) cannot be opened (damaged?)") }
+                defer { H5Gclose(group) }
+                var info = H5G_info_t()
+                guard H5Gget_info(group, &info) >= 0 else { throw KerasFileError(file: name, reason: "group /\(path) cannot be listed (damaged?)") }
+                guard info.nlinks <= UInt64(Limits.membersPerGroup) else {
+                    throw KerasFileError(file: name, reason: "group /\(path) has \(info.nlinks) members, more than the \(Limits.membersPerGroup) a weights file needs")
+                }
+                for index in 0..<info.nlinks {
+                    links += 1
+                    guard links <= Limits.links else {
+                        throw KerasFileError(file: name, reason: "has more than \(Limits.links) links, more than a weights file needs")
+                    }
+                    let member = try linkName(group, index, in: path)
+                    let child = path.isEmpty ? member : "\(path)/\(member)"
+                    switch rnnkit_h5_link_type(group, index) {
+                    case 0: break
+                    case 1: problems.append("/\(child) is a soft link (a weights file has only hard links)"); continue
+                    case 64: problems.append("/\(child) is an external link (to another file)"); continue
+                    case -1: throw KerasFileError(file: name, reason: "link /\(child) cannot be read (damaged?)")
+                    default: problems.append("/\(child) is a user-defined link"); continue
+                    }
+                    var address: UInt64 = 0
+                    switch rnnkit_h5_object_by_index(group, index, &address) {
+                    case 0:
+                        guard visited.insert(address).inserted else { continue }
+                        guard depth < Limits.depth else {
+                            throw KerasFileError(file: name, reason: "groups nest deeper than \(Limits.depth) levels at /\(child)")
+                        }
+                        pending.append((child, depth + 1))
+                    case 1:
+                        datasets.append(child)
+                        problems += try datasetProblems(at: child)
+                    case -1:
+                        throw KerasFileError(file: name, reason: "object /\(child) cannot be read (damaged?)")
+                    default:
+                        continue  // a named datatype: no data of its own
+                    }
+                }
+            }
+        }
+        guard problems.isEmpty else {
+            throw KerasFileError(file: name, reason: "is refused before any weight is read; it uses what a weights file never needs:\n"
+                                 + KerasMessages.list(problems))
+        }
+        datasetPaths = datasets
+    }
+
+    /// The name of the `index`-th link of `group`, bounded in length.
+    private func linkName(_ group: hid_t, _ index: hsize_t, in path: String) throws -> String {
+        let length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, rnnkit_h5_safe_lapl())
+        guard length >= 0, length <= Limits.nameLength else {
+            throw KerasFileError(file: name, reason: "a link in /\(path) has \(length < 0 ? "an unreadable" : "a \(length)-byte") name")
+        }
+        var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, rnnkit_h5_safe_lapl())
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// What the dataset at `path` does that a weights file never needs; called under the lock.
+    private func datasetProblems(at path: String) throws -> [String] {
+        let facts = try describe(path)
+        let place = "dataset /\(path)"
+        var problems: [String] = []
+        switch facts.layout {
+        case 0, 1, 2: break
+        case 3: problems.append("\(place) is a virtual dataset (its data would come from other files)")
+        default: problems.append("\(place) has a storage layout RNNKit does not read")
+        }
+        if facts.external_files > 0 {
+            let file = withUnsafeBytes(of: facts.external_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            problems.append("\(place) keeps its data in the external file \"\(file.prefix(120))\"")
+        }
+        let filters = withUnsafeBytes(of: facts.filters) { Array($0.bindMemory(to: Int32.self).prefix(Int(min(facts.filter_count, 8)))) }
+        if facts.filter_count > 8 || filters.contains(where: { $0 != 1 && $0 != 2 }) {
+            problems.append("\(place) uses HDF5 filter \(filters.filter { $0 != 1 && $0 != 2 }.map(String.init).joined(separator: ", ")) (only deflate and shuffle are read)")
+        }
+        guard problems.isEmpty else { return problems }
+        guard let shape = facts.shape, let count = Self.elementCount(shape) else {
+            return ["\(place) has no simple shape, or one too large to count"]
+        }
+        let (raw, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(max(facts.type_size, 0)))
+        guard !overflow else { return ["\(place) of shape \(shape) is too large to count"] }
+        if facts.layout == 2 {
+            let chunk = withUnsafeBytes(of: facts.chunk) { Array($0.bindMemory(to: UInt64.self).prefix(Int(max(facts.chunk_rank, 0)))) }
+            guard chunk.count == shape.count, zip(chunk, shape).allSatisfy({ $0 >= 1 && $0 <= UInt64(max($1, 1)) }) else {
+                return ["\(place) of shape \(shape) declares chunks of \(chunk), larger than the dataset"]
+            }
+        }
+        guard raw > 0 else { return [] }
+        let stored = facts.storage_size
+        if stored == 0 { return ["\(place) of shape \(shape) holds no data (its values were never written)"] }
+        if stored > byteCount { return ["\(place) claims \(stored) bytes of storage, more than the file's \(byteCount)"] }
+        switch facts.layout {
+        case 1 where stored != raw:
+            problems.append("\(place) of shape \(shape) stores \(stored) bytes, not the \(raw) its shape needs")
+        case 1 where facts.offset > byteCount || byteCount - facts.offset < stored:
+            problems.append("\(place) stores its data past the end of the file")
+        case 2 where filters.contains(1):
+            if raw / Limits.deflateRatio > stored {
+                problems.append("\(place) of shape \(shape) needs \(raw) bytes, more than its \(stored) compressed bytes can hold")
+            }
+        case 2 where stored < raw:
+            problems.append("\(place) of shape \(shape) stores \(stored) bytes, fewer than the \(raw) its shape needs (chunks never written)")
+        default: break
+        }
+        return problems
+    }
+
+    /// HDF5's description of the dataset at `path`; called under the lock.
+    private func describe(_ path: String) throws -> rnnkit_h5_dataset_facts {
+        let dataset = rnnkit_h5_open_dataset(handle, path)
+        guard dataset >= 0 else { throw KerasFileError(file: name, reason: "dataset /\(path) cannot be opened (damaged?)") }
+        defer { H5Dclose(dataset) }
+        var facts = rnnkit_h5_dataset_facts()
+        guard rnnkit_h5_describe_dataset(dataset, &facts) == 0 else {
+            throw KerasFileError(file: name, reason: "dataset /\(path) cannot be described (damaged?)")
+        }
+        return facts
+    }
+
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for extent in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow, extent >= 0 else { return nil }
+            count = product
+        }
+        return count
     }
 
     // MARK: Reading
@@ -83,70 +265,77 @@ final class HDF5File {
     /// The names of the members of the group at `path`, sorted.
     func members(of path: String) throws -> [String] {
         try Self.locked {
-            let group = H5Gopen2(handle, path, rnnkit_h5p_default())
+            let group = rnnkit_h5_open_group(handle, path)
             guard group >= 0 else { throw KerasFileError(file: name, reason: "has no group \(path)") }
             defer { H5Gclose(group) }
             var info = H5G_info_t()
             guard H5Gget_info(group, &info) >= 0 else { throw KerasFileError(file: name, reason: "cannot list group \(path)") }
-            var names: [String] = []
-            for index in 0..<info.nlinks {
-                let length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, rnnkit_h5p_default())
-                guard length >= 0 else { continue }
-                var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-                H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, rnnkit_h5p_default())
-                names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            guard info.nlinks <= UInt64(Limits.membersPerGroup) else {
+                throw KerasFileError(file: name, reason: "group \(path) has \(info.nlinks) members, more than a weights file needs")
             }
-            return names.sorted()
+            return try (0..<info.nlinks).map { try linkName(group, $0, in: path) }.sorted()
         }
     }
 
-    /// A numeric dataset: its shape, what it is stored as, and its values converted to Double.
-    struct Dataset {
+    /// A dataset's shape and what it is stored as, read without its data.
+    struct DatasetInfo {
         var shape: [Int]
-        /// `float32`, `float64`, `int64`, … as numpy names them.
+        /// `float32`, `float64`, `int64`, … as numpy names them; `other` for anything else.
         var storedType: String
-        var values: [Double]
+        var isNumeric: Bool { storedType != "other" }
     }
 
-    /// Reads the numeric dataset at `path`.
-    /// - Throws: `KerasFileError` naming the path when it is missing, not numeric, or unreadable.
-    func dataset(at path: String) throws -> Dataset {
+    /// The shape and type of the dataset at `path`, without reading its data.
+    /// - Throws: `KerasFileError` naming the path when it is missing or has no simple shape.
+    func info(at path: String) throws -> DatasetInfo {
+        let facts = try Self.locked { try describe(path) }
+        guard let shape = facts.shape else { throw KerasFileError(file: name, reason: "dataset \(path) has no simple shape") }
+        let stored = switch facts.type_class {
+        case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size * 8)"
+        case 1: "float\(facts.type_size * 8)"
+        default: "other"
+        }
+        return DatasetInfo(shape: shape, storedType: stored)
+    }
+
+    /// The values of the numeric dataset at `path`, converted to Double, once its shape has been
+    /// checked to be `expected`: nothing is read or allocated for a dataset of another shape.
+    /// - Throws: `KerasFileError` naming the path when it is missing, of another shape, not
+    ///   numeric, or unreadable.
+    func values(at path: String, expectedShape expected: [Int]) throws -> [Double] {
         try Self.locked {
-            let dataset = H5Dopen2(handle, path, rnnkit_h5p_default())
+            let facts = try describe(path)
+            guard let shape = facts.shape, shape == expected else {
+                throw KerasFileError(file: name, reason: "dataset \(path) has shape \(facts.shape.map { "\($0)" } ?? "(none)"), not \(expected)")
+            }
+            guard facts.type_class == 0 || facts.type_class == 1 else {
+                throw KerasFileError(file: name, reason: "dataset \(path) is not numeric")
+            }
+            guard let count = Self.elementCount(shape), count <= 1 << 28 else {
+                throw KerasFileError(file: name, reason: "dataset \(path) of shape \(shape) is too large for a weight")
+            }
+            guard count > 0 else { return [] }
+            let dataset = rnnkit_h5_open_dataset(handle, path)
             guard dataset >= 0 else { throw KerasFileError(file: name, reason: "has no dataset \(path)") }
             defer { H5Dclose(dataset) }
-            let space = H5Dget_space(dataset)
-            guard space >= 0 else { throw KerasFileError(file: name, reason: "dataset \(path) has no readable shape") }
-            defer { H5Sclose(space) }
-            let rank = H5Sget_simple_extent_ndims(space)
-            guard rank >= 0, rank <= 32 else { throw KerasFileError(file: name, reason: "dataset \(path) has no simple shape") }
-            var extents = [hsize_t](repeating: 0, count: Int(rank))
-            H5Sget_simple_extent_dims(space, &extents, nil)
-            let shape = extents.map { Int($0) }
-            var count = 1
-            for extent in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-                guard !overflow, product <= 1 << 31 else { throw KerasFileError(file: name, reason: "dataset \(path) of shape \(shape) is too large for a weight") }
-                count = product
-            }
-            let type = H5Dget_type(dataset)
-            defer { H5Tclose(type) }
-            let typeClass = H5Tget_class(type)
-            let size = H5Tget_size(type)
-            let storedType: String
-            switch typeClass {
-            case H5T_FLOAT: storedType = "float\(size * 8)"
-            case H5T_INTEGER: storedType = (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(size * 8)"
-            default: throw KerasFileError(file: name, reason: "dataset \(path) is not numeric")
-            }
             var values = [Double](repeating: 0, count: count)
-            if count > 0 {
-                let status = values.withUnsafeMutableBytes {
+            let status: Int32
+            if facts.layout == 2, facts.filter_count > 0 {
+                // Filtered chunks are inflated here, each to its declared size and no further.
+                status = values.withUnsafeMutableBufferPointer { rnnkit_h5_read_filtered(dataset, $0.baseAddress, $0.count) }
+                switch status {
+                case -2: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
+                case -3: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
+                case -4: throw KerasFileError(file: name, reason: "dataset \(path) uses a filter RNNKit does not read")
+                default: break
+                }
+            } else {
+                status = values.withUnsafeMutableBytes {
                     H5Dread(dataset, rnnkit_h5t_native_double(), rnnkit_h5s_all(), rnnkit_h5s_all(), rnnkit_h5p_default(), $0.baseAddress)
                 }
-                guard status >= 0 else { throw KerasFileError(file: name, reason: "dataset \(path) cannot be read (damaged?)") }
             }
-            return Dataset(shape: shape, storedType: storedType, values: values)
+            guard status >= 0 else { throw KerasFileError(file: name, reason: "dataset \(path) cannot be read (damaged?)") }
+            return values
         }
     }
 
@@ -222,5 +411,15 @@ final class HDF5File {
             defer { free(copy) }
             return Data(bytes: copy, count: count)
         }
+    }
+}
+
+extension rnnkit_h5_dataset_facts {
+    /// The dataset's extents, or nil when it has no simple shape.
+    var shape: [Int]? {
+        guard rank >= 0 else { return nil }
+        let extents = withUnsafeBytes(of: self.extents) { Array($0.bindMemory(to: UInt64.self).prefix(Int(rank))) }
+        guard extents.allSatisfy({ $0 <= UInt64(Int.max) }) else { return nil }
+        return extents.map { Int($0) }
     }
 }

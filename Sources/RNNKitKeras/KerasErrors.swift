@@ -18,6 +18,21 @@ public struct UnsupportedKerasModel: Error, CustomStringConvertible, Equatable {
     public let items: [String]
     public var description: String {
         "\(file): RNNKit cannot rebuild this model (nothing is guessed), because of \(items.count == 1 ? "one item" : "\(items.count) items"):\n"
-            + items.map { "  - \($0)" }.joined(separator: "\n")
+            + KerasMessages.list(items)
+    }
+}
+
+/// Messages that stay a screenful whatever a file holds.
+enum KerasMessages {
+    /// `items` as an indented list: the first `limit`, each cut to 300 characters, then a count of the rest.
+    static func list(_ items: [String], limit: Int = 12) -> String {
+        var lines = items.prefix(limit).map { "  - " + clipped($0) }
+        if items.count > limit { lines.append("  … and \(items.count - limit) more") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `text` cut to `limit` characters, with an ellipsis when it was longer.
+    static func clipped(_ text: String, _ limit: Int = 300) -> String {
+        text.count <= limit ? text : String(text.prefix(limit - 1)) + "…"
     }
 }

@@ -14,6 +14,8 @@ import RNNKit
 /// `<layer>` is the snake_case class name, numbered from the second of a kind (`dense`, `dense_1`),
 /// never the layer's own name (Keras's `saving_lib._save_container_state`).
 enum KerasWeightsLayout {
+    /// The most optimiser steps a file may record: the largest count a Double holds exactly.
+    static let largestIterationCount: Double = 9_007_199_254_740_992
     /// Each parameter of `model` and the dataset that holds it.
     static func paths<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [(parameter: Parameter<Scalar>, path: String)] {
         var used: [String: Int] = [:]
@@ -66,36 +68,38 @@ enum KerasWeightsLayout {
                 problems.append("\(path) (\(parameter.name)): missing (the model has shape \(parameter.shape))")
                 continue
             }
-            let dataset = try file.dataset(at: path)
-            guard dataset.shape == parameter.shape else {
-                problems.append("\(path) (\(parameter.name)): the model has shape \(parameter.shape), the file has \(dataset.shape)")
+            // Shape and type first: nothing is read for a dataset that does not fit.
+            let info = try file.info(at: path)
+            guard info.shape == parameter.shape else {
+                problems.append("\(path) (\(parameter.name)): the model has shape \(parameter.shape), the file has \(info.shape)")
                 continue
             }
-            guard dataset.storedType.hasPrefix("float") else {
-                problems.append("\(path) (\(parameter.name)): stored as \(dataset.storedType), not as floating point")
+            guard info.storedType.hasPrefix("float") else {
+                problems.append("\(path) (\(parameter.name)): stored as \(info.storedType), not as floating point")
                 continue
             }
-            if let index = dataset.values.firstIndex(where: { !$0.isFinite }) {
-                problems.append("\(path) (\(parameter.name)): holds \(dataset.values[index]) at element \(index); weights must be finite")
+            let scalars = try file.values(at: path, expectedShape: parameter.shape)
+            if let index = scalars.firstIndex(where: { !$0.isFinite }) {
+                problems.append("\(path) (\(parameter.name)): holds \(scalars[index]) at element \(index); weights must be finite")
                 continue
             }
-            values.append((parameter, dataset.values))
+            values.append((parameter, scalars))
         }
         // A layer group holding more variables than the model's layer means another architecture.
         for (group, count) in expectedGroups.sorted(by: { $0.key < $1.key }) where file.kind(at: group) == .group {
             let extra = try file.members(of: group).filter { Int($0).map { $0 >= count } ?? true }
             if !extra.isEmpty { problems.append("\(group): holds \(extra.map { "\(group)/\($0)" }.joined(separator: ", ")), which the model has no weight for") }
         }
-        if file.kind(at: "layers") == .group {
-            let known = Set(expectedGroups.keys.map { String($0.split(separator: "/")[1]) })
-            for layer in try file.members(of: "layers") where !known.contains(layer) {
-                if try holdsDatasets(file, "layers/\(layer)") {
-                    problems.append("layers/\(layer): a layer with weights that the model does not have")
-                }
-            }
-        }
+        // The audit walked every group once (a group that holds itself included), so this needs no walk of its own.
+        let known = Set(expectedGroups.keys.map { String($0.split(separator: "/")[1]) })
+        let foreign = Set(file.datasetPaths.compactMap { path -> String? in
+            let parts = path.split(separator: "/")
+            guard parts.count > 2, parts[0] == "layers", !known.contains(String(parts[1])) else { return nil }
+            return String(parts[1])
+        })
+        for layer in foreign.sorted() { problems.append("layers/\(layer): a layer with weights that the model does not have") }
         guard problems.isEmpty else {
-            throw KerasFileError(file: file.name, reason: "the weights do not fit the model:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+            throw KerasFileError(file: file.name, reason: "the weights do not fit the model:\n" + KerasMessages.list(problems))
         }
         var notes: [String] = []
         var restore: (() throws -> Void)?
@@ -105,18 +109,6 @@ enum KerasWeightsLayout {
         for (parameter, scalars) in values { parameter.value.assign(scalars.map { Scalar($0) }) }
         try restore?()
         return notes
-    }
-
-    private static func holdsDatasets(_ file: HDF5File, _ group: String) throws -> Bool {
-        for member in try file.members(of: group) {
-            let path = "\(group)/\(member)"
-            switch file.kind(at: path) {
-            case .dataset?: return true
-            case .group?: if try holdsDatasets(file, path) { return true }
-            default: continue
-            }
-        }
-        return false
     }
 
     /// Checks the optimiser variables and returns the step that restores them.
@@ -130,11 +122,17 @@ enum KerasWeightsLayout {
             notes.append("\(file.name): the optimiser state was not loaded: the file's optimiser has \(members.count) variables, RNNKit's \(optimizer.name) needs \(expected); it starts afresh")
             return nil
         }
-        let iterationsSet = try file.dataset(at: "optimizer/vars/0")
-        let rateSet = try file.dataset(at: "optimizer/vars/1")
-        guard iterationsSet.shape.isEmpty, let iterations = iterationsSet.values.first, iterations >= 0, iterations == iterations.rounded(),
-              rateSet.shape.isEmpty, let rate = rateSet.values.first, rate > 0, rate.isFinite else {
-            throw KerasFileError(file: file.name, reason: "optimizer/vars/0 and 1 must hold the update count and a positive learning rate, got \(iterationsSet.values) and \(rateSet.values)")
+        let iterationsInfo = try file.info(at: "optimizer/vars/0"), rateInfo = try file.info(at: "optimizer/vars/1")
+        guard iterationsInfo.shape.isEmpty, rateInfo.shape.isEmpty, iterationsInfo.isNumeric, rateInfo.isNumeric else {
+            throw KerasFileError(file: file.name, reason: "optimizer/vars/0 and 1 must be scalars (the update count and the learning rate), not of shapes \(iterationsInfo.shape) and \(rateInfo.shape)")
+        }
+        let iterations = try file.values(at: "optimizer/vars/0", expectedShape: [])[0]
+        let rate = try file.values(at: "optimizer/vars/1", expectedShape: [])[0]
+        guard iterations >= 0, iterations <= Self.largestIterationCount, iterations == iterations.rounded() else {
+            throw KerasFileError(file: file.name, reason: "optimizer/vars/0, the update count, is \(iterations); it must be a whole number in 0…2^53")
+        }
+        guard rate > 0, rate.isFinite else {
+            throw KerasFileError(file: file.name, reason: "optimizer/vars/1, the learning rate, is \(rate); it must be positive and finite")
         }
         var slots = [[Scalar]](repeating: [Scalar](repeating: 0, count: model.arena.count), count: optimizer.state.slotCount)
         if members.count == expected, !order.isEmpty {
@@ -144,20 +142,21 @@ enum KerasWeightsLayout {
                 for slot in order {
                     let path = "optimizer/vars/\(index)"
                     index += 1
-                    let dataset = try file.dataset(at: path)
-                    guard dataset.shape == parameter.shape else {
-                        problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): shape \(dataset.shape), the weight's is \(parameter.shape)")
+                    let info = try file.info(at: path)
+                    guard info.shape == parameter.shape, info.isNumeric else {
+                        problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): shape \(info.shape) \(info.storedType), the weight's is \(parameter.shape)")
                         continue
                     }
-                    guard dataset.values.allSatisfy(\.isFinite) else {
+                    let stored = try file.values(at: path, expectedShape: parameter.shape)
+                    guard stored.allSatisfy(\.isFinite) else {
                         problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): holds a value that is not finite")
                         continue
                     }
-                    for (i, value) in dataset.values.enumerated() { slots[slot][offset + i] = Scalar(value) }
+                    for (i, value) in stored.enumerated() { slots[slot][offset + i] = Scalar(value) }
                 }
             }
             guard problems.isEmpty else {
-                throw KerasFileError(file: file.name, reason: "the optimiser state does not fit the model:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+                throw KerasFileError(file: file.name, reason: "the optimiser state does not fit the model:\n" + KerasMessages.list(problems))
             }
         } else if iterations > 0, !order.isEmpty {
             notes.append("\(file.name): the optimiser has taken \(Int(iterations)) steps but the file holds no \(optimizer.name) moments; they start at zero")
