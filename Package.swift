@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "RNNKitKeras",
-            dependencies: ["RNNKit", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: ["RNNKit", "CHDF5", "CGzip", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
         .target(
@@ -106,6 +106,14 @@ let package = Package(
             dependencies: ["RNNKit"],
             path: "Examples/adding-problem"
         ),
+        // Writes the hostile files of the hostile-input tests (HostileFileTests runs it): HDF5's
+        // tricks through HDF5's own API in C, zip and config tricks in Swift. Nothing binary is committed.
+        .target(name: "CHostileFiles", dependencies: ["CHDF5", "CGzip"], path: "Tests/CHostileFiles"),
+        .executableTarget(
+            name: "hostile-files",
+            dependencies: ["RNNKit", "RNNKitKeras", "CHostileFiles", "CGzip"],
+            path: "Tests/HostileFiles"
+        ),
         // Checks RNNKitMPI on every rank of a real MPI job; MPITests runs it under mpirun.
         .executableTarget(
             name: "rnnkit-mpi-check",
@@ -114,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RNNKitTests",
-            dependencies: ["RNNKit", "RNNKitKeras"],
+            dependencies: ["RNNKit", "RNNKitKeras", "CHDF5"],
             resources: [.copy("Fixtures")]
         ),
         // Uses only RNNKit's public API (no @testable import), as another package would.

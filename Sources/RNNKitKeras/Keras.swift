@@ -30,8 +30,8 @@ public enum Keras {
         public let kerasVersion: String?
     }
 
-    /// The largest member of a `.keras` zip RNNKit will unpack (a guard against zip bombs).
-    static let largestMember: UInt64 = 4 << 30
+    /// The most `metadata.json` may unpack to.
+    static let largestMetadata: UInt64 = 1 << 20
 
     /// Reads a `.keras` file: rebuilds the model from `config.json`, loads its weights and, when
     /// it was compiled, its optimiser and loss with the optimiser's state.
@@ -44,22 +44,35 @@ public enum Keras {
     public static func loadModel<Scalar: BLASScalar>(from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
                                                      backend: any Backend = BLASBackend()) throws -> LoadedModel<Scalar> {
         let name = url.path
-        let members = try readArchive(url)
-        guard let config = members["config.json"] else {
+        let archive = try openArchive(url)
+        guard let configEntry = archive.entry("config.json") else {
             throw KerasFileError(file: name, reason: "has no config.json: a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
-        guard let weights = members["model.weights.h5"] else {
-            throw KerasFileError(file: name, reason: members["model.weights.npz"] != nil
+        guard let weightsEntry = archive.entry("model.weights.h5") else {
+            throw KerasFileError(file: name, reason: archive.entry("model.weights.npz") != nil
                 ? "holds its weights as model.weights.npz; RNNKit reads the HDF5 form (Keras's default, model.weights.h5)"
                 : "has no model.weights.h5")
         }
+        let config = try archive.contents(of: configEntry, limit: UInt64(KerasConfig.Limits.configBytes))
+        let spec = try KerasConfig.parse(config, file: "\(name): config.json")
+        // The weights must be in the file: a few bytes of config cannot make RNNKit build (and
+        // allocate, and initialise) a model whose weights the file does not hold.
+        let weightCount = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
+        let (needed, overflow) = UInt64(weightCount).multipliedReportingOverflow(by: 4)
+        guard !overflow, weightsEntry.uncompressedSize >= needed else {
+            throw KerasFileError(file: name, reason: "config.json describes \(weightCount) weights (\(needed) bytes at least), but model.weights.h5 holds only \(weightsEntry.uncompressedSize) bytes")
+        }
+        // The weights, the optimiser's moments and HDF5's own structure, in float64 at most.
+        let weightsLimit = needed.multipliedReportingOverflow(by: 6).partialValue + (16 << 20)
+        let weights = try archive.contents(of: weightsEntry, limit: weightsLimit)
         var version: String?
-        if let metadata = members["metadata.json"],
-           let object = (try? JSONSerialization.jsonObject(with: metadata)) as? [String: Any] {
+        if let metadataEntry = archive.entry("metadata.json"),
+           let metadata = try? archive.contents(of: metadataEntry, limit: largestMetadata),
+           let object = (try? StrictJSON.value(from: metadata)) as? [String: Any] {
             version = object["keras_version"] as? String
         }
-        let loaded: LoadedModel<Scalar> = try buildModel(config: config, file: "\(name): config.json", seed: seed, backend: backend)
         let file = try HDF5File(reading: weights, name: "\(name): model.weights.h5")
+        let loaded: LoadedModel<Scalar> = try build(spec, file: "\(name): config.json", seed: seed, backend: backend)
         let notes = try KerasWeightsLayout.read(file, into: loaded.model, optimizer: loaded.optimizer)
         return LoadedModel(model: loaded.model, optimizer: loaded.optimizer, loss: loaded.loss, notes: notes, kerasVersion: version)
     }
@@ -68,10 +81,39 @@ public enum Keras {
     /// holds it), with fresh weights drawn from `seed`, compiled when the config has compile settings.
     /// - Throws: `KerasFileError` when `config` is not JSON, `UnsupportedKerasModel` listing what
     ///   RNNKit does not implement, `ModelError` when the layers do not fit together.
+    ///
+    /// - Parameter weightsAvailable: how many weight scalars the caller holds for this model (a
+    ///   checkpoint's, a safetensors file's): a config that describes more is refused before
+    ///   anything is built, so that a few bytes of config cannot make RNNKit allocate a model whose
+    ///   weights are not there. Nil when the weights are to be drawn fresh.
     public static func buildModel<Scalar: BLASScalar>(config: Data, file: String = "config.json", as _: Scalar.Type = Scalar.self,
-                                                      seed: UInt64 = 0, backend: any Backend = BLASBackend()) throws -> LoadedModel<Scalar> {
+                                                      seed: UInt64 = 0, backend: any Backend = BLASBackend(),
+                                                      weightsAvailable: Int? = nil) throws -> LoadedModel<Scalar> {
         let spec = try KerasConfig.parse(config, file: file)
-        let model = try Sequential<Scalar>(name: spec.name, inputShape: spec.inputShape, layers: spec.makeLayers(Scalar.self),
+        if let weightsAvailable {
+            let described = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
+            guard described <= weightsAvailable else {
+                throw KerasFileError(file: file, reason: "describes a model of \(described) weights, but the file holds only \(weightsAvailable)")
+            }
+        }
+        return try build(spec, file: file, seed: seed, backend: backend)
+    }
+
+    /// The most memory a model built from a file may need for its weights, gradients and
+    /// optimiser state: half the machine's.
+    static var memoryBudget: UInt64 { ProcessInfo.processInfo.physicalMemory / 2 }
+
+    /// Builds `spec`, compiled when it has compile settings, once its memory is known to fit.
+    static func build<Scalar: BLASScalar>(_ spec: KerasModelSpec, file: String, seed: UInt64,
+                                          backend: any Backend) throws -> LoadedModel<Scalar> {
+        let weights = UInt64(KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max)
+        // Weights, gradients and up to two optimiser slots.
+        let (bytes, overflow) = weights.multipliedReportingOverflow(by: 4 * UInt64(MemoryLayout<Scalar>.size))
+        guard !overflow, bytes <= memoryBudget else {
+            throw KerasFileError(file: file, reason: "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)")
+        }
+        let model = try Sequential<Scalar>(name: spec.name, inputShape: spec.inputShape,
+                                           layers: spec.makeLayers(Scalar.self),
                                            seed: seed, backend: backend)
         let optimizer = spec.makeOptimizer(Scalar.self)
         if let optimizer {
@@ -113,48 +155,19 @@ public enum Keras {
         try writeAtomically(bytes, to: url)
     }
 
-    /// The members of the zip at `url` that RNNKit reads, by name.
-    private static func readArchive(_ url: URL) throws -> [String: Data] {
+    /// The zip at `url`, its structure checked.
+    private static func openArchive(_ url: URL) throws -> ZipArchiveReader {
         let name = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw KerasFileError(file: name, reason: FileManager.default.fileExists(atPath: name) ? "cannot be read" : "not found")
         }
         guard data.starts(with: [0x50, 0x4B]) else {
-            let what = data.starts(with: HDF5File.signature) ? "an HDF5 file (a .weights.h5? load it with loadKerasWeights)"
+            let what = HDF5File.signatureOffset(in: data) != nil ? "an HDF5 file (a .weights.h5? load it with loadKerasWeights)"
                 : data.isEmpty ? "empty" : "not a zip archive"
             throw KerasFileError(file: name, reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
-        // A zip ends with its end-of-central-directory record (within its last 64 KiB + 22 bytes).
-        // Checked here first: a truncated file is the commonest damage, and ZIPFoundation leaks its
-        // in-memory file when its initialiser throws.
-        let tail = data.suffix(65_557)
-        guard tail.count >= 22, tail.indices.reversed().dropFirst(3).contains(where: { i in
-            tail[i] == 0x50 && tail[i + 1] == 0x4B && tail[i + 2] == 0x05 && tail[i + 3] == 0x06
-        }) else {
-            throw KerasFileError(file: name, reason: "is a damaged or truncated zip archive (it has no end-of-central-directory record)")
-        }
-        let archive: Archive
-        do { archive = try Archive(data: data, accessMode: .read) } catch {
-            throw KerasFileError(file: name, reason: "is a damaged or truncated zip archive (\(error))")
-        }
-        var members: [String: Data] = [:]
-        for entry in archive where ["config.json", "metadata.json", "model.weights.h5", "model.weights.npz"].contains(entry.path) {
-            guard entry.uncompressedSize <= largestMember else {
-                throw KerasFileError(file: name, reason: "member \(entry.path) claims \(entry.uncompressedSize) bytes, more than a model file holds")
-            }
-            var contents = Data()
-            do {
-                _ = try archive.extract(entry) { contents.append($0) }
-            } catch {
-                throw KerasFileError(file: name, reason: "member \(entry.path) cannot be unpacked: the zip is damaged or truncated (\(error))")
-            }
-            members[entry.path] = contents
-        }
-        if members.isEmpty, archive.makeIterator().next() == nil {
-            throw KerasFileError(file: name, reason: "is a damaged or truncated zip archive (no entries can be read)")
-        }
-        return members
+        return try ZipArchiveReader(data, file: name)
     }
 }
 
