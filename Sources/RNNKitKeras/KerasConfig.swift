@@ -118,9 +118,27 @@ struct KerasModelSpec {
 struct KerasConfig {
     private var problems: [String] = []
 
+    /// What a config read from a file may describe, checked before anything is built.
+    enum Limits {
+        /// Keras writes a few kilobytes per layer.
+        static let configBytes = 2 << 20
+        static let layers = 256
+        static let steps = 1 << 20
+        static let features = 1 << 20
+        /// Scalars in one input sample (steps × features).
+        static let sampleScalars = 1 << 26
+    }
+
     /// Parses `json`, the text of `config.json`; `file` names it in errors.
     static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
-        guard let root = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
+        guard json.count <= Limits.configBytes else {
+            throw KerasFileError(file: file, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
+        }
+        let parsed: Any
+        do { parsed = try StrictJSON.value(from: json) } catch {
+            throw KerasFileError(file: file, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
+        }
+        guard let root = parsed as? [String: Any] else {
             throw KerasFileError(file: file, reason: "is not a JSON object")
         }
         var reader = KerasConfig()
@@ -142,6 +160,10 @@ struct KerasConfig {
             return nil
         }
         let layerConfigs = config["layers"] as? [[String: Any]] ?? []
+        guard layerConfigs.count <= Limits.layers + 1 else {
+            refuse("layers", "the model has \(layerConfigs.count) layers, more than the \(Limits.layers) RNNKit builds from a file")
+            return nil
+        }
         let chain: [[String: Any]]
         switch className {
         case "Sequential":
@@ -287,9 +309,17 @@ struct KerasConfig {
                 return nil
             }
             guard let features = sizes[1], steps > 0, features > 0 else { break }
+            guard steps <= Limits.steps, features <= Limits.features, steps * features <= Limits.sampleScalars else {
+                refuse(place, "input shape (None, \(steps), \(features)) is larger than RNNKit reads from a file (at most \(Limits.steps) steps, \(Limits.features) features, \(Limits.sampleScalars) scalars a sample)")
+                return nil
+            }
             return .sequence(steps: steps, features: features)
         case 1:
             guard let features = sizes[0], features > 0 else { break }
+            guard features <= Limits.features else {
+                refuse(place, "input shape (None, \(features)) is larger than RNNKit reads from a file (at most \(Limits.features) features)")
+                return nil
+            }
             return .vector(features: features)
         default:
             break
@@ -330,15 +360,15 @@ struct KerasConfig {
         case "Bidirectional":
             return bidirectionalSpec(config, place: place)
         case "Dropout":
-            let rate = (config["rate"] as? Double) ?? (config["rate"] as? Int).map(Double.init) ?? -1
+            let rate = real(config, "rate", -1, place: place)
             guard (0..<1).contains(rate) else {
                 refuse(place, "rate \(describe(config["rate"] ?? NSNull())) is not in [0, 1)")
                 return nil
             }
             checkOptions(config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
-            return .dropout(rate: rate, seed: UInt64(clamping: config["seed"] as? Int ?? 0))
+            return .dropout(rate: rate, seed: seed(config, place: place))
         case "Masking":
-            let value = (config["mask_value"] as? Double) ?? (config["mask_value"] as? Int).map(Double.init) ?? 0
+            let value = real(config, "mask_value", 0, place: place)
             checkOptions(config, place: place, known: ["mask_value", "name", "dtype"], expected: ["trainable": true])
             return .masking(value: value)
         default:
@@ -381,20 +411,20 @@ struct KerasConfig {
         var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer", "recurrent_initializer",
                      "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
-        spec.returnSequences = config["return_sequences"] as? Bool ?? false
-        spec.goBackwards = config["go_backwards"] as? Bool ?? false
-        if let rate = (config["dropout"] as? Double) ?? (config["dropout"] as? Int).map(Double.init), rate != 0 {
+        spec.returnSequences = flag(config, "return_sequences", false, place: place)
+        spec.goBackwards = flag(config, "go_backwards", false, place: place)
+        if case let rate = real(config, "dropout", 0, place: place), rate != 0 {
             if (0..<1).contains(rate) { spec.dropout = rate } else { refuse(place, "option dropout = \(rate) is not in [0, 1)") }
         }
-        if let rate = (config["recurrent_dropout"] as? Double) ?? (config["recurrent_dropout"] as? Int).map(Double.init), rate != 0 {
+        if case let rate = real(config, "recurrent_dropout", 0, place: place), rate != 0 {
             if (0..<1).contains(rate) {
                 spec.recurrentDropout = rate
             } else {
                 refuse(place, "option recurrent_dropout = \(rate) is not in [0, 1)")
             }
         }
-        spec.seed = UInt64(clamping: config["seed"] as? Int ?? 0)
-        spec.zeroOutputForMask = config["zero_output_for_mask"] as? Bool ?? false
+        spec.seed = seed(config, place: place)
+        spec.zeroOutputForMask = flag(config, "zero_output_for_mask", false, place: place)
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
@@ -406,11 +436,11 @@ struct KerasConfig {
         }
         if kind == .lstm {
             known.append("unit_forget_bias")
-            spec.unitForgetBias = config["unit_forget_bias"] as? Bool ?? true
+            spec.unitForgetBias = flag(config, "unit_forget_bias", true, place: place)
         }
         if kind == .gru {
             known.append("reset_after")
-            spec.resetAfter = config["reset_after"] as? Bool ?? true
+            spec.resetAfter = flag(config, "reset_after", true, place: place)
         }
         checkOptions(config, place: place, known: Set(known), expected: [
             "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
@@ -470,6 +500,37 @@ struct KerasConfig {
         return number
     }
 
+    /// A boolean option: absent or null is `fallback`; anything but `true` or `false` is refused.
+    private mutating func flag(_ config: [String: Any], _ key: String, _ fallback: Bool, place: String) -> Bool {
+        guard let value = config[key], !(value is NSNull) else { return fallback }
+        guard let flag = value as? Bool else {
+            refuse(place, "option \(key) = \(describe(value)) is not a boolean (true or false)")
+            return fallback
+        }
+        return flag
+    }
+
+    /// A finite number: absent or null is `fallback`; anything else is refused.
+    private mutating func real(_ config: [String: Any], _ key: String, _ fallback: Double, place: String) -> Double {
+        guard let value = config[key], !(value is NSNull) else { return fallback }
+        if let number = value as? Int { return Double(number) }
+        guard let number = value as? Double, number.isFinite else {
+            refuse(place, "option \(key) = \(describe(value)) is not a finite number")
+            return fallback
+        }
+        return number
+    }
+
+    /// A layer's `seed`: absent or null is 0; a negative or non-integer one is refused.
+    private mutating func seed(_ config: [String: Any], place: String) -> UInt64 {
+        guard let value = config["seed"], !(value is NSNull) else { return 0 }
+        guard let number = value as? Int, number >= 0 else {
+            refuse(place, "option seed = \(describe(value)) is not a whole number ≥ 0")
+            return 0
+        }
+        return UInt64(number)
+    }
+
     private mutating func activation(_ value: Any?, _ key: String, place: String, elementwise: Bool) -> Activation? {
         guard let value else { return nil }
         let name = (value as? String) ?? ((value as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
@@ -489,10 +550,15 @@ struct KerasConfig {
         }
         switch className {
         case "GlorotUniform", "glorot_uniform": return .glorotUniform
-        case "Orthogonal", "orthogonal": return .orthogonal(gain: (config["gain"] as? Double) ?? 1)
+        case "Orthogonal", "orthogonal": return .orthogonal(gain: real(config, "gain", 1, place: "\(place).\(key)"))
         case "Zeros", "zeros": return .zeros
         case "RandomUniform", "random_uniform", "uniform":
-            return .uniform(lower: (config["minval"] as? Double) ?? -0.05, upper: (config["maxval"] as? Double) ?? 0.05)
+            let lower = real(config, "minval", -0.05, place: "\(place).\(key)"), upper = real(config, "maxval", 0.05, place: "\(place).\(key)")
+            guard lower < upper else {
+                refuse(place, "\(key) RandomUniform has minval \(lower) ≥ maxval \(upper)")
+                return nil
+            }
+            return .uniform(lower: lower, upper: upper)
         default:
             refuse(place, "\(key) \(className) is not supported (GlorotUniform, Orthogonal, Zeros, RandomUniform)")
             return nil
@@ -528,7 +594,7 @@ struct KerasConfig {
         }
         let here = "\(place) (\(className))"
         func number(_ key: String, _ fallback: Double) -> Double {
-            if let value = config[key] as? Double { return Self.repairedFloat32(value) }
+            if let value = config[key] as? Double, value.isFinite { return Self.repairedFloat32(value) }
             if let value = config[key] as? Int { return Double(value) }
             if let value = config[key], !(value is NSNull) { refuse(here, "\(key) = \(describe(value)) is not supported (a number)") }
             return fallback
@@ -544,7 +610,7 @@ struct KerasConfig {
         case "sgd":
             known.formUnion(["momentum", "nesterov"])
             result = .sgd(learningRate: number("learning_rate", 0.01), momentum: number("momentum", 0),
-                          nesterov: config["nesterov"] as? Bool ?? false)
+                          nesterov: flag(config, "nesterov", false, place: here))
         case "rmsprop":
             known.formUnion(["rho", "epsilon"])
             if number("momentum", 0) != 0 { refuse(here, "momentum = \(number("momentum", 0)) is not supported (only 0)") }
@@ -553,6 +619,21 @@ struct KerasConfig {
         default:
             refuse(place, "optimiser \(className) is not supported (Adam, SGD, RMSprop)")
             return nil
+        }
+        // Every constant in the range where the optimiser is defined: a file's values reach no precondition.
+        switch result {
+        case .adam(let lr, let b1, let b2, let eps):
+            if !(lr > 0) { refuse(here, "learning_rate = \(lr) must be positive") }
+            if !(0..<1).contains(b1) { refuse(here, "beta_1 = \(b1) must be in [0, 1)") }
+            if !(0..<1).contains(b2) { refuse(here, "beta_2 = \(b2) must be in [0, 1)") }
+            if !(eps >= 0) { refuse(here, "epsilon = \(eps) must be ≥ 0") }
+        case .sgd(let lr, let momentum, _):
+            if !(lr > 0) { refuse(here, "learning_rate = \(lr) must be positive") }
+            if !(0..<1).contains(momentum) { refuse(here, "momentum = \(momentum) must be in [0, 1)") }
+        case .rmsprop(let lr, let rho, let eps):
+            if !(lr > 0) { refuse(here, "learning_rate = \(lr) must be positive") }
+            if !(0..<1).contains(rho) { refuse(here, "rho = \(rho) must be in [0, 1)") }
+            if !(eps >= 0) { refuse(here, "epsilon = \(eps) must be ≥ 0") }
         }
         if let rate = config["learning_rate"], rate is [String: Any] {
             refuse(here, "learning_rate is a schedule (\(describe(rate))); RNNKit reads a constant rate from a Keras file")
@@ -563,7 +644,7 @@ struct KerasConfig {
         for (key, make) in [("clipnorm", GradientClipping.norm), ("clipvalue", GradientClipping.value), ("global_clipnorm", GradientClipping.globalNorm)] {
             guard let value = config[key], !(value is NSNull) else { continue }
             let limit = number(key, 0)
-            guard limit > 0, clipping == .none else {
+            guard limit > 0, limit.isFinite, clipping == .none else {
                 refuse(here, clipping == .none ? "\(key) = \(describe(value)) must be a positive number" : "sets more than one of clipnorm, clipvalue and global_clipnorm")
                 continue
             }

@@ -85,6 +85,12 @@ public final class Sequential<Scalar: BLASScalar> {
     public init(name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>],
                 seed: UInt64 = 0, backend: any Backend = BLASBackend()) throws {
         guard !layers.isEmpty else { throw ModelError.invalidConfiguration("a Sequential model needs at least one layer") }
+        if case .sequence(let steps, let features) = inputShape {
+            // Checked before any product of the two is formed: a shape read from a file can be anything.
+            guard steps > 0, features > 0, !steps.multipliedReportingOverflow(by: features).overflow else {
+                throw ModelError.invalidConfiguration("input shape \(inputShape) is empty or too large to count")
+            }
+        }
         guard inputShape.scalarCount > 0 else { throw ModelError.invalidConfiguration("input shape \(inputShape) is empty") }
         self.name = name
         self.inputShape = inputShape
