@@ -50,13 +50,31 @@ enum LoadedFileKind {
     case keras, kerasWeights, safetensors
 
     init(contentsOf path: String) {
-        let start = (FileHandle(forReadingAtPath: path).map { handle in
-            defer { try? handle.close() }
-            return (try? handle.read(upToCount: 8)) ?? Data()
-        }) ?? Data()
-        if start.starts(with: [0x50, 0x4B]) { self = .keras }
-        else if start.starts(with: [0x89, 0x48, 0x44, 0x46]) { self = .kerasWeights }
-        else { self = .safetensors }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            self = .safetensors
+            return
+        }
+        defer { try? handle.close() }
+        func bytes(at offset: UInt64) -> Data {
+            (try? handle.seek(toOffset: offset)).flatMap { _ in try? handle.read(upToCount: 8) } ?? Data()
+        }
+        let start = bytes(at: 0)
+        if start.starts(with: [0x50, 0x4B]) {
+            self = .keras
+            return
+        }
+        // HDF5 puts its signature at the start or after a user block of 512, 1024, 2048, … bytes.
+        let hdf5: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        let size = (try? handle.seekToEnd()) ?? 0
+        var offset: UInt64 = 0
+        while offset + 8 <= size {
+            if bytes(at: offset).elementsEqual(hdf5) {
+                self = .kerasWeights
+                return
+            }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        self = .safetensors
     }
 }
 
@@ -65,27 +83,31 @@ extension Trainer {
     /// (`checkpointConfig` when resuming a run that came from a file, else `--load`), with the
     /// file's weights, and an optimiser from `--optimizer`/`--learning-rate` where given, else from
     /// the file with its state.
-    func buildModel(sampleShape: FeatureShape, classes: Int, checkpointConfig: Data?) throws -> BuiltModel {
+    ///
+    /// `checkpointWeights` is how many weight scalars the checkpoint holds: a config that describes
+    /// more is refused before anything is built (as is a safetensors file's).
+    func buildModel(sampleShape: FeatureShape, classes: Int, checkpointConfig: Data?, checkpointWeights: Int? = nil) throws -> BuiltModel {
         let backend = options.backend.backend(kernels: options.kernels)
         var model: Sequential<Float>
         var fileOptimizer: (any StatefulOptimizer<Float>)?
         var fromFile = false
         var notes: [String] = []
         let loadKind = options.load.map { LoadedFileKind(contentsOf: $0) }
-        func modelFrom(config: Data, source: String) throws -> Sequential<Float> {
+        func modelFrom(config: Data, source: String, weightsAvailable: Int?) throws -> Sequential<Float> {
             guard options.architectureFlagsGiven.isEmpty else {
                 throw ValidationError("\(source) holds the model's architecture; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
             }
             fromFile = true
             do {
-                let built = try Keras.buildModel(config: config, file: source, as: Float.self, seed: options.seed, backend: backend)
+                let built = try Keras.buildModel(config: config, file: source, as: Float.self, seed: options.seed, backend: backend,
+                                                 weightsAvailable: weightsAvailable)
                 fileOptimizer = built.optimizer
                 return built.model
             } catch let error as ModelError { throw TrainerFailure(message: "\(source): \(error)") }
         }
 
         if let checkpointConfig {
-            model = try modelFrom(config: checkpointConfig, source: "--resume \(options.resume ?? "")")
+            model = try modelFrom(config: checkpointConfig, source: "--resume \(options.resume ?? "")", weightsAvailable: checkpointWeights)
         } else if let load = options.load, loadKind == .keras {
             guard options.architectureFlagsGiven.isEmpty else {
                 throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
@@ -101,8 +123,8 @@ extension Trainer {
             fromFile = true
             notes = loaded.notes
         } else if let load = options.load, loadKind == .safetensors, options.architectureFlagsGiven.isEmpty,
-                  let config = Self.kerasConfig(inSafetensors: load) {
-            model = try modelFrom(config: config, source: "--load \(load)")
+                  let (config, scalars) = Self.kerasConfig(inSafetensors: load) {
+            model = try modelFrom(config: config, source: "--load \(load)", weightsAvailable: scalars)
             fileOptimizer = nil   // a safetensors file holds no optimiser state
         } else {
             model = try flagModel(sampleShape: sampleShape, classes: classes, backend: backend)
@@ -167,11 +189,12 @@ extension Trainer {
         }
     }
 
-    /// The Keras config RNNKit writes into the metadata of its safetensors files.
-    static func kerasConfig(inSafetensors path: String) -> Data? {
+    /// The Keras config RNNKit writes into the metadata of its safetensors files, and how many
+    /// scalars the file's tensors hold.
+    static func kerasConfig(inSafetensors path: String) -> (config: Data, scalars: Int)? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
-              let metadata = try? SafeTensors.decode(data, file: path, as: Float.self).metadata,
-              let config = metadata[SafeTensors.kerasConfigKey] else { return nil }
-        return Data(config.utf8)
+              let file = try? SafeTensors.decode(data, file: path, as: Float.self),
+              let config = file.metadata[SafeTensors.kerasConfigKey] else { return nil }
+        return (Data(config.utf8), file.tensors.values.reduce(0) { $0 + $1.scalars.count })
     }
 }
