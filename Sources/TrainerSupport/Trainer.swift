@@ -36,14 +36,24 @@ struct Trainer {
     /// Points `runs/latest` at this run's folder (for the default folders only).
     private func linkLatest() {
         guard options.output == nil, isRoot else { return }
-        let latest = "runs/latest", target = (outputPath as NSString).lastPathComponent
+        Self.link(latest: "runs/latest", to: (outputPath as NSString).lastPathComponent)
+    }
+
+    /// Points the link `latest` at `target`: a new link made under a temporary name beside it,
+    /// then renamed over it, so the old link is replaced in one step and never followed (a
+    /// link to a folder elsewhere is not written into). Anything there that is not a link (a
+    /// real folder of that name, from an older version) stays.
+    static func link(latest: String, to target: String) {
         var status = stat()
-        if lstat(latest, &status) == 0 {
-            // Replace only a link: a real folder of that name (from an older version) stays.
-            guard (status.st_mode & S_IFMT) == S_IFLNK else { return }
-            unlink(latest)
+        if lstat(latest, &status) == 0, (status.st_mode & S_IFMT) != S_IFLNK { return }
+        let temporary = ((latest as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent(".\((latest as NSString).lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        if symlink(target, temporary) != 0 {
+            // A stale one of ours (or anything planted with the name): unlink it, a link itself
+            // never its target, and try once more.
+            guard errno == EEXIST, unlink(temporary) == 0, symlink(target, temporary) == 0 else { return }
         }
-        symlink(target, latest)
+        if rename(temporary, latest) != 0 { unlink(temporary) }
     }
 
     /// Progress and results are printed by rank 0 alone.
@@ -184,7 +194,9 @@ struct Trainer {
             }
             // Held until the run ends: a second run writing the same folder is refused, not mixed in.
             do { outputLock = try FolderLock(URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
-                throw TrainerFailure(message: "--output \(outputPath): \(error.reason)")
+                // The lock file's own trouble (a planted link) names the file.
+                let folder = URL(fileURLWithPath: outputPath).path
+                throw TrainerFailure(message: "--output \(outputPath): \(error.path == folder ? error.reason : "\(error)")")
             }
             if let save = options.save {
                 var isFolder: ObjCBool = false
