@@ -218,6 +218,13 @@ struct Trainer {
         guard options.exampleIndex < mnist.train.count else {
             throw ValidationError("--example-index must be below the \(mnist.train.count) training images, got \(options.exampleIndex)")
         }
+        // A batch larger than the data is a mistake in the flags, not a request for one batch.
+        // (A split that leaves nothing to train on is reported where the run splits.)
+        if options.epochs > 0, let samples = (try? ValidationSplit(count: train.count, fraction: options.validationSplit))?.training.count {
+            guard options.batchSize <= samples else {
+                throw ValidationError("--batch-size must be between 1 and the \(samples) training samples (after --limit and --validation-split), got \(options.batchSize)")
+            }
+        }
 
         var checkpoint: Checkpoint?
         if let resume = options.resume { checkpoint = try Checkpoint.read(resume) }
