@@ -252,7 +252,11 @@ struct Trainer {
             }
             do {
                 try model.setWeights(checkpoint.weights)
+                // Checked here, before restore uses them, with the checkpoint's figures and the model's.
+                try checkpoint.checkSlots(for: optimizer, parameters: model.arena.count)
                 try optimizer.restore(iterations: checkpoint.iterations, slots: checkpoint.slots, for: model.arena)
+            } catch let failure as TrainerFailure {
+                throw TrainerFailure(message: "--resume \(resume): \(failure.message)")
             } catch { throw TrainerFailure(message: "--resume \(resume): \(error)") }
             setup.history = checkpoint.history
             setup.initialEpoch = min(checkpoint.epoch, options.epochs)

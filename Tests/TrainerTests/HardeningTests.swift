@@ -133,4 +133,96 @@ final class TrainerHardeningTests: XCTestCase {
                                       "--bidirectional", "concat", "--output", root.appendingPathComponent("seed").path]).run()
         XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("seed/metrics.json").path))
     }
+
+    // MARK: Checkpoints
+
+    /// A real checkpoint of a small run (LSTM(4) with Adam, after epoch 1: 6 steps over 43 of 48 6×5 images), its
+    /// tensors and metadata, and the flags that resume it.
+    func smallCheckpoint() throws -> (tensors: [String: Tensor<Float>], metadata: [String: String], resume: (URL) -> [String]) {
+        let data = root.appendingPathComponent("data")
+        try TrainerCommandTests.writeSmallMNIST(in: data, trainingImages: 48) { i in UInt8(i * 7 % 10) }
+        let common = ["--data", data.path, "--batch-size", "8", "--cell", "lstm", "--units", "4", "--workers", "1", "--example-index", "1"]
+        let first = root.appendingPathComponent("first")
+        try TrainBlas.parse(common + ["--epochs", "1", "--checkpoint-every", "1", "--output", first.path]).run()
+        let file = try SafeTensors.decode(Data(contentsOf: first.appendingPathComponent(Checkpoint.fileName)), file: "checkpoint", as: Float.self)
+        return (file.tensors, file.metadata, { common + ["--epochs", "2", "--resume", $0.path, "--output", self.root.appendingPathComponent("rest-\(UUID())").path] })
+    }
+
+    /// Each crafted checkpoint is refused on --resume with a TrainerFailure naming the field or
+    /// tensor and what is allowed: NaN and infinity in weights and optimiser slots (with the
+    /// element), iteration and epoch counts out of range (negative, 2^63 − 1, not a number),
+    /// slots of the wrong count or length, histories that do not match the epochs, and
+    /// oversized JSON. The untouched checkpoint resumes.
+    func testCraftedCheckpointsAreRefusedWithTheReason() throws {
+        let (tensors, metadata, resume) = try smallCheckpoint()
+        XCTAssertEqual(metadata["epoch"], "1")
+        XCTAssertEqual(metadata["iterations"], "6")
+        var count = 0
+        func refusal(tensors changed: [String: Tensor<Float>]? = nil, metadata edited: [String: String]? = nil) throws -> String {
+            count += 1
+            let file = root.appendingPathComponent("crafted-\(count).safetensors")
+            try SafeTensors.encode(changed ?? tensors, metadata: edited ?? metadata).write(to: file)
+            var message = "(no error)"
+            XCTAssertThrowsError(try TrainBlas.parse(resume(file)).run()) { error in
+                XCTAssertTrue(error is TrainerFailure, "\(type(of: error)): \(error)")
+                XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 1)
+                message = TrainBlas.message(for: error)
+                XCTAssertFalse(message.contains("\n"), message)
+                XCTAssertTrue(message.hasPrefix("--resume \(file.path): "), message)
+            }
+            return String(message.dropFirst("--resume \(file.path): ".count))
+        }
+        func with(_ name: String, element index: Int, _ value: Float) -> [String: Tensor<Float>] {
+            var changed = tensors
+            var scalars = changed[name]!.scalars
+            scalars[index] = value
+            changed[name] = Tensor(shape: changed[name]!.shape, scalars: scalars)
+            return changed
+        }
+        func editing(_ key: String, _ value: String?) -> [String: String] {
+            var edited = metadata
+            edited[key] = value
+            return edited
+        }
+
+        XCTAssertEqual(try refusal(tensors: with("lstm/kernel", element: 3, .nan)), "tensor lstm/kernel holds nan at element 3; weights must be finite")
+        XCTAssertEqual(try refusal(tensors: with("dense/bias", element: 9, -.infinity)), "tensor dense/bias holds -inf at element 9; weights must be finite")
+        XCTAssertEqual(try refusal(tensors: with("optimizer/slot1", element: 17, .infinity)),
+                       "tensor optimizer/slot1 holds inf at element 17; the optimiser's state must be finite")
+        let iterationRange = "is not a whole number in 0...9007199254740992 (2^53)"
+        XCTAssertEqual(try refusal(metadata: editing("iterations", "-1")), "its iteration count «-1» \(iterationRange)")
+        XCTAssertEqual(try refusal(metadata: editing("iterations", "9223372036854775807")), "its iteration count «9223372036854775807» \(iterationRange)")
+        XCTAssertEqual(try refusal(metadata: editing("iterations", "9007199254740993")), "its iteration count «9007199254740993» \(iterationRange)")
+        XCTAssertEqual(try refusal(metadata: editing("iterations", String(repeating: "9", count: 100))),
+                       "its iteration count «\(String(repeating: "9", count: 40))…» \(iterationRange)")
+        XCTAssertEqual(try refusal(metadata: editing("epoch", "-3")), "its epoch count «-3» is not a whole number in 0...1000000")
+        XCTAssertEqual(try refusal(metadata: editing("epoch", "1000001")), "its epoch count «1000001» is not a whole number in 0...1000000")
+        XCTAssertEqual(try refusal(metadata: editing("epoch", "2")),
+                       "its history holds 1 losses, 1 accuracies, 1 and 1 validation figures and 1 epoch times for its 2 epochs")
+        XCTAssertEqual(try refusal(metadata: editing("history", "[1, 2]")), "its history is not a training history in JSON")
+        XCTAssertEqual(try refusal(metadata: editing("history", "{\"loss\": [" + String(repeating: "1.0,", count: 300) + "1.0]}")),
+                       "its history is 1215 bytes of JSON; at most 1152 are read for 1 epoch")
+        XCTAssertEqual(try refusal(metadata: editing("configuration", "{\"seed\": \"" + String(repeating: "0", count: 70_000) + "\"}")),
+                       "its settings are 70012 bytes of JSON; at most 65536 are read")
+        XCTAssertEqual(try refusal(metadata: editing("configuration", "{\"seed\": 0}")), "its settings are not a JSON object of strings")
+        XCTAssertTrue(try refusal(metadata: editing("iterations", nil)).hasPrefix("is not an RNNKit checkpoint"))
+
+        // The optimiser's slots must be the model's optimiser's, in count and length.
+        let parameters = tensors["optimizer/slot0"]!.scalars.count
+        var oneSlot = tensors
+        oneSlot["optimizer/slot1"] = nil
+        XCTAssertEqual(try refusal(tensors: oneSlot), "the checkpoint's optimiser state is 1 slot of \(parameters) values; adam over this model keeps 2 of \(parameters)")
+        var short = tensors
+        short["optimizer/slot1"] = Tensor(shape: [3], scalars: [0, 0, 0])
+        XCTAssertEqual(try refusal(tensors: short),
+                       "the checkpoint's optimiser state is 2 slots of 3, \(parameters) values; adam over this model keeps 2 of \(parameters)")
+        var gap = tensors
+        gap["optimizer/slot3"] = Tensor(shape: [1], scalars: [0])
+        XCTAssertEqual(try refusal(tensors: gap), "tensor optimizer/slot3 is not one of the optimiser's slots (optimizer/slot0, optimizer/slot1, … in turn)")
+
+        // The checkpoint as written resumes.
+        let file = root.appendingPathComponent("untouched.safetensors")
+        try SafeTensors.encode(tensors, metadata: metadata).write(to: file)
+        try TrainBlas.parse(resume(file)).run()
+    }
 }
