@@ -269,7 +269,7 @@ extension TrainBlas {
         var world: MPIWorld?
         if MPIWorld.launchedByMPI {
             do { world = try MPIWorld.start() } catch {
-                FileHandle.standardError.write(Data("train-blas: error: cannot start MPI: \(error)\n".utf8))
+                FileHandle.standardError.write(Data((boundedMessage("train-blas: error: cannot start MPI: \(error)") + "\n").utf8))
                 Foundation.exit(1)
             }
         }
@@ -294,7 +294,7 @@ extension TrainBlas {
                 if world?.isRoot ?? true { print(fullMessage(for: error)) }
             } else if speaks {
                 let place = world.map { $0.rank == 0 ? "" : "rank \($0.rank): " } ?? ""
-                FileHandle.standardError.write(Data("train-blas: error: \(place)\(message(for: error))\n".utf8))
+                FileHandle.standardError.write(Data((boundedMessage("train-blas: error: \(place)\(message(for: error))") + "\n").utf8))
             }
             world?.finish()
             Foundation.exit(code.rawValue)
@@ -333,6 +333,8 @@ extension TrainBlas {
         } else {
             text = "train-blas: error: \(place)\(error)"
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        // A message with parts from a file (names, lists of differences) is cut to 40 lines and
+        // about 4,000 characters, saying how much was left out.
+        FileHandle.standardError.write(Data((boundedMessage(text) + "\n").utf8))
     }
 }

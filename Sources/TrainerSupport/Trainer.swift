@@ -96,7 +96,7 @@ struct Trainer {
         interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
         defer { interruption.uninstall() }
         say(model.summary())
-        for note in setup.built.notes { say("Note: \(note)") }
+        for note in setup.built.notes { say(boundedMessage("Note: \(note)")) }
         if setup.initialEpoch > 0 || options.resume != nil {
             say("Resuming after epoch \(setup.initialEpoch) of \(options.epochs) (\(options.resume ?? ""))")
         }
@@ -318,7 +318,7 @@ struct Trainer {
                                     weights: setup.model.weights, iterations: setup.optimizer.iterations,
                                     slots: setup.optimizer.state.slots.map(\.array), kerasConfig: setup.built.fileConfig)
         do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
-            FileHandle.standardError.write(Data("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)\n".utf8))
+            FileHandle.standardError.write(Data((boundedMessage("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)") + "\n").utf8))
         }
     }
 

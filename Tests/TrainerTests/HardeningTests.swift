@@ -225,4 +225,44 @@ final class TrainerHardeningTests: XCTestCase {
         try SafeTensors.encode(tensors, metadata: metadata).write(to: file)
         try TrainBlas.parse(resume(file)).run()
     }
+
+    // MARK: Messages
+
+    /// train-blas run as a process with a flag value of 20,000 characters (which the message
+    /// repeats): the error printed is one line of at most about 4,000 characters, saying how
+    /// much was left out, and the status is the usage one. Likewise for a run's error (a missing
+    /// data folder of a long name).
+    func testPrintedErrorsAreBounded() throws {
+        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("train-blas")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            return XCTFail("train-blas is not built beside the tests at \(executable.path)")
+        }
+        func run(_ arguments: [String]) throws -> (status: Int32, errors: String) {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            let stderr = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = stderr
+            try process.run()
+            let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, errors)
+        }
+        let long = String(repeating: "x", count: 20_000)
+        let flag = try run(["--save", root.appendingPathComponent(long + ".bin").path])
+        XCTAssertEqual(flag.status, 64)
+        XCTAssertTrue(flag.errors.hasPrefix("train-blas: error: --save \(root.path)/xxx"), String(flag.errors.prefix(200)))
+        XCTAssertTrue(flag.errors.hasSuffix(" more characters)\n"), String(flag.errors.suffix(200)))
+        XCTAssertEqual(flag.errors.split(separator: "\n").count, 1)
+        XCTAssertLessThanOrEqual(flag.errors.count, 4001)
+
+        let data = (0..<40).map { _ in String(repeating: "d", count: 200) }.joined(separator: "/")
+        let failure = try run(["--data", "/nonexistent/" + data, "--output", root.appendingPathComponent("out").path])
+        XCTAssertEqual(failure.status, 1, failure.errors)
+        XCTAssertTrue(failure.errors.contains("train-blas: error: /nonexistent/ddd"), String(failure.errors.prefix(200)))
+        XCTAssertTrue(failure.errors.contains(" more characters)\n"), String(failure.errors.suffix(200)))
+        XCTAssertLessThanOrEqual(failure.errors.split(separator: "\n").count, 2, "the debug build's note and the error")
+        XCTAssertLessThanOrEqual(failure.errors.count, 4001 + 200)
+    }
 }
