@@ -86,6 +86,8 @@ struct Trainer {
         defer { withExtendedLifetime(setup.outputLock) {} }
         let (mnist, train, model, optimizer) = (setup.mnist, setup.train, setup.model, setup.optimizer)
         if let world {
+            // Before the first collective whose counts depend on the settings.
+            try checkRanksAgree(setup, world: world)
             let reducer = MPIReducer<Float>(world: world)
             reducer.localStopRequested = { [interruption] in interruption.requested }
             model.reducer = reducer
@@ -278,6 +280,52 @@ struct Trainer {
             throw RankFailure(error, handling: .printAndFinish, rank: world.rank)
         }
         throw RankFailure(TrainerFailure(message: "rank \(first) failed"), handling: .finishQuietly)
+    }
+
+    /// The settings every rank of an MPI job must share, as lines `key=value`, sorted: those a
+    /// checkpoint records (less the data folder's path and the worker threads, which may differ
+    /// from machine to machine), the epochs, and what was read and built (sample counts and
+    /// shape, weight count, the epoch a resumed run starts after). Ranks that differ in any of
+    /// these would make collective calls of different counts or different numbers of them.
+    static func agreementLines(configuration: [String: String], epochs: Int, initialEpoch: Int, train: ImageDataset,
+                               testSamples: Int, parameters: Int) -> [String] {
+        var settings = configuration.filter { $0.key != "data" && $0.key != "workers" }
+        settings["epochs"] = "\(epochs)"
+        settings["initial-epoch"] = "\(initialEpoch)"
+        settings["training-samples"] = "\(train.count)"
+        settings["test-samples"] = "\(testSamples)"
+        settings["sample-shape"] = "\(train.rows)x\(train.columns), \(train.classCount) classes"
+        settings["parameters"] = "\(parameters)"
+        return settings.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    /// 64-bit FNV-1a of `lines` joined by newlines: the same on every machine and run.
+    static func fnv1a(_ lines: [String]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in lines.joined(separator: "\n").utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+
+    /// The ranks whose hash differs from rank 0's, named in one message every rank agrees on.
+    static func disagreement(_ hashes: [UInt64]) -> String? {
+        let differing = hashes.indices.filter { hashes[$0] != hashes[0] }
+        guard !differing.isEmpty else { return nil }
+        let names = differing.map(String.init).joined(separator: ", ")
+        return "MPI ranks disagree on their settings: rank\(differing.count == 1 ? "" : "s") \(names) "
+            + "differ\(differing.count == 1 ? "s" : "") from rank 0 (start every rank with the same flags)"
+    }
+
+    /// Compares every rank's settings with rank 0's (a hash of each, gathered on all): ranks
+    /// started with different flags or data would otherwise fail later inside MPI (a truncated
+    /// message, a hang) instead of with a message. On a difference every rank fails, rank 0
+    /// printing the one message.
+    private func checkRanksAgree(_ setup: Setup, world: MPIWorld) throws {
+        let lines = Self.agreementLines(configuration: setup.configuration, epochs: options.epochs, initialEpoch: setup.initialEpoch,
+                                        train: setup.train, testSamples: setup.mnist.test.count, parameters: setup.model.arena.count)
+        let hashes = try world.allGather(Self.fnv1a(lines))
+        if let message = Self.disagreement(hashes) {
+            throw RankFailure(TrainerFailure(message: message), handling: isRoot ? .printAndFinish : .finishQuietly)
+        }
     }
 
     /// Runs `body`, whose outcome is the same on every rank (it computes on reduced figures and
