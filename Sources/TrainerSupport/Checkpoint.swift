@@ -82,17 +82,83 @@ struct Checkpoint {
         }
         let file: (tensors: [String: Tensor<Float>], metadata: [String: String])
         do { file = try SafeTensors.decode(data, file: url.path, as: Float.self) } catch { throw fail("\(error)") }
-        guard file.metadata["format"] == "rnnkit-checkpoint-1", let epoch = file.metadata["epoch"].flatMap(Int.init),
-              let iterations = file.metadata["iterations"].flatMap(Int.init),
-              var history = file.metadata["history"].flatMap({ try? JSONDecoder().decode(History.self, from: Data($0.utf8)) }),
-              let configuration = file.metadata["configuration"].flatMap({ try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) })
+        guard file.metadata["format"] == "rnnkit-checkpoint-1", let epochText = file.metadata["epoch"],
+              let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
+              let configurationText = file.metadata["configuration"]
         else { throw fail("is not an RNNKit checkpoint (its metadata lacks the epoch, optimiser count, history or settings)") }
+        // Each count is checked before anything computes with it: a crafted 2^63 − 1 would
+        // otherwise overflow at the first step's `iterations + 1`.
+        guard let epoch = Int(epochText), (0...TrainBlas.maximumEpochs).contains(epoch) else {
+            throw fail("its epoch count \(excerpt(epochText)) is not a whole number in 0...\(TrainBlas.maximumEpochs)")
+        }
+        guard let iterations = Int(iterationsText), (0...maximumIterations).contains(iterations) else {
+            throw fail("its iteration count \(excerpt(iterationsText)) is not a whole number in 0...\(maximumIterations) (2^53)")
+        }
+        guard historyText.utf8.count <= maximumHistoryBytes(epochs: epoch) else {
+            throw fail("its history is \(historyText.utf8.count) bytes of JSON; at most \(maximumHistoryBytes(epochs: epoch)) are read for \(epoch) epoch\(epoch == 1 ? "" : "s")")
+        }
+        guard configurationText.utf8.count <= maximumConfigurationBytes else {
+            throw fail("its settings are \(configurationText.utf8.count) bytes of JSON; at most \(maximumConfigurationBytes) are read")
+        }
+        guard var history = try? JSONDecoder().decode(History.self, from: Data(historyText.utf8)) else {
+            throw fail("its history is not a training history in JSON")
+        }
+        guard let configuration = try? JSONDecoder().decode([String: String].self, from: Data(configurationText.utf8)) else {
+            throw fail("its settings are not a JSON object of strings")
+        }
         history.epochSeconds = (file.metadata["epoch_seconds"] ?? "").split(separator: ",").compactMap { Double($0) }
+        // One figure per finished epoch (validation figures only with a validation split).
+        guard history.loss.count == epoch, history.categoricalAccuracy.count == epoch,
+              history.valLoss.count == history.valCategoricalAccuracy.count, [0, epoch].contains(history.valLoss.count),
+              history.epochSeconds.count <= epoch
+        else {
+            throw fail("its history holds \(history.loss.count) losses, \(history.categoricalAccuracy.count) accuracies, "
+                       + "\(history.valLoss.count) and \(history.valCategoricalAccuracy.count) validation figures and \(history.epochSeconds.count) epoch times "
+                       + "for its \(epoch) epochs")
+        }
         var slots: [[Float]] = []
         while let slot = file.tensors["optimizer/slot\(slots.count)"] { slots.append(slot.scalars) }
+        let known = Set((0..<slots.count).map { "optimizer/slot\($0)" })
+        if let stray = file.tensors.keys.filter({ $0.hasPrefix("optimizer/") && !known.contains($0) }).sorted().first {
+            throw fail("tensor \(stray) is not one of the optimiser's slots (optimizer/slot0, optimizer/slot1, … in turn)")
+        }
         let weights = file.tensors.filter { !$0.key.hasPrefix("optimizer/") }
+        // As --load does: a NaN or infinity would spread through every later step.
+        for (name, tensor) in weights.sorted(by: { $0.key < $1.key }) {
+            if let index = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
+                throw fail("tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
+            }
+        }
+        for (k, slot) in slots.enumerated() {
+            if let index = slot.firstIndex(where: { !$0.isFinite }) {
+                throw fail("tensor optimizer/slot\(k) holds \(slot[index]) at element \(index); the optimiser's state must be finite")
+            }
+        }
         return Checkpoint(epoch: epoch, history: history, configuration: configuration, weights: weights,
                           iterations: iterations, slots: slots, kerasConfig: file.metadata[SafeTensors.kerasConfigKey].map { Data($0.utf8) })
+    }
+
+    /// The largest optimiser iteration count read: 2^53, up to which a Double counts exactly.
+    static let maximumIterations = 1 << 53
+    /// The largest history read for `epochs` epochs, in bytes of JSON: four figures an epoch
+    /// take at most some 100 bytes (`0.12345678901234568,` each).
+    static func maximumHistoryBytes(epochs: Int) -> Int { 1024 + 128 * epochs }
+    /// The largest settings read, in bytes of JSON (a run's settings take well under a kilobyte).
+    static let maximumConfigurationBytes = 64 << 10
+
+    /// `text` quoted for a message, cut to its first 40 characters.
+    static func excerpt(_ text: String) -> String {
+        text.count <= 40 ? "«\(text)»" : "«\(text.prefix(40))…»"
+    }
+
+    /// Checks that `slots` fit `optimizer` over a model of `parameters` values before they are
+    /// restored; the message says what the checkpoint holds and what the model needs.
+    func checkSlots(for optimizer: any StatefulOptimizer<Float>, parameters: Int) throws {
+        let needed = optimizer.state.slotCount
+        guard slots.count != needed || slots.contains(where: { $0.count != parameters }) else { return }
+        let lengths = Array(Set(slots.map(\.count))).sorted().prefix(4).map(String.init).joined(separator: ", ")
+        throw TrainerFailure(message: "the checkpoint's optimiser state is \(slots.count) slot\(slots.count == 1 ? "" : "s")"
+                             + (slots.isEmpty ? "" : " of \(lengths) values") + "; \(optimizer.name) over this model keeps \(needed) of \(parameters)")
     }
 
     /// One line per setting that differs from `current`.

@@ -22,7 +22,7 @@ public struct TrainBlas: ParsableCommand {
     public var cellFlag: CellOption?
 
     @Option(name: .customLong("units"),
-            help: ArgumentHelp("Recurrent layer sizes, comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
+            help: ArgumentHelp("Recurrent layer sizes (each 1 to 65536, at most 64 layers), comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
             transform: UnitList.parse)
     public var unitsFlag: UnitList?
 
@@ -43,7 +43,8 @@ public struct TrainBlas: ParsableCommand {
             help: ArgumentHelp("Drop this fraction of each recurrent layer's state where it meets the recurrent kernel while training, one mask per image (Keras's recurrent_dropout).", valueName: "R"))
     public var recurrentDropout: Double?
 
-    @Option(name: .customLong("mask-value"),
+    // `.unconditional` so that a negative value (`--mask-value -1`) is read as the value.
+    @Option(name: .customLong("mask-value"), parsing: .unconditional,
             help: ArgumentHelp("Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.", valueName: "V"))
     public var maskValue: Double?
 
@@ -57,10 +58,10 @@ public struct TrainBlas: ParsableCommand {
          recurrentDropout.map { _ in "--recurrent-dropout" }, maskValue.map { _ in "--mask-value" }].compactMap { $0 }
     }
 
-    @Option(help: "Passes over the training data (0 with --load: evaluate and predict only).")
+    @Option(help: "Passes over the training data, at most 1000000 (0 with --load: evaluate and predict only).")
     public var epochs: Int = 10
 
-    @Option(help: "Samples per training step.")
+    @Option(help: "Samples per training step: 1 to 1048576, and at most the training samples.")
     public var batchSize: Int = 32
 
     @Option(help: "Fraction of the training images, taken from the end before shuffling, that validates (0 for none).")
@@ -117,7 +118,7 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
     public var output: String?
 
-    @Option(help: ArgumentHelp("Every N epochs, write checkpoint.safetensors (weights, optimiser state, history) to the output folder.", valueName: "N"))
+    @Option(help: ArgumentHelp("Every N epochs (1 to --epochs), write checkpoint.safetensors (weights, optimiser state, history) to the output folder.", valueName: "N"))
     public var checkpointEvery: Int?
 
     @Option(help: ArgumentHelp("Continue the run whose checkpoint is in DIR (or this file), with the same settings: the result equals an uninterrupted run's.", valueName: "DIR"))
@@ -129,41 +130,76 @@ public struct TrainBlas: ParsableCommand {
     @Option(help: "The engine's matrix products: auto (those too small for OpenBLAS in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
     public var kernels: KernelsOption = .auto
 
-    @Option(help: "OpenBLAS threads per call (default 1: the notebook's GEMMs are too small to share).")
+    @Option(help: "OpenBLAS threads per call, 1 to 256 (default 1: the notebook's GEMMs are too small to share).")
     public var threads: Int = 1
 
-    @Option(help: "Threads that share each batch, each running a shard of it (default: one per core; under mpirun, the cores divided among the ranks on each machine).")
-    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine)
+    @Option(help: "Threads that share each batch, each running a shard of it, 1 to 256 (default: one per core; under mpirun, the cores divided among the ranks on each machine).")
+    public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine))
 
     @Option(help: "Training image to predict and draw.")
     public var exampleIndex: Int = 36
 
     public init() {}
 
+    /// The largest `--epochs`.
+    public static let maximumEpochs = 1_000_000
+    /// The largest `--batch-size` (at run time also at most the training samples).
+    public static let maximumBatchSize = 1 << 20
+    /// The largest size of one recurrent layer in `--units`.
+    public static let maximumUnits = 1 << 16
+    /// The most layers `--units` lists.
+    public static let maximumLayers = 64
+    /// The largest `--workers` and `--threads`.
+    public static let maximumThreads = 256
+
+    /// Checks every flag with arithmetic behind it against a documented range, so that no value
+    /// reaches a computation that overflows or a conversion to Float that becomes infinite.
     public func validate() throws {
-        guard epochs >= 0 else { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        guard (0...Self.maximumEpochs).contains(epochs) else {
+            throw ValidationError("--epochs must be between 0 and \(Self.maximumEpochs), got \(epochs)")
+        }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be a whole number of 1 or more, got \(batchSize)") }
+        guard batchSize <= Self.maximumBatchSize else {
+            throw ValidationError("--batch-size must be between 1 and \(Self.maximumBatchSize), got \(batchSize)")
+        }
+        if let sizes = unitsFlag?.sizes {
+            guard sizes.count <= Self.maximumLayers else {
+                throw ValidationError("--units lists \(sizes.count) layers; at most \(Self.maximumLayers) are allowed")
+            }
+            if let size = sizes.first(where: { $0 > Self.maximumUnits }) {
+                throw ValidationError("--units: each layer's size must be between 1 and \(Self.maximumUnits), got \(size)")
+            }
+        }
         guard validationSplit >= 0, validationSplit < 1 else {
             throw ValidationError("--validation-split must be in [0, 1) (0 for none), got \(validationSplit)")
         }
-        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
-            throw ValidationError("--learning-rate must be a positive number, got \(learningRate)")
+        // The trainer computes in Float: a value Float cannot hold would become 0 or infinite.
+        func fitsFloat(_ value: Double) -> Bool { Float(value).isFinite && Float(value) >= Float.leastNormalMagnitude }
+        if let learningRate, !fitsFloat(learningRate) {
+            throw ValidationError("--learning-rate must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(learningRate)")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
-        if let maskValue, !maskValue.isFinite { throw ValidationError("--mask-value must be a number, got \(maskValue)") }
+        if let maskValue, !Float(maskValue).isFinite {
+            throw ValidationError("--mask-value must be a number from -\(Float.greatestFiniteMagnitude) to \(Float.greatestFiniteMagnitude), got \(maskValue)")
+        }
         if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if let recurrentDropout, !(recurrentDropout >= 0 && recurrentDropout < 1) {
             throw ValidationError("--recurrent-dropout must be in [0, 1), got \(recurrentDropout)")
         }
         let clips = [("--clipnorm", clipnorm), ("--clipvalue", clipvalue), ("--global-clipnorm", globalClipnorm)].filter { $0.1 != nil }
         if clips.count > 1 { throw ValidationError("give one of \(clips.map(\.0).joined(separator: ", ")), as Keras allows one") }
-        if let (flag, value) = clips.first, let value, !(value > 0 && value.isFinite) {
-            throw ValidationError("\(flag) must be a positive number, got \(value)")
+        if let (flag, value) = clips.first, let value, !fitsFloat(value) {
+            throw ValidationError("\(flag) must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(value)")
         }
-        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256, got \(threads)") }
-        guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be between 1 and 256, got \(workers)") }
-        if let checkpointEvery, checkpointEvery < 1 {
-            throw ValidationError("--checkpoint-every must be 1 or more epochs, got \(checkpointEvery)")
+        guard threads >= 1, threads <= Self.maximumThreads else {
+            throw ValidationError("--threads must be between 1 and \(Self.maximumThreads), got \(threads)")
+        }
+        guard workers >= 1, workers <= Self.maximumThreads else {
+            throw ValidationError("--workers must be between 1 and \(Self.maximumThreads), got \(workers)")
+        }
+        if let checkpointEvery, !(1...max(epochs, 1)).contains(checkpointEvery) || epochs == 0 {
+            throw ValidationError(epochs == 0 ? "--checkpoint-every needs --epochs of 1 or more (nothing is trained with --epochs 0)"
+                                              : "--checkpoint-every must be between 1 and --epochs (\(epochs)), got \(checkpointEvery)")
         }
         if resume != nil, load != nil { throw ValidationError("--resume restores the weights itself; drop --load") }
         if let save, WeightsFormat(path: save) == nil, !save.hasSuffix("/"), !FileManager.default.fileExists(atPath: save) {
@@ -233,7 +269,7 @@ extension TrainBlas {
         var world: MPIWorld?
         if MPIWorld.launchedByMPI {
             do { world = try MPIWorld.start() } catch {
-                FileHandle.standardError.write(Data("train-blas: error: cannot start MPI: \(error)\n".utf8))
+                FileHandle.standardError.write(Data((boundedMessage("train-blas: error: cannot start MPI: \(error)") + "\n").utf8))
                 Foundation.exit(1)
             }
         }
@@ -258,7 +294,7 @@ extension TrainBlas {
                 if world?.isRoot ?? true { print(fullMessage(for: error)) }
             } else if speaks {
                 let place = world.map { $0.rank == 0 ? "" : "rank \($0.rank): " } ?? ""
-                FileHandle.standardError.write(Data("train-blas: error: \(place)\(message(for: error))\n".utf8))
+                FileHandle.standardError.write(Data((boundedMessage("train-blas: error: \(place)\(message(for: error))") + "\n").utf8))
             }
             world?.finish()
             Foundation.exit(code.rawValue)
@@ -297,6 +333,8 @@ extension TrainBlas {
         } else {
             text = "train-blas: error: \(place)\(error)"
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        // A message with parts from a file (names, lists of differences) is cut to 40 lines and
+        // about 4,000 characters, saying how much was left out.
+        FileHandle.standardError.write(Data((boundedMessage(text) + "\n").utf8))
     }
 }

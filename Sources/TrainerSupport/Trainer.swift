@@ -36,14 +36,24 @@ struct Trainer {
     /// Points `runs/latest` at this run's folder (for the default folders only).
     private func linkLatest() {
         guard options.output == nil, isRoot else { return }
-        let latest = "runs/latest", target = (outputPath as NSString).lastPathComponent
+        Self.link(latest: "runs/latest", to: (outputPath as NSString).lastPathComponent)
+    }
+
+    /// Points the link `latest` at `target`: a new link made under a temporary name beside it,
+    /// then renamed over it, so the old link is replaced in one step and never followed (a
+    /// link to a folder elsewhere is not written into). Anything there that is not a link (a
+    /// real folder of that name, from an older version) stays.
+    static func link(latest: String, to target: String) {
         var status = stat()
-        if lstat(latest, &status) == 0 {
-            // Replace only a link: a real folder of that name (from an older version) stays.
-            guard (status.st_mode & S_IFMT) == S_IFLNK else { return }
-            unlink(latest)
+        if lstat(latest, &status) == 0, (status.st_mode & S_IFMT) != S_IFLNK { return }
+        let temporary = ((latest as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent(".\((latest as NSString).lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        if symlink(target, temporary) != 0 {
+            // A stale one of ours (or anything planted with the name): unlink it, a link itself
+            // never its target, and try once more.
+            guard errno == EEXIST, unlink(temporary) == 0, symlink(target, temporary) == 0 else { return }
         }
-        symlink(target, latest)
+        if rename(temporary, latest) != 0 { unlink(temporary) }
     }
 
     /// Progress and results are printed by rank 0 alone.
@@ -76,6 +86,8 @@ struct Trainer {
         defer { withExtendedLifetime(setup.outputLock) {} }
         let (mnist, train, model, optimizer) = (setup.mnist, setup.train, setup.model, setup.optimizer)
         if let world {
+            // Before the first collective whose counts depend on the settings.
+            try checkRanksAgree(setup, world: world)
             let reducer = MPIReducer<Float>(world: world)
             reducer.localStopRequested = { [interruption] in interruption.requested }
             model.reducer = reducer
@@ -86,7 +98,7 @@ struct Trainer {
         interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
         defer { interruption.uninstall() }
         say(model.summary())
-        for note in setup.built.notes { say("Note: \(note)") }
+        for note in setup.built.notes { say(boundedMessage("Note: \(note)")) }
         if setup.initialEpoch > 0 || options.resume != nil {
             say("Resuming after epoch \(setup.initialEpoch) of \(options.epochs) (\(options.resume ?? ""))")
         }
@@ -184,7 +196,9 @@ struct Trainer {
             }
             // Held until the run ends: a second run writing the same folder is refused, not mixed in.
             do { outputLock = try FolderLock(URL(fileURLWithPath: outputPath)) } catch let error as FileWriteError {
-                throw TrainerFailure(message: "--output \(outputPath): \(error.reason)")
+                // The lock file's own trouble (a planted link) names the file.
+                let folder = URL(fileURLWithPath: outputPath).path
+                throw TrainerFailure(message: "--output \(outputPath): \(error.path == folder ? error.reason : "\(error)")")
             }
             if let save = options.save {
                 var isFolder: ObjCBool = false
@@ -205,6 +219,13 @@ struct Trainer {
         let train = options.limit.map { mnist.train.prefix($0) } ?? mnist.train
         guard options.exampleIndex < mnist.train.count else {
             throw ValidationError("--example-index must be below the \(mnist.train.count) training images, got \(options.exampleIndex)")
+        }
+        // A batch larger than the data is a mistake in the flags, not a request for one batch.
+        // (A split that leaves nothing to train on is reported where the run splits.)
+        if options.epochs > 0, let samples = (try? ValidationSplit(count: train.count, fraction: options.validationSplit))?.training.count {
+            guard options.batchSize <= samples else {
+                throw ValidationError("--batch-size must be between 1 and the \(samples) training samples (after --limit and --validation-split), got \(options.batchSize)")
+            }
         }
 
         var checkpoint: Checkpoint?
@@ -233,7 +254,11 @@ struct Trainer {
             }
             do {
                 try model.setWeights(checkpoint.weights)
+                // Checked here, before restore uses them, with the checkpoint's figures and the model's.
+                try checkpoint.checkSlots(for: optimizer, parameters: model.arena.count)
                 try optimizer.restore(iterations: checkpoint.iterations, slots: checkpoint.slots, for: model.arena)
+            } catch let failure as TrainerFailure {
+                throw TrainerFailure(message: "--resume \(resume): \(failure.message)")
             } catch { throw TrainerFailure(message: "--resume \(resume): \(error)") }
             setup.history = checkpoint.history
             setup.initialEpoch = min(checkpoint.epoch, options.epochs)
@@ -255,6 +280,52 @@ struct Trainer {
             throw RankFailure(error, handling: .printAndFinish, rank: world.rank)
         }
         throw RankFailure(TrainerFailure(message: "rank \(first) failed"), handling: .finishQuietly)
+    }
+
+    /// The settings every rank of an MPI job must share, as lines `key=value`, sorted: those a
+    /// checkpoint records (less the data folder's path and the worker threads, which may differ
+    /// from machine to machine), the epochs, and what was read and built (sample counts and
+    /// shape, weight count, the epoch a resumed run starts after). Ranks that differ in any of
+    /// these would make collective calls of different counts or different numbers of them.
+    static func agreementLines(configuration: [String: String], epochs: Int, initialEpoch: Int, train: ImageDataset,
+                               testSamples: Int, parameters: Int) -> [String] {
+        var settings = configuration.filter { $0.key != "data" && $0.key != "workers" }
+        settings["epochs"] = "\(epochs)"
+        settings["initial-epoch"] = "\(initialEpoch)"
+        settings["training-samples"] = "\(train.count)"
+        settings["test-samples"] = "\(testSamples)"
+        settings["sample-shape"] = "\(train.rows)x\(train.columns), \(train.classCount) classes"
+        settings["parameters"] = "\(parameters)"
+        return settings.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    /// 64-bit FNV-1a of `lines` joined by newlines: the same on every machine and run.
+    static func fnv1a(_ lines: [String]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in lines.joined(separator: "\n").utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+
+    /// The ranks whose hash differs from rank 0's, named in one message every rank agrees on.
+    static func disagreement(_ hashes: [UInt64]) -> String? {
+        let differing = hashes.indices.filter { hashes[$0] != hashes[0] }
+        guard !differing.isEmpty else { return nil }
+        let names = differing.map(String.init).joined(separator: ", ")
+        return "MPI ranks disagree on their settings: rank\(differing.count == 1 ? "" : "s") \(names) "
+            + "differ\(differing.count == 1 ? "s" : "") from rank 0 (start every rank with the same flags)"
+    }
+
+    /// Compares every rank's settings with rank 0's (a hash of each, gathered on all): ranks
+    /// started with different flags or data would otherwise fail later inside MPI (a truncated
+    /// message, a hang) instead of with a message. On a difference every rank fails, rank 0
+    /// printing the one message.
+    private func checkRanksAgree(_ setup: Setup, world: MPIWorld) throws {
+        let lines = Self.agreementLines(configuration: setup.configuration, epochs: options.epochs, initialEpoch: setup.initialEpoch,
+                                        train: setup.train, testSamples: setup.mnist.test.count, parameters: setup.model.arena.count)
+        let hashes = try world.allGather(Self.fnv1a(lines))
+        if let message = Self.disagreement(hashes) {
+            throw RankFailure(TrainerFailure(message: message), handling: isRoot ? .printAndFinish : .finishQuietly)
+        }
     }
 
     /// Runs `body`, whose outcome is the same on every rank (it computes on reduced figures and
@@ -295,7 +366,7 @@ struct Trainer {
                                     weights: setup.model.weights, iterations: setup.optimizer.iterations,
                                     slots: setup.optimizer.state.slots.map(\.array), kerasConfig: setup.built.fileConfig)
         do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
-            FileHandle.standardError.write(Data("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)\n".utf8))
+            FileHandle.standardError.write(Data((boundedMessage("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)") + "\n").utf8))
         }
     }
 

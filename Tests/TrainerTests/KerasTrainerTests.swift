@@ -104,7 +104,7 @@ final class KerasTrainerTests: XCTestCase {
         XCTAssertEqual(loaded.optimizer?.iterations, 18)
 
         for (arguments, expected) in [(["--clipnorm", "1", "--clipvalue", "1"], "give one of --clipnorm, --clipvalue, as Keras allows one"),
-                                      (["--global-clipnorm", "0"], "--global-clipnorm must be a positive number, got 0.0"),
+                                      (["--global-clipnorm", "0"], "--global-clipnorm must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 0.0"),
                                       (["--bidirectional", "stack"], "--bidirectional"),
                                       (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
                                       (["--recurrent-dropout", "1.5"], "--recurrent-dropout must be in [0, 1), got 1.5")] {

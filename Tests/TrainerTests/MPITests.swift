@@ -128,6 +128,68 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(flag.errors.components(separatedBy: "train-blas: error: --batch-size must be").count, 2, flag.errors)
     }
 
+    /// Ranks started with different flags (mpirun's MPMD form gives each its own) are refused
+    /// before the first step with one RNNKit message naming the ranks that differ from rank 0,
+    /// and a non-zero status: no MPI error (a truncated broadcast of weights of another count,
+    /// steps of another count) and no hang. A different --data path to the same data, and
+    /// different --workers, are not a difference.
+    func testRanksWithDifferentSettingsAreRefusedByName() throws {
+        let trainer = try executable("train-blas")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-mpi-agree-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data"), copy = root.appendingPathComponent("copy")
+        try TrainerCommandTests.writeSmallMNIST(in: data, trainingImages: 48) { i in UInt8(i % 10) }
+        try TrainerCommandTests.writeSmallMNIST(in: copy, trainingImages: 48) { i in UInt8(i % 10) }
+        func flags(_ extra: [String], data folder: URL = data, workers: Int = 1) -> [String] {
+            [trainer, "--data", folder.path, "--epochs", "1", "--units", "4", "--example-index", "1", "--workers", "\(workers)",
+             "--output", root.appendingPathComponent("out").path] + extra
+        }
+        let message = "MPI ranks disagree on their settings"
+
+        let two = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "16"]), timeout: 60)
+        XCTAssertNotEqual(two.status, 0)
+        XCTAssertLessThan(two.seconds, 30)
+        XCTAssertEqual(two.errors.components(separatedBy: "train-blas: error: \(message): rank 1 differs from rank 0 "
+                                             + "(start every rank with the same flags)\n").count, 2, "printed once:\n\(two.errors)")
+        XCTAssertFalse(two.errors.contains("MPI_ERR"), two.errors)
+        XCTAssertFalse(two.output.contains("Epoch 1/1"), "no step is taken")
+
+        // Weights of another count on ranks 1 and 2 (their broadcast would be truncated).
+        let three = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "2"] + flags(["--batch-size", "8", "--units", "5"]), timeout: 60)
+        XCTAssertNotEqual(three.status, 0)
+        XCTAssertEqual(three.errors.components(separatedBy: "train-blas: error: \(message): ranks 1, 2 differ from rank 0 "
+                                               + "(start every rank with the same flags)\n").count, 2, "printed once:\n\(three.errors)")
+        XCTAssertFalse(three.errors.contains("MPI_ERR"), three.errors)
+
+        let same = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "8"], data: copy, workers: 2),
+                              timeout: 120)
+        XCTAssertEqual(same.status, 0, same.errors)
+        XCTAssertFalse(same.errors.contains(message), same.errors)
+        XCTAssertTrue(same.output.contains("The weights are identical on all 2 ranks"), same.output)
+    }
+
+    /// The agreement hash is FNV-1a (its published test vectors), over sorted lines that leave
+    /// out the data folder's path and the worker count; the message names the ranks that differ.
+    func testTheSettingsHashAndTheMessage() throws {
+        XCTAssertEqual(Trainer.fnv1a([]), 0xcbf2_9ce4_8422_2325)
+        XCTAssertEqual(Trainer.fnv1a(["a"]), 0xaf63_dc4c_8601_ec8c)
+        XCTAssertEqual(Trainer.fnv1a(["foobar"]), 0x8594_4171_f739_67e8)
+        let train = ImageDataset(pixels: [UInt8](repeating: 0, count: 4 * 6), labels: [0, 1, 2, 3], rows: 2, columns: 3)
+        func lines(_ configuration: [String: String], epochs: Int = 2) -> [String] {
+            Trainer.agreementLines(configuration: configuration, epochs: epochs, initialEpoch: 0, train: train, testSamples: 10, parameters: 99)
+        }
+        XCTAssertEqual(lines(["seed": "0", "data": "/a", "workers": "1"]),
+                       ["epochs=2", "initial-epoch=0", "parameters=99", "sample-shape=2x3, 10 classes", "seed=0", "test-samples=10", "training-samples=4"])
+        XCTAssertEqual(lines(["seed": "0", "data": "/a", "workers": "1"]), lines(["seed": "0", "data": "/b", "workers": "4"]))
+        XCTAssertNotEqual(Trainer.fnv1a(lines(["seed": "0"])), Trainer.fnv1a(lines(["seed": "1"])))
+        XCTAssertNotEqual(Trainer.fnv1a(lines(["seed": "0"])), Trainer.fnv1a(lines(["seed": "0"], epochs: 3)))
+        XCTAssertNil(Trainer.disagreement([7, 7, 7]))
+        XCTAssertEqual(Trainer.disagreement([7, 7, 8]),
+                       "MPI ranks disagree on their settings: rank 2 differs from rank 0 (start every rank with the same flags)")
+        XCTAssertEqual(Trainer.disagreement([7, 8, 7, 9]),
+                       "MPI ranks disagree on their settings: ranks 1, 3 differ from rank 0 (start every rank with the same flags)")
+    }
+
     /// Ctrl-C (SIGINT) to one rank only: its stop request travels in the next step's all-reduce, so
     /// every rank stops after the same step, rank 0 writes what was trained (marked interrupted),
     /// the weights are still identical on every rank, and the job ends with status 130.

@@ -271,7 +271,8 @@ final class TrainerCommandTests: XCTestCase {
         let folder = try requireMNIST()
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-huge-\(UUID())")
         defer { try? FileManager.default.removeItem(at: output) }
-        for arguments in [["--units", "100000000"], ["--units", "4000000000000"], ["--batch-size", "100000000000", "--cell", "lstm"]] {
+        // Within the flags' ranges (larger values are refused by validation, see TrainerHardeningTests).
+        for arguments in [["--units", "65536"], ["--units", "30000,30000", "--cell", "gru"], ["--batch-size", "50000", "--cell", "lstm", "--units", "4096"]] {
             XCTAssertThrowsError(try TrainBlas.parse(["--data", folder.path, "--output", output.path] + arguments).run(), "\(arguments)") { error in
                 XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
                 let message = TrainBlas.message(for: error)

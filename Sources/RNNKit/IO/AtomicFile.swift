@@ -43,10 +43,28 @@ public func createFolder(_ folder: URL) throws {
 public func checkWritable(folder: URL) throws {
     try createFolder(folder)
     let probe = folder.appendingPathComponent(".rnnkit-probe-\(ProcessInfo.processInfo.processIdentifier)")
-    guard FileManager.default.createFile(atPath: probe.path, contents: Data()) else {
+    // Created anew (never a file or link already there, which could point elsewhere), then removed.
+    let descriptor = createExclusively(probe.path)
+    guard descriptor >= 0 else {
         throw FileWriteError(path: folder.path, reason: String(cString: strerror(errno == 0 ? EACCES : errno)))
     }
-    try? FileManager.default.removeItem(at: probe)
+    close(descriptor)
+    unlink(probe.path)
+}
+
+/// Opens a new file at `path` for writing (mode 0644), never following a link there nor
+/// reusing a file: `O_CREAT | O_EXCL | O_NOFOLLOW`. A name already taken (a stale file of an
+/// interrupted write, or a link planted with that name) is unlinked (a link itself, never its
+/// target) and the creation tried once more. Returns the descriptor, or -1 with `errno` set.
+func createExclusively(_ path: String) -> Int32 {
+    let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    let descriptor = open(path, flags, 0o644)
+    guard descriptor < 0, errno == EEXIST else { return descriptor }
+    guard unlink(path) == 0 || errno == ENOENT else {
+        errno = EEXIST
+        return -1
+    }
+    return open(path, flags, 0o644)
 }
 
 /// Writes `data` to `url` through a temporary file in the same folder, flushed to disk, then a
@@ -59,9 +77,18 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
     try createFolder(folder)
     removeStaleTemporaries(of: url)
     let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+    // Only a temporary this call created is removed on failure.
+    var created = false
     do {
-        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw posixError() }
+        let descriptor = createExclusively(temporary.path)
+        guard descriptor >= 0 else {
+            let code = errno
+            if code == EEXIST {
+                throw FileWriteError(path: url.path, reason: "its temporary file \(temporary.path) is already there and cannot be removed")
+            }
+            throw FileWriteError(path: url.path, reason: String(cString: strerror(code)))
+        }
+        created = true
         var failure: (any Error)?
         data.withUnsafeBytes { bytes in
             var offset = 0
@@ -85,8 +112,10 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
             fsync(folderDescriptor)
             close(folderDescriptor)
         }
+    } catch let error as FileWriteError {
+        throw error
     } catch {
-        try? FileManager.default.removeItem(at: temporary)
+        if created { unlink(temporary.path) }
         throw FileWriteError(path: url.path, error: error)
     }
 }
@@ -104,33 +133,64 @@ func removeStaleTemporaries(of url: URL) {
     for name in names where name.hasPrefix(prefix) && name.hasSuffix(suffix) {
         guard let pid = Int32(name.dropFirst(prefix.count).dropLast(suffix.count)), pid > 0,
               kill(pid, 0) != 0, errno == ESRCH else { continue }
-        try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        // unlink, not removeItem: a folder or a link of that name is never emptied or followed.
+        unlink(folder.appendingPathComponent(name).path)
     }
 }
 
 /// An advisory lock on a folder (`flock` on `<folder>/.rnnkit.lock`), held while the value lives:
 /// two runs that write the same outputs would otherwise leave a mix of both.
+///
+/// The lock file is opened without following a link (`O_NOFOLLOW`) and must be a regular file
+/// of one link, so a link planted there cannot point the write elsewhere; it is never truncated:
+/// the pid is written over its first `pidWidth` bytes, padded with spaces.
 public final class FolderLock {
     private let descriptor: Int32
     public let folder: URL
 
+    /// The bytes the holder's pid takes at the start of the lock file: 19 characters (the digits
+    /// of any pid, padded with spaces) and a newline.
+    public static let pidWidth = 20
+
     /// Takes the lock without waiting.
-    /// - Throws: `FileWriteError` saying another process holds it (with its pid when known), or
-    ///   why the lock file could not be opened.
+    /// - Throws: `FileWriteError` saying another process holds it (with its pid when known), that
+    ///   the lock file is a link or not a regular file of its own, or why it could not be opened.
     public init(_ folder: URL) throws {
         try createFolder(folder)
         let path = folder.appendingPathComponent(".rnnkit.lock").path
-        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            let code = errno
+            throw FileWriteError(path: path, reason: code == ELOOP
+                ? "is a symbolic link; a lock file must be a regular file (remove the link if no run is writing there)"
+                : String(cString: strerror(code)))
+        }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1 else {
+            let reason = (status.st_mode & S_IFMT) != S_IFREG ? "is not a regular file"
+                : "has \(status.st_nlink) hard links; a lock file must be a regular file of its own"
             close(descriptor)
-            throw FileWriteError(path: folder.path, reason: "another run\(holder.isEmpty ? "" : " (process \(holder))") is writing there; wait for it or choose another folder")
+            throw FileWriteError(path: path, reason: reason + " (remove it if no run is writing there)")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = Self.holder(descriptor)
+            close(descriptor)
+            throw FileWriteError(path: folder.path, reason: "another run\(holder.map { " (process \($0))" } ?? "") is writing there; wait for it or choose another folder")
         }
         self.folder = folder
-        let pid = "\(ProcessInfo.processInfo.processIdentifier)\n"
-        _ = ftruncate(descriptor, 0)
-        _ = pid.withCString { write(descriptor, $0, strlen($0)) }
+        let pid = String(ProcessInfo.processInfo.processIdentifier)
+        let line = pid.padding(toLength: Self.pidWidth - 1, withPad: " ", startingAt: 0) + "\n"
+        _ = line.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+    }
+
+    /// The pid at the start of the lock file, when it holds one.
+    private static func holder(_ descriptor: Int32) -> String? {
+        var bytes = [UInt8](repeating: 0, count: pidWidth)
+        let count = pread(descriptor, &bytes, bytes.count, 0)
+        guard count > 0 else { return nil }
+        let first = String(decoding: bytes.prefix(count), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+        let pid = first.trimmingCharacters(in: .whitespaces)
+        return !pid.isEmpty && pid.allSatisfy(\.isASCII) && Int32(pid) != nil ? pid : nil
     }
 
     deinit {
