@@ -10,6 +10,9 @@ let package = Package(
         // Keras's own .keras and .weights.h5 files; separate so that RNNKit alone never needs HDF5.
         .library(name: "RNNKitKeras", targets: ["RNNKitKeras"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
+        // The trainer's internals, a product only so that the fuzz package (Fuzz/) reaches its
+        // checkpoint reader; nothing in it is an API promise.
+        .library(name: "TrainerSupport", targets: ["TrainerSupport"]),
         .executable(name: "benchmarks", targets: ["benchmarks"]),
         .executable(name: "benchmarks-mpi", targets: ["benchmarks-mpi"]),
     ],
@@ -51,6 +54,9 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // Reads an HDF5 file once in a child process before RNNKitKeras reads it: libhdf5 1.10
+        // crashes on some damaged files, and a crash there ends the child, not the caller.
+        .target(name: "CHDF5Probe", dependencies: ["CHDF5"]),
         // Matrix products too small for OpenBLAS: AVX2/FMA kernels chosen at run time, portable C otherwise.
         .target(name: "CSmallKernels"),
         .target(
@@ -66,7 +72,7 @@ let package = Package(
         ),
         .target(
             name: "RNNKitKeras",
-            dependencies: ["RNNKit", "CHDF5", "CGzip", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: ["RNNKit", "CHDF5", "CHDF5Probe", "CGzip", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
         .target(

@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Probe
 import Foundation
 
 /// An HDF5 file held in memory (HDF5's core driver): read from the bytes of a `.weights.h5` file
@@ -71,6 +72,7 @@ final class HDF5File {
         guard Self.signatureOffset(in: bytes) != nil else {
             throw KerasFileError(file: name, reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
         }
+        try Self.probe(bytes, name: name)
         // HDF5 copies the image (H5Pset_file_image), so the bytes need not outlive the call.
         let opened = bytes.withUnsafeBytes { raw in Self.locked { rnnkit_h5_open_image(raw.baseAddress, raw.count) } }
         guard opened >= 0 else {
@@ -94,6 +96,32 @@ final class HDF5File {
 
     deinit {
         Self.locked { _ = H5Fclose(handle) }
+    }
+
+    /// How long libhdf5 may take to walk a file in the probe: 2 s, and 1 s more per 100 MB.
+    static func probeMilliseconds(_ bytes: Int) -> UInt32 { UInt32(clamping: 2_000 + bytes / 100_000) }
+
+    /// Has libhdf5 walk `bytes` in a child process first (`rnnkit_h5_probe`): libhdf5 1.10 itself
+    /// crashes on some damaged files (it copies into a buffer whose allocation failed, which
+    /// fuzzing found) and may loop or exhaust memory on others. What it does there ends the
+    /// child; the same calls in this process then meet a file libhdf5 has walked once already.
+    static func probe(_ bytes: Data, name: String) throws {
+        var detail: Int32 = 0
+        let result = bytes.withUnsafeBytes { raw in
+            locked { rnnkit_h5_probe(raw.baseAddress, raw.count, probeMilliseconds(raw.count), 1 << 30, &detail) }
+        }
+        switch result {
+        case RNNKIT_H5_PROBE_FINISHED:
+            return
+        case RNNKIT_H5_PROBE_CRASHED:
+            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
+        case RNNKIT_H5_PROBE_TIMED_OUT:
+            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 did not finish reading it within \(probeMilliseconds(bytes.count) / 1000) s (in a separate process)")
+        case RNNKIT_H5_PROBE_OUT_OF_MEMORY:
+            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
+        default:
+            throw KerasFileError(file: name, reason: "cannot be read safely: no process could be started to read it first (\(String(cString: strerror(detail))))")
+        }
     }
 
     // MARK: The audit

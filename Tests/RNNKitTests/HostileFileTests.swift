@@ -98,6 +98,16 @@ final class HostileFileTests: XCTestCase {
         XCTAssertGreaterThan(refused, 35)
     }
 
+    /// A file fuzzing found (a mutated fixture): libhdf5 1.10.8 itself dereferences NULL in
+    /// H5Gget_info on it. The probe's child takes the crash; the caller gets an error.
+    func testAFileThatCrashesLibhdf5IsRefusedWithoutCrashing() throws {
+        let file = try KerasFileTests.fixtureURL("hostile/libhdf5-segv-group-info.weights", "h5")
+        let model = try Self.model()
+        XCTAssertThrowsError(try model.loadKerasWeights(from: file)) { error in
+            XCTAssertTrue("\(error)".contains("libhdf5 crashed (signal 11) reading it in a separate process"), "\(error)")
+        }
+    }
+
     /// The user block: HDF5 finds its signature at 512 bytes, and so must RNNKit (it was taken for safetensors).
     func testHDF5WithAUserBlockLoadsLikeTheSameFileWithout() throws {
         let (folder, cases) = try Self.makeCases()

@@ -1,0 +1,152 @@
+#include "hdf5_probe.h"
+#include "../CHDF5/shim.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define RNNKIT_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RNNKIT_SANITIZED 1
+#endif
+
+enum { probe_links = 20000, probe_depth = 16, probe_name = 1024 };
+
+typedef struct {
+    unsigned long long groups[probe_links];
+    int group_count;
+    int links;
+} probe_walk;
+
+static int seen(probe_walk *walk, unsigned long long address) {
+    for (int i = 0; i < walk->group_count; i++) if (walk->groups[i] == address) return 1;
+    if (walk->group_count < probe_links) walk->groups[walk->group_count++] = address;
+    return 0;
+}
+
+/// The dataset at `path`: described, opened by path as RNNKit's lookups do, and read when chunked.
+static void probe_dataset(hid_t file, const char *path) {
+    hid_t object = H5Oopen(file, path, rnnkit_h5_safe_lapl());
+    if (object >= 0) H5Oclose(object);
+    hid_t dataset = rnnkit_h5_open_dataset(file, path);
+    if (dataset < 0) return;
+    rnnkit_h5_dataset_facts facts;
+    if (rnnkit_h5_describe_dataset(dataset, &facts) == 0 && facts.layout == 2 && facts.external_files == 0 && facts.rank > 0) {
+        size_t count = 1;
+        int sane = 1;
+        for (int d = 0; d < facts.rank; d++) {
+            if (facts.extents[d] > ((size_t)1 << 28) || (facts.extents[d] && count > ((size_t)1 << 28) / facts.extents[d])) sane = 0;
+            else count *= (size_t)facts.extents[d];
+        }
+        double *values = sane && count > 0 ? malloc(count * sizeof(double)) : NULL;
+        if (values) {
+            if (facts.filter_count > 0) rnnkit_h5_read_filtered(dataset, values, count);
+            else H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+            free(values);
+        }
+    }
+    H5Dclose(dataset);
+}
+
+static void probe_group(hid_t file, const char *path, int depth, probe_walk *walk) {
+    if (depth > probe_depth) return;
+    hid_t group = rnnkit_h5_open_group(file, path[0] ? path : "/");
+    if (group < 0) return;
+    H5G_info_t info;
+    if (H5Gget_info(group, &info) >= 0) {
+        for (hsize_t index = 0; index < info.nlinks && walk->links < probe_links; index++) {
+            walk->links++;
+            char name[probe_name + 1];
+            ssize_t length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, NULL, 0, rnnkit_h5_safe_lapl());
+            if (length < 0 || length > probe_name) continue;
+            H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, name, sizeof(name), rnnkit_h5_safe_lapl());
+            char child[4096];
+            if (snprintf(child, sizeof(child), "%s%s%s", path, path[0] ? "/" : "", name) >= (int)sizeof(child)) continue;
+            H5Lexists(file, child, rnnkit_h5_safe_lapl());
+            if (rnnkit_h5_link_type(group, index) != 0) continue;
+            unsigned long long address = 0;
+            int kind = rnnkit_h5_object_by_index(group, index, &address);
+            if (kind == 0 && !seen(walk, address)) probe_group(file, child, depth + 1, walk);
+            else if (kind == 1) probe_dataset(file, child);
+        }
+    }
+    H5Gclose(group);
+}
+
+static void probe_child(const void *bytes, size_t count, size_t memory_limit) {
+#ifndef RNNKIT_SANITIZED
+    // The address space the child inherits, plus the allowance.
+    FILE *statm = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (statm) {
+        if (fscanf(statm, "%lu", &pages) != 1) pages = 0;
+        fclose(statm);
+    }
+    if (pages > 0) {
+        struct rlimit limit;
+        limit.rlim_cur = limit.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + memory_limit;
+        setrlimit(RLIMIT_AS, &limit);
+    }
+#else
+    (void)memory_limit;
+#endif
+    rnnkit_h5_silence_errors();
+    hid_t file = rnnkit_h5_open_image(bytes, count);
+    if (file < 0) _exit(0);
+    probe_walk *walk = calloc(1, sizeof(probe_walk));
+    if (!walk) _exit(3);
+    probe_group(file, "", 0, walk);
+    _exit(0);
+}
+
+rnnkit_h5_probe_result rnnkit_h5_probe(const void *bytes, size_t count, unsigned timeout_ms, size_t memory_limit, int *signal_number) {
+    *signal_number = 0;
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0) {
+        *signal_number = errno;
+        return RNNKIT_H5_PROBE_UNAVAILABLE;
+    }
+    if (child == 0) {
+        // No core file from a crash the parent expects and reports.
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        // Nor a crash report from a handler the parent installed (Swift's backtracer, a sanitizer's).
+        int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+        for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) signal(fatal[i], SIG_DFL);
+        probe_child(bytes, count, memory_limit);
+    }
+    struct timespec start, now, pause = {0, 200000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int status = 0;
+        pid_t done = waitpid(child, &status, WNOHANG);
+        if (done == child) {
+            if (WIFSIGNALED(status)) {
+                *signal_number = WTERMSIG(status);
+                return RNNKIT_H5_PROBE_CRASHED;
+            }
+            return WIFEXITED(status) && WEXITSTATUS(status) == 3 ? RNNKIT_H5_PROBE_OUT_OF_MEMORY : RNNKIT_H5_PROBE_FINISHED;
+        }
+        if (done < 0 && errno != EINTR) {
+            *signal_number = errno;
+            return RNNKIT_H5_PROBE_UNAVAILABLE;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long elapsed = (long long)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms) {
+            kill(child, SIGKILL);
+            waitpid(child, &status, 0);
+            return RNNKIT_H5_PROBE_TIMED_OUT;
+        }
+        nanosleep(&pause, NULL);
+        if (pause.tv_nsec < 5000000) pause.tv_nsec *= 2;
+    }
+}
