@@ -63,22 +63,40 @@ MPIRUN_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 run-mpi: deps data release
 	mpirun $(MPIRUN_FLAGS) --oversubscribe -np $(NP) .build/release/train-blas --workers 1 $(ARGS)
 
-# libFuzzer on every parser (Fuzz/: IDX raw and gzip, safetensors), FUZZ_SECONDS each (default
-# 180), each input under AddressSanitizer with a 2 GiB memory cap. The corpus grows in
-# .fuzz-corpus/ from the seeds in Fuzz/Corpus/; a crashing input is written to Fuzz/crashes/ and
-# fails the target. Longer: make fuzz FUZZ_SECONDS=3600.
+# libFuzzer on every reader an attacker can reach (Fuzz/): IDX raw and gzip, safetensors, a .keras
+# file's zip, config.json into a model, an HDF5 weights file in memory, a --resume checkpoint;
+# FUZZ_SECONDS each (default 180), every input under AddressSanitizer with a 2 GiB memory cap, the
+# Keras and checkpoint readers also with no input over 10 s and, but for the HDF5 one, no single
+# allocation over 256 MiB. libhdf5 itself asks malloc for whatever length a damaged header claims
+# (up to terabytes, in H5C_protect) and fails cleanly when it gets NULL, as it does without the
+# sanitizer: allocator_may_return_null=1 gives it that NULL. Its own leaks on damaged headers are
+# suppressed by Fuzz/lsan.supp.
+# Corpora grow in .fuzz-corpus/ from the seeds in Fuzz/Corpus/ (IDX, safetensors) and, for the
+# others, from the shared Keras fixtures (scripts/fuzz-seeds.sh). A crashing input is written to
+# Fuzz/crashes/ and fails the target. Longer: make fuzz FUZZ_SECONDS=600; one target: FUZZ_TARGETS=hdf5.
 FUZZ_SECONDS ?= 180
+FUZZ_TARGETS ?= idx safetensors keras config hdf5 checkpoint
 FUZZ_FLAGS = -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 fuzz: deps
 	@# (gold warns that it cannot export ASan's local symbols; harmless, and hundreds of lines)
 	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) 2>&1 | grep -v "Cannot export local symbol"; test $${PIPESTATUS[0]} -eq 0
+	@scripts/fuzz-seeds.sh
 	@set -e; bin=$$(cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS) --show-bin-path); mkdir -p Fuzz/crashes; \
-	for target in idx:FuzzIDX safetensors:FuzzSafeTensors; do \
-	  corpus=$${target%%:*}; name=$${target##*:}; mkdir -p .fuzz-corpus/$$corpus; \
+	for corpus in $(FUZZ_TARGETS); do \
+	  case $$corpus in \
+	    idx) name=FuzzIDX; seeds=Fuzz/Corpus/idx; extra="";; \
+	    safetensors) name=FuzzSafeTensors; seeds=Fuzz/Corpus/safetensors; extra="";; \
+	    keras) name=FuzzKerasArchive; seeds=.fuzz-seeds/keras; extra="-malloc_limit_mb=256 -timeout=10";; \
+	    config) name=FuzzKerasConfig; seeds=.fuzz-seeds/config; extra="-malloc_limit_mb=256 -timeout=10";; \
+	    hdf5) name=FuzzHDF5Weights; seeds=.fuzz-seeds/hdf5; extra="-timeout=10";; \
+	    checkpoint) name=FuzzCheckpoint; seeds=.fuzz-seeds/checkpoint; extra="-malloc_limit_mb=256 -timeout=10";; \
+	    *) echo "fuzz: no target $$corpus"; exit 1;; \
+	  esac; \
+	  mkdir -p .fuzz-corpus/$$corpus; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
-	  $$bin/$$name .fuzz-corpus/$$corpus Fuzz/Corpus/$$corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/Fuzz/lsan.supp ASAN_OPTIONS=allocator_may_return_null=1 $$bin/$$name .fuzz-corpus/$$corpus $$seeds -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $$extra \
 	    -max_len=65536 -print_final_stats=1 -artifact_prefix=Fuzz/crashes/$$name- 2>&1 \
-	    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)" ; \
+	    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|ALARM|.*malloc\(.*exceeds)" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$name found a crash (input in Fuzz/crashes/)"; exit 1; }; \
 	done
 
@@ -100,4 +118,4 @@ test-sanitizers: deps
 	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --disable-swift-testing $(SANITIZER_SKIP) $(TSAN_SKIP)
 
 clean:
-	rm -rf .build .build-asan .build-tsan Fuzz/.build .fuzz-corpus runs
+	rm -rf .build .build-asan .build-tsan Fuzz/.build .fuzz-corpus .fuzz-seeds runs

@@ -11,5 +11,23 @@ let package = Package(
         .executableTarget(name: "FuzzIDX", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
         // The safetensors reader.
         .executableTarget(name: "FuzzSafeTensors", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
+        // A .keras file's zip structure and members (RNNKit's own zip reader).
+        .executableTarget(name: "FuzzKerasArchive", dependencies: [.product(name: "RNNKitKeras", package: "RNNKit")]),
+        // config.json into a model spec, and the model built when it is small.
+        .executableTarget(
+            name: "FuzzKerasConfig",
+            dependencies: [.product(name: "RNNKit", package: "RNNKit"), .product(name: "RNNKitKeras", package: "RNNKit")]
+        ),
+        // A --resume checkpoint: its metadata and tensors checked, its model built when small.
+        .executableTarget(
+            name: "FuzzCheckpoint",
+            dependencies: [.product(name: "RNNKit", package: "RNNKit"), .product(name: "RNNKitKeras", package: "RNNKit"),
+                           .product(name: "TrainerSupport", package: "RNNKit")]
+        ),
+        // An HDF5 weights file in memory: the audit, then the weights and optimiser state into a model.
+        .executableTarget(
+            name: "FuzzHDF5Weights",
+            dependencies: [.product(name: "RNNKit", package: "RNNKit"), .product(name: "RNNKitKeras", package: "RNNKit")]
+        ),
     ]
 )

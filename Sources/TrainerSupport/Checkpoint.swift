@@ -75,13 +75,20 @@ struct Checkpoint {
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
             url = url.appendingPathComponent(fileName)
         }
-        func fail(_ reason: String) -> TrainerFailure { TrainerFailure(message: "--resume \(url.path): \(reason)") }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw fail(FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
+            throw TrainerFailure(message: "--resume \(url.path): "
+                + (FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)"))
         }
+        return try decode(data, file: url.path)
+    }
+
+    /// Reads a checkpoint from its bytes; `file` names it in errors. Every count, size and value
+    /// is checked before anything uses it (the fuzz target `FuzzCheckpoint` calls this).
+    static func decode(_ data: Data, file path: String) throws -> Checkpoint {
+        func fail(_ reason: String) -> TrainerFailure { TrainerFailure(message: "--resume \(path): \(reason)") }
         let file: (tensors: [String: Tensor<Float>], metadata: [String: String])
-        do { file = try SafeTensors.decode(data, file: url.path, as: Float.self) } catch { throw fail("\(error)") }
+        do { file = try SafeTensors.decode(data, file: path, as: Float.self) } catch { throw fail("\(error)") }
         guard file.metadata["format"] == "rnnkit-checkpoint-1", let epochText = file.metadata["epoch"],
               let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
               let configurationText = file.metadata["configuration"]

@@ -237,7 +237,8 @@ struct Trainer {
             try checkMemory(gates: Array(repeating: options.cell == .lstm ? 4 : options.cell == .gru ? 3 : 1, count: copies * options.units.sizes.count),
                             units: options.units.sizes.flatMap { Array(repeating: $0, count: copies) }, train: train)
         }
-        let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig)
+        let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig,
+                                   checkpointWeights: checkpoint.map { $0.weights.values.reduce(0) { $0 + $1.scalars.count } })
         if built.fileConfig != nil {
             let sizes = built.recurrentSizes
             try checkMemory(gates: sizes.gates, units: sizes.units, train: train)
