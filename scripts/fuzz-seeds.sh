@@ -20,6 +20,7 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*.keras")):
     with zipfile.ZipFile(path) as archive:
         (pathlib.Path(sys.argv[2]) / (path.stem + ".json")).write_bytes(archive.read("config.json"))
 PY
+scripts/fetch-mnist.sh >/dev/null 2>&1 || true
 trainer=.build/release/train-blas
 [ -x "$trainer" ] || trainer=.build/debug/train-blas
 if [ -x "$trainer" ] && [ -f data/mnist/train-images-idx3-ubyte.gz -o -f data/mnist/train-images-idx3-ubyte ]; then

@@ -103,6 +103,10 @@ public enum Keras {
     /// optimiser state: half the machine's.
     static var memoryBudget: UInt64 { ProcessInfo.processInfo.physicalMemory / 2 }
 
+    /// The most work the initialisers of a model built from a config may take: 10^12 operations,
+    /// seconds on one core (LSTM(4096) takes 5.5·10^11).
+    static let largestInitializationWork = 1e12
+
     /// Builds `spec`, compiled when it has compile settings, once its memory is known to fit.
     static func build<Scalar: BLASScalar>(_ spec: KerasModelSpec, file: String, seed: UInt64,
                                           backend: any Backend) throws -> LoadedModel<Scalar> {
@@ -111,6 +115,22 @@ public enum Keras {
         let (bytes, overflow) = weights.multipliedReportingOverflow(by: 4 * UInt64(MemoryLayout<Scalar>.size))
         guard !overflow, bytes <= memoryBudget else {
             throw KerasFileError(file: file, reason: "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)")
+        }
+        // An orthogonal initialiser is a QR factorisation, about 2·m·n² operations for an m × n
+        // kernel: SimpleRNN(16000) would spend a minute in it before the file's weights replace it.
+        var work = 0.0
+        for layer in spec.layers {
+            let (recurrent, copies): (KerasModelSpec.RecurrentSpec?, Double) = switch layer {
+            case .recurrent(let r): (r, 1)
+            case .bidirectional(let r, _): (r, 2)
+            default: (nil, 0)
+            }
+            guard let recurrent, case .orthogonal = recurrent.recurrentInitializer else { continue }
+            let n = Double(recurrent.units), m = n * Double(recurrent.kind == .lstm ? 4 : recurrent.kind == .gru ? 3 : 1)
+            work += copies * 2 * m * n * n
+        }
+        guard work <= largestInitializationWork else {
+            throw KerasFileError(file: file, reason: String(format: "the model's orthogonal initialisers would take about %.1e operations (QR factorisations), more than the %.0e RNNKit spends building a model from a config", work, largestInitializationWork))
         }
         let model = try Sequential<Scalar>(name: spec.name, inputShape: spec.inputShape,
                                            layers: spec.makeLayers(Scalar.self),

@@ -144,6 +144,26 @@ final class HostileFileTests: XCTestCase {
         }
     }
 
+    /// A config whose orthogonal initialiser would take a minute (SimpleRNN(16000): a QR of a
+    /// 16000 × 16000 kernel) is refused at once, through the public API too.
+    func testAnInitialiserThatWouldTakeMinutesIsRefused() throws {
+        let small = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
+                                          layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Keras.config(of: small)) as? [String: Any])
+        var inner = try XCTUnwrap(root["config"] as? [String: Any])
+        var layers = try XCTUnwrap(inner["layers"] as? [[String: Any]])
+        var settings = try XCTUnwrap(layers[1]["config"] as? [String: Any])
+        settings["units"] = 16000
+        layers[1]["config"] = settings
+        inner["layers"] = layers
+        root["config"] = inner
+        let start = Date()
+        XCTAssertThrowsError(try Keras.buildModel(config: JSONSerialization.data(withJSONObject: root), as: Float.self)) { error in
+            XCTAssertTrue("\(error)".contains("orthogonal initialisers would take about 8.2e+12 operations"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+    }
+
     /// Keras's JSON types are kept apart: `true` is no number and `1` no boolean.
     func testJSONTypesAreStrict() throws {
         let value = try StrictJSON.value(from: Data(#"{"a": true, "b": 1, "c": 1.5, "d": "yes", "e": null}"#.utf8)) as? [String: Any]

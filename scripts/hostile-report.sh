@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs train-blas --load on every file hostile-files writes and prints, for each, the exit status,
+# the wall time, the peak memory (GNU time) and the first line of the error: the figures the
+# hostile-input section of the README speaks of. Uses the release build: make release first.
+set -euo pipefail
+bin=${BIN:-.build/release}
+folder=$(mktemp -d)
+trap 'rm -rf "$folder"' EXIT
+"$bin/hostile-files" "$folder" >/dev/null
+scripts/fetch-mnist.sh >/dev/null
+printf '| case | exit | seconds | peak MB | message |\n|---|---:|---:|---:|---|\n'
+while IFS=$'\t' read -r name file reader flags expected; do
+  # shellcheck disable=SC2086
+  /usr/bin/time -f '%e %M' -o "$folder/time" "$bin/train-blas" --load "$folder/$file" --epochs 0 $flags \
+    --output "$folder/out-$file" >/dev/null 2>"$folder/err" && status=0 || status=$?
+  read -r seconds kilobytes < <(tail -1 "$folder/time")
+  message=$(grep -v "debug build" "$folder/err" | head -1 | sed -e "s|$folder/||g" -e 's/|/\\|/g' | cut -c1-150)
+  printf '| %s | %s | %s | %d | %s |\n' "$name" "$status" "$seconds" $((kilobytes / 1000)) "${message:-(loaded)}"
+done < "$folder/cases.tsv"
