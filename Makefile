@@ -102,10 +102,12 @@ fuzz: deps
 
 # The tests under AddressSanitizer (leaks of XCTest's and Foundation's own allocations are
 # suppressed by name in Tests/lsan.supp) and ThreadSanitizer (the worker pool, the unsafe pointers).
-# Three suites are left to `make test`: PythonInteropTests spends its time in Python,
-# KerasTrainerTests in whole trainer runs on MNIST, AddingProblemTests in a release binary; the Keras file code they call runs under the
-# sanitizers through KerasFileTests, and the trainer's through TrainerTests and MPITests.
-SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests --skip AddingProblemTests
+# Four suites are left to `make test`: PythonInteropTests spends its time in Python,
+# KerasTrainerTests in whole trainer runs on MNIST, AddingProblemTests in a release binary, and
+# HostileFileTrainerTests measures train-blas's own time and memory, which a sanitizer multiplies;
+# the Keras file code they call runs under the sanitizers through KerasFileTests and
+# HostileFileTests, and the trainer's through TrainerTests and MPITests.
+SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests --skip AddingProblemTests --skip HostileFileTrainerTests
 # Under ThreadSanitizer only, the single-threaded sweep of every cell, shape and mode straight
 # through the backends is left to ASan and `make test` too: it starts no thread, so TSan has
 # nothing to find in it, and it is the slowest test under TSan (four minutes of CI).
