@@ -235,9 +235,13 @@ static inline int rnnkit_h5_describe_dataset(hid_t dataset, rnnkit_h5_dataset_fa
 /// stream ends: here a chunk inflates to its declared size and no further, and a chunk that
 /// stores more than deflate's worst case for that size is refused before it is read.
 ///
-/// `out` receives the dataset's `count` elements as doubles, in row-major order. Returns 0, or a
-/// negative code: -1 HDF5 failed, -2 a chunk is larger than its size allows, -3 a chunk does not
-/// inflate to exactly its size, -4 a filter this reader does not apply, -5 out of memory.
+/// `out` receives the dataset's `count` elements as doubles, in row-major order (NULL: each chunk
+/// is read and decoded, and nothing kept). Returns 0, or a negative code: -1 HDF5 failed, -2 a
+/// chunk stores more than its size allows, -3 a chunk does not inflate to exactly its size, -4 a
+/// filter this reader does not apply, -5 out of memory, -6 chunks over `RNNKIT_H5_LARGEST_CHUNK`.
+/// The largest chunk RNNKit decodes, in bytes: h5py's own chunks stay under 1 MiB.
+enum { RNNKIT_H5_LARGEST_CHUNK = 64 << 20 };
+
 static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t count) {
     int result = -1;
     hid_t plist = -1, type = -1, space = -1;
@@ -268,6 +272,7 @@ static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t cou
         chunkElements *= (size_t)chunk[d];
     }
     size_t chunkBytes = chunkElements * element;
+    if (chunkBytes > (size_t)RNNKIT_H5_LARGEST_CHUNK) { result = -6; goto done; }
     // Deflate's worst case: stored blocks, 5 bytes each per 64 KiB, and zlib's 6-byte frame.
     size_t largestStored = chunkBytes + (chunkBytes >> 10) + 64;
     stored = malloc(largestStored);
@@ -316,6 +321,7 @@ static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t cou
             current = target;
         }
         if (length != chunkBytes) { result = -3; goto done; }
+        if (!out) continue;
         memcpy(converted, current, chunkBytes);
         if (H5Tconvert(type, H5T_NATIVE_DOUBLE, chunkElements, converted, NULL, H5P_DEFAULT) < 0) goto done;
         const double *values = (const double *)converted;

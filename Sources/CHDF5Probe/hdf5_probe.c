@@ -31,31 +31,36 @@ static int seen(probe_walk *walk, unsigned long long address) {
     return 0;
 }
 
-/// The dataset at `path`: described, opened by path as RNNKit's lookups do, and read when chunked.
-static void probe_dataset(hid_t file, const char *path) {
+/// The dataset at `path`: described, opened by path as RNNKit's lookups do, and its chunks read
+/// (the chunk index is where libhdf5 walks the most structure): filtered chunks each decoded and
+/// dropped; unfiltered ones read whole when every chunk is stored and within the file, as the
+/// reader's audit requires before it reads any.
+static void probe_dataset(hid_t file, const char *path, unsigned long long file_size) {
     hid_t object = H5Oopen(file, path, rnnkit_h5_safe_lapl());
     if (object >= 0) H5Oclose(object);
     hid_t dataset = rnnkit_h5_open_dataset(file, path);
     if (dataset < 0) return;
     rnnkit_h5_dataset_facts facts;
     if (rnnkit_h5_describe_dataset(dataset, &facts) == 0 && facts.layout == 2 && facts.external_files == 0 && facts.rank > 0) {
-        size_t count = 1;
-        int sane = 1;
-        for (int d = 0; d < facts.rank; d++) {
-            if (facts.extents[d] > ((size_t)1 << 28) || (facts.extents[d] && count > ((size_t)1 << 28) / facts.extents[d])) sane = 0;
-            else count *= (size_t)facts.extents[d];
-        }
-        double *values = sane && count > 0 ? malloc(count * sizeof(double)) : NULL;
-        if (values) {
-            if (facts.filter_count > 0) rnnkit_h5_read_filtered(dataset, values, count);
-            else H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
-            free(values);
+        if (facts.filter_count > 0) {
+            rnnkit_h5_read_filtered(dataset, NULL, 0);
+        } else {
+            unsigned long long count = 1;
+            for (int d = 0; d < facts.rank && count <= file_size; d++) count *= facts.extents[d];
+            unsigned long long raw = count * (unsigned long long)facts.type_size;
+            if (count > 0 && count <= file_size && raw <= facts.storage_size && facts.storage_size <= file_size) {
+                double *values = malloc((size_t)count * sizeof(double));
+                if (values) {
+                    H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+                    free(values);
+                }
+            }
         }
     }
     H5Dclose(dataset);
 }
 
-static void probe_group(hid_t file, const char *path, int depth, probe_walk *walk) {
+static void probe_group(hid_t file, const char *path, int depth, probe_walk *walk, unsigned long long file_size) {
     if (depth > probe_depth) return;
     hid_t group = rnnkit_h5_open_group(file, path[0] ? path : "/");
     if (group < 0) return;
@@ -73,8 +78,8 @@ static void probe_group(hid_t file, const char *path, int depth, probe_walk *wal
             if (rnnkit_h5_link_type(group, index) != 0) continue;
             unsigned long long address = 0;
             int kind = rnnkit_h5_object_by_index(group, index, &address);
-            if (kind == 0 && !seen(walk, address)) probe_group(file, child, depth + 1, walk);
-            else if (kind == 1) probe_dataset(file, child);
+            if (kind == 0 && !seen(walk, address)) probe_group(file, child, depth + 1, walk, file_size);
+            else if (kind == 1) probe_dataset(file, child, file_size);
         }
     }
     H5Gclose(group);
@@ -102,7 +107,7 @@ static void probe_child(const void *bytes, size_t count, size_t memory_limit) {
     if (file < 0) _exit(0);
     probe_walk *walk = calloc(1, sizeof(probe_walk));
     if (!walk) _exit(3);
-    probe_group(file, "", 0, walk);
+    probe_group(file, "", 0, walk, (unsigned long long)count);
     _exit(0);
 }
 

@@ -225,6 +225,10 @@ final class HDF5File {
             guard chunk.count == shape.count, zip(chunk, shape).allSatisfy({ $0 >= 1 && $0 <= UInt64(max($1, 1)) }) else {
                 return ["\(place) of shape \(shape) declares chunks of \(chunk), larger than the dataset"]
             }
+            let chunkBytes = chunk.reduce(UInt64(max(facts.type_size, 1))) { $0.multipliedReportingOverflow(by: $1).partialValue }
+            if facts.filter_count > 0, chunkBytes > UInt64(RNNKIT_H5_LARGEST_CHUNK) {
+                return ["\(place) declares compressed chunks of \(chunkBytes) bytes, more than the \(RNNKIT_H5_LARGEST_CHUNK) RNNKit decodes"]
+            }
         }
         guard raw > 0 else { return [] }
         let stored = facts.storage_size
@@ -355,6 +359,7 @@ final class HDF5File {
                 case -2: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
                 case -3: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
                 case -4: throw KerasFileError(file: name, reason: "dataset \(path) uses a filter RNNKit does not read")
+                case -6: throw KerasFileError(file: name, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
                 default: break
                 }
             } else {
