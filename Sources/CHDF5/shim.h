@@ -128,26 +128,82 @@ static inline hid_t rnnkit_h5_safe_gapl(void) {
     return list;
 }
 
-/// The type of the `index`-th link (by name) of the group at `location`: 0 hard, 1 soft,
-/// 64 external, another value user-defined, -1 on failure. Never traverses the link.
-static inline int rnnkit_h5_link_type(hid_t location, hsize_t index) {
-    H5L_info_t info;
-    if (H5Lget_info_by_idx(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, rnnkit_h5_safe_lapl()) < 0) return -1;
-    return (int)info.type;
+/// A group's links, listed in one pass of H5Literate: a lookup by index costs libhdf5 1.10 a walk
+/// of the group's whole index, so listing a wide group by index takes quadratic time.
+typedef struct {
+    char **names;
+    int *types;          ///< 0 hard, 1 soft, 64 external, another value user-defined
+    size_t count, capacity, limit;
+    int truncated;       ///< the group has more than `limit` links
+    int long_name;       ///< a name is longer than `RNNKIT_H5_LONGEST_NAME` bytes
+} rnnkit_h5_link_list;
+
+enum { RNNKIT_H5_LONGEST_NAME = 1024 };
+
+#if H5_VERSION_GE(1, 12, 0)
+static inline herr_t rnnkit_h5_collect_link(hid_t group, const char *name, const H5L_info2_t *info, void *data) {
+#else
+static inline herr_t rnnkit_h5_collect_link(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+#endif
+    (void)group;
+    rnnkit_h5_link_list *list = (rnnkit_h5_link_list *)data;
+    if (list->count >= list->limit) { list->truncated = 1; return 1; }
+    if (strlen(name) > RNNKIT_H5_LONGEST_NAME) { list->long_name = 1; return 1; }
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? 2 * list->capacity : 16;
+        char **names = (char **)realloc(list->names, capacity * sizeof(char *));
+        if (!names) return -1;
+        list->names = names;
+        int *types = (int *)realloc(list->types, capacity * sizeof(int));
+        if (!types) return -1;
+        list->types = types;
+        list->capacity = capacity;
+    }
+    char *copy = strdup(name);
+    if (!copy) return -1;
+    list->names[list->count] = copy;
+    list->types[list->count] = (int)info->type;
+    list->count++;
+    return 0;
 }
 
-/// An object's identity within the file (its header's address) and kind (0 group, 1 dataset,
-/// 2 other), for the `index`-th link of `location`; -1 on failure.
-static inline int rnnkit_h5_object_by_index(hid_t location, hsize_t index, unsigned long long *address) {
+/// Lists the links of `group` (at most `limit`, in name order) into `list`; 0, or -1 when HDF5 fails.
+/// The caller frees the list with `rnnkit_h5_free_links` whatever this returns.
+static inline int rnnkit_h5_list_links(hid_t group, size_t limit, rnnkit_h5_link_list *list) {
+    memset(list, 0, sizeof(*list));
+    list->limit = limit;
+    hsize_t index = 0;
+#if H5_VERSION_GE(1, 12, 0)
+    herr_t status = H5Literate2(group, H5_INDEX_NAME, H5_ITER_INC, &index, rnnkit_h5_collect_link, list);
+#else
+    herr_t status = H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, rnnkit_h5_collect_link, list);
+#endif
+    return status < 0 ? -1 : 0;
+}
+
+static inline void rnnkit_h5_free_links(rnnkit_h5_link_list *list) {
+    for (size_t i = 0; i < list->count; i++) free(list->names[i]);
+    free(list->names);
+    free(list->types);
+    memset(list, 0, sizeof(*list));
+}
+
+/// The name of link `index` of a list, for Swift.
+static inline const char *rnnkit_h5_link_name(const rnnkit_h5_link_list *list, size_t index) { return list->names[index]; }
+static inline int rnnkit_h5_link_kind(const rnnkit_h5_link_list *list, size_t index) { return list->types[index]; }
+
+/// The identity (header address) and kind (0 group, 1 dataset, 2 other) of the object `name`
+/// links to from `group`; -1 on failure.
+static inline int rnnkit_h5_object_by_name(hid_t group, const char *name, unsigned long long *address) {
 #if H5_VERSION_GE(1, 12, 0)
     H5O_info2_t info;
-    if (H5Oget_info_by_idx3(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
+    if (H5Oget_info_by_name3(group, name, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
     unsigned long long key = 0;
     memcpy(&key, &info.token, sizeof(key) < sizeof(info.token) ? sizeof(key) : sizeof(info.token));
     *address = key;
 #else
     H5O_info_t info;
-    if (H5Oget_info_by_idx2(location, ".", H5_INDEX_NAME, H5_ITER_INC, index, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
+    if (H5Oget_info_by_name2(group, name, &info, H5O_INFO_BASIC, rnnkit_h5_safe_lapl()) < 0) return -1;
     *address = (unsigned long long)info.addr;
 #endif
     return info.type == H5O_TYPE_GROUP ? 0 : info.type == H5O_TYPE_DATASET ? 1 : 2;

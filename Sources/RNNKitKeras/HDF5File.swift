@@ -135,32 +135,25 @@ final class HDF5File {
         try Self.locked {
             var visited: Set<UInt64> = []
             var pending: [(path: String, depth: Int)] = [("", 0)]
-            var links = 0
+            var linkCount = 0
             while let (path, depth) = pending.popLast() {
                 let group = rnnkit_h5_open_group(handle, path.isEmpty ? "/" : path)
                 guard group >= 0 else { throw KerasFileError(file: name, reason: "group /\(path) cannot be opened (damaged?)") }
                 defer { H5Gclose(group) }
-                var info = H5G_info_t()
-                guard H5Gget_info(group, &info) >= 0 else { throw KerasFileError(file: name, reason: "group /\(path) cannot be listed (damaged?)") }
-                guard info.nlinks <= UInt64(Limits.membersPerGroup) else {
-                    throw KerasFileError(file: name, reason: "group /\(path) has \(info.nlinks) members, more than the \(Limits.membersPerGroup) a weights file needs")
-                }
-                for index in 0..<info.nlinks {
-                    links += 1
-                    guard links <= Limits.links else {
+                for (member, type) in try links(of: group, at: "/\(path)") {
+                    linkCount += 1
+                    guard linkCount <= Limits.links else {
                         throw KerasFileError(file: name, reason: "has more than \(Limits.links) links, more than a weights file needs")
                     }
-                    let member = try linkName(group, index, in: path)
                     let child = path.isEmpty ? member : "\(path)/\(member)"
-                    switch rnnkit_h5_link_type(group, index) {
+                    switch type {
                     case 0: break
                     case 1: problems.append("/\(child) is a soft link (a weights file has only hard links)"); continue
                     case 64: problems.append("/\(child) is an external link (to another file)"); continue
-                    case -1: throw KerasFileError(file: name, reason: "link /\(child) cannot be read (damaged?)")
                     default: problems.append("/\(child) is a user-defined link"); continue
                     }
                     var address: UInt64 = 0
-                    switch rnnkit_h5_object_by_index(group, index, &address) {
+                    switch rnnkit_h5_object_by_name(group, member, &address) {
                     case 0:
                         guard visited.insert(address).inserted else { continue }
                         guard depth < Limits.depth else {
@@ -185,15 +178,19 @@ final class HDF5File {
         datasetPaths = datasets
     }
 
-    /// The name of the `index`-th link of `group`, bounded in length.
-    private func linkName(_ group: hid_t, _ index: hsize_t, in path: String) throws -> String {
-        let length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, rnnkit_h5_safe_lapl())
-        guard length >= 0, length <= Limits.nameLength else {
-            throw KerasFileError(file: name, reason: "a link in /\(path) has \(length < 0 ? "an unreadable" : "a \(length)-byte") name")
+    /// The names and types of the links of `group` (at `place`, for errors), listed in one pass.
+    private func links(of group: hid_t, at place: String) throws -> [(name: String, type: Int32)] {
+        var list = rnnkit_h5_link_list()
+        defer { rnnkit_h5_free_links(&list) }
+        let status = rnnkit_h5_list_links(group, Limits.membersPerGroup, &list)
+        if list.truncated != 0 {
+            throw KerasFileError(file: name, reason: "group \(place) has more than \(Limits.membersPerGroup) members, more than a weights file needs")
         }
-        var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, rnnkit_h5_safe_lapl())
-        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if list.long_name != 0 {
+            throw KerasFileError(file: name, reason: "a link in \(place) has a name longer than \(RNNKIT_H5_LONGEST_NAME) bytes")
+        }
+        guard status == 0 else { throw KerasFileError(file: name, reason: "group \(place) cannot be listed (damaged?)") }
+        return (0..<list.count).map { (String(cString: rnnkit_h5_link_name(&list, $0)), rnnkit_h5_link_kind(&list, $0)) }
     }
 
     /// What the dataset at `path` does that a weights file never needs; called under the lock.
@@ -300,12 +297,7 @@ final class HDF5File {
             let group = rnnkit_h5_open_group(handle, path)
             guard group >= 0 else { throw KerasFileError(file: name, reason: "has no group \(path)") }
             defer { H5Gclose(group) }
-            var info = H5G_info_t()
-            guard H5Gget_info(group, &info) >= 0 else { throw KerasFileError(file: name, reason: "cannot list group \(path)") }
-            guard info.nlinks <= UInt64(Limits.membersPerGroup) else {
-                throw KerasFileError(file: name, reason: "group \(path) has \(info.nlinks) members, more than a weights file needs")
-            }
-            return try (0..<info.nlinks).map { try linkName(group, $0, in: path) }.sorted()
+            return try links(of: group, at: path).map(\.name).sorted()
         }
     }
 

@@ -79,8 +79,9 @@ enum KerasWeightsLayout {
                 continue
             }
             let scalars = try file.values(at: path, expectedShape: parameter.shape)
-            if let index = scalars.firstIndex(where: { !$0.isFinite }) {
-                problems.append("\(path) (\(parameter.name)): holds \(scalars[index]) at element \(index); weights must be finite")
+            // Finite in the model's type: a float64 1e39 is infinite as a Float.
+            if let index = scalars.firstIndex(where: { !Scalar($0).isFinite }) {
+                problems.append("\(path) (\(parameter.name)): holds \(scalars[index]) at element \(index); weights must be finite in \(Scalar.self)")
                 continue
             }
             values.append((parameter, scalars))
@@ -148,7 +149,7 @@ enum KerasWeightsLayout {
                         continue
                     }
                     let stored = try file.values(at: path, expectedShape: parameter.shape)
-                    guard stored.allSatisfy(\.isFinite) else {
+                    guard stored.allSatisfy({ Scalar($0).isFinite }) else {
                         problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): holds a value that is not finite")
                         continue
                     }

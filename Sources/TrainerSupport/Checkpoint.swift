@@ -148,8 +148,9 @@ struct Checkpoint {
     /// The largest optimiser iteration count read: 2^53, up to which a Double counts exactly.
     static let maximumIterations = 1 << 53
     /// The largest history read for `epochs` epochs, in bytes of JSON: four figures an epoch
-    /// take at most some 100 bytes (`0.12345678901234568,` each).
-    static func maximumHistoryBytes(epochs: Int) -> Int { 1024 + 128 * epochs }
+    /// take at most some 100 bytes (`0.12345678901234568,` each); never over 2 MiB, whose
+    /// decoding already takes a debug build most of a second.
+    static func maximumHistoryBytes(epochs: Int) -> Int { min(1024 + 128 * epochs, 2 << 20) }
     /// The largest settings read, in bytes of JSON (a run's settings take well under a kilobyte).
     static let maximumConfigurationBytes = 64 << 10
 

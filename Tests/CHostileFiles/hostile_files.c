@@ -18,11 +18,19 @@ static int create_float(hid_t file, const char *path, int rank, const unsigned l
     hsize_t extents[32];
     for (int i = 0; i < rank; i++) extents[i] = dims[i];
     hid_t space = H5Screate_simple(rank, extents, NULL);
-    hid_t dataset = H5Dcreate2(file, path, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dataset = H5Dcreate2(file, path, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
     H5Sclose(space);
     if (dataset < 0) return -1;
     H5Dclose(dataset);
     return 0;
+}
+
+/// Deletes the link at `path` when there is one.
+static int remove_if_present(hid_t file, const char *path) {
+    return H5Lexists(file, path, H5P_DEFAULT) > 0 ? (H5Ldelete(file, path, H5P_DEFAULT) < 0 ? -1 : 0) : 0;
 }
 
 int hostile_external_storage(const char *name, const char *path, int rank, const unsigned long long *dims,
@@ -83,7 +91,7 @@ int hostile_self_loop(const char *name, const char *path) {
 
 int hostile_never_written(const char *name, const char *path, unsigned long long elements, int chunked) {
     hid_t file = open_file(name);
-    if (file < 0 || H5Ldelete(file, path, H5P_DEFAULT) < 0) return -1;
+    if (file < 0 || remove_if_present(file, path) < 0) return -1;
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (chunked) {
         hsize_t chunk[1] = {elements < (1ull << 20) ? elements : (1ull << 20)};
@@ -246,5 +254,41 @@ int hostile_compressed_valid(const char *name, const char *path, int rank, const
     hid_t dataset = status == 0 ? H5Dopen2(file, path, H5P_DEFAULT) : -1;
     if (dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) status = -1;
     if (dataset >= 0) H5Dclose(dataset);
+    return finish(file, status);
+}
+
+int hostile_wide_group(const char *name, const char *path, int count) {
+    hid_t file = open_file(name);
+    if (file < 0) return -1;
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    int status = group < 0 ? -1 : 0;
+    char member[32];
+    for (int i = 0; status == 0 && i < count; i++) {
+        snprintf(member, sizeof(member), "g%05d", i);
+        hid_t child = H5Gcreate2(group, member, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (child < 0) status = -1; else H5Gclose(child);
+    }
+    if (group >= 0) H5Gclose(group);
+    return finish(file, status);
+}
+
+int hostile_float64_values(const char *name, const char *path, int rank, const unsigned long long *dims, double value) {
+    hid_t file = open_file(name);
+    if (file < 0 || H5Ldelete(file, path, H5P_DEFAULT) < 0) return -1;
+    hsize_t extents[32];
+    unsigned long long count = 1;
+    for (int i = 0; i < rank; i++) { extents[i] = dims[i]; count *= dims[i]; }
+    hid_t space = H5Screate_simple(rank, extents, NULL);
+    hid_t dataset = H5Dcreate2(file, path, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(space);
+    if (dataset < 0) return finish(file, -1);
+    double *values = malloc(count * sizeof(double));
+    for (unsigned long long i = 0; i < count; i++) values[i] = value;
+    int status = H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0 ? -1 : 0;
+    free(values);
+    H5Dclose(dataset);
     return finish(file, status);
 }

@@ -76,6 +76,14 @@ try weights("self-loop.weights.h5", expected: "layers/ghost") { hostile_self_loo
 try weights("never-written-2p28.weights.h5", expected: "holds no data") { hostile_never_written($0, kernel, 1 << 28, 0) }
 try weights("never-written-2p31.weights.h5", expected: "holds no data") { hostile_never_written($0, kernel, 1 << 31, 0) }
 try weights("never-written-chunked.weights.h5", expected: "holds no data") { hostile_never_written($0, kernel, 1 << 28, 1) }
+// Found by reading the readers as an attacker (the probe read these before the audit refused them).
+try weights("never-written-elsewhere.weights.h5", expected: "holds no data") {
+    hostile_never_written($0, "layers/zzz/vars/0", 1 << 26, 1)
+}
+try weights("wide-group.weights.h5", expected: "") { hostile_wide_group($0, "layers/wide", 9_999) }
+try weights("float64-overflows-float.weights.h5", expected: "weights must be finite in Float") {
+    hostile_float64_values($0, "layers/dense/vars/1", 1, [10], 1e39)
+}
 // A chunk of 1,792 bytes whose stream inflates to 64 MiB, and one whose small stream goes past its size.
 try weights("deflate-bomb.weights.h5", expected: "stores more bytes than its size allows") {
     hostile_deflate_chunk($0, kernel, 2, kernelShape, 64 << 20)
@@ -222,6 +230,16 @@ do {
     let bytes = try SafeTensors.encode(tensors, metadata: [SafeTensors.kerasConfigKey: String(decoding: XJSON.data(root), as: UTF8.self)])
     try bytes.write(to: URL(fileURLWithPath: path("simple-rnn-16000.safetensors")))
     cases.append(("simple-rnn-16000.safetensors", "simple-rnn-16000.safetensors", "safetensors", "", "holds only"))
+}
+
+// 50,000 empty tensors: a 3 MB header that Foundation's JSON parser would turn into 300 MB.
+do {
+    let entries = (0..<50_000).map { #""t\#($0)":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}"# }.joined(separator: ",")
+    let header = Data("{\(entries)}".utf8)
+    var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
+    bytes += header
+    try bytes.write(to: URL(fileURLWithPath: path("50000-empty-tensors.safetensors")))
+    cases.append(("50000-empty-tensors.safetensors", "50000-empty-tensors.safetensors", "safetensors", lstmFlags, "JSON objects and arrays"))
 }
 
 let table = cases.map { "\($0.name)\t\($0.file)\t\($0.reader)\t\($0.flags)\t\($0.expected)" }.joined(separator: "\n") + "\n"

@@ -92,6 +92,30 @@ public enum SafeTensors {
     /// tensors tile the data exactly with no gap, overlap or alias; so a small crafted file
     /// cannot make the reader allocate more than the file's own size. Tensors of a dtype that is
     /// not floating point are all named in one error.
+    /// The longest header read: names, shapes and metadata (a Keras config, a run's history) of a
+    /// model RNNKit trains take well under a megabyte.
+    public static let largestHeader = 4 << 20
+    /// The most tensors a file may list (a model has a few per layer, a checkpoint a few more).
+    public static let largestTensorCount = 10_000
+
+    /// The JSON objects and arrays in `json`, outside its strings (a history or a Keras config in
+    /// the metadata is a string, whatever it holds).
+    static func containerCount(_ json: Data) -> Int {
+        json.withUnsafeBytes { bytes in
+            var count = 0, inString = false, escaped = false
+            for byte in bytes {
+                if inString {
+                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                    count += 1
+                }
+            }
+            return count
+        }
+    }
+
     public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
         func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(file: file, reason: reason) }
         if let other = otherFormat(data) { throw fail("is \(other)") }
@@ -100,10 +124,21 @@ public enum SafeTensors {
         guard headerLength <= UInt64(data.count - 8) else {
             throw fail("header length \(headerLength) runs past the end of the file (\(data.count) bytes)")
         }
+        guard headerLength <= UInt64(largestHeader) else {
+            throw fail("header of \(headerLength) bytes is longer than the \(largestHeader) RNNKit reads (its tensors' names and shapes, and metadata, take far less)")
+        }
         let headerEnd = 8 + Int(headerLength)
         let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
+        // Counted before parsing: JSON of many small objects costs Foundation far more memory than its bytes.
+        let containers = containerCount(headerBytes)
+        guard containers <= 4 * largestTensorCount + 16 else {
+            throw fail("the header holds \(containers) JSON objects and arrays, more than \(largestTensorCount) tensors need")
+        }
         guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
             throw fail("the header is not a JSON object")
+        }
+        guard header.count <= largestTensorCount + 1 else {
+            throw fail("the header lists \(header.count) entries, more than the \(largestTensorCount) tensors RNNKit reads")
         }
         var seen = Set<String>()
         for key in topLevelKeys(headerBytes) where !seen.insert(key).inserted {

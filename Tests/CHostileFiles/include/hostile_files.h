@@ -38,3 +38,8 @@ int hostile_with_user_block(const char *source, const char *destination);
 /// (the last ones cut by the dataset's edge), holding `values`.
 int hostile_compressed_valid(const char *file, const char *path, int rank, const unsigned long long *dims,
                              const unsigned long long *chunk, const float *values);
+/// Adds the group `path` holding `count` empty groups (a wide group: listed by index, libhdf5 1.10
+/// takes quadratic time over it).
+int hostile_wide_group(const char *file, const char *path, int count);
+/// Replaces the dataset at `path` by a float64 one of shape `dims` filled with `value`.
+int hostile_float64_values(const char *file, const char *path, int rank, const unsigned long long *dims, double value);
