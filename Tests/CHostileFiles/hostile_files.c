@@ -28,6 +28,15 @@ static int create_float(hid_t file, const char *path, int rank, const unsigned l
     return 0;
 }
 
+/// Creates the group at `path`, and the groups on the way to it.
+static hid_t create_group(hid_t file, const char *path) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    return group;
+}
+
 /// Deletes the link at `path` when there is one.
 static int remove_if_present(hid_t file, const char *path) {
     return H5Lexists(file, path, H5P_DEFAULT) > 0 ? (H5Ldelete(file, path, H5P_DEFAULT) < 0 ? -1 : 0) : 0;
@@ -77,10 +86,7 @@ int hostile_soft_link(const char *name, const char *path, const char *target) {
 int hostile_self_loop(const char *name, const char *path) {
     hid_t file = open_file(name);
     if (file < 0) return -1;
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
+    hid_t group = create_group(file, path);
     if (group < 0) return finish(file, -1);
     unsigned long long dims[1] = {4};
     int status = create_float(group, "0", 1, dims, H5P_DEFAULT);
@@ -150,17 +156,34 @@ int hostile_deflate_chunk(const char *name, const char *path, int rank, const un
     return finish(file, status);
 }
 
-int hostile_fletcher(const char *name, const char *path, int rank, const unsigned long long *dims) {
+/// Replaces the dataset at `path` by a chunked float32 one whose pipeline is Fletcher-32
+/// (`fletcher`) or shuffle then deflate, holding `values` when given.
+static int replace_chunked(const char *name, const char *path, int rank, const unsigned long long *dims,
+                           const unsigned long long *chunk_dims, int fletcher, const float *values) {
     hid_t file = open_file(name);
     if (file < 0 || H5Ldelete(file, path, H5P_DEFAULT) < 0) return -1;
     hsize_t chunk[32];
-    for (int i = 0; i < rank; i++) chunk[i] = dims[i];
+    for (int i = 0; i < rank; i++) chunk[i] = chunk_dims[i];
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, chunk);
-    H5Pset_fletcher32(dcpl);
+    if (fletcher) {
+        H5Pset_fletcher32(dcpl);
+    } else {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, 6);
+    }
     int status = create_float(file, path, rank, dims, dcpl);
     H5Pclose(dcpl);
+    if (status == 0 && values) {
+        hid_t dataset = H5Dopen2(file, path, H5P_DEFAULT);
+        if (dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) status = -1;
+        if (dataset >= 0) H5Dclose(dataset);
+    }
     return finish(file, status);
+}
+
+int hostile_fletcher(const char *name, const char *path, int rank, const unsigned long long *dims) {
+    return replace_chunked(name, path, rank, dims, dims, 1, NULL);
 }
 
 int hostile_scalar(const char *name, const char *path, double value, int as_integer, long long integer) {
@@ -241,29 +264,13 @@ int hostile_with_user_block(const char *source_name, const char *destination_nam
 
 int hostile_compressed_valid(const char *name, const char *path, int rank, const unsigned long long *dims,
                              const unsigned long long *chunk_dims, const float *values) {
-    hid_t file = open_file(name);
-    if (file < 0 || H5Ldelete(file, path, H5P_DEFAULT) < 0) return -1;
-    hsize_t chunk[32];
-    for (int i = 0; i < rank; i++) chunk[i] = chunk_dims[i];
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(dcpl, rank, chunk);
-    H5Pset_shuffle(dcpl);
-    H5Pset_deflate(dcpl, 6);
-    int status = create_float(file, path, rank, dims, dcpl);
-    H5Pclose(dcpl);
-    hid_t dataset = status == 0 ? H5Dopen2(file, path, H5P_DEFAULT) : -1;
-    if (dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) status = -1;
-    if (dataset >= 0) H5Dclose(dataset);
-    return finish(file, status);
+    return replace_chunked(name, path, rank, dims, chunk_dims, 0, values);
 }
 
 int hostile_wide_group(const char *name, const char *path, int count) {
     hid_t file = open_file(name);
     if (file < 0) return -1;
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
+    hid_t group = create_group(file, path);
     int status = group < 0 ? -1 : 0;
     char member[32];
     for (int i = 0; status == 0 && i < count; i++) {
