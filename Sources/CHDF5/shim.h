@@ -4,6 +4,8 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static inline hid_t rnnkit_h5_safe_lapl(void);
@@ -25,8 +27,12 @@ static inline hid_t rnnkit_h5_open_image(const void *bytes, size_t count) {
     hid_t access = H5Pcreate(H5P_FILE_ACCESS);
     if (access < 0) return -1;
     hid_t file = -1;
+    // A name of its own: libhdf5 takes a file of the same name as one already open for that one.
+    static unsigned long long opened = 0;
+    char name[64];
+    snprintf(name, sizeof(name), "rnnkit-image-%d-%llu.h5", (int)getpid(), ++opened);
     if (H5Pset_fapl_core(access, 1 << 16, 0) >= 0 && H5Pset_file_image(access, (void *)bytes, count) >= 0) {
-        file = H5Fopen("rnnkit-image.h5", H5F_ACC_RDONLY, access);
+        file = H5Fopen(name, H5F_ACC_RDONLY, access);
     }
     H5Pclose(access);
     return file;
@@ -221,7 +227,7 @@ typedef struct {
     int chunk_rank;
     unsigned long long chunk[32];
     int type_class;         ///< 0 integer, 1 float, 2 other
-    int type_size;
+    unsigned long long type_size;
     int type_signed;
     unsigned long long storage_size;  ///< bytes allocated in the file for its data
     unsigned long long offset;        ///< contiguous data's address in the file, or all ones
@@ -266,8 +272,7 @@ static inline int rnnkit_h5_describe_dataset(hid_t dataset, rnnkit_h5_dataset_fa
         int rank = H5Sget_simple_extent_ndims(space);
         if (rank >= 0 && rank <= 32) {
             hsize_t extents[32];
-            H5Sget_simple_extent_dims(space, extents, NULL);
-            facts->rank = rank;
+            if (H5Sget_simple_extent_dims(space, extents, NULL) >= 0) facts->rank = rank;
             for (int i = 0; i < rank; i++) facts->extents[i] = extents[i];
         }
     }
@@ -277,7 +282,7 @@ static inline int rnnkit_h5_describe_dataset(hid_t dataset, rnnkit_h5_dataset_fa
     if (type < 0) return -1;
     H5T_class_t class = H5Tget_class(type);
     facts->type_class = class == H5T_INTEGER ? 0 : class == H5T_FLOAT ? 1 : 2;
-    facts->type_size = (int)H5Tget_size(type);
+    facts->type_size = (unsigned long long)H5Tget_size(type);
     facts->type_signed = class == H5T_INTEGER && H5Tget_sign(type) != H5T_SGN_NONE;
     H5Tclose(type);
 
@@ -291,11 +296,14 @@ static inline int rnnkit_h5_describe_dataset(hid_t dataset, rnnkit_h5_dataset_fa
 /// stream ends: here a chunk inflates to its declared size and no further, and a chunk that
 /// stores more than deflate's worst case for that size is refused before it is read.
 ///
-/// `out` receives the dataset's `count` elements as doubles, in row-major order (NULL: each chunk
-/// is read and decoded, and nothing kept). Returns 0, or a negative code: -1 HDF5 failed, -2 a
-/// chunk stores more than its size allows, -3 a chunk does not inflate to exactly its size, -4 a
-/// filter this reader does not apply, -5 out of memory, -6 chunks over `RNNKIT_H5_LARGEST_CHUNK`.
-/// The largest chunk RNNKit decodes, in bytes: h5py's own chunks stay under 1 MiB.
+/// The chunks are visited by their place in the dataset's grid, each looked up by its offset
+/// (`H5Dget_chunk_storage_size`, then `H5Dread_chunk`, which finds it the same way), so the size
+/// checked is the size read, however the chunk index was crafted, and a chunk never written is
+/// found. `out` receives the dataset's `count` elements as doubles, in row-major order (NULL:
+/// each chunk is read, decoded and converted, and nothing kept). Returns 0, or a negative code:
+/// -1 HDF5 failed, -2 a chunk stores more than its size allows, -3 a chunk does not inflate to
+/// exactly its size, -4 a filter this reader does not apply, -5 out of memory, -6 chunks over
+/// `RNNKIT_H5_LARGEST_CHUNK`, -7 a chunk was never written.
 enum { RNNKIT_H5_LARGEST_CHUNK = 64 << 20 };
 
 static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t count) {
@@ -317,7 +325,7 @@ static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t cou
     int rank = H5Pget_chunk(plist, 32, chunk);
     space = H5Dget_space(dataset);
     if (rank <= 0 || space < 0 || H5Sget_simple_extent_ndims(space) != rank) goto done;
-    H5Sget_simple_extent_dims(space, extents, NULL);
+    if (H5Sget_simple_extent_dims(space, extents, NULL) < 0) goto done;
     type = H5Dget_type(dataset);
     if (type < 0) goto done;
     size_t element = H5Tget_size(type);
@@ -336,16 +344,11 @@ static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t cou
     work = malloc(chunkBytes);
     converted = malloc(chunkElements * 8);
     if (!stored || !raw || !work || !converted) { result = -5; goto done; }
-    hsize_t chunks = 0;
-    if (H5Dget_num_chunks(dataset, space, &chunks) < 0) goto done;
-    for (hsize_t index = 0; index < chunks; index++) {
-        hsize_t offset[32];
-        unsigned mask = 0;
-        haddr_t address = 0;
+    hsize_t offset[32] = {0};
+    for (;;) {
         hsize_t size = 0;
-        if (H5Dget_chunk_info(dataset, space, index, offset, &mask, &address, &size) < 0) goto done;
+        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) { result = -7; goto done; }
         if (size > largestStored) { result = -2; goto done; }
-        for (int d = 0; d < rank; d++) if (offset[d] >= extents[d] || offset[d] % chunk[d] != 0) goto done;
         unsigned readMask = 0;
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &readMask, stored) < 0) goto done;
         // Undo the pipeline from its last filter to its first (a set bit of the mask: not applied).
@@ -377,26 +380,35 @@ static inline int rnnkit_h5_read_filtered(hid_t dataset, double *out, size_t cou
             current = target;
         }
         if (length != chunkBytes) { result = -3; goto done; }
-        if (!out) continue;
         memcpy(converted, current, chunkBytes);
         if (H5Tconvert(type, H5T_NATIVE_DOUBLE, chunkElements, converted, NULL, H5P_DEFAULT) < 0) goto done;
-        const double *values = (const double *)converted;
-        // Scatter the chunk into the row-major result, leaving out what lies past the dataset's edge.
-        hsize_t local[32] = {0};
-        for (size_t e = 0; e < chunkElements; e++) {
-            size_t target = 0;
-            int inside = 1;
-            for (int d = 0; d < rank; d++) {
-                hsize_t coordinate = offset[d] + local[d];
-                if (coordinate >= extents[d]) { inside = 0; break; }
-                target = target * (size_t)extents[d] + (size_t)coordinate;
-            }
-            if (inside && target < count) out[target] = values[e];
-            for (int d = rank - 1; d >= 0; d--) {
-                if (++local[d] < chunk[d]) break;
-                local[d] = 0;
+        if (out) {
+            const double *values = (const double *)converted;
+            // Scatter the chunk into the row-major result, leaving out what lies past the dataset's edge.
+            hsize_t local[32] = {0};
+            for (size_t e = 0; e < chunkElements; e++) {
+                size_t target = 0;
+                int inside = 1;
+                for (int d = 0; d < rank; d++) {
+                    hsize_t coordinate = offset[d] + local[d];
+                    if (coordinate >= extents[d]) { inside = 0; break; }
+                    target = target * (size_t)extents[d] + (size_t)coordinate;
+                }
+                if (inside && target < count) out[target] = values[e];
+                for (int d = rank - 1; d >= 0; d--) {
+                    if (++local[d] < chunk[d]) break;
+                    local[d] = 0;
+                }
             }
         }
+        // The next chunk of the grid, the last axis fastest.
+        int d = rank - 1;
+        for (; d >= 0; d--) {
+            offset[d] += chunk[d];
+            if (offset[d] < extents[d]) break;
+            offset[d] = 0;
+        }
+        if (d < 0) break;
     }
     result = 0;
 done:

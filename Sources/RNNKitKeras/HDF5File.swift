@@ -107,12 +107,16 @@ final class HDF5File {
     /// child; the same calls in this process then meet a file libhdf5 has walked once already.
     static func probe(_ bytes: Data, name: String) throws {
         var detail: Int32 = 0
+        var reason = [CChar](repeating: 0, count: 1024)
         let result = bytes.withUnsafeBytes { raw in
-            locked { rnnkit_h5_probe(raw.baseAddress, raw.count, probeMilliseconds(raw.count), 1 << 30, &detail) }
+            locked { rnnkit_h5_probe(raw.baseAddress, raw.count, probeMilliseconds(raw.count), 1 << 30, &detail, &reason, reason.count) }
         }
         switch result {
         case RNNKIT_H5_PROBE_FINISHED:
             return
+        case RNNKIT_H5_PROBE_REFUSED:
+            let what = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw KerasFileError(file: name, reason: "is refused before any weight is read: \(KerasMessages.clipped(what, 300))")
         case RNNKIT_H5_PROBE_CRASHED:
             throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
         case RNNKIT_H5_PROBE_TIMED_OUT:
@@ -215,14 +219,15 @@ final class HDF5File {
         guard let shape = facts.shape, let count = Self.elementCount(shape) else {
             return ["\(place) has no simple shape, or one too large to count"]
         }
-        let (raw, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(max(facts.type_size, 0)))
+        guard (1...16).contains(facts.type_size) else { return ["\(place) has elements of \(facts.type_size) bytes"] }
+        let (raw, overflow) = UInt64(count).multipliedReportingOverflow(by: facts.type_size)
         guard !overflow else { return ["\(place) of shape \(shape) is too large to count"] }
         if facts.layout == 2 {
             let chunk = withUnsafeBytes(of: facts.chunk) { Array($0.bindMemory(to: UInt64.self).prefix(Int(max(facts.chunk_rank, 0)))) }
             guard chunk.count == shape.count, zip(chunk, shape).allSatisfy({ $0 >= 1 && $0 <= UInt64(max($1, 1)) }) else {
                 return ["\(place) of shape \(shape) declares chunks of \(chunk), larger than the dataset"]
             }
-            let chunkBytes = chunk.reduce(UInt64(max(facts.type_size, 1))) { $0.multipliedReportingOverflow(by: $1).partialValue }
+            let chunkBytes = chunk.reduce(facts.type_size) { $0.multipliedReportingOverflow(by: $1).partialValue }
             if facts.filter_count > 0, chunkBytes > UInt64(RNNKIT_H5_LARGEST_CHUNK) {
                 return ["\(place) declares compressed chunks of \(chunkBytes) bytes, more than the \(RNNKIT_H5_LARGEST_CHUNK) RNNKit decodes"]
             }
@@ -232,6 +237,8 @@ final class HDF5File {
         if stored == 0 { return ["\(place) of shape \(shape) holds no data (its values were never written)"] }
         if stored > byteCount { return ["\(place) claims \(stored) bytes of storage, more than the file's \(byteCount)"] }
         switch facts.layout {
+        case 0 where stored != raw:
+            problems.append("\(place) of shape \(shape) stores \(stored) bytes in its header, not the \(raw) its shape needs")
         case 1 where stored != raw:
             problems.append("\(place) of shape \(shape) stores \(stored) bytes, not the \(raw) its shape needs")
         case 1 where facts.offset > byteCount || byteCount - facts.offset < stored:
@@ -315,8 +322,8 @@ final class HDF5File {
         let facts = try Self.locked { try describe(path) }
         guard let shape = facts.shape else { throw KerasFileError(file: name, reason: "dataset \(path) has no simple shape") }
         let stored = switch facts.type_class {
-        case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size * 8)"
-        case 1: "float\(facts.type_size * 8)"
+        case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
+        case 1: "float\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
         default: "other"
         }
         return DatasetInfo(shape: shape, storedType: stored)
@@ -352,6 +359,7 @@ final class HDF5File {
                 case -3: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
                 case -4: throw KerasFileError(file: name, reason: "dataset \(path) uses a filter RNNKit does not read")
                 case -6: throw KerasFileError(file: name, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
+                case -7: throw KerasFileError(file: name, reason: "dataset \(path) has chunks that were never written")
                 default: break
                 }
             } else {

@@ -159,20 +159,19 @@ struct ZipArchiveReader {
             defer { inflateEnd(&stream) }
             let status: Int32 = stored.withUnsafeBytes { input in
                 output.withUnsafeMutableBytes { out in
-                    var spare: UInt8 = 0
                     stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: UInt8.self).baseAddress)
                     stream.avail_in = uInt(input.count)
                     stream.next_out = out.bindMemory(to: UInt8.self).baseAddress
                     stream.avail_out = uInt(out.count)
-                    var status = inflate(&stream, Z_FINISH)
-                    if status != Z_STREAM_END, stream.avail_out == 0 {
-                        // The declared size is filled: one more byte tells a stream that ends here from one that goes on.
-                        withUnsafeMutablePointer(to: &spare) { stream.next_out = $0 }
+                    let status = inflate(&stream, Z_FINISH)
+                    guard status != Z_STREAM_END, stream.avail_out == 0 else { return status }
+                    // The declared size is filled: one more byte tells a stream that ends here from one that goes on.
+                    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { spare in
+                        stream.next_out = spare.baseAddress
                         stream.avail_out = 1
-                        status = inflate(&stream, Z_FINISH)
-                        if stream.avail_out == 0 { return Int32(Z_MEM_ERROR) }
+                        let next = inflate(&stream, Z_FINISH)
+                        return stream.avail_out == 0 ? Int32(Z_MEM_ERROR) : next
                     }
-                    return status
                 }
             }
             switch status {

@@ -299,3 +299,27 @@ int hostile_float64_values(const char *name, const char *path, int rank, const u
     H5Dclose(dataset);
     return finish(file, status);
 }
+
+int hostile_virtual_unlimited(const char *name, const char *path, const char *source) {
+    hid_t file = open_file(name);
+    if (file < 0 || remove_if_present(file, path) < 0) return -1;
+    hsize_t none[1] = {0}, unlimited[1] = {H5S_UNLIMITED}, start[1] = {0}, one[1] = {1};
+    hid_t space = H5Screate_simple(1, none, unlimited);
+    hid_t selection = H5Screate_simple(1, none, unlimited);
+    H5Sselect_hyperslab(selection, H5S_SELECT_SET, start, NULL, one, unlimited);
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, one, unlimited);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    int status = H5Pset_virtual(dcpl, space, source, "data", selection) < 0 ? -1 : 0;
+    if (status == 0) {
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        hid_t dataset = H5Dcreate2(file, path, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
+        H5Pclose(lcpl);
+        status = dataset < 0 ? -1 : 0;
+        if (dataset >= 0) H5Dclose(dataset);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(selection);
+    H5Sclose(space);
+    return finish(file, status);
+}

@@ -68,6 +68,10 @@ unlink(fifo)
 guard mkfifo(fifo, 0o600) == 0 else { fatalError("mkfifo \(fifo) failed") }
 try weights("external-link-fifo.weights.h5", expected: "external link") { hostile_external_link($0, kernel, fifo, "/data") }
 try weights("virtual.weights.h5", expected: "virtual dataset") { hostile_virtual($0, kernel, 2, kernelShape, source, "/data") }
+// Found by review: opening this dataset makes libhdf5 open its source (here a FIFO, which blocks).
+try weights("virtual-unlimited-fifo.weights.h5", expected: "dataset /layers/extra/vars/0 is a virtual dataset") {
+    hostile_virtual_unlimited($0, "layers/extra/vars/0", fifo)
+}
 try weights("soft-link.weights.h5", expected: "soft link") { hostile_soft_link($0, kernel, "/layers/dense/vars/0") }
 
 // MARK: HDF5: hangs and gigabytes
@@ -132,6 +136,9 @@ try archive("members-share-bytes.keras", expected: "share bytes", ZipWriter.over
 try archive("lying-size.keras", expected: "unpacks to more than",
             ZipWriter.archive(members(config: Data(repeating: 0x20, count: 1 << 20) + XJSON.data(baseConfig)), deflate: true,
                               declaredSize: ["config.json": 4096]))
+// Valid archives as Python's zipfile writes them: deflated, and with data descriptors.
+try archive("deflated.keras", expected: "", ZipWriter.archive(members(), deflate: true))
+try archive("data-descriptors.keras", expected: "", ZipWriter.archive(members(), deflate: true, dataDescriptors: true))
 try archive("bad-crc.keras", expected: "CRC-32", ZipWriter.archive(members(), crcOffset: ["config.json": 1]))
 try archive("keras-external-storage.keras", expected: "external file",
             ZipWriter.archive(members(weights: try Data(contentsOf: URL(fileURLWithPath: path("external-storage-passwd.weights.h5"))))))
@@ -317,16 +324,26 @@ enum ZipWriter {
     }
 
     /// An archive of `members`; `declaredSize` and `crcOffset` make chosen members lie.
+    /// `dataDescriptors`: sizes and CRC after each member's data, as Python's zipfile writes to a
+    /// stream it cannot seek (the local header holds zeros and flag bit 3).
     static func archive(_ members: [Member], deflate: Bool = false, declaredSize: [String: Int] = [:],
-                        crcOffset: [String: UInt32] = [:]) -> Data {
+                        crcOffset: [String: UInt32] = [:], dataDescriptors: Bool = false) -> Data {
         var body = Data(), directory = Data()
         for member in members {
             let stored = deflate ? deflated(member.data) : member.data
             let size = declaredSize[member.name] ?? member.data.count
             let check = crc(member.data) &+ (crcOffset[member.name] ?? 0)
             let method: UInt16 = deflate ? 8 : 0
-            directory += centralHeader(member.name, method: method, crc: check, compressed: stored.count, size: size, offset: body.count)
-            body += localHeader(member.name, method: method, crc: check, compressed: stored.count, size: size) + stored
+            var central = centralHeader(member.name, method: method, crc: check, compressed: stored.count, size: size, offset: body.count)
+            if dataDescriptors {
+                central = patched(central, at: 6, 0x0008 | UInt32(method) << 16)  // flags = 8, method unchanged
+                var local = localHeader(member.name, method: method, crc: 0, compressed: 0, size: 0)
+                local = patched(local, at: 4, 20 | 0x0008 << 16)  // version 20, flags = 8
+                body += local + stored + le(UInt32(0x0807_4B50)) + le(check) + le(UInt32(stored.count)) + le(UInt32(size))
+            } else {
+                body += localHeader(member.name, method: method, crc: check, compressed: stored.count, size: size) + stored
+            }
+            directory += central
         }
         return body + directory + end(entries: members.count, directorySize: directory.count, directoryOffset: body.count)
     }

@@ -43,3 +43,6 @@ int hostile_compressed_valid(const char *file, const char *path, int rank, const
 int hostile_wide_group(const char *file, const char *path, int count);
 /// Replaces the dataset at `path` by a float64 one of shape `dims` filled with `value`.
 int hostile_float64_values(const char *file, const char *path, int rank, const unsigned long long *dims, double value);
+/// Adds at `path` a virtual dataset with an unlimited mapping from `data` in `source`: libhdf5
+/// opens `source` when the dataset is opened, to find its extent, before its layout can be read.
+int hostile_virtual_unlimited(const char *file, const char *path, const char *source);
