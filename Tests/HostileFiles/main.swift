@@ -149,6 +149,8 @@ try archive("keras-external-storage.keras", expected: "external file",
 @MainActor func config(_ edit: (inout [[String: Any]], inout [String: Any]) -> Void) throws -> Data {
     var root = baseConfig
     var inner = root["config"] as! [String: Any]
+    // The shape comes from the InputLayer alone, so that the cases can change it.
+    inner["build_input_shape"] = nil
     var layers = (inner["layers"] as! [[String: Any]])
     var compile = root["compile_config"] as! [String: Any]
     edit(&layers, &compile)
