@@ -83,13 +83,17 @@ int hostile_soft_link(const char *name, const char *path, const char *target) {
     return finish(file, H5Lcreate_soft(target, file, path, H5P_DEFAULT, H5P_DEFAULT) < 0 ? -1 : 0);
 }
 
-int hostile_self_loop(const char *name, const char *path) {
+int hostile_self_loop(const char *name, const char *path, int with_dataset) {
     hid_t file = open_file(name);
     if (file < 0) return -1;
     hid_t group = create_group(file, path);
     if (group < 0) return finish(file, -1);
     unsigned long long dims[1] = {4};
-    int status = create_float(group, "0", 1, dims, H5P_DEFAULT);
+    int status = with_dataset ? create_float(group, "0", 1, dims, H5P_DEFAULT) : 0;
+    float values[4] = {1, 2, 3, 4};
+    hid_t dataset = status == 0 && with_dataset ? H5Dopen2(group, "0", H5P_DEFAULT) : -1;
+    if (with_dataset && (dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)) status = -1;
+    if (dataset >= 0) H5Dclose(dataset);
     if (status == 0 && H5Lcreate_hard(group, ".", group, "itself", H5P_DEFAULT, H5P_DEFAULT) < 0) status = -1;
     H5Gclose(group);
     return finish(file, status);

@@ -14,8 +14,9 @@ int hostile_virtual(const char *file, const char *path, int rank, const unsigned
                     const char *object);
 /// Replaces the dataset at `path` by a soft link to `target` (a path in the same file).
 int hostile_soft_link(const char *file, const char *path, const char *target);
-/// Adds the group `group` holding a dataset and a hard link to itself (a group that contains itself).
-int hostile_self_loop(const char *file, const char *group);
+/// Adds the group `group` holding a hard link to itself (a group that contains itself) and, with
+/// `with_dataset`, a dataset.
+int hostile_self_loop(const char *file, const char *group, int with_dataset);
 /// Replaces the dataset at `path` by a float32 dataset of `elements` never written (`chunked`: as
 /// chunks of 2^20 elements, none of them written, else contiguous and unallocated).
 int hostile_never_written(const char *file, const char *path, unsigned long long elements, int chunked);
