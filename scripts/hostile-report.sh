@@ -16,6 +16,7 @@ while IFS= read -r line; do
   /usr/bin/time -f '%e %M' -o "$folder/time" "$bin/train-blas" --load "$folder/$file" --epochs 0 $flags \
     --output "$folder/out-$file" >/dev/null 2>"$folder/err" && status=0 || status=$?
   read -r seconds kilobytes < <(tail -1 "$folder/time")
-  message=$( { grep -v "debug build" "$folder/err" || true; } | head -1 | sed -e "s|$folder/||g" -e 's/|/\\|/g' | cut -c1-150)
+  # The first line, and the first item of a list when the line ends with a colon.
+  message=$( { grep -v "debug build" "$folder/err" || true; } | head -2 | tr '\n' ' ' | sed -e "s|$folder/||g" -e 's/|/\\|/g' -e 's/  */ /g' | cut -c1-220)
   printf '| %s | %s | %s | %d | %s |\n' "$name" "$status" "$seconds" $((kilobytes / 1000)) "${message:-(loaded)}"
 done < "$folder/cases.tsv"
