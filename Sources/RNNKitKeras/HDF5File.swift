@@ -1,6 +1,7 @@
 import CHDF5
 import CHDF5Probe
 import Foundation
+import RNNKit
 
 /// An HDF5 file held in memory (HDF5's core driver): read from the bytes of a `.weights.h5` file
 /// or of the `model.weights.h5` inside a `.keras` zip, or built and then taken as bytes, so that
@@ -49,8 +50,6 @@ final class HDF5File {
         static let links = 20_000
         static let membersPerGroup = 10_000
         static let nameLength = 1_024
-        /// Deflate cannot compress better than about 1032 to 1.
-        static let deflateRatio: UInt64 = 1_032
     }
 
     /// The paths of every dataset reachable from the root through hard links (a dataset linked
@@ -244,7 +243,7 @@ final class HDF5File {
         case 1 where facts.offset > byteCount || byteCount - facts.offset < stored:
             problems.append("\(place) stores its data past the end of the file")
         case 2 where filters.contains(1):
-            if raw / Limits.deflateRatio > stored {
+            if raw / UInt64(Gzip.maximumRatio) > stored {
                 problems.append("\(place) of shape \(shape) needs \(raw) bytes, more than its \(stored) compressed bytes can hold")
             }
         case 2 where stored < raw:

@@ -1,5 +1,6 @@
 import CGzip
 import Foundation
+import RNNKit
 
 /// A zip archive read defensively: a `.keras` file comes from anywhere, so its structure is
 /// checked as a whole before any member is unpacked, and a member is never unpacked past the
@@ -28,8 +29,6 @@ struct ZipArchiveReader {
         /// A `.keras` file has three members; Keras may add a few (assets, a model card).
         static let entries = 64
         static let nameLength = 1_024
-        /// Deflate cannot compress better than about 1032 to 1.
-        static let deflateRatio: UInt64 = 1_032
     }
 
     let file: String
@@ -106,7 +105,7 @@ struct ZipArchiveReader {
             if method == 0, compressed != uncompressed {
                 throw fail("\(place) is stored uncompressed but declares \(compressed) bytes stored and \(uncompressed) unpacked")
             }
-            if uncompressed / Limits.deflateRatio > compressed {
+            if uncompressed / UInt64(Gzip.maximumRatio) > compressed {
                 throw fail("\(place) declares \(uncompressed) bytes, more than its \(compressed) compressed bytes can hold")
             }
             // Its local header, and the bytes it stores, before the central directory.
