@@ -59,10 +59,12 @@ let package = Package(
         .target(name: "CHDF5Probe", dependencies: ["CHDF5"]),
         // Matrix products too small for OpenBLAS: AVX2/FMA kernels chosen at run time, portable C otherwise.
         .target(name: "CSmallKernels"),
+        // CPUID and XGETBV: the processor's vendor, model and the vector features the OS enables.
+        .target(name: "CCPU"),
         .target(
             name: "RNNKit",
             dependencies: [
-                "CBLAS", "CLAPACKE", "CGzip", "CSmallKernels",
+                "CBLAS", "CLAPACKE", "CGzip", "CSmallKernels", "CCPU",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

@@ -15,6 +15,8 @@ struct Report: Codable {
         var speedup: Double?
         var gflops: Double
         var percentOfGEMMRate: Double
+        /// Of the register-only multiply-add peak on the cores the passes use (`fmaPeak.allCoresGFLOPS`).
+        var percentOfFMAPeak: Double?
         /// The sgemm rate measured just before and just after this row's timing (their mean),
         /// which `percentOfGEMMRate` divides by: this machine's speed drifts within a run.
         var gemmRateBeside: Double
@@ -58,8 +60,14 @@ struct Report: Codable {
     }
     var build: String
     var quick: Bool
+    /// The processor, OpenBLAS's version and core before and after RNNKit's repair.
+    var machine: BLASCoreReport
+    var smallKernels: String
     var openBLAS: String
     var openBLASCore: String
+    var fmaPeak: MachineLimit?
+    /// Every OpenBLAS core this processor runs, single-threaded sgemm, in this run.
+    var openBLASCores: [OpenBLASCoreRate] = []
     var threads: Int
     var workers: Int
     var gemmSize: Int
@@ -97,6 +105,8 @@ struct BenchmarkRun {
     var only: String? = nil
     var timeNaive = true
     var kernels: BLASBackend.Kernels = .auto
+    /// The FMA peak on the passes' cores, once measured: each row's share of it.
+    var fmaPeakAllCores: Double? = nil
 
     static let workloads = [
         Workload(name: "Model A", batch: 32, steps: 28, inputs: 28, units: [10]),
@@ -129,7 +139,7 @@ struct BenchmarkRun {
         fflush(nil)
     }
 
-    func run() throws -> Report {
+    mutating func run() throws -> Report {
         #if DEBUG
         let build = "debug"
         #else
@@ -138,14 +148,48 @@ struct BenchmarkRun {
         // The GEMM rate is measured on as many cores as the model passes use.
         let cores = threads * workers
         let gemmSize = quick ? 1024 : 2048
+        let machine = BLASConfiguration.report
+        say("Machine: \(machine.summary)")
+        say("Processor: \(machine.processor.summary)")
+        let peakOne = measureFMAPeak(cores: 1, intervals: quick ? 3 : 7)
+        let peakAll = measureFMAPeak(cores: cores, intervals: quick ? 3 : 7)
+        let fmaPeak = peakOne.flatMap { one in
+            peakAll.map { Report.MachineLimit(vectorBits: widestVectorBits, oneCoreGFLOPS: one, cores: cores, allCoresGFLOPS: $0) }
+        }
+        fmaPeakAllCores = fmaPeak?.allCoresGFLOPS
         let gemm = measureGEMMRate(n: gemmSize, cores: cores, samples: quick ? 3 : 7)
         BLASConfiguration.threads = threads
-        var report = Report(build: build, quick: quick, openBLAS: BLASConfiguration.configuration, openBLASCore: BLASConfiguration.coreName,
+        var report = Report(build: build, quick: quick, machine: machine, smallKernels: SmallGEMM.instructionSet,
+                            openBLAS: BLASConfiguration.configuration, openBLASCore: BLASConfiguration.coreName, fmaPeak: fmaPeak,
                             threads: threads, workers: workers, gemmSize: gemmSize, gemmGFLOPS: gemm.best,
                             gemmThreadedGFLOPS: gemm.threaded, gemmConcurrentGFLOPS: gemm.concurrent)
         say("OpenBLAS: \(report.openBLAS) (core \(report.openBLASCore))")
-        say(String(format: "sgemm %d×%d×%d on %d core%@: %.1f GFLOP/s (one call on %d threads %.1f, %d concurrent single-threaded calls %.1f; medians)",
-                   gemmSize, gemmSize, gemmSize, cores, cores == 1 ? "" : "s", gemm.best, cores, gemm.threaded, cores, gemm.concurrent))
+        if let fmaPeak {
+            say(String(format: "FMA peak (register-only %d-bit multiply-adds, medians): %.1f GFLOP/s on one core, %.1f on %d core%@ at once",
+                       fmaPeak.vectorBits, fmaPeak.oneCoreGFLOPS, fmaPeak.allCoresGFLOPS, cores, cores == 1 ? "" : "s"))
+        } else {
+            say("FMA peak: not measured (the process may not run on \(cores) CPUs at once)")
+        }
+        let peakNote = fmaPeak.map { String(format: "; %.0f%% of the FMA peak", 100 * gemm.best / $0.allCoresGFLOPS) } ?? ""
+        say(String(format: "sgemm %d×%d×%d on %d core%@: %.1f GFLOP/s (one call on %d threads %.1f, %d concurrent single-threaded calls %.1f; medians%@)",
+                   gemmSize, gemmSize, gemmSize, cores, cores == 1 ? "" : "s", gemm.best, cores, gemm.threaded, cores, gemm.concurrent,
+                   peakNote as NSString))
+        if let peakOne, only == nil || only!.localizedCaseInsensitiveContains("core") {
+            say("\nOpenBLAS's cores that this processor runs, sgemm \(gemmSize)³ on one thread, alternating rounds (medians):")
+            say("| core | GFLOP/s | % of the one-core FMA peak | ÷ the core in use |")
+            say("|---|---:|---:|---:|")
+            report.openBLASCores = measureOpenBLASCores(n: gemmSize, rounds: quick ? 2 : 5, fmaPeakOneCore: peakOne)
+            let inUse = report.openBLASCores.first { $0.core.lowercased() == report.openBLASCore.lowercased() }
+            for row in report.openBLASCores {
+                say(String(format: "| %@%@ | %.1f | %.0f%% | %@ |", row.core as NSString, row.core == inUse?.core ? " (in use)" : "",
+                           row.gflops, row.percentOfFMAPeak, inUse.map { String(format: "%.2f", row.gflops / $0.gflops) } ?? "–"))
+            }
+            if let inUse, let best = report.openBLASCores.max(by: { $0.gflops < $1.gflops }) {
+                say(String(format: "The core in use reaches %.0f%% of the fastest core here (%@)%@.", 100 * inUse.gflops / best.gflops,
+                           best.core as NSString, inUse.gflops >= 0.9 * best.gflops ? "" : ": MORE THAN 10% SLOWER"))
+            }
+            BLASConfiguration.threads = threads
+        }
         say("Model passes: \(workers) worker\(workers == 1 ? "" : "s") sharing each batch, \(threads) OpenBLAS thread\(threads == 1 ? "" : "s") per call")
 
         // Agreement first: no figure is worth printing for an engine that computes something else.
@@ -181,8 +225,8 @@ struct BenchmarkRun {
 
         say("\nPer batch, medians (forward only; train = forward + backward + Adam step); the share of the sgemm rate is of the")
         say("rate measured just before and after each row (1024³, same cores), as the machine's speed drifts within a run:")
-        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | OpenBLAS-only ms/batch | small-matrix gain | speedup over naive | GFLOP/s | % of sgemm rate | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
-        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | OpenBLAS-only ms/batch | small-matrix gain | speedup over naive | GFLOP/s | % of sgemm rate | % of FMA peak | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in timedWorkloads {
             for training in [false, true] {
                 var kernel = try time(workload, training: training)
@@ -199,10 +243,12 @@ struct BenchmarkRun {
                 } ?? "– | –"
                 let naive = kernel.naiveSecondsPerBatch.map { String(format: "%.3f", $0 * 1e3) } ?? "–"
                 let speedup = kernel.speedup.map { String(format: "%.1f×", $0) } ?? "–"
-                say(String(format: "| %@ %@ | %@ | %@ | %.4f | %@ | %@ | %.1f | %.0f%% | %.0f | %@ |",
+                let ofPeak = kernel.percentOfFMAPeak.map { String(format: "%.0f%%", $0) } ?? "–"
+                say(String(format: "| %@ %@ | %@ | %@ | %.4f | %@ | %@ | %.1f | %.0f%% | %@ | %.0f | %@ |",
                            workload.cell.rawValue as NSString, workload.label as NSString,
                            kernel.mode as NSString, naive as NSString, kernel.blasSecondsPerBatch * 1e3,
-                           openBLAS as NSString, speedup as NSString, kernel.gflops, kernel.percentOfGEMMRate, kernel.gemmRateBeside, versus as NSString))
+                           openBLAS as NSString, speedup as NSString, kernel.gflops, kernel.percentOfGEMMRate, ofPeak as NSString,
+                           kernel.gemmRateBeside, versus as NSString))
             }
         }
 
@@ -338,6 +384,7 @@ struct BenchmarkRun {
         return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
                              naiveSecondsPerBatch: naive?.seconds, naiveBatchesTimed: naive?.calls, blasSecondsPerBatch: engine,
                              speedup: naive.map { $0.seconds / engine }, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+                             percentOfFMAPeak: fmaPeakAllCores.map { 100 * gflops / $0 },
                              gemmRateBeside: gemmRate, blasSamplesPerSecond: Double(workload.batch) / engine,
                              openBLASOnlySecondsPerBatch: models.count > 1 ? median(times[1]) : nil)
     }

@@ -41,8 +41,9 @@ struct Benchmarks: ParsableCommand {
         let banner = String(repeating: "!", count: 78)
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
-        let report = try BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
-                                  kernels: BLASBackend.Kernels(rawValue: kernels)!).run()
+        var runner = BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
+                                  kernels: BLASBackend.Kernels(rawValue: kernels)!)
+        let report = try runner.run()
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

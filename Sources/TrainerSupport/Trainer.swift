@@ -97,6 +97,7 @@ struct Trainer {
         linkLatest()
         interruption.install(say: { FileHandle.standardError.write(Data($0.utf8)) })
         defer { interruption.uninstall() }
+        say("Machine: \(BLASConfiguration.report.summary)")
         say(model.summary())
         for note in setup.built.notes { say(boundedMessage("Note: \(note)")) }
         if setup.initialEpoch > 0 || options.resume != nil {
@@ -439,6 +440,7 @@ struct Trainer {
             "backend": options.backend.rawValue,
             "kernels": options.kernels.rawValue,
             "openblas_threads": BLASConfiguration.threads,
+            "machine": machineDescription(),
             "workers": options.workers,
             "units": built.recurrentSizes.units,
             "cell": model.layers.compactMap { ($0 as? RecurrentLayer<Float>)?.nameStem }.first ?? "none",
@@ -461,4 +463,20 @@ func jsonSafe(_ value: Any) -> Any {
     case let object as [String: Any]: object.mapValues(jsonSafe)
     default: value
     }
+}
+
+/// The processor, OpenBLAS's core before and after RNNKit's repair, and the small kernels'
+/// instruction set, as `metrics.json` records them.
+func machineDescription() -> [String: Any] {
+    let report = BLASConfiguration.report
+    var machine: [String: Any] = [
+        "cpu_vendor": report.processor.vendor, "cpu_brand": report.processor.brand,
+        "cpu_family": report.processor.family, "cpu_model": report.processor.model,
+        "cpu_features": report.processor.features, "vector_level": report.processor.vectorLevel.description,
+        "openblas_version": report.openBLASVersion, "openblas_configuration": report.openBLASConfiguration,
+        "openblas_core_before": report.coreBefore, "openblas_core": report.coreAfter,
+        "openblas_core_repair": report.outcome.rawValue, "small_kernels": SmallGEMM.instructionSet,
+    ]
+    if let rehearsal = report.rehearsedFallback { machine["rehearsed_fallback"] = rehearsal }
+    return machine
 }

@@ -17,4 +17,11 @@ typedef void (*rnnkit_probe_work)(void *context, int core);
 /// below 1, fewer than `cores` CPUs are allowed, or a thread cannot start.
 int rnnkit_probe_cores(int cores, int intervals, rnnkit_probe_work work, void *context, double *seconds);
 
+/// Runs `iterations` rounds of independent single-precision multiply-adds held in registers at
+/// `width` bits (512: AVX-512 F, 256: AVX2 with FMA, 128: SSE multiply then add) and returns the
+/// floating-point operations done (2 per multiply-add per lane), or 0 for another width. The
+/// caller must check the processor has the width: this runs the instructions unconditionally.
+/// Timed, it is the core's peak: what no product with memory traffic can beat.
+double rnnkit_fma_loop(int width, long iterations);
+
 #endif

@@ -23,6 +23,7 @@ public struct BLASBackend: Backend {
     public let kernels: Kernels
 
     public init(kernels: Kernels = .auto) {
+        BLASConfiguration.prepare()
         self.kernels = kernels
     }
 

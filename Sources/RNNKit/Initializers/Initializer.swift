@@ -46,6 +46,7 @@ public enum Initializer: Sendable, Equatable {
         let m = max(rows, columns), n = min(rows, columns)
         var a = (0..<(m * n)).map { _ in generator.nextGaussian() }
         var tau = [Double](repeating: 0, count: n)
+        BLASConfiguration.prepare()
         var diagonal = [Double](repeating: 0, count: n)
         a.withUnsafeMutableBufferPointer { a in
             tau.withUnsafeMutableBufferPointer { tau in
