@@ -64,12 +64,15 @@ public struct BLASBackend: Backend {
         /// `[G·H, H]`: `Uᵀ`, written once per backward pass when the per-step products are small,
         /// so that each step's `dG·Uᵀ` reads it in place instead of transposing `U` again.
         let transposedRecurrentKernel: UnsafeMutablePointer<S>
+        /// `U` packed once per pass for `PackedRecurrence` (layers over 64 units; empty otherwise).
+        let packedWeights: UnsafeMutablePointer<S>
 
         static func count(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
             let state = d.batch * d.units, gates = cell.gates * state
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
             return 7 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
+                + PackedRecurrence.workspaceCount(cell, units: d.units)
         }
 
         /// Room for `Uᵀ` only where the small kernels can take the per-step products (H ≤ 64):
@@ -91,6 +94,7 @@ public struct BLASBackend: Backend {
             inputGateGradient = projection + gates
             recurrentGateGradient = cell.hasRecurrentBias ? inputGateGradient + d.steps * gates : inputGateGradient
             transposedRecurrentKernel = inputGateGradient + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1)
+            packedWeights = transposedRecurrentKernel + Self.transposedKernelCount(cell, d)
         }
     }
 
@@ -127,6 +131,9 @@ public struct BLASBackend: Backend {
            S.tanhRecurrence(steps: T, batch: B, units: H, gates: tape.gates, recurrentKernel: U, initialState: initialState?.h) {
             return
         }
+        // Large gated layers: U packed once here, each step's product (and LSTM's step) fused.
+        let packed = PackedRecurrence.applies(S.self, cell, units: H, kernels: kernels)
+            && PackedRecurrence.packForward(cell, units: H, recurrentKernel: U, into: w.packedWeights)
         let dropout = tape.recurrentDropout
         for t in 0..<T {
             // Recurrent dropout: the products with U read h_{t−1} ⊙ m, kept for dU.
@@ -165,12 +172,20 @@ public struct BLASBackend: Backend {
                 }
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
+                let cells = tape.cellStates!
+                if packed {
+                    // The product and the step in one pass over registers.
+                    PackedRecurrence.lstmStep(
+                        batch: B, units: H, packed: w.packedWeights, previousState: t > 0 || fromStart ? previousForU : nil,
+                        previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState), gates: gates,
+                        cell: cells + t * stepState, activatedCell: tape.auxiliary! + t * stepState, state: state)
+                    break
+                }
                 // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
                 if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }
-                let cells = tape.cellStates!
                 S.lstmForwardStep(
                     activation: f, recurrentActivation: sigma, gates: gates,
                     previousCell: t == 0 ? initialC : UnsafePointer(cells + (t - 1) * stepState),
@@ -179,7 +194,10 @@ public struct BLASBackend: Backend {
             case .gru(let f, let sigma, true):
                 // u [B, 3H] = b′ (broadcast) + h_{t−1} [B, H] · U [H, 3H]
                 S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
-                if t > 0 || fromStart {
+                if packed, t > 0 || fromStart {
+                    PackedRecurrence.product(rows: B, columns: GH, depth: H, a: previousForU, lda: H, packed: w.packedWeights,
+                                             panelDepth: H, accumulate: true, c: w.projection, ldc: GH)
+                } else if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: w.projection, ldc: GH)
                 }
@@ -250,8 +268,14 @@ public struct BLASBackend: Backend {
                     for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
                 }
             }
+            // Large gated layers: Uᵀ packed once here for every step's product.
+            let packed = PackedRecurrence.applies(S.self, cell, units: H, kernels: kernels)
+                && PackedRecurrence.packBackward(cell, units: H, recurrentKernel: U, into: w.packedWeights)
             func carry(_ a: UnsafePointer<S>, lda: Int, first: Int, columns: Int, accumulate: Bool, into c: UnsafeMutablePointer<S>) {
-                if transposeOnce {
+                if packed {
+                    PackedRecurrence.product(rows: B, columns: H, depth: columns, a: a, lda: lda, packed: w.packedWeights,
+                                             first: first, panelDepth: GH, accumulate: accumulate, c: c, ldc: H)
+                } else if transposeOnce {
                     gemm(transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
                          b: w.transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
                 } else {

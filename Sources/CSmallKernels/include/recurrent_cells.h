@@ -1,0 +1,44 @@
+#ifndef RNNKIT_RECURRENT_CELLS_H
+#define RNNKIT_RECURRENT_CELLS_H
+
+// A gated cell's recurrent step with the product and the cell's element-wise step fused, as
+// oneDNN's RNN primitive does it: the recurrent weights are packed once per pass into panels of
+// 16 units holding every gate's columns side by side, and each block of the product
+// h_{t−1}·U [rows, 16 units × gates] is finished (activations, state update) while still in
+// registers, so the gates never travel to memory and back between the product and the cell.
+// AVX-512 (F, BW, DQ, VL) only, chosen at run time; the functions return 0, doing nothing, where
+// it is absent or another instruction set was chosen (rnnkit_small_kernels_force), and the caller
+// runs the product and the step apart. Float, row-major, Keras's gate order, tanh and sigmoid
+// (σ(x) = ½ + ½·tanh(x/2)) as the other kernels compute them.
+
+// The columns of one packed panel: one AVX-512 vector of floats.
+#define RNNKIT_PANEL_WIDTH 16
+
+// Floats the packed weights of a cell with `gates` gate blocks (4: LSTM, 3: GRU) and `units` units
+// take: ceil(units / 16) panels of units × gates × 16.
+long rnnkit_cell_packed_count(long gates, long units);
+
+// Packs U [units, gates·units] (row stride gates·units) into `packed` (rnnkit_cell_packed_count
+// floats); units past the last full panel are zero. Returns 0 where the fused steps do not run.
+int rnnkit_cell_pack(long gates, long units, const float *u, float *packed);
+
+// LSTM, tanh and sigmoid: on entry gates [batch, 4·units] holds x_t·W + b. With previousState
+// (h_{t−1}, [batch, units]) the product h_{t−1}·U is added (NULL: h_{t−1} = 0, no product). Then,
+// as Keras: i, f, o = σ(·), c̃ = tanh(·) written back into gates; c = f·c_{t−1} + i·c̃ into cell;
+// tanh(c) into activatedCell; h = o·tanh(c) into state. previousCell [batch, units] (zeros allowed).
+// Returns 0, doing nothing, where the fused steps do not run.
+int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState,
+                             const float *previousCell, float *gates, float *cell, float *activatedCell, float *state);
+
+// A product against weights packed once per pass. P [depth, columns], element (k, j) at
+// b[j·columnStride + k·depthStride] (U: columnStride 1, depthStride its row length; Uᵀ: the
+// reverse), is packed into panels of 16 columns, each `depth` rows of 16 (zero past the last
+// column). Then C [rows, columns] = A [rows, depth'] · P[first..<first + depth', :] (+ C when
+// beta is 1), with `packed` pointing at row `first` of the first panel (packed + first·16) and
+// panelDepth the depth the panels were packed with. Return 0 where the fused steps do not run.
+long rnnkit_panels_count(long columns, long depth);
+int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed);
+int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
+                          int beta, float *c, long ldc);
+
+#endif

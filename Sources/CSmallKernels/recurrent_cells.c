@@ -1,0 +1,214 @@
+// Fused recurrent steps for gated cells on AVX-512 (see include/recurrent_cells.h).
+#include <string.h>
+#include "recurrent_cells.h"
+#include "small_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) static inline
+
+// The fused steps run where the small kernels run on AVX-512: the same one choice per process
+// (and the same switch that forces another path for tests and benchmarks).
+static int fused_steps_run(void) { return strcmp(rnnkit_small_kernels_isa(), "avx512") == 0; }
+
+// tanh as the small kernels compute it (the same rational function, clamp and reciprocal step).
+AVX512_INLINE __m512 tanh16(__m512 x) {
+    __m512 c = _mm512_min_ps(_mm512_set1_ps(7.90531110763549805f), x);
+    c = _mm512_max_ps(_mm512_set1_ps(-7.90531110763549805f), c);
+    __m512 x2 = _mm512_mul_ps(c, c);
+    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.76076847742355e-16f), _mm512_set1_ps(2.00018790482477e-13f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-8.60467152213735e-11f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(5.12229709037114e-08f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(1.48572235717979e-05f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(6.37261928875436e-04f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(4.89352455891786e-03f));
+    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(1.19825839466702e-06f), _mm512_set1_ps(1.18534705686654e-04f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(2.26843463243900e-03f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(4.89352518554385e-03f));
+    __m512 r = _mm512_rcp14_ps(q);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
+    return _mm512_mul_ps(c, _mm512_mul_ps(p, r));
+}
+
+AVX512_INLINE __m512 sigmoid16(__m512 x) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    return _mm512_fmadd_ps(half, tanh16(_mm512_mul_ps(half, x)), half);
+}
+
+#define PANEL RNNKIT_PANEL_WIDTH
+
+long rnnkit_cell_packed_count(long gates, long units) { return (units + PANEL - 1) / PANEL * units * gates * PANEL; }
+
+int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) {
+    if (!fused_steps_run() || units < 1 || gates < 1) return 0;
+    const long width = gates * units, panels = (units + PANEL - 1) / PANEL;
+    for (long p = 0; p < panels; p++) {
+        float *panel = packed + p * units * gates * PANEL;
+        for (long k = 0; k < units; k++) {
+            for (long g = 0; g < gates; g++) {
+                float *target = panel + (k * gates + g) * PANEL;
+                for (long j = 0; j < PANEL; j++) {
+                    const long unit = p * PANEL + j;
+                    target[j] = unit < units ? u[k * width + g * units + unit] : 0.0f;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+// R rows (a constant at every call, so the loops unroll into registers: 4R accumulators, at most
+// 24 of the 32) × one panel of 16 units (`mask` for a last, partial one).
+AVX512_INLINE void lstm_block(const int R, long units, const float *panel, const float *h, const float *previousCell,
+                              float *gates, float *cell, float *activatedCell, float *state, long unit, __mmask16 mask) {
+    const long width = 4 * units;
+    __m512 acc[6][4];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_maskz_loadu_ps(mask, gates + r * width + g * units + unit);
+    if (h) {
+        for (long k = 0; k < units; k++) {
+            const float *b = panel + k * 4 * PANEL;
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
+                         b3 = _mm512_loadu_ps(b + 48);
+            for (int r = 0; r < R; r++) {
+                const __m512 a = _mm512_set1_ps(h[r * units + k]);
+                acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *g = gates + r * width + unit;
+        const long s = r * units + unit;
+        const __m512 i = sigmoid16(acc[r][0]), f = sigmoid16(acc[r][1]), candidate = tanh16(acc[r][2]),
+                     o = sigmoid16(acc[r][3]);
+        _mm512_mask_storeu_ps(g, mask, i);
+        _mm512_mask_storeu_ps(g + units, mask, f);
+        _mm512_mask_storeu_ps(g + 2 * units, mask, candidate);
+        _mm512_mask_storeu_ps(g + 3 * units, mask, o);
+        const __m512 c = _mm512_add_ps(_mm512_mul_ps(f, _mm512_maskz_loadu_ps(mask, previousCell + s)), _mm512_mul_ps(i, candidate));
+        const __m512 a = tanh16(c);
+        _mm512_mask_storeu_ps(cell + s, mask, c);
+        _mm512_mask_storeu_ps(activatedCell + s, mask, a);
+        _mm512_mask_storeu_ps(state + s, mask, _mm512_mul_ps(o, a));
+    }
+}
+
+AVX512 static void lstm_forward_step512(long batch, long units, const float *packed, const float *h, const float *previousCell,
+                                        float *gates, float *cell, float *activatedCell, float *state) {
+    const long panels = (units + PANEL - 1) / PANEL, width = 4 * units;
+    for (long p = 0; p < panels; p++) {
+        const long unit = p * PANEL, left = units - unit;
+        const __mmask16 mask = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        const float *panel = packed + p * units * 4 * PANEL;
+        long r = 0;
+        for (; r + 6 <= batch; r += 6)
+            lstm_block(6, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units,
+                       activatedCell + r * units, state + r * units, unit, mask);
+#define TAIL(R)                                                                                                      \
+    case R:                                                                                                          \
+        lstm_block(R, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
+                   activatedCell + r * units, state + r * units, unit, mask);                                       \
+        break;
+        switch (batch - r) {
+            TAIL(1) TAIL(2) TAIL(3) TAIL(4) TAIL(5)
+        default: break;
+        }
+#undef TAIL
+    }
+}
+
+int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
+                             float *gates, float *cell, float *activatedCell, float *state) {
+    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
+    lstm_forward_step512(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
+    return 1;
+}
+
+long rnnkit_panels_count(long columns, long depth) { return (columns + PANEL - 1) / PANEL * depth * PANEL; }
+
+int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) {
+    if (!fused_steps_run() || columns < 1 || depth < 1) return 0;
+    const long panels = (columns + PANEL - 1) / PANEL;
+    for (long p = 0; p < panels; p++)
+        for (long k = 0; k < depth; k++)
+            for (long j = 0; j < PANEL; j++) {
+                const long column = p * PANEL + j;
+                packed[(p * depth + k) * PANEL + j] = column < columns ? b[column * columnStride + k * depthStride] : 0.0f;
+            }
+    return 1;
+}
+
+// R rows × P panels (constants at every call): R·P accumulators.
+AVX512_INLINE void product_block(const int R, const int P, long depth, const float *a, long lda, const float *panels,
+                                 long panelDepth, int beta, float *c, long ldc, long column, long columns) {
+    __m512 acc[8][2];
+    __mmask16 masks[2];
+    for (int p = 0; p < P; p++) {
+        const long left = columns - column - p * PANEL;
+        masks[p] = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++)
+            acc[r][p] = beta ? _mm512_maskz_loadu_ps(masks[p], c + r * ldc + column + p * PANEL) : _mm512_setzero_ps();
+    for (long k = 0; k < depth; k++) {
+        __m512 b[2];
+        for (int p = 0; p < P; p++) b[p] = _mm512_loadu_ps(panels + (p * panelDepth + k) * PANEL);
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+            for (int p = 0; p < P; p++) acc[r][p] = _mm512_fmadd_ps(x, b[p], acc[r][p]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) _mm512_mask_storeu_ps(c + r * ldc + column + p * PANEL, masks[p], acc[r][p]);
+}
+
+AVX512 static void packed_product512(long rows, long columns, long depth, const float *a, long lda, const float *packed,
+                                     long panelDepth, int beta, float *c, long ldc) {
+    const long panels = (columns + PANEL - 1) / PANEL;
+    long r = 0;
+#define ROWS(R)                                                                                                     \
+    {                                                                                                               \
+        long p = 0;                                                                                                 \
+        for (; p + 2 <= panels; p += 2)                                                                             \
+            product_block(R, 2, depth, a + r * lda, lda, packed + p * panelDepth * PANEL, panelDepth, beta, c + r * ldc, ldc, \
+                          p * PANEL, columns);                                                                      \
+        if (p < panels)                                                                                             \
+            product_block(R, 1, depth, a + r * lda, lda, packed + p * panelDepth * PANEL, panelDepth, beta, c + r * ldc, ldc, \
+                          p * PANEL, columns);                                                                      \
+    }
+    for (; r + 8 <= rows; r += 8) ROWS(8)
+    switch (rows - r) {
+    case 7: ROWS(7) break;
+    case 6: ROWS(6) break;
+    case 5: ROWS(5) break;
+    case 4: ROWS(4) break;
+    case 3: ROWS(3) break;
+    case 2: ROWS(2) break;
+    case 1: ROWS(1) break;
+    default: break;
+    }
+#undef ROWS
+}
+
+int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
+                          int beta, float *c, long ldc) {
+    if (!fused_steps_run() || rows < 1 || columns < 1 || depth < 1) return 0;
+    packed_product512(rows, columns, depth, a, lda, packed, panelDepth, beta ? 1 : 0, c, ldc);
+    return 1;
+}
+
+#else
+long rnnkit_cell_packed_count(long gates, long units) { return 0; }
+int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) { return 0; }
+int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
+                             float *gates, float *cell, float *activatedCell, float *state) { return 0; }
+long rnnkit_panels_count(long columns, long depth) { return 0; }
+int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) { return 0; }
+int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
+                          int beta, float *c, long ldc) { return 0; }
+#endif
