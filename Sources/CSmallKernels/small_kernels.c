@@ -586,28 +586,6 @@ static void gather_images_avx2(const unsigned char *pixels, const long *indices,
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Dispatch.
-
-// -1 until first checked. Worker threads read it at once, so every access is atomic (relaxed:
-// every thread that checks computes the same answer).
-static int use_avx2 = -1;
-
-int rnnkit_avx2_available(void) {
-    int known = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
-    if (known < 0) {
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&use_avx2, known, __ATOMIC_RELAXED);
-    }
-    return known;
-}
-
-const char *rnnkit_small_kernels_isa(void) { return rnnkit_avx2_available() ? "avx2-fma" : "portable"; }
-
-void rnnkit_small_kernels_force_portable(int portable) {
-    __atomic_store_n(&use_avx2, portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")), __ATOMIC_RELAXED);
-}
-
 // With transB, B (stored [n, k]) is copied transposed to `transposed`, [k, n] with row stride n,
 // and b and ldb point there: every kernel reads op(B) as [k, n].
 #define TRANSPOSE_B_IF_NEEDED(transposed)                                                          \
@@ -622,7 +600,8 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
     TRANSPOSE_B_IF_NEEDED(transposed)
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
-    if (!rnnkit_avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    int path = rnnkit_kernel_path();
+    if (path == RNNKIT_PATH_PORTABLE) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
     else if (swap_suits_lanes(transA, transB, m, n, k, 8)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
