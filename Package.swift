@@ -57,7 +57,7 @@ let package = Package(
         // Reads an HDF5 file once in a child process before RNNKitKeras reads it: libhdf5 1.10
         // crashes on some damaged files, and a crash there ends the child, not the caller.
         .target(name: "CHDF5Probe", dependencies: ["CHDF5"]),
-        // Matrix products too small for OpenBLAS: AVX2/FMA kernels chosen at run time, portable C otherwise.
+        // Matrix products too small for OpenBLAS: AVX-512, AVX2/FMA or portable C kernels, chosen at run time.
         .target(name: "CSmallKernels"),
         // CPUID and XGETBV: the processor's vendor, model and the vector features the OS enables.
         .target(name: "CCPU"),

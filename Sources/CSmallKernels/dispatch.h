@@ -1,15 +1,30 @@
 #ifndef RNNKIT_DISPATCH_H
 #define RNNKIT_DISPATCH_H
 
-// Whether this core runs the AVX2 + FMA kernels: checked once (cpuid), then cached. Every kernel
-// with an AVX2 body asks it and otherwise runs its portable C body.
-int rnnkit_avx2_available(void);
+// Which float kernels run: one path per process, chosen once from the CPU's features at run time
+// (cpuid and XGETBV, never a model number) or forced by name (rnnkit_small_kernels_force, the
+// environment variable RNNKIT_SMALL_KERNELS). Every kernel asks here and runs its body for the
+// path; a kernel without an AVX-512 body runs its AVX2 body on the AVX-512 path.
+#define RNNKIT_PATH_PORTABLE 0
+#define RNNKIT_PATH_AVX2 1   // AVX2 + FMA
+#define RNNKIT_PATH_AVX512 2 // AVX-512 F, BW, DQ and VL (with AVX2 and FMA), zmm state saved by the OS
+
+int rnnkit_kernel_path(void);
+
+// Whether the AVX2 bodies (or better) run: true on the AVX2 and AVX-512 paths.
+static inline int rnnkit_avx2_available(void) { return rnnkit_kernel_path() >= RNNKIT_PATH_AVX2; }
+static inline int rnnkit_avx512_active(void) { return rnnkit_kernel_path() == RNNKIT_PATH_AVX512; }
 
 #include <immintrin.h>
 
 // A mask of the first `count` (0 to 8) of 8 lanes: a ragged row end's loads and stores.
 __attribute__((target("avx2"))) static inline __m256i rnnkit_first_lanes(long count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The same for 16 lanes as an AVX-512 mask register value (count 0 to 16).
+static inline unsigned short rnnkit_first_lanes16(long count) {
+    return count >= 16 ? (unsigned short)0xFFFF : (unsigned short)((1u << (count < 0 ? 0 : count)) - 1u);
 }
 
 #endif

@@ -2,11 +2,7 @@
 #include "dispatch.h"
 #include <immintrin.h>
 #include <string.h>
-
-// destination [cols, rows] (row stride rows) = source [rows, cols] (row stride ld) transposed.
-#define TRANSPOSE(destination, source, rows, cols, ld)                                             \
-    for (long r_ = 0; r_ < (rows); r_++)                                                           \
-        for (long q_ = 0; q_ < (cols); q_++) (destination)[q_ * (rows) + r_] = (source)[r_ * (ld) + q_]
+#include "kernel_shapes.h"
 
 // ---------------------------------------------------------------------------------------------
 // Portable kernels, for either type: plain loops in an order the compiler vectorises (the inner
@@ -42,8 +38,6 @@ PORTABLE_BLOCKED(blocked_portable_d, double)
 // with masked loads and stores that never touch memory past the row) follow the same pattern.
 // The epilogue scales, adds beta * C, and optionally applies tanh before the single store.
 
-#define TANH_BOUND 7.90531110763549805f
-
 // tanh as the [13/6] rational approximation Eigen uses (the engine's fastTanh, to 2 ulp), in 17
 // vector operations instead of 23: min/max for the clamp, and c · (P(c²) · 1/Q(c²)) instead of
 // (c · P(c²)) / Q(c²) with a branch for small c. P/Q is close to 1 near 0, so the product keeps
@@ -72,29 +66,7 @@ static inline __m256 tanh_avx2(__m256 x) {
     return _mm256_mul_ps(c, _mm256_mul_ps(p, r));
 }
 
-// What a product does to each result after α and β, before its one store: nothing, tanh (a
-// recurrent step's activation), or a multiply by 1 − y² (tanh's derivative, from the layer's
-// outputs y, laid out as C is: a backward step's gradient through the activation).
-typedef struct {
-    int tanh;
-    const float *y; // with `c`, the start of C, so that y's element for c + i is y + i
-    const float *c;
-} epilogue;
-
-static const epilogue NO_EPILOGUE = {0, 0, 0}, TANH_EPILOGUE = {1, 0, 0};
-
 #define FULL_MASK _mm256_set1_epi32(-1)
-
-// How a kernel body finishes each vector of results. The general form tests α, β and the
-// epilogue for every vector; the others are compiled into a body of their own, chosen once per
-// call, which made 28 forward recurrent steps 1.2–1.35× faster at H = 8, 10 and 16, the backward
-// ones 1.4–1.5× and Model A's input projection about 1.3× (interleaved C runs).
-#define FINISH_GENERAL 0
-#define FINISH_ADD_TANH 1       // tanh(C + sum): a forward step, C holding x_t·W + b
-#define FINISH_DERIVATIVE 2     // sum ⊙ (1 − y²): a backward step with nothing from above
-#define FINISH_ADD_DERIVATIVE 3 // (C + sum) ⊙ (1 − y²): a backward step, C holding the upstream
-#define FINISH_STORE 4          // sum: α = 1, β = 0, no epilogue
-#define FINISH_ADD 5            // C + sum: α = 1, β = 1, no epilogue
 
 // result = e(α · sum + β · C), stored once. Each step is a constant of `kind` (so a fixed form's
 // body has no test in it) or, for FINISH_GENERAL, decided per vector from α, β and `e`; every form
@@ -119,13 +91,6 @@ static inline void finish_kind(const int kind, __m256 sum, float *target, float 
     }
     if (partial) _mm256_maskstore_ps(target, mask, result);
     else _mm256_storeu_ps(target, result);
-}
-
-// The finish of a plain product (α = 1, β = 0 or 1, no epilogue: the engine's usual call), or
-// FINISH_GENERAL for any other.
-static inline int plain_finish(float alpha, float beta, const epilogue *e) {
-    if (alpha != 1.0f || e->tanh || e->y) return FINISH_GENERAL;
-    return beta == 0.0f ? FINISH_STORE : beta == 1.0f ? FINISH_ADD : FINISH_GENERAL;
 }
 
 // `rows` (1–3) rows of C by `vectors` (1–2) vectors together, with `parities` interleaved partial
@@ -284,14 +249,6 @@ static void blocked_avx2(long m, long n, long k, float alpha, const float *a, lo
 // then runs along the vector lanes (28 of 32 used, against 10 of 16 the other way round). Two rows
 // of Cᵀ by up to four vectors stay in registers over the whole k loop: each broadcast feeds four
 // multiply-adds, each load two. Cᵀ goes to `transposed` [n, m], which the caller scatters into C.
-#define SWAP_LIMIT 4096
-
-static long lane_fill_percent(long width) { return 100 * width / ((width + 7) / 8 * 8); }
-
-static int swap_suits(int transA, int transB, long m, long n, long k) {
-    return transA && !transB && k >= 64 && m * n <= SWAP_LIMIT && lane_fill_percent(m) > lane_fill_percent(n);
-}
-
 // One block of columns [j, j + 8·vectors) of Cᵀ, `vectors` a constant once inlined so that the
 // accumulators stay in registers; only the last vector may be ragged (masked).
 __attribute__((target("avx2,fma"), always_inline))
@@ -353,18 +310,6 @@ static void swapped_avx2(long m, long n, long k, float alpha, const float *a, lo
 // n = 10, where the 4 x 16 block above fills only 10 of every 16 lanes). Each vector's lanes belong
 // to at most two rows, so its share of A is two broadcasts blended; B is packed once per call,
 // each of its rows repeated four times, so that its part of every vector is a plain load.
-#define FLAT_ROWS 4
-#define FLAT_MAX_VECTORS 7
-#define FLAT_PACK_LIMIT 8192
-
-// n = 2 would put four rows in one vector (the blend takes two); multiples of 8 fill the block
-// kernel's lanes already.
-static int flat_width(long n) { return n == 4 || n == 6 || n == 10 || n == 12 || n == 14; }
-
-static int flat_suits(long n, long k, long ldc) {
-    return ldc == n && flat_width(n) && k * FLAT_ROWS * n <= FLAT_PACK_LIMIT;
-}
-
 // The body for one n, inlined with n a constant so that the loops over vectors unroll and the
 // accumulators, masks and row choices stay in registers.
 __attribute__((target("avx2,fma"), always_inline))
@@ -432,28 +377,6 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
         }
         float *block = c + i * n;
         for (long v = 0; v < vectors; v++) finish_kind(kind, acc[v], block + 8 * v, alpha, beta, 0, FULL_MASK, e);
-    }
-}
-
-// B [k, n] (row stride ldb) packed for the flattened kernel: each row repeated FLAT_ROWS times.
-// Copies of a constant size, which the compiler inlines as a few moves (a call to memcpy per
-// 40-byte row cost more than the product it packs for).
-#define FLAT_PACK_CASE(N)                                                                          \
-    case N:                                                                                        \
-        for (long kk = 0; kk < k; kk++)                                                            \
-            for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * 4 * N + r * N, b + kk * ldb, N * sizeof(float)); \
-        return;
-
-static void flat_pack(long n, long k, const float *b, long ldb, float *packed) {
-    switch (n) {
-    FLAT_PACK_CASE(4)
-    FLAT_PACK_CASE(6)
-    FLAT_PACK_CASE(10)
-    FLAT_PACK_CASE(12)
-    FLAT_PACK_CASE(14)
-    default:
-        for (long kk = 0; kk < k; kk++)
-            for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * FLAT_ROWS * n + r * n, b + kk * ldb, (size_t)n * sizeof(float));
     }
 }
 
@@ -663,28 +586,6 @@ static void gather_images_avx2(const unsigned char *pixels, const long *indices,
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Dispatch.
-
-// -1 until first checked. Worker threads read it at once, so every access is atomic (relaxed:
-// every thread that checks computes the same answer).
-static int use_avx2 = -1;
-
-int rnnkit_avx2_available(void) {
-    int known = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
-    if (known < 0) {
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&use_avx2, known, __ATOMIC_RELAXED);
-    }
-    return known;
-}
-
-const char *rnnkit_small_kernels_isa(void) { return rnnkit_avx2_available() ? "avx2-fma" : "portable"; }
-
-void rnnkit_small_kernels_force_portable(int portable) {
-    __atomic_store_n(&use_avx2, portable ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")), __ATOMIC_RELAXED);
-}
-
 // With transB, B (stored [n, k]) is copied transposed to `transposed`, [k, n] with row stride n,
 // and b and ldb point there: every kernel reads op(B) as [k, n].
 #define TRANSPOSE_B_IF_NEEDED(transposed)                                                          \
@@ -699,10 +600,11 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     float transposed[RNNKIT_SMALL_TRANSPOSED_LIMIT];
     TRANSPOSE_B_IF_NEEDED(transposed)
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
-    if (!rnnkit_avx2_available()) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    int path = rnnkit_kernel_path();
+    if (path == RNNKIT_PATH_PORTABLE) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
-    else if (swap_suits(transA, transB, m, n, k)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (swap_suits_lanes(transA, transB, m, n, k, 8)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else if (m >= 32 && flat_suits(n, k, ldc)) flat_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, &NO_EPILOGUE);
     else blocked_avx2(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc, &NO_EPILOGUE);
 }

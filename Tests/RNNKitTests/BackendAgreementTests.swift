@@ -19,15 +19,31 @@ final class BackendAgreementTests: XCTestCase {
         RNNDimensions(batch: 2, steps: 3, inputs: 4, units: 64),
         RNNDimensions(batch: 2, steps: 3, inputs: 4, units: 65),
         RNNDimensions(batch: 40, steps: 28, inputs: 28, units: 17),
+        // Widths around the 16-lane registers (a row in one register, its ragged end a mask), and
+        // the notebook's Model B widths (8, and 4 flattened, 16 rows at a time) at 16 and 24 rows.
+        RNNDimensions(batch: 16, steps: 6, inputs: 5, units: 15),
+        RNNDimensions(batch: 16, steps: 5, inputs: 28, units: 16),
+        RNNDimensions(batch: 9, steps: 4, inputs: 6, units: 17),
+        RNNDimensions(batch: 16, steps: 4, inputs: 7, units: 31),
+        RNNDimensions(batch: 7, steps: 3, inputs: 5, units: 33),
+        RNNDimensions(batch: 16, steps: 10, inputs: 16, units: 8),
+        RNNDimensions(batch: 24, steps: 7, inputs: 8, units: 4),
     ]
 
-    /// The engine's three ways of multiplying: small products in the AVX2 kernels (where the core
-    /// has them), in the portable C kernels, and everything in OpenBLAS.
-    static let engines: [(name: String, backend: BLASBackend, portable: Bool)] = [
-        ("auto", BLASBackend(kernels: .auto), false),
-        ("auto, portable kernels", BLASBackend(kernels: .auto), true),
-        ("OpenBLAS only", BLASBackend(kernels: .blas), false),
-    ]
+    /// The engine's ways of multiplying: small products in RNNKit's kernels on every instruction set
+    /// this CPU runs (AVX-512, AVX2 with FMA, portable C: `SmallGEMM.availableInstructionSets`), and
+    /// everything in OpenBLAS (`isa` nil: on the set in use).
+    static let engines: [(name: String, backend: BLASBackend, isa: String?)] =
+        SmallGEMM.availableInstructionSets.map { ("auto, \($0) kernels", BLASBackend(kernels: .auto), $0) }
+            + [("OpenBLAS only", BLASBackend(kernels: .blas), nil)]
+
+    /// Runs `body` with the kernels on `isa` (nil: as they are), then puts back the set before.
+    func on<T>(_ isa: String?, _ body: () throws -> T) rethrows -> T {
+        let before = SmallGEMM.instructionSet
+        defer { SmallGEMM.force(before) }
+        if let isa { XCTAssertTrue(SmallGEMM.force(isa), "force(\(isa))") }
+        return try body()
+    }
 
     /// Every cell kind, with the activations that take different code paths.
     static let cells: [RecurrentCell] = [
@@ -59,9 +75,7 @@ final class BackendAgreementTests: XCTestCase {
                         ? randomValues(d.batch * d.units, seed: seed + 6).map { $0 < -0.2 ? 0 : 1 / 0.6 } : nil
                     let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
                     for engine in Self.engines {
-                        SmallGEMM.forcePortable(engine.portable)
-                        defer { SmallGEMM.forcePortable(false) }
-                        let results = run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
+                        let results = on(engine.isa) { run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask) }
                         for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX", "d initial state", "h ⊙ m"], zip(results, reference)) {
                             let error = relativeError(computed, expected)
                             let key = "\(cell), \(engine.name)"
@@ -107,7 +121,8 @@ final class BackendAgreementTests: XCTestCase {
     }
 
     func testDenseForwardAndBackward() {
-        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11), (6, 70, 65)] {
+        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11), (6, 70, 65), (16, 10, 15), (16, 16, 16),
+                                      (17, 8, 17), (16, 31, 31), (9, 12, 33)] {
             for activation in Activation.allCases {
                 let x: [Float] = randomValues(rows * inputs, seed: 1)
                 let v: [Float] = randomValues(inputs * units, seed: 2)
@@ -115,8 +130,7 @@ final class BackendAgreementTests: XCTestCase {
                 let dz: [Float] = randomValues(rows * units, seed: 4)
                 let backends: [any Backend] = Self.engines.map(\.backend) + [NaiveBackend()]
                 let results = backends.enumerated().map { index, backend -> [[Float]] in
-                    SmallGEMM.forcePortable(index < Self.engines.count && Self.engines[index].portable)
-                    defer { SmallGEMM.forcePortable(false) }
+                    on(index < Self.engines.count ? Self.engines[index].isa : nil) {
                     let pre = Buffer<Float>(count: rows * units), out = Buffer<Float>(count: rows * units)
                     let dV = Buffer<Float>(count: inputs * units), dc = Buffer<Float>(count: units)
                     let dx = Buffer<Float>(count: rows * inputs)
@@ -127,6 +141,7 @@ final class BackendAgreementTests: XCTestCase {
                                           preActivationGradient: dzb.pointer, kernelGradient: dV.pointer,
                                           biasGradient: dc.pointer, inputGradient: dx.pointer)
                     return [pre.array, out.array, dV.array, dc.array, dx.array]
+                    }
                 }
                 for (index, engine) in Self.engines.enumerated() {
                     for (computed, reference) in zip(results[index], results[Self.engines.count]) {
@@ -172,14 +187,16 @@ final class BackendAgreementTests: XCTestCase {
                                                   GRU(units: 5, returnSequences: true, goBackwards: true),
                                                   SimpleRNN(units: 4, goBackwards: true), Dense(units: 3, activation: .softmax)] }, 9),
         ]
-        var worst = 0.0
-        for (shape, layers, batch) in configurations {
-            guard case .sequence(let steps, let features) = shape else { return XCTFail() }
-            worst = max(worst, try compareEngineWithReference(shape, layers) { classes in
-                randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
-            })
+        try onEveryInstructionSet { isa in
+            var worst = 0.0
+            for (shape, layers, batch) in configurations {
+                guard case .sequence(let steps, let features) = shape else { return XCTFail() }
+                worst = max(worst, try compareEngineWithReference(shape, layers) { classes in
+                    randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
+                })
+            }
+            print("BLAS vs naive models, \(isa) kernels: largest relative gradient error \(worst)")
         }
-        print("BLAS vs naive models: largest relative gradient error \(worst)")
     }
 
     /// The same model on each backend, from the same seed: the loss and every gradient for one batch.
@@ -224,11 +241,13 @@ final class BackendAgreementTests: XCTestCase {
             masked += [0, steps - 2, steps - 1]
             for t in masked { for i in 0..<features { x[(t * batch + b) * features + i] = 0 } }
         }
-        var worst = 0.0
-        for layers in configurations {
-            worst = max(worst, try compareEngineWithReference(.sequence(steps: steps, features: features), layers) { _ in (x, labels) })
+        try onEveryInstructionSet { isa in
+            var worst = 0.0
+            for layers in configurations {
+                worst = max(worst, try compareEngineWithReference(.sequence(steps: steps, features: features), layers) { _ in (x, labels) })
+            }
+            print("BLAS vs naive, masked models, \(isa) kernels: largest relative gradient error \(worst)")
         }
-        print("BLAS vs naive, masked models: largest relative gradient error \(worst)")
     }
 
     /// The Float `tanh` approximation the engine uses against the C library's.

@@ -1,7 +1,8 @@
 import XCTest
 @testable import RNNKit
 
-/// Float's softmax (a vector exp in C on AVX2 cores, the C library's expf otherwise) against the
+/// Float's softmax (a vector exp in C on the AVX2 and AVX-512 paths, the C library's expf in the
+/// portable one), on every instruction set the CPU runs, against the
 /// softmax in Double, and the cross-entropy taken from its probabilities, with the logits' form
 /// where the label's probability underflows.
 final class SoftmaxKernelTests: XCTestCase {
@@ -13,12 +14,9 @@ final class SoftmaxKernelTests: XCTestCase {
     }
 
     func testSoftmaxRowsAgainstDouble() {
-        for portable in [false, true] {
-            SmallGEMM.forcePortable(portable)
-            defer { SmallGEMM.forcePortable(false) }
-            let isa = portable ? "portable" : SmallGEMM.instructionSet
-            // Widths around the 8-lane vectors and the 64-column limit of the vector kernel.
-            for columns in [1, 2, 7, 8, 9, 10, 16, 17, 63, 64, 65, 100] {
+        onEveryInstructionSet { isa in
+            // Widths around the 8- and 16-lane vectors and the 64-column limit of the vector kernel.
+            for columns in [1, 2, 7, 8, 9, 10, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100] {
                 let rows: [[Float]] = [
                     (0..<columns).map { Float(($0 * 7919) % 1013) / 100 - 5 },
                     // Down to e^−120 of the largest: below the smallest normal float, so 0.

@@ -108,3 +108,15 @@ struct KerasFixture {
         return (x, values("input", "labels").map { Int32($0) })
     }
 }
+
+/// Runs `body` once on every instruction set this CPU runs (`SmallGEMM.availableInstructionSets`,
+/// best first), the `Float` kernels forced to it, then puts back the set that ran before.
+func onEveryInstructionSet(_ body: (String) throws -> Void) rethrows {
+    let before = SmallGEMM.instructionSet
+    defer { SmallGEMM.force(before) }
+    for isa in SmallGEMM.availableInstructionSets {
+        XCTAssertTrue(SmallGEMM.force(isa), "force(\(isa)) on a set the CPU runs")
+        XCTAssertEqual(SmallGEMM.instructionSet, isa)
+        try body(isa)
+    }
+}

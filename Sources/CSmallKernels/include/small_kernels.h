@@ -9,8 +9,12 @@
 // exceed RNNKIT_SMALL_TRANSPOSED_LIMIT. With transA, a long k and an m that fills more vector
 // lanes than n (a weight gradient), the kernel computes Cᵀ = op(B)ᵀ·op(A)ᵀ and scatters it into C.
 //
-// The float kernel runs on AVX2 with FMA when the core has them (checked once, at run time) and
-// on portable C otherwise; the double kernel is portable C (it serves tests in Double).
+// The float kernels run on one of three paths, chosen once per process from the CPU's features
+// (cpuid and XGETBV, never its model number): "avx512" (AVX-512 F, BW, DQ and VL, with the OS
+// saving the zmm and mask registers), "avx2-fma" (AVX2 with FMA) or "portable" C; the double kernel
+// is portable C (it serves tests in Double). The avx512 path runs the AVX2 bodies until kernels of
+// its own are added. Each path gives the same bits on every run; the paths differ from each other
+// in the last bits (fused multiply-adds, the order of partial sums).
 
 #define RNNKIT_SMALL_TRANSPOSED_LIMIT 4096
 
@@ -20,14 +24,14 @@ void rnnkit_small_dgemm(int transA, int transB, long m, long n, long k, double a
                         const double *a, long lda, const double *b, long ldb, double beta, double *c, long ldc);
 
 // C = tanh(C + A * B) (A [m, k], B [k, n], no transposes): a recurrent step's product with its
-// activation fused. Returns 0, doing nothing, where the core lacks AVX2 (the caller then runs the
+// activation fused. Returns 0, doing nothing, on the portable path (the caller then runs the
 // product and the activation apart).
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc);
 
 // A tanh SimpleRNN's recurrence over every step in one call, for units <= 64 (U [units, units]):
 // for t = 0..steps-1, gates_t = tanh(gates_t + h_{t-1} U) in place, h_{-1} = h0 (NULL for zeros),
 // h_t = gates_t; on entry gates [steps, batch, units] holds each step's x_t W + b. Returns 0, doing
-// nothing, where the core lacks AVX2 or units exceeds 64.
+// nothing, on the portable path or where units exceeds 64.
 int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0);
 
 // Its backward pass: for t = steps-1..0, dz_t = (upstream_t + dz_{t+1} U^T) (1 - h_t^2), the
@@ -55,16 +59,25 @@ void rnnkit_adam_step(float *weights, const float *gradients, float *m, float *v
 void rnnkit_sum_rows(const float *matrix, long rows, long columns, float *result);
 
 // The softmax of each row of values [rows, columns] (row-major, dense) in place: e^(x − max) over
-// their sum. Up to 64 columns on AVX2 with a vector exp (about 1 ulp; 0 below the smallest normal
-// float), otherwise the C library's expf.
+// their sum. Up to 64 columns with a vector exp (about 1 ulp; 0 below the smallest normal float) on
+// the AVX2 and AVX-512 paths, otherwise the C library's expf.
 void rnnkit_softmax_rows(float *values, long rows, long columns);
 
 // 1 when every value is finite, 0 when one is NaN or infinite.
 int rnnkit_all_finite(const float *values, long count);
 
-// Which float kernel runs: "avx2-fma" or "portable".
+// The path the float kernels run on: "avx512", "avx2-fma" or "portable". Chosen at first use: the
+// best this CPU runs, or the one the environment variable RNNKIT_SMALL_KERNELS names (same names)
+// when the CPU runs it; an unknown or unsupported name there leaves the best path, silently.
 const char *rnnkit_small_kernels_isa(void);
-// Makes the float kernel portable C (1) or back to what the core supports (0): for tests.
+// 1 when this CPU runs the path `name` ("avx512", "avx2-fma", "portable"; NULL or "" for the best
+// it runs), 0 otherwise (or for an unknown name).
+int rnnkit_small_kernels_supports(const char *name);
+// Makes the float kernels run on the path `name` (NULL or "": the best this CPU runs) and returns
+// 1; returns 0 and changes nothing when the name is unknown or the CPU lacks that path. For tests
+// and benchmarks: call it while no kernel runs on another thread.
+int rnnkit_small_kernels_force(const char *name);
+// Makes the float kernels portable C (1) or back to the best this CPU runs (0): for tests.
 void rnnkit_small_kernels_force_portable(int portable);
 
 #endif

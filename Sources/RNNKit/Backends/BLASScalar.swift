@@ -40,8 +40,8 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
     static func addAndMultiplyByActivationDerivative(
         _ activation: Activation, outputs: UnsafePointer<Self>, upstream: UnsafePointer<Self>?,
         carried: UnsafePointer<Self>?, into gradient: UnsafeMutablePointer<Self>, count: Int)
-    /// The softmax of each row, in place. `Float` runs it on a vector exp (about 1 ulp) where the
-    /// core has AVX2 and rows have at most 64 columns.
+    /// The softmax of each row, in place. `Float` runs it on a vector exp (about 1 ulp) on the AVX2
+    /// and AVX-512 instruction sets where rows have at most 64 columns.
     static func softmaxInPlace(_ values: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func softmaxBackward(outputs: UnsafePointer<Self>, gradient: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
     static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int)
@@ -54,12 +54,12 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
     /// `C ← tanh(C + A·B)` (`A [m, k]`, `B [k, n]`, row-major) in one pass, the activation
     /// applied in registers before the store: a small recurrent step fused with its activation.
-    /// Returns false, doing nothing, where there is no such kernel (Double; a core without AVX2).
+    /// Returns false, doing nothing, where there is no such kernel (Double; the portable instruction set).
     static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
                               b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int) -> Bool
     /// A small tanh SimpleRNN's whole recurrence in one call (`rnnkit_rnn_tanh_forward`): `gates`
     /// `[T, B, H]` holds `x_t·W + b` on entry and `h_t` on return. False, doing nothing, where there
-    /// is no such kernel (Double; a core without AVX2; H above 64).
+    /// is no such kernel (Double; the portable instruction set; H above 64).
     static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
                                recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?) -> Bool
     /// Its backward pass through time (`rnnkit_rnn_tanh_backward`): every step's `dz_t` into

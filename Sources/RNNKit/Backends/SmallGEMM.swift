@@ -1,4 +1,5 @@
 import CSmallKernels
+import Foundation
 
 /// Matrix products too small for OpenBLAS to run well, and the rule that sends them elsewhere.
 ///
@@ -9,8 +10,15 @@ import CSmallKernels
 /// `CSmallKernels` read A where it lies and keep a block of 4 rows × 16 columns of the result in
 /// registers over the whole inner dimension; narrow even widths (n = 4, 6, 10, 12, 14, with a dense
 /// C) run flattened, four rows of C as whole 8-lane vectors, against a copy of B with each row
-/// repeated four times. AVX2 with FMA when the core has them (checked at run time), portable C
-/// otherwise.
+/// repeated four times.
+///
+/// One instruction set per process, chosen at first use from the CPU's features (cpuid, and
+/// XGETBV for the registers the OS saves; never from a model number): `avx512` (AVX-512 F, BW, DQ
+/// and VL), `avx2-fma` (AVX2 with FMA) or `portable` C, the best this CPU runs unless the
+/// environment variable `RNNKIT_SMALL_KERNELS` names another it runs (so that a benchmark or test
+/// can run a child process on one path). The `avx512` path runs the AVX2 bodies until it has its
+/// own. Every path gives the same bits for the same inputs on every run; the paths differ from
+/// each other in the last bits.
 public enum SmallGEMM {
     /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that
     /// `BLASBackend` in `.auto` mode gives these kernels; beyond them OpenBLAS's packed kernels win.
@@ -27,10 +35,34 @@ public enum SmallGEMM {
             && (!transposeB || n * k <= Int(RNNKIT_SMALL_TRANSPOSED_LIMIT))
     }
 
-    /// The instruction set the `Float` kernel runs on here: `avx2-fma` or `portable`.
+    /// The instruction set the `Float` kernels run on now: `avx512`, `avx2-fma` or `portable`.
     public static var instructionSet: String { String(cString: rnnkit_small_kernels_isa()) }
 
-    /// Runs the `Float` kernel in portable C (true) or on what the core supports (false); for tests
-    /// that check both.
+    /// The instruction sets this CPU runs, best first (always ending with `portable`): the names
+    /// `force(_:)` accepts here.
+    public static var availableInstructionSets: [String] {
+        ["avx512", "avx2-fma", "portable"].filter { rnnkit_small_kernels_supports($0) != 0 }
+    }
+
+    /// Runs the `Float` kernels on the instruction set `name` (`avx512`, `avx2-fma`, `portable`),
+    /// or on the best this CPU runs for `nil` or `""`. Returns false, changing nothing, when the name
+    /// is unknown or this CPU lacks that instruction set. For tests and benchmarks: call it while no
+    /// product runs on another thread (a running kernel finishes on the set it started with).
+    @discardableResult
+    public static func force(_ name: String?) -> Bool {
+        guard let name else { return rnnkit_small_kernels_force(nil) != 0 }
+        return rnnkit_small_kernels_force(name) != 0
+    }
+
+    /// What `RNNKIT_SMALL_KERNELS` asked for, when it is set and not empty, and whether this CPU
+    /// runs it: the kernels ignore an unknown or unsupported name there silently (running the best
+    /// set instead), so a program that times or tests one path reports it from here.
+    public static var environmentRequest: (name: String, honoured: Bool)? {
+        guard let value = ProcessInfo.processInfo.environment["RNNKIT_SMALL_KERNELS"], !value.isEmpty else { return nil }
+        return (value, rnnkit_small_kernels_supports(value) != 0)
+    }
+
+    /// Runs the `Float` kernels in portable C (true) or on the best instruction set the CPU runs
+    /// (false); for tests that check both. `force(_:)` chooses any of them.
     public static func forcePortable(_ portable: Bool) { rnnkit_small_kernels_force_portable(portable ? 1 : 0) }
 }
