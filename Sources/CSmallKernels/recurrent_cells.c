@@ -129,6 +129,46 @@ int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const 
     return 1;
 }
 
+AVX512 static void lstm_backward_step512(long batch, long units, const float *gates, const float *previousCell,
+                                         const float *activatedCell, const float *upstream, const float *carried,
+                                         float *cellGradient, int hasLaterCell, float *gateGradient) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (long b = 0; b < batch; b++) {
+        const float *g = gates + b * 4 * units;
+        float *dg = gateGradient + b * 4 * units;
+        const long row = b * units;
+        for (long j = 0; j < units; j += PANEL) {
+            const long left = units - j;
+            const __mmask16 m = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            __m512 dh = _mm512_setzero_ps();
+            if (upstream) dh = _mm512_add_ps(dh, _mm512_maskz_loadu_ps(m, upstream + row + j));
+            if (carried) dh = _mm512_add_ps(dh, _mm512_maskz_loadu_ps(m, carried + row + j));
+            const __m512 i = _mm512_maskz_loadu_ps(m, g + j), f = _mm512_maskz_loadu_ps(m, g + units + j),
+                         candidate = _mm512_maskz_loadu_ps(m, g + 2 * units + j), o = _mm512_maskz_loadu_ps(m, g + 3 * units + j);
+            const __m512 a = _mm512_maskz_loadu_ps(m, activatedCell + row + j);
+            __m512 dc = _mm512_mul_ps(_mm512_mul_ps(dh, o), _mm512_sub_ps(one, _mm512_mul_ps(a, a)));
+            if (hasLaterCell) dc = _mm512_add_ps(dc, _mm512_maskz_loadu_ps(m, cellGradient + row + j));
+            _mm512_mask_storeu_ps(dg + j, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dc, candidate), i), _mm512_sub_ps(one, i)));
+            _mm512_mask_storeu_ps(dg + units + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dc, _mm512_maskz_loadu_ps(m, previousCell + row + j)), f),
+                                                _mm512_sub_ps(one, f)));
+            _mm512_mask_storeu_ps(dg + 2 * units + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(dc, i), _mm512_sub_ps(one, _mm512_mul_ps(candidate, candidate))));
+            _mm512_mask_storeu_ps(dg + 3 * units + j, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dh, a), o), _mm512_sub_ps(one, o)));
+            _mm512_mask_storeu_ps(cellGradient + row + j, m, _mm512_mul_ps(dc, f));
+        }
+    }
+}
+
+int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const float *previousCell, const float *activatedCell,
+                              const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
+                              float *gateGradient) {
+    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
+    lstm_backward_step512(batch, units, gates, previousCell, activatedCell, upstream, carried, cellGradient, hasLaterCell,
+                          gateGradient);
+    return 1;
+}
+
 long rnnkit_panels_count(long columns, long depth) { return (columns + PANEL - 1) / PANEL * depth * PANEL; }
 
 int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) {
@@ -207,6 +247,9 @@ long rnnkit_cell_packed_count(long gates, long units) { return 0; }
 int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) { return 0; }
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
                              float *gates, float *cell, float *activatedCell, float *state) { return 0; }
+int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const float *previousCell, const float *activatedCell,
+                              const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
+                              float *gateGradient) { return 0; }
 long rnnkit_panels_count(long columns, long depth) { return 0; }
 int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) { return 0; }
 int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,

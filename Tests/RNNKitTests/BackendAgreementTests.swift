@@ -28,6 +28,12 @@ final class BackendAgreementTests: XCTestCase {
         RNNDimensions(batch: 7, steps: 3, inputs: 5, units: 33),
         RNNDimensions(batch: 16, steps: 10, inputs: 16, units: 8),
         RNNDimensions(batch: 24, steps: 7, inputs: 8, units: 4),
+        // Gated layers over 64 units take the packed (and for LSTM fused) steps on AVX-512: a
+        // ragged last 16-unit panel, every row tail of the 6-row (forward) and 8-row (backward)
+        // blocks, and whole panels.
+        RNNDimensions(batch: 13, steps: 4, inputs: 5, units: 97),
+        RNNDimensions(batch: 7, steps: 3, inputs: 9, units: 128),
+        RNNDimensions(batch: 1, steps: 2, inputs: 3, units: 80),
     ]
 
     /// The engine's ways of multiplying: small products in RNNKit's kernels on every instruction set

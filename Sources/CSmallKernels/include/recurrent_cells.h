@@ -30,6 +30,15 @@ int rnnkit_cell_pack(long gates, long units, const float *u, float *packed);
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState,
                              const float *previousCell, float *gates, float *cell, float *activatedCell, float *state);
 
+// LSTM's backward step for tanh and sigmoid, on 16 lanes: with dh = upstream + carried (either
+// NULL for zeros), gates the forward step's activated i, f, c̃, o [batch, 4·units] and a = tanh(c):
+// dc = dh·o·(1 − a²) (+ cellGradient when hasLaterCell); writes d(pre-activation) of each gate,
+// dc·c̃·i(1 − i), dc·c_{t−1}·f(1 − f), dc·i·(1 − c̃²), dh·a·o(1 − o), into gateGradient and
+// dc·f into cellGradient. Returns 0, doing nothing, where the fused steps do not run.
+int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const float *previousCell, const float *activatedCell,
+                              const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
+                              float *gateGradient);
+
 // A product against weights packed once per pass. P [depth, columns], element (k, j) at
 // b[j·columnStride + k·depthStride] (U: columnStride 1, depthStride its row length; Uᵀ: the
 // reverse), is packed into panels of 16 columns, each `depth` rows of 16 (zero past the last

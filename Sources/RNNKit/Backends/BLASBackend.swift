@@ -173,7 +173,7 @@ public struct BLASBackend: Backend {
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
                 let cells = tape.cellStates!
-                if packed {
+                if packed, PackedRecurrence.fusesLSTMStep(cell) {
                     // The product and the step in one pass over registers.
                     PackedRecurrence.lstmStep(
                         batch: B, units: H, packed: w.packedWeights, previousState: t > 0 || fromStart ? previousForU : nil,
@@ -182,7 +182,10 @@ public struct BLASBackend: Backend {
                     break
                 }
                 // [z_i z_f z_c z_o] += h_{t−1} [B, H] · U [H, 4H]
-                if t > 0 || fromStart {
+                if packed, t > 0 || fromStart {
+                    PackedRecurrence.product(rows: B, columns: GH, depth: H, a: previousForU, lda: H, packed: w.packedWeights,
+                                             panelDepth: H, accumulate: true, c: gates, ldc: GH)
+                } else if t > 0 || fromStart {
                     gemm(transposeA: false, transposeB: false, m: B, n: GH, k: H,
                            alpha: 1, a: previousForU, lda: H, b: U, ldb: GH, beta: 1, c: gates, ldc: GH)
                 }

@@ -1,3 +1,5 @@
+import CSmallKernels
+
 // The cells' elementwise steps for `Float` with Keras's default activations (tanh, sigmoid
 // gates), fused into one pass over each row on 8-lane vectors: the generic steps in
 // CellKernels.swift take several passes (one per activation block, then the state update) and
@@ -59,6 +61,9 @@ extension Float {
         upstream: UnsafePointer<Float>?, carried: UnsafePointer<Float>?, cellGradient: UnsafeMutablePointer<Float>,
         hasLaterCell: Bool, gateGradient: UnsafeMutablePointer<Float>, rows: Int, units H: Int
     ) {
+        // On AVX-512 (the small kernels' path), 16 lanes in C.
+        if rnnkit_lstm_backward_step(rows, H, gates, previousCell, activatedCell, upstream, carried, cellGradient,
+                                     hasLaterCell ? 1 : 0, gateGradient) != 0 { return }
         for b in 0..<rows {
             let g = gates + b * 4 * H, dg = gateGradient + b * 4 * H, k = b * H
             forEachLaneGroup(H) { j, n in
