@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchmarkTiming
 import Foundation
 import RNNKit
 
@@ -30,6 +31,9 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Matrix products: auto (small ones in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
     var kernels: String = "auto"
 
+    @Option(help: ArgumentHelp("Only run the training step of the workloads --only names, with the run's kernels, for this many seconds, and time nothing else: a loop to attach a profiler to (perf record).", valueName: "seconds"))
+    var profile: Double?
+
     func validate() throws {
         guard BLASBackend.Kernels(rawValue: kernels) != nil else { throw ValidationError("--kernels must be auto or blas, got \(kernels)") }
         guard threads >= 1 else { throw ValidationError("--threads must be 1 or more, got \(threads)") }
@@ -41,6 +45,25 @@ struct Benchmarks: ParsableCommand {
         let banner = String(repeating: "!", count: 78)
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
+        if let profile {
+            for workload in BenchmarkRun.workloads where only.map({ workload.name.localizedCaseInsensitiveContains($0) }) ?? true {
+                let model = try workload.makeModel(backend: BLASBackend(kernels: BLASBackend.Kernels(rawValue: kernels)!), workers: workers)
+                let batch = RandomBatch(workload, seed: 2)
+                let start = now()
+                var steps = 0
+                try batch.x.withUnsafeBufferPointer { x in
+                    try batch.labels.withUnsafeBufferPointer { labels in
+                        while now() - start < profile {
+                            _ = try model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: workload.batch)
+                            steps += 1
+                        }
+                    }
+                }
+                print(String(format: "%@: %d training steps in %.1f s, %.0f samples/s", workload.name, steps, now() - start,
+                             Double(steps * workload.batch) / (now() - start)))
+            }
+            return
+        }
         var runner = BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
                                   kernels: BLASBackend.Kernels(rawValue: kernels)!)
         let report = try runner.run()
