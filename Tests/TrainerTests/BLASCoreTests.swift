@@ -121,4 +121,28 @@ final class BLASCoreTests: XCTestCase {
         let prescott = try XCTUnwrap(old, "OpenBLAS (DYNAMIC_ARCH) could not switch to Prescott")
         for (x, y) in zip(prescott, before) { XCTAssertEqual(x, y, accuracy: 1e-4 * max(1, abs(y))) }
     }
+
+    /// OpenBLAS's threads and buffers survive switching back and forth: a product large enough to
+    /// be split over threads, on every core this processor runs, then again on the first.
+    func testThreadedProductsAcrossSwitches() throws {
+        let n = 384
+        let a = (0..<(n * n)).map { Float(($0 * 29) % 103) / 51 - 1 }, b = (0..<(n * n)).map { Float(($0 * 31) % 89) / 44 - 1 }
+        func product() -> [Float] {
+            var c = [Float](repeating: 0, count: n * n)
+            Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                       beta: 0, c: &c, ldc: n)
+            return c
+        }
+        let threads = BLASConfiguration.threads
+        BLASConfiguration.threads = 2
+        defer { BLASConfiguration.threads = threads }
+        let reference = product()
+        let cores = BLASConfiguration.openBLASCoresThisProcessorRuns
+        XCTAssertFalse(cores.isEmpty)
+        for core in cores {
+            let result = try XCTUnwrap(BLASConfiguration.withOpenBLASCore(core) { product() }, "could not switch to \(core)")
+            for (x, y) in zip(result, reference) { XCTAssertEqual(x, y, accuracy: 1e-3 * max(1, abs(y)), core) }
+        }
+        XCTAssertEqual(product(), reference, "the core in use computes what it did before the switches")
+    }
 }
