@@ -129,6 +129,78 @@ int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const 
     return 1;
 }
 
+// R rows (a constant, at most 8: 3R accumulators) × one panel of 16 units of GRU's three gates.
+AVX512_INLINE void gru_block(const int R, long units, const float *panel, const float *bias, const float *h,
+                             const float *previous, float *gates, float *auxiliary, float *state, long unit, __mmask16 mask) {
+    const long width = 3 * units;
+    __m512 acc[8][3];
+    for (int g = 0; g < 3; g++) {
+        const __m512 b = _mm512_maskz_loadu_ps(mask, bias + g * units + unit);
+        for (int r = 0; r < R; r++) acc[r][g] = b;
+    }
+    if (h) {
+        for (long k = 0; k < units; k++) {
+            const float *p = panel + k * 3 * PANEL;
+            const __m512 b0 = _mm512_loadu_ps(p), b1 = _mm512_loadu_ps(p + 16), b2 = _mm512_loadu_ps(p + 32);
+            for (int r = 0; r < R; r++) {
+                const __m512 a = _mm512_set1_ps(h[r * units + k]);
+                acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+            }
+        }
+    }
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int r = 0; r < R; r++) {
+        float *g = gates + r * width + unit;
+        const long s = r * units + unit;
+        const __m512 z = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g), acc[r][0]));
+        const __m512 reset = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g + units), acc[r][1]));
+        const __m512 candidate = tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g + 2 * units), _mm512_mul_ps(reset, acc[r][2])));
+        _mm512_mask_storeu_ps(g, mask, z);
+        _mm512_mask_storeu_ps(g + units, mask, reset);
+        _mm512_mask_storeu_ps(g + 2 * units, mask, candidate);
+        _mm512_mask_storeu_ps(auxiliary + s, mask, acc[r][2]);
+        const __m512 blended = _mm512_add_ps(_mm512_mul_ps(z, _mm512_maskz_loadu_ps(mask, previous + s)),
+                                             _mm512_mul_ps(_mm512_sub_ps(one, z), candidate));
+        _mm512_mask_storeu_ps(state + s, mask, blended);
+    }
+}
+
+AVX512 static void gru_forward_step512(long batch, long units, const float *packed, const float *bias, const float *h,
+                                       const float *previous, float *gates, float *auxiliary, float *state) {
+    const long panels = (units + PANEL - 1) / PANEL, width = 3 * units;
+    for (long p = 0; p < panels; p++) {
+        const long unit = p * PANEL, left = units - unit;
+        const __mmask16 mask = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        const float *panel = packed + p * units * 3 * PANEL;
+        long r = 0;
+#define GRU_ROWS(R)                                                                                                  \
+    gru_block(R, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
+              state + r * units, unit, mask)
+        for (; r + 8 <= batch; r += 8) GRU_ROWS(8);
+        switch (batch - r) {
+        case 7: GRU_ROWS(7); break;
+        case 6: GRU_ROWS(6); break;
+        case 5: GRU_ROWS(5); break;
+        case 4: GRU_ROWS(4); break;
+        case 3: GRU_ROWS(3); break;
+        case 2: GRU_ROWS(2); break;
+        case 1: GRU_ROWS(1); break;
+        default: break;
+        }
+#undef GRU_ROWS
+    }
+}
+
+int rnnkit_gru_forward_step(long batch, long units, const float *packed, const float *recurrentBias,
+                            const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                            float *state) {
+    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
+    gru_forward_step512(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
+    return 1;
+}
+
 AVX512 static void lstm_backward_step512(long batch, long units, const float *gates, const float *previousCell,
                                          const float *activatedCell, const float *upstream, const float *carried,
                                          float *cellGradient, int hasLaterCell, float *gateGradient) {
@@ -247,6 +319,9 @@ long rnnkit_cell_packed_count(long gates, long units) { return 0; }
 int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) { return 0; }
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
                              float *gates, float *cell, float *activatedCell, float *state) { return 0; }
+int rnnkit_gru_forward_step(long batch, long units, const float *packed, const float *recurrentBias,
+                            const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                            float *state) { return 0; }
 int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const float *previousCell, const float *activatedCell,
                               const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
                               float *gateGradient) { return 0; }

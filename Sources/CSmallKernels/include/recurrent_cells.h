@@ -30,6 +30,16 @@ int rnnkit_cell_pack(long gates, long units, const float *u, float *packed);
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState,
                              const float *previousCell, float *gates, float *cell, float *activatedCell, float *state);
 
+// GRU with the reset gate after the product (Keras's default), tanh and sigmoid: on entry gates
+// [batch, 3·units] holds x_t·W + b (z, r, h). u = recurrentBias + h_{t−1}·U (previousForProduct,
+// which under recurrent dropout is h_{t−1} ⊙ m; NULL: h_{t−1} = 0, u = recurrentBias). Then, as
+// Keras: z = σ(x_z + u_z), r = σ(x_r + u_r), ĥ = tanh(x_h + r·u_h) written back into gates, u_h
+// into auxiliary [batch, units], h = z·h_{t−1} + (1 − z)·ĥ into state (previousState: h_{t−1}).
+// U packed by rnnkit_cell_pack with 3 gates. Returns 0 where the fused steps do not run.
+int rnnkit_gru_forward_step(long batch, long units, const float *packed, const float *recurrentBias,
+                            const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                            float *state);
+
 // LSTM's backward step for tanh and sigmoid, on 16 lanes: with dh = upstream + carried (either
 // NULL for zeros), gates the forward step's activated i, f, c̃, o [batch, 4·units] and a = tanh(c):
 // dc = dh·o·(1 − a²) (+ cellGradient when hasLaterCell); writes d(pre-activation) of each gate,

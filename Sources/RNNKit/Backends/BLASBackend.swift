@@ -173,7 +173,7 @@ public struct BLASBackend: Backend {
                 S.activateInPlace(f, gates, rows: B, columns: H)
             case .lstm(let f, let sigma):
                 let cells = tape.cellStates!
-                if packed, PackedRecurrence.fusesLSTMStep(cell) {
+                if packed, PackedRecurrence.fusesStep(cell) {
                     // The product and the step in one pass over registers.
                     PackedRecurrence.lstmStep(
                         batch: B, units: H, packed: w.packedWeights, previousState: t > 0 || fromStart ? previousForU : nil,
@@ -196,6 +196,14 @@ public struct BLASBackend: Backend {
                     state: state, rows: B, units: H)
             case .gru(let f, let sigma, true):
                 // u [B, 3H] = b′ (broadcast) + h_{t−1} [B, H] · U [H, 3H]
+                if packed, PackedRecurrence.fusesStep(cell) {
+                    // The product (from the recurrent bias) and the step in one pass over registers.
+                    PackedRecurrence.gruStep(
+                        batch: B, units: H, packed: w.packedWeights, recurrentBias: weights.bias + GH,
+                        previousForProduct: t > 0 || fromStart ? previousForU : nil, previousState: previous, gates: gates,
+                        auxiliary: tape.auxiliary! + t * stepState, state: state)
+                    break
+                }
                 S.broadcastRows(weights.bias + GH, into: w.projection, rows: B, columns: GH)
                 if packed, t > 0 || fromStart {
                     PackedRecurrence.product(rows: B, columns: GH, depth: H, a: previousForU, lda: H, packed: w.packedWeights,

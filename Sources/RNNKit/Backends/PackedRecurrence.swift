@@ -25,17 +25,20 @@ enum PackedRecurrence {
         return max(rnnkit_cell_packed_count(G, H), rnnkit_panels_count(G * H, H), rnnkit_panels_count(H, G * H))
     }
 
-    /// Whether the LSTM forward step is fused (tanh and sigmoid); else the product runs packed alone.
-    static func fusesLSTMStep(_ cell: RecurrentCell) -> Bool {
-        if case .lstm(.tanh, .sigmoid) = cell { return true }
-        return false
+    /// Whether the forward step is fused into the product: LSTM and GRU (reset-after) with tanh
+    /// and sigmoid; otherwise the product runs packed alone and the step after it.
+    static func fusesStep(_ cell: RecurrentCell) -> Bool {
+        switch cell {
+        case .lstm(.tanh, .sigmoid), .gru(.tanh, .sigmoid, true): return true
+        default: return false
+        }
     }
 
     /// Packs `U [H, G·H]` for the forward pass: the LSTM's fused layout, or plain panels of `G·H`
     /// columns; false (nothing packed) where the forward pass does not run packed.
     static func packForward<S>(_ cell: RecurrentCell, units H: Int, recurrentKernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>) -> Bool {
         let u = float(recurrentKernel), p = float(packed)
-        if fusesLSTMStep(cell) { return rnnkit_cell_pack(4, H, u, p) != 0 }
+        if fusesStep(cell) { return rnnkit_cell_pack(cell.gates, H, u, p) != 0 }
         // GRU reset-before multiplies two column ranges by different states; a panel would straddle them.
         guard !cell.resetsBeforeProduct else { return false }
         return rnnkit_pack_panels(cell.gates * H, H, u, 1, cell.gates * H, p) != 0
@@ -54,6 +57,16 @@ enum PackedRecurrence {
         let done = rnnkit_lstm_forward_step(batch, units, float(packed), previousState.map(float), float(previousCell),
                                             float(gates), float(cell), float(activatedCell), float(state))
         precondition(done != 0, "the fused LSTM step was chosen where it does not run")
+    }
+
+    /// One fused GRU (reset-after) step (see `rnnkit_gru_forward_step`); `previousForProduct` nil for h = 0.
+    static func gruStep<S>(
+        batch: Int, units: Int, packed: UnsafePointer<S>, recurrentBias: UnsafePointer<S>, previousForProduct: UnsafePointer<S>?,
+        previousState: UnsafePointer<S>, gates: UnsafeMutablePointer<S>, auxiliary: UnsafeMutablePointer<S>, state: UnsafeMutablePointer<S>
+    ) {
+        let done = rnnkit_gru_forward_step(batch, units, float(packed), float(recurrentBias), previousForProduct.map(float),
+                                           float(previousState), float(gates), float(auxiliary), float(state))
+        precondition(done != 0, "the fused GRU step was chosen where it does not run")
     }
 
     /// `C [rows, columns] (+)= A [rows, depth] · P[first..<first + depth]` for panels packed `panelDepth` deep.
