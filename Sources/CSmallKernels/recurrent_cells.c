@@ -1,7 +1,7 @@
 // Fused recurrent steps for gated cells on AVX-512 (see include/recurrent_cells.h).
-#include <string.h>
 #include "recurrent_cells.h"
 #include "small_kernels.h"
+#include "dispatch.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -9,9 +9,18 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) static inline
 
-// The fused steps run where the small kernels run on AVX-512: the same one choice per process
-// (and the same switch that forces another path for tests and benchmarks).
-static int fused_steps_run(void) { return strcmp(rnnkit_small_kernels_isa(), "avx512") == 0; }
+// The fused steps follow the small kernels' one choice per process (and the switch that forces
+// another path for tests and benchmarks): 16-unit panels on AVX-512, 8-unit ones on AVX2 + FMA,
+// none in portable C.
+static long panel_width(void) {
+    switch (rnnkit_kernel_path()) {
+    case RNNKIT_PATH_AVX512: return 16;
+    case RNNKIT_PATH_AVX2: return 8;
+    default: return 0;
+    }
+}
+
+long rnnkit_panel_width(void) { return panel_width(); }
 
 // tanh as the small kernels compute it (the same rational function, clamp and reciprocal step).
 AVX512_INLINE __m512 tanh16(__m512 x) {
@@ -37,20 +46,249 @@ AVX512_INLINE __m512 sigmoid16(__m512 x) {
     return _mm512_fmadd_ps(half, tanh16(_mm512_mul_ps(half, x)), half);
 }
 
-#define PANEL RNNKIT_PANEL_WIDTH
+// The AVX2 + FMA forms: 8-unit panels, 16 ymm registers (so fewer rows per block).
+#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define AVX2_BODY __attribute__((target("avx2,fma")))
 
+// tanh as the small kernels' AVX2 path computes it (same function, clamp, reciprocal step).
+AVX2_INLINE __m256 tanh8(__m256 x) {
+    __m256 c = _mm256_min_ps(_mm256_set1_ps(7.90531110763549805f), x);
+    c = _mm256_max_ps(_mm256_set1_ps(-7.90531110763549805f), c);
+    __m256 x2 = _mm256_mul_ps(c, c);
+    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
+    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
+    __m256 r = _mm256_rcp_ps(q);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));
+    return _mm256_mul_ps(c, _mm256_mul_ps(p, r));
+}
+
+AVX2_INLINE __m256 sigmoid8(__m256 x) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    return _mm256_fmadd_ps(half, tanh8(_mm256_mul_ps(half, x)), half);
+}
+
+AVX2_INLINE __m256 load8(const float *p, __m256i mask, int full) { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask); }
+AVX2_INLINE void store8(float *p, __m256 v, __m256i mask, int full) {
+    if (full) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask, v);
+}
+
+// R rows (a constant, at most 2: 8 accumulators beside the panel's 4 vectors; 3 rows spill the
+// 16 registers and ran at half the speed) × one 8-unit panel of LSTM's four gates.
+AVX2_INLINE void lstm_block8(const int R, long units, const float *panel, const float *h, const float *previousCell,
+                             float *gates, float *cell, float *activatedCell, float *state, long unit, __m256i mask, int full) {
+    const long width = 4 * units;
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < 4; g++) acc[r][g] = load8(gates + r * width + g * units + unit, mask, full);
+    if (h) {
+        for (long k = 0; k < units; k++) {
+            const float *p = panel + k * 32;
+            const __m256 b[4] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)};
+            for (int r = 0; r < R; r++) {
+                const __m256 a = _mm256_broadcast_ss(h + r * units + k);
+                for (int g = 0; g < 4; g++) acc[r][g] = _mm256_fmadd_ps(a, b[g], acc[r][g]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *g = gates + r * width + unit;
+        const long s = r * units + unit;
+        const __m256 i = sigmoid8(acc[r][0]), f = sigmoid8(acc[r][1]), candidate = tanh8(acc[r][2]), o = sigmoid8(acc[r][3]);
+        store8(g, i, mask, full);
+        store8(g + units, f, mask, full);
+        store8(g + 2 * units, candidate, mask, full);
+        store8(g + 3 * units, o, mask, full);
+        const __m256 c = _mm256_add_ps(_mm256_mul_ps(f, load8(previousCell + s, mask, full)), _mm256_mul_ps(i, candidate));
+        const __m256 a = tanh8(c);
+        store8(cell + s, c, mask, full);
+        store8(activatedCell + s, a, mask, full);
+        store8(state + s, _mm256_mul_ps(o, a), mask, full);
+    }
+}
+
+AVX2_BODY static void lstm_forward_step256(long batch, long units, const float *packed, const float *h, const float *previousCell,
+                                           float *gates, float *cell, float *activatedCell, float *state) {
+    const long panels = (units + 7) / 8, width = 4 * units;
+    for (long p = 0; p < panels; p++) {
+        const long unit = p * 8, left = units - unit;
+        const int full = left >= 8;
+        const __m256i mask = rnnkit_first_lanes(full ? 8 : left);
+        const float *panel = packed + p * units * 32;
+        long r = 0;
+#define LSTM8(R)                                                                                                     \
+    lstm_block8(R, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
+                activatedCell + r * units, state + r * units, unit, mask, full)
+        for (; r + 2 <= batch; r += 2) LSTM8(2);
+        if (r < batch) LSTM8(1);
+#undef LSTM8
+    }
+}
+
+// R rows (at most 3: 9 accumulators beside the panel's 3 vectors) × one 8-unit panel of GRU's
+// three gates.
+AVX2_INLINE void gru_block8(const int R, long units, const float *panel, const float *bias, const float *h, const float *previous,
+                            float *gates, float *auxiliary, float *state, long unit, __m256i mask, int full) {
+    const long width = 3 * units;
+    __m256 acc[3][3];
+    for (int g = 0; g < 3; g++) {
+        const __m256 b = load8(bias + g * units + unit, mask, full);
+        for (int r = 0; r < R; r++) acc[r][g] = b;
+    }
+    if (h) {
+        for (long k = 0; k < units; k++) {
+            const float *p = panel + k * 24;
+            const __m256 b[3] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16)};
+            for (int r = 0; r < R; r++) {
+                const __m256 a = _mm256_broadcast_ss(h + r * units + k);
+                for (int g = 0; g < 3; g++) acc[r][g] = _mm256_fmadd_ps(a, b[g], acc[r][g]);
+            }
+        }
+    }
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int r = 0; r < R; r++) {
+        float *g = gates + r * width + unit;
+        const long s = r * units + unit;
+        const __m256 z = sigmoid8(_mm256_add_ps(load8(g, mask, full), acc[r][0]));
+        const __m256 reset = sigmoid8(_mm256_add_ps(load8(g + units, mask, full), acc[r][1]));
+        const __m256 candidate = tanh8(_mm256_add_ps(load8(g + 2 * units, mask, full), _mm256_mul_ps(reset, acc[r][2])));
+        store8(g, z, mask, full);
+        store8(g + units, reset, mask, full);
+        store8(g + 2 * units, candidate, mask, full);
+        store8(auxiliary + s, acc[r][2], mask, full);
+        store8(state + s,
+               _mm256_add_ps(_mm256_mul_ps(z, load8(previous + s, mask, full)), _mm256_mul_ps(_mm256_sub_ps(one, z), candidate)),
+               mask, full);
+    }
+}
+
+AVX2_BODY static void gru_forward_step256(long batch, long units, const float *packed, const float *bias, const float *h,
+                                          const float *previous, float *gates, float *auxiliary, float *state) {
+    const long panels = (units + 7) / 8, width = 3 * units;
+    for (long p = 0; p < panels; p++) {
+        const long unit = p * 8, left = units - unit;
+        const int full = left >= 8;
+        const __m256i mask = rnnkit_first_lanes(full ? 8 : left);
+        const float *panel = packed + p * units * 24;
+        long r = 0;
+#define GRU8(R)                                                                                                      \
+    gru_block8(R, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
+               state + r * units, unit, mask, full)
+        for (; r + 3 <= batch; r += 3) GRU8(3);
+        switch (batch - r) {
+        case 2: GRU8(2); break;
+        case 1: GRU8(1); break;
+        default: break;
+        }
+#undef GRU8
+    }
+}
+
+AVX2_BODY static void lstm_backward_step256(long batch, long units, const float *gates, const float *previousCell,
+                                            const float *activatedCell, const float *upstream, const float *carried,
+                                            float *cellGradient, int hasLaterCell, float *gateGradient) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (long b = 0; b < batch; b++) {
+        const float *g = gates + b * 4 * units;
+        float *dg = gateGradient + b * 4 * units;
+        const long row = b * units;
+        for (long j = 0; j < units; j += 8) {
+            const int full = units - j >= 8;
+            const __m256i m = rnnkit_first_lanes(full ? 8 : units - j);
+            __m256 dh = _mm256_setzero_ps();
+            if (upstream) dh = _mm256_add_ps(dh, load8(upstream + row + j, m, full));
+            if (carried) dh = _mm256_add_ps(dh, load8(carried + row + j, m, full));
+            const __m256 i = load8(g + j, m, full), f = load8(g + units + j, m, full), candidate = load8(g + 2 * units + j, m, full),
+                         o = load8(g + 3 * units + j, m, full), a = load8(activatedCell + row + j, m, full);
+            __m256 dc = _mm256_mul_ps(_mm256_mul_ps(dh, o), _mm256_sub_ps(one, _mm256_mul_ps(a, a)));
+            if (hasLaterCell) dc = _mm256_add_ps(dc, load8(cellGradient + row + j, m, full));
+            store8(dg + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dc, candidate), i), _mm256_sub_ps(one, i)), m, full);
+            store8(dg + units + j,
+                   _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dc, load8(previousCell + row + j, m, full)), f), _mm256_sub_ps(one, f)),
+                   m, full);
+            store8(dg + 2 * units + j, _mm256_mul_ps(_mm256_mul_ps(dc, i), _mm256_sub_ps(one, _mm256_mul_ps(candidate, candidate))), m,
+                   full);
+            store8(dg + 3 * units + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dh, a), o), _mm256_sub_ps(one, o)), m, full);
+            store8(cellGradient + row + j, _mm256_mul_ps(dc, f), m, full);
+        }
+    }
+}
+
+// R rows (at most 6) × P 8-column panels (at most 2): 12 accumulators.
+AVX2_INLINE void product_block8(const int R, const int P, long depth, const float *a, long lda, const float *panels, long panelDepth,
+                                int beta, float *c, long ldc, long column, long columns) {
+    __m256 acc[6][2];
+    __m256i masks[2];
+    int full[2];
+    for (int p = 0; p < P; p++) {
+        const long left = columns - column - p * 8;
+        full[p] = left >= 8;
+        masks[p] = rnnkit_first_lanes(full[p] ? 8 : left);
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++)
+            acc[r][p] = beta ? load8(c + r * ldc + column + p * 8, masks[p], full[p]) : _mm256_setzero_ps();
+    for (long k = 0; k < depth; k++) {
+        __m256 b[2];
+        for (int p = 0; p < P; p++) b[p] = _mm256_loadu_ps(panels + (p * panelDepth + k) * 8);
+        for (int r = 0; r < R; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+            for (int p = 0; p < P; p++) acc[r][p] = _mm256_fmadd_ps(x, b[p], acc[r][p]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) store8(c + r * ldc + column + p * 8, acc[r][p], masks[p], full[p]);
+}
+
+AVX2_BODY static void packed_product256(long rows, long columns, long depth, const float *a, long lda, const float *packed,
+                                        long panelDepth, int beta, float *c, long ldc) {
+    const long panels = (columns + 7) / 8;
+    long r = 0;
+#define ROWS8(R)                                                                                                    \
+    {                                                                                                               \
+        long p = 0;                                                                                                 \
+        for (; p + 2 <= panels; p += 2)                                                                             \
+            product_block8(R, 2, depth, a + r * lda, lda, packed + p * panelDepth * 8, panelDepth, beta, c + r * ldc, ldc, \
+                           p * 8, columns);                                                                         \
+        if (p < panels)                                                                                             \
+            product_block8(R, 1, depth, a + r * lda, lda, packed + p * panelDepth * 8, panelDepth, beta, c + r * ldc, ldc, \
+                           p * 8, columns);                                                                         \
+    }
+    for (; r + 6 <= rows; r += 6) ROWS8(6)
+    switch (rows - r) {
+    case 5: ROWS8(5) break;
+    case 4: ROWS8(4) break;
+    case 3: ROWS8(3) break;
+    case 2: ROWS8(2) break;
+    case 1: ROWS8(1) break;
+    default: break;
+    }
+#undef ROWS8
+}
+
+#define PANEL 16
+
+// Sized for the widest panels, so that the count does not depend on the path.
 long rnnkit_cell_packed_count(long gates, long units) { return (units + PANEL - 1) / PANEL * units * gates * PANEL; }
 
 int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) {
-    if (!fused_steps_run() || units < 1 || gates < 1) return 0;
-    const long width = gates * units, panels = (units + PANEL - 1) / PANEL;
+    const long w = panel_width();
+    if (!w || units < 1 || gates < 1) return 0;
+    const long width = gates * units, panels = (units + w - 1) / w;
     for (long p = 0; p < panels; p++) {
-        float *panel = packed + p * units * gates * PANEL;
+        float *panel = packed + p * units * gates * w;
         for (long k = 0; k < units; k++) {
             for (long g = 0; g < gates; g++) {
-                float *target = panel + (k * gates + g) * PANEL;
-                for (long j = 0; j < PANEL; j++) {
-                    const long unit = p * PANEL + j;
+                float *target = panel + (k * gates + g) * w;
+                for (long j = 0; j < w; j++) {
+                    const long unit = p * w + j;
                     target[j] = unit < units ? u[k * width + g * units + unit] : 0.0f;
                 }
             }
@@ -124,8 +362,10 @@ AVX512 static void lstm_forward_step512(long batch, long units, const float *pac
 
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
                              float *gates, float *cell, float *activatedCell, float *state) {
-    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
-    lstm_forward_step512(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
+    const long w = panel_width();
+    if (!w || batch < 1 || units < 1) return 0;
+    if (w == 16) lstm_forward_step512(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
+    else lstm_forward_step256(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
     return 1;
 }
 
@@ -196,8 +436,10 @@ AVX512 static void gru_forward_step512(long batch, long units, const float *pack
 int rnnkit_gru_forward_step(long batch, long units, const float *packed, const float *recurrentBias,
                             const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
                             float *state) {
-    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
-    gru_forward_step512(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
+    const long w = panel_width();
+    if (!w || batch < 1 || units < 1) return 0;
+    if (w == 16) gru_forward_step512(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
+    else gru_forward_step256(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
     return 1;
 }
 
@@ -235,22 +477,28 @@ AVX512 static void lstm_backward_step512(long batch, long units, const float *ga
 int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const float *previousCell, const float *activatedCell,
                               const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
                               float *gateGradient) {
-    if (!fused_steps_run() || batch < 1 || units < 1) return 0;
-    lstm_backward_step512(batch, units, gates, previousCell, activatedCell, upstream, carried, cellGradient, hasLaterCell,
-                          gateGradient);
+    const long w = panel_width();
+    if (!w || batch < 1 || units < 1) return 0;
+    if (w == 16)
+        lstm_backward_step512(batch, units, gates, previousCell, activatedCell, upstream, carried, cellGradient, hasLaterCell,
+                              gateGradient);
+    else
+        lstm_backward_step256(batch, units, gates, previousCell, activatedCell, upstream, carried, cellGradient, hasLaterCell,
+                              gateGradient);
     return 1;
 }
 
 long rnnkit_panels_count(long columns, long depth) { return (columns + PANEL - 1) / PANEL * depth * PANEL; }
 
 int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) {
-    if (!fused_steps_run() || columns < 1 || depth < 1) return 0;
-    const long panels = (columns + PANEL - 1) / PANEL;
+    const long w = panel_width();
+    if (!w || columns < 1 || depth < 1) return 0;
+    const long panels = (columns + w - 1) / w;
     for (long p = 0; p < panels; p++)
         for (long k = 0; k < depth; k++)
-            for (long j = 0; j < PANEL; j++) {
-                const long column = p * PANEL + j;
-                packed[(p * depth + k) * PANEL + j] = column < columns ? b[column * columnStride + k * depthStride] : 0.0f;
+            for (long j = 0; j < w; j++) {
+                const long column = p * w + j;
+                packed[(p * depth + k) * w + j] = column < columns ? b[column * columnStride + k * depthStride] : 0.0f;
             }
     return 1;
 }
@@ -309,8 +557,10 @@ AVX512 static void packed_product512(long rows, long columns, long depth, const 
 
 int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
                           int beta, float *c, long ldc) {
-    if (!fused_steps_run() || rows < 1 || columns < 1 || depth < 1) return 0;
-    packed_product512(rows, columns, depth, a, lda, packed, panelDepth, beta ? 1 : 0, c, ldc);
+    const long w = panel_width();
+    if (!w || rows < 1 || columns < 1 || depth < 1) return 0;
+    if (w == 16) packed_product512(rows, columns, depth, a, lda, packed, panelDepth, beta ? 1 : 0, c, ldc);
+    else packed_product256(rows, columns, depth, a, lda, packed, panelDepth, beta ? 1 : 0, c, ldc);
     return 1;
 }
 
@@ -326,6 +576,7 @@ int rnnkit_lstm_backward_step(long batch, long units, const float *gates, const 
                               const float *upstream, const float *carried, float *cellGradient, int hasLaterCell,
                               float *gateGradient) { return 0; }
 long rnnkit_panels_count(long columns, long depth) { return 0; }
+long rnnkit_panel_width(void) { return 0; }
 int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) { return 0; }
 int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
                           int beta, float *c, long ldc) { return 0; }

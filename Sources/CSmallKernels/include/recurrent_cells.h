@@ -3,16 +3,17 @@
 
 // A gated cell's recurrent step with the product and the cell's element-wise step fused, as
 // oneDNN's RNN primitive does it: the recurrent weights are packed once per pass into panels of
-// 16 units holding every gate's columns side by side, and each block of the product
+// 16 (or 8) units holding every gate's columns side by side, and each block of the product
 // h_{t−1}·U [rows, 16 units × gates] is finished (activations, state update) while still in
 // registers, so the gates never travel to memory and back between the product and the cell.
-// AVX-512 (F, BW, DQ, VL) only, chosen at run time; the functions return 0, doing nothing, where
-// it is absent or another instruction set was chosen (rnnkit_small_kernels_force), and the caller
-// runs the product and the step apart. Float, row-major, Keras's gate order, tanh and sigmoid
+// AVX-512 (F, BW, DQ, VL; 16-unit panels) or AVX2 + FMA (8-unit panels), as the small kernels'
+// one choice per process; the functions return 0, doing nothing, on the portable path (forced by
+// rnnkit_small_kernels_force, or a CPU without AVX2), and the caller runs the product and the
+// step apart. The counts are sized for the widest panels. Float, row-major, Keras's gate order, tanh and sigmoid
 // (σ(x) = ½ + ½·tanh(x/2)) as the other kernels compute them.
 
-// The columns of one packed panel: one AVX-512 vector of floats.
-#define RNNKIT_PANEL_WIDTH 16
+// The columns of one packed panel on the path in use: 16 (AVX-512), 8 (AVX2 + FMA), 0 (none).
+long rnnkit_panel_width(void);
 
 // Floats the packed weights of a cell with `gates` gate blocks (4: LSTM, 3: GRU) and `units` units
 // take: ceil(units / 16) panels of units × gates × 16.

@@ -61,7 +61,7 @@ extension Float {
         upstream: UnsafePointer<Float>?, carried: UnsafePointer<Float>?, cellGradient: UnsafeMutablePointer<Float>,
         hasLaterCell: Bool, gateGradient: UnsafeMutablePointer<Float>, rows: Int, units H: Int
     ) {
-        // On AVX-512 (the small kernels' path), 16 lanes in C.
+        // In C on 16 (AVX-512) or 8 (AVX2) lanes, where the small kernels run on either.
         if rnnkit_lstm_backward_step(rows, H, gates, previousCell, activatedCell, upstream, carried, cellGradient,
                                      hasLaterCell ? 1 : 0, gateGradient) != 0 { return }
         for b in 0..<rows {

@@ -5,16 +5,17 @@ import CSmallKernels
 /// `recurrent_cells.c`): the forward `h_{t−1}·U` of an LSTM with tanh and sigmoid computes the
 /// gates, the cell and the state while the product's results are still in registers; GRU's
 /// (reset-after) product and every gated cell's backward `dG_t·Uᵀ` read weights packed into
-/// 16-column panels instead of OpenBLAS packing `U` again at every step.
+/// panels of 16 (or 8) columns instead of OpenBLAS packing `U` again at every step.
 ///
-/// Taken for `Float` with the `.auto` kernels where the small-matrix kernels run on AVX-512 and
-/// the layer has more units than they take (`SmallGEMM.widestColumns`); otherwise every call
-/// here returns false and the engine multiplies through `gemm` as before.
+/// Taken for `Float` with the `.auto` kernels where the small-matrix kernels run on AVX-512 or
+/// AVX2 with FMA (16- or 8-unit panels) and the layer has more units than they take
+/// (`SmallGEMM.widestColumns`); otherwise every call here returns false and the engine
+/// multiplies through `gemm` as before.
 enum PackedRecurrence {
     /// Whether this layer's steps run here.
     static func applies<S>(_: S.Type, _ cell: RecurrentCell, units: Int, kernels: BLASBackend.Kernels) -> Bool {
         S.self == Float.self && kernels == .auto && units > SmallGEMM.widestColumns && cell.gates > 1
-            && SmallGEMM.instructionSet == "avx512"
+            && rnnkit_panel_width() > 0
     }
 
     /// Room in the workspace for the packed weights (elements), for any scalar type: the larger of
@@ -74,7 +75,7 @@ enum PackedRecurrence {
         rows: Int, columns: Int, depth: Int, a: UnsafePointer<S>, lda: Int, packed: UnsafePointer<S>, first: Int = 0,
         panelDepth: Int, accumulate: Bool, c: UnsafeMutablePointer<S>, ldc: Int
     ) {
-        let done = rnnkit_packed_product(rows, columns, depth, float(a), lda, float(packed) + first * Int(RNNKIT_PANEL_WIDTH), panelDepth,
+        let done = rnnkit_packed_product(rows, columns, depth, float(a), lda, float(packed) + first * rnnkit_panel_width(), panelDepth,
                                          accumulate ? 1 : 0, float(c), ldc)
         precondition(done != 0, "the packed product was chosen where it does not run")
     }
