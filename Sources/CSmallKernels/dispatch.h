@@ -27,4 +27,15 @@ static inline unsigned short rnnkit_first_lanes16(long count) {
     return count >= 16 ? (unsigned short)0xFFFF : (unsigned short)((1u << (count < 0 ? 0 : count)) - 1u);
 }
 
+// The AVX-512 bodies (small_kernels_avx512.c). rnnkit_sgemm_avx512 runs only products that
+// avx512_sgemm_suits (kernel_shapes.h), b being op(B) as [k, n] (already transposed when transB);
+// the others return 0, doing nothing, for a shape they leave to the AVX2 body.
+void rnnkit_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b,
+                         long ldb, float beta, float *c, long ldc);
+int rnnkit_sgemm_nn_tanh_avx512(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c,
+                                long ldc);
+int rnnkit_rnn_tanh_forward_avx512(long steps, long batch, long units, float *gates, const float *u, const float *h0);
+int rnnkit_rnn_tanh_backward_avx512(long steps, long batch, long units, const float *states, const float *upstream,
+                                    int sequence, const float *u, float *dz, float *carried, int wantInitial);
+
 #endif

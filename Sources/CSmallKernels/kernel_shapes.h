@@ -23,9 +23,11 @@ typedef struct {
     int tanh;
     const float *y; // with `c`, the start of C, so that y's element for c + i is y + i
     const float *c;
+    // The AVX-512 bodies' FINISH_ADD_DERIVATIVE adds this (laid out as C) instead of C when set.
+    const float *addend;
 } epilogue;
 
-static const epilogue NO_EPILOGUE = {0, 0, 0}, TANH_EPILOGUE = {1, 0, 0};
+static const epilogue NO_EPILOGUE = {0, 0, 0, 0}, TANH_EPILOGUE = {1, 0, 0, 0};
 
 // How a kernel body finishes each vector of results. The general form tests α, β and the
 // epilogue for every vector; the others are compiled into a body of their own, chosen once per
@@ -89,6 +91,17 @@ static inline void flat_pack(long n, long k, const float *b, long ldb, float *pa
         for (long kk = 0; kk < k; kk++)
             for (long r = 0; r < FLAT_ROWS; r++) memcpy(packed + kk * FLAT_ROWS * n + r * n, b + kk * ldb, (size_t)n * sizeof(float));
     }
+}
+
+// Which products the AVX-512 bodies take (the rule and its measurements are at the end of
+// small_kernels_avx512.c): the transposed weight gradient over 16 lanes; not the flattened widths;
+// rows of a whole number of 16-lane registers, or any n above 8 with a long k.
+static inline int avx512_blocked_suits(long n, long k) { return n > 8 && (n % 16 == 0 || k >= 64); }
+
+static inline int avx512_sgemm_suits(int transA, int transB, long m, long n, long k, long ldc) {
+    if (swap_suits_lanes(transA, transB, m, n, k, 16)) return 1;
+    if (m >= 32 && flat_suits(n, k, ldc)) return 0;
+    return avx512_blocked_suits(n, k);
 }
 
 #endif

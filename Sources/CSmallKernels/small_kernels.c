@@ -520,6 +520,7 @@ static void rnn_tanh_backward_avx2(long steps, long batch, long units, const flo
 
 int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, const float *u, const float *h0) {
     if (!rnnkit_avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    if (rnnkit_avx512_active() && rnnkit_rnn_tanh_forward_avx512(steps, batch, units, gates, u, h0)) return 1;
     rnn_tanh_forward_avx2(steps, batch, units, gates, u, h0);
     return 1;
 }
@@ -527,6 +528,9 @@ int rnnkit_rnn_tanh_forward(long steps, long batch, long units, float *gates, co
 int rnnkit_rnn_tanh_backward(long steps, long batch, long units, const float *states, const float *upstream, int sequence,
                              const float *u, float *dz, float *carried, int wantInitial) {
     if (!rnnkit_avx2_available() || units > 64 || steps < 1 || batch < 1) return 0;
+    if (rnnkit_avx512_active() &&
+        rnnkit_rnn_tanh_backward_avx512(steps, batch, units, states, upstream, sequence, u, dz, carried, wantInitial))
+        return 1;
     rnn_tanh_backward_avx2(steps, batch, units, states, upstream, sequence, u, dz, carried, wantInitial);
     return 1;
 }
@@ -602,6 +606,8 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
     long rowStride = transA ? 1 : lda, depthStride = transA ? lda : 1;
     int path = rnnkit_kernel_path();
     if (path == RNNKIT_PATH_PORTABLE) blocked_portable_f(m, n, k, alpha, a, rowStride, depthStride, b, ldb, beta, c, ldc);
+    else if (path == RNNKIT_PATH_AVX512 && avx512_sgemm_suits(transA, transB, m, n, k, ldc))
+        rnnkit_sgemm_avx512(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     // Below 32 rows packing B costs more than the flattened blocks save (measured), unless the
     // epilogue's tanh, which the flattened kernel evaluates on 5 vectors instead of 8, is fused in.
     else if (swap_suits_lanes(transA, transB, m, n, k, 8)) swapped_avx2(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -611,6 +617,7 @@ void rnnkit_small_sgemm(int transA, int transB, long m, long n, long k, float al
 
 int rnnkit_small_sgemm_nn_tanh(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
     if (!rnnkit_avx2_available()) return 0;
+    if (rnnkit_avx512_active() && rnnkit_sgemm_nn_tanh_avx512(m, n, k, a, lda, b, ldb, c, ldc)) return 1;
     if (m >= FLAT_ROWS && flat_suits(n, k, ldc)) flat_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, &TANH_EPILOGUE);
     else blocked_avx2(m, n, k, 1.0f, a, lda, 1, b, ldb, 1.0f, c, ldc, &TANH_EPILOGUE);
     return 1;

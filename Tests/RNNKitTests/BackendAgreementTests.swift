@@ -20,11 +20,12 @@ final class BackendAgreementTests: XCTestCase {
         RNNDimensions(batch: 2, steps: 3, inputs: 4, units: 65),
         RNNDimensions(batch: 40, steps: 28, inputs: 28, units: 17),
         // Widths around the 16-lane registers (a row in one register, its ragged end a mask), and
-        // the notebook's Model B widths (8, and 4 flattened, 16 rows at a time) at 16 and 24 rows.
+        // the notebook's Model B widths (8 blocked, 4 flattened) at 16 and 24 rows.
         RNNDimensions(batch: 16, steps: 6, inputs: 5, units: 15),
         RNNDimensions(batch: 16, steps: 5, inputs: 28, units: 16),
         RNNDimensions(batch: 9, steps: 4, inputs: 6, units: 17),
         RNNDimensions(batch: 16, steps: 4, inputs: 7, units: 31),
+        RNNDimensions(batch: 16, steps: 5, inputs: 6, units: 32),
         RNNDimensions(batch: 7, steps: 3, inputs: 5, units: 33),
         RNNDimensions(batch: 16, steps: 10, inputs: 16, units: 8),
         RNNDimensions(batch: 24, steps: 7, inputs: 8, units: 4),

@@ -12,9 +12,17 @@
 // The float kernels run on one of three paths, chosen once per process from the CPU's features
 // (cpuid and XGETBV, never its model number): "avx512" (AVX-512 F, BW, DQ and VL, with the OS
 // saving the zmm and mask registers), "avx2-fma" (AVX2 with FMA) or "portable" C; the double kernel
-// is portable C (it serves tests in Double). The avx512 path runs the AVX2 bodies until kernels of
-// its own are added. Each path gives the same bits on every run; the paths differ from each other
-// in the last bits (fused multiply-adds, the order of partial sums).
+// is portable C (it serves tests in Double). AVX-512 bodies run: the small sgemm's transposed
+// weight gradient, and its blocked form where n is above 8 and either a multiple of 16 or k is at
+// least 64; the fused tanh step and the tanh SimpleRNN's whole recurrence for widths that are
+// multiples of 16 (its backward pass from 32); the softmax. The AVX-512 path runs the AVX2 bodies
+// of the rest, chosen by shape (measured on a Zen 4 core, which runs a 512-bit operation as two
+// 256-bit halves: an AVX-512 flattened body took 1.25–1.5× the AVX2 one's time, and a masked store,
+// needed for a ragged row end, keeps the next load of those bytes waiting): the flattened widths
+// (4, 6, 10, 12, 14), n ≤ 8, a ragged n with a short k; and the image gather, Adam's update, the
+// finiteness check and the row sums (memory-bound, or a few instructions a step). Each path gives
+// the same bits on every run; the paths differ from each other in the last bits (fused
+// multiply-adds, the order of partial sums, the reciprocal's estimate in tanh).
 
 #define RNNKIT_SMALL_TRANSPOSED_LIMIT 4096
 

@@ -12,13 +12,16 @@ import Foundation
 /// C) run flattened, four rows of C as whole 8-lane vectors, against a copy of B with each row
 /// repeated four times.
 ///
-/// One instruction set per process, chosen at first use from the CPU's features (cpuid, and
-/// XGETBV for the registers the OS saves; never from a model number): `avx512` (AVX-512 F, BW, DQ
-/// and VL), `avx2-fma` (AVX2 with FMA) or `portable` C, the best this CPU runs unless the
-/// environment variable `RNNKIT_SMALL_KERNELS` names another it runs (so that a benchmark or test
-/// can run a child process on one path). The `avx512` path runs the AVX2 bodies until it has its
-/// own. Every path gives the same bits for the same inputs on every run; the paths differ from
-/// each other in the last bits.
+/// One instruction set per process, chosen at first use from the CPU's features (cpuid, and XGETBV
+/// for the registers the OS saves; never from a model number): `avx512` (AVX-512 F, BW, DQ and VL),
+/// `avx2-fma` (AVX2 with FMA) or `portable` C, the best this CPU runs unless the environment
+/// variable `RNNKIT_SMALL_KERNELS` names another it runs (so that a benchmark or test can run a
+/// child process on one path). The `avx512` path has its own bodies for the shapes where they
+/// measured faster (16-lane rows without a ragged end, long weight-gradient sums, the transposed
+/// weight gradient; the recurrence for 16, 32, 48 or 64 units; the softmax) and runs the AVX2
+/// bodies of the rest, chosen by shape (`CSmallKernels/include/small_kernels.h` lists them). Every
+/// path gives the same bits for the same inputs on every run; the paths differ from each other in
+/// the last bits.
 public enum SmallGEMM {
     /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that
     /// `BLASBackend` in `.auto` mode gives these kernels; beyond them OpenBLAS's packed kernels win.
