@@ -2,6 +2,7 @@
 #include "recurrent_cells.h"
 #include "small_kernels.h"
 #include "dispatch.h"
+#include "vector_tanh.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,56 +23,20 @@ static long panel_width(void) {
 
 long rnnkit_panel_width(void) { return panel_width(); }
 
-// tanh as the small kernels compute it (the same rational function, clamp and reciprocal step).
-AVX512_INLINE __m512 tanh16(__m512 x) {
-    __m512 c = _mm512_min_ps(_mm512_set1_ps(7.90531110763549805f), x);
-    c = _mm512_max_ps(_mm512_set1_ps(-7.90531110763549805f), c);
-    __m512 x2 = _mm512_mul_ps(c, c);
-    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.76076847742355e-16f), _mm512_set1_ps(2.00018790482477e-13f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-8.60467152213735e-11f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(5.12229709037114e-08f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(1.48572235717979e-05f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(6.37261928875436e-04f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(4.89352455891786e-03f));
-    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(1.19825839466702e-06f), _mm512_set1_ps(1.18534705686654e-04f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(2.26843463243900e-03f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(4.89352518554385e-03f));
-    __m512 r = _mm512_rcp14_ps(q);
-    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
-    return _mm512_mul_ps(c, _mm512_mul_ps(p, r));
-}
 
 AVX512_INLINE __m512 sigmoid16(__m512 x) {
     const __m512 half = _mm512_set1_ps(0.5f);
-    return _mm512_fmadd_ps(half, tanh16(_mm512_mul_ps(half, x)), half);
+    return _mm512_fmadd_ps(half, tanh512(_mm512_mul_ps(half, x)), half);
 }
 
 // The AVX2 + FMA forms: 8-unit panels, 16 ymm registers (so fewer rows per block).
 #define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 #define AVX2_BODY __attribute__((target("avx2,fma")))
 
-// tanh as the small kernels' AVX2 path computes it (same function, clamp, reciprocal step).
-AVX2_INLINE __m256 tanh8(__m256 x) {
-    __m256 c = _mm256_min_ps(_mm256_set1_ps(7.90531110763549805f), x);
-    c = _mm256_max_ps(_mm256_set1_ps(-7.90531110763549805f), c);
-    __m256 x2 = _mm256_mul_ps(c, c);
-    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
-    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
-    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
-    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
-    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
-    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
-    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
-    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
-    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
-    __m256 r = _mm256_rcp_ps(q);
-    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));
-    return _mm256_mul_ps(c, _mm256_mul_ps(p, r));
-}
 
 AVX2_INLINE __m256 sigmoid8(__m256 x) {
     const __m256 half = _mm256_set1_ps(0.5f);
-    return _mm256_fmadd_ps(half, tanh8(_mm256_mul_ps(half, x)), half);
+    return _mm256_fmadd_ps(half, tanh_avx2(_mm256_mul_ps(half, x)), half);
 }
 
 AVX2_INLINE __m256 load8(const float *p, __m256i mask, int full) { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask); }
@@ -101,13 +66,13 @@ AVX2_INLINE void lstm_block8(const int R, long units, const float *panel, const 
     for (int r = 0; r < R; r++) {
         float *g = gates + r * width + unit;
         const long s = r * units + unit;
-        const __m256 i = sigmoid8(acc[r][0]), f = sigmoid8(acc[r][1]), candidate = tanh8(acc[r][2]), o = sigmoid8(acc[r][3]);
+        const __m256 i = sigmoid8(acc[r][0]), f = sigmoid8(acc[r][1]), candidate = tanh_avx2(acc[r][2]), o = sigmoid8(acc[r][3]);
         store8(g, i, mask, full);
         store8(g + units, f, mask, full);
         store8(g + 2 * units, candidate, mask, full);
         store8(g + 3 * units, o, mask, full);
         const __m256 c = _mm256_add_ps(_mm256_mul_ps(f, load8(previousCell + s, mask, full)), _mm256_mul_ps(i, candidate));
-        const __m256 a = tanh8(c);
+        const __m256 a = tanh_avx2(c);
         store8(cell + s, c, mask, full);
         store8(activatedCell + s, a, mask, full);
         store8(state + s, _mm256_mul_ps(o, a), mask, full);
@@ -158,7 +123,7 @@ AVX2_INLINE void gru_block8(const int R, long units, const float *panel, const f
         const long s = r * units + unit;
         const __m256 z = sigmoid8(_mm256_add_ps(load8(g, mask, full), acc[r][0]));
         const __m256 reset = sigmoid8(_mm256_add_ps(load8(g + units, mask, full), acc[r][1]));
-        const __m256 candidate = tanh8(_mm256_add_ps(load8(g + 2 * units, mask, full), _mm256_mul_ps(reset, acc[r][2])));
+        const __m256 candidate = tanh_avx2(_mm256_add_ps(load8(g + 2 * units, mask, full), _mm256_mul_ps(reset, acc[r][2])));
         store8(g, z, mask, full);
         store8(g + units, reset, mask, full);
         store8(g + 2 * units, candidate, mask, full);
@@ -322,14 +287,14 @@ AVX512_INLINE void lstm_block(const int R, long units, const float *panel, const
     for (int r = 0; r < R; r++) {
         float *g = gates + r * width + unit;
         const long s = r * units + unit;
-        const __m512 i = sigmoid16(acc[r][0]), f = sigmoid16(acc[r][1]), candidate = tanh16(acc[r][2]),
+        const __m512 i = sigmoid16(acc[r][0]), f = sigmoid16(acc[r][1]), candidate = tanh512(acc[r][2]),
                      o = sigmoid16(acc[r][3]);
         _mm512_mask_storeu_ps(g, mask, i);
         _mm512_mask_storeu_ps(g + units, mask, f);
         _mm512_mask_storeu_ps(g + 2 * units, mask, candidate);
         _mm512_mask_storeu_ps(g + 3 * units, mask, o);
         const __m512 c = _mm512_add_ps(_mm512_mul_ps(f, _mm512_maskz_loadu_ps(mask, previousCell + s)), _mm512_mul_ps(i, candidate));
-        const __m512 a = tanh16(c);
+        const __m512 a = tanh512(c);
         _mm512_mask_storeu_ps(cell + s, mask, c);
         _mm512_mask_storeu_ps(activatedCell + s, mask, a);
         _mm512_mask_storeu_ps(state + s, mask, _mm512_mul_ps(o, a));
@@ -396,7 +361,7 @@ AVX512_INLINE void gru_block(const int R, long units, const float *panel, const 
         const long s = r * units + unit;
         const __m512 z = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g), acc[r][0]));
         const __m512 reset = sigmoid16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g + units), acc[r][1]));
-        const __m512 candidate = tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g + 2 * units), _mm512_mul_ps(reset, acc[r][2])));
+        const __m512 candidate = tanh512(_mm512_add_ps(_mm512_maskz_loadu_ps(mask, g + 2 * units), _mm512_mul_ps(reset, acc[r][2])));
         _mm512_mask_storeu_ps(g, mask, z);
         _mm512_mask_storeu_ps(g + units, mask, reset);
         _mm512_mask_storeu_ps(g + 2 * units, mask, candidate);

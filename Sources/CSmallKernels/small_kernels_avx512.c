@@ -1,6 +1,7 @@
 #include "small_kernels.h"
 #include "dispatch.h"
 #include "kernel_shapes.h"
+#include "vector_tanh.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -20,26 +21,6 @@
 #define KERNEL __attribute__((target(TARGET)))
 #define INLINE_KERNEL __attribute__((target(TARGET), always_inline)) static inline
 
-// tanh as tanh_avx2 computes it (the same rational function and clamp); 1/q from the 14-bit
-// reciprocal estimate and one Newton step.
-INLINE_KERNEL __m512 tanh512(__m512 x) {
-    // vminps/vmaxps return their second operand when either is NaN: x passes through as NaN.
-    __m512 c = _mm512_min_ps(_mm512_set1_ps(TANH_BOUND), x);
-    c = _mm512_max_ps(_mm512_set1_ps(-TANH_BOUND), c);
-    __m512 x2 = _mm512_mul_ps(c, c);
-    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.76076847742355e-16f), _mm512_set1_ps(2.00018790482477e-13f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-8.60467152213735e-11f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(5.12229709037114e-08f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(1.48572235717979e-05f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(6.37261928875436e-04f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(4.89352455891786e-03f));
-    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(1.19825839466702e-06f), _mm512_set1_ps(1.18534705686654e-04f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(2.26843463243900e-03f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(4.89352518554385e-03f));
-    __m512 r = _mm512_rcp14_ps(q);
-    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
-    return _mm512_mul_ps(c, _mm512_mul_ps(p, r));
-}
 
 // The finish forms of kernel_shapes.h on one register: C and y where the result goes are loaded
 // only when `kind` needs them.
