@@ -31,6 +31,9 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Matrix products: auto (small ones in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
     var kernels: String = "auto"
 
+    @Option(help: ArgumentHelp("RNNKit's own kernels on this instruction set: avx512, avx2-fma or portable (default: the best the CPU runs, or RNNKIT_SMALL_KERNELS).", valueName: "name"))
+    var smallKernels: String?
+
     @Option(help: ArgumentHelp("Only run the training step of the workloads --only names, with the run's kernels, for this many seconds, and time nothing else: a loop to attach a profiler to (perf record).", valueName: "seconds"))
     var profile: Double?
 
@@ -41,6 +44,12 @@ struct Benchmarks: ParsableCommand {
     }
 
     mutating func run() throws {
+        if let smallKernels, !SmallGEMM.force(smallKernels) {
+            throw ValidationError("--small-kernels \(smallKernels): this CPU runs \(SmallGEMM.availableInstructionSets.joined(separator: ", "))")
+        }
+        if let request = SmallGEMM.environmentRequest, !request.honoured {
+            print("RNNKIT_SMALL_KERNELS=\(request.name) is not an instruction set this CPU runs (\(SmallGEMM.availableInstructionSets.joined(separator: ", "))): using \(SmallGEMM.instructionSet)")
+        }
         #if DEBUG
         let banner = String(repeating: "!", count: 78)
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
