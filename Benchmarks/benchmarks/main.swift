@@ -55,6 +55,7 @@ struct Benchmarks: ParsableCommand {
         print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
         if let profile {
+            BLASConfiguration.threads = threads
             for workload in BenchmarkRun.workloads where only.map({ workload.name.localizedCaseInsensitiveContains($0) }) ?? true {
                 let model = try workload.makeModel(backend: BLASBackend(kernels: BLASBackend.Kernels(rawValue: kernels)!), workers: workers)
                 let batch = RandomBatch(workload, seed: 2)

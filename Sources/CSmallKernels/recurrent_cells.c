@@ -529,7 +529,78 @@ int rnnkit_packed_product(long rows, long columns, long depth, const float *a, l
     return 1;
 }
 
+// R rows of C (a constant, at most 6) × P 16-column vectors (at most 4): 24 accumulators. Each k
+// broadcasts R consecutive elements of A's row k and loads P vectors of B's row k.
+AVX512_INLINE void transposed_a_block(const int R, const int P, long depth, const float *a, long lda, const float *b, long ldb,
+                                      int first, float *c, long ldc, long columnsLeft) {
+    __m512 acc[6][4];
+    __mmask16 masks[4];
+    for (int p = 0; p < P; p++) {
+        const long left = columnsLeft - p * PANEL;
+        masks[p] = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << (left > 0 ? left : 0)) - 1);
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++)
+            acc[r][p] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[p], c + r * ldc + p * PANEL);
+    for (long k = 0; k < depth; k++) {
+        __m512 v[4];
+        for (int p = 0; p < P; p++) v[p] = _mm512_maskz_loadu_ps(masks[p], b + k * ldb + p * PANEL);
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(a[k * lda + r]);
+            for (int p = 0; p < P; p++) acc[r][p] = _mm512_fmadd_ps(x, v[p], acc[r][p]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) _mm512_mask_storeu_ps(c + r * ldc + p * PANEL, masks[p], acc[r][p]);
+}
+
+// The depth in blocks whose rows of B (up to 64 columns of them) stay in the L2 cache while every
+// row block of C passes over them; C is read back between blocks.
+#define DEPTH_BLOCK 384
+
+AVX512 static void transposed_a_product512(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb,
+                                           int beta, float *c, long ldc) {
+    for (long k0 = 0; k0 < depth; k0 += DEPTH_BLOCK) {
+        const long kc = depth - k0 < DEPTH_BLOCK ? depth - k0 : DEPTH_BLOCK;
+        const int first = k0 == 0 && !beta;
+        for (long j = 0; j < columns; j += 4 * PANEL) {
+            const long left = columns - j;
+            const int P = left >= 4 * PANEL ? 4 : (int)((left + PANEL - 1) / PANEL);
+            long r = 0;
+#define TA(R, P)                                                                                                          \
+    transposed_a_block(R, P, kc, a + k0 * lda + r, lda, b + k0 * ldb + j, ldb, first, c + r * ldc + j, ldc, left)
+#define TA_ROWS(R)                                                                                                        \
+    switch (P) {                                                                                                          \
+    case 4: TA(R, 4); break;                                                                                              \
+    case 3: TA(R, 3); break;                                                                                              \
+    case 2: TA(R, 2); break;                                                                                              \
+    default: TA(R, 1); break;                                                                                             \
+    }
+            for (; r + 6 <= rows; r += 6) TA_ROWS(6)
+            switch (rows - r) {
+            case 5: TA_ROWS(5) break;
+            case 4: TA_ROWS(4) break;
+            case 3: TA_ROWS(3) break;
+            case 2: TA_ROWS(2) break;
+            case 1: TA_ROWS(1) break;
+            default: break;
+            }
+#undef TA_ROWS
+#undef TA
+        }
+    }
+}
+
+int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
+                                float *c, long ldc) {
+    if (panel_width() != 16 || rows < 1 || columns < 1 || depth < 1) return 0;
+    transposed_a_product512(rows, columns, depth, a, lda, b, ldb, beta ? 1 : 0, c, ldc);
+    return 1;
+}
+
 #else
+int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
+                                float *c, long ldc) { return 0; }
 long rnnkit_cell_packed_count(long gates, long units) { return 0; }
 int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) { return 0; }
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,

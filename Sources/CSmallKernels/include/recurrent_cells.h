@@ -61,4 +61,11 @@ int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStri
 int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
                           int beta, float *c, long ldc);
 
+// A weight gradient over every step at once: C [rows, columns] (+)= Aᵀ · B for A stored
+// [depth, rows] (row stride lda) and B stored [depth, columns] (row stride ldb), both read where
+// they lie (B's rows in blocks that stay in the L2 cache). dU = H_prevᵀ·dG and dW = Xᵀ·dG.
+// beta 0 or 1. Returns 0 where the fused steps do not run.
+int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
+                                float *c, long ldc);
+
 #endif

@@ -72,7 +72,7 @@ public struct BLASBackend: Backend {
             // Only GRU with reset-after has a recurrent side that differs (its own bias, and r in
             // the candidate block), so only it needs a second gradient buffer.
             return 7 * state + gates + d.steps * gates * (cell.hasRecurrentBias ? 2 : 1) + transposedKernelCount(cell, d)
-                + PackedRecurrence.workspaceCount(cell, units: d.units)
+                + PackedRecurrence.workspaceCount(cell, d)
         }
 
         /// Room for `Uᵀ` only where the small kernels can take the per-step products (H ≤ 64):
@@ -123,8 +123,16 @@ public struct BLASBackend: Backend {
         if !active.isEmpty {
             let first = active.lowerBound, rows = active.count * B
             S.broadcastRows(weights.bias, into: tape.gates + first * stepGates, rows: rows, columns: GH)
-            gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
-                   alpha: 1, a: x + first * B * D, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates + first * stepGates, ldc: GH)
+            // Large gated layers: W packed (into the room U takes after) for RNNKit's product, which
+            // runs this short-k shape faster than OpenBLAS.
+            if PackedRecurrence.applies(S.self, cell, units: H, kernels: kernels),
+               PackedRecurrence.packInputKernel(inputs: D, columns: GH, kernel: weights.kernel, into: w.packedWeights) {
+                PackedRecurrence.product(rows: rows, columns: GH, depth: D, a: x + first * B * D, lda: D, packed: w.packedWeights,
+                                         panelDepth: D, accumulate: true, c: tape.gates + first * stepGates, ldc: GH)
+            } else {
+                gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
+                       alpha: 1, a: x + first * B * D, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: tape.gates + first * stepGates, ldc: GH)
+            }
         }
         // A small tanh SimpleRNN (the notebook's models) runs its whole recurrence in one call, U packed once.
         if Self.fusesTanhRecurrence(cell, d, mask: mask, tape: tape, kernels: kernels),
@@ -421,9 +429,20 @@ public struct BLASBackend: Backend {
             inputGradient?.update(repeating: 0, count: T * B * D)
             return
         }
+        // The weight gradients, one long product over all steps each: RNNKit's (reading A and B
+        // where they lie) for large gated layers' short sides, else OpenBLAS's.
+        let ownWeightGradients = PackedRecurrence.applies(S.self, cell, units: H, kernels: kernels)
+        func weightGradient(m: Int, n: Int, k: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, beta: S,
+                            c: UnsafeMutablePointer<S>, ldc: Int) {
+            if ownWeightGradients, PackedRecurrence.transposedAProduct(rows: m, columns: n, depth: k, a: a, lda: lda, b: b, ldb: ldb,
+                                                                       accumulate: beta != 0, c: c, ldc: ldc) {
+                return
+            }
+            gemm(transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
         // dW [D, G·H] = Xᵀ [D, rows] · dG [rows, G·H]
-        gemm(transposeA: true, transposeB: false, m: D, n: GH, k: rows,
-               alpha: 1, a: x + first * B * D, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
+        weightGradient(m: D, n: GH, k: rows,
+               a: x + first * B * D, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
         // dU [H, n] = H_prevᵀ · dG over steps t ≥ 1 of the range; h_0 = 0 contributes nothing.
         // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
         let firstWithPrevious = max(first, 1)
@@ -431,8 +450,8 @@ public struct BLASBackend: Backend {
             // Recurrent dropout: the products read h_{t−1} ⊙ m, kept per step (h_0 ⊙ m at step 0).
             let start = initialState != nil ? first : firstWithPrevious
             if start < active.upperBound {
-                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - start) * B,
-                     alpha: 1, a: dropout.droppedStates + start * stepState, lda: H,
+                weightGradient(m: H, n: stateColumns, k: (active.upperBound - start) * B,
+                     a: dropout.droppedStates + start * stepState, lda: H,
                      b: UnsafePointer(w.recurrentGateGradient) + start * stepGates, ldb: GH, beta: 0,
                      c: gradients.recurrentKernel, ldc: GH)
             } else {
@@ -440,8 +459,8 @@ public struct BLASBackend: Backend {
             }
         } else {
             if firstWithPrevious < active.upperBound {
-                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: (active.upperBound - firstWithPrevious) * B,
-                       alpha: 1, a: tape.states + (firstWithPrevious - 1) * stepState, lda: H,
+                weightGradient(m: H, n: stateColumns, k: (active.upperBound - firstWithPrevious) * B,
+                       a: tape.states + (firstWithPrevious - 1) * stepState, lda: H,
                        b: UnsafePointer(w.recurrentGateGradient) + firstWithPrevious * stepGates, ldb: GH, beta: 0,
                        c: gradients.recurrentKernel, ldc: GH)
             } else {
@@ -449,14 +468,14 @@ public struct BLASBackend: Backend {
             }
             if initialState != nil, first == 0 {
                 // A given h_0 meets the first step's gate gradients too: dU += h_0ᵀ [H, B] · dG_0 [B, n].
-                gemm(transposeA: true, transposeB: false, m: H, n: stateColumns, k: B,
-                       alpha: 1, a: initialH, lda: H, b: dRecurrent, ldb: GH, beta: 1, c: gradients.recurrentKernel, ldc: GH)
+                weightGradient(m: H, n: stateColumns, k: B,
+                       a: initialH, lda: H, b: dRecurrent, ldb: GH, beta: 1, c: gradients.recurrentKernel, ldc: GH)
             }
         }
         if resetBefore {
             // dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, rows] · dz_h [rows, H]
-            gemm(transposeA: true, transposeB: false, m: H, n: H, k: rows,
-                   alpha: 1, a: tape.auxiliary! + first * stepState, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
+            weightGradient(m: H, n: H, k: rows,
+                   a: tape.auxiliary! + first * stepState, lda: H, b: dGates + 2 * H, ldb: GH, beta: 0,
                    c: gradients.recurrentKernel + 2 * H, ldc: GH)
         }
         // db [G·H] = Σ rows of dG (GRU reset-after: and the recurrent bias from the recurrent side)

@@ -18,12 +18,20 @@ enum PackedRecurrence {
             && rnnkit_panel_width() > 0
     }
 
-    /// Room in the workspace for the packed weights (elements), for any scalar type: the larger of
-    /// the forward and backward layouts, so one region serves both passes.
-    static func workspaceCount(_ cell: RecurrentCell, units H: Int) -> Int {
+    /// Room in the workspace for the packed weights (elements), for any scalar type: the largest
+    /// of the layouts (W for the input projection, then U forward, or Uᵀ backward), so one region
+    /// serves each in turn.
+    static func workspaceCount(_ cell: RecurrentCell, _ d: RNNDimensions) -> Int {
+        let H = d.units
         guard cell.gates > 1, H > SmallGEMM.widestColumns else { return 0 }
         let G = cell.gates
-        return max(rnnkit_cell_packed_count(G, H), rnnkit_panels_count(G * H, H), rnnkit_panels_count(H, G * H))
+        return max(rnnkit_cell_packed_count(G, H), rnnkit_panels_count(G * H, H), rnnkit_panels_count(H, G * H),
+                   rnnkit_panels_count(G * H, d.inputs))
+    }
+
+    /// Packs the input kernel `W [D, G·H]` into panels of its `G·H` columns, `D` deep.
+    static func packInputKernel<S>(inputs D: Int, columns: Int, kernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>) -> Bool {
+        rnnkit_pack_panels(columns, D, float(kernel), 1, columns, float(packed)) != 0
     }
 
     /// Whether the forward step is fused into the product: LSTM and GRU (reset-after) with tanh
@@ -78,6 +86,16 @@ enum PackedRecurrence {
         let done = rnnkit_packed_product(rows, columns, depth, float(a), lda, float(packed) + first * rnnkit_panel_width(), panelDepth,
                                          accumulate ? 1 : 0, float(c), ldc)
         precondition(done != 0, "the packed product was chosen where it does not run")
+    }
+
+    /// A weight gradient `C [rows, columns] (+)= Aᵀ·B` (A stored `[depth, rows]`, B `[depth, columns]`)
+    /// by `rnnkit_transposed_a_product`, for at most 256 rows (a layer's inputs or units), where
+    /// it outruns OpenBLAS; false, doing nothing, otherwise.
+    static func transposedAProduct<S>(
+        rows: Int, columns: Int, depth: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, accumulate: Bool,
+        c: UnsafeMutablePointer<S>, ldc: Int
+    ) -> Bool {
+        rows <= 256 && rnnkit_transposed_a_product(rows, columns, depth, float(a), lda, float(b), ldb, accumulate ? 1 : 0, float(c), ldc) != 0
     }
 
     private static func float<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
