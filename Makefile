@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page
 
 all: build
 
@@ -31,6 +31,13 @@ test: deps
 	RNNKIT_BLAS_REHEARSE_FALLBACK=Prescott $(SWIFT) test --skip-build --disable-swift-testing \
 		--filter 'BackendAgreementTests|KerasCellFixtureTests|KerasParityTests|GradientCheckTests|BLASCoreTests'
 	@scripts/check-readme-package.sh
+	@scripts/performance-page.py docs/benchmarks/*.json | diff -q - docs/PERFORMANCE.md >/dev/null \
+		|| { echo "docs/PERFORMANCE.md is not what scripts/performance-page.py writes from docs/benchmarks (make performance-page)"; exit 1; }
+
+# docs/PERFORMANCE.md from the benchmark runs kept in docs/benchmarks, one per CPU
+# (swift run -c release benchmarks --json docs/benchmarks/NAME.json).
+performance-page:
+	scripts/performance-page.py docs/benchmarks/*.json > docs/PERFORMANCE.md
 
 # The adding problem with sequences of varied length under Masking (the README's example).
 run-adding: deps

@@ -544,6 +544,9 @@ AVX512_INLINE void transposed_a_block(const int R, const int P, long depth, cons
             acc[r][p] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[p], c + r * ldc + p * PANEL);
     for (long k = 0; k < depth; k++) {
         __m512 v[4];
+        // B's rows lie a whole gate row apart: fetched from memory on the first row block's pass,
+        // each would wait its full latency without asking for it ahead (from the cache after).
+        for (int p = 0; p < P; p++) _mm_prefetch((const char *)(b + (k + 12) * ldb + p * PANEL), _MM_HINT_T0);
         for (int p = 0; p < P; p++) v[p] = _mm512_maskz_loadu_ps(masks[p], b + k * ldb + p * PANEL);
         for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(a[k * lda + r]);
@@ -558,8 +561,19 @@ AVX512_INLINE void transposed_a_block(const int R, const int P, long depth, cons
 // row block of C passes over them; C is read back between blocks.
 #define DEPTH_BLOCK 384
 
+// Adds the sums over kc rows of B (up to 4 vectors of columns, `columnsLeft` of them real) into sums.
+AVX512_INLINE void add_column_sums(const int P, long kc, const float *b, long ldb, float *sums, int first, long columnsLeft) {
+    for (int p = 0; p < P; p++) {
+        const long left = columnsLeft - p * PANEL;
+        const __mmask16 mask = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 total = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, sums + p * PANEL);
+        for (long k = 0; k < kc; k++) total = _mm512_add_ps(total, _mm512_maskz_loadu_ps(mask, b + k * ldb + p * PANEL));
+        _mm512_mask_storeu_ps(sums + p * PANEL, mask, total);
+    }
+}
+
 AVX512 static void transposed_a_product512(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb,
-                                           int beta, float *c, long ldc) {
+                                           int beta, float *c, long ldc, float *columnSums) {
     for (long k0 = 0; k0 < depth; k0 += DEPTH_BLOCK) {
         const long kc = depth - k0 < DEPTH_BLOCK ? depth - k0 : DEPTH_BLOCK;
         const int first = k0 == 0 && !beta;
@@ -587,20 +601,21 @@ AVX512 static void transposed_a_product512(long rows, long columns, long depth, 
             }
 #undef TA_ROWS
 #undef TA
+            if (columnSums) add_column_sums(P, kc, b + k0 * ldb + j, ldb, columnSums + j, k0 == 0, left);
         }
     }
 }
 
 int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
-                                float *c, long ldc) {
+                                float *c, long ldc, float *columnSums) {
     if (panel_width() != 16 || rows < 1 || columns < 1 || depth < 1) return 0;
-    transposed_a_product512(rows, columns, depth, a, lda, b, ldb, beta ? 1 : 0, c, ldc);
+    transposed_a_product512(rows, columns, depth, a, lda, b, ldb, beta ? 1 : 0, c, ldc, columnSums);
     return 1;
 }
 
 #else
 int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
-                                float *c, long ldc) { return 0; }
+                                float *c, long ldc, float *columnSums) { return 0; }
 long rnnkit_cell_packed_count(long gates, long units) { return 0; }
 int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) { return 0; }
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,

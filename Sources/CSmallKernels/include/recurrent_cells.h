@@ -64,8 +64,10 @@ int rnnkit_packed_product(long rows, long columns, long depth, const float *a, l
 // A weight gradient over every step at once: C [rows, columns] (+)= Aᵀ · B for A stored
 // [depth, rows] (row stride lda) and B stored [depth, columns] (row stride ldb), both read where
 // they lie (B's rows in blocks that stay in the L2 cache). dU = H_prevᵀ·dG and dW = Xᵀ·dG.
-// beta 0 or 1. Returns 0 where the fused steps do not run.
+// beta 0 or 1. With columnSums (NULL for none), also writes the sums of B's columns over the
+// depth there (a bias's gradient, Σ_t dG_t), from each block of B while it is in the cache.
+// Returns 0 where the fused steps do not run.
 int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
-                                float *c, long ldc);
+                                float *c, long ldc, float *columnSums);
 
 #endif

@@ -432,17 +432,20 @@ public struct BLASBackend: Backend {
         // The weight gradients, one long product over all steps each: RNNKit's (reading A and B
         // where they lie) for large gated layers' short sides, else OpenBLAS's.
         let ownWeightGradients = PackedRecurrence.applies(S.self, cell, units: H, kernels: kernels)
+        // Returns whether `columnSums` (B's column sums, a bias gradient) was written as well.
+        @discardableResult
         func weightGradient(m: Int, n: Int, k: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, beta: S,
-                            c: UnsafeMutablePointer<S>, ldc: Int) {
+                            c: UnsafeMutablePointer<S>, ldc: Int, columnSums: UnsafeMutablePointer<S>? = nil) -> Bool {
             if ownWeightGradients, PackedRecurrence.transposedAProduct(rows: m, columns: n, depth: k, a: a, lda: lda, b: b, ldb: ldb,
-                                                                       accumulate: beta != 0, c: c, ldc: ldc) {
-                return
+                                                                       accumulate: beta != 0, c: c, ldc: ldc, columnSums: columnSums) {
+                return columnSums != nil
             }
             gemm(transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return false
         }
         // dW [D, G·H] = Xᵀ [D, rows] · dG [rows, G·H]
-        weightGradient(m: D, n: GH, k: rows,
-               a: x + first * B * D, lda: D, b: dGates, ldb: GH, beta: 0, c: gradients.kernel, ldc: GH)
+        let biasDone = weightGradient(m: D, n: GH, k: rows, a: x + first * B * D, lda: D, b: dGates, ldb: GH, beta: 0,
+                                      c: gradients.kernel, ldc: GH, columnSums: gradients.bias)
         // dU [H, n] = H_prevᵀ · dG over steps t ≥ 1 of the range; h_0 = 0 contributes nothing.
         // GRU reset-before: only the z and r columns see h_{t−1}; the candidate's see r ⊙ h_{t−1}.
         let firstWithPrevious = max(first, 1)
@@ -479,7 +482,7 @@ public struct BLASBackend: Backend {
                    c: gradients.recurrentKernel + 2 * H, ldc: GH)
         }
         // db [G·H] = Σ rows of dG (GRU reset-after: and the recurrent bias from the recurrent side)
-        S.sumRows(dGates, rows: rows, columns: GH, into: gradients.bias)
+        if !biasDone { S.sumRows(dGates, rows: rows, columns: GH, into: gradients.bias) }
         if cell.hasRecurrentBias { S.sumRows(dRecurrent, rows: rows, columns: GH, into: gradients.bias + GH) }
         // dX [rows, D] = dG [rows, G·H] · Wᵀ [G·H, D]; zero outside the range.
         if let inputGradient {

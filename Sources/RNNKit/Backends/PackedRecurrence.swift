@@ -91,11 +91,14 @@ enum PackedRecurrence {
     /// A weight gradient `C [rows, columns] (+)= Aᵀ·B` (A stored `[depth, rows]`, B `[depth, columns]`)
     /// by `rnnkit_transposed_a_product`, for at most 256 rows (a layer's inputs or units), where
     /// it outruns OpenBLAS; false, doing nothing, otherwise.
+    /// With `columnSums`, B's column sums (a bias gradient) are written there too.
     static func transposedAProduct<S>(
         rows: Int, columns: Int, depth: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, accumulate: Bool,
-        c: UnsafeMutablePointer<S>, ldc: Int
+        c: UnsafeMutablePointer<S>, ldc: Int, columnSums: UnsafeMutablePointer<S>? = nil
     ) -> Bool {
-        rows <= 256 && rnnkit_transposed_a_product(rows, columns, depth, float(a), lda, float(b), ldb, accumulate ? 1 : 0, float(c), ldc) != 0
+        rows <= 256
+            && rnnkit_transposed_a_product(rows, columns, depth, float(a), lda, float(b), ldb, accumulate ? 1 : 0, float(c), ldc,
+                                           columnSums.map(float)) != 0
     }
 
     private static func float<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
