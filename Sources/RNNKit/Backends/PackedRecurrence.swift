@@ -3,9 +3,11 @@ import CSmallKernels
 /// A gated layer's per-step products against recurrent weights packed once per pass, and LSTM's
 /// step fused into its product, as oneDNN's RNN primitive runs them (`CSmallKernels`'
 /// `recurrent_cells.c`): the forward `h_{t−1}·U` of an LSTM with tanh and sigmoid computes the
-/// gates, the cell and the state while the product's results are still in registers; GRU's
-/// (reset-after) product and every gated cell's backward `dG_t·Uᵀ` read weights packed into
-/// panels of 16 (or 8) columns instead of OpenBLAS packing `U` again at every step.
+/// gates, the cell and the state while the product's results are still in registers, and so does
+/// GRU's (reset-after); other activations' products and every gated cell's backward `dG_t·Uᵀ`
+/// read weights packed into panels of 16 (or 8) columns instead of OpenBLAS packing `U` again at
+/// every step. On AVX-512 the input projection `X·W` and the weight gradients `Xᵀ·dG` and
+/// `H_prevᵀ·dG` (with the bias's sum) run here too.
 ///
 /// Taken for `Float` with the `.auto` kernels where the small-matrix kernels run on AVX-512 or
 /// AVX2 with FMA (16- or 8-unit panels) and the layer has more units than they take
