@@ -66,7 +66,7 @@ int rnnkit_packed_product(long rows, long columns, long depth, const float *a, l
 // they lie (B's rows in blocks that stay in the L2 cache). dU = H_prevᵀ·dG and dW = Xᵀ·dG.
 // beta 0 or 1. With columnSums (NULL for none), also writes the sums of B's columns over the
 // depth there (a bias's gradient, Σ_t dG_t), from each block of B while it is in the cache.
-// Returns 0 where the fused steps do not run.
+// AVX-512 only: returns 0, doing nothing, on the other paths (OpenBLAS then runs it).
 int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
                                 float *c, long ldc, float *columnSums);
 
