@@ -103,16 +103,20 @@ final class BLASCoreTests: XCTestCase {
         }
     }
 
-    /// Switching cores and back leaves OpenBLAS computing what it computed before, bit for bit.
-    func testSwitchingCoresAndBackChangesNothing() throws {
-        let n = 96
+    /// An `n × n` product through OpenBLAS of two fixed matrices, as a closure to run on each core.
+    static func squareProduct(_ n: Int) -> () -> [Float] {
         let a = (0..<(n * n)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(n * n)).map { Float(($0 * 53) % 97) / 48 - 1 }
-        func product() -> [Float] {
+        return {
             var c = [Float](repeating: 0, count: n * n)
             Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
                        beta: 0, c: &c, ldc: n)
             return c
         }
+    }
+
+    /// Switching cores and back leaves OpenBLAS computing what it computed before, bit for bit.
+    func testSwitchingCoresAndBackChangesNothing() throws {
+        let product = Self.squareProduct(96)
         let before = product(), core = BLASConfiguration.coreName
         let old = BLASConfiguration.withOpenBLASCore("Prescott") { product() }
         XCTAssertEqual(BLASConfiguration.coreName, core)
@@ -125,14 +129,7 @@ final class BLASCoreTests: XCTestCase {
     /// OpenBLAS's threads and buffers survive switching back and forth: a product large enough to
     /// be split over threads, on every core this processor runs, then again on the first.
     func testThreadedProductsAcrossSwitches() throws {
-        let n = 384
-        let a = (0..<(n * n)).map { Float(($0 * 29) % 103) / 51 - 1 }, b = (0..<(n * n)).map { Float(($0 * 31) % 89) / 44 - 1 }
-        func product() -> [Float] {
-            var c = [Float](repeating: 0, count: n * n)
-            Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
-                       beta: 0, c: &c, ldc: n)
-            return c
-        }
+        let product = Self.squareProduct(384)
         let threads = BLASConfiguration.threads
         BLASConfiguration.threads = 2
         defer { BLASConfiguration.threads = threads }
