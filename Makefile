@@ -20,7 +20,7 @@ release: deps
 	$(SWIFT) build -c release
 
 # The library's tests and the trainer's. Some train briefly on MNIST: without it (offline) they are
-# skipped with a message saying so, and every other test runs. The README's adding-problem example
+# skipped with a message saying so, and every other test runs. The adding-problem example (docs/GUIDE.md)
 # is run in release (a debug build takes a minute over it).
 test: deps
 	@scripts/fetch-mnist.sh || echo "make test: MNIST is not available; the tests that train on it will say they are skipped"
@@ -39,7 +39,7 @@ test: deps
 performance-page:
 	scripts/performance-page.py docs/benchmarks/*.json > docs/PERFORMANCE.md
 
-# The adding problem with sequences of varied length under Masking (the README's example).
+# The adding problem with sequences of varied length under Masking (docs/GUIDE.md).
 run-adding: deps
 	$(SWIFT) run -c release adding-problem $(ARGS)
 
@@ -52,7 +52,7 @@ run-stacked: deps data release
 	$(SWIFT) run -c release --skip-build train-blas --units 16,8,4 --output runs/stacked $(ARGS)
 
 # The notebook's claim made true: an LSTM reading the same 28 rows of 28 pixels, to CNN-level
-# test accuracy (README: "An RNN at CNN accuracy"). ARGS pass through, e.g. ARGS="--seed 1".
+# test accuracy (docs/ACCURACY.md: "An RNN at CNN accuracy"). ARGS pass through, e.g. ARGS="--seed 1".
 run-best: deps data release
 	$(SWIFT) run -c release --skip-build train-blas --cell lstm --units 128 --batch-size 128 --epochs 20 \
 		--learning-rate 0.002 --lr-schedule cosine --output runs/best $(ARGS)
@@ -63,11 +63,11 @@ bench: deps release
 bench-quick: deps release
 	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
 
-# Ranks against threads on this machine, all-reduce times and the cluster projection (README, MPI).
+# Ranks against threads on this machine, all-reduce times and the cluster projection (docs/MPI.md).
 bench-mpi: deps release
 	$(SWIFT) run -c release --skip-build benchmarks-mpi
 
-# The notebook's Model A as NP MPI ranks of one worker each on this machine (README, MPI).
+# The notebook's Model A as NP MPI ranks of one worker each on this machine (docs/MPI.md).
 NP ?= 2
 MPIRUN_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 run-mpi: deps data release

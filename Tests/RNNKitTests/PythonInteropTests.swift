@@ -104,7 +104,7 @@ final class PythonInteropTests: XCTestCase {
         XCTAssertTrue(result.output.contains("iterations 16880"), result.output)
     }
 
-    /// RNNKit's safetensors into PyTorch's recurrent layers (the README's recipe): Model A and the
+    /// RNNKit's safetensors into PyTorch's recurrent layers (docs/GUIDE.md's recipe): Model A and the
     /// LSTM → GRU fixture predict in PyTorch what they predict in RNNKit.
     func testPyTorchLoadsRNNKitSafetensors() throws {
         try Self.require("torch, numpy", for: "PyTorch loading RNNKit's safetensors")

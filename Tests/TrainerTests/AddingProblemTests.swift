@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The README's variable-length example, `Examples/adding-problem`, run in its release build
+/// The variable-length example of docs/GUIDE.md, `Examples/adding-problem`, run in its release build
 /// (`make test` builds it; a debug build takes a minute) on shorter sequences: Masking → LSTM →
 /// Dense under mean squared error must learn the task.
 final class AddingProblemTests: XCTestCase {

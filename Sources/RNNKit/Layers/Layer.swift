@@ -1,6 +1,6 @@
 /// A layer of a `Sequential` model: it owns its weights, its gradients and the buffers of its
 /// last forward pass. The built-in layers (`SimpleRNN`, `LSTM`, `GRU`, `Dense`) conform, and so
-/// can a user's own (the README's "Use it from your package" and `Tests/RNNKitPublicAPITests` show one).
+/// can a user's own (docs/GUIDE.md's "Data, your own layers and losses, threads" and `Tests/RNNKitPublicAPITests` show one).
 ///
 /// **Parameters.** A layer declares its trainable weights by creating `Parameter`s in `build`
 /// (named by the weight alone, `kernel`; the model prefixes the layer's name when it sets
