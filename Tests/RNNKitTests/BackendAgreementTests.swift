@@ -257,18 +257,66 @@ final class BackendAgreementTests: XCTestCase {
         }
     }
 
-    /// The Float `tanh` approximation the engine uses against the C library's.
-    func testFastTanhAccuracy() {
-        var worst: Float = 0
-        var x: Float = -12
-        while x <= 12 {
-            let exact = Float(Double.tanh(Double(x)))
-            worst = max(worst, abs(fastTanh(x) - exact) / max(abs(exact), Float.leastNormalMagnitude))
-            x = x.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp + 1e-4
+    /// The Float `tanh` the engine uses, on every instruction set, against the C library's.
+    func testTanhAccuracy() {
+        onEveryInstructionSet { isa in
+            var inputs: [Float] = []
+            var x: Float = -12
+            while x <= 12 {
+                inputs.append(x)
+                x = x.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp.nextUp + 1e-4
+            }
+            var values = inputs
+            Float.tanhInPlace(&values, count: values.count)
+            var worst: Float = 0
+            for (x, y) in zip(inputs, values) {
+                let exact = Float(Double.tanh(Double(x)))
+                worst = max(worst, abs(y - exact) / max(abs(exact), Float.leastNormalMagnitude))
+            }
+            XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "\(isa): tanh's relative error")
+            var special: [Float] = [.nan, .infinity, -.infinity, 20, -20]
+            Float.tanhInPlace(&special, count: special.count)
+            XCTAssertTrue(special[0].isNaN, "\(isa): NaN stays NaN")
+            // Saturated: ±1 to within the approximation's error (its reciprocal estimate leaves ±(1 − 2⁻²²)).
+            for (value, limit) in zip(special[1...], [1, -1, 1, -1] as [Float]) {
+                XCTAssertEqual(value, limit, accuracy: 2 * Float.ulpOfOne, "\(isa): tanh saturates")
+            }
         }
-        XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "fast tanh's relative error")
-        XCTAssertTrue(fastTanh(.nan).isNaN)
-        XCTAssertEqual(fastTanh(.infinity), 1)
-        XCTAssertEqual(fastTanh(-.infinity), -1)
+    }
+
+    /// One tanh: the activation the Swift engine applies gives the same bits as the C kernels'
+    /// fused tanh (a recurrent step's product with its activation, and the first step of the
+    /// whole-sequence recurrence), for widths their AVX2 and AVX-512 bodies take.
+    func testOneTanhInEveryKernel() {
+        onEveryInstructionSet { isa in
+            for units in [3, 8, 10, 16, 17, 32, 48, 64] {
+                let batch = 5, count = batch * units
+                let inputs: [Float] = (0..<count).map { i -> Float in
+                    let wrapped = Float(i % 37), position = Float(i)
+                    return wrapped * 0.173 - 3.1 + position * 1e-3
+                }
+                var expected = inputs
+                Float.tanhInPlace(&expected, count: count)
+                // tanh(C + 0·B): the product's epilogue.
+                let zeros = [Float](repeating: 0, count: batch * units), weights = [Float](repeating: 0.5, count: units * units)
+                var fused = inputs
+                if Float.smallGEMMTanh(m: batch, n: units, k: units, a: zeros, lda: units, b: weights, ldb: units, c: &fused, ldc: units) {
+                    XCTAssertEqual(fused.map(\.bitPattern), expected.map(\.bitPattern), "\(isa), \(units) units: fused product's tanh")
+                }
+                // The whole recurrence's first step (h_0 = 0: tanh of the projection alone).
+                var sequence = inputs
+                if Float.tanhRecurrence(steps: 1, batch: batch, units: units, gates: &sequence, recurrentKernel: weights, initialState: nil) {
+                    XCTAssertEqual(sequence.map(\.bitPattern), expected.map(\.bitPattern), "\(isa), \(units) units: recurrence's tanh")
+                }
+                // σ(x) = ½ + ½·tanh(x/2) on the same tanh, as the fused gated steps compute it.
+                var sigmoid = inputs
+                Float.sigmoidInPlace(&sigmoid, count: count)
+                var halves = inputs.map { 0.5 * $0 }
+                Float.tanhInPlace(&halves, count: count)
+                let half: Float = 0.5
+                let composed = halves.map { half.addingProduct(half, $0) }
+                XCTAssertEqual(sigmoid.map(\.bitPattern), composed.map(\.bitPattern), "\(isa), \(units) units: σ on the one tanh")
+            }
+        }
     }
 }

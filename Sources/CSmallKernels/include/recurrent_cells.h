@@ -70,4 +70,14 @@ int rnnkit_packed_product(long rows, long columns, long depth, const float *a, l
 int rnnkit_transposed_a_product(long rows, long columns, long depth, const float *a, long lda, const float *b, long ldb, int beta,
                                 float *c, long ldc, float *columnSums);
 
+// The element-wise steps alone, after the product ran elsewhere, with tanh and sigmoid: LSTM from
+// the pre-activations in gates [rows, 4·units] (as rnnkit_lstm_forward_step after its product),
+// GRU reset-after from the input side in gates [rows, 3·units] and recurrent = h_{t−1}·U + b′
+// [rows, 3·units] (as rnnkit_gru_forward_step after its product). On 8 lanes on the AVX2 and
+// AVX-512 paths; return 0, doing nothing, on the portable path.
+int rnnkit_lstm_step(long rows, long units, float *gates, const float *previousCell, float *cell, float *activatedCell,
+                     float *state);
+int rnnkit_gru_step(long rows, long units, float *gates, const float *recurrent, const float *previousState, float *auxiliary,
+                    float *state);
+
 #endif

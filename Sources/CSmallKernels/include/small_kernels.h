@@ -88,4 +88,10 @@ int rnnkit_small_kernels_force(const char *name);
 // Makes the float kernels portable C (1) or back to the best this CPU runs (0): for tests.
 void rnnkit_small_kernels_force_portable(int portable);
 
+// tanh and the logistic sigmoid (½ + ½·tanh(x/2)) of `count` floats in place, on the one tanh
+// every kernel uses (vector_tanh.h): the same bits as the fused kernels' tanh on the AVX2 and
+// AVX-512 paths, the scalar form on the portable path. NaN stays NaN.
+void rnnkit_tanh_in_place(float *values, long count);
+void rnnkit_sigmoid_in_place(float *values, long count);
+
 #endif

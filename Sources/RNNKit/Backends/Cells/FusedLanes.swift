@@ -1,5 +1,5 @@
-// What the cells' fused `Float` steps share: 8-lane loads and stores with a scalar-padded tail,
-// and the sigmoid on the vector tanh. The fused steps take one pass over each row where the
+// What the cells' fused `Float` backward steps share: 8-lane loads and stores with a
+// scalar-padded tail (the forward steps, which need tanh, are in C on the one tanh). The fused steps take one pass over each row where the
 // generic steps take several (one per activation block, then the state update) and evaluate
 // derivatives through a switch per element.
 
@@ -11,7 +11,6 @@ enum Lanes {
     @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
-    @inline(__always) static func sigmoid(_ x: V) -> V { 0.5 + 0.5 * fastTanh(0.5 * x) }
 
     /// Runs `body` on lane groups of 8 starting at `j`, then on the tail as lanes of a vector padded
     /// from scalars (so the same vector formula serves the tail, with no second scalar copy of it).

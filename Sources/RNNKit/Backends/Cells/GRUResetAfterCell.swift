@@ -1,3 +1,5 @@
+import CSmallKernels
+
 /// Keras's `GRU` with `reset_after=True` (its default): gates z, r, h̃ (G = 3), bias `[2, 3H]`
 /// (input row, recurrent row), `h̃ = f(x·W_h + b_h + r ⊙ (h_{t−1}·U_h + b′_h))`,
 /// `h_t = z ⊙ h_{t−1} + (1 − z) ⊙ h̃`. The tape's auxiliary is `h_{t−1}·U_h + b′_h`, which the
@@ -123,10 +125,11 @@ extension BLASScalar {
         recurrent: UnsafePointer<Self>, previousState: UnsafePointer<Self>, auxiliary: UnsafeMutablePointer<Self>,
         state: UnsafeMutablePointer<Self>, rows: Int, units: Int
     ) {
-        if usesFusedSteps(activation, recurrentActivation) {
-            return Float.fusedGRUForwardStepResetAfter(
-                gates: floats(gates), recurrent: floats(recurrent), previousState: floats(previousState),
-                auxiliary: floats(auxiliary), state: floats(state), rows: rows, units: units)
+        // Float with tanh and sigmoid: one pass over each row in C, on the one tanh.
+        if usesFusedSteps(activation, recurrentActivation),
+           rnnkit_gru_step(rows, units, floats(gates), floats(recurrent), floats(previousState), floats(auxiliary),
+                           floats(state)) != 0 {
+            return
         }
         let H = units, width = 3 * units
         for b in 0..<rows {
@@ -198,24 +201,6 @@ extension BLASScalar {
 }
 
 extension Float {
-    /// `gruForwardStepResetAfter` for tanh and sigmoid.
-    static func fusedGRUForwardStepResetAfter(
-        gates: UnsafeMutablePointer<Float>, recurrent: UnsafePointer<Float>, previousState: UnsafePointer<Float>,
-        auxiliary: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, rows: Int, units H: Int
-    ) {
-        for b in 0..<rows {
-            let g = gates + b * 3 * H, u = recurrent + b * 3 * H, k = b * H
-            Lanes.forEachGroup(H) { j, n in
-                let z = Lanes.sigmoid(Lanes.load(g + j, n) + Lanes.load(u + j, n)), r = Lanes.sigmoid(Lanes.load(g + H + j, n) + Lanes.load(u + H + j, n))
-                let uh = Lanes.load(u + 2 * H + j, n)
-                let candidate = fastTanh(Lanes.load(g + 2 * H + j, n) + r * uh)
-                Lanes.store(z, g + j, n); Lanes.store(r, g + H + j, n); Lanes.store(candidate, g + 2 * H + j, n)
-                Lanes.store(uh, auxiliary + k + j, n)
-                Lanes.store(z * Lanes.load(previousState + k + j, n) + (1 - z) * candidate, state + k + j, n)
-            }
-        }
-    }
-
     /// `gruBackwardStepResetAfter` for tanh and sigmoid.
     static func fusedGRUBackwardStepResetAfter(
         gates: UnsafePointer<Float>, auxiliary: UnsafePointer<Float>, previousState: UnsafePointer<Float>,

@@ -99,9 +99,11 @@ extension BLASScalar {
         previousCell: UnsafePointer<Self>, cell: UnsafeMutablePointer<Self>, activatedCell: UnsafeMutablePointer<Self>,
         state: UnsafeMutablePointer<Self>, rows: Int, units: Int
     ) {
-        if usesFusedSteps(activation, recurrentActivation) {
-            return Float.fusedLSTMForwardStep(gates: floats(gates), previousCell: floats(previousCell), cell: floats(cell),
-                                              activatedCell: floats(activatedCell), state: floats(state), rows: rows, units: units)
+        // Float with tanh and sigmoid: one pass over each row in C, on the one tanh.
+        if usesFusedSteps(activation, recurrentActivation),
+           rnnkit_lstm_step(rows, units, floats(gates), floats(previousCell), floats(cell), floats(activatedCell),
+                            floats(state)) != 0 {
+            return
         }
         let H = units, width = 4 * units
         activateInPlace(recurrentActivation, gates, rows: rows, columns: 2 * H, stride: width)        // i, f
@@ -157,24 +159,6 @@ extension BLASScalar {
 }
 
 extension Float {
-    /// `lstmForwardStep` for tanh and sigmoid.
-    static func fusedLSTMForwardStep(
-        gates: UnsafeMutablePointer<Float>, previousCell: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>,
-        activatedCell: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, rows: Int, units H: Int
-    ) {
-        for b in 0..<rows {
-            let g = gates + b * 4 * H, k = b * H
-            Lanes.forEachGroup(H) { j, n in
-                let i = Lanes.sigmoid(Lanes.load(g + j, n)), f = Lanes.sigmoid(Lanes.load(g + H + j, n))
-                let candidate = fastTanh(Lanes.load(g + 2 * H + j, n)), o = Lanes.sigmoid(Lanes.load(g + 3 * H + j, n))
-                let c = f * Lanes.load(previousCell + k + j, n) + i * candidate
-                let a = fastTanh(c)
-                Lanes.store(i, g + j, n); Lanes.store(f, g + H + j, n); Lanes.store(candidate, g + 2 * H + j, n); Lanes.store(o, g + 3 * H + j, n)
-                Lanes.store(c, cell + k + j, n); Lanes.store(a, activatedCell + k + j, n); Lanes.store(o * a, state + k + j, n)
-            }
-        }
-    }
-
     /// `lstmBackwardStep` for tanh and sigmoid.
     static func fusedLSTMBackwardStep(
         gates: UnsafePointer<Float>, previousCell: UnsafePointer<Float>, activatedCell: UnsafePointer<Float>,

@@ -109,7 +109,7 @@ public struct BLASBackend: Backend {
         mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
         cell.run(RecurrentForwardPass(
-            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState, tape: tape,
+            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d), initialState: initialState, tape: tape,
             workspace: Workspace(cell, d, workspace)))
     }
 
@@ -122,7 +122,7 @@ public struct BLASBackend: Backend {
         inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>
     ) {
         cell.run(RecurrentBackwardPass(
-            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState, tape: tape,
+            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d), initialState: initialState, tape: tape,
             stateGradient: stateGradient, sequenceGradient: sequenceGradient, finalCellGradient: finalCellGradient,
             gradients: gradients, inputGradient: inputGradient, initialStateGradient: initialStateGradient,
             workspace: Workspace(cell, d, workspace)))

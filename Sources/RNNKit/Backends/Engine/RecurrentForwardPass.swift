@@ -125,6 +125,15 @@ struct RecurrentForwardPass<S: BLASScalar>: CellPass {
 
 /// Keras's mask over a batch, `[T, B]`, 0 where a sample's step is masked.
 enum SequenceMask {
+    /// The mask, or nil when it masks nothing: a batch with every step counted then runs exactly
+    /// as without a mask (the same kernels, so the same bits; a small tanh SimpleRNN's whole
+    /// recurrence in one call rather than step by step).
+    static func effective(_ mask: UnsafePointer<UInt8>?, _ d: RNNDimensions) -> UnsafePointer<UInt8>? {
+        guard let mask else { return nil }
+        for i in 0..<(d.steps * d.batch) where mask[i] == 0 { return mask }
+        return nil
+    }
+
     /// Whether all `batch` samples of a step are masked.
     @inline(__always)
     static func everySampleMasked(_ stepMask: UnsafePointer<UInt8>, batch: Int) -> Bool {

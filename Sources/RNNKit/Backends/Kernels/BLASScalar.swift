@@ -25,12 +25,12 @@ public protocol BLASScalar: Real, BinaryFloatingPoint, Codable, Sendable, Custom
         b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
-    /// `tanh` of `count` values in place. `Float` uses a vectorisable rational approximation
-    /// accurate to a few ulps; `Double` uses the C library's `tanh`.
+    /// `tanh` of `count` values in place. `Float` uses the rational approximation every C kernel
+    /// uses (`rnnkit_tanh_in_place`, a few ulps); `Double` uses the C library's `tanh`.
     static func tanhInPlace(_ values: UnsafeMutablePointer<Self>, count: Int)
 
     /// The logistic sigmoid `1 / (1 + e^−x)` of `count` values in place. `Float` computes it as
-    /// `½ + ½·tanh(x/2)` on the vectorised `tanh`; `Double` uses the C library's `exp`.
+    /// `½ + ½·tanh(x/2)` on that `tanh`; `Double` uses the C library's `exp`.
     static func sigmoidInPlace(_ values: UnsafeMutablePointer<Self>, count: Int)
 
     // Kernels with a shared implementation (see Kernels.swift).
@@ -151,12 +151,14 @@ extension Float: BLASScalar {
                     beta, c, blasint(ldc))
     }
 
+    // The one tanh of the C kernels (vector_tanh.h), so that a step gives the same bits whether
+    // a fused kernel or this activation computed it.
     public static func tanhInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        fastTanhInPlace(values, count: count)
+        rnnkit_tanh_in_place(values, count)
     }
 
     public static func sigmoidInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        fastSigmoidInPlace(values, count: count)
+        rnnkit_sigmoid_in_place(values, count)
     }
 
     // In C (CSmallKernels): vector conversion, and the next image prefetched while this one
