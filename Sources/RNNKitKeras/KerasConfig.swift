@@ -132,14 +132,14 @@ struct KerasConfig {
     /// Parses `json`, the text of `config.json`; `file` names it in errors.
     static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
         guard json.count <= Limits.configBytes else {
-            throw KerasFileError(file: file, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
         }
         let parsed: Any
         do { parsed = try StrictJSON.value(from: json) } catch {
-            throw KerasFileError(file: file, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
         }
         guard let root = parsed as? [String: Any] else {
-            throw KerasFileError(file: file, reason: "is not a JSON object")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is not a JSON object")
         }
         var reader = KerasConfig()
         let spec = reader.model(root)

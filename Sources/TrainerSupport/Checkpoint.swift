@@ -69,6 +69,8 @@ struct Checkpoint {
     }
 
     /// Reads `path` (a checkpoint file, or a folder holding one).
+    /// - Throws: `FileFormatError` (format `.checkpoint`, or `.safetensors` when the file is no
+    ///   safetensors file at all) naming the file and what is wrong; the trainer prefixes `--resume`.
     static func read(_ path: String) throws -> Checkpoint {
         var url = URL(fileURLWithPath: path)
         var isFolder: ObjCBool = false
@@ -77,18 +79,19 @@ struct Checkpoint {
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TrainerFailure(message: "--resume \(url.path): "
-                + (FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)"))
+            throw FileFormatError(file: url.path, format: .checkpoint, reason: FileManager.default.fileExists(atPath: url.path)
+                                  ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
         }
         return try decode(data, file: url.path)
     }
 
     /// Reads a checkpoint from its bytes; `file` names it in errors. Every count, size and value
     /// is checked before anything uses it (the fuzz target `FuzzCheckpoint` calls this).
+    /// - Throws: `FileFormatError` as `read` does; nothing else.
     static func decode(_ data: Data, file path: String) throws -> Checkpoint {
-        func fail(_ reason: String) -> TrainerFailure { TrainerFailure(message: "--resume \(path): \(reason)") }
-        let file: (tensors: [String: Tensor<Float>], metadata: [String: String])
-        do { file = try SafeTensors.decode(data, file: path, as: Float.self) } catch { throw fail("\(error)") }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: path, format: .checkpoint, reason: reason) }
+        // SafeTensors names the file itself.
+        let file = try SafeTensors.decode(data, file: path, as: Float.self)
         guard file.metadata["format"] == "rnnkit-checkpoint-1", let epochText = file.metadata["epoch"],
               let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
               let configurationText = file.metadata["configuration"]

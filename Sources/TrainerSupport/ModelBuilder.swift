@@ -179,7 +179,7 @@ extension Trainer {
         switch kind {
         case .kerasWeights:
             do { return try model.loadKerasWeights(from: url, optimizer: optimizer) }
-            catch let error as KerasFileError { throw TrainerFailure(message: "--load \(error)") }
+            catch let error as FileFormatError { throw TrainerFailure(message: "--load \(error)") }
         case .safetensors:
             do { return try model.loadWeights(from: url) } catch let error as ModelError {
                 throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))

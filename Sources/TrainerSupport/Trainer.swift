@@ -214,7 +214,7 @@ struct Trainer {
         let mnist: MNIST
         do {
             mnist = try MNIST(folder: URL(fileURLWithPath: options.data))
-        } catch let error as DataFileError {
+        } catch let error as FileFormatError {
             throw TrainerFailure(message: "\(error); run `make data` to fetch MNIST, or pass --data DIR")
         }
         let train = options.limit.map { mnist.train.prefix($0) } ?? mnist.train
@@ -230,7 +230,9 @@ struct Trainer {
         }
 
         var checkpoint: Checkpoint?
-        if let resume = options.resume { checkpoint = try Checkpoint.read(resume) }
+        if let resume = options.resume {
+            do { checkpoint = try Checkpoint.read(resume) } catch let error as FileFormatError { throw TrainerFailure(message: "--resume \(error)") }
+        }
         if checkpoint?.kerasConfig == nil, options.load == nil || LoadedFileKind(contentsOf: options.load!) != .keras {
             // Checked before building: the flags alone say how much memory the model needs.
             // A Bidirectional stack holds each recurrent layer twice.

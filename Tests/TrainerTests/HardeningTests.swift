@@ -226,6 +226,26 @@ final class TrainerHardeningTests: XCTestCase {
         try TrainBlas.parse(resume(file)).run()
     }
 
+    /// The checkpoint reader's refusals are `FileFormatError`s naming the file: `.safetensors`
+    /// for bytes that are no safetensors file, `.checkpoint` for what the run's metadata lacks
+    /// or a missing file (the trainer prefixes `--resume`, as the test above reads).
+    func testTheCheckpointReaderThrowsFileFormatErrors() throws {
+        XCTAssertThrowsError(try Checkpoint.decode(Data([1, 2, 3]), file: "c.safetensors")) { error in
+            XCTAssertEqual(error as? FileFormatError,
+                           FileFormatError(file: "c.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
+        }
+        let bare = try SafeTensors.encode([String: Tensor<Float>](), metadata: ["format": "rnnkit-checkpoint-1"])
+        XCTAssertThrowsError(try Checkpoint.decode(bare, file: "c.safetensors")) { error in
+            XCTAssertEqual((error as? FileFormatError)?.format, .checkpoint)
+            XCTAssertTrue("\(error)".hasPrefix("c.safetensors: is not an RNNKit checkpoint"), "\(error)")
+        }
+        let absent = root.appendingPathComponent("absent.safetensors").path
+        XCTAssertThrowsError(try Checkpoint.read(absent)) { error in
+            XCTAssertEqual(error as? FileFormatError, FileFormatError(file: absent, format: .checkpoint,
+                                                                      reason: "no checkpoint there (write one with --checkpoint-every N)"))
+        }
+    }
+
     // MARK: Messages
 
     /// train-blas run as a process with a flag value of 20,000 characters (which the message
