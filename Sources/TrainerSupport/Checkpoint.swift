@@ -5,18 +5,22 @@ import RNNKit
 /// history and the settings of a run after a finished epoch, in one safetensors file
 /// (`checkpoint.safetensors`: the weights under their Keras names, each optimiser slot over the
 /// whole parameter arena as `optimizer/slot<k>`, the rest as metadata).
-struct Checkpoint {
+///
+/// Package-internal but for what the fuzz package (Fuzz/, a package of its own) calls through
+/// `@_spi(Fuzzing) import TrainerSupport`: `decode(_:file:)` and the two properties its target
+/// reads. SPI, not API: nothing outside this repository should use it.
+@_spi(Fuzzing) public struct Checkpoint {
     static let fileName = "checkpoint.safetensors"
 
     var epoch: Int
     var history: History
     /// The settings a resumed run must share for its result to equal an uninterrupted run's.
     var configuration: [String: String]
-    var weights: [String: Tensor<Float>]
+    @_spi(Fuzzing) public var weights: [String: Tensor<Float>]
     var iterations: Int
     var slots: [[Float]]
     /// The Keras config of a run whose model came from a file, to rebuild it on `--resume`.
-    var kerasConfig: Data?
+    @_spi(Fuzzing) public var kerasConfig: Data?
 
     /// The flags that decide the arithmetic of a run (not where it writes, nor how often it saves).
     /// `epochs` counts only under a schedule, whose rates depend on the total.
@@ -88,7 +92,7 @@ struct Checkpoint {
     /// Reads a checkpoint from its bytes; `file` names it in errors. Every count, size and value
     /// is checked before anything uses it (the fuzz target `FuzzCheckpoint` calls this).
     /// - Throws: `FileFormatError` as `read` does; nothing else.
-    static func decode(_ data: Data, file path: String) throws -> Checkpoint {
+    @_spi(Fuzzing) public static func decode(_ data: Data, file path: String) throws -> Checkpoint {
         func fail(_ reason: String) -> FileFormatError { FileFormatError(file: path, format: .checkpoint, reason: reason) }
         // SafeTensors names the file itself.
         let file = try SafeTensors.decode(data, file: path, as: Float.self)

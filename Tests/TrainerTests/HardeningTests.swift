@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XCTest
 @testable import RNNKit
-@testable import TrainerSupport
+@_spi(Fuzzing) @testable import TrainerSupport
 
 /// Hostile inputs to the trainer: links planted where it writes, flags at the edge of their
 /// arithmetic, crafted checkpoints. Each is refused with one clear line, never a trap.
