@@ -126,7 +126,7 @@ public enum Keras {
             default: (nil, 0)
             }
             guard let recurrent, case .orthogonal = recurrent.recurrentInitializer else { continue }
-            let n = Double(recurrent.units), m = n * Double(recurrent.kind == .lstm ? 4 : recurrent.kind == .gru ? 3 : 1)
+            let n = Double(recurrent.units), m = n * Double(recurrent.kind.gateCount)
             work += copies * 2 * m * n * n
         }
         guard work <= largestInitializationWork else {

@@ -165,7 +165,7 @@ extension Trainer {
                                            activation: options.activation.activation, goBackwards: options.goBackwards,
                                            dropout: options.dropout ?? 0, recurrentDropout: options.recurrentDropout ?? 0,
                                            seed: options.seed &+ UInt64(index) &* 1_000_003)
-            return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
+            return options.bidirectional.map { Bidirectional(layer, mergeMode: $0) } ?? layer
         }
         if let maskValue = options.maskValue { layers.insert(Masking<Float>(maskValue: maskValue), at: 0) }
         layers.append(Dense<Float>(units: classes, activation: .softmax))

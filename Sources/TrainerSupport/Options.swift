@@ -7,10 +7,13 @@ package enum ActivationOption: String, ExpressibleByArgument, CaseIterable, Send
     var activation: Activation { self == .tanh ? .tanh : .relu }
 }
 
-/// `--cell`: the recurrent layer, with Keras's names.
-package enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case simpleRNN = "simple_rnn", lstm, gru
+/// `--cell` parses straight into RNNKit's kind, by Keras's name stems (`simple_rnn`, `lstm`, `gru`).
+extension RecurrentCellKind: ExpressibleByArgument {}
 
+/// `--bidirectional` parses straight into RNNKit's merge mode, by Keras's spellings (`concat`, `sum`, `mul`, `ave`).
+extension MergeMode: ExpressibleByArgument {}
+
+extension RecurrentCellKind {
     /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
     func layer(units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false,
                dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) -> RecurrentLayer<Float> {
@@ -23,12 +26,6 @@ package enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
                               recurrentDropout: recurrentDropout, seed: seed)
         }
     }
-}
-
-/// `--bidirectional`: Keras's merge modes.
-package enum MergeModeOption: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case concat, sum, mul, ave
-    var mode: Bidirectional<Float>.MergeMode { Bidirectional<Float>.MergeMode(rawValue: rawValue)! }
 }
 
 /// `--optimizer`, with each optimiser's Keras default learning rate.
@@ -98,8 +95,8 @@ struct MemoryEstimate {
     /// Float weights (value, gradient, two optimiser slots, and a gradient per extra worker) and
     /// per-worker activations: each recurrent layer's tape (G + 3 values per unit and step), its
     /// backward scratch (2·G per unit and step) and input gradient, the input batch.
-    init(cell: CellOption, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
-        self.init(gates: Array(repeating: cell == .lstm ? 4 : cell == .gru ? 3 : 1, count: units.count), units: units, steps: steps,
+    init(cell: RecurrentCellKind, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
+        self.init(gates: Array(repeating: cell.gateCount, count: units.count), units: units, steps: steps,
                   features: features, classes: classes, batchSize: batchSize, workers: workers)
     }
 

@@ -19,7 +19,7 @@ package struct TrainBlas: ParsableCommand {
     // from a file (`--load model.keras`) takes its architecture from there.
     @Option(name: .customLong("cell"),
             help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after). Default: simple_rnn.")
-    package var cellFlag: CellOption?
+    package var cellFlag: RecurrentCellKind?
 
     @Option(name: .customLong("units"),
             help: ArgumentHelp("Recurrent layer sizes (each 1 to 65536, at most 64 layers), comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
@@ -31,7 +31,7 @@ package struct TrainBlas: ParsableCommand {
 
     @Option(name: .customLong("bidirectional"),
             help: "Wrap each recurrent layer in Bidirectional, merging the two directions by concat, sum, mul or ave (Keras's merge_mode).")
-    package var bidirectional: MergeModeOption?
+    package var bidirectional: MergeMode?
 
     @Flag(name: .customLong("go-backwards"), help: "Read each image's rows from the bottom up (Keras's go_backwards).")
     package var goBackwards = false
@@ -48,7 +48,7 @@ package struct TrainBlas: ParsableCommand {
             help: ArgumentHelp("Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.", valueName: "V"))
     package var maskValue: Double?
 
-    package var cell: CellOption { cellFlag ?? .simpleRNN }
+    package var cell: RecurrentCellKind { cellFlag ?? .simpleRNN }
     package var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
     package var activation: ActivationOption { activationFlag ?? .tanh }
     /// The architecture flags given, by name, for messages.
