@@ -198,6 +198,8 @@ extension Sequential {
     ///
     /// Every name and shape is checked first: on any mismatch the model is unchanged and the
     /// error lists every difference.
+    /// - Throws: `FileFormatError` (`.hdf5Weights`, or the `.keras` formats for a `.keras` file)
+    ///   for a file that cannot be read or does not fit the model.
     /// - Returns: notes on what was read but not used.
     @discardableResult
     public func loadKerasWeights(from url: URL, optimizer: (any StatefulOptimizer<Scalar>)? = nil) throws -> [String] {

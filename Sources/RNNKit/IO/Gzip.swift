@@ -20,6 +20,8 @@ public enum Gzip {
     ///   returns a size and the output exceeds it, inflation stops with an error. This is how a
     ///   reader that knows from the first bytes how long the data should be refuses a small file
     ///   that inflates to gigabytes without inflating it all.
+    /// - Throws: `FileFormatError` of format `.gzip` and no file (the caller knows the name), or
+    ///   whatever `limit` throws.
     public static func decompress(_ data: Data, limit: (Data) throws -> Int? = { _ in nil }) throws -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: expect a gzip header and trailer rather than zlib's.

@@ -109,6 +109,9 @@ public enum SafeTensors {
         }
     }
 
+    /// The tensors (converted to `S`) and string metadata of a safetensors file's bytes; `file`
+    /// names it in errors. Offsets, shapes and dtypes are checked before any tensor is built.
+    /// - Throws: `FileFormatError` of format `.safetensors`, nothing else.
     public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
         func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .safetensors, reason: reason) }
         if let other = otherFormat(data) { throw fail("is \(other)") }

@@ -453,6 +453,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
+    /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch`, `.classCountMismatch`,
+    ///   `.targetsMismatch` (a loss of target values), `.rangeOutOfRange`, `.labelsOutOfRange`;
+    ///   `.invalidConfiguration` for a batch size below 1.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
@@ -468,6 +471,8 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
     /// for sequence outputs), e.g. class probabilities. Needs no `compile`. Computed whole in this
     /// process, whatever the reducer.
+    /// - Throws: `ModelError.sampleShapeMismatch`, `.rangeOutOfRange`, or `.invalidConfiguration`
+    ///   for a batch size below 1.
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount
