@@ -10,8 +10,8 @@ let package = Package(
         // Keras's own .keras and .weights.h5 files; separate so that RNNKit alone never needs HDF5.
         .library(name: "RNNKitKeras", targets: ["RNNKitKeras"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
-        // The trainer's internals, a product only so that the fuzz package (Fuzz/) reaches its
-        // checkpoint reader; nothing in it is an API promise.
+        // The trainer's internals, `package` access; a product only so that the fuzz package
+        // (Fuzz/) reaches its checkpoint reader through `@_spi(Fuzzing)`. Nothing in it is API.
         .library(name: "TrainerSupport", targets: ["TrainerSupport"]),
         .executable(name: "benchmarks", targets: ["benchmarks"]),
         .executable(name: "benchmarks-mpi", targets: ["benchmarks-mpi"]),

@@ -61,7 +61,7 @@ final class HDF5File {
 
     /// Opens `bytes` read-only and inspects every object in it before any data is read.
     ///
-    /// - Throws: `KerasFileError` when they are not an HDF5 file, or when the file uses anything a
+    /// - Throws: `FileFormatError` when they are not an HDF5 file, or when the file uses anything a
     ///   weights file never needs and that could make reading it touch other files or take
     ///   unbounded memory: external, soft or user-defined links, external raw storage, virtual
     ///   datasets, filters other than deflate and shuffle, data that the file's bytes cannot hold.
@@ -69,13 +69,13 @@ final class HDF5File {
         self.name = name
         self.byteCount = UInt64(bytes.count)
         guard Self.signatureOffset(in: bytes) != nil else {
-            throw KerasFileError(file: name, reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
         }
         try Self.probe(bytes, name: name)
         // HDF5 copies the image (H5Pset_file_image), so the bytes need not outlive the call.
         let opened = bytes.withUnsafeBytes { raw in Self.locked { rnnkit_h5_open_image(raw.baseAddress, raw.count) } }
         guard opened >= 0 else {
-            throw KerasFileError(file: name, reason: "cannot be read as HDF5 (truncated or damaged)")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot be read as HDF5 (truncated or damaged)")
         }
         handle = opened
         try audit()
@@ -89,7 +89,7 @@ final class HDF5File {
             Self.memoryFiles += 1
             return rnnkit_h5_create_in_memory("rnnkit-memory-\(getpid())-\(Self.memoryFiles).h5")
         }
-        guard created >= 0 else { throw KerasFileError(file: name, reason: "HDF5 could not create a file in memory") }
+        guard created >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "HDF5 could not create a file in memory") }
         handle = created
     }
 
@@ -115,15 +115,15 @@ final class HDF5File {
             return
         case RNNKIT_H5_PROBE_REFUSED:
             let what = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw KerasFileError(file: name, reason: "is refused before any weight is read: \(KerasMessages.clipped(what, 300))")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is refused before any weight is read: \(KerasMessages.clipped(what, 300))")
         case RNNKIT_H5_PROBE_CRASHED:
-            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
         case RNNKIT_H5_PROBE_TIMED_OUT:
-            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 did not finish reading it within \(probeMilliseconds(bytes.count) / 1000) s (in a separate process)")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 did not finish reading it within \(probeMilliseconds(bytes.count) / 1000) s (in a separate process)")
         case RNNKIT_H5_PROBE_OUT_OF_MEMORY:
-            throw KerasFileError(file: name, reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
         default:
-            throw KerasFileError(file: name, reason: "cannot be read safely: no process could be started to read it first (\(String(cString: strerror(detail))))")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot be read safely: no process could be started to read it first (\(String(cString: strerror(detail))))")
         }
     }
 
@@ -141,12 +141,12 @@ final class HDF5File {
             var linkCount = 0
             while let (path, depth) = pending.popLast() {
                 let group = rnnkit_h5_open_group(handle, path.isEmpty ? "/" : path)
-                guard group >= 0 else { throw KerasFileError(file: name, reason: "group /\(path) cannot be opened (damaged?)") }
+                guard group >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "group /\(path) cannot be opened (damaged?)") }
                 defer { H5Gclose(group) }
                 for (member, type) in try links(of: group, at: "/\(path)") {
                     linkCount += 1
                     guard linkCount <= Limits.links else {
-                        throw KerasFileError(file: name, reason: "has more than \(Limits.links) links, more than a weights file needs")
+                        throw FileFormatError(file: name, format: .hdf5Weights, reason: "has more than \(Limits.links) links, more than a weights file needs")
                     }
                     let child = path.isEmpty ? member : "\(path)/\(member)"
                     switch type {
@@ -160,14 +160,14 @@ final class HDF5File {
                     case 0:
                         guard visited.insert(address).inserted else { continue }
                         guard depth < Limits.depth else {
-                            throw KerasFileError(file: name, reason: "groups nest deeper than \(Limits.depth) levels at /\(child)")
+                            throw FileFormatError(file: name, format: .hdf5Weights, reason: "groups nest deeper than \(Limits.depth) levels at /\(child)")
                         }
                         pending.append((child, depth + 1))
                     case 1:
                         datasets.append(child)
                         problems += try datasetProblems(at: child)
                     case -1:
-                        throw KerasFileError(file: name, reason: "object /\(child) cannot be read (damaged?)")
+                        throw FileFormatError(file: name, format: .hdf5Weights, reason: "object /\(child) cannot be read (damaged?)")
                     default:
                         continue  // a named datatype: no data of its own
                     }
@@ -175,7 +175,7 @@ final class HDF5File {
             }
         }
         guard problems.isEmpty else {
-            throw KerasFileError(file: name, reason: "is refused before any weight is read; it uses what a weights file never needs:\n"
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is refused before any weight is read; it uses what a weights file never needs:\n"
                                  + KerasMessages.list(problems))
         }
         datasetPaths = datasets
@@ -187,12 +187,12 @@ final class HDF5File {
         defer { rnnkit_h5_free_links(&list) }
         let status = rnnkit_h5_list_links(group, Limits.membersPerGroup, &list)
         if list.truncated != 0 {
-            throw KerasFileError(file: name, reason: "group \(place) has more than \(Limits.membersPerGroup) members, more than a weights file needs")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "group \(place) has more than \(Limits.membersPerGroup) members, more than a weights file needs")
         }
         if list.long_name != 0 {
-            throw KerasFileError(file: name, reason: "a link in \(place) has a name longer than \(RNNKIT_H5_LONGEST_NAME) bytes")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "a link in \(place) has a name longer than \(RNNKIT_H5_LONGEST_NAME) bytes")
         }
-        guard status == 0 else { throw KerasFileError(file: name, reason: "group \(place) cannot be listed (damaged?)") }
+        guard status == 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "group \(place) cannot be listed (damaged?)") }
         return (0..<list.count).map { (String(cString: rnnkit_h5_link_name(&list, $0)), rnnkit_h5_link_kind(&list, $0)) }
     }
 
@@ -256,11 +256,11 @@ final class HDF5File {
     /// HDF5's description of the dataset at `path`; called under the lock.
     private func describe(_ path: String) throws -> rnnkit_h5_dataset_facts {
         let dataset = rnnkit_h5_open_dataset(handle, path)
-        guard dataset >= 0 else { throw KerasFileError(file: name, reason: "dataset /\(path) cannot be opened (damaged?)") }
+        guard dataset >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset /\(path) cannot be opened (damaged?)") }
         defer { H5Dclose(dataset) }
         var facts = rnnkit_h5_dataset_facts()
         guard rnnkit_h5_describe_dataset(dataset, &facts) == 0 else {
-            throw KerasFileError(file: name, reason: "dataset /\(path) cannot be described (damaged?)")
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset /\(path) cannot be described (damaged?)")
         }
         return facts
     }
@@ -301,7 +301,7 @@ final class HDF5File {
     func members(of path: String) throws -> [String] {
         try Self.locked {
             let group = rnnkit_h5_open_group(handle, path)
-            guard group >= 0 else { throw KerasFileError(file: name, reason: "has no group \(path)") }
+            guard group >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "has no group \(path)") }
             defer { H5Gclose(group) }
             return try links(of: group, at: path).map(\.name).sorted()
         }
@@ -316,10 +316,10 @@ final class HDF5File {
     }
 
     /// The shape and type of the dataset at `path`, without reading its data.
-    /// - Throws: `KerasFileError` naming the path when it is missing or has no simple shape.
+    /// - Throws: `FileFormatError` naming the path when it is missing or has no simple shape.
     func info(at path: String) throws -> DatasetInfo {
         let facts = try Self.locked { try describe(path) }
-        guard let shape = facts.shape else { throw KerasFileError(file: name, reason: "dataset \(path) has no simple shape") }
+        guard let shape = facts.shape else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has no simple shape") }
         let stored = switch facts.type_class {
         case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
         case 1: "float\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
@@ -330,23 +330,23 @@ final class HDF5File {
 
     /// The values of the numeric dataset at `path`, converted to Double, once its shape has been
     /// checked to be `expected`: nothing is read or allocated for a dataset of another shape.
-    /// - Throws: `KerasFileError` naming the path when it is missing, of another shape, not
+    /// - Throws: `FileFormatError` naming the path when it is missing, of another shape, not
     ///   numeric, or unreadable.
     func values(at path: String, expectedShape expected: [Int]) throws -> [Double] {
         try Self.locked {
             let facts = try describe(path)
             guard let shape = facts.shape, shape == expected else {
-                throw KerasFileError(file: name, reason: "dataset \(path) has shape \(facts.shape.map { "\($0)" } ?? "(none)"), not \(expected)")
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has shape \(facts.shape.map { "\($0)" } ?? "(none)"), not \(expected)")
             }
             guard facts.type_class == 0 || facts.type_class == 1 else {
-                throw KerasFileError(file: name, reason: "dataset \(path) is not numeric")
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) is not numeric")
             }
             guard let count = Self.elementCount(shape), count <= 1 << 28 else {
-                throw KerasFileError(file: name, reason: "dataset \(path) of shape \(shape) is too large for a weight")
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) of shape \(shape) is too large for a weight")
             }
             guard count > 0 else { return [] }
             let dataset = rnnkit_h5_open_dataset(handle, path)
-            guard dataset >= 0 else { throw KerasFileError(file: name, reason: "has no dataset \(path)") }
+            guard dataset >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "has no dataset \(path)") }
             defer { H5Dclose(dataset) }
             var values = [Double](repeating: 0, count: count)
             let status: Int32
@@ -354,11 +354,11 @@ final class HDF5File {
                 // Filtered chunks are inflated here, each to its declared size and no further.
                 status = values.withUnsafeMutableBufferPointer { rnnkit_h5_read_filtered(dataset, $0.baseAddress, $0.count) }
                 switch status {
-                case -2: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
-                case -3: throw KerasFileError(file: name, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
-                case -4: throw KerasFileError(file: name, reason: "dataset \(path) uses a filter RNNKit does not read")
-                case -6: throw KerasFileError(file: name, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
-                case -7: throw KerasFileError(file: name, reason: "dataset \(path) has chunks that were never written")
+                case -2: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
+                case -3: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
+                case -4: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) uses a filter RNNKit does not read")
+                case -6: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
+                case -7: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has chunks that were never written")
                 default: break
                 }
             } else {
@@ -366,7 +366,7 @@ final class HDF5File {
                     H5Dread(dataset, rnnkit_h5t_native_double(), rnnkit_h5s_all(), rnnkit_h5s_all(), rnnkit_h5p_default(), $0.baseAddress)
                 }
             }
-            guard status >= 0 else { throw KerasFileError(file: name, reason: "dataset \(path) cannot be read (damaged?)") }
+            guard status >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) cannot be read (damaged?)") }
             return values
         }
     }
@@ -381,7 +381,7 @@ final class HDF5File {
             if kind(at: prefix) == .group { continue }
             try Self.locked {
                 let group = H5Gcreate2(handle, prefix, rnnkit_h5p_default(), rnnkit_h5p_default(), rnnkit_h5p_default())
-                guard group >= 0 else { throw KerasFileError(file: name, reason: "cannot create group \(prefix)") }
+                guard group >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot create group \(prefix)") }
                 H5Gclose(group)
             }
         }
@@ -391,10 +391,10 @@ final class HDF5File {
     func setAttribute(_ attribute: String, to value: String, on path: String) throws {
         try Self.locked {
             let group = H5Gopen2(handle, path, rnnkit_h5p_default())
-            guard group >= 0 else { throw KerasFileError(file: name, reason: "has no group \(path)") }
+            guard group >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "has no group \(path)") }
             defer { H5Gclose(group) }
             guard rnnkit_h5_write_string_attribute(group, attribute, value) == 0 else {
-                throw KerasFileError(file: name, reason: "cannot write attribute \(attribute) of \(path)")
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot write attribute \(attribute) of \(path)")
             }
         }
     }
@@ -408,7 +408,7 @@ final class HDF5File {
         try Self.locked {
             let extents = shape.map { hsize_t($0) }
             let space = extents.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(extents.count), extents, nil)
-            guard space >= 0 else { throw KerasFileError(file: name, reason: "cannot describe shape \(shape) for \(path)") }
+            guard space >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot describe shape \(shape) for \(path)") }
             defer { H5Sclose(space) }
             let fileType = switch stored {
             case .float32: rnnkit_h5t_ieee_f32le()
@@ -416,7 +416,7 @@ final class HDF5File {
             case .int64: rnnkit_h5t_std_i64le()
             }
             let dataset = H5Dcreate2(handle, path, fileType, space, rnnkit_h5p_default(), rnnkit_h5p_default(), rnnkit_h5p_default())
-            guard dataset >= 0 else { throw KerasFileError(file: name, reason: "cannot create dataset \(path)") }
+            guard dataset >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot create dataset \(path)") }
             defer { H5Dclose(dataset) }
             let status: herr_t
             if stored == .int64 {
@@ -429,7 +429,7 @@ final class HDF5File {
                     H5Dwrite(dataset, rnnkit_h5t_native_double(), rnnkit_h5s_all(), rnnkit_h5s_all(), rnnkit_h5p_default(), $0.baseAddress)
                 }
             }
-            guard status >= 0 else { throw KerasFileError(file: name, reason: "cannot write dataset \(path)") }
+            guard status >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot write dataset \(path)") }
         }
     }
 
@@ -438,7 +438,7 @@ final class HDF5File {
         try Self.locked {
             var count = 0
             guard let copy = rnnkit_h5_copy_image(handle, &count) else {
-                throw KerasFileError(file: name, reason: "HDF5 could not produce the file's bytes")
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "HDF5 could not produce the file's bytes")
             }
             defer { free(copy) }
             return Data(bytes: copy, count: count)

@@ -39,17 +39,17 @@ public enum Keras {
     /// - Parameters:
     ///   - scalar: what the model computes in; weights stored in float32 or float64 are converted.
     ///   - seed: for the initial values the file's weights then replace (and any later shuffling).
-    /// - Throws: `KerasFileError` for a file that cannot be read or whose weights do not fit its
+    /// - Throws: `FileFormatError` for a file that cannot be read or whose weights do not fit its
     ///   config, `UnsupportedKerasModel` listing everything RNNKit does not implement.
     public static func loadModel<Scalar: BLASScalar>(from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
                                                      backend: any Backend = BLASBackend()) throws -> LoadedModel<Scalar> {
         let name = url.path
         let archive = try openArchive(url)
         guard let configEntry = archive.entry("config.json") else {
-            throw KerasFileError(file: name, reason: "has no config.json: a .keras file is a zip of config.json, metadata.json and model.weights.h5")
+            throw FileFormatError(file: name, format: .kerasArchive, reason: "has no config.json: a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
         guard let weightsEntry = archive.entry("model.weights.h5") else {
-            throw KerasFileError(file: name, reason: archive.entry("model.weights.npz") != nil
+            throw FileFormatError(file: name, format: .kerasArchive, reason: archive.entry("model.weights.npz") != nil
                 ? "holds its weights as model.weights.npz; RNNKit reads the HDF5 form (Keras's default, model.weights.h5)"
                 : "has no model.weights.h5")
         }
@@ -60,7 +60,7 @@ public enum Keras {
         let weightCount = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
         let (needed, overflow) = UInt64(weightCount).multipliedReportingOverflow(by: 4)
         guard !overflow, weightsEntry.uncompressedSize >= needed else {
-            throw KerasFileError(file: name, reason: "config.json describes \(weightCount) weights (\(needed) bytes at least), but model.weights.h5 holds only \(weightsEntry.uncompressedSize) bytes")
+            throw FileFormatError(file: name, format: .kerasArchive, reason: "config.json describes \(weightCount) weights (\(needed) bytes at least), but model.weights.h5 holds only \(weightsEntry.uncompressedSize) bytes")
         }
         // The weights, the optimiser's moments and HDF5's own structure, in float64 at most.
         let weightsLimit = needed.multipliedReportingOverflow(by: 6).partialValue + (16 << 20)
@@ -79,7 +79,7 @@ public enum Keras {
 
     /// Builds the model a Keras `config.json` describes (as `model.to_json()` or a `.keras` file
     /// holds it), with fresh weights drawn from `seed`, compiled when the config has compile settings.
-    /// - Throws: `KerasFileError` when `config` is not JSON, `UnsupportedKerasModel` listing what
+    /// - Throws: `FileFormatError` when `config` is not JSON, `UnsupportedKerasModel` listing what
     ///   RNNKit does not implement, `ModelError` when the layers do not fit together.
     ///
     /// - Parameter weightsAvailable: how many weight scalars the caller holds for this model (a
@@ -93,7 +93,7 @@ public enum Keras {
         if let weightsAvailable {
             let described = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
             guard described <= weightsAvailable else {
-                throw KerasFileError(file: file, reason: "describes a model of \(described) weights, but the file holds only \(weightsAvailable)")
+                throw FileFormatError(file: file, format: .kerasConfig, reason: "describes a model of \(described) weights, but the file holds only \(weightsAvailable)")
             }
         }
         return try build(spec, file: file, seed: seed, backend: backend)
@@ -114,7 +114,7 @@ public enum Keras {
         // Weights, gradients and up to two optimiser slots.
         let (bytes, overflow) = weights.multipliedReportingOverflow(by: 4 * UInt64(MemoryLayout<Scalar>.size))
         guard !overflow, bytes <= memoryBudget else {
-            throw KerasFileError(file: file, reason: "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)")
         }
         // An orthogonal initialiser is a QR factorisation, about 2·m·n² operations for an m × n
         // kernel: SimpleRNN(16000) would spend a minute in it before the file's weights replace it.
@@ -126,11 +126,11 @@ public enum Keras {
             default: (nil, 0)
             }
             guard let recurrent, case .orthogonal = recurrent.recurrentInitializer else { continue }
-            let n = Double(recurrent.units), m = n * Double(recurrent.kind == .lstm ? 4 : recurrent.kind == .gru ? 3 : 1)
+            let n = Double(recurrent.units), m = n * Double(recurrent.kind.gateCount)
             work += copies * 2 * m * n * n
         }
         guard work <= largestInitializationWork else {
-            throw KerasFileError(file: file, reason: String(format: "the model's orthogonal initialisers would take about %.1e operations (QR factorisations), more than the %.0e RNNKit spends building a model from a config", work, largestInitializationWork))
+            throw FileFormatError(file: file, format: .kerasConfig, reason: String(format: "the model's orthogonal initialisers would take about %.1e operations (QR factorisations), more than the %.0e RNNKit spends building a model from a config", work, largestInitializationWork))
         }
         let model = try Sequential<Scalar>(name: spec.name, inputShape: spec.inputShape,
                                            layers: spec.makeLayers(Scalar.self),
@@ -164,14 +164,14 @@ public enum Keras {
         try KerasWeightsLayout.write(model, to: weights)
         let archive: Archive
         do { archive = try Archive(accessMode: .create) } catch {
-            throw KerasFileError(file: url.path, reason: "cannot start a zip archive in memory (\(error))")
+            throw FileFormatError(file: url.path, format: .kerasArchive, reason: "cannot start a zip archive in memory (\(error))")
         }
         for (member, data) in [("metadata.json", metadata), ("config.json", config), ("model.weights.h5", try weights.bytes())] {
             try archive.addEntry(with: member, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .none) { position, size in
                 data.subdata(in: Int(position)..<Int(position) + size)
             }
         }
-        guard let bytes = archive.data else { throw KerasFileError(file: url.path, reason: "the zip archive could not be completed") }
+        guard let bytes = archive.data else { throw FileFormatError(file: url.path, format: .kerasArchive, reason: "the zip archive could not be completed") }
         try writeAtomically(bytes, to: url)
     }
 
@@ -180,12 +180,12 @@ public enum Keras {
         let name = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw KerasFileError(file: name, reason: FileManager.default.fileExists(atPath: name) ? "cannot be read" : "not found")
+            throw FileFormatError(file: name, format: .kerasArchive, reason: FileManager.default.fileExists(atPath: name) ? "cannot be read" : "not found")
         }
         guard data.starts(with: [0x50, 0x4B]) else {
             let what = HDF5File.signatureOffset(in: data) != nil ? "an HDF5 file (a .weights.h5? load it with loadKerasWeights)"
                 : data.isEmpty ? "empty" : "not a zip archive"
-            throw KerasFileError(file: name, reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
+            throw FileFormatError(file: name, format: .kerasArchive, reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
         return try ZipArchiveReader(data, file: name)
     }
@@ -198,12 +198,14 @@ extension Sequential {
     ///
     /// Every name and shape is checked first: on any mismatch the model is unchanged and the
     /// error lists every difference.
+    /// - Throws: `FileFormatError` (`.hdf5Weights`, or the `.keras` formats for a `.keras` file)
+    ///   for a file that cannot be read or does not fit the model.
     /// - Returns: notes on what was read but not used.
     @discardableResult
     public func loadKerasWeights(from url: URL, optimizer: (any StatefulOptimizer<Scalar>)? = nil) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw KerasFileError(file: url.path, reason: FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "not found")
+            throw FileFormatError(file: url.path, format: .hdf5Weights, reason: FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "not found")
         }
         if data.starts(with: [0x50, 0x4B]) {
             // A .keras file: its weights, into this model.

@@ -6,15 +6,14 @@ import RNNKit
 struct KerasModelSpec {
     enum LayerSpec {
         case recurrent(RecurrentSpec)
-        case bidirectional(RecurrentSpec, mergeMode: String)
+        case bidirectional(RecurrentSpec, mergeMode: MergeMode)
         case dense(DenseSpec, timeDistributed: Bool)
         case dropout(rate: Double, seed: UInt64)
         case masking(value: Double)
     }
 
     struct RecurrentSpec: Equatable {
-        enum Kind: String { case simpleRNN = "SimpleRNN", lstm = "LSTM", gru = "GRU" }
-        var kind: Kind
+        var kind: RecurrentCellKind
         var units: Int
         var activation: Activation = .tanh
         var recurrentActivation: Activation = .sigmoid
@@ -64,7 +63,7 @@ struct KerasModelSpec {
             case .recurrent(let r):
                 return Self.recurrentLayer(r, Scalar.self)
             case .bidirectional(let r, let mode):
-                return Bidirectional(Self.recurrentLayer(r, Scalar.self), mergeMode: Bidirectional<Scalar>.MergeMode(rawValue: mode)!)
+                return Bidirectional(Self.recurrentLayer(r, Scalar.self), mergeMode: mode)
             case .dense(let d, let timeDistributed):
                 let dense = Dense<Scalar>(units: d.units, activation: d.activation,
                                           kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
@@ -132,14 +131,14 @@ struct KerasConfig {
     /// Parses `json`, the text of `config.json`; `file` names it in errors.
     static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
         guard json.count <= Limits.configBytes else {
-            throw KerasFileError(file: file, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
         }
         let parsed: Any
         do { parsed = try StrictJSON.value(from: json) } catch {
-            throw KerasFileError(file: file, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
         }
         guard let root = parsed as? [String: Any] else {
-            throw KerasFileError(file: file, reason: "is not a JSON object")
+            throw FileFormatError(file: file, format: .kerasConfig, reason: "is not a JSON object")
         }
         var reader = KerasConfig()
         let spec = reader.model(root)
@@ -230,8 +229,8 @@ struct KerasConfig {
         var features = input.features, total = 0
         for layer in layers {
             let (units, gates, recurrentBias, copies): (Int, Int, Bool, Int) = switch layer {
-            case .recurrent(let r): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 1)
-            case .bidirectional(let r, _): (r.units, r.kind == .lstm ? 4 : r.kind == .gru ? 3 : 1, r.kind == .gru && r.resetAfter, 2)
+            case .recurrent(let r): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 1)
+            case .bidirectional(let r, _): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 2)
             case .dense(let d, _): (d.units, 1, false, 1)
             case .dropout, .masking: (features, 0, false, 0)
             }
@@ -248,7 +247,7 @@ struct KerasConfig {
             let (layerTotal, o7) = (sum3 - total).multipliedReportingOverflow(by: copies)
             guard !o7 else { return nil }
             total += layerTotal
-            if case .bidirectional(_, let mode) = layer, mode == "concat" { features = 2 * units } else { features = units }
+            if case .bidirectional(_, .concat) = layer { features = 2 * units } else { features = units }
         }
         return total
     }
@@ -344,9 +343,10 @@ struct KerasConfig {
     // MARK: Layers
 
     private mutating func layerSpec(_ className: String, _ config: [String: Any], place: String) -> KerasModelSpec.LayerSpec? {
+        if let kind = RecurrentCellKind(kerasClassName: className) {
+            return recurrentSpec(kind, config, place: place).map { .recurrent($0) }
+        }
         switch className {
-        case "SimpleRNN", "LSTM", "GRU":
-            return recurrentSpec(KerasModelSpec.RecurrentSpec.Kind(rawValue: className)!, config, place: place).map { .recurrent($0) }
         case "Dense":
             return denseSpec(config, place: place).map { .dense($0, timeDistributed: false) }
         case "TimeDistributed":
@@ -382,15 +382,14 @@ struct KerasConfig {
     private mutating func bidirectionalSpec(_ config: [String: Any], place: String) -> KerasModelSpec.LayerSpec? {
         func inner(_ key: String) -> KerasModelSpec.RecurrentSpec? {
             guard let layer = config[key] as? [String: Any], let className = layer["class_name"] as? String,
-                  let kind = KerasModelSpec.RecurrentSpec.Kind(rawValue: className) else {
+                  let kind = RecurrentCellKind(kerasClassName: className) else {
                 refuse(place, "\(key) must be a SimpleRNN, LSTM or GRU, not \((config[key] as? [String: Any])?["class_name"] as? String ?? "missing")")
                 return nil
             }
             return recurrentSpec(kind, layer["config"] as? [String: Any] ?? [:], place: "\(place).\(key)")
         }
         guard let forward = inner("layer") else { return nil }
-        let mode = config["merge_mode"] as? String ?? "concat"
-        guard Bidirectional<Float>.MergeMode(rawValue: mode) != nil else {
+        guard let mode = MergeMode(rawValue: config["merge_mode"] as? String ?? MergeMode.concat.rawValue) else {
             refuse(place, "merge_mode \(describe(config["merge_mode"] ?? NSNull())) is not supported (concat, sum, mul, ave)")
             return nil
         }
@@ -405,7 +404,7 @@ struct KerasConfig {
         return .bidirectional(forward, mergeMode: mode)
     }
 
-    private mutating func recurrentSpec(_ kind: KerasModelSpec.RecurrentSpec.Kind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
+    private mutating func recurrentSpec(_ kind: RecurrentCellKind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
         guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
         var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
         var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer", "recurrent_initializer",

@@ -1,15 +1,3 @@
-/// A Keras file could not be read or written, or does not hold what was asked of it.
-public struct KerasFileError: Error, CustomStringConvertible, Equatable {
-    /// The file, and the member inside a `.keras` zip where that matters (`model.keras: config.json`).
-    public let file: String
-    public let reason: String
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-    public var description: String { "\(file): \(reason)" }
-}
-
 /// A Keras model uses layers, options or settings RNNKit does not implement. Every such item is
 /// listed, with where it is in `config.json`, so one attempt shows everything to change.
 public struct UnsupportedKerasModel: Error, CustomStringConvertible, Equatable {

@@ -100,7 +100,7 @@ enum KerasWeightsLayout {
         })
         for layer in foreign.sorted() { problems.append("layers/\(layer): a layer with weights that the model does not have") }
         guard problems.isEmpty else {
-            throw KerasFileError(file: file.name, reason: "the weights do not fit the model:\n" + KerasMessages.list(problems))
+            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "the weights do not fit the model:\n" + KerasMessages.list(problems))
         }
         var notes: [String] = []
         var restore: (() throws -> Void)?
@@ -125,15 +125,15 @@ enum KerasWeightsLayout {
         }
         let iterationsInfo = try file.info(at: "optimizer/vars/0"), rateInfo = try file.info(at: "optimizer/vars/1")
         guard iterationsInfo.shape.isEmpty, rateInfo.shape.isEmpty, iterationsInfo.isNumeric, rateInfo.isNumeric else {
-            throw KerasFileError(file: file.name, reason: "optimizer/vars/0 and 1 must be scalars (the update count and the learning rate), not of shapes \(iterationsInfo.shape) and \(rateInfo.shape)")
+            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/0 and 1 must be scalars (the update count and the learning rate), not of shapes \(iterationsInfo.shape) and \(rateInfo.shape)")
         }
         let iterations = try file.values(at: "optimizer/vars/0", expectedShape: [])[0]
         let rate = try file.values(at: "optimizer/vars/1", expectedShape: [])[0]
         guard iterations >= 0, iterations <= Self.largestIterationCount, iterations == iterations.rounded() else {
-            throw KerasFileError(file: file.name, reason: "optimizer/vars/0, the update count, is \(iterations); it must be a whole number in 0…2^53")
+            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/0, the update count, is \(iterations); it must be a whole number in 0…2^53")
         }
         guard rate > 0, rate.isFinite else {
-            throw KerasFileError(file: file.name, reason: "optimizer/vars/1, the learning rate, is \(rate); it must be positive and finite")
+            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/1, the learning rate, is \(rate); it must be positive and finite")
         }
         var slots = [[Scalar]](repeating: [Scalar](repeating: 0, count: model.arena.count), count: optimizer.state.slotCount)
         if members.count == expected, !order.isEmpty {
@@ -157,7 +157,7 @@ enum KerasWeightsLayout {
                 }
             }
             guard problems.isEmpty else {
-                throw KerasFileError(file: file.name, reason: "the optimiser state does not fit the model:\n" + KerasMessages.list(problems))
+                throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "the optimiser state does not fit the model:\n" + KerasMessages.list(problems))
             }
         } else if iterations > 0, !order.isEmpty {
             notes.append("\(file.name): the optimiser has taken \(Int(iterations)) steps but the file holds no \(optimizer.name) moments; they start at zero")

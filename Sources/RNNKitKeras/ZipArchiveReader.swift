@@ -37,11 +37,11 @@ struct ZipArchiveReader {
     let entries: [Entry]
 
     /// Reads the structure of the archive in `data`; `file` names it in errors.
-    /// - Throws: `KerasFileError` saying what is wrong with the structure.
+    /// - Throws: `FileFormatError` saying what is wrong with the structure.
     init(_ data: Data, file: String) throws {
         self.file = file
         self.data = data
-        func fail(_ reason: String) -> KerasFileError { KerasFileError(file: file, reason: reason) }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .kerasArchive, reason: reason) }
         let count = UInt64(data.count)
         guard count >= 22 else { throw fail("is a damaged or truncated zip archive (shorter than its end record)") }
 
@@ -138,8 +138,8 @@ struct ZipArchiveReader {
     /// Unpacks `entry`: refused when it declares more than `limit` bytes; inflation stops at the
     /// declared size, and the result's length and CRC-32 must match the directory's.
     func contents(of entry: Entry, limit: UInt64) throws -> Data {
-        func fail(_ reason: String) -> KerasFileError {
-            KerasFileError(file: file, reason: "member \(KerasMessages.clipped(entry.name, 120)) \(reason)")
+        func fail(_ reason: String) -> FileFormatError {
+            FileFormatError(file: file, format: .kerasArchive, reason: "member \(KerasMessages.clipped(entry.name, 120)) \(reason)")
         }
         guard entry.uncompressedSize <= limit else {
             throw fail("declares \(entry.uncompressedSize) bytes, more than the \(limit) RNNKit reads for it")

@@ -5,18 +5,22 @@ import RNNKit
 /// history and the settings of a run after a finished epoch, in one safetensors file
 /// (`checkpoint.safetensors`: the weights under their Keras names, each optimiser slot over the
 /// whole parameter arena as `optimizer/slot<k>`, the rest as metadata).
-struct Checkpoint {
+///
+/// Package-internal but for what the fuzz package (Fuzz/, a package of its own) calls through
+/// `@_spi(Fuzzing) import TrainerSupport`: `decode(_:file:)` and the two properties its target
+/// reads. SPI, not API: nothing outside this repository should use it.
+@_spi(Fuzzing) public struct Checkpoint {
     static let fileName = "checkpoint.safetensors"
 
     var epoch: Int
     var history: History
     /// The settings a resumed run must share for its result to equal an uninterrupted run's.
     var configuration: [String: String]
-    var weights: [String: Tensor<Float>]
+    @_spi(Fuzzing) public var weights: [String: Tensor<Float>]
     var iterations: Int
     var slots: [[Float]]
     /// The Keras config of a run whose model came from a file, to rebuild it on `--resume`.
-    var kerasConfig: Data?
+    @_spi(Fuzzing) public var kerasConfig: Data?
 
     /// The flags that decide the arithmetic of a run (not where it writes, nor how often it saves).
     /// `epochs` counts only under a schedule, whose rates depend on the total.
@@ -69,6 +73,8 @@ struct Checkpoint {
     }
 
     /// Reads `path` (a checkpoint file, or a folder holding one).
+    /// - Throws: `FileFormatError` (format `.checkpoint`, or `.safetensors` when the file is no
+    ///   safetensors file at all) naming the file and what is wrong; the trainer prefixes `--resume`.
     static func read(_ path: String) throws -> Checkpoint {
         var url = URL(fileURLWithPath: path)
         var isFolder: ObjCBool = false
@@ -77,18 +83,19 @@ struct Checkpoint {
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TrainerFailure(message: "--resume \(url.path): "
-                + (FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)"))
+            throw FileFormatError(file: url.path, format: .checkpoint, reason: FileManager.default.fileExists(atPath: url.path)
+                                  ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
         }
         return try decode(data, file: url.path)
     }
 
     /// Reads a checkpoint from its bytes; `file` names it in errors. Every count, size and value
     /// is checked before anything uses it (the fuzz target `FuzzCheckpoint` calls this).
-    static func decode(_ data: Data, file path: String) throws -> Checkpoint {
-        func fail(_ reason: String) -> TrainerFailure { TrainerFailure(message: "--resume \(path): \(reason)") }
-        let file: (tensors: [String: Tensor<Float>], metadata: [String: String])
-        do { file = try SafeTensors.decode(data, file: path, as: Float.self) } catch { throw fail("\(error)") }
+    /// - Throws: `FileFormatError` as `read` does; nothing else.
+    @_spi(Fuzzing) public static func decode(_ data: Data, file path: String) throws -> Checkpoint {
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: path, format: .checkpoint, reason: reason) }
+        // SafeTensors names the file itself.
+        let file = try SafeTensors.decode(data, file: path, as: Float.self)
         guard file.metadata["format"] == "rnnkit-checkpoint-1", let epochText = file.metadata["epoch"],
               let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
               let configurationText = file.metadata["configuration"]

@@ -165,7 +165,7 @@ extension Trainer {
                                            activation: options.activation.activation, goBackwards: options.goBackwards,
                                            dropout: options.dropout ?? 0, recurrentDropout: options.recurrentDropout ?? 0,
                                            seed: options.seed &+ UInt64(index) &* 1_000_003)
-            return options.bidirectional.map { Bidirectional(layer, mergeMode: $0.mode) } ?? layer
+            return options.bidirectional.map { Bidirectional(layer, mergeMode: $0) } ?? layer
         }
         if let maskValue = options.maskValue { layers.insert(Masking<Float>(maskValue: maskValue), at: 0) }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
@@ -179,7 +179,7 @@ extension Trainer {
         switch kind {
         case .kerasWeights:
             do { return try model.loadKerasWeights(from: url, optimizer: optimizer) }
-            catch let error as KerasFileError { throw TrainerFailure(message: "--load \(error)") }
+            catch let error as FileFormatError { throw TrainerFailure(message: "--load \(error)") }
         case .safetensors:
             do { return try model.loadWeights(from: url) } catch let error as ModelError {
                 throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))

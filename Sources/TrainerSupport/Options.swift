@@ -2,15 +2,18 @@ import ArgumentParser
 import RNNKit
 
 /// `--activation`.
-public enum ActivationOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum ActivationOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case tanh, relu
     var activation: Activation { self == .tanh ? .tanh : .relu }
 }
 
-/// `--cell`: the recurrent layer, with Keras's names.
-public enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case simpleRNN = "simple_rnn", lstm, gru
+/// `--cell` parses straight into RNNKit's kind, by Keras's name stems (`simple_rnn`, `lstm`, `gru`).
+extension RecurrentCellKind: ExpressibleByArgument {}
 
+/// `--bidirectional` parses straight into RNNKit's merge mode, by Keras's spellings (`concat`, `sum`, `mul`, `ave`).
+extension MergeMode: ExpressibleByArgument {}
+
+extension RecurrentCellKind {
     /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
     func layer(units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false,
                dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) -> RecurrentLayer<Float> {
@@ -25,17 +28,11 @@ public enum CellOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     }
 }
 
-/// `--bidirectional`: Keras's merge modes.
-public enum MergeModeOption: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case concat, sum, mul, ave
-    var mode: Bidirectional<Float>.MergeMode { Bidirectional<Float>.MergeMode(rawValue: rawValue)! }
-}
-
 /// `--optimizer`, with each optimiser's Keras default learning rate.
-public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case adam, sgd, rmsprop
 
-    public var defaultLearningRate: Double { self == .sgd ? 0.01 : 0.001 }
+    package var defaultLearningRate: Double { self == .sgd ? 0.01 : 0.001 }
 
     func make(learningRate: Double, clipping: GradientClipping = .none) -> any StatefulOptimizer<Float> {
         switch self {
@@ -47,7 +44,7 @@ public enum OptimizerOption: String, ExpressibleByArgument, CaseIterable, Sendab
 }
 
 /// `--backend`.
-public enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case blas, naive
     func backend(kernels: KernelsOption) -> any Backend {
         self == .blas ? BLASBackend(kernels: kernels == .auto ? .auto : .blas) : NaiveBackend()
@@ -55,35 +52,35 @@ public enum BackendOption: String, ExpressibleByArgument, CaseIterable, Sendable
 }
 
 /// `--kernels auto|blas`: `BLASBackend.Kernels`.
-public enum KernelsOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum KernelsOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case auto, blas
 }
 
 /// `--units 16,8,4`: positive sizes, comma-separated.
-public struct UnitList: ExpressibleByArgument, Equatable, Sendable, CustomStringConvertible {
-    public let sizes: [Int]
+package struct UnitList: ExpressibleByArgument, Equatable, Sendable, CustomStringConvertible {
+    package let sizes: [Int]
 
     /// Parses the flag's value, saying what it accepts when it cannot.
-    public static func parse(_ argument: String) throws -> UnitList {
+    package static func parse(_ argument: String) throws -> UnitList {
         guard let list = UnitList(argument: argument) else {
             throw ValidationError("takes layer sizes as positive whole numbers separated by commas, e.g. 16,8,4")
         }
         return list
     }
 
-    public init?(argument: String) {
+    package init?(argument: String) {
         let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
         let sizes = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !parts.isEmpty, sizes.count == parts.count, sizes.allSatisfy({ $0 > 0 }) else { return nil }
         self.sizes = sizes
     }
 
-    public var description: String { sizes.map(String.init).joined(separator: ",") }
-    public var defaultValueDescription: String { description }
+    package var description: String { sizes.map(String.init).joined(separator: ",") }
+    package var defaultValueDescription: String { description }
 }
 
 /// `--lr-schedule`.
-public enum ScheduleOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum ScheduleOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     case constant, cosine
     var schedule: LearningRateSchedule { self == .constant ? .constant : .cosineDecay(steps: nil) }
 }
@@ -98,8 +95,8 @@ struct MemoryEstimate {
     /// Float weights (value, gradient, two optimiser slots, and a gradient per extra worker) and
     /// per-worker activations: each recurrent layer's tape (G + 3 values per unit and step), its
     /// backward scratch (2·G per unit and step) and input gradient, the input batch.
-    init(cell: CellOption, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
-        self.init(gates: Array(repeating: cell == .lstm ? 4 : cell == .gru ? 3 : 1, count: units.count), units: units, steps: steps,
+    init(cell: RecurrentCellKind, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
+        self.init(gates: Array(repeating: cell.gateCount, count: units.count), units: units, steps: steps,
                   features: features, classes: classes, batchSize: batchSize, workers: workers)
     }
 
@@ -142,7 +139,7 @@ struct MemoryEstimate {
 }
 
 /// The file formats `--load` and `--save` take, by extension.
-public enum WeightsFormat: Equatable, Sendable {
+package enum WeightsFormat: Equatable, Sendable {
     /// Keras's model file: architecture, weights, optimiser state.
     case keras
     /// Keras's weights file (HDF5): weights and optimiser state.
@@ -151,7 +148,7 @@ public enum WeightsFormat: Equatable, Sendable {
     case safetensors
 
     /// The format `path`'s extension names; nil for any other.
-    public init?(path: String) {
+    package init?(path: String) {
         let lower = path.lowercased()
         if lower.hasSuffix(".keras") { self = .keras }
         else if lower.hasSuffix(".weights.h5") || lower.hasSuffix(".h5") { self = .kerasWeights }

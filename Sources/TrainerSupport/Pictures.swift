@@ -1,7 +1,7 @@
 import Foundation
 
 /// The trainer's pictures as SVG: the notebook's two history panels and the example digit.
-public enum Pictures {
+package enum Pictures {
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
@@ -65,7 +65,7 @@ public enum Pictures {
 
     /// The notebook's figure: loss (left) and accuracy (right) per epoch, training and validation.
     /// `title`, when given, names the model above both panels.
-    public static func historySVG(loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double],
+    package static func historySVG(loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double],
                                   title: String? = nil) -> String {
         let width = 1000.0, top = title == nil ? 0.0 : 30.0, height = 400.0 + top
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -85,7 +85,7 @@ public enum Pictures {
 
     /// An image as a heat map (dark = 0, bright = 255, as matplotlib's default colormap runs
     /// from purple to yellow), with `title` above it.
-    public static func digitSVG(pixels: [UInt8], rows: Int, columns: Int, title: String) -> String {
+    package static func digitSVG(pixels: [UInt8], rows: Int, columns: Int, title: String) -> String {
         let cell = 12, margin = 20, titleHeight = 36
         let width = columns * cell + 2 * margin, height = rows * cell + margin + titleHeight
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -113,7 +113,7 @@ public enum Pictures {
     }
 
     /// The image in the terminal, two characters a pixel, shaded with Unicode blocks.
-    public static func terminalDigit(pixels: [UInt8], rows: Int, columns: Int) -> String {
+    package static func terminalDigit(pixels: [UInt8], rows: Int, columns: Int) -> String {
         let shades: [Character] = [" ", "░", "▒", "▓", "█"]
         var lines: [String] = []
         for r in 0..<rows {

@@ -6,15 +6,15 @@ import RNNKit
 ///
 /// On a terminal it is redrawn in place (at most every 50 ms, so drawing never slows training);
 /// otherwise only the finished line of each epoch is written.
-public struct ProgressBar {
-    public let interactive: Bool
+package struct ProgressBar {
+    package let interactive: Bool
     /// The terminal's width in columns when interactive: lines are fitted to it, since a line
     /// that wraps cannot be redrawn in place.
-    public let columns: Int?
+    package let columns: Int?
     private var lastDraw = 0.0
     private let write: (String) -> Void
 
-    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1, columns: Int? = ProgressBar.terminalColumns(),
+    package init(interactive: Bool = isatty(STDOUT_FILENO) == 1, columns: Int? = ProgressBar.terminalColumns(),
                 write: @escaping (String) -> Void = writeToStandardOutput) {
         self.interactive = interactive
         self.columns = interactive ? columns : nil
@@ -22,14 +22,14 @@ public struct ProgressBar {
     }
 
     /// The width of the terminal on standard output (`$COLUMNS` if it cannot be asked), or nil.
-    public static func terminalColumns() -> Int? {
+    package static func terminalColumns() -> Int? {
         var size = winsize()
         if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init)
     }
 
     /// The bar for `step` of `steps`, `width` characters inside the brackets (Keras 2's 30 by default).
-    public static func bar(step: Int, steps: Int, width: Int = 30) -> String {
+    package static func bar(step: Int, steps: Int, width: Int = 30) -> String {
         let filled = steps == 0 ? width : width * min(step, steps) / steps
         var bar = "["
         if filled > 0 { bar += String(repeating: "=", count: filled - 1) + (step < steps ? ">" : "=") }
@@ -37,7 +37,7 @@ public struct ProgressBar {
     }
 
     /// Keras's per-step time: `12ms/step`, `620us/step`.
-    public static func perStep(_ seconds: Double) -> String {
+    package static func perStep(_ seconds: Double) -> String {
         seconds >= 1 ? String(format: "%.0fs/step", seconds)
             : seconds >= 1e-3 ? String(format: "%.0fms/step", seconds * 1e3) : String(format: "%.0fus/step", seconds * 1e6)
     }
@@ -45,7 +45,7 @@ public struct ProgressBar {
     /// The whole line for a point in an epoch, fitted to `columns` when given: the bar narrows
     /// (down to 10), then the names shorten (`acc`, `val_acc`), then the fields go from the end,
     /// so the line never wraps.
-    public static func line(step: Int, steps: Int, elapsed: Double, training: Metrics, validation: Metrics?,
+    package static func line(step: Int, steps: Int, elapsed: Double, training: Metrics, validation: Metrics?,
                             columns: Int? = nil) -> String {
         let width = String(steps).count
         let counter = String(repeating: " ", count: width - String(step).count) + "\(step)/\(steps)"
@@ -77,7 +77,7 @@ public struct ProgressBar {
     }
 
     /// Feeds one of `fit`'s events.
-    public mutating func handle(_ event: FitEvent, epochs: Int) {
+    package mutating func handle(_ event: FitEvent, epochs: Int) {
         switch event {
         case .batchEnded(let epoch, let step, let steps, let running, let elapsed):
             if step == 1 { write("Epoch \(epoch)/\(epochs)\n") }
@@ -94,6 +94,6 @@ public struct ProgressBar {
 }
 
 /// Writes straight to file descriptor 1, unbuffered, so progress redraws show at once.
-public func writeToStandardOutput(_ text: String) {
+package func writeToStandardOutput(_ text: String) {
     FileHandle.standardOutput.write(Data(text.utf8))
 }

@@ -6,51 +6,51 @@ import RNNKitMPI
 /// `train-blas`: the notebook end to end. Reads MNIST, builds SimpleRNN(s) + Dense(10, softmax),
 /// trains with a Keras-style progress bar, evaluates on the test set, predicts one example, and
 /// writes the history, pictures, weights and metrics.
-public struct TrainBlas: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct TrainBlas: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "train-blas",
         abstract: "Train a recurrent network on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
         discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.")
 
     @Option(help: ArgumentHelp("Folder with the four MNIST IDX files, raw or .gz.", valueName: "DIR"))
-    public var data: String = "data/mnist"
+    package var data: String = "data/mnist"
 
     // The architecture flags are optional so the trainer knows which were given: a model read
     // from a file (`--load model.keras`) takes its architecture from there.
     @Option(name: .customLong("cell"),
             help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after). Default: simple_rnn.")
-    public var cellFlag: CellOption?
+    package var cellFlag: RecurrentCellKind?
 
     @Option(name: .customLong("units"),
             help: ArgumentHelp("Recurrent layer sizes (each 1 to 65536, at most 64 layers), comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
             transform: UnitList.parse)
-    public var unitsFlag: UnitList?
+    package var unitsFlag: UnitList?
 
     @Option(name: .customLong("activation"), help: "SimpleRNN activation (LSTM and GRU use tanh). Default: tanh.")
-    public var activationFlag: ActivationOption?
+    package var activationFlag: ActivationOption?
 
     @Option(name: .customLong("bidirectional"),
             help: "Wrap each recurrent layer in Bidirectional, merging the two directions by concat, sum, mul or ave (Keras's merge_mode).")
-    public var bidirectional: MergeModeOption?
+    package var bidirectional: MergeMode?
 
     @Flag(name: .customLong("go-backwards"), help: "Read each image's rows from the bottom up (Keras's go_backwards).")
-    public var goBackwards = false
+    package var goBackwards = false
 
     @Option(help: ArgumentHelp("Drop this fraction of each recurrent layer's input features while training, one mask per image (Keras's dropout).", valueName: "R"))
-    public var dropout: Double?
+    package var dropout: Double?
 
     @Option(name: .customLong("recurrent-dropout"),
             help: ArgumentHelp("Drop this fraction of each recurrent layer's state where it meets the recurrent kernel while training, one mask per image (Keras's recurrent_dropout).", valueName: "R"))
-    public var recurrentDropout: Double?
+    package var recurrentDropout: Double?
 
     // `.unconditional` so that a negative value (`--mask-value -1`) is read as the value.
     @Option(name: .customLong("mask-value"), parsing: .unconditional,
             help: ArgumentHelp("Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.", valueName: "V"))
-    public var maskValue: Double?
+    package var maskValue: Double?
 
-    public var cell: CellOption { cellFlag ?? .simpleRNN }
-    public var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
-    public var activation: ActivationOption { activationFlag ?? .tanh }
+    package var cell: RecurrentCellKind { cellFlag ?? .simpleRNN }
+    package var units: UnitList { unitsFlag ?? UnitList(argument: "10")! }
+    package var activation: ActivationOption { activationFlag ?? .tanh }
     /// The architecture flags given, by name, for messages.
     var architectureFlagsGiven: [String] {
         [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
@@ -59,35 +59,35 @@ public struct TrainBlas: ParsableCommand {
     }
 
     @Option(help: "Passes over the training data, at most 1000000 (0 with --load: evaluate and predict only).")
-    public var epochs: Int = 10
+    package var epochs: Int = 10
 
     @Option(help: "Samples per training step: 1 to 1048576, and at most the training samples.")
-    public var batchSize: Int = 32
+    package var batchSize: Int = 32
 
     @Option(help: "Fraction of the training images, taken from the end before shuffling, that validates (0 for none).")
-    public var validationSplit: Double = 0.1
+    package var validationSplit: Double = 0.1
 
     @Option(name: .customLong("optimizer"),
             help: "Optimiser, with Keras's defaults (default: adam; with --load model.keras, the file's optimiser and its state).")
-    public var optimizerFlag: OptimizerOption?
+    package var optimizerFlag: OptimizerOption?
 
-    public var optimizer: OptimizerOption { optimizerFlag ?? .adam }
+    package var optimizer: OptimizerOption { optimizerFlag ?? .adam }
 
     // `.unconditional` so that `--learning-rate -1` reaches the validation (and its message)
     // instead of being read as a missing value followed by a flag.
     @Option(parsing: .unconditional,
             help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
-    public var learningRate: Double?
+    package var learningRate: Double?
 
     @Option(help: ArgumentHelp("Scale each weight's gradient down to this L2 norm at most before each update (Keras's clipnorm).", valueName: "N"))
-    public var clipnorm: Double?
+    package var clipnorm: Double?
 
     @Option(help: ArgumentHelp("Clip every gradient element into [−N, N] (Keras's clipvalue).", valueName: "N"))
-    public var clipvalue: Double?
+    package var clipvalue: Double?
 
     @Option(name: .customLong("global-clipnorm"),
             help: ArgumentHelp("Scale all gradients together down to this joint L2 norm at most (Keras's global_clipnorm).", valueName: "N"))
-    public var globalClipnorm: Double?
+    package var globalClipnorm: Double?
 
     /// The clipping the flags ask for.
     var clipping: GradientClipping? {
@@ -98,63 +98,63 @@ public struct TrainBlas: ParsableCommand {
 
     @Option(name: .customLong("lr-schedule"),
             help: "Learning rate over training: constant, or cosine (Keras's CosineDecay from the rate to 0 over all epochs).")
-    public var learningRateSchedule: ScheduleOption = .constant
+    package var learningRateSchedule: ScheduleOption = .constant
 
     @Option(help: "Seed for the initial weights and the shuffling.")
-    public var seed: UInt64 = 0
+    package var seed: UInt64 = 0
 
     @Flag(help: "Keep the training order fixed instead of reshuffling every epoch.")
-    public var noShuffle = false
+    package var noShuffle = false
 
     @Option(help: "Use only the first N training images.")
-    public var limit: Int?
+    package var limit: Int?
 
     @Option(help: ArgumentHelp("Start from this model: a Keras .keras file (architecture, weights and optimiser state: no --units needed), a Keras .weights.h5 file, or safetensors (RNNKit's own carry their architecture).", valueName: "FILE"))
-    public var load: String?
+    package var load: String?
 
     @Option(help: ArgumentHelp("Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file) or .safetensors.", valueName: "FILE"))
-    public var save: String?
+    package var save: String?
 
     @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
-    public var output: String?
+    package var output: String?
 
     @Option(help: ArgumentHelp("Every N epochs (1 to --epochs), write checkpoint.safetensors (weights, optimiser state, history) to the output folder.", valueName: "N"))
-    public var checkpointEvery: Int?
+    package var checkpointEvery: Int?
 
     @Option(help: ArgumentHelp("Continue the run whose checkpoint is in DIR (or this file), with the same settings: the result equals an uninterrupted run's.", valueName: "DIR"))
-    public var resume: String?
+    package var resume: String?
 
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
-    public var backend: BackendOption = .blas
+    package var backend: BackendOption = .blas
 
     @Option(help: "The engine's matrix products: auto (those too small for OpenBLAS in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
-    public var kernels: KernelsOption = .auto
+    package var kernels: KernelsOption = .auto
 
     @Option(help: "OpenBLAS threads per call, 1 to 256 (default 1: the notebook's GEMMs are too small to share).")
-    public var threads: Int = 1
+    package var threads: Int = 1
 
     @Option(help: "Threads that share each batch, each running a shard of it, 1 to 256 (default: one per core; under mpirun, the cores divided among the ranks on each machine).")
-    public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine))
+    package var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine))
 
     @Option(help: "Training image to predict and draw.")
-    public var exampleIndex: Int = 36
+    package var exampleIndex: Int = 36
 
-    public init() {}
+    package init() {}
 
     /// The largest `--epochs`.
-    public static let maximumEpochs = 1_000_000
+    package static let maximumEpochs = 1_000_000
     /// The largest `--batch-size` (at run time also at most the training samples).
-    public static let maximumBatchSize = 1 << 20
+    package static let maximumBatchSize = 1 << 20
     /// The largest size of one recurrent layer in `--units`.
-    public static let maximumUnits = 1 << 16
+    package static let maximumUnits = 1 << 16
     /// The most layers `--units` lists.
-    public static let maximumLayers = 64
+    package static let maximumLayers = 64
     /// The largest `--workers` and `--threads`.
-    public static let maximumThreads = 256
+    package static let maximumThreads = 256
 
     /// Checks every flag with arithmetic behind it against a documented range, so that no value
     /// reaches a computation that overflows or a conversion to Float that becomes infinite.
-    public func validate() throws {
+    package func validate() throws {
         guard (0...Self.maximumEpochs).contains(epochs) else {
             throw ValidationError("--epochs must be between 0 and \(Self.maximumEpochs), got \(epochs)")
         }
@@ -211,7 +211,7 @@ public struct TrainBlas: ParsableCommand {
         guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
     }
 
-    public func run() throws {
+    package func run() throws {
         do {
             try Trainer(options: self).run()
         } catch let failure as RankFailure {
@@ -228,10 +228,10 @@ public struct TrainBlas: ParsableCommand {
 
 /// A failure that ends the trainer with a one-line message and exit status 1 (130 after an
 /// interruption, as shells report Ctrl-C).
-public struct TrainerFailure: Error, CustomStringConvertible {
-    public let message: String
-    public var exitCode: Int32 = 1
-    public var description: String { message }
+package struct TrainerFailure: Error, CustomStringConvertible {
+    package let message: String
+    package var exitCode: Int32 = 1
+    package var description: String { message }
 }
 
 /// How an error that ends one rank of an MPI job ends the others.
@@ -265,7 +265,7 @@ extension TrainBlas {
     /// has the same flags), and every rank exits with the usage status. An error every rank knows of is printed once and each rank ends normally; an error
     /// only one rank knows of (rank 0 failing to write its outputs) is printed and ends the whole
     /// job through MPI_Abort, so no rank is left waiting.
-    public static func runAndExit(_ arguments: [String]? = nil) -> Never {
+    package static func runAndExit(_ arguments: [String]? = nil) -> Never {
         var world: MPIWorld?
         if MPIWorld.launchedByMPI {
             do { world = try MPIWorld.start() } catch {

@@ -214,7 +214,7 @@ struct Trainer {
         let mnist: MNIST
         do {
             mnist = try MNIST(folder: URL(fileURLWithPath: options.data))
-        } catch let error as DataFileError {
+        } catch let error as FileFormatError {
             throw TrainerFailure(message: "\(error); run `make data` to fetch MNIST, or pass --data DIR")
         }
         let train = options.limit.map { mnist.train.prefix($0) } ?? mnist.train
@@ -230,12 +230,14 @@ struct Trainer {
         }
 
         var checkpoint: Checkpoint?
-        if let resume = options.resume { checkpoint = try Checkpoint.read(resume) }
+        if let resume = options.resume {
+            do { checkpoint = try Checkpoint.read(resume) } catch let error as FileFormatError { throw TrainerFailure(message: "--resume \(error)") }
+        }
         if checkpoint?.kerasConfig == nil, options.load == nil || LoadedFileKind(contentsOf: options.load!) != .keras {
             // Checked before building: the flags alone say how much memory the model needs.
             // A Bidirectional stack holds each recurrent layer twice.
             let copies = options.bidirectional == nil ? 1 : 2
-            try checkMemory(gates: Array(repeating: options.cell == .lstm ? 4 : options.cell == .gru ? 3 : 1, count: copies * options.units.sizes.count),
+            try checkMemory(gates: Array(repeating: options.cell.gateCount, count: copies * options.units.sizes.count),
                             units: options.units.sizes.flatMap { Array(repeating: $0, count: copies) }, train: train)
         }
         let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig,
@@ -385,7 +387,7 @@ struct Trainer {
             let layer = String(name.dropLast("/recurrent_kernel".count))
             let stem = layer.split(separator: "_").last.flatMap { Int($0) } == nil ? layer : String(layer[..<layer.lastIndex(of: "_")!])
             let index = layer == stem ? 0 : Int(layer.dropFirst(stem.count + 1)) ?? 0
-            guard ["simple_rnn", "lstm", "gru"].contains(stem) else { continue }
+            guard RecurrentCellKind(rawValue: stem) != nil else { continue }
             layers.append((index, stem, tensor.shape[0]))
         }
         guard !layers.isEmpty, Set(layers.map(\.cell)).count == 1 else { return nil }

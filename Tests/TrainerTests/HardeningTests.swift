@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XCTest
 @testable import RNNKit
-@testable import TrainerSupport
+@_spi(Fuzzing) @testable import TrainerSupport
 
 /// Hostile inputs to the trainer: links planted where it writes, flags at the edge of their
 /// arithmetic, crafted checkpoints. Each is refused with one clear line, never a trap.
@@ -224,6 +224,26 @@ final class TrainerHardeningTests: XCTestCase {
         let file = root.appendingPathComponent("untouched.safetensors")
         try SafeTensors.encode(tensors, metadata: metadata).write(to: file)
         try TrainBlas.parse(resume(file)).run()
+    }
+
+    /// The checkpoint reader's refusals are `FileFormatError`s naming the file: `.safetensors`
+    /// for bytes that are no safetensors file, `.checkpoint` for what the run's metadata lacks
+    /// or a missing file (the trainer prefixes `--resume`, as the test above reads).
+    func testTheCheckpointReaderThrowsFileFormatErrors() throws {
+        XCTAssertThrowsError(try Checkpoint.decode(Data([1, 2, 3]), file: "c.safetensors")) { error in
+            XCTAssertEqual(error as? FileFormatError,
+                           FileFormatError(file: "c.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
+        }
+        let bare = try SafeTensors.encode([String: Tensor<Float>](), metadata: ["format": "rnnkit-checkpoint-1"])
+        XCTAssertThrowsError(try Checkpoint.decode(bare, file: "c.safetensors")) { error in
+            XCTAssertEqual((error as? FileFormatError)?.format, .checkpoint)
+            XCTAssertTrue("\(error)".hasPrefix("c.safetensors: is not an RNNKit checkpoint"), "\(error)")
+        }
+        let absent = root.appendingPathComponent("absent.safetensors").path
+        XCTAssertThrowsError(try Checkpoint.read(absent)) { error in
+            XCTAssertEqual(error as? FileFormatError, FileFormatError(file: absent, format: .checkpoint,
+                                                                      reason: "no checkpoint there (write one with --checkpoint-every N)"))
+        }
     }
 
     // MARK: Messages

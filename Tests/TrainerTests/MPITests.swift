@@ -1,6 +1,6 @@
 import Foundation
 @testable import RNNKit
-@testable import TrainerSupport
+@_spi(Fuzzing) @testable import TrainerSupport
 import XCTest
 
 /// Data-parallel training over MPI, run for real: `mpirun` starting 2 and 3 ranks of

@@ -65,6 +65,19 @@ final class TrainerCommandTests: XCTestCase {
         assertUsageError(["--threads", "0"], mentions: ["--threads"])
         assertUsageError(["--limit", "0"], mentions: ["--limit"])
         assertUsageError(["--frobnicate"], mentions: ["--frobnicate"])
+        assertUsageError(["--cell", "rnn"], mentions: ["--cell", "simple_rnn", "lstm", "gru"])
+        assertUsageError(["--bidirectional", "average"], mentions: ["--bidirectional", "concat", "sum", "mul", "ave"])
+    }
+
+    /// `--cell` and `--bidirectional` parse straight into RNNKit's kinds, by Keras's spellings.
+    func testCellAndMergeFlagsAreRNNKitsKinds() throws {
+        XCTAssertEqual(try TrainBlas.parse([]).cell, .simpleRNN)
+        XCTAssertNil(try TrainBlas.parse([]).bidirectional)
+        let command = try TrainBlas.parse(["--cell", "gru", "--bidirectional", "ave"])
+        XCTAssertEqual(command.cell, RecurrentCellKind.gru)
+        XCTAssertEqual(command.bidirectional, MergeMode.average)
+        XCTAssertEqual(try TrainBlas.parse(["--cell", "simple_rnn"]).cell, .simpleRNN)
+        XCTAssertEqual(try TrainBlas.parse(["--bidirectional", "concat"]).bidirectional, .concat)
     }
 
     func testDefaultsAreTheNotebooks() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import RNNKit
 import RNNKitKeras
-@testable import TrainerSupport
+@_spi(Fuzzing) import TrainerSupport
 
 /// One input: a `--resume` checkpoint (safetensors with the run's metadata) decoded and checked,
 /// and the model its Keras config describes built when the checkpoint holds its weights (at most

@@ -12,7 +12,7 @@ nonisolated(unsafe) let model: Sequential<Float> = {
 }()
 
 /// One input: an HDF5 weights file held in memory, audited and read into the model with its
-/// optimiser state. Any outcome but a thrown `KerasFileError` or loaded weights is a bug.
+/// optimiser state. Any outcome but a thrown `FileFormatError` or loaded weights is a bug.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHDF5Weights(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = Data(bytes: start, count: count)

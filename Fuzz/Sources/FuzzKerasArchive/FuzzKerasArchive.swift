@@ -2,7 +2,7 @@ import Foundation
 @testable import RNNKitKeras
 
 /// One input: a `.keras` zip through RNNKit's archive reader, every member unpacked (up to 1 MiB
-/// each). Any outcome but a thrown `KerasFileError` or the members is a bug.
+/// each). Any outcome but a thrown `FileFormatError` or the members is a bug.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzKerasArchive(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = Data(bytes: start, count: count)

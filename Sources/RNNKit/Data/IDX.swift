@@ -1,17 +1,5 @@
 import Foundation
 
-/// A data file that is missing, unreadable or not what it should be. The description is one
-/// line naming the file and what was wrong.
-public struct DataFileError: Error, CustomStringConvertible, Equatable {
-    public let file: String
-    public let reason: String
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-    public var description: String { "\(file): \(reason)" }
-}
-
 /// The IDX format of MNIST: a big-endian header (magic number, then one 32-bit count per
 /// dimension) followed by unsigned bytes. Files may be raw or gzipped.
 public enum IDX {
@@ -23,7 +11,7 @@ public enum IDX {
     /// The file's bytes, read whole; missing or unreadable files are named as such.
     static func bytes(of url: URL) throws -> Data {
         do { return try Data(contentsOf: url) } catch {
-            throw DataFileError(file: url.path, reason: FileManager.default.fileExists(atPath: url.path)
+            throw FileFormatError(file: url.path, format: .idx, reason: FileManager.default.fileExists(atPath: url.path)
                                 ? "cannot be read" : "does not exist")
         }
     }
@@ -46,7 +34,7 @@ public enum IDX {
     /// refused before inflating further.
     static func uncompressed(_ data: Data, file: String, gzipNamed: Bool) throws -> Data {
         guard Gzip.isCompressed(data) else {
-            if gzipNamed { throw DataFileError(file: file, reason: "is named .gz but is not gzip data") }
+            if gzipNamed { throw FileFormatError(file: file, format: .idx, reason: "is named .gz but is not gzip data") }
             return data
         }
         let ceiling = data.count.multipliedReportingOverflow(by: Gzip.maximumRatio)
@@ -54,12 +42,13 @@ public enum IDX {
             return try Gzip.decompress(data) { prefix in
                 guard let expected = try announcedSize(prefix, file: file) else { return nil }
                 guard ceiling.overflow || expected <= ceiling.partialValue else {
-                    throw DataFileError(file: file, reason: "announces \(expected) bytes, more than its \(data.count) compressed bytes can hold")
+                    throw FileFormatError(file: file, format: .idx, reason: "announces \(expected) bytes, more than its \(data.count) compressed bytes can hold")
                 }
                 return expected
             }
-        } catch let error as GzipError {
-            throw DataFileError(file: file, reason: error.reason)
+        } catch let error as FileFormatError where error.file == nil {
+            // Gzip's own errors, from bytes it knows no name for.
+            throw FileFormatError(file: file, format: error.format, reason: error.reason)
         }
     }
 
@@ -72,7 +61,7 @@ public enum IDX {
         guard rank > 0, prefix.count >= 4 + 4 * rank else { return nil }
         let dimensions = (0..<rank).map { Int(bigEndianUInt32(prefix, at: 4 + 4 * $0)) }
         guard let payload = payloadSize(dimensions), case (let total, false) = payload.addingReportingOverflow(4 + 4 * rank) else {
-            throw DataFileError(file: file, reason: "declares dimensions \(dimensions) whose size overflows")
+            throw FileFormatError(file: file, format: .idx, reason: "declares dimensions \(dimensions) whose size overflows")
         }
         return total
     }
@@ -84,17 +73,17 @@ public enum IDX {
     /// Checks the magic number first, so a file of the wrong kind is named as such.
     private static func checkMagic(_ data: Data, expected: UInt32, kind: String, file: String) throws {
         guard data.count >= 4 else {
-            throw DataFileError(file: file, reason: "is \(data.count) bytes, too short for an IDX header")
+            throw FileFormatError(file: file, format: .idx, reason: "is \(data.count) bytes, too short for an IDX header")
         }
         let magic = bigEndianUInt32(data, at: 0)
         guard magic == expected else {
             let other = magic == imagesMagic ? "; this is an images file" : magic == labelsMagic ? "; this is a labels file" : ""
-            throw DataFileError(file: file, reason: "has magic number \(magic), expected \(expected) (IDX unsigned-byte \(kind))\(other)")
+            throw FileFormatError(file: file, format: .idx, reason: "has magic number \(magic), expected \(expected) (IDX unsigned-byte \(kind))\(other)")
         }
     }
 
     /// Reads an images file: `count` images of `rows × columns` bytes.
-    /// - Throws: `DataFileError` for a missing file, a wrong magic number, zero sizes, sizes that
+    /// - Throws: `FileFormatError` for a missing file, a wrong magic number, zero sizes, sizes that
     ///   overflow, damaged gzip, or a byte count that does not match the header.
     public static func readImages(_ url: URL) throws -> (pixels: [UInt8], count: Int, rows: Int, columns: Int) {
         try parseImages(bytes(of: url), file: url.path, gzipNamed: url.pathExtension == "gz")
@@ -103,7 +92,7 @@ public enum IDX {
     /// `readImages` on bytes in memory (raw or gzip); `file` names them in errors.
     public static func parseImages(_ bytes: Data, file: String, gzipNamed: Bool = false) throws -> (pixels: [UInt8], count: Int, rows: Int, columns: Int) {
         let data = try uncompressed(bytes, file: file, gzipNamed: gzipNamed)
-        func fail(_ reason: String) -> DataFileError { DataFileError(file: file, reason: reason) }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .idx, reason: reason) }
         try checkMagic(data, expected: imagesMagic, kind: "images", file: file)
         guard data.count >= 16 else { throw fail("is \(data.count) bytes, too short for an IDX images header (16 bytes)") }
         let count = Int(bigEndianUInt32(data, at: 4)), rows = Int(bigEndianUInt32(data, at: 8)), columns = Int(bigEndianUInt32(data, at: 12))
@@ -125,7 +114,7 @@ public enum IDX {
     /// `readLabels` on bytes in memory (raw or gzip); `file` names them in errors.
     public static func parseLabels(_ bytes: Data, file: String, classCount: Int = 10, gzipNamed: Bool = false) throws -> [UInt8] {
         let data = try uncompressed(bytes, file: file, gzipNamed: gzipNamed)
-        func fail(_ reason: String) -> DataFileError { DataFileError(file: file, reason: reason) }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .idx, reason: reason) }
         try checkMagic(data, expected: labelsMagic, kind: "labels", file: file)
         guard data.count >= 8 else { throw fail("is \(data.count) bytes, too short for an IDX labels header (8 bytes)") }
         let count = Int(bigEndianUInt32(data, at: 4))

@@ -10,7 +10,7 @@ public struct MNIST: Sendable {
                                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
     /// The path of `name` in `folder`: raw or `.gz`, spelt `train-images-idx3-ubyte` or (as some
-    /// mirrors write) `train-images.idx3-ubyte`. Throws a `DataFileError` listing where it looked.
+    /// mirrors write) `train-images.idx3-ubyte`. Throws a `FileFormatError` listing where it looked.
     public static func locate(_ name: String, in folder: URL) throws -> URL {
         let dotted = name.replacingOccurrences(of: "-idx", with: ".idx")
         let candidates = [name, name + ".gz", dotted, dotted + ".gz"].map { folder.appendingPathComponent($0) }
@@ -26,7 +26,7 @@ public struct MNIST: Sendable {
             found = names.isEmpty ? "\(folder.path) is empty"
                 : "\(folder.path) holds " + names.prefix(6).joined(separator: ", ") + (names.count > 6 ? " and \(names.count - 6) more" : "")
         }
-        throw DataFileError(file: folder.appendingPathComponent(name).path,
+        throw FileFormatError(file: folder.appendingPathComponent(name).path, format: .idx,
                             reason: "not found (looked for \(candidates.map(\.lastPathComponent).joined(separator: ", ")); \(found))")
     }
 
@@ -38,14 +38,14 @@ public struct MNIST: Sendable {
             let (pixels, count, rows, columns) = try IDX.readImages(images)
             let labelBytes = try IDX.readLabels(labels)
             guard labelBytes.count == count else {
-                throw DataFileError(file: labels.path, reason: "has \(labelBytes.count) labels but \(images.lastPathComponent) has \(count) images")
+                throw FileFormatError(file: labels.path, format: .idx, reason: "has \(labelBytes.count) labels but \(images.lastPathComponent) has \(count) images")
             }
             return ImageDataset(pixels: pixels, labels: labelBytes, rows: rows, columns: columns)
         }
         train = try load(urls[0], urls[1])
         test = try load(urls[2], urls[3])
         guard (train.rows, train.columns) == (test.rows, test.columns) else {
-            throw DataFileError(file: urls[2].path, reason: "images are \(test.rows)×\(test.columns), the training images \(train.rows)×\(train.columns)")
+            throw FileFormatError(file: urls[2].path, format: .idx, reason: "images are \(test.rows)×\(test.columns), the training images \(train.rows)×\(train.columns)")
         }
     }
 }

@@ -7,7 +7,8 @@ public struct ValidationSplit: Equatable, Sendable {
     public let validation: Range<Int>
 
     /// Splits `count` samples as Keras does: `trainCount = ⌊count · (1 − fraction)⌋`.
-    /// Throws when the fraction is outside [0, 1) or leaves either part empty.
+    /// - Throws: `ModelError.invalidConfiguration` when the fraction is outside [0, 1) or leaves
+    ///   either part empty.
     public init(count: Int, fraction: Double) throws {
         guard fraction >= 0, fraction < 1, fraction.isFinite else {
             throw ModelError.invalidConfiguration("validation split must be in [0, 1), got \(fraction)")

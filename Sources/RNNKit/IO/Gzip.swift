@@ -1,12 +1,6 @@
 import CGzip
 import Foundation
 
-/// A gzip stream that zlib could not decode, with zlib's reason.
-public struct GzipError: Error, CustomStringConvertible, Equatable {
-    public let reason: String
-    public var description: String { reason }
-}
-
 /// gzip decompression through zlib.
 public enum Gzip {
     /// Whether `data` starts with the gzip magic bytes.
@@ -26,18 +20,20 @@ public enum Gzip {
     ///   returns a size and the output exceeds it, inflation stops with an error. This is how a
     ///   reader that knows from the first bytes how long the data should be refuses a small file
     ///   that inflates to gigabytes without inflating it all.
+    /// - Throws: `FileFormatError` of format `.gzip` and no file (the caller knows the name), or
+    ///   whatever `limit` throws.
     public static func decompress(_ data: Data, limit: (Data) throws -> Int? = { _ in nil }) throws -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: expect a gzip header and trailer rather than zlib's.
         guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw GzipError(reason: "zlib could not start inflating")
+            throw FileFormatError(file: nil, format: .gzip, reason: "zlib could not start inflating")
         }
         defer { inflateEnd(&stream) }
         var output = Data()
         let chunkSize = 1 << 20
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         try data.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
-            guard let base = input.bindMemory(to: UInt8.self).baseAddress else { throw GzipError(reason: "the file is empty") }
+            guard let base = input.bindMemory(to: UInt8.self).baseAddress else { throw FileFormatError(file: nil, format: .gzip, reason: "the file is empty") }
             stream.next_in = UnsafeMutablePointer(mutating: base)
             stream.avail_in = uInt(input.count)
             while true {
@@ -48,7 +44,7 @@ public enum Gzip {
                 }
                 output.append(contentsOf: chunk[0..<(chunkSize - Int(stream.avail_out))])
                 if let limit = try limit(output), output.count > limit {
-                    throw GzipError(reason: "inflates to more than the \(limit) bytes its contents announce")
+                    throw FileFormatError(file: nil, format: .gzip, reason: "inflates to more than the \(limit) bytes its contents announce")
                 }
                 switch status {
                 case Z_OK:
@@ -57,14 +53,14 @@ public enum Gzip {
                     guard stream.avail_in > 0 else { return }
                     // Another member may follow (gzip allows concatenation); anything else is damage.
                     guard stream.avail_in >= 2, stream.next_in[0] == 0x1F, stream.next_in[1] == 0x8B else {
-                        throw GzipError(reason: "\(stream.avail_in) bytes of trailing data after the gzip stream")
+                        throw FileFormatError(file: nil, format: .gzip, reason: "\(stream.avail_in) bytes of trailing data after the gzip stream")
                     }
                     inflateReset(&stream)
                 case Z_BUF_ERROR where stream.avail_in == 0:
-                    throw GzipError(reason: "the gzip stream is truncated (it ends before its end marker)")
+                    throw FileFormatError(file: nil, format: .gzip, reason: "the gzip stream is truncated (it ends before its end marker)")
                 default:
                     let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
-                    throw GzipError(reason: "the gzip stream is corrupt (\(message))")
+                    throw FileFormatError(file: nil, format: .gzip, reason: "the gzip stream is corrupt (\(message))")
                 }
             }
         }

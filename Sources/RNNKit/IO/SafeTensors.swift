@@ -1,12 +1,5 @@
 import Foundation
 
-/// A safetensors file could not be read or does not hold what was asked of it.
-public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
-    public let file: String
-    public let reason: String
-    public var description: String { "\(file): \(reason)" }
-}
-
 /// Reading and writing the safetensors format: an 8-byte little-endian header length, a JSON
 /// header `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`, then
 /// the tensors' raw little-endian bytes (offsets relative to the end of the header).
@@ -116,8 +109,11 @@ public enum SafeTensors {
         }
     }
 
+    /// The tensors (converted to `S`) and string metadata of a safetensors file's bytes; `file`
+    /// names it in errors. Offsets, shapes and dtypes are checked before any tensor is built.
+    /// - Throws: `FileFormatError` of format `.safetensors`, nothing else.
     public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
-        func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(file: file, reason: reason) }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .safetensors, reason: reason) }
         if let other = otherFormat(data) { throw fail("is \(other)") }
         guard data.count >= 8 else { throw fail("too short for a safetensors file (\(data.count) bytes)") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
@@ -241,7 +237,7 @@ extension Sequential {
     ///
     /// Keras 3's full variable paths (`sequential/simple_rnn/simple_rnn_cell/kernel`) are accepted
     /// for RNNKit's names (`simple_rnn/kernel`). Tensors that are an optimiser's state
-    /// (`optimizer/…`) are skipped, with a note. Throws `SafeTensorsError` for an unreadable file
+    /// (`optimizer/…`) are skipped, with a note. Throws `FileFormatError` for an unreadable file
     /// and `ModelError.weightsMismatch` listing every difference when the names or shapes do not
     /// fit; the model is unchanged then.
     /// - Returns: notes on what was skipped.
@@ -249,7 +245,7 @@ extension Sequential {
     public func loadWeights(from url: URL) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw SafeTensorsError(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
+            throw FileFormatError(file: url.path, format: .safetensors, reason: "cannot be read (\(error.localizedDescription))")
         }
         let tensors = try SafeTensors.decode(data, file: url.path, as: Scalar.self).tensors
         let known = Set(parameters.map(\.name))
@@ -262,10 +258,10 @@ extension Sequential {
             }
             let weight = known.contains(name) ? name : (Self.kerasAlias(name, modelName: self.name, known: known) ?? name)
             if let index = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
-                throw SafeTensorsError(file: url.path, reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
+                throw FileFormatError(file: url.path, format: .safetensors, reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
             }
             guard weights[weight] == nil else {
-                throw SafeTensorsError(file: url.path, reason: "tensors \(name) and another both name the weight \(weight)")
+                throw FileFormatError(file: url.path, format: .safetensors, reason: "tensors \(name) and another both name the weight \(weight)")
             }
             weights[weight] = tensor
         }

@@ -1,3 +1,11 @@
+/// How a `Bidirectional` layer combines its two directions' outputs: Keras's `merge_mode`, whose
+/// spellings (`concat`, `sum`, `mul`, `ave`) are the raw values, as config.json and the trainer's
+/// `--bidirectional` write them. `concat` doubles the output's width; the others keep it.
+public enum MergeMode: String, Sendable, CaseIterable {
+    case concat, sum, mul
+    case average = "ave"
+}
+
 /// Keras's `Bidirectional`: a recurrent layer run over the sequence forwards and a copy of it run
 /// backwards (its `goBackwards` flipped), their outputs merged.
 ///
@@ -7,11 +15,8 @@
 /// `[…, H]`. Weights: the forward layer's, then the backward layer's, named as Keras names them:
 /// `bidirectional/forward_lstm/kernel`, …, `bidirectional/backward_lstm/bias`.
 public final class Bidirectional<Scalar: BLASScalar>: Layer {
-    /// How the two directions' outputs combine (Keras's `merge_mode`).
-    public enum MergeMode: String, Sendable, CaseIterable {
-        case concat, sum, mul
-        case average = "ave"
-    }
+    /// How the two directions' outputs combine (Keras's `merge_mode`); the same type whatever `Scalar`.
+    public typealias MergeMode = RNNKit.MergeMode
 
     public let forwardLayer: RecurrentLayer<Scalar>
     public let backwardLayer: RecurrentLayer<Scalar>

@@ -66,20 +66,82 @@ extension Layer {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 }
 
-/// A model's structure does not fit together, or does not fit the data or weights it is given.
+/// A model's structure does not fit together, or does not fit the data, weights or calls it is given.
+///
+/// Each case names one thing a caller can react to, with its figures as typed payloads;
+/// `description` is the one-line message (several lines for `weightsMismatch`) a person reads.
+/// Data errors (labels, lengths, sample indices, shapes of the data) are thrown, never trapped on:
+/// they come from files and users. Mistakes in how the model is put together or called that no
+/// other case names are `invalidConfiguration`.
 public enum ModelError: Error, CustomStringConvertible, Equatable {
+    /// `layer` cannot take the shape the layer (or input) before it produces.
     case incompatibleInput(layer: String, expected: String, got: FeatureShape)
-    case invalidConfiguration(String)
+    /// The weights given (a file's, or another model's) differ from the model's: one line per difference.
     case weightsMismatch([String])
+    /// The model was asked to train or evaluate before `compile` chose its loss and optimiser;
+    /// `action` is what was asked (`training`, `fitting`, `evaluating or fitting`).
+    case notCompiled(action: String)
+    /// A raw batch's class label (at `position` of the labels array) is outside `0..<classes`.
+    case labelOutOfRange(label: Int, position: Int, classes: Int)
+    /// A dataset gave `count` labels outside `0..<classes`, which the kernels skipped; the batch
+    /// is refused (a dataset's labels are not read one by one, so which ones is not known).
+    case labelsOutOfRange(count: Int, classes: Int)
+    /// A sequence length (at `position` of the lengths array) is outside `1...steps`.
+    case lengthOutOfRange(length: Int, position: Int, steps: Int)
+    /// A sample index (at `position` of the indices) is outside the dataset's `0..<count`.
+    case indexOutOfRange(index: Int, position: Int, count: Int)
+    /// A range of samples reaches outside the dataset's `0..<count`.
+    case rangeOutOfRange(Range<Int>, count: Int)
+    /// The loss cannot serve the model's last layer; `needs` says what it needs (and what it got).
+    /// A custom `Loss` throws this from `gradientEntry(for:)` too.
+    case lossDoesNotFitHead(loss: String, needs: String)
+    /// The loss compares outputs with `needs` (class labels or target values) and was given the
+    /// other kind; `fromDataset` when a dataset (which always gives class labels) was.
+    case targetsMismatch(loss: String, needs: LossTargets, fromDataset: Bool)
+    /// The data's samples have another shape than the model's input.
+    case sampleShapeMismatch(data: FeatureShape, model: FeatureShape)
+    /// The data's class count is not the model's output width (or the model's output is no vector).
+    case classCountMismatch(data: Int, model: FeatureShape)
+    /// Saved optimiser state does not fit the model: `slotLengths` are the saved slots' lengths,
+    /// the model needs `neededSlots` of `neededLength` values each (and `iterations` ≥ 0).
+    case optimizerStateMismatch(optimizer: String, slotLengths: [Int], iterations: Int, neededSlots: Int, neededLength: Int)
+    /// A setting or argument that cannot work (an empty model, a batch size of 0, a validation
+    /// split of 1, a layer a file format cannot hold), said in a sentence.
+    case invalidConfiguration(String)
 
     public var description: String {
         switch self {
         case .incompatibleInput(let layer, let expected, let got):
             "layer \(layer) expects \(expected) input, got \(got)"
-        case .invalidConfiguration(let message):
-            message
         case .weightsMismatch(let differences):
             "the weights do not fit the model:\n" + differences.map { "  - \($0)" }.joined(separator: "\n")
+        case .notCompiled(let action):
+            "compile the model before \(action) it"
+        case .labelOutOfRange(let label, let position, let classes):
+            "label \(label) at position \(position) is outside 0..<\(classes), the classes the model predicts"
+        case .labelsOutOfRange(let count, let classes):
+            "the data gave \(count) label\(count == 1 ? "" : "s") outside 0..<\(classes), the classes the model predicts"
+        case .lengthOutOfRange(let length, let position, let steps):
+            "length \(length) at position \(position) is outside 1...\(steps), the steps the model reads"
+        case .indexOutOfRange(let index, let position, let count):
+            "sample index \(index) at position \(position) is outside the dataset's 0..<\(count)"
+        case .rangeOutOfRange(let range, let count):
+            "samples \(range) are outside the dataset's 0..<\(count)"
+        case .lossDoesNotFitHead(let loss, let needs):
+            "\(loss) needs \(needs)"
+        case .targetsMismatch(let loss, let needs, let fromDataset):
+            fromDataset ? "\(loss) needs target values; datasets give class labels: train on raw batches"
+                : needs == .classIndices ? "\(loss) needs class labels, not target values"
+                : "\(loss) needs target values, not class labels"
+        case .sampleShapeMismatch(let data, let model):
+            "the data's samples are \(data), the model takes \(model)"
+        case .classCountMismatch(let data, let model):
+            "the data has \(data) classes, the model predicts \(model)"
+        case .optimizerStateMismatch(let optimizer, let slotLengths, let iterations, let neededSlots, let neededLength):
+            "\(optimizer) state has \(slotLengths.count) slots of \(slotLengths) values; the model needs \(neededSlots) of \(neededLength)"
+                + (iterations < 0 ? ", and an update count ≥ 0, not \(iterations)" : "")
+        case .invalidConfiguration(let message):
+            message
         }
     }
 }

@@ -155,7 +155,7 @@ public protocol Loss: Sendable {
     /// What the loss compares the outputs with.
     var targets: LossTargets { get }
     /// Checks that the loss can serve `head`, and says where its gradient enters it.
-    /// - Throws: `ModelError.invalidConfiguration` naming what the loss needs.
+    /// - Throws: `ModelError.lossDoesNotFitHead` naming what the loss needs.
     func gradientEntry(for head: LossHead) throws -> LossGradientEntry
     /// The batch's summed loss and accuracy counts; with a `gradientScale`, also writes the
     /// gradient of `gradientScale · Σ sample losses` (with respect to the pre-activation or the
@@ -168,8 +168,8 @@ extension Loss {
     /// The rows of a class-label loss must be vectors of at least two classes.
     func requireClasses(_ head: LossHead) throws {
         guard head.outputShape.features >= 2 else {
-            throw ModelError.invalidConfiguration(
-                "\(name) needs the last layer to output at least 2 class scores per row, got \(head.outputShape)")
+            throw ModelError.lossDoesNotFitHead(
+                loss: name, needs: "the last layer to output at least 2 class scores per row, got \(head.outputShape)")
         }
     }
 }
@@ -237,8 +237,8 @@ public struct BinaryCrossentropy: Loss {
 
     public func gradientEntry(for head: LossHead) throws -> LossGradientEntry {
         if let activation = head.denseActivation, activation != .sigmoid, activation != .hardSigmoid {
-            throw ModelError.invalidConfiguration(
-                "binary_crossentropy needs outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not \(activation.rawValue)")
+            throw ModelError.lossDoesNotFitHead(
+                loss: name, needs: "outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not \(activation.rawValue)")
         }
         return head.denseActivation == .sigmoid ? .preActivation : .output
     }

@@ -55,7 +55,7 @@ extension Sequential {
         guard (0...max(options.epochs, 0)).contains(options.initialEpoch) else {
             throw ModelError.invalidConfiguration("initial epoch \(options.initialEpoch) is outside 0…\(options.epochs)")
         }
-        guard optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before fitting it") }
+        guard optimizer != nil else { throw ModelError.notCompiled(action: "fitting") }
         _ = try checkData(data, range: nil, batchSize: options.batchSize, needsLabels: true)
         let split = try ValidationSplit(count: data.count, fraction: options.validationSplit)
         reserve(batchCapacity: options.batchSize)

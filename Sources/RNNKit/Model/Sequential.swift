@@ -81,7 +81,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// and drawing their initial weights from `seed`, then moves every weight into the arena.
     ///
     /// - Throws: `ModelError.incompatibleInput` when a layer cannot take the shape the layer
-    ///   before it produces, or `invalidConfiguration` for an empty model.
+    ///   before it produces, or `invalidConfiguration` for an empty model or an empty input shape.
     public init(name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>],
                 seed: UInt64 = 0, backend: any Backend = BLASBackend()) throws {
         guard !layers.isEmpty else { throw ModelError.invalidConfiguration("a Sequential model needs at least one layer") }
@@ -128,7 +128,7 @@ public final class Sequential<Scalar: BLASScalar> {
     public var parameterCount: Int { arena.count }
 
     /// Chooses the optimiser and the loss (Keras's `compile`).
-    /// - Throws: `invalidConfiguration` when the loss cannot serve the last layer, naming what it needs.
+    /// - Throws: `ModelError.lossDoesNotFitHead` when the loss cannot serve the last layer, naming what it needs.
     ///
     /// When a mask reaches a sequence output (a `Masking` layer, or per-sample `lengths:`, before
     /// recurrent layers that return sequences), the loss and its accuracy count only the steps the
@@ -175,17 +175,17 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Refuses a raw batch whose labels or targets do not fit the compiled loss, before any kernel runs.
     private func checkTargets(labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?, batchSize: Int) throws {
-        guard let loss, optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
+        guard let loss, optimizer != nil else { throw ModelError.notCompiled(action: "training") }
         guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
         switch loss.targets {
         case .classIndices:
-            guard let labels else { throw ModelError.invalidConfiguration("\(loss.name) needs class labels, not target values") }
+            guard let labels else { throw ModelError.targetsMismatch(loss: loss.name, needs: .classIndices, fromDataset: false) }
             let classes = outputShape.features, rows = outputShape.steps * batchSize
             for i in 0..<rows where labels[i] < 0 || Int(labels[i]) >= classes {
-                throw ModelError.invalidConfiguration("label \(labels[i]) at position \(i) is outside 0..<\(classes), the classes the model predicts")
+                throw ModelError.labelOutOfRange(label: Int(labels[i]), position: i, classes: classes)
             }
         case .values:
-            guard targets != nil else { throw ModelError.invalidConfiguration("\(loss.name) needs target values, not class labels") }
+            guard targets != nil else { throw ModelError.targetsMismatch(loss: loss.name, needs: .values, fromDataset: false) }
         }
     }
 
@@ -194,7 +194,7 @@ public final class Sequential<Scalar: BLASScalar> {
         guard let lengths else { return }
         let steps = inputShape.steps
         for b in 0..<batchSize where lengths[b] < 1 || Int(lengths[b]) > steps {
-            throw ModelError.invalidConfiguration("length \(lengths[b]) at position \(b) is outside 1...\(steps), the steps the model reads")
+            throw ModelError.lengthOutOfRange(length: Int(lengths[b]), position: b, steps: steps)
         }
     }
 
@@ -217,7 +217,9 @@ public final class Sequential<Scalar: BLASScalar> {
     ///
     /// - Parameters: `x` time-major `[T, batchSize, D]`; `labels` one class index per output row
     ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
-    /// - Throws: `ModelError` for an uncompiled model or a label outside the classes.
+    /// - Throws: `ModelError.notCompiled`; `.labelOutOfRange` for a label outside the classes,
+    ///   `.lengthOutOfRange` for a length outside `1...T`, `.targetsMismatch` when the loss compares
+    ///   with target values; all before any kernel runs.
     @discardableResult
     public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
                                  batchSize: Int) throws -> Metrics {
@@ -319,13 +321,16 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
     /// samples straight into its time-major buffer.
+    /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch` or `.classCountMismatch` for data
+    ///   that does not fit the model, `.indexOutOfRange` for an index outside the dataset, and
+    ///   `.labelsOutOfRange` (the weights unchanged) when the dataset gave labels outside the classes.
     @discardableResult
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
-        guard optimizer != nil else { throw ModelError.invalidConfiguration("compile the model before training it") }
+        guard optimizer != nil else { throw ModelError.notCompiled(action: "training") }
         guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
         _ = try checkData(data, range: nil, batchSize: indices.count, needsLabels: true)
         for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
-            throw ModelError.invalidConfiguration("sample index \(index) at position \(position) is outside the dataset's 0..<\(data.count)")
+            throw ModelError.indexOutOfRange(index: index, position: position, count: data.count)
         }
         reserve(batchCapacity: indices.count)
         return try BLASConfiguration.passGate.shared {
@@ -343,8 +348,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// count them, and the batch is refused here.
     private func checkLabels(_ figures: BatchFigures) throws {
         guard figures.invalidLabels == 0 else {
-            throw ModelError.invalidConfiguration(
-                "the data gave \(figures.invalidLabels) label\(figures.invalidLabels == 1 ? "" : "s") outside 0..<\(outputShape.features), the classes the model predicts")
+            throw ModelError.labelsOutOfRange(count: figures.invalidLabels, classes: outputShape.features)
         }
     }
 
@@ -402,21 +406,21 @@ public final class Sequential<Scalar: BLASScalar> {
 
     func checkData(_ data: some SequenceDataset, range: Range<Int>?, batchSize: Int, needsLabels: Bool) throws -> Range<Int> {
         guard data.sampleShape == inputShape else {
-            throw ModelError.invalidConfiguration("the data's samples are \(data.sampleShape), the model takes \(inputShape)")
+            throw ModelError.sampleShapeMismatch(data: data.sampleShape, model: inputShape)
         }
         if needsLabels {
-            guard let loss else { throw ModelError.invalidConfiguration("compile the model before evaluating or fitting it") }
+            guard let loss else { throw ModelError.notCompiled(action: "evaluating or fitting") }
             guard loss.targets == .classIndices else {
-                throw ModelError.invalidConfiguration("\(loss.name) needs target values; datasets give class labels: train on raw batches")
+                throw ModelError.targetsMismatch(loss: loss.name, needs: .values, fromDataset: true)
             }
             guard case .vector(let classes) = outputShape, data.classCount == classes else {
-                throw ModelError.invalidConfiguration("the data has \(data.classCount) classes, the model predicts \(outputShape)")
+                throw ModelError.classCountMismatch(data: data.classCount, model: outputShape)
             }
         }
         guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
         let range = range ?? 0..<data.count
         guard range.lowerBound >= 0, range.upperBound <= data.count else {
-            throw ModelError.invalidConfiguration("samples \(range) are outside the dataset's 0..<\(data.count)")
+            throw ModelError.rangeOutOfRange(range, count: data.count)
         }
         return range
     }
@@ -449,6 +453,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
+    /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch`, `.classCountMismatch`,
+    ///   `.targetsMismatch` (a loss of target values), `.rangeOutOfRange`, `.labelsOutOfRange`;
+    ///   `.invalidConfiguration` for a batch size below 1.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
@@ -464,6 +471,8 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
     /// for sequence outputs), e.g. class probabilities. Needs no `compile`. Computed whole in this
     /// process, whatever the reducer.
+    /// - Throws: `ModelError.sampleShapeMismatch`, `.rangeOutOfRange`, or `.invalidConfiguration`
+    ///   for a batch size below 1.
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount

@@ -85,11 +85,12 @@ public protocol StatefulOptimizer<Scalar>: Optimizer {
 extension StatefulOptimizer {
     /// Restores per-weight state saved from `state.slots` (one array of `arena.count` per slot)
     /// and the update count, binding it to `arena`.
-    /// - Throws: `ModelError.invalidConfiguration` when the shapes do not match.
+    /// - Throws: `ModelError.optimizerStateMismatch` when the slots' count or lengths do not fit
+    ///   `arena`, or `iterations` is negative; nothing is changed then.
     public func restore(iterations: Int, slots: [[Scalar]], for arena: ParameterArena<Scalar>) throws {
         guard slots.count == state.slotCount, slots.allSatisfy({ $0.count == arena.count }), iterations >= 0 else {
-            throw ModelError.invalidConfiguration(
-                "\(name) state has \(slots.count) slots of \(slots.map(\.count)) values; the model needs \(state.slotCount) of \(arena.count)")
+            throw ModelError.optimizerStateMismatch(optimizer: name, slotLengths: slots.map(\.count), iterations: iterations,
+                                                   neededSlots: state.slotCount, neededLength: arena.count)
         }
         state.prepare(arena)
         for (buffer, values) in zip(state.slots, slots) { buffer.assign(values) }
