@@ -33,6 +33,8 @@ test: deps
 	@scripts/check-readme-package.sh
 	@scripts/performance-page.py docs/benchmarks/*.json | diff -q - docs/PERFORMANCE.md >/dev/null \
 		|| { echo "docs/PERFORMANCE.md is not what scripts/performance-page.py writes from docs/benchmarks (make performance-page)"; exit 1; }
+	@scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json | diff -q - docs/BENCHMARKS.md >/dev/null \
+		|| { echo "docs/BENCHMARKS.md's tables are not what scripts/benchmarks-page.py writes from docs/benchmarks (make benchmarks-page)"; exit 1; }
 
 # The DocC documentation of the three library products (Sources/*/*.docc and the /// comments), with
 # every DocC warning an error (a broken symbol link, a parameter documented under the wrong name).
@@ -49,6 +51,12 @@ docs: deps
 # (swift run -c release benchmarks --json docs/benchmarks/NAME.json).
 performance-page:
 	scripts/performance-page.py docs/benchmarks/*.json > docs/PERFORMANCE.md
+
+# The per-run tables of docs/BENCHMARKS.md (between its benchmarks-page markers) from the same runs;
+# the prose around them is written by hand.
+benchmarks-page:
+	scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json > docs/BENCHMARKS.md.new
+	mv docs/BENCHMARKS.md.new docs/BENCHMARKS.md
 
 # The adding problem with sequences of varied length under Masking (docs/GUIDE.md).
 run-adding: deps
