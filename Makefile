@@ -31,6 +31,7 @@ test: deps
 	RNNKIT_BLAS_REHEARSE_FALLBACK=Prescott $(SWIFT) test --skip-build --disable-swift-testing \
 		--filter 'BackendAgreementTests|KerasCellFixtureTests|KerasParityTests|GradientCheckTests|BLASCoreTests'
 	@scripts/check-readme-package.sh
+	@scripts/check-version.sh
 	@scripts/performance-page.py docs/benchmarks/*.json | diff -q - docs/PERFORMANCE.md >/dev/null \
 		|| { echo "docs/PERFORMANCE.md is not what scripts/performance-page.py writes from docs/benchmarks (make performance-page)"; exit 1; }
 	@scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json | diff -q - docs/BENCHMARKS.md >/dev/null \

@@ -166,7 +166,7 @@ public enum Keras {
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         // Keras reads the version to warn about files from newer Kerases; RNNKit writes Keras 3.15's layout.
         let metadata = try JSONSerialization.data(withJSONObject: [
-            "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit",
+            "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit", "producer_version": RNNKitRelease.version,
         ], options: [.sortedKeys])
         let weights = try HDF5File(creatingNamed: "model.weights.h5")
         try KerasWeightsLayout.write(model, to: weights)
