@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -31,13 +31,33 @@ test: deps
 	RNNKIT_BLAS_REHEARSE_FALLBACK=Prescott $(SWIFT) test --skip-build --disable-swift-testing \
 		--filter 'BackendAgreementTests|KerasCellFixtureTests|KerasParityTests|GradientCheckTests|BLASCoreTests'
 	@scripts/check-readme-package.sh
+	@scripts/check-version.sh
 	@scripts/performance-page.py docs/benchmarks/*.json | diff -q - docs/PERFORMANCE.md >/dev/null \
 		|| { echo "docs/PERFORMANCE.md is not what scripts/performance-page.py writes from docs/benchmarks (make performance-page)"; exit 1; }
+	@scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json | diff -q - docs/BENCHMARKS.md >/dev/null \
+		|| { echo "docs/BENCHMARKS.md's tables are not what scripts/benchmarks-page.py writes from docs/benchmarks (make benchmarks-page)"; exit 1; }
+
+# The DocC documentation of the three library products (Sources/*/*.docc and the /// comments), with
+# every DocC warning an error (a broken symbol link, a parameter documented under the wrong name).
+# Archives in .build/plugins/Swift-DocC/outputs/; scripts/docs-coverage.py lists the public symbols
+# without documentation (brief counts always, DOCS_COVERAGE=detailed for every name).
+DOCS_TARGETS = RNNKit RNNKitKeras RNNKitMPI
+DOCS_COVERAGE ?= brief
+docs: deps
+	$(SWIFT) package generate-documentation $(foreach t,$(DOCS_TARGETS),--target $(t)) \
+		--warnings-as-errors --experimental-documentation-coverage --coverage-summary-level brief
+	@scripts/docs-coverage.py --$(DOCS_COVERAGE) $(foreach t,$(DOCS_TARGETS),.build/plugins/Swift-DocC/outputs/$(t).doccarchive)
 
 # docs/PERFORMANCE.md from the benchmark runs kept in docs/benchmarks, one per CPU
 # (swift run -c release benchmarks --json docs/benchmarks/NAME.json).
 performance-page:
 	scripts/performance-page.py docs/benchmarks/*.json > docs/PERFORMANCE.md
+
+# The per-run tables of docs/BENCHMARKS.md (between its benchmarks-page markers) from the same runs;
+# the prose around them is written by hand.
+benchmarks-page:
+	scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json > docs/BENCHMARKS.md.new
+	mv docs/BENCHMARKS.md.new docs/BENCHMARKS.md
 
 # The adding problem with sequences of varied length under Masking (docs/GUIDE.md).
 run-adding: deps

@@ -31,8 +31,8 @@ static const epilogue NO_EPILOGUE = {0, 0, 0, 0}, TANH_EPILOGUE = {1, 0, 0, 0};
 
 // How a kernel body finishes each vector of results. The general form tests α, β and the
 // epilogue for every vector; the others are compiled into a body of their own, chosen once per
-// call, which made 28 forward recurrent steps 1.2–1.35× faster at H = 8, 10 and 16, the backward
-// ones 1.4–1.5× and Model A's input projection about 1.3× (interleaved C runs).
+// call, so that the small recurrences' forward and backward steps and Model A's input projection
+// do not pay a test per vector (the gain is in docs/PERFORMANCE-HISTORY.md).
 #define FINISH_GENERAL 0
 #define FINISH_ADD_TANH 1       // tanh(C + sum): a forward step, C holding x_t·W + b
 #define FINISH_DERIVATIVE 2     // sum ⊙ (1 − y²): a backward step with nothing from above

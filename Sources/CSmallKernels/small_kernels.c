@@ -303,8 +303,7 @@ static inline void flat_body(long m, const long n, long k, float alpha, const fl
     // five): the next four rows' vectors take the same lanes of B, so each load of B feeds two
     // multiply-adds (the four-row loop is bound by its loads: four broadcasts and five loads of B
     // per five multiply-adds). Written out beside the four-row loop below: one inlined helper for
-    // both, taking the number of groups, made the input projection 7–12% slower (median pair
-    // ratios of interleaved C runs).
+    // both, taking the number of groups, made the input projection slower in interleaved C runs.
     if (vectors <= 5) {
         for (; i + 2 * FLAT_ROWS <= m; i += 2 * FLAT_ROWS) {
             const float *a0 = a + i * rowStride, *a4 = a0 + FLAT_ROWS * rowStride;

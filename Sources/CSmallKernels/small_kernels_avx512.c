@@ -44,8 +44,8 @@ INLINE_KERNEL __m512 times_derivative(__m512 result, __m512 outputs) {
 
 // 16 floats at `p`, the lanes of `mask` (the rest zero); a full mask is a plain load and store.
 // A masked store, even with every lane set, keeps a later load of the same bytes from taking its
-// value straight from the store (here a load waited about 7.5 ns behind one, against 1 ns behind a
-// plain store), and a recurrence reads each step's results at the next.
+// value straight from the store (the load waits for the store to retire, several times longer than
+// behind a plain store), and a recurrence reads each step's results at the next.
 INLINE_KERNEL __m512 load_lanes(const float *p, __mmask16 mask) {
     return mask == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p);
 }
@@ -230,15 +230,14 @@ KERNEL static void swapped512(long m, long n, long k, float alpha, const float *
 // Entry points (dispatch.h): which shapes take these bodies, from interleaved timings of both
 // paths on one AVX-512 core (a 2-core AMD EPYC, Zen 4, which runs a 512-bit operation as two
 // 256-bit halves, so 16 lanes do no more multiply-adds per cycle than two 8-lane vectors; see the
-// top of this file). Taken: the transposed weight gradient (about 0.7–0.85× of the AVX2 body's
-// time for Model A's dW), rows of a whole number of registers (n = 16, 32, 48, 64: no masked
-// store; 0.8–0.9× for Model B's 16-unit recurrence and its input projection), and any n above 8
-// with k ≥ 64 (a weight gradient's long sum, where the ragged end's masked stores are few against
-// the multiply-adds); the recurrence forward for 16–64 units in steps of 16 (0.79–0.86× at 16,
-// 0.75–0.86× at 32: the fused tanh runs on 16 lanes), backward for 32–64. Left to the AVX2
-// bodies: the flattened widths (a flattened AVX-512 body, eight rows as two 8-lane halves of each
-// register, took 1.25–1.5× the AVX2 one's time and was removed), and a ragged n with a short k
-// (1.15–1.45×: the masked stores). The rule is avx512_sgemm_suits (kernel_shapes.h), tested by
+// top of this file). Taken, where they beat the AVX2 bodies: the transposed weight gradient
+// (Model A's dW), rows of a whole number of registers (n = 16, 32, 48, 64: no masked store;
+// Model B's 16-unit recurrence and its input projection), and any n above 8 with k ≥ 64 (a weight
+// gradient's long sum, where the ragged end's masked stores are few against the multiply-adds);
+// the recurrence forward for 16–64 units in steps of 16 (the fused tanh runs on 16 lanes),
+// backward for 32–64. Left to the AVX2 bodies, where they lose: the flattened widths (a flattened
+// AVX-512 body, eight rows as two 8-lane halves of each register, was slower and was removed),
+// and a ragged n with a short k (the masked stores). The rule is avx512_sgemm_suits (kernel_shapes.h), tested by
 // the caller before it calls here.
 void rnnkit_sgemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                          const float *b, long ldb, float beta, float *c, long ldc) {
@@ -283,8 +282,8 @@ KERNEL static void last_step_gradient512(long count, const float *h, const float
 
 // Its backward pass for 32, 48 or 64 units. A backward step has no tanh to share the 16 lanes
 // with, so on a core that halves 512-bit operations it is multiply-adds alone, no faster in 16
-// lanes than in 8: with 16 units and 16 samples the AVX2 body took 0.98× this one's time
-// (sequences; interleaved pairs, quartiles 0.97–0.99), while with 32 units this one took 0.94–0.95×.
+// lanes than in 8: with 16 units the two bodies run level (interleaved pairs), while from 32 units
+// this one is slightly ahead, hence 32–64 only.
 int rnnkit_rnn_tanh_backward_avx512(long steps, long batch, long units, const float *states, const float *upstream,
                                     int sequence, const float *u, float *dz, float *carried, int wantInitial) {
     if (units % 16 != 0 || units < 32) return 0;

@@ -37,8 +37,10 @@ public enum Keras {
     /// it was compiled, its optimiser and loss with the optimiser's state.
     ///
     /// - Parameters:
+    ///   - url: the `.keras` file.
     ///   - scalar: what the model computes in; weights stored in float32 or float64 are converted.
     ///   - seed: for the initial values the file's weights then replace (and any later shuffling).
+    ///   - backend: which arithmetic runs the model's layers.
     /// - Throws: `FileFormatError` for a file that cannot be read or whose weights do not fit its
     ///   config, `UnsupportedKerasModel` listing everything RNNKit does not implement.
     public static func loadModel<Scalar: BLASScalar>(from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
@@ -82,10 +84,16 @@ public enum Keras {
     /// - Throws: `FileFormatError` when `config` is not JSON, `UnsupportedKerasModel` listing what
     ///   RNNKit does not implement, `ModelError` when the layers do not fit together.
     ///
-    /// - Parameter weightsAvailable: how many weight scalars the caller holds for this model (a
-    ///   checkpoint's, a safetensors file's): a config that describes more is refused before
-    ///   anything is built, so that a few bytes of config cannot make RNNKit allocate a model whose
-    ///   weights are not there. Nil when the weights are to be drawn fresh.
+    /// - Parameters:
+    ///   - config: the JSON of `config.json`.
+    ///   - file: the name errors give the config.
+    ///   - _: what the model computes in (`Float.self` or `Double.self`).
+    ///   - seed: draws the fresh weights.
+    ///   - backend: which arithmetic runs the model's layers.
+    ///   - weightsAvailable: how many weight scalars the caller holds for this model (a
+    ///     checkpoint's, a safetensors file's): a config that describes more is refused before
+    ///     anything is built, so that a few bytes of config cannot make RNNKit allocate a model whose
+    ///     weights are not there. Nil when the weights are to be drawn fresh.
     public static func buildModel<Scalar: BLASScalar>(config: Data, file: String = "config.json", as _: Scalar.Type = Scalar.self,
                                                       seed: UInt64 = 0, backend: any Backend = BLASBackend(),
                                                       weightsAvailable: Int? = nil) throws -> LoadedModel<Scalar> {
@@ -158,7 +166,7 @@ public enum Keras {
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         // Keras reads the version to warn about files from newer Kerases; RNNKit writes Keras 3.15's layout.
         let metadata = try JSONSerialization.data(withJSONObject: [
-            "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit",
+            "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit", "producer_version": RNNKitRelease.version,
         ], options: [.sortedKeys])
         let weights = try HDF5File(creatingNamed: "model.weights.h5")
         try KerasWeightsLayout.write(model, to: weights)

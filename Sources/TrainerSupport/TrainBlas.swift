@@ -10,7 +10,8 @@ package struct TrainBlas: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "train-blas",
         abstract: "Train a recurrent network on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
-        discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.")
+        discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.",
+        version: RNNKitRelease.version)
 
     @Option(help: ArgumentHelp("Folder with the four MNIST IDX files, raw or .gz.", valueName: "DIR"))
     package var data: String = "data/mnist"

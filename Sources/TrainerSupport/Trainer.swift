@@ -414,7 +414,7 @@ struct Trainer {
         try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns,
                                          title: "predicted: \(predicted)   (label \(label))").utf8), "prediction.svg")
         // The Keras config in the metadata lets `--load` rebuild the model with no flags.
-        var metadata = ["epochs": "\(history.epochs)", SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self)]
+        var metadata = ["epochs": "\(history.epochs)", "rnnkit_version": RNNKitRelease.version, SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self)]
         if built.fileConfig == nil {
             metadata.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
         }

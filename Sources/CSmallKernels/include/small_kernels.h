@@ -17,7 +17,7 @@
 // least 64; the fused tanh step and the tanh SimpleRNN's whole recurrence for widths that are
 // multiples of 16 (its backward pass from 32); the softmax. The AVX-512 path runs the AVX2 bodies
 // of the rest, chosen by shape (measured on a Zen 4 core, which runs a 512-bit operation as two
-// 256-bit halves: an AVX-512 flattened body took 1.25–1.5× the AVX2 one's time, and a masked store,
+// 256-bit halves: an AVX-512 flattened body was slower than the AVX2 one, and a masked store,
 // needed for a ragged row end, keeps the next load of those bytes waiting): the flattened widths
 // (4, 6, 10, 12, 14), n ≤ 8, a ragged n with a short k; and the image gather, Adam's update, the
 // finiteness check and the row sums (memory-bound, or a few instructions a step). Each path gives

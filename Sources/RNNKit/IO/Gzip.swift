@@ -16,10 +16,12 @@ public enum Gzip {
     /// length; a stream that ends early, fails its check, or is followed by bytes that are not
     /// another member is an error.
     ///
-    /// - Parameter limit: asked with the output so far after every chunk (up to 1 MiB); when it
-    ///   returns a size and the output exceeds it, inflation stops with an error. This is how a
-    ///   reader that knows from the first bytes how long the data should be refuses a small file
-    ///   that inflates to gigabytes without inflating it all.
+    /// - Parameters:
+    ///   - data: the compressed bytes.
+    ///   - limit: asked with the output so far after every chunk (up to 1 MiB); when it
+    ///     returns a size and the output exceeds it, inflation stops with an error. This is how a
+    ///     reader that knows from the first bytes how long the data should be refuses a small file
+    ///     that inflates to gigabytes without inflating it all.
     /// - Throws: `FileFormatError` of format `.gzip` and no file (the caller knows the name), or
     ///   whatever `limit` throws.
     public static func decompress(_ data: Data, limit: (Data) throws -> Int? = { _ in nil }) throws -> Data {

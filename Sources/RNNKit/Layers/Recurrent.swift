@@ -382,6 +382,10 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - recurrentDropout: the fraction of the state dropped where it meets the recurrent kernel
     ///     while training (Keras's `recurrent_dropout`), one mask per sequence.
     ///   - activation: `tanh` (Keras's default) or another elementwise activation, e.g. `relu`.
+    ///   - seed: starts the dropout masks' stream.
+    ///   - kernelInitializer: draws the input weights (Keras's default Glorot uniform).
+    ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
+    ///   - biasInitializer: draws the bias (Keras's default zeros).
     public init(
         units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
         dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
@@ -403,10 +407,19 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 ///     c_t = σ(z_f) ⊙ c_{t−1} + σ(z_i) ⊙ f(z_c);   h_t = σ(z_o) ⊙ f(c_t)
 public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     /// - Parameters:
+    ///   - units: the size of the state (h and c), at least 1.
     ///   - activation: `f` (Keras's default `tanh`).
     ///   - recurrentActivation: `σ` (Keras's default `sigmoid`; `hardSigmoid` for older files).
     ///   - unitForgetBias: start the forget gate's bias at 1 (Keras's default).
-    ///   - dropout, recurrentDropout, seed: as `SimpleRNN`'s; one mask serves all four gates.
+    ///   - returnSequences: output every step's state (for stacking) or only the last.
+    ///   - goBackwards: read the sequence from its last step (Keras's `go_backwards`).
+    ///   - dropout: as `SimpleRNN`'s; one mask serves all four gates.
+    ///   - recurrentDropout: as `SimpleRNN`'s; one mask serves all four gates.
+    ///   - seed: starts the dropout masks' stream.
+    ///   - kernelInitializer: draws the input weights (Keras's default Glorot uniform).
+    ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
+    ///   - biasInitializer: draws the bias (Keras's default zeros; with `unitForgetBias` the forget
+    ///     gate's part then starts at 1).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,

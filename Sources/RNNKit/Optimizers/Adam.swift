@@ -16,8 +16,15 @@ public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     public let state = OptimizerState<Scalar>(slotCount: 2)
     private var stepSize: Scalar = 0
 
-    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
-    ///   `clipvalue` or `global_clipnorm`).
+    /// Keras's `Adam`, with Keras's defaults.
+    ///
+    /// - Parameters:
+    ///   - learningRate: the step size (Keras's `learning_rate`).
+    ///   - beta1: the decay of the first moments' running mean.
+    ///   - beta2: the decay of the second moments' running mean.
+    ///   - epsilon: added to the root of the second moments, for stability.
+    ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///     `clipvalue` or `global_clipnorm`).
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7,
                 clipping: GradientClipping = .none) {
         self.clipping = clipping

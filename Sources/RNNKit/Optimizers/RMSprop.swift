@@ -11,8 +11,14 @@ public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     /// Slot 0: the running mean squares.
     public let state = OptimizerState<Scalar>(slotCount: 1)
 
-    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
-    ///   `clipvalue` or `global_clipnorm`).
+    /// Keras's `RMSprop`, with Keras's defaults.
+    ///
+    /// - Parameters:
+    ///   - learningRate: the step size (Keras's `learning_rate`).
+    ///   - rho: the decay of the running mean of squared gradients.
+    ///   - epsilon: added to the root of the mean square, for stability.
+    ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///     `clipvalue` or `global_clipnorm`).
     public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7,
                 clipping: GradientClipping = .none) {
         self.clipping = clipping

@@ -12,8 +12,14 @@ public final class SGD<Scalar: BLASScalar>: StatefulOptimizer {
     /// Slot 0: the velocities (used only with momentum).
     public let state = OptimizerState<Scalar>(slotCount: 1)
 
-    /// - Parameter clipping: how the gradients are limited before each update (Keras's `clipnorm`,
-    ///   `clipvalue` or `global_clipnorm`).
+    /// Keras's `SGD`, with Keras's defaults.
+    ///
+    /// - Parameters:
+    ///   - learningRate: the step size (Keras's `learning_rate`).
+    ///   - momentum: the fraction of the last update carried into the next (0: plain SGD).
+    ///   - nesterov: apply Nesterov momentum.
+    ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
+    ///     `clipvalue` or `global_clipnorm`).
     public init(learningRate: Double = 0.01, momentum: Double = 0, nesterov: Bool = false,
                 clipping: GradientClipping = .none) {
         self.clipping = clipping

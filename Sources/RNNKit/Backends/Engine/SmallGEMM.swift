@@ -25,9 +25,9 @@ import Foundation
 public enum SmallGEMM {
     /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that
     /// `BLASBackend` in `.auto` mode gives these kernels; beyond them OpenBLAS's packed kernels win.
-    /// Measured with the benchmarks' table of the notebook models' products: a `[448, 28]·[28, 10]`
-    /// input projection runs at 0.8× of OpenBLAS in the 4 × 16 block kernel but 1.1–1.3× in the
-    /// flattened one that narrow even widths take, and the `Aᵀ·B` weight gradients at 1.2–1.3×.
+    /// Set from the benchmarks' table of the notebook models' products (docs/BENCHMARKS.md): a
+    /// `[448, 28]·[28, 10]` input projection loses to OpenBLAS in the 4 × 16 block kernel but beats
+    /// it in the flattened one that narrow even widths take, and so do the `Aᵀ·B` weight gradients.
     public static let widestColumns = 64
     public static let largestProduct = 1 << 19
 

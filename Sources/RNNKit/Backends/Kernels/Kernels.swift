@@ -167,11 +167,14 @@ extension BLASScalar {
     /// logits by log-sum-exp so it stays finite when a probability underflows.
     ///
     /// - Parameters:
-    ///   - logits, probabilities: `[rows, classes]`; `probabilities` is the softmax of `logits`.
-    ///     The loss is `−log p_label` from `probabilities`, and from the logits
-    ///     (`log Σ e^(z − max) + max − z_label`) only where `p_label` is not a normal number.
+    ///   - logits: `[rows, classes]`.
+    ///   - probabilities: `[rows, classes]`, the softmax of `logits`. The loss is `−log p_label`
+    ///     from `probabilities`, and from the logits (`log Σ e^(z − max) + max − z_label`) only
+    ///     where `p_label` is not a normal number.
     ///   - labels: `rows` class indices in `0..<classes`; a row whose label is outside is
     ///     skipped (no loss, zero gradient) and counted, never used as an index.
+    ///   - rows: the number of rows.
+    ///   - classes: the number of classes, the columns of each row.
     ///   - gradientScale: the gradient is `(p − y) · gradientScale`.
     ///   - logitGradient: `[rows, classes]` output, or nil when only the loss is wanted.
     /// - Returns: the summed loss, the number of rows whose arg-max (first on ties, as Keras)
