@@ -7,7 +7,7 @@
 // Every figure is a median of repeated timings, taken in this one run.
 import BenchmarkTiming
 import Foundation
-import RNNKit
+@_spi(Kernels) import RNNKit
 import RNNKitMPI
 
 struct Workload {

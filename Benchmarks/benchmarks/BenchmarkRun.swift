@@ -1,6 +1,6 @@
 import BenchmarkTiming
 import Foundation
-import RNNKit
+@_spi(Kernels) import RNNKit
 
 /// Every figure of a run, as `--json` writes it.
 struct Report: Codable {

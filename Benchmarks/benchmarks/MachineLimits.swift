@@ -1,6 +1,6 @@
 import BenchmarkTiming
 import CCoreProbe
-@_spi(Benchmarks) import RNNKit
+@_spi(Benchmarks) @_spi(Kernels) import RNNKit
 import Foundation
 
 extension Report {

@@ -1,7 +1,7 @@
 import BenchmarkTiming
 import CBLAS
 import Foundation
-import RNNKit
+@_spi(Kernels) import RNNKit
 
 /// The recurrent cells a workload can use.
 enum CellKind: String, Codable, CaseIterable {

@@ -1,4 +1,4 @@
-import RNNKit
+@_spi(Kernels) import RNNKit
 
 /// Data-parallel training across the ranks of an MPI job: each step, every rank sums its worker
 /// threads' shards, then one in-place `MPI_Allreduce` over the whole gradient arena sums the ranks,

@@ -1,6 +1,6 @@
 import CMPI
 import Foundation
-import RNNKit
+@_spi(Kernels) import RNNKit
 
 /// The processes of an MPI job (`MPI_COMM_WORLD`), and the few collective operations data-parallel
 /// training needs. One per process: `MPIWorld.start()` initialises MPI once, `finish()` finalises it.

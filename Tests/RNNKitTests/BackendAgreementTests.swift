@@ -1,5 +1,5 @@
 import XCTest
-@testable import RNNKit
+@_spi(Kernels) @testable import RNNKit
 
 /// The BLAS engine against the naive reference, in Float, on shapes chosen to catch layout and
 /// edge mistakes: B = 1, T = 1, H = 1, and sizes that are not multiples of 4 or 8.

@@ -1,5 +1,5 @@
 import XCTest
-@testable import RNNKit
+@_spi(Kernels) @testable import RNNKit
 
 /// The small-matrix kernels against a plain triple loop in Double: every transposition, α and β
 /// (β = 0 must not read C, which starts as NaN), ragged sizes around the 4-row and 8-column

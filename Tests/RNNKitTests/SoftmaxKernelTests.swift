@@ -1,5 +1,5 @@
 import XCTest
-@testable import RNNKit
+@_spi(Kernels) @testable import RNNKit
 
 /// Float's softmax (a vector exp in C on the AVX2 and AVX-512 paths, the C library's expf in the
 /// portable one), on every instruction set the CPU runs, against the

@@ -1,5 +1,5 @@
 import XCTest
-@testable import RNNKit
+@_spi(Kernels) @testable import RNNKit
 
 /// The C kernels behind Float's per-step vector passes (the optimiser's update, the finiteness
 /// check, the bias gradient's row sums, the image gather) give exactly what the plain loops they

@@ -22,28 +22,28 @@ import Foundation
 /// bodies of the rest, chosen by shape (`CSmallKernels/include/small_kernels.h` lists them). Every
 /// path gives the same bits for the same inputs on every run; the paths differ from each other in
 /// the last bits.
-public enum SmallGEMM {
+package enum SmallGEMM {
     /// The widest `op(B)` (`n`) and the largest product (`m·n·k` multiply-adds) that
     /// `BLASBackend` in `.auto` mode gives these kernels; beyond them OpenBLAS's packed kernels win.
     /// Set from the benchmarks' table of the notebook models' products (docs/BENCHMARKS.md): a
     /// `[448, 28]·[28, 10]` input projection loses to OpenBLAS in the 4 × 16 block kernel but beats
     /// it in the flattened one that narrow even widths take, and so do the `Aᵀ·B` weight gradients.
-    public static let widestColumns = 64
-    public static let largestProduct = 1 << 19
+    package static let widestColumns = 64
+    package static let largestProduct = 1 << 19
 
     /// Whether a product of this size goes to the small kernels.
     @inline(__always)
-    public static func suits(n: Int, k: Int, m: Int, transposeB: Bool) -> Bool {
+    package static func suits(n: Int, k: Int, m: Int, transposeB: Bool) -> Bool {
         n <= widestColumns && m * n * k <= largestProduct
             && (!transposeB || n * k <= Int(RNNKIT_SMALL_TRANSPOSED_LIMIT))
     }
 
     /// The instruction set the `Float` kernels run on now: `avx512`, `avx2-fma` or `portable`.
-    public static var instructionSet: String { String(cString: rnnkit_small_kernels_isa()) }
+    package static var instructionSet: String { String(cString: rnnkit_small_kernels_isa()) }
 
     /// The instruction sets this CPU runs, best first (always ending with `portable`): the names
     /// `force(_:)` accepts here.
-    public static var availableInstructionSets: [String] {
+    package static var availableInstructionSets: [String] {
         ["avx512", "avx2-fma", "portable"].filter { rnnkit_small_kernels_supports($0) != 0 }
     }
 
@@ -52,7 +52,7 @@ public enum SmallGEMM {
     /// is unknown or this CPU lacks that instruction set. For tests and benchmarks: call it while no
     /// product runs on another thread (a running kernel finishes on the set it started with).
     @discardableResult
-    public static func force(_ name: String?) -> Bool {
+    package static func force(_ name: String?) -> Bool {
         guard let name else { return rnnkit_small_kernels_force(nil) != 0 }
         return rnnkit_small_kernels_force(name) != 0
     }
@@ -60,12 +60,12 @@ public enum SmallGEMM {
     /// What `RNNKIT_SMALL_KERNELS` asked for, when it is set and not empty, and whether this CPU
     /// runs it: the kernels ignore an unknown or unsupported name there silently (running the best
     /// set instead), so a program that times or tests one path reports it from here.
-    public static var environmentRequest: (name: String, honoured: Bool)? {
+    package static var environmentRequest: (name: String, honoured: Bool)? {
         guard let value = ProcessInfo.processInfo.environment["RNNKIT_SMALL_KERNELS"], !value.isEmpty else { return nil }
         return (value, rnnkit_small_kernels_supports(value) != 0)
     }
 
     /// Runs the `Float` kernels in portable C (true) or on the best instruction set the CPU runs
     /// (false); for tests that check both. `force(_:)` chooses any of them.
-    public static func forcePortable(_ portable: Bool) { rnnkit_small_kernels_force_portable(portable ? 1 : 0) }
+    package static func forcePortable(_ portable: Bool) { rnnkit_small_kernels_force_portable(portable ? 1 : 0) }
 }
