@@ -21,8 +21,10 @@ let package = Package(
         // A --resume checkpoint: its metadata and tensors checked, its model built when small.
         .executableTarget(
             name: "FuzzCheckpoint",
-            dependencies: [.product(name: "RNNKit", package: "RNNKit"), .product(name: "RNNKitKeras", package: "RNNKit"),
-                           .product(name: "TrainerSupport", package: "RNNKit")]
+            dependencies: [
+                .product(name: "RNNKit", package: "RNNKit"), .product(name: "RNNKitKeras", package: "RNNKit"),
+                .product(name: "TrainerSupport", package: "RNNKit"),
+            ]
         ),
         // An HDF5 weights file in memory: the audit, then the weights and optimiser state into a model.
         .executableTarget(

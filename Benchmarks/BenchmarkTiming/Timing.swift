@@ -14,7 +14,9 @@ public func median(_ values: [Double]) -> Double {
 /// Each repetition runs enough calls to last at least `minimumSample` seconds, so fast bodies are
 /// not timed at the clock's resolution; a slow body gets fewer repetitions, never fewer than one,
 /// once `budget` seconds are spent.
-public func timePerCall(samples: Int, warmUp: Int = 2, minimumSample: Double = 0.02, budget: Double, _ body: () -> Void) -> (seconds: Double, calls: Int) {
+public func timePerCall(samples: Int, warmUp: Int = 2, minimumSample: Double = 0.02, budget: Double, _ body: () -> Void) -> (
+    seconds: Double, calls: Int
+) {
     for _ in 0..<warmUp { body() }
     let probeStart = now()
     body()

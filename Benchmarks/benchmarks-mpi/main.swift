@@ -44,7 +44,8 @@ let secondsPerTiming = 0.25
 func dataset() -> TensorDataset<Float> {
     var generator = SystemRandomNumberGenerator()
     let count = 4096
-    let inputs = Tensor<Float>(shape: [count, 28, 28], scalars: (0..<(count * 28 * 28)).map { _ in Float.random(in: 0...1, using: &generator) })
+    let inputs = Tensor<Float>(
+        shape: [count, 28, 28], scalars: (0..<(count * 28 * 28)).map { _ in Float.random(in: 0...1, using: &generator) })
     return TensorDataset(inputs: inputs, labels: (0..<count).map { $0 % 10 }, classCount: 10)
 }
 
@@ -107,8 +108,9 @@ func measure(_ workload: Workload, data: TensorDataset<Float>, workers: Int, wor
         allReduce = median(times)
     }
     let step = median(seconds)
-    return Measurement(workload: workload.name, parameters: model.parameterCount,
-                       samplesPerSecond: Double(workload.batchSize) / step, stepSeconds: step, allReduceSeconds: allReduce)
+    return Measurement(
+        workload: workload.name, parameters: model.parameterCount,
+        samplesPerSecond: Double(workload.batchSize) / step, stepSeconds: step, allReduceSeconds: allReduce)
 }
 
 BLASConfiguration.threads = 1
@@ -143,13 +145,17 @@ guard mpirun.terminationStatus == 0, let ranks = try? JSONDecoder().decode([Meas
     exit(1)
 }
 
-print("\n| workload | parameters | 1 process × 1 worker, samples/s | 1 process × 2 workers | 2 ranks × 1 worker | ranks ÷ workers | one all-reduce of the gradients (2 ranks, shared memory) |")
+print(
+    "\n| workload | parameters | 1 process × 1 worker, samples/s | 1 process × 2 workers | 2 ranks × 1 worker | ranks ÷ workers | one all-reduce of the gradients (2 ranks, shared memory) |"
+)
 print("|---|---:|---:|---:|---:|---:|---:|")
 for (i, workload) in workloads.enumerated() {
     let one = single[1]![i], two = single[2]![i], mpi = ranks[i]
-    print(String(format: "| %@ | %d | %.0f | %.0f | %.0f | %.2f | %.1f µs (%.1f%% of a step) |", workload.name, mpi.parameters,
-                 one.samplesPerSecond, two.samplesPerSecond, mpi.samplesPerSecond, mpi.samplesPerSecond / two.samplesPerSecond,
-                 mpi.allReduceSeconds! * 1e6, 100 * mpi.allReduceSeconds! / mpi.stepSeconds))
+    print(
+        String(
+            format: "| %@ | %d | %.0f | %.0f | %.0f | %.2f | %.1f µs (%.1f%% of a step) |", workload.name, mpi.parameters,
+            one.samplesPerSecond, two.samplesPerSecond, mpi.samplesPerSecond, mpi.samplesPerSecond / two.samplesPerSecond,
+            mpi.allReduceSeconds! * 1e6, 100 * mpi.allReduceSeconds! / mpi.stepSeconds))
 }
 
 // The projection, for N machines like this one joined by a network, from step times measured here
@@ -158,14 +164,18 @@ for (i, workload) in workloads.enumerated() {
 // Weak scaling: every machine trains a batch of 128 (the global batch grows with N). Strong
 // scaling: a global batch of 1024 split over the N machines (1024/N each), against one machine
 // training all 1024.
-let links: [(name: String, bytesPerSecond: Double, latency: Double)] = [("10 Gb/s, 30 µs", 10e9 / 8, 30e-6), ("100 Gb/s, 3 µs", 100e9 / 8, 3e-6)]
+let links: [(name: String, bytesPerSecond: Double, latency: Double)] = [
+    ("10 Gb/s, 30 µs", 10e9 / 8, 30e-6), ("100 Gb/s, 3 µs", 100e9 / 8, 3e-6),
+]
 let machines = [2, 8, 64]
 func ring(_ bytes: Double, _ n: Int, _ link: (name: String, bytesPerSecond: Double, latency: Double)) -> Double {
     let n = Double(n)
     return 2 * (n - 1) / n * bytes / link.bytesPerSecond + 2 * (n - 1) * link.latency
 }
 print("\nProjected scaling over N machines like this one (step times measured here with 2 workers; ring all-reduce after every step):")
-print("\n| model | link | gradient | all-reduce at 2 / 8 / 64 | weak scaling, batch 128 per machine: efficiency at 2 / 8 / 64 | strong scaling, global batch 1024: efficiency at 2 / 8 / 64 |")
+print(
+    "\n| model | link | gradient | all-reduce at 2 / 8 / 64 | weak scaling, batch 128 per machine: efficiency at 2 / 8 / 64 | strong scaling, global batch 1024: efficiency at 2 / 8 / 64 |"
+)
 print("|---|---|---:|---:|---:|---:|")
 for units in [128, 512] {
     let lstm = Workload(name: "LSTM(\(units))", cell: "lstm", units: [units], batchSize: 128)
@@ -180,10 +190,14 @@ for units in [128, 512] {
         let times = machines.map { ring(bytes, $0, link) }
         let weak = times.map { 100 * step[128]! / (step[128]! + $0) }
         let strong = zip(machines, times).map { n, time in 100 * step[1024]! / (Double(n) * (step[1024 / n]! + time)) }
-        print(String(format: "| %@ | %@ | %.2f MB | %.2f / %.2f / %.2f ms | %.0f%% / %.0f%% / %.0f%% | %.0f%% / %.0f%% / %.0f%% |",
-                     lstm.name, link.name, bytes / 1e6, times[0] * 1e3, times[1] * 1e3, times[2] * 1e3,
-                     weak[0], weak[1], weak[2], strong[0], strong[1], strong[2]))
+        print(
+            String(
+                format: "| %@ | %@ | %.2f MB | %.2f / %.2f / %.2f ms | %.0f%% / %.0f%% / %.0f%% | %.0f%% / %.0f%% / %.0f%% |",
+                lstm.name, link.name, bytes / 1e6, times[0] * 1e3, times[1] * 1e3, times[2] * 1e3,
+                weak[0], weak[1], weak[2], strong[0], strong[1], strong[2]))
     }
-    print(String(format: "| %@ step times here |  |  | batch 16: %.1f ms, 128: %.1f ms, 512: %.1f ms, 1024: %.1f ms |  |  |",
-                 lstm.name, step[16]! * 1e3, step[128]! * 1e3, step[512]! * 1e3, step[1024]! * 1e3))
+    print(
+        String(
+            format: "| %@ step times here |  |  | batch 16: %.1f ms, 128: %.1f ms, 512: %.1f ms, 1024: %.1f ms |  |  |",
+            lstm.name, step[16]! * 1e3, step[128]! * 1e3, step[512]! * 1e3, step[1024]! * 1e3))
 }

@@ -122,7 +122,8 @@ struct BenchmarkRun {
 
     /// What the quick pass times: the notebook's models and one of each cell kind.
     var timedWorkloads: [Workload] {
-        let chosen = quick ? Self.workloads.filter { ["Model A", "Model B", "H128", "H128 LSTM", "H128 GRU"].contains($0.name) } : Self.workloads
+        let chosen =
+            quick ? Self.workloads.filter { ["Model A", "Model B", "H128", "H128 LSTM", "H128 GRU"].contains($0.name) } : Self.workloads
         guard let only else { return chosen }
         return chosen.filter { $0.name.localizedCaseInsensitiveContains(only) }
     }
@@ -141,9 +142,9 @@ struct BenchmarkRun {
 
     mutating func run() throws -> Report {
         #if DEBUG
-        let build = "debug"
+            let build = "debug"
         #else
-        let build = "release"
+            let build = "release"
         #endif
         // The GEMM rate is measured on as many cores as the model passes use.
         let cores = threads * workers
@@ -159,21 +160,27 @@ struct BenchmarkRun {
         fmaPeakAllCores = fmaPeak?.allCoresGFLOPS
         let gemm = measureGEMMRate(n: gemmSize, cores: cores, samples: quick ? 3 : 7)
         BLASConfiguration.threads = threads
-        var report = Report(build: build, quick: quick, machine: machine, smallKernels: SmallGEMM.instructionSet,
-                            openBLAS: BLASConfiguration.configuration, openBLASCore: BLASConfiguration.coreName, fmaPeak: fmaPeak,
-                            threads: threads, workers: workers, gemmSize: gemmSize, gemmGFLOPS: gemm.best,
-                            gemmThreadedGFLOPS: gemm.threaded, gemmConcurrentGFLOPS: gemm.concurrent)
+        var report = Report(
+            build: build, quick: quick, machine: machine, smallKernels: SmallGEMM.instructionSet,
+            openBLAS: BLASConfiguration.configuration, openBLASCore: BLASConfiguration.coreName, fmaPeak: fmaPeak,
+            threads: threads, workers: workers, gemmSize: gemmSize, gemmGFLOPS: gemm.best,
+            gemmThreadedGFLOPS: gemm.threaded, gemmConcurrentGFLOPS: gemm.concurrent)
         say("OpenBLAS: \(report.openBLAS) (core \(report.openBLASCore))")
         if let fmaPeak {
-            say(String(format: "FMA peak (register-only %d-bit multiply-adds, medians): %.1f GFLOP/s on one core, %.1f on %d core%@ at once",
-                       fmaPeak.vectorBits, fmaPeak.oneCoreGFLOPS, fmaPeak.allCoresGFLOPS, cores, cores == 1 ? "" : "s"))
+            say(
+                String(
+                    format: "FMA peak (register-only %d-bit multiply-adds, medians): %.1f GFLOP/s on one core, %.1f on %d core%@ at once",
+                    fmaPeak.vectorBits, fmaPeak.oneCoreGFLOPS, fmaPeak.allCoresGFLOPS, cores, cores == 1 ? "" : "s"))
         } else {
             say("FMA peak: not measured (the process may not run on \(cores) CPUs at once)")
         }
         let peakNote = fmaPeak.map { String(format: "; %.0f%% of the FMA peak", 100 * gemm.best / $0.allCoresGFLOPS) } ?? ""
-        say(String(format: "sgemm %d×%d×%d on %d core%@: %.1f GFLOP/s (one call on %d threads %.1f, %d concurrent single-threaded calls %.1f; medians%@)",
-                   gemmSize, gemmSize, gemmSize, cores, cores == 1 ? "" : "s", gemm.best, cores, gemm.threaded, cores, gemm.concurrent,
-                   peakNote as NSString))
+        say(
+            String(
+                format:
+                    "sgemm %d×%d×%d on %d core%@: %.1f GFLOP/s (one call on %d threads %.1f, %d concurrent single-threaded calls %.1f; medians%@)",
+                gemmSize, gemmSize, gemmSize, cores, cores == 1 ? "" : "s", gemm.best, cores, gemm.threaded, cores, gemm.concurrent,
+                peakNote as NSString))
         if let peakOne, only == nil || only!.localizedCaseInsensitiveContains("core") {
             say("\nOpenBLAS's cores that this processor runs, sgemm \(gemmSize)³ on one thread, alternating rounds (medians):")
             say("| core | GFLOP/s | % of the one-core FMA peak | ÷ the core in use |")
@@ -181,23 +188,31 @@ struct BenchmarkRun {
             report.openBLASCores = measureOpenBLASCores(n: gemmSize, rounds: quick ? 2 : 5, fmaPeakOneCore: peakOne)
             let inUse = report.openBLASCores.first { $0.core.lowercased() == report.openBLASCore.lowercased() }
             for row in report.openBLASCores {
-                say(String(format: "| %@%@ | %.1f | %.0f%% | %@ |", row.core as NSString, row.core == inUse?.core ? " (in use)" : "",
-                           row.gflops, row.percentOfFMAPeak, inUse.map { String(format: "%.2f", row.gflops / $0.gflops) } ?? "–"))
+                say(
+                    String(
+                        format: "| %@%@ | %.1f | %.0f%% | %@ |", row.core as NSString, row.core == inUse?.core ? " (in use)" : "",
+                        row.gflops, row.percentOfFMAPeak, inUse.map { String(format: "%.2f", row.gflops / $0.gflops) } ?? "–"))
             }
             if let inUse, let best = report.openBLASCores.max(by: { $0.gflops < $1.gflops }) {
-                say(String(format: "The core in use reaches %.0f%% of the fastest core here (%@)%@.", 100 * inUse.gflops / best.gflops,
-                           best.core as NSString, inUse.gflops >= 0.9 * best.gflops ? "" : ": MORE THAN 10% SLOWER"))
+                say(
+                    String(
+                        format: "The core in use reaches %.0f%% of the fastest core here (%@)%@.", 100 * inUse.gflops / best.gflops,
+                        best.core as NSString, inUse.gflops >= 0.9 * best.gflops ? "" : ": MORE THAN 10% SLOWER"))
             }
             BLASConfiguration.threads = threads
         }
-        say("Model passes: \(workers) worker\(workers == 1 ? "" : "s") sharing each batch, \(threads) OpenBLAS thread\(threads == 1 ? "" : "s") per call")
+        say(
+            "Model passes: \(workers) worker\(workers == 1 ? "" : "s") sharing each batch, \(threads) OpenBLAS thread\(threads == 1 ? "" : "s") per call"
+        )
 
         // Agreement first: no figure is worth printing for an engine that computes something else.
         say("\nChecking that the BLAS engine and the naive reference agree (loss and every gradient, one batch each)…")
         for workload in timedWorkloads {
             let error = try agreement(workload)
             report.agreementMaxRelativeError[workload.label] = error
-            say(String(format: "  %-10@ %-22@ max relative error %.2e", workload.cell.rawValue as NSString, workload.label as NSString, error))
+            say(
+                String(
+                    format: "  %-10@ %-22@ max relative error %.2e", workload.cell.rawValue as NSString, workload.label as NSString, error))
             guard error < 1e-4 else {
                 throw BenchmarkFailure(description: "BLAS and naive disagree on \(workload.label): relative error \(error) ≥ 1e-4")
             }
@@ -212,7 +227,8 @@ struct BenchmarkRun {
                 report.mallocsPerTrainingStep["\(workload.name), \(count) worker\(count == 1 ? "" : "s")"] = mallocs
                 say(String(format: "  %@, %d worker%@: %g", workload.name as NSString, count, count == 1 ? "" : "s", mallocs))
                 if build == "release", mallocs > (count == 1 ? 0 : 1) {
-                    throw BenchmarkFailure(description: "the training step of \(workload.name) allocates \(mallocs) times with \(count) workers")
+                    throw BenchmarkFailure(
+                        description: "the training step of \(workload.name) allocates \(mallocs) times with \(count) workers")
                 }
             }
         }
@@ -225,7 +241,9 @@ struct BenchmarkRun {
 
         say("\nPer batch, medians (forward only; train = forward + backward + Adam step); the share of the sgemm rate is of the")
         say("rate measured just before and after each row (1024³, same cores), as the machine's speed drifts within a run:")
-        say("| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | OpenBLAS-only ms/batch | small-matrix gain | speedup over naive | GFLOP/s | % of sgemm rate | % of FMA peak | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |")
+        say(
+            "| configuration (B, T, D, H) | mode | naive ms/batch | BLAS ms/batch | OpenBLAS-only ms/batch | small-matrix gain | speedup over naive | GFLOP/s | % of sgemm rate | % of FMA peak | sgemm GFLOP/s beside | PyTorch samples/s | RNNKit samples/s | RNNKit ÷ PyTorch |"
+        )
         say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in timedWorkloads {
             for training in [false, true] {
@@ -235,67 +253,89 @@ struct BenchmarkRun {
                     kernel.pytorchThreads = theirs.threads
                 }
                 report.kernels.append(kernel)
-                let versus = kernel.pytorchSamplesPerSecond.map {
-                    String(format: "%.0f | %.0f | %.2f×", $0, kernel.blasSamplesPerSecond, kernel.blasSamplesPerSecond / $0)
-                } ?? String(format: "– | %.0f | –", kernel.blasSamplesPerSecond)
-                let openBLAS = kernel.openBLASOnlySecondsPerBatch.map {
-                    String(format: "%.4f | %.2f×", $0 * 1e3, $0 / kernel.blasSecondsPerBatch)
-                } ?? "– | –"
+                let versus =
+                    kernel.pytorchSamplesPerSecond.map {
+                        String(format: "%.0f | %.0f | %.2f×", $0, kernel.blasSamplesPerSecond, kernel.blasSamplesPerSecond / $0)
+                    } ?? String(format: "– | %.0f | –", kernel.blasSamplesPerSecond)
+                let openBLAS =
+                    kernel.openBLASOnlySecondsPerBatch.map {
+                        String(format: "%.4f | %.2f×", $0 * 1e3, $0 / kernel.blasSecondsPerBatch)
+                    } ?? "– | –"
                 let naive = kernel.naiveSecondsPerBatch.map { String(format: "%.3f", $0 * 1e3) } ?? "–"
                 let speedup = kernel.speedup.map { String(format: "%.1f×", $0) } ?? "–"
                 let ofPeak = kernel.percentOfFMAPeak.map { String(format: "%.0f%%", $0) } ?? "–"
-                say(String(format: "| %@ %@ | %@ | %@ | %.4f | %@ | %@ | %.1f | %.0f%% | %@ | %.0f | %@ |",
-                           workload.cell.rawValue as NSString, workload.label as NSString,
-                           kernel.mode as NSString, naive as NSString, kernel.blasSecondsPerBatch * 1e3,
-                           openBLAS as NSString, speedup as NSString, kernel.gflops, kernel.percentOfGEMMRate, ofPeak as NSString,
-                           kernel.gemmRateBeside, versus as NSString))
+                say(
+                    String(
+                        format: "| %@ %@ | %@ | %@ | %.4f | %@ | %@ | %.1f | %.0f%% | %@ | %.0f | %@ |",
+                        workload.cell.rawValue as NSString, workload.label as NSString,
+                        kernel.mode as NSString, naive as NSString, kernel.blasSecondsPerBatch * 1e3,
+                        openBLAS as NSString, speedup as NSString, kernel.gflops, kernel.percentOfGEMMRate, ofPeak as NSString,
+                        kernel.gemmRateBeside, versus as NSString))
             }
         }
 
         if only == nil || only!.localizedCaseInsensitiveContains("Bidirectional") || only!.localizedCaseInsensitiveContains("Mask") {
-            say("\nSequence features, training step per batch, medians of alternate timings (Bidirectional should cost at most 2.1× one direction, a masked batch no more than an unmasked one):")
+            say(
+                "\nSequence features, training step per batch, medians of alternate timings (Bidirectional should cost at most 2.1× one direction, a masked batch no more than an unmasked one):"
+            )
             say("| configuration (B, T, D) | baseline | ms/step | with the feature | ms/step | ratio |")
             say("|---|---|---:|---|---:|---:|")
             report.sequenceFeatures = try timeSequenceFeatures()
             for row in report.sequenceFeatures {
-                say(String(format: "| %@ | %@ | %.2f | %@ | %.2f | %.2f× |", row.configuration as NSString, row.baseline as NSString,
-                           row.baselineMillisecondsPerStep, row.variant as NSString, row.variantMillisecondsPerStep, row.ratio))
+                say(
+                    String(
+                        format: "| %@ | %@ | %.2f | %@ | %.2f | %.2f× |", row.configuration as NSString, row.baseline as NSString,
+                        row.baselineMillisecondsPerStep, row.variant as NSString, row.variantMillisecondsPerStep, row.ratio))
             }
         }
 
         if only == nil || "Model".localizedCaseInsensitiveContains(only!) || only!.localizedCaseInsensitiveContains("Model") {
             let peakPerCore = gemm.concurrent / Double(cores)
-            say(String(format: "\nThe notebook models' products, single-threaded, beside the machine's sgemm rate per core (%.1f GFLOP/s; small kernels on %@):",
-                       peakPerCore, SmallGEMM.instructionSet as NSString))
+            say(
+                String(
+                    format:
+                        "\nThe notebook models' products, single-threaded, beside the machine's sgemm rate per core (%.1f GFLOP/s; small kernels on %@):",
+                    peakPerCore, SmallGEMM.instructionSet as NSString))
             say("| product | OpenBLAS GFLOP/s | small-matrix kernel GFLOP/s | kernel ÷ OpenBLAS | kernel, % of the per-core sgemm rate |")
             say("|---|---:|---:|---:|---:|")
             report.smallProducts = timeSmallProducts(peakPerCore: peakPerCore)
             for product in report.smallProducts {
-                say(String(format: "| %@ | %.1f | %.1f | %.1f× | %.0f%% |", product.shape as NSString, product.openBLASGFLOPS,
-                           product.smallKernelGFLOPS, product.smallKernelGFLOPS / product.openBLASGFLOPS,
-                           100 * product.smallKernelGFLOPS / product.peakPerCoreGFLOPS))
+                say(
+                    String(
+                        format: "| %@ | %.1f | %.1f | %.1f× | %.0f%% |", product.shape as NSString, product.openBLASGFLOPS,
+                        product.smallKernelGFLOPS, product.smallKernelGFLOPS / product.openBLASGFLOPS,
+                        100 * product.smallKernelGFLOPS / product.peakPerCoreGFLOPS))
             }
         }
 
-        say("\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32); medians of alternating runs:")
-        say("| model | training samples/s | OpenBLAS only | small-matrix gain | 1 worker | \(workers) workers ÷ 1 | inference samples/s | epochs × runs | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |")
+        say(
+            "\nEnd to end as train-blas runs (60,000 MNIST-shaped images, validation split 0.1, shuffled, batch 32); medians of alternating runs:"
+        )
+        say(
+            "| model | training samples/s | OpenBLAS only | small-matrix gain | 1 worker | \(workers) workers ÷ 1 | inference samples/s | epochs × runs | PyTorch training samples/s (train step only) | RNNKit ÷ PyTorch |"
+        )
         say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for workload in Self.workloads.prefix(2) where timedWorkloads.contains(where: { $0.name == workload.name }) {
             var result = try endToEnd(workload)
             result.pytorchTrainingSamplesPerSecond = baseline.results[workload.name]?.samplesPerSecond
             report.endToEnd.append(result)
-            let versus = result.pytorchTrainingSamplesPerSecond.map {
-                String(format: "%.0f | %.1f×", $0, result.trainingSamplesPerSecond / $0)
-            } ?? "– | –"
-            let openBLAS = result.openBLASOnlyTrainingSamplesPerSecond.map {
-                String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
-            } ?? "– | –"
-            let oneWorker = result.oneWorkerTrainingSamplesPerSecond.map {
-                String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
-            } ?? "– | –"
-            say(String(format: "| %@ | %.0f | %@ | %@ | %.0f | %d × %d | %@ |", workload.name as NSString, result.trainingSamplesPerSecond,
-                       openBLAS as NSString, oneWorker as NSString, result.inferenceSamplesPerSecond, result.epochs, result.repeats,
-                       versus as NSString))
+            let versus =
+                result.pytorchTrainingSamplesPerSecond.map {
+                    String(format: "%.0f | %.1f×", $0, result.trainingSamplesPerSecond / $0)
+                } ?? "– | –"
+            let openBLAS =
+                result.openBLASOnlyTrainingSamplesPerSecond.map {
+                    String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
+                } ?? "– | –"
+            let oneWorker =
+                result.oneWorkerTrainingSamplesPerSecond.map {
+                    String(format: "%.0f | %.2f×", $0, result.trainingSamplesPerSecond / $0)
+                } ?? "– | –"
+            say(
+                String(
+                    format: "| %@ | %.0f | %@ | %@ | %.0f | %d × %d | %@ |", workload.name as NSString, result.trainingSamplesPerSecond,
+                    openBLAS as NSString, oneWorker as NSString, result.inferenceSamplesPerSecond, result.epochs, result.repeats,
+                    versus as NSString))
         }
         if workers > 1, report.endToEnd.contains(where: { $0.coreBalance == nil }) {
             say("The workers' cores could not be timed at once (fewer CPUs than workers in this process's affinity mask).")
@@ -304,15 +344,18 @@ struct BenchmarkRun {
             // A step's shards run in lockstep, so the step waits for the slower core: this bounds
             // what the workers' ratio can show, whatever the engine does.
             guard let balance = row.coreBalance else { continue }
-            var line = String(format: "%@'s shard (%d samples) trained on the %d cores at once, %d intervals of 5 ms before the runs: %.1f µs a step, %.1f on the slower core (medians); slowest core ÷ fastest %.2f (median), %.2f (worst)",
-                              row.model as NSString, (row.batch + workers - 1) / workers, workers, balance.intervals, balance.medianShardMicroseconds,
-                              balance.medianSlowestShardMicroseconds, balance.medianSlowestOverFastest, balance.worstSlowestOverFastest)
+            var line = String(
+                format:
+                    "%@'s shard (%d samples) trained on the %d cores at once, %d intervals of 5 ms before the runs: %.1f µs a step, %.1f on the slower core (medians); slowest core ÷ fastest %.2f (median), %.2f (worst)",
+                row.model as NSString, (row.batch + workers - 1) / workers, workers, balance.intervals, balance.medianShardMicroseconds,
+                balance.medianSlowestShardMicroseconds, balance.medianSlowestOverFastest, balance.worstSlowestOverFastest)
             if let oneWorker = row.oneWorkerTrainingSamplesPerSecond {
                 // One worker's whole-batch step (from its fit above) over the slower core's shard:
                 // the workers' ratio if a sharded step cost nothing beyond its slower shard.
                 let oneWorkerStep = Double(row.batch) / oneWorker * 1e6
-                line += String(format: "; one worker's %d-sample step took %.1f µs in the fits above, so %d workers ÷ 1 can reach about %.2f×",
-                               row.batch, oneWorkerStep, workers, oneWorkerStep / balance.medianSlowestShardMicroseconds)
+                line += String(
+                    format: "; one worker's %d-sample step took %.1f µs in the fits above, so %d workers ÷ 1 can reach about %.2f×",
+                    row.batch, oneWorkerStep, workers, oneWorkerStep / balance.medianSlowestShardMicroseconds)
             }
             say(line)
         }
@@ -367,8 +410,11 @@ struct BenchmarkRun {
                 }
             }
         }
-        let naive = timeNaive ? timeBatches(try workload.makeModel(backend: NaiveBackend(), workers: workers),
-                                            samples: quick ? 3 : 9, warmUp: 0, budget: quick ? 1.5 : 6) : nil
+        let naive =
+            timeNaive
+            ? timeBatches(
+                try workload.makeModel(backend: NaiveBackend(), workers: workers),
+                samples: quick ? 3 : 9, warmUp: 0, budget: quick ? 1.5 : 6) : nil
         let choices: [BLASBackend.Kernels] = kernels == .auto ? [.auto, .blas] : [kernels]
         let models = try choices.map { try workload.makeModel(backend: BLASBackend(kernels: $0), workers: workers) }
         let rateBefore = localRate()
@@ -381,12 +427,13 @@ struct BenchmarkRun {
         let gemmRate = (rateBefore + localRate()) / 2
         let engine = median(times[0])
         let gflops = workload.flops(training: training) / engine / 1e9
-        return Report.Kernel(workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
-                             naiveSecondsPerBatch: naive?.seconds, naiveBatchesTimed: naive?.calls, blasSecondsPerBatch: engine,
-                             speedup: naive.map { $0.seconds / engine }, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
-                             percentOfFMAPeak: fmaPeakAllCores.map { 100 * gflops / $0 },
-                             gemmRateBeside: gemmRate, blasSamplesPerSecond: Double(workload.batch) / engine,
-                             openBLASOnlySecondsPerBatch: models.count > 1 ? median(times[1]) : nil)
+        return Report.Kernel(
+            workload: "\(workload.name) \(workload.label)", mode: training ? "train" : "forward",
+            naiveSecondsPerBatch: naive?.seconds, naiveBatchesTimed: naive?.calls, blasSecondsPerBatch: engine,
+            speedup: naive.map { $0.seconds / engine }, gflops: gflops, percentOfGEMMRate: 100 * gflops / gemmRate,
+            percentOfFMAPeak: fmaPeakAllCores.map { 100 * gflops / $0 },
+            gemmRateBeside: gemmRate, blasSamplesPerSecond: Double(workload.batch) / engine,
+            openBLASOnlySecondsPerBatch: models.count > 1 ? median(times[1]) : nil)
     }
 
     /// The products of the notebook's models, per worker shard (16 samples), timed single-threaded
@@ -403,22 +450,26 @@ struct BenchmarkRun {
 
     func timeSmallProducts(peakPerCore: Double) -> [Report.SmallProduct] {
         Self.smallShapes.map { shape in
-            let a = Buffer<Float>(count: shape.m * shape.k), b = Buffer<Float>(count: shape.k * shape.n), c = Buffer<Float>(count: shape.m * shape.n)
+            let a = Buffer<Float>(count: shape.m * shape.k), b = Buffer<Float>(count: shape.k * shape.n),
+                c = Buffer<Float>(count: shape.m * shape.n)
             for i in 0..<a.count { a.pointer[i] = Float(i % 7) / 7 }
             for i in 0..<b.count { b.pointer[i] = Float(i % 5) / 5 }
             let lda = shape.ta ? shape.m : shape.k, ldb = shape.tb ? shape.k : shape.n
             let flops = 2.0 * Double(shape.m * shape.n * shape.k)
             let blas = timePerCall(samples: quick ? 3 : 9, minimumSample: 0.01, budget: 0.5) {
-                Float.gemm(transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
-                           a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
+                Float.gemm(
+                    transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
+                    a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
             }.seconds
             let small = timePerCall(samples: quick ? 3 : 9, minimumSample: 0.01, budget: 0.5) {
-                Float.smallGEMM(transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
-                                a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
+                Float.smallGEMM(
+                    transposeA: shape.ta, transposeB: shape.tb, m: shape.m, n: shape.n, k: shape.k, alpha: 1,
+                    a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 1, c: c.pointer, ldc: shape.n)
             }.seconds
-            return Report.SmallProduct(shape: String(format: "%@: [%d, %d]·[%d, %d]", shape.what, shape.m, shape.k, shape.k, shape.n),
-                                       openBLASGFLOPS: flops / blas / 1e9, smallKernelGFLOPS: flops / small / 1e9,
-                                       peakPerCoreGFLOPS: peakPerCore)
+            return Report.SmallProduct(
+                shape: String(format: "%@: [%d, %d]·[%d, %d]", shape.what, shape.m, shape.k, shape.k, shape.n),
+                openBLASGFLOPS: flops / blas / 1e9, smallKernelGFLOPS: flops / small / 1e9,
+                peakPerCoreGFLOPS: peakPerCore)
         }
     }
 
@@ -456,12 +507,13 @@ struct BenchmarkRun {
         }
         let openBLASIndex = configurations.firstIndex { $0.kernels == .blas && kernels == .auto }
         let oneWorkerIndex = configurations.firstIndex { $0.workers == 1 && workers > 1 }
-        return Report.EndToEnd(model: workload.name, batch: 32, repeats: repeats,
-                               trainingSamplesPerSecond: median(rates[0]),
-                               openBLASOnlyTrainingSamplesPerSecond: openBLASIndex.map { median(rates[$0]) },
-                               oneWorkerTrainingSamplesPerSecond: oneWorkerIndex.map { median(rates[$0]) },
-                               inferenceSamplesPerSecond: median(inference), epochs: epochs,
-                               trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls),
-                               coreBalance: probeIntervals.isEmpty ? nil : Report.CoreBalance(intervals: probeIntervals))
+        return Report.EndToEnd(
+            model: workload.name, batch: 32, repeats: repeats,
+            trainingSamplesPerSecond: median(rates[0]),
+            openBLASOnlyTrainingSamplesPerSecond: openBLASIndex.map { median(rates[$0]) },
+            oneWorkerTrainingSamplesPerSecond: oneWorkerIndex.map { median(rates[$0]) },
+            inferenceSamplesPerSecond: median(inference), epochs: epochs,
+            trainingSecondsAllEpochs: median(seconds), wallSecondsWithValidation: median(walls),
+            coreBalance: probeIntervals.isEmpty ? nil : Report.CoreBalance(intervals: probeIntervals))
     }
 }

@@ -38,7 +38,8 @@ final class ShardProbe {
         order.withUnsafeBufferPointer { order in
             for _ in 0..<stepsPerInterval {
                 if cursor.pointee + shardSize > order.count { cursor.pointee = 0 }
-                _ = try? models[core].trainStep(data, indices: UnsafeBufferPointer(rebasing: order[cursor.pointee..<(cursor.pointee + shardSize)]))
+                _ = try? models[core].trainStep(
+                    data, indices: UnsafeBufferPointer(rebasing: order[cursor.pointee..<(cursor.pointee + shardSize)]))
                 cursor.pointee += shardSize
             }
         }
@@ -56,9 +57,11 @@ final class ShardProbe {
         let cores = models.count
         var seconds = [Double](repeating: 0, count: intervals * cores)
         let status = seconds.withUnsafeMutableBufferPointer { seconds in
-            rnnkit_probe_cores(Int32(cores), Int32(intervals), { context, core in
-                Unmanaged<ShardProbe>.fromOpaque(context!).takeUnretainedValue().train(core: Int(core))
-            }, Unmanaged.passUnretained(self).toOpaque(), seconds.baseAddress)
+            rnnkit_probe_cores(
+                Int32(cores), Int32(intervals),
+                { context, core in
+                    Unmanaged<ShardProbe>.fromOpaque(context!).takeUnretainedValue().train(core: Int(core))
+                }, Unmanaged.passUnretained(self).toOpaque(), seconds.baseAddress)
         }
         guard status == 0 else { return nil }
         let perStepMicroseconds = 1e6 / Double(stepsPerInterval)
@@ -70,8 +73,9 @@ extension Report.CoreBalance {
     /// The figures of `intervals`, each the cores' step times (µs) measured at the same moment.
     init(intervals: [[Double]]) {
         let spreads = intervals.map { $0.max()! / $0.min()! }
-        self.init(intervals: intervals.count, medianSlowestOverFastest: median(spreads),
-                  worstSlowestOverFastest: spreads.max()!, medianShardMicroseconds: median(intervals.flatMap { $0 }),
-                  medianSlowestShardMicroseconds: median(intervals.map { $0.max()! }))
+        self.init(
+            intervals: intervals.count, medianSlowestOverFastest: median(spreads),
+            worstSlowestOverFastest: spreads.max()!, medianShardMicroseconds: median(intervals.flatMap { $0 }),
+            medianSlowestShardMicroseconds: median(intervals.map { $0.max()! }))
     }
 }

@@ -39,14 +39,18 @@ func measureFMAPeak(cores: Int, intervals: Int) -> Double? {
     let status = withUnsafeMutablePointer(to: &loop) { context in
         // A warm-up round (clocks ramp up) that rnnkit_probe_cores times but nobody reads.
         var warmUp = [Double](repeating: 0, count: cores)
-        _ = rnnkit_probe_cores(Int32(cores), 1, { context, _ in
-            let loop = context!.assumingMemoryBound(to: Loop.self)
-            _ = rnnkit_fma_loop(loop.pointee.bits, loop.pointee.iterations)
-        }, context, &warmUp)
-        return rnnkit_probe_cores(Int32(cores), Int32(intervals), { context, _ in
-            let loop = context!.assumingMemoryBound(to: Loop.self)
-            _ = rnnkit_fma_loop(loop.pointee.bits, loop.pointee.iterations)
-        }, context, &seconds)
+        _ = rnnkit_probe_cores(
+            Int32(cores), 1,
+            { context, _ in
+                let loop = context!.assumingMemoryBound(to: Loop.self)
+                _ = rnnkit_fma_loop(loop.pointee.bits, loop.pointee.iterations)
+            }, context, &warmUp)
+        return rnnkit_probe_cores(
+            Int32(cores), Int32(intervals),
+            { context, _ in
+                let loop = context!.assumingMemoryBound(to: Loop.self)
+                _ = rnnkit_fma_loop(loop.pointee.bits, loop.pointee.iterations)
+            }, context, &seconds)
     }
     guard status == 0 else { return nil }
     let flops = Double(loop.iterations) * rnnkit_fma_loop(loop.bits, 1)
@@ -68,8 +72,9 @@ func measureOpenBLASCores(n: Int, rounds: Int, fmaPeakOneCore: Double) -> [Repor
         for core in cores {
             let seconds = BLASConfiguration.withOpenBLASCore(core) {
                 timePerCall(samples: 1, warmUp: 1, minimumSample: 0, budget: 10) {
-                    Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
-                               b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+                    Float.gemm(
+                        transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
+                        b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
                 }.seconds
             }
             if let seconds { rates[core, default: []].append(flops / seconds / 1e9) }

@@ -31,18 +31,22 @@ struct PyTorchBaseline {
     static func measure(_ workloads: [Workload], budget: Double) -> PyTorchBaseline {
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
         guard run(python, ["-c", "import torch"], input: nil).status == 0 else {
-            return PyTorchBaseline(summary: "PyTorch: skipped (no `\(python)` that can import torch; `pip install torch` brings the CPU build)")
+            return PyTorchBaseline(
+                summary: "PyTorch: skipped (no `\(python)` that can import torch; `pip install torch` brings the CPU build)")
         }
         let request = workloads.map {
-            ["name": $0.name, "cell": $0.cell.rawValue, "batch": $0.batch, "steps": $0.steps, "inputs": $0.inputs,
-             "units": $0.units, "classes": $0.classes] as [String: Any]
+            [
+                "name": $0.name, "cell": $0.cell.rawValue, "batch": $0.batch, "steps": $0.steps, "inputs": $0.inputs,
+                "units": $0.units, "classes": $0.classes,
+            ] as [String: Any]
         }
         let input = try! JSONSerialization.data(withJSONObject: request)
         print("Timing PyTorch on the same workloads (\(script.path))…")
         fflush(nil)
         let output = run(python, [script.path, String(budget)], input: input)
         guard output.status == 0 else {
-            return PyTorchBaseline(summary: "PyTorch: the baseline script failed (status \(output.status)): \(output.standardError.suffix(300))")
+            return PyTorchBaseline(
+                summary: "PyTorch: the baseline script failed (status \(output.status)): \(output.standardError.suffix(300))")
         }
         var baseline = PyTorchBaseline(summary: "")
         for line in output.standardOutput.split(separator: "\n") {
@@ -51,12 +55,15 @@ struct PyTorchBaseline {
             baseline.version = result.torch
         }
         let threads = Set(baseline.results.values.map(\.threads)).sorted().map(String.init).joined(separator: " or ")
-        baseline.summary = "PyTorch \(baseline.version ?? "?") measured on \(baseline.results.count) workloads in this run "
+        baseline.summary =
+            "PyTorch \(baseline.version ?? "?") measured on \(baseline.results.count) workloads in this run "
             + "(training step: forward, cross-entropy, backward, Adam; the better of 1 and 2 intra-op threads, here \(threads))"
         return baseline
     }
 
-    private static func run(_ executable: String, _ arguments: [String], input: Data?) -> (status: Int32, standardOutput: String, standardError: String) {
+    private static func run(_ executable: String, _ arguments: [String], input: Data?) -> (
+        status: Int32, standardOutput: String, standardError: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments

@@ -21,9 +21,10 @@ extension BenchmarkRun {
         let x = (0..<(steps * batch * inputs)).map { _ in Float(generator.nextUnitDouble()) }
         let labels = (0..<batch).map { _ in Int32(generator.next() % 10) }
         func model(_ layer: any Layer<Float>, masking: Bool = false) throws -> Sequential<Float> {
-            let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs),
-                                              layers: (masking ? [Masking(maskValue: 0)] : []) + [layer, Dense(units: 10, activation: .softmax)],
-                                              backend: BLASBackend(kernels: kernels))
+            let model = try Sequential<Float>(
+                inputShape: .sequence(steps: steps, features: inputs),
+                layers: (masking ? [Masking(maskValue: 0)] : []) + [layer, Dense(units: 10, activation: .softmax)],
+                backend: BLASBackend(kernels: kernels))
             try model.compile(optimizer: Adam())
             model.workers = workers
             model.reserve(batchCapacity: batch)
@@ -45,8 +46,10 @@ extension BenchmarkRun {
         ]
         var results: [SequenceFeatureTiming] = []
         /// Times `baseline` and `variant` (on `input`) alternately; medians.
-        func compare(_ baselineName: String, _ baseline: Sequential<Float>, _ variantName: String, _ variant: Sequential<Float>,
-                     input: [Float]? = nil) {
+        func compare(
+            _ baselineName: String, _ baseline: Sequential<Float>, _ variantName: String, _ variant: Sequential<Float>,
+            input: [Float]? = nil
+        ) {
             _ = step(baseline)
             _ = step(variant, input: input)
             var times: ([Double], [Double]) = ([], [])
@@ -55,9 +58,11 @@ extension BenchmarkRun {
                 times.1.append(step(variant, input: input))
             }
             let (a, b) = (median(times.0), median(times.1))
-            results.append(SequenceFeatureTiming(configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: baselineName,
-                                                 variant: variantName, baselineMillisecondsPerStep: a * 1e3,
-                                                 variantMillisecondsPerStep: b * 1e3, ratio: b / a))
+            results.append(
+                SequenceFeatureTiming(
+                    configuration: "(\(batch), \(steps), \(inputs)), train step", baseline: baselineName,
+                    variant: variantName, baselineMillisecondsPerStep: a * 1e3,
+                    variantMillisecondsPerStep: b * 1e3, ratio: b / a))
         }
         for (baselineName, variantName, make, wrap) in pairs {
             compare(baselineName, try model(make()), variantName, try model(wrap(make())))
@@ -73,10 +78,13 @@ extension BenchmarkRun {
                 if generator.next() % 2 == 0 { for i in 0..<inputs { scattered[row + i] = 0 } }
             }
         }
-        for (variantName, input) in [("Masking → LSTM(128), the last half of every sequence masked", padded),
-                                     ("Masking → LSTM(128), a random half of each sequence's steps masked", scattered)] {
-            compare("LSTM(128), unmasked", try model(LSTM(units: 128)), variantName,
-                    try model(LSTM(units: 128), masking: true), input: input)
+        for (variantName, input) in [
+            ("Masking → LSTM(128), the last half of every sequence masked", padded),
+            ("Masking → LSTM(128), a random half of each sequence's steps masked", scattered),
+        ] {
+            compare(
+                "LSTM(128), unmasked", try model(LSTM(units: 128)), variantName,
+                try model(LSTM(units: 128), masking: true), input: input)
         }
         return results
     }

@@ -30,13 +30,16 @@ struct Workload: Codable {
     var classes = 10
 
     var label: String {
-        units.count == 1 ? "(\(batch), \(steps), \(inputs), \(units[0]))" : "(\(batch), \(steps), \(inputs), \(units.map(String.init).joined(separator: "→")))"
+        units.count == 1
+            ? "(\(batch), \(steps), \(inputs), \(units[0]))"
+            : "(\(batch), \(steps), \(inputs), \(units.map(String.init).joined(separator: "→")))"
     }
 
     func makeModel(backend: any Backend, workers: Int = 1, seed: UInt64 = 0) throws -> Sequential<Float> {
         var layers: [any Layer<Float>] = units.enumerated().map { cell.layer(units: $1, returnSequences: $0 < units.count - 1) }
         layers.append(Dense<Float>(units: classes, activation: .softmax))
-        let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: inputs), layers: layers, seed: seed, backend: backend)
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: steps, features: inputs), layers: layers, seed: seed, backend: backend)
         try model.compile(optimizer: Adam<Float>())
         model.workers = workers
         model.reserve(batchCapacity: batch)
@@ -99,16 +102,19 @@ func measureGEMMRate(n: Int, cores: Int, samples: Int) -> (best: Double, threade
     }
     let multiply: @Sendable (Int) -> Void = { index in
         let (a, b, c) = (buffers.value[0], buffers.value[1], buffers.value[2 + index])
-        Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
-                   b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+        Float.gemm(
+            transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
+            b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
     }
     let flops = 2 * Double(n) * Double(n) * Double(n)
     BLASConfiguration.threads = cores
     let threaded = flops / timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) { multiply(0) }.seconds
     BLASConfiguration.threads = 1
-    let concurrent = Double(cores) * flops / timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) {
-        DispatchQueue.concurrentPerform(iterations: cores, execute: multiply)
-    }.seconds
+    let concurrent =
+        Double(cores) * flops
+        / timePerCall(samples: samples, warmUp: 1, minimumSample: 0, budget: 30) {
+            DispatchQueue.concurrentPerform(iterations: cores, execute: multiply)
+        }.seconds
     return (max(threaded, concurrent) / 1e9, threaded / 1e9, concurrent / 1e9)
 }
 

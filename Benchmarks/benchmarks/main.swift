@@ -16,7 +16,10 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Write every figure to this JSON file.")
     var json: String?
 
-    @Option(help: ArgumentHelp("Time only the workloads whose names contain this (e.g. \"LSTM\", \"Model A\"); skips the naive timings of the others and, unless it names Model A or B, the end-to-end runs.", valueName: "text"))
+    @Option(
+        help: ArgumentHelp(
+            "Time only the workloads whose names contain this (e.g. \"LSTM\", \"Model A\"); skips the naive timings of the others and, unless it names Model A or B, the end-to-end runs.",
+            valueName: "text"))
     var only: String?
 
     @Flag(help: "Skip timing the naive reference (its columns show nan); agreement is still checked.")
@@ -31,10 +34,16 @@ struct Benchmarks: ParsableCommand {
     @Option(help: "Matrix products: auto (small ones in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
     var kernels: String = "auto"
 
-    @Option(help: ArgumentHelp("RNNKit's own kernels on this instruction set: avx512, avx2-fma or portable (default: the best the CPU runs, or RNNKIT_SMALL_KERNELS).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "RNNKit's own kernels on this instruction set: avx512, avx2-fma or portable (default: the best the CPU runs, or RNNKIT_SMALL_KERNELS).",
+            valueName: "name"))
     var smallKernels: String?
 
-    @Option(help: ArgumentHelp("Only run the training step of the workloads --only names, with the run's kernels, for this many seconds, and time nothing else: a loop to attach a profiler to (perf record).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Only run the training step of the workloads --only names, with the run's kernels, for this many seconds, and time nothing else: a loop to attach a profiler to (perf record).",
+            valueName: "seconds"))
     var profile: Double?
 
     func validate() throws {
@@ -45,14 +54,17 @@ struct Benchmarks: ParsableCommand {
 
     mutating func run() throws {
         if let smallKernels, !SmallGEMM.force(smallKernels) {
-            throw ValidationError("--small-kernels \(smallKernels): this CPU runs \(SmallGEMM.availableInstructionSets.joined(separator: ", "))")
+            throw ValidationError(
+                "--small-kernels \(smallKernels): this CPU runs \(SmallGEMM.availableInstructionSets.joined(separator: ", "))")
         }
         if let request = SmallGEMM.environmentRequest, !request.honoured {
-            print("RNNKIT_SMALL_KERNELS=\(request.name) is not an instruction set this CPU runs (\(SmallGEMM.availableInstructionSets.joined(separator: ", "))): using \(SmallGEMM.instructionSet)")
+            print(
+                "RNNKIT_SMALL_KERNELS=\(request.name) is not an instruction set this CPU runs (\(SmallGEMM.availableInstructionSets.joined(separator: ", "))): using \(SmallGEMM.instructionSet)"
+            )
         }
         #if DEBUG
-        let banner = String(repeating: "!", count: 78)
-        print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
+            let banner = String(repeating: "!", count: 78)
+            print("\(banner)\n!! DEBUG BUILD: these numbers mean nothing. Run `swift run -c release benchmarks`.\n\(banner)")
         #endif
         if let profile {
             BLASConfiguration.threads = threads
@@ -69,13 +81,16 @@ struct Benchmarks: ParsableCommand {
                         }
                     }
                 }
-                print(String(format: "%@: %d training steps in %.1f s, %.0f samples/s", workload.name, steps, now() - start,
-                             Double(steps * workload.batch) / (now() - start)))
+                print(
+                    String(
+                        format: "%@: %d training steps in %.1f s, %.0f samples/s", workload.name, steps, now() - start,
+                        Double(steps * workload.batch) / (now() - start)))
             }
             return
         }
-        var runner = BenchmarkRun(quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
-                                  kernels: BLASBackend.Kernels(rawValue: kernels)!)
+        var runner = BenchmarkRun(
+            quick: quick, threads: threads, workers: workers, only: only, timeNaive: !noNaive,
+            kernels: BLASBackend.Kernels(rawValue: kernels)!)
         let report = try runner.run()
         if let json {
             let encoder = JSONEncoder()

@@ -33,11 +33,13 @@ guard arguments.allSatisfy({ $0 != nil && $0! >= 4 }), arguments.count <= 2 else
 let steps = arguments.first.flatMap { $0 } ?? 50, trainingSteps = arguments.dropFirst().first.flatMap { $0 } ?? 3000
 let batch = 64
 
-let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: 2), layers: [
-    Masking(maskValue: -1),                 // the padding after each sequence
-    LSTM(units: 32),
-    Dense(units: 1),
-])
+let model = try Sequential<Float>(
+    inputShape: .sequence(steps: steps, features: 2),
+    layers: [
+        Masking(maskValue: -1), // the padding after each sequence
+        LSTM(units: 32),
+        Dense(units: 1),
+    ])
 try model.compile(optimizer: Adam(learningRate: 0.003, clipping: .norm(1)), loss: MeanSquaredError())
 model.workers = 2
 BLASConfiguration.threads = 1
@@ -59,5 +61,7 @@ for step in 1...trainingSteps {
         print(String(format: "step %5d  training MSE %.4f  test MSE %.4f", step, metrics.loss, testError(model, test)))
     }
 }
-print(String(format: "adding problem, %d to %d steps: test MSE %.4f after %d steps of %d in %.1f s (predicting the mean: 0.167)",
-             steps / 2, steps, testError(model, test), trainingSteps, batch, Date().timeIntervalSince(start)))
+print(
+    String(
+        format: "adding problem, %d to %d steps: test MSE %.4f after %d steps of %d in %.1f s (predicting the mean: 0.167)",
+        steps / 2, steps, testError(model, test), trainingSteps, batch, Date().timeIntervalSince(start)))

@@ -16,8 +16,8 @@ final class HDF5File {
     private let handle: hid_t
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var silenced = false  // guarded by `lock`
-    nonisolated(unsafe) private static var memoryFiles = 0  // guarded by `lock`
+    nonisolated(unsafe) private static var silenced = false // guarded by `lock`
+    nonisolated(unsafe) private static var memoryFiles = 0 // guarded by `lock`
 
     static func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
@@ -69,7 +69,9 @@ final class HDF5File {
         self.name = name
         self.byteCount = UInt64(bytes.count)
         guard Self.signatureOffset(in: bytes) != nil else {
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: bytes.isEmpty ? "is empty, not an HDF5 file" : "is not an HDF5 file (no HDF5 signature at its start)")
         }
         try Self.probe(bytes, name: name)
         // HDF5 copies the image (H5Pset_file_image), so the bytes need not outlive the call.
@@ -89,7 +91,9 @@ final class HDF5File {
             Self.memoryFiles += 1
             return rnnkit_h5_create_in_memory("rnnkit-memory-\(getpid())-\(Self.memoryFiles).h5")
         }
-        guard created >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "HDF5 could not create a file in memory") }
+        guard created >= 0 else {
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "HDF5 could not create a file in memory")
+        }
         handle = created
     }
 
@@ -115,15 +119,26 @@ final class HDF5File {
             return
         case RNNKIT_H5_PROBE_REFUSED:
             let what = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is refused before any weight is read: \(KerasMessages.clipped(what, 300))")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights, reason: "is refused before any weight is read: \(KerasMessages.clipped(what, 300))")
         case RNNKIT_H5_PROBE_CRASHED:
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "is damaged or crafted: libhdf5 crashed (signal \(detail)) reading it in a separate process")
         case RNNKIT_H5_PROBE_TIMED_OUT:
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 did not finish reading it within \(probeMilliseconds(bytes.count) / 1000) s (in a separate process)")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason:
+                    "is damaged or crafted: libhdf5 did not finish reading it within \(probeMilliseconds(bytes.count) / 1000) s (in a separate process)"
+            )
         case RNNKIT_H5_PROBE_OUT_OF_MEMORY:
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
         default:
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot be read safely: no process could be started to read it first (\(String(cString: strerror(detail))))")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "cannot be read safely: no process could be started to read it first (\(String(cString: strerror(detail))))")
         }
     }
 
@@ -141,12 +156,15 @@ final class HDF5File {
             var linkCount = 0
             while let (path, depth) = pending.popLast() {
                 let group = rnnkit_h5_open_group(handle, path.isEmpty ? "/" : path)
-                guard group >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "group /\(path) cannot be opened (damaged?)") }
+                guard group >= 0 else {
+                    throw FileFormatError(file: name, format: .hdf5Weights, reason: "group /\(path) cannot be opened (damaged?)")
+                }
                 defer { H5Gclose(group) }
                 for (member, type) in try links(of: group, at: "/\(path)") {
                     linkCount += 1
                     guard linkCount <= Limits.links else {
-                        throw FileFormatError(file: name, format: .hdf5Weights, reason: "has more than \(Limits.links) links, more than a weights file needs")
+                        throw FileFormatError(
+                            file: name, format: .hdf5Weights, reason: "has more than \(Limits.links) links, more than a weights file needs")
                     }
                     let child = path.isEmpty ? member : "\(path)/\(member)"
                     switch type {
@@ -160,7 +178,8 @@ final class HDF5File {
                     case 0:
                         guard visited.insert(address).inserted else { continue }
                         guard depth < Limits.depth else {
-                            throw FileFormatError(file: name, format: .hdf5Weights, reason: "groups nest deeper than \(Limits.depth) levels at /\(child)")
+                            throw FileFormatError(
+                                file: name, format: .hdf5Weights, reason: "groups nest deeper than \(Limits.depth) levels at /\(child)")
                         }
                         pending.append((child, depth + 1))
                     case 1:
@@ -169,14 +188,16 @@ final class HDF5File {
                     case -1:
                         throw FileFormatError(file: name, format: .hdf5Weights, reason: "object /\(child) cannot be read (damaged?)")
                     default:
-                        continue  // a named datatype: no data of its own
+                        continue // a named datatype: no data of its own
                     }
                 }
             }
         }
         guard problems.isEmpty else {
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "is refused before any weight is read; it uses what a weights file never needs:\n"
-                                 + KerasMessages.list(problems))
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "is refused before any weight is read; it uses what a weights file never needs:\n"
+                    + KerasMessages.list(problems))
         }
         datasetPaths = datasets
     }
@@ -187,12 +208,17 @@ final class HDF5File {
         defer { rnnkit_h5_free_links(&list) }
         let status = rnnkit_h5_list_links(group, Limits.membersPerGroup, &list)
         if list.truncated != 0 {
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "group \(place) has more than \(Limits.membersPerGroup) members, more than a weights file needs")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "group \(place) has more than \(Limits.membersPerGroup) members, more than a weights file needs")
         }
         if list.long_name != 0 {
-            throw FileFormatError(file: name, format: .hdf5Weights, reason: "a link in \(place) has a name longer than \(RNNKIT_H5_LONGEST_NAME) bytes")
+            throw FileFormatError(
+                file: name, format: .hdf5Weights, reason: "a link in \(place) has a name longer than \(RNNKIT_H5_LONGEST_NAME) bytes")
         }
-        guard status == 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "group \(place) cannot be listed (damaged?)") }
+        guard status == 0 else {
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "group \(place) cannot be listed (damaged?)")
+        }
         return (0..<list.count).map { (String(cString: rnnkit_h5_link_name(&list, $0)), rnnkit_h5_link_kind(&list, $0)) }
     }
 
@@ -212,7 +238,9 @@ final class HDF5File {
         }
         let filters = withUnsafeBytes(of: facts.filters) { Array($0.bindMemory(to: Int32.self).prefix(Int(min(facts.filter_count, 8)))) }
         if facts.filter_count > 8 || filters.contains(where: { $0 != 1 && $0 != 2 }) {
-            problems.append("\(place) uses HDF5 filter \(filters.filter { $0 != 1 && $0 != 2 }.map(String.init).joined(separator: ", ")) (only deflate and shuffle are read)")
+            problems.append(
+                "\(place) uses HDF5 filter \(filters.filter { $0 != 1 && $0 != 2 }.map(String.init).joined(separator: ", ")) (only deflate and shuffle are read)"
+            )
         }
         guard problems.isEmpty else { return problems }
         guard let shape = facts.shape, let count = Self.elementCount(shape) else {
@@ -228,7 +256,9 @@ final class HDF5File {
             }
             let chunkBytes = chunk.reduce(facts.type_size) { $0.multipliedReportingOverflow(by: $1).partialValue }
             if facts.filter_count > 0, chunkBytes > UInt64(RNNKIT_H5_LARGEST_CHUNK) {
-                return ["\(place) declares compressed chunks of \(chunkBytes) bytes, more than the \(RNNKIT_H5_LARGEST_CHUNK) RNNKit decodes"]
+                return [
+                    "\(place) declares compressed chunks of \(chunkBytes) bytes, more than the \(RNNKIT_H5_LARGEST_CHUNK) RNNKit decodes"
+                ]
             }
         }
         guard raw > 0 else { return [] }
@@ -247,7 +277,8 @@ final class HDF5File {
                 problems.append("\(place) of shape \(shape) needs \(raw) bytes, more than its \(stored) compressed bytes can hold")
             }
         case 2 where stored < raw:
-            problems.append("\(place) of shape \(shape) stores \(stored) bytes, fewer than the \(raw) its shape needs (chunks never written)")
+            problems.append(
+                "\(place) of shape \(shape) stores \(stored) bytes, fewer than the \(raw) its shape needs (chunks never written)")
         default: break
         }
         return problems
@@ -256,7 +287,9 @@ final class HDF5File {
     /// HDF5's description of the dataset at `path`; called under the lock.
     private func describe(_ path: String) throws -> rnnkit_h5_dataset_facts {
         let dataset = rnnkit_h5_open_dataset(handle, path)
-        guard dataset >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset /\(path) cannot be opened (damaged?)") }
+        guard dataset >= 0 else {
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset /\(path) cannot be opened (damaged?)")
+        }
         defer { H5Dclose(dataset) }
         var facts = rnnkit_h5_dataset_facts()
         guard rnnkit_h5_describe_dataset(dataset, &facts) == 0 else {
@@ -319,12 +352,15 @@ final class HDF5File {
     /// - Throws: `FileFormatError` naming the path when it is missing or has no simple shape.
     func info(at path: String) throws -> DatasetInfo {
         let facts = try Self.locked { try describe(path) }
-        guard let shape = facts.shape else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has no simple shape") }
-        let stored = switch facts.type_class {
-        case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
-        case 1: "float\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
-        default: "other"
+        guard let shape = facts.shape else {
+            throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has no simple shape")
         }
+        let stored =
+            switch facts.type_class {
+            case 0: (facts.type_signed != 0 ? "int" : "uint") + "\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
+            case 1: "float\(facts.type_size.multipliedReportingOverflow(by: 8).partialValue)"
+            default: "other"
+            }
         return DatasetInfo(shape: shape, storedType: stored)
     }
 
@@ -336,13 +372,16 @@ final class HDF5File {
         try Self.locked {
             let facts = try describe(path)
             guard let shape = facts.shape, shape == expected else {
-                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has shape \(facts.shape.map { "\($0)" } ?? "(none)"), not \(expected)")
+                throw FileFormatError(
+                    file: name, format: .hdf5Weights,
+                    reason: "dataset \(path) has shape \(facts.shape.map { "\($0)" } ?? "(none)"), not \(expected)")
             }
             guard facts.type_class == 0 || facts.type_class == 1 else {
                 throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) is not numeric")
             }
             guard let count = Self.elementCount(shape), count <= 1 << 28 else {
-                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) of shape \(shape) is too large for a weight")
+                throw FileFormatError(
+                    file: name, format: .hdf5Weights, reason: "dataset \(path) of shape \(shape) is too large for a weight")
             }
             guard count > 0 else { return [] }
             let dataset = rnnkit_h5_open_dataset(handle, path)
@@ -354,11 +393,19 @@ final class HDF5File {
                 // Filtered chunks are inflated here, each to its declared size and no further.
                 status = values.withUnsafeMutableBufferPointer { rnnkit_h5_read_filtered(dataset, $0.baseAddress, $0.count) }
                 switch status {
-                case -2: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
-                case -3: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
-                case -4: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) uses a filter RNNKit does not read")
-                case -6: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
-                case -7: throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has chunks that were never written")
+                case -2:
+                    throw FileFormatError(
+                        file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that stores more bytes than its size allows")
+                case -3:
+                    throw FileFormatError(
+                        file: name, format: .hdf5Weights, reason: "dataset \(path) has a chunk that does not inflate to its declared size")
+                case -4:
+                    throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) uses a filter RNNKit does not read")
+                case -6:
+                    throw FileFormatError(
+                        file: name, format: .hdf5Weights, reason: "dataset \(path) has compressed chunks larger than RNNKit decodes")
+                case -7:
+                    throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) has chunks that were never written")
                 default: break
                 }
             } else {
@@ -366,7 +413,9 @@ final class HDF5File {
                     H5Dread(dataset, rnnkit_h5t_native_double(), rnnkit_h5s_all(), rnnkit_h5s_all(), rnnkit_h5p_default(), $0.baseAddress)
                 }
             }
-            guard status >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) cannot be read (damaged?)") }
+            guard status >= 0 else {
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "dataset \(path) cannot be read (damaged?)")
+            }
             return values
         }
     }
@@ -408,13 +457,16 @@ final class HDF5File {
         try Self.locked {
             let extents = shape.map { hsize_t($0) }
             let space = extents.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(extents.count), extents, nil)
-            guard space >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot describe shape \(shape) for \(path)") }
-            defer { H5Sclose(space) }
-            let fileType = switch stored {
-            case .float32: rnnkit_h5t_ieee_f32le()
-            case .float64: rnnkit_h5t_ieee_f64le()
-            case .int64: rnnkit_h5t_std_i64le()
+            guard space >= 0 else {
+                throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot describe shape \(shape) for \(path)")
             }
+            defer { H5Sclose(space) }
+            let fileType =
+                switch stored {
+                case .float32: rnnkit_h5t_ieee_f32le()
+                case .float64: rnnkit_h5t_ieee_f64le()
+                case .int64: rnnkit_h5t_std_i64le()
+                }
             let dataset = H5Dcreate2(handle, path, fileType, space, rnnkit_h5p_default(), rnnkit_h5p_default(), rnnkit_h5p_default())
             guard dataset >= 0 else { throw FileFormatError(file: name, format: .hdf5Weights, reason: "cannot create dataset \(path)") }
             defer { H5Dclose(dataset) }

@@ -43,17 +43,23 @@ public enum Keras {
     ///   - backend: which arithmetic runs the model's layers.
     /// - Throws: `FileFormatError` for a file that cannot be read or whose weights do not fit its
     ///   config, `UnsupportedKerasModel` listing everything RNNKit does not implement.
-    public static func loadModel<Scalar: BLASScalar>(from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
-                                                     backend: any Backend = BLASBackend()) throws -> LoadedModel<Scalar> {
+    public static func loadModel<Scalar: BLASScalar>(
+        from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
+        backend: any Backend = BLASBackend()
+    ) throws -> LoadedModel<Scalar> {
         let name = url.path
         let archive = try openArchive(url)
         guard let configEntry = archive.entry("config.json") else {
-            throw FileFormatError(file: name, format: .kerasArchive, reason: "has no config.json: a .keras file is a zip of config.json, metadata.json and model.weights.h5")
+            throw FileFormatError(
+                file: name, format: .kerasArchive,
+                reason: "has no config.json: a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
         guard let weightsEntry = archive.entry("model.weights.h5") else {
-            throw FileFormatError(file: name, format: .kerasArchive, reason: archive.entry("model.weights.npz") != nil
-                ? "holds its weights as model.weights.npz; RNNKit reads the HDF5 form (Keras's default, model.weights.h5)"
-                : "has no model.weights.h5")
+            throw FileFormatError(
+                file: name, format: .kerasArchive,
+                reason: archive.entry("model.weights.npz") != nil
+                    ? "holds its weights as model.weights.npz; RNNKit reads the HDF5 form (Keras's default, model.weights.h5)"
+                    : "has no model.weights.h5")
         }
         let config = try archive.contents(of: configEntry, limit: UInt64(KerasConfig.Limits.configBytes))
         let spec = try KerasConfig.parse(config, file: "\(name): config.json")
@@ -62,15 +68,20 @@ public enum Keras {
         let weightCount = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
         let (needed, overflow) = UInt64(weightCount).multipliedReportingOverflow(by: 4)
         guard !overflow, weightsEntry.uncompressedSize >= needed else {
-            throw FileFormatError(file: name, format: .kerasArchive, reason: "config.json describes \(weightCount) weights (\(needed) bytes at least), but model.weights.h5 holds only \(weightsEntry.uncompressedSize) bytes")
+            throw FileFormatError(
+                file: name, format: .kerasArchive,
+                reason:
+                    "config.json describes \(weightCount) weights (\(needed) bytes at least), but model.weights.h5 holds only \(weightsEntry.uncompressedSize) bytes"
+            )
         }
         // The weights, the optimiser's moments and HDF5's own structure, in float64 at most.
         let weightsLimit = needed.multipliedReportingOverflow(by: 6).partialValue + (16 << 20)
         let weights = try archive.contents(of: weightsEntry, limit: weightsLimit)
         var version: String?
         if let metadataEntry = archive.entry("metadata.json"),
-           let metadata = try? archive.contents(of: metadataEntry, limit: largestMetadata),
-           let object = (try? StrictJSON.value(from: metadata)) as? [String: Any] {
+            let metadata = try? archive.contents(of: metadataEntry, limit: largestMetadata),
+            let object = (try? StrictJSON.value(from: metadata)) as? [String: Any]
+        {
             version = object["keras_version"] as? String
         }
         let file = try HDF5File(reading: weights, name: "\(name): model.weights.h5")
@@ -94,14 +105,18 @@ public enum Keras {
     ///     checkpoint's, a safetensors file's): a config that describes more is refused before
     ///     anything is built, so that a few bytes of config cannot make RNNKit allocate a model whose
     ///     weights are not there. Nil when the weights are to be drawn fresh.
-    public static func buildModel<Scalar: BLASScalar>(config: Data, file: String = "config.json", as _: Scalar.Type = Scalar.self,
-                                                      seed: UInt64 = 0, backend: any Backend = BLASBackend(),
-                                                      weightsAvailable: Int? = nil) throws -> LoadedModel<Scalar> {
+    public static func buildModel<Scalar: BLASScalar>(
+        config: Data, file: String = "config.json", as _: Scalar.Type = Scalar.self,
+        seed: UInt64 = 0, backend: any Backend = BLASBackend(),
+        weightsAvailable: Int? = nil
+    ) throws -> LoadedModel<Scalar> {
         let spec = try KerasConfig.parse(config, file: file)
         if let weightsAvailable {
             let described = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
             guard described <= weightsAvailable else {
-                throw FileFormatError(file: file, format: .kerasConfig, reason: "describes a model of \(described) weights, but the file holds only \(weightsAvailable)")
+                throw FileFormatError(
+                    file: file, format: .kerasConfig,
+                    reason: "describes a model of \(described) weights, but the file holds only \(weightsAvailable)")
             }
         }
         return try build(spec, file: file, seed: seed, backend: backend)
@@ -116,33 +131,46 @@ public enum Keras {
     static let largestInitializationWork = 1e12
 
     /// Builds `spec`, compiled when it has compile settings, once its memory is known to fit.
-    static func build<Scalar: BLASScalar>(_ spec: KerasModelSpec, file: String, seed: UInt64,
-                                          backend: any Backend) throws -> LoadedModel<Scalar> {
+    static func build<Scalar: BLASScalar>(
+        _ spec: KerasModelSpec, file: String, seed: UInt64,
+        backend: any Backend
+    ) throws -> LoadedModel<Scalar> {
         let weights = UInt64(KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max)
         // Weights, gradients and up to two optimiser slots.
         let (bytes, overflow) = weights.multipliedReportingOverflow(by: 4 * UInt64(MemoryLayout<Scalar>.size))
         guard !overflow, bytes <= memoryBudget else {
-            throw FileFormatError(file: file, format: .kerasConfig, reason: "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)")
+            throw FileFormatError(
+                file: file, format: .kerasConfig,
+                reason:
+                    "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)"
+            )
         }
         // An orthogonal initialiser is a QR factorisation, about 2·m·n² operations for an m × n
         // kernel: SimpleRNN(16000) would spend a minute in it before the file's weights replace it.
         var work = 0.0
         for layer in spec.layers {
-            let (recurrent, copies): (KerasModelSpec.RecurrentSpec?, Double) = switch layer {
-            case .recurrent(let r): (r, 1)
-            case .bidirectional(let r, _): (r, 2)
-            default: (nil, 0)
-            }
+            let (recurrent, copies): (KerasModelSpec.RecurrentSpec?, Double) =
+                switch layer {
+                case .recurrent(let r): (r, 1)
+                case .bidirectional(let r, _): (r, 2)
+                default: (nil, 0)
+                }
             guard let recurrent, case .orthogonal = recurrent.recurrentInitializer else { continue }
             let n = Double(recurrent.units), m = n * Double(recurrent.kind.gateCount)
             work += copies * 2 * m * n * n
         }
         guard work <= largestInitializationWork else {
-            throw FileFormatError(file: file, format: .kerasConfig, reason: String(format: "the model's orthogonal initialisers would take about %.1e operations (QR factorisations), more than the %.0e RNNKit spends building a model from a config", work, largestInitializationWork))
+            throw FileFormatError(
+                file: file, format: .kerasConfig,
+                reason: String(
+                    format:
+                        "the model's orthogonal initialisers would take about %.1e operations (QR factorisations), more than the %.0e RNNKit spends building a model from a config",
+                    work, largestInitializationWork))
         }
-        let model = try Sequential<Scalar>(name: spec.name, inputShape: spec.inputShape,
-                                           layers: spec.makeLayers(Scalar.self),
-                                           seed: seed, backend: backend)
+        let model = try Sequential<Scalar>(
+            name: spec.name, inputShape: spec.inputShape,
+            layers: spec.makeLayers(Scalar.self),
+            seed: seed, backend: backend)
         let optimizer = spec.makeOptimizer(Scalar.self)
         if let optimizer {
             try model.compile(optimizer: optimizer, loss: spec.loss ?? CategoricalCrossentropy())
@@ -165,9 +193,11 @@ public enum Keras {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         // Keras reads the version to warn about files from newer Kerases; RNNKit writes Keras 3.15's layout.
-        let metadata = try JSONSerialization.data(withJSONObject: [
-            "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit", "producer_version": RNNKitRelease.version,
-        ], options: [.sortedKeys])
+        let metadata = try JSONSerialization.data(
+            withJSONObject: [
+                "keras_version": "3.15.1", "date_saved": formatter.string(from: Date()), "producer": "RNNKit",
+                "producer_version": RNNKitRelease.version,
+            ], options: [.sortedKeys])
         let weights = try HDF5File(creatingNamed: "model.weights.h5")
         try KerasWeightsLayout.write(model, to: weights)
         let archive: Archive
@@ -175,11 +205,14 @@ public enum Keras {
             throw FileFormatError(file: url.path, format: .kerasArchive, reason: "cannot start a zip archive in memory (\(error))")
         }
         for (member, data) in [("metadata.json", metadata), ("config.json", config), ("model.weights.h5", try weights.bytes())] {
-            try archive.addEntry(with: member, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .none) { position, size in
+            try archive.addEntry(with: member, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .none) {
+                position, size in
                 data.subdata(in: Int(position)..<Int(position) + size)
             }
         }
-        guard let bytes = archive.data else { throw FileFormatError(file: url.path, format: .kerasArchive, reason: "the zip archive could not be completed") }
+        guard let bytes = archive.data else {
+            throw FileFormatError(file: url.path, format: .kerasArchive, reason: "the zip archive could not be completed")
+        }
         try writeAtomically(bytes, to: url)
     }
 
@@ -188,12 +221,17 @@ public enum Keras {
         let name = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw FileFormatError(file: name, format: .kerasArchive, reason: FileManager.default.fileExists(atPath: name) ? "cannot be read" : "not found")
+            throw FileFormatError(
+                file: name, format: .kerasArchive, reason: FileManager.default.fileExists(atPath: name) ? "cannot be read" : "not found")
         }
         guard data.starts(with: [0x50, 0x4B]) else {
-            let what = HDF5File.signatureOffset(in: data) != nil ? "an HDF5 file (a .weights.h5? load it with loadKerasWeights)"
+            let what =
+                HDF5File.signatureOffset(in: data) != nil
+                ? "an HDF5 file (a .weights.h5? load it with loadKerasWeights)"
                 : data.isEmpty ? "empty" : "not a zip archive"
-            throw FileFormatError(file: name, format: .kerasArchive, reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
+            throw FileFormatError(
+                file: name, format: .kerasArchive,
+                reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
         return try ZipArchiveReader(data, file: name)
     }
@@ -213,7 +251,9 @@ extension Sequential {
     public func loadKerasWeights(from url: URL, optimizer: (any StatefulOptimizer<Scalar>)? = nil) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw FileFormatError(file: url.path, format: .hdf5Weights, reason: FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "not found")
+            throw FileFormatError(
+                file: url.path, format: .hdf5Weights,
+                reason: FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "not found")
         }
         if data.starts(with: [0x50, 0x4B]) {
             // A .keras file: its weights, into this model.

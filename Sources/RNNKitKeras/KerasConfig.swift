@@ -65,8 +65,9 @@ struct KerasModelSpec {
             case .bidirectional(let r, let mode):
                 return Bidirectional(Self.recurrentLayer(r, Scalar.self), mergeMode: mode)
             case .dense(let d, let timeDistributed):
-                let dense = Dense<Scalar>(units: d.units, activation: d.activation,
-                                          kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
+                let dense = Dense<Scalar>(
+                    units: d.units, activation: d.activation,
+                    kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
                 return timeDistributed ? TimeDistributed(dense) : dense
             case .dropout(let rate, let seed):
                 return Dropout<Scalar>(rate: rate, seed: seed)
@@ -85,19 +86,25 @@ struct KerasModelSpec {
     private static func plainRecurrentLayer<Scalar: BLASScalar>(_ r: RecurrentSpec, _: Scalar.Type) -> RecurrentLayer<Scalar> {
         switch r.kind {
         case .simpleRNN:
-            SimpleRNN<Scalar>(units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
-                              kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                              biasInitializer: r.biasInitializer)
+            SimpleRNN<Scalar>(
+                units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
+                dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
+                kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                biasInitializer: r.biasInitializer)
         case .lstm:
-            LSTM<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                         unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
-                         kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                         biasInitializer: r.biasInitializer)
+            LSTM<Scalar>(
+                units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout,
+                recurrentDropout: r.recurrentDropout, seed: r.seed,
+                kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                biasInitializer: r.biasInitializer)
         case .gru:
-            GRU<Scalar>(units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
-                        resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
-                        kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                        biasInitializer: r.biasInitializer)
+            GRU<Scalar>(
+                units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
+                resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout,
+                recurrentDropout: r.recurrentDropout, seed: r.seed,
+                kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
+                biasInitializer: r.biasInitializer)
         }
     }
 
@@ -106,7 +113,8 @@ struct KerasModelSpec {
         let clipping = optimizer.clipping
         return switch optimizer.kind {
         case .adam(let lr, let b1, let b2, let eps): Adam<Scalar>(learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, clipping: clipping)
-        case .sgd(let lr, let momentum, let nesterov): SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov, clipping: clipping)
+        case .sgd(let lr, let momentum, let nesterov):
+            SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov, clipping: clipping)
         case .rmsprop(let lr, let rho, let eps): RMSprop<Scalar>(learningRate: lr, rho: rho, epsilon: eps, clipping: clipping)
         }
     }
@@ -131,11 +139,15 @@ struct KerasConfig {
     /// Parses `json`, the text of `config.json`; `file` names it in errors.
     static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
         guard json.count <= Limits.configBytes else {
-            throw FileFormatError(file: file, format: .kerasConfig, reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
+            throw FileFormatError(
+                file: file, format: .kerasConfig,
+                reason: "is \(json.count) bytes long, more than the \(Limits.configBytes) a model's config takes")
         }
         let parsed: Any
         do { parsed = try StrictJSON.value(from: json) } catch {
-            throw FileFormatError(file: file, format: .kerasConfig, reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
+            throw FileFormatError(
+                file: file, format: .kerasConfig,
+                reason: "is not valid JSON (or nests deeper than 512 levels, or holds a number out of range)")
         }
         guard let root = parsed as? [String: Any] else {
             throw FileFormatError(file: file, format: .kerasConfig, reason: "is not a JSON object")
@@ -190,8 +202,9 @@ struct KerasConfig {
             if layerClass == "InputLayer" {
                 let shape = layerConfig["batch_shape"] ?? layerConfig["batch_input_shape"]
                 if let parsed = featureShape(shape as Any, place: place) { inputShape = inputShape ?? parsed }
-                checkOptions(layerConfig, place: place, known: ["batch_shape", "batch_input_shape", "dtype", "name"],
-                             expected: ["sparse": false, "ragged": false, "optional": false])
+                checkOptions(
+                    layerConfig, place: place, known: ["batch_shape", "batch_input_shape", "dtype", "name"],
+                    expected: ["sparse": false, "ragged": false, "optional": false])
                 continue
             }
             if let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], inputShape == nil {
@@ -228,12 +241,13 @@ struct KerasConfig {
     static func weightCount(_ layers: [KerasModelSpec.LayerSpec], input: FeatureShape) -> Int? {
         var features = input.features, total = 0
         for layer in layers {
-            let (units, gates, recurrentBias, copies): (Int, Int, Bool, Int) = switch layer {
-            case .recurrent(let r): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 1)
-            case .bidirectional(let r, _): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 2)
-            case .dense(let d, _): (d.units, 1, false, 1)
-            case .dropout, .masking: (features, 0, false, 0)
-            }
+            let (units, gates, recurrentBias, copies): (Int, Int, Bool, Int) =
+                switch layer {
+                case .recurrent(let r): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 1)
+                case .bidirectional(let r, _): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 2)
+                case .dense(let d, _): (d.units, 1, false, 1)
+                case .dropout, .masking: (features, 0, false, 0)
+                }
             let recurrent = { if case .dense = layer { return false } else { return true } }()
             let (width, o1) = gates.multipliedReportingOverflow(by: units)
             let (inputWeights, o2) = width.multipliedReportingOverflow(by: features)
@@ -258,7 +272,10 @@ struct KerasConfig {
             // A tensor reference: {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, node, index]}},
             // or Keras 2's [[layer, node, index, kwargs]].
             if let tensor = value as? [String: Any], let config = tensor["config"] as? [String: Any],
-               let history = config["keras_history"] as? [Any] { return history.first as? String }
+                let history = config["keras_history"] as? [Any]
+            {
+                return history.first as? String
+            }
             if let list = value as? [Any], let first = list.first as? String { return first }
             if let list = value as? [Any], list.count == 1 { return history(list[0]) }
             return nil
@@ -277,13 +294,17 @@ struct KerasConfig {
                 if nodes.count == 1, let node = nodes[0] as? [String: Any], let args = node["args"] as? [Any] {
                     inputs = args.compactMap(history)
                     if let kwargs = node["kwargs"] as? [String: Any], kwargs.values.contains(where: { !($0 is NSNull) }) {
-                        refuse("layers[\(index)] \"\(name)\"", "is called with arguments \(kwargs.keys.sorted()), which RNNKit does not pass")
+                        refuse(
+                            "layers[\(index)] \"\(name)\"", "is called with arguments \(kwargs.keys.sorted()), which RNNKit does not pass")
                     }
                 } else if nodes.count == 1, let node = nodes[0] as? [Any] {
                     inputs = node.compactMap(history)
                 }
                 guard nodes.count == 1, inputs == [previous ?? ""] else {
-                    refuse("layers[\(index)] \"\(name)\"", "takes \(nodes.count == 1 ? "\(inputs)" : "\(nodes.count) calls") as input, not only the layer before it: a Functional graph that is not a plain stack")
+                    refuse(
+                        "layers[\(index)] \"\(name)\"",
+                        "takes \(nodes.count == 1 ? "\(inputs)" : "\(nodes.count) calls") as input, not only the layer before it: a Functional graph that is not a plain stack"
+                    )
                     return nil
                 }
             }
@@ -309,30 +330,40 @@ struct KerasConfig {
             }
             guard let features = sizes[1], steps > 0, features > 0 else { break }
             guard steps <= Limits.steps, features <= Limits.features, steps * features <= Limits.sampleScalars else {
-                refuse(place, "input shape (None, \(steps), \(features)) is larger than RNNKit reads from a file (at most \(Limits.steps) steps, \(Limits.features) features, \(Limits.sampleScalars) scalars a sample)")
+                refuse(
+                    place,
+                    "input shape (None, \(steps), \(features)) is larger than RNNKit reads from a file (at most \(Limits.steps) steps, \(Limits.features) features, \(Limits.sampleScalars) scalars a sample)"
+                )
                 return nil
             }
             return .sequence(steps: steps, features: features)
         case 1:
             guard let features = sizes[0], features > 0 else { break }
             guard features <= Limits.features else {
-                refuse(place, "input shape (None, \(features)) is larger than RNNKit reads from a file (at most \(Limits.features) features)")
+                refuse(
+                    place, "input shape (None, \(features)) is larger than RNNKit reads from a file (at most \(Limits.features) features)")
                 return nil
             }
             return .vector(features: features)
         default:
             break
         }
-        refuse(place, "input shape \(extents.map { ($0 as? Int).map(String.init) ?? "None" }) is not (None, steps, features) or (None, features)")
+        refuse(
+            place,
+            "input shape \(extents.map { ($0 as? Int).map(String.init) ?? "None" }) is not (None, steps, features) or (None, features)")
         return nil
     }
 
     /// The dtype policy's name, refused unless float32 or float64.
     private mutating func dtypeName(_ value: Any?, place: String) -> String? {
         let name: String?
-        if let text = value as? String { name = text }
-        else if let policy = value as? [String: Any] { name = (policy["config"] as? [String: Any])?["name"] as? String }
-        else { return nil }
+        if let text = value as? String {
+            name = text
+        } else if let policy = value as? [String: Any] {
+            name = (policy["config"] as? [String: Any])?["name"] as? String
+        } else {
+            return nil
+        }
         guard let name, name == "float32" || name == "float64" else {
             refuse(place, "dtype \(name ?? "?") is not supported (float32 or float64)")
             return nil
@@ -351,8 +382,12 @@ struct KerasConfig {
             return denseSpec(config, place: place).map { .dense($0, timeDistributed: false) }
         case "TimeDistributed":
             guard let inner = config["layer"] as? [String: Any], inner["class_name"] as? String == "Dense",
-                  let innerConfig = inner["config"] as? [String: Any] else {
-                refuse(place, "only TimeDistributed(Dense) is supported, not TimeDistributed(\((config["layer"] as? [String: Any])?["class_name"] as? String ?? "?"))")
+                let innerConfig = inner["config"] as? [String: Any]
+            else {
+                refuse(
+                    place,
+                    "only TimeDistributed(Dense) is supported, not TimeDistributed(\((config["layer"] as? [String: Any])?["class_name"] as? String ?? "?"))"
+                )
                 return nil
             }
             checkOptions(config, place: place, known: ["layer", "name", "dtype"], expected: ["trainable": true])
@@ -365,14 +400,18 @@ struct KerasConfig {
                 refuse(place, "rate \(describe(config["rate"] ?? NSNull())) is not in [0, 1)")
                 return nil
             }
-            checkOptions(config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
+            checkOptions(
+                config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
             return .dropout(rate: rate, seed: seed(config, place: place))
         case "Masking":
             let value = real(config, "mask_value", 0, place: place)
             checkOptions(config, place: place, known: ["mask_value", "name", "dtype"], expected: ["trainable": true])
             return .masking(value: value)
         default:
-            refuse(place, "layer \(className) is not supported (RNNKit has InputLayer, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout)")
+            refuse(
+                place,
+                "layer \(className) is not supported (RNNKit has InputLayer, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout)"
+            )
             return nil
         }
     }
@@ -382,8 +421,12 @@ struct KerasConfig {
     private mutating func bidirectionalSpec(_ config: [String: Any], place: String) -> KerasModelSpec.LayerSpec? {
         func inner(_ key: String) -> KerasModelSpec.RecurrentSpec? {
             guard let layer = config[key] as? [String: Any], let className = layer["class_name"] as? String,
-                  let kind = RecurrentCellKind(kerasClassName: className) else {
-                refuse(place, "\(key) must be a SimpleRNN, LSTM or GRU, not \((config[key] as? [String: Any])?["class_name"] as? String ?? "missing")")
+                let kind = RecurrentCellKind(kerasClassName: className)
+            else {
+                refuse(
+                    place,
+                    "\(key) must be a SimpleRNN, LSTM or GRU, not \((config[key] as? [String: Any])?["class_name"] as? String ?? "missing")"
+                )
                 return nil
             }
             return recurrentSpec(kind, layer["config"] as? [String: Any] ?? [:], place: "\(place).\(key)")
@@ -395,20 +438,25 @@ struct KerasConfig {
         }
         if config["backward_layer"] != nil, !(config["backward_layer"] is NSNull), var backward = inner("backward_layer") {
             backward.goBackwards.toggle()
-            backward.seed = forward.seed  // each direction draws its own dropout masks
+            backward.seed = forward.seed // each direction draws its own dropout masks
             if backward != forward {
                 refuse(place, "backward_layer is not the layer read backwards; RNNKit's Bidirectional runs a mirror of the layer")
             }
         }
-        checkOptions(config, place: place, known: ["layer", "backward_layer", "merge_mode", "name", "dtype"], expected: ["trainable": true])
+        checkOptions(
+            config, place: place, known: ["layer", "backward_layer", "merge_mode", "name", "dtype"], expected: ["trainable": true])
         return .bidirectional(forward, mergeMode: mode)
     }
 
-    private mutating func recurrentSpec(_ kind: RecurrentCellKind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec? {
+    private mutating func recurrentSpec(_ kind: RecurrentCellKind, _ config: [String: Any], place: String) -> KerasModelSpec.RecurrentSpec?
+    {
         guard let units = positiveInt(config["units"], "units", place: place) else { return nil }
         var spec = KerasModelSpec.RecurrentSpec(kind: kind, units: units)
-        var known = ["units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer", "recurrent_initializer",
-                     "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed"]
+        var known = [
+            "units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer",
+            "recurrent_initializer",
+            "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed",
+        ]
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
         spec.returnSequences = flag(config, "return_sequences", false, place: place)
         spec.goBackwards = flag(config, "go_backwards", false, place: place)
@@ -441,9 +489,11 @@ struct KerasConfig {
             known.append("reset_after")
             spec.resetAfter = flag(config, "reset_after", true, place: place)
         }
-        checkOptions(config, place: place, known: Set(known), expected: [
-            "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
-        ])
+        checkOptions(
+            config, place: place, known: Set(known),
+            expected: [
+                "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
+            ])
         return spec
     }
 
@@ -453,8 +503,9 @@ struct KerasConfig {
         if let f = activation(config["activation"], "activation", place: place, elementwise: false) { spec.activation = f }
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
-        checkOptions(config, place: place, known: ["units", "activation", "kernel_initializer", "bias_initializer", "name", "dtype"],
-                     expected: ["use_bias": true, "trainable": true])
+        checkOptions(
+            config, place: place, known: ["units", "activation", "kernel_initializer", "bias_initializer", "name", "dtype"],
+            expected: ["use_bias": true, "trainable": true])
         return spec
     }
 
@@ -464,7 +515,9 @@ struct KerasConfig {
         for key in config.keys.sorted() where !known.contains(key) {
             let value = config[key]!
             if let wanted = expected[key] {
-                if !sameValue(value, wanted) { refuse(place, "option \(key) = \(describe(value)) is not supported (only \(describe(wanted)))") }
+                if !sameValue(value, wanted) {
+                    refuse(place, "option \(key) = \(describe(value)) is not supported (only \(describe(wanted)))")
+                }
             } else if !(value is NSNull) {
                 refuse(place, "option \(key) = \(describe(value)) is not supported")
             }
@@ -552,7 +605,8 @@ struct KerasConfig {
         case "Orthogonal", "orthogonal": return .orthogonal(gain: real(config, "gain", 1, place: "\(place).\(key)"))
         case "Zeros", "zeros": return .zeros
         case "RandomUniform", "random_uniform", "uniform":
-            let lower = real(config, "minval", -0.05, place: "\(place).\(key)"), upper = real(config, "maxval", 0.05, place: "\(place).\(key)")
+            let lower = real(config, "minval", -0.05, place: "\(place).\(key)"),
+                upper = real(config, "maxval", 0.05, place: "\(place).\(key)")
             guard lower < upper else {
                 refuse(place, "\(key) RandomUniform has minval \(lower) ≥ maxval \(upper)")
                 return nil
@@ -599,17 +653,21 @@ struct KerasConfig {
             return fallback
         }
         let common: [String: Any] = ["amsgrad": false, "centered": false, "use_ema": false]
-        var known: Set<String> = ["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency", "clipnorm", "clipvalue", "global_clipnorm"]
+        var known: Set<String> = [
+            "name", "learning_rate", "ema_momentum", "ema_overwrite_frequency", "clipnorm", "clipvalue", "global_clipnorm",
+        ]
         let result: KerasModelSpec.OptimizerKind
         switch className.lowercased() {
         case "adam":
             known.formUnion(["beta_1", "beta_2", "epsilon"])
-            result = .adam(learningRate: number("learning_rate", 0.001), beta1: number("beta_1", 0.9),
-                           beta2: number("beta_2", 0.999), epsilon: number("epsilon", 1e-7))
+            result = .adam(
+                learningRate: number("learning_rate", 0.001), beta1: number("beta_1", 0.9),
+                beta2: number("beta_2", 0.999), epsilon: number("epsilon", 1e-7))
         case "sgd":
             known.formUnion(["momentum", "nesterov"])
-            result = .sgd(learningRate: number("learning_rate", 0.01), momentum: number("momentum", 0),
-                          nesterov: flag(config, "nesterov", false, place: here))
+            result = .sgd(
+                learningRate: number("learning_rate", 0.01), momentum: number("momentum", 0),
+                nesterov: flag(config, "nesterov", false, place: here))
         case "rmsprop":
             known.formUnion(["rho", "epsilon"])
             if number("momentum", 0) != 0 { refuse(here, "momentum = \(number("momentum", 0)) is not supported (only 0)") }
@@ -640,11 +698,17 @@ struct KerasConfig {
         checkOptions(config, place: here, known: known, expected: common)
         // Keras allows one of the three.
         var clipping = GradientClipping.none
-        for (key, make) in [("clipnorm", GradientClipping.norm), ("clipvalue", GradientClipping.value), ("global_clipnorm", GradientClipping.globalNorm)] {
+        for (key, make) in [
+            ("clipnorm", GradientClipping.norm), ("clipvalue", GradientClipping.value), ("global_clipnorm", GradientClipping.globalNorm),
+        ] {
             guard let value = config[key], !(value is NSNull) else { continue }
             let limit = number(key, 0)
             guard limit > 0, limit.isFinite, clipping == .none else {
-                refuse(here, clipping == .none ? "\(key) = \(describe(value)) must be a positive number" : "sets more than one of clipnorm, clipvalue and global_clipnorm")
+                refuse(
+                    here,
+                    clipping == .none
+                        ? "\(key) = \(describe(value)) must be a positive number"
+                        : "sets more than one of clipnorm, clipvalue and global_clipnorm")
                 continue
             }
             clipping = make(limit)
@@ -670,12 +734,18 @@ struct KerasConfig {
             "mean_squared_error": MeanSquaredError(), "mse": MeanSquaredError(), "MeanSquaredError": MeanSquaredError(),
         ]
         guard let name, let loss = losses[name] else {
-            refuse(place, "loss \(describe(value)) is not supported (categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error)")
+            refuse(
+                place,
+                "loss \(describe(value)) is not supported (categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error)"
+            )
             return nil
         }
-        checkOptions(config, place: "\(place) (\(name))", known: ["name", "axis", "dtype"],
-                     expected: ["from_logits": false, "label_smoothing": 0.0, "ignore_class": NSNull(),
-                                "reduction": "sum_over_batch_size"])
+        checkOptions(
+            config, place: "\(place) (\(name))", known: ["name", "axis", "dtype"],
+            expected: [
+                "from_logits": false, "label_smoothing": 0.0, "ignore_class": NSNull(),
+                "reduction": "sum_over_batch_size",
+            ])
         return loss
     }
 }

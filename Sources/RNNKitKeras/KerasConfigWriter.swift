@@ -6,13 +6,19 @@ import RNNKit
 enum KerasConfigWriter {
     static func config<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [String: Any] {
         let dtype = Scalar.self == Double.self ? "float64" : "float32"
-        let policy: [String: Any] = ["module": "keras", "class_name": "DTypePolicy", "config": ["name": dtype], "registered_name": NSNull()]
+        let policy: [String: Any] = [
+            "module": "keras", "class_name": "DTypePolicy", "config": ["name": dtype], "registered_name": NSNull(),
+        ]
         let batchShape: [Any] = [NSNull()] + model.inputShape.kerasExtents
-        var layers: [[String: Any]] = [[
-            "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
-            "config": ["batch_shape": batchShape, "dtype": dtype, "sparse": false, "ragged": false,
-                       "name": "input_layer", "optional": false] as [String: Any],
-        ]]
+        var layers: [[String: Any]] = [
+            [
+                "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
+                "config": [
+                    "batch_shape": batchShape, "dtype": dtype, "sparse": false, "ragged": false,
+                    "name": "input_layer", "optional": false,
+                ] as [String: Any],
+            ]
+        ]
         var shape = model.inputShape
         for layer in model.layers {
             layers.append(try entry(for: layer, inputShape: shape, policy: policy))
@@ -20,8 +26,10 @@ enum KerasConfigWriter {
         }
         var root: [String: Any] = [
             "module": "keras", "class_name": "Sequential", "registered_name": NSNull(),
-            "config": ["name": model.name, "trainable": true, "dtype": policy, "layers": layers,
-                       "build_input_shape": batchShape] as [String: Any],
+            "config": [
+                "name": model.name, "trainable": true, "dtype": policy, "layers": layers,
+                "build_input_shape": batchShape,
+            ] as [String: Any],
             "build_config": ["input_shape": batchShape],
         ]
         if let compile = try compileConfig(of: model) { root["compile_config"] = compile }
@@ -37,11 +45,14 @@ enum KerasConfigWriter {
         case .glorotUniform: serialized("keras.initializers", "GlorotUniform", ["seed": NSNull()])
         case .orthogonal(let gain): serialized("keras.initializers", "Orthogonal", ["seed": NSNull(), "gain": gain])
         case .zeros: serialized("keras.initializers", "Zeros", [:])
-        case .uniform(let lower, let upper): serialized("keras.initializers", "RandomUniform", ["seed": NSNull(), "minval": lower, "maxval": upper])
+        case .uniform(let lower, let upper):
+            serialized("keras.initializers", "RandomUniform", ["seed": NSNull(), "minval": lower, "maxval": upper])
         }
     }
 
-    private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws -> [String: Any] {
+    private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws
+        -> [String: Any]
+    {
         let build: [String: Any] = ["input_shape": [NSNull()] + inputShape.kerasExtents]
         var result: [String: Any]
         switch layer {
@@ -50,38 +61,55 @@ enum KerasConfigWriter {
         case let bidirectional as Bidirectional<Scalar>:
             // Keras names the two copies forward_<layer> and backward_<layer>.
             let stem = bidirectional.forwardLayer.nameStem
-            var forward = serialized("keras.layers", bidirectional.forwardLayer.typeName,
-                                     recurrentConfig(bidirectional.forwardLayer, name: "forward_\(stem)", policy: policy))
-            var backward = serialized("keras.layers", bidirectional.backwardLayer.typeName,
-                                      recurrentConfig(bidirectional.backwardLayer, name: "backward_\(stem)", policy: policy))
+            var forward = serialized(
+                "keras.layers", bidirectional.forwardLayer.typeName,
+                recurrentConfig(bidirectional.forwardLayer, name: "forward_\(stem)", policy: policy))
+            var backward = serialized(
+                "keras.layers", bidirectional.backwardLayer.typeName,
+                recurrentConfig(bidirectional.backwardLayer, name: "backward_\(stem)", policy: policy))
             forward["build_config"] = build
             backward["build_config"] = build
-            result = serialized("keras.layers", "Bidirectional", [
-                "name": bidirectional.name, "trainable": true, "dtype": policy, "merge_mode": bidirectional.mergeMode.rawValue,
-                "layer": forward, "backward_layer": backward,
-            ])
+            result = serialized(
+                "keras.layers", "Bidirectional",
+                [
+                    "name": bidirectional.name, "trainable": true, "dtype": policy, "merge_mode": bidirectional.mergeMode.rawValue,
+                    "layer": forward, "backward_layer": backward,
+                ])
         case let dense as Dense<Scalar>:
             result = serialized("keras.layers", "Dense", denseConfig(dense, policy: policy))
         case let masking as Masking<Scalar>:
-            result = serialized("keras.layers", "Masking", ["name": masking.name, "trainable": true, "dtype": policy,
-                                                             "mask_value": masking.maskValue])
+            result = serialized(
+                "keras.layers", "Masking",
+                [
+                    "name": masking.name, "trainable": true, "dtype": policy,
+                    "mask_value": masking.maskValue,
+                ])
         case let dropout as Dropout<Scalar>:
-            result = serialized("keras.layers", "Dropout", ["name": dropout.name, "trainable": true, "dtype": policy,
-                                                             "rate": dropout.rate, "noise_shape": NSNull(), "seed": Int(clamping: dropout.seed)])
+            result = serialized(
+                "keras.layers", "Dropout",
+                [
+                    "name": dropout.name, "trainable": true, "dtype": policy,
+                    "rate": dropout.rate, "noise_shape": NSNull(), "seed": Int(clamping: dropout.seed),
+                ])
         case let wrapper as TimeDistributed<Scalar>:
             var inner = serialized("keras.layers", "Dense", denseConfig(wrapper.layer, policy: policy))
             inner["build_config"] = ["input_shape": [NSNull(), inputShape.features]]
-            result = serialized("keras.layers", "TimeDistributed",
-                                ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
+            result = serialized(
+                "keras.layers", "TimeDistributed",
+                ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
         default:
-            throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
+            throw ModelError.invalidConfiguration(
+                "layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
+            )
         }
         result["build_config"] = build
         return result
     }
 
-    private static func recurrentConfig<Scalar: BLASScalar>(_ recurrent: RecurrentLayer<Scalar>, name: String,
-                                                            policy: [String: Any]) -> [String: Any] {
+    private static func recurrentConfig<Scalar: BLASScalar>(
+        _ recurrent: RecurrentLayer<Scalar>, name: String,
+        policy: [String: Any]
+    ) -> [String: Any] {
         var config: [String: Any] = [
             "name": name, "trainable": true, "dtype": policy, "units": recurrent.units,
             "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
@@ -110,10 +138,12 @@ enum KerasConfigWriter {
     }
 
     private static func denseConfig<Scalar: BLASScalar>(_ dense: Dense<Scalar>, policy: [String: Any]) -> [String: Any] {
-        ["name": dense.name, "trainable": true, "dtype": policy, "units": dense.units, "activation": dense.activation.rawValue,
-         "use_bias": true, "kernel_initializer": initializer(dense.kernelInitializer),
-         "bias_initializer": initializer(dense.biasInitializer), "kernel_regularizer": NSNull(), "bias_regularizer": NSNull(),
-         "kernel_constraint": NSNull(), "bias_constraint": NSNull()]
+        [
+            "name": dense.name, "trainable": true, "dtype": policy, "units": dense.units, "activation": dense.activation.rawValue,
+            "use_bias": true, "kernel_initializer": initializer(dense.kernelInitializer),
+            "bias_initializer": initializer(dense.biasInitializer), "kernel_regularizer": NSNull(), "bias_regularizer": NSNull(),
+            "kernel_constraint": NSNull(), "bias_constraint": NSNull(),
+        ]
     }
 
     private static func compileConfig<Scalar: BLASScalar>(of model: Sequential<Scalar>) throws -> [String: Any]? {
@@ -134,24 +164,32 @@ enum KerasConfigWriter {
         let optimizerEntry: [String: Any]
         switch optimizer {
         case let adam as Adam<Scalar>:
-            optimizerEntry = serialized("keras.optimizers", "Adam", common.merging(
-                ["beta_1": adam.beta1, "beta_2": adam.beta2, "epsilon": adam.epsilon, "amsgrad": false]) { $1 })
+            optimizerEntry = serialized(
+                "keras.optimizers", "Adam",
+                common.merging(
+                    ["beta_1": adam.beta1, "beta_2": adam.beta2, "epsilon": adam.epsilon, "amsgrad": false]) { $1 })
         case let sgd as SGD<Scalar>:
-            optimizerEntry = serialized("keras.optimizers", "SGD", common.merging(["momentum": sgd.momentum, "nesterov": sgd.nesterov]) { $1 })
+            optimizerEntry = serialized(
+                "keras.optimizers", "SGD", common.merging(["momentum": sgd.momentum, "nesterov": sgd.nesterov]) { $1 })
         case let rmsprop as RMSprop<Scalar>:
-            optimizerEntry = serialized("keras.optimizers", "RMSprop", common.merging(
-                ["rho": rmsprop.rho, "momentum": 0.0, "epsilon": rmsprop.epsilon, "centered": false]) { $1 })
+            optimizerEntry = serialized(
+                "keras.optimizers", "RMSprop",
+                common.merging(
+                    ["rho": rmsprop.rho, "momentum": 0.0, "epsilon": rmsprop.epsilon, "centered": false]) { $1 })
         default:
             throw ModelError.invalidConfiguration("optimiser \(optimizer.name) cannot be written to a Keras file (Adam, SGD, RMSprop can)")
         }
-        let metric: Any = switch loss.name {
-        case "categorical_crossentropy": ["categorical_accuracy"]
-        case "sparse_categorical_crossentropy": ["sparse_categorical_accuracy"]
-        case "binary_crossentropy": ["binary_accuracy"]
-        default: NSNull()
-        }
-        return ["optimizer": optimizerEntry, "loss": loss.name, "loss_weights": NSNull(), "metrics": metric,
-                "weighted_metrics": NSNull(), "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false]
+        let metric: Any =
+            switch loss.name {
+            case "categorical_crossentropy": ["categorical_accuracy"]
+            case "sparse_categorical_crossentropy": ["sparse_categorical_accuracy"]
+            case "binary_crossentropy": ["binary_accuracy"]
+            default: NSNull()
+            }
+        return [
+            "optimizer": optimizerEntry, "loss": loss.name, "loss_weights": NSNull(), "metrics": metric,
+            "weighted_metrics": NSNull(), "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false,
+        ]
     }
 }
 

@@ -33,10 +33,14 @@ enum KerasWeightsLayout {
             case is TimeDistributed<Scalar>: groups = [(container + "/layer/vars", layer.parameters)]
             case is Dropout<Scalar>, is Masking<Scalar>: groups = []
             case let bidirectional as Bidirectional<Scalar>:
-                groups = [(container + "/forward_layer/cell/vars", bidirectional.forwardLayer.parameters),
-                          (container + "/backward_layer/cell/vars", bidirectional.backwardLayer.parameters)]
+                groups = [
+                    (container + "/forward_layer/cell/vars", bidirectional.forwardLayer.parameters),
+                    (container + "/backward_layer/cell/vars", bidirectional.backwardLayer.parameters),
+                ]
             default:
-                throw ModelError.invalidConfiguration("layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout")
+                throw ModelError.invalidConfiguration(
+                    "layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
+                )
             }
             for (group, parameters) in groups {
                 for (index, parameter) in parameters.enumerated() { result.append((parameter, "\(group)/\(index)")) }
@@ -48,7 +52,7 @@ enum KerasWeightsLayout {
     /// Optimiser slots per weight in Keras's file, in Keras's order, as RNNKit slot indices.
     static func slotOrder<Scalar: BLASScalar>(of optimizer: any StatefulOptimizer<Scalar>) -> [Int] {
         if let sgd = optimizer as? SGD<Scalar> { return sgd.momentum > 0 ? [0] : [] }
-        return Array(0..<optimizer.state.slotCount)   // Adam: momentum, velocity; RMSprop: velocity
+        return Array(0..<optimizer.state.slotCount) // Adam: momentum, velocity; RMSprop: velocity
     }
 
     // MARK: Reading
@@ -56,8 +60,10 @@ enum KerasWeightsLayout {
     /// Reads every weight of `model` from `file`, checking every name and shape before changing
     /// anything, and the optimiser's state into `optimizer` when the file has it.
     /// - Returns: notes on what was skipped.
-    static func read<Scalar: BLASScalar>(_ file: HDF5File, into model: Sequential<Scalar>,
-                             optimizer: (any StatefulOptimizer<Scalar>)?) throws -> [String] {
+    static func read<Scalar: BLASScalar>(
+        _ file: HDF5File, into model: Sequential<Scalar>,
+        optimizer: (any StatefulOptimizer<Scalar>)?
+    ) throws -> [String] {
         var values: [(Parameter<Scalar>, [Double])] = []
         var problems: [String] = []
         var expectedGroups: [String: Int] = [:]
@@ -81,7 +87,8 @@ enum KerasWeightsLayout {
             let scalars = try file.values(at: path, expectedShape: parameter.shape)
             // Finite in the model's type: a float64 1e39 is infinite as a Float.
             if let index = scalars.firstIndex(where: { !Scalar($0).isFinite }) {
-                problems.append("\(path) (\(parameter.name)): holds \(scalars[index]) at element \(index); weights must be finite in \(Scalar.self)")
+                problems.append(
+                    "\(path) (\(parameter.name)): holds \(scalars[index]) at element \(index); weights must be finite in \(Scalar.self)")
                 continue
             }
             values.append((parameter, scalars))
@@ -89,18 +96,23 @@ enum KerasWeightsLayout {
         // A layer group holding more variables than the model's layer means another architecture.
         for (group, count) in expectedGroups.sorted(by: { $0.key < $1.key }) where file.kind(at: group) == .group {
             let extra = try file.members(of: group).filter { Int($0).map { $0 >= count } ?? true }
-            if !extra.isEmpty { problems.append("\(group): holds \(extra.map { "\(group)/\($0)" }.joined(separator: ", ")), which the model has no weight for") }
+            if !extra.isEmpty {
+                problems.append(
+                    "\(group): holds \(extra.map { "\(group)/\($0)" }.joined(separator: ", ")), which the model has no weight for")
+            }
         }
         // The audit walked every group once (a group that holds itself included), so this needs no walk of its own.
         let known = Set(expectedGroups.keys.map { String($0.split(separator: "/")[1]) })
-        let foreign = Set(file.datasetPaths.compactMap { path -> String? in
-            let parts = path.split(separator: "/")
-            guard parts.count > 2, parts[0] == "layers", !known.contains(String(parts[1])) else { return nil }
-            return String(parts[1])
-        })
+        let foreign = Set(
+            file.datasetPaths.compactMap { path -> String? in
+                let parts = path.split(separator: "/")
+                guard parts.count > 2, parts[0] == "layers", !known.contains(String(parts[1])) else { return nil }
+                return String(parts[1])
+            })
         for layer in foreign.sorted() { problems.append("layers/\(layer): a layer with weights that the model does not have") }
         guard problems.isEmpty else {
-            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "the weights do not fit the model:\n" + KerasMessages.list(problems))
+            throw FileFormatError(
+                file: file.name, format: .hdf5Weights, reason: "the weights do not fit the model:\n" + KerasMessages.list(problems))
         }
         var notes: [String] = []
         var restore: (() throws -> Void)?
@@ -113,27 +125,39 @@ enum KerasWeightsLayout {
     }
 
     /// Checks the optimiser variables and returns the step that restores them.
-    private static func readOptimizer<Scalar: BLASScalar>(_ file: HDF5File, model: Sequential<Scalar>, optimizer: any StatefulOptimizer<Scalar>,
-                                              notes: inout [String]) throws -> (() throws -> Void)? {
+    private static func readOptimizer<Scalar: BLASScalar>(
+        _ file: HDF5File, model: Sequential<Scalar>, optimizer: any StatefulOptimizer<Scalar>,
+        notes: inout [String]
+    ) throws -> (() throws -> Void)? {
         let members = try file.members(of: "optimizer/vars")
         let order = slotOrder(of: optimizer)
         let parameters = model.parameters
         let expected = 2 + order.count * parameters.count
         guard members.count == expected || members.count == 2 else {
-            notes.append("\(file.name): the optimiser state was not loaded: the file's optimiser has \(members.count) variables, RNNKit's \(optimizer.name) needs \(expected); it starts afresh")
+            notes.append(
+                "\(file.name): the optimiser state was not loaded: the file's optimiser has \(members.count) variables, RNNKit's \(optimizer.name) needs \(expected); it starts afresh"
+            )
             return nil
         }
         let iterationsInfo = try file.info(at: "optimizer/vars/0"), rateInfo = try file.info(at: "optimizer/vars/1")
         guard iterationsInfo.shape.isEmpty, rateInfo.shape.isEmpty, iterationsInfo.isNumeric, rateInfo.isNumeric else {
-            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/0 and 1 must be scalars (the update count and the learning rate), not of shapes \(iterationsInfo.shape) and \(rateInfo.shape)")
+            throw FileFormatError(
+                file: file.name, format: .hdf5Weights,
+                reason:
+                    "optimizer/vars/0 and 1 must be scalars (the update count and the learning rate), not of shapes \(iterationsInfo.shape) and \(rateInfo.shape)"
+            )
         }
         let iterations = try file.values(at: "optimizer/vars/0", expectedShape: [])[0]
         let rate = try file.values(at: "optimizer/vars/1", expectedShape: [])[0]
         guard iterations >= 0, iterations <= Self.largestIterationCount, iterations == iterations.rounded() else {
-            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/0, the update count, is \(iterations); it must be a whole number in 0…2^53")
+            throw FileFormatError(
+                file: file.name, format: .hdf5Weights,
+                reason: "optimizer/vars/0, the update count, is \(iterations); it must be a whole number in 0…2^53")
         }
         guard rate > 0, rate.isFinite else {
-            throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "optimizer/vars/1, the learning rate, is \(rate); it must be positive and finite")
+            throw FileFormatError(
+                file: file.name, format: .hdf5Weights,
+                reason: "optimizer/vars/1, the learning rate, is \(rate); it must be positive and finite")
         }
         var slots = [[Scalar]](repeating: [Scalar](repeating: 0, count: model.arena.count), count: optimizer.state.slotCount)
         if members.count == expected, !order.isEmpty {
@@ -145,7 +169,9 @@ enum KerasWeightsLayout {
                     index += 1
                     let info = try file.info(at: path)
                     guard info.shape == parameter.shape, info.isNumeric else {
-                        problems.append("\(path) (\(optimizer.name) state of \(parameter.name)): shape \(info.shape) \(info.storedType), the weight's is \(parameter.shape)")
+                        problems.append(
+                            "\(path) (\(optimizer.name) state of \(parameter.name)): shape \(info.shape) \(info.storedType), the weight's is \(parameter.shape)"
+                        )
                         continue
                     }
                     let stored = try file.values(at: path, expectedShape: parameter.shape)
@@ -157,10 +183,14 @@ enum KerasWeightsLayout {
                 }
             }
             guard problems.isEmpty else {
-                throw FileFormatError(file: file.name, format: .hdf5Weights, reason: "the optimiser state does not fit the model:\n" + KerasMessages.list(problems))
+                throw FileFormatError(
+                    file: file.name, format: .hdf5Weights,
+                    reason: "the optimiser state does not fit the model:\n" + KerasMessages.list(problems))
             }
         } else if iterations > 0, !order.isEmpty {
-            notes.append("\(file.name): the optimiser has taken \(Int(iterations)) steps but the file holds no \(optimizer.name) moments; they start at zero")
+            notes.append(
+                "\(file.name): the optimiser has taken \(Int(iterations)) steps but the file holds no \(optimizer.name) moments; they start at zero"
+            )
         }
         let arena = model.arena
         return {
@@ -210,8 +240,10 @@ enum KerasWeightsLayout {
         for (parameter, offset) in zip(model.parameters, model.arena.offsets) {
             for slot in slotOrder(of: optimizer) {
                 // An optimiser that has not stepped yet has no state: Keras's is zero then too.
-                let values = bound ? (0..<parameter.count).map { Double(optimizer.state.slots[slot].pointer[offset + $0]) }
-                                   : [Double](repeating: 0, count: parameter.count)
+                let values =
+                    bound
+                    ? (0..<parameter.count).map { Double(optimizer.state.slots[slot].pointer[offset + $0]) }
+                    : [Double](repeating: 0, count: parameter.count)
                 try file.write(values, shape: parameter.shape, as: stored, at: "optimizer/vars/\(index)")
                 index += 1
             }

@@ -110,24 +110,30 @@ struct ZipArchiveReader {
             }
             // Its local header, and the bytes it stores, before the central directory.
             guard headerOffset <= directoryOffset, directoryOffset - headerOffset >= 30,
-                  Self.u32(data, headerOffset) == 0x0403_4B50
+                Self.u32(data, headerOffset) == 0x0403_4B50
             else { throw fail("is a damaged zip archive (\(place)'s local header is not where the directory says)") }
             let localNameLength = UInt64(Self.u16(data, headerOffset + 26)), localExtra = UInt64(Self.u16(data, headerOffset + 28))
             let dataStart = headerOffset + 30 + localNameLength + localExtra
             guard dataStart <= directoryOffset, compressed <= directoryOffset - dataStart else {
                 throw fail("is a damaged zip archive (\(place)'s bytes run into the central directory or past the file)")
             }
-            guard localNameLength == nameLength, Self.bytes(data, headerOffset + 30, nameLength).elementsEqual(Self.bytes(data, cursor + 46, nameLength)) else {
+            guard localNameLength == nameLength,
+                Self.bytes(data, headerOffset + 30, nameLength).elementsEqual(Self.bytes(data, cursor + 46, nameLength))
+            else {
                 throw fail("is a damaged zip archive (\(place)'s local header names another member)")
             }
-            entries.append(Entry(name: name, method: method, crc: crc, compressedSize: compressed, uncompressedSize: uncompressed,
-                                 headerOffset: headerOffset, dataStart: dataStart))
+            entries.append(
+                Entry(
+                    name: name, method: method, crc: crc, compressedSize: compressed, uncompressedSize: uncompressed,
+                    headerOffset: headerOffset, dataStart: dataStart))
             cursor += entryLength
         }
         // No two members share bytes: each ends before the next one's header starts.
         let ordered = entries.sorted { $0.headerOffset < $1.headerOffset }
         for (first, second) in zip(ordered, ordered.dropFirst()) where first.dataEnd > second.headerOffset {
-            throw fail("is a damaged or crafted zip archive (members \(KerasMessages.clipped(first.name, 60)) and \(KerasMessages.clipped(second.name, 60)) share bytes)")
+            throw fail(
+                "is a damaged or crafted zip archive (members \(KerasMessages.clipped(first.name, 60)) and \(KerasMessages.clipped(second.name, 60)) share bytes)"
+            )
         }
         self.entries = entries
     }
@@ -185,7 +191,10 @@ struct ZipArchiveReader {
             UInt32(crc32(0, bytes.bindMemory(to: UInt8.self).baseAddress, uInt(bytes.count)))
         }
         guard checksum == entry.crc else {
-            throw fail(String(format: "fails its CRC-32 check (the directory says %08x, its bytes give %08x): the file is damaged", entry.crc, checksum))
+            throw fail(
+                String(
+                    format: "fails its CRC-32 check (the directory says %08x, its bytes give %08x): the file is damaged", entry.crc,
+                    checksum))
         }
         return output
     }

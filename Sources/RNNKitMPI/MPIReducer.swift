@@ -53,8 +53,9 @@ public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked S
         figureBuffer[8] = figures.countedRows
         try world.allReduceSum(figureBuffer, count: 9)
         stopRequestedOnAnyRank = figureBuffer[6] > 0
-        var total = BatchFigures(lossSum: figureBuffer[0], correct: figureBuffer[1], counted: figureBuffer[2],
-                                 samples: Int(figureBuffer[3]), finite: figureBuffer[4] == 0)
+        var total = BatchFigures(
+            lossSum: figureBuffer[0], correct: figureBuffer[1], counted: figureBuffer[2],
+            samples: Int(figureBuffer[3]), finite: figureBuffer[4] == 0)
         total.invalidLabels = Int(figureBuffer[5])
         total.masked = figureBuffer[7] > 0
         total.countedRows = figureBuffer[8]

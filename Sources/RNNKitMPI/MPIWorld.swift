@@ -84,13 +84,16 @@ public final class MPIWorld: @unchecked Sendable {
     public func allReduceSum<Scalar: BLASScalar>(_ values: UnsafeMutablePointer<Scalar>, count: Int) throws {
         let type = try Self.datatype(of: Scalar.self)
         try inPieces(count) { offset, piece in
-            try Self.check(MPI_Allreduce(rnnkit_mpi_in_place(), values + offset, piece, type, rnnkit_mpi_sum(), communicator), "MPI_Allreduce")
+            try Self.check(
+                MPI_Allreduce(rnnkit_mpi_in_place(), values + offset, piece, type, rnnkit_mpi_sum(), communicator), "MPI_Allreduce")
         }
     }
 
     /// Sums `count` doubles across all ranks, in place.
     public func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) throws {
-        try Self.check(MPI_Allreduce(rnnkit_mpi_in_place(), values, Int32(count), rnnkit_mpi_double(), rnnkit_mpi_sum(), communicator), "MPI_Allreduce")
+        try Self.check(
+            MPI_Allreduce(rnnkit_mpi_in_place(), values, Int32(count), rnnkit_mpi_double(), rnnkit_mpi_sum(), communicator), "MPI_Allreduce"
+        )
     }
 
     /// Copies rank `root`'s `count` values over every other rank's.
@@ -120,7 +123,8 @@ public final class MPIWorld: @unchecked Sendable {
     /// How the ranks agree on a failure: each says whether it failed, and all learn who did first.
     public func firstRank(where condition: Bool) throws -> Int? {
         var candidate = Int32(condition ? rank : size)
-        try Self.check(MPI_Allreduce(rnnkit_mpi_in_place(), &candidate, 1, rnnkit_mpi_int(), rnnkit_mpi_min(), communicator), "MPI_Allreduce")
+        try Self.check(
+            MPI_Allreduce(rnnkit_mpi_in_place(), &candidate, 1, rnnkit_mpi_int(), rnnkit_mpi_min(), communicator), "MPI_Allreduce")
         return candidate < Int32(size) ? Int(candidate) : nil
     }
 

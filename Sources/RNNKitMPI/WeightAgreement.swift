@@ -9,7 +9,8 @@ extension MPIWorld {
         guard let optimizer else { return }
         // The update count first: a rank whose optimiser has not run yet has no state to receive into.
         let iterations = try broadcast(UInt64(optimizer.iterations))
-        let slots = optimizer.state.slots.count == optimizer.state.slotCount && optimizer.state.arena === model.arena
+        let slots =
+            optimizer.state.slots.count == optimizer.state.slotCount && optimizer.state.arena === model.arena
             ? optimizer.state.slots.map(\.array)
             : Array(repeating: [Scalar](repeating: 0, count: model.arena.count), count: optimizer.state.slotCount)
         try optimizer.restore(iterations: Int(iterations), slots: slots, for: model.arena)

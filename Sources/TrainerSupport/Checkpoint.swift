@@ -37,7 +37,9 @@ import RNNKit
             "workers": "\(options.workers)", "data": URL(fileURLWithPath: options.data).standardizedFileURL.path,
         ]
         if built.fileConfig == nil {
-            settings.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
+            settings.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) {
+                $1
+            }
             // Only what differs from the defaults is recorded, so earlier checkpoints still resume.
             if let mode = options.bidirectional { settings["bidirectional"] = mode.rawValue }
             if options.goBackwards { settings["go-backwards"] = "true" }
@@ -65,10 +67,12 @@ import RNNKit
         for (k, slot) in slots.enumerated() { tensors["optimizer/slot\(k)"] = Tensor(shape: [slot.count], scalars: slot) }
         let historyJSON = String(decoding: try JSONEncoder().encode(history), as: UTF8.self)
         let configurationJSON = String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
-        let metadata = ["format": "rnnkit-checkpoint-1", "epoch": "\(epoch)", "iterations": "\(iterations)",
-                        "history": historyJSON, "configuration": configurationJSON,
-                        "epoch_seconds": history.epochSeconds.map { "\($0)" }.joined(separator: ",")]
-            .merging(kerasConfig.map { [SafeTensors.kerasConfigKey: String(decoding: $0, as: UTF8.self)] } ?? [:]) { $1 }
+        let metadata = [
+            "format": "rnnkit-checkpoint-1", "epoch": "\(epoch)", "iterations": "\(iterations)",
+            "history": historyJSON, "configuration": configurationJSON,
+            "epoch_seconds": history.epochSeconds.map { "\($0)" }.joined(separator: ","),
+        ]
+        .merging(kerasConfig.map { [SafeTensors.kerasConfigKey: String(decoding: $0, as: UTF8.self)] } ?? [:]) { $1 }
         try writeAtomically(SafeTensors.encode(tensors, metadata: metadata), to: folder.appendingPathComponent(Self.fileName))
     }
 
@@ -83,8 +87,10 @@ import RNNKit
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw FileFormatError(file: url.path, format: .checkpoint, reason: FileManager.default.fileExists(atPath: url.path)
-                                  ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
+            throw FileFormatError(
+                file: url.path, format: .checkpoint,
+                reason: FileManager.default.fileExists(atPath: url.path)
+                    ? "cannot be read" : "no checkpoint there (write one with --checkpoint-every N)")
         }
         return try decode(data, file: url.path)
     }
@@ -97,8 +103,8 @@ import RNNKit
         // SafeTensors names the file itself.
         let file = try SafeTensors.decode(data, file: path, as: Float.self)
         guard file.metadata["format"] == "rnnkit-checkpoint-1", let epochText = file.metadata["epoch"],
-              let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
-              let configurationText = file.metadata["configuration"]
+            let iterationsText = file.metadata["iterations"], let historyText = file.metadata["history"],
+            let configurationText = file.metadata["configuration"]
         else { throw fail("is not an RNNKit checkpoint (its metadata lacks the epoch, optimiser count, history or settings)") }
         // Each count is checked before anything computes with it: a crafted 2^63 − 1 would
         // otherwise overflow at the first step's `iterations + 1`.
@@ -109,7 +115,9 @@ import RNNKit
             throw fail("its iteration count \(excerpt(iterationsText)) is not a whole number in 0...\(maximumIterations) (2^53)")
         }
         guard historyText.utf8.count <= maximumHistoryBytes(epochs: epoch) else {
-            throw fail("its history is \(historyText.utf8.count) bytes of JSON; at most \(maximumHistoryBytes(epochs: epoch)) are read for \(epoch) epoch\(epoch == 1 ? "" : "s")")
+            throw fail(
+                "its history is \(historyText.utf8.count) bytes of JSON; at most \(maximumHistoryBytes(epochs: epoch)) are read for \(epoch) epoch\(epoch == 1 ? "" : "s")"
+            )
         }
         guard configurationText.utf8.count <= maximumConfigurationBytes else {
             throw fail("its settings are \(configurationText.utf8.count) bytes of JSON; at most \(maximumConfigurationBytes) are read")
@@ -123,12 +131,13 @@ import RNNKit
         history.epochSeconds = (file.metadata["epoch_seconds"] ?? "").split(separator: ",").compactMap { Double($0) }
         // One figure per finished epoch (validation figures only with a validation split).
         guard history.loss.count == epoch, history.categoricalAccuracy.count == epoch,
-              history.valLoss.count == history.valCategoricalAccuracy.count, [0, epoch].contains(history.valLoss.count),
-              history.epochSeconds.count <= epoch
+            history.valLoss.count == history.valCategoricalAccuracy.count, [0, epoch].contains(history.valLoss.count),
+            history.epochSeconds.count <= epoch
         else {
-            throw fail("its history holds \(history.loss.count) losses, \(history.categoricalAccuracy.count) accuracies, "
-                       + "\(history.valLoss.count) and \(history.valCategoricalAccuracy.count) validation figures and \(history.epochSeconds.count) epoch times "
-                       + "for its \(epoch) epochs")
+            throw fail(
+                "its history holds \(history.loss.count) losses, \(history.categoricalAccuracy.count) accuracies, "
+                    + "\(history.valLoss.count) and \(history.valCategoricalAccuracy.count) validation figures and \(history.epochSeconds.count) epoch times "
+                    + "for its \(epoch) epochs")
         }
         var slots: [[Float]] = []
         while let slot = file.tensors["optimizer/slot\(slots.count)"] { slots.append(slot.scalars) }
@@ -148,8 +157,9 @@ import RNNKit
                 throw fail("tensor optimizer/slot\(k) holds \(slot[index]) at element \(index); the optimiser's state must be finite")
             }
         }
-        return Checkpoint(epoch: epoch, history: history, configuration: configuration, weights: weights,
-                          iterations: iterations, slots: slots, kerasConfig: file.metadata[SafeTensors.kerasConfigKey].map { Data($0.utf8) })
+        return Checkpoint(
+            epoch: epoch, history: history, configuration: configuration, weights: weights,
+            iterations: iterations, slots: slots, kerasConfig: file.metadata[SafeTensors.kerasConfigKey].map { Data($0.utf8) })
     }
 
     /// The largest optimiser iteration count read: 2^53, up to which a Double counts exactly.
@@ -172,8 +182,9 @@ import RNNKit
         let needed = optimizer.state.slotCount
         guard slots.count != needed || slots.contains(where: { $0.count != parameters }) else { return }
         let lengths = Array(Set(slots.map(\.count))).sorted().prefix(4).map(String.init).joined(separator: ", ")
-        throw TrainerFailure(message: "the checkpoint's optimiser state is \(slots.count) slot\(slots.count == 1 ? "" : "s")"
-                             + (slots.isEmpty ? "" : " of \(lengths) values") + "; \(optimizer.name) over this model keeps \(needed) of \(parameters)")
+        throw TrainerFailure(
+            message: "the checkpoint's optimiser state is \(slots.count) slot\(slots.count == 1 ? "" : "s")"
+                + (slots.isEmpty ? "" : " of \(lengths) values") + "; \(optimizer.name) over this model keeps \(needed) of \(parameters)")
     }
 
     /// One line per setting that differs from `current`.

@@ -24,13 +24,17 @@ package final class FolderLock {
         descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             let code = errno
-            throw FileWriteError(path: path, reason: code == ELOOP
-                ? "is a symbolic link; a lock file must be a regular file (remove the link if no run is writing there)"
-                : String(cString: strerror(code)))
+            throw FileWriteError(
+                path: path,
+                reason: code == ELOOP
+                    ? "is a symbolic link; a lock file must be a regular file (remove the link if no run is writing there)"
+                    : String(cString: strerror(code)))
         }
         var status = stat()
         guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1 else {
-            let reason = (status.st_mode & S_IFMT) != S_IFREG ? "is not a regular file"
+            let reason =
+                (status.st_mode & S_IFMT) != S_IFREG
+                ? "is not a regular file"
                 : "has \(status.st_nlink) hard links; a lock file must be a regular file of its own"
             close(descriptor)
             throw FileWriteError(path: path, reason: reason + " (remove it if no run is writing there)")
@@ -38,7 +42,9 @@ package final class FolderLock {
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.holder(descriptor)
             close(descriptor)
-            throw FileWriteError(path: folder.path, reason: "another run\(holder.map { " (process \($0))" } ?? "") is writing there; wait for it or choose another folder")
+            throw FileWriteError(
+                path: folder.path,
+                reason: "another run\(holder.map { " (process \($0))" } ?? "") is writing there; wait for it or choose another folder")
         }
         self.folder = folder
         let pid = String(ProcessInfo.processInfo.processIdentifier)
@@ -51,7 +57,8 @@ package final class FolderLock {
         var bytes = [UInt8](repeating: 0, count: pidWidth)
         let count = pread(descriptor, &bytes, bytes.count, 0)
         guard count > 0 else { return nil }
-        let first = String(decoding: bytes.prefix(count), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+        let first =
+            String(decoding: bytes.prefix(count), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
         let pid = first.trimmingCharacters(in: .whitespaces)
         return !pid.isEmpty && pid.allSatisfy(\.isASCII) && Int32(pid) != nil ? pid : nil
     }

@@ -95,12 +95,14 @@ extension Trainer {
         let loadKind = options.load.map { LoadedFileKind(contentsOf: $0) }
         func modelFrom(config: Data, source: String, weightsAvailable: Int?) throws -> Sequential<Float> {
             guard options.architectureFlagsGiven.isEmpty else {
-                throw ValidationError("\(source) holds the model's architecture; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
+                throw ValidationError(
+                    "\(source) holds the model's architecture; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
             }
             fromFile = true
             do {
-                let built = try Keras.buildModel(config: config, file: source, as: Float.self, seed: options.seed, backend: backend,
-                                                 weightsAvailable: weightsAvailable)
+                let built = try Keras.buildModel(
+                    config: config, file: source, as: Float.self, seed: options.seed, backend: backend,
+                    weightsAvailable: weightsAvailable)
                 fileOptimizer = built.optimizer
                 return built.model
             } catch let error as ModelError { throw TrainerFailure(message: "\(source): \(error)") }
@@ -110,31 +112,44 @@ extension Trainer {
             model = try modelFrom(config: checkpointConfig, source: "--resume \(options.resume ?? "")", weightsAvailable: checkpointWeights)
         } else if let load = options.load, loadKind == .keras {
             guard options.architectureFlagsGiven.isEmpty else {
-                throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(options.architectureFlagsGiven.joined(separator: ", "))")
+                throw ValidationError(
+                    "--load \(load) builds the model a .keras file describes; drop \(options.architectureFlagsGiven.joined(separator: ", "))"
+                )
             }
             let loaded: Keras.LoadedModel<Float>
-            do { loaded = try Keras.loadModel(from: URL(fileURLWithPath: load), as: Float.self, seed: options.seed, backend: backend) }
-            catch let error as ModelError { throw TrainerFailure(message: "--load \(load): \(error)") }
+            do {
+                loaded = try Keras.loadModel(from: URL(fileURLWithPath: load), as: Float.self, seed: options.seed, backend: backend)
+            } catch let error as ModelError { throw TrainerFailure(message: "--load \(load): \(error)") }
             if let loss = loaded.loss, !["categorical_crossentropy", "sparse_categorical_crossentropy"].contains(loss.name) {
-                throw TrainerFailure(message: "--load \(load): the model is compiled with \(loss.name); train-blas trains digit classifiers with categorical cross-entropy")
+                throw TrainerFailure(
+                    message:
+                        "--load \(load): the model is compiled with \(loss.name); train-blas trains digit classifiers with categorical cross-entropy"
+                )
             }
             model = loaded.model
             fileOptimizer = loaded.optimizer
             fromFile = true
             notes = loaded.notes
         } else if let load = options.load, loadKind == .safetensors, options.architectureFlagsGiven.isEmpty,
-                  let (config, scalars) = Self.kerasConfig(inSafetensors: load) {
+            let (config, scalars) = Self.kerasConfig(inSafetensors: load)
+        {
             model = try modelFrom(config: config, source: "--load \(load)", weightsAvailable: scalars)
-            fileOptimizer = nil   // a safetensors file holds no optimiser state
+            fileOptimizer = nil // a safetensors file holds no optimiser state
         } else {
             model = try flagModel(sampleShape: sampleShape, classes: classes, backend: backend)
         }
 
         guard model.inputShape == sampleShape else {
-            throw TrainerFailure(message: "\(options.load.map { "--load \($0)" } ?? "the model"): the model takes input \(model.inputShape); MNIST rows are \(sampleShape)")
+            throw TrainerFailure(
+                message:
+                    "\(options.load.map { "--load \($0)" } ?? "the model"): the model takes input \(model.inputShape); MNIST rows are \(sampleShape)"
+            )
         }
         guard model.outputShape == .vector(features: classes) else {
-            throw TrainerFailure(message: "\(options.load.map { "--load \($0)" } ?? "the model"): the model outputs \(model.outputShape); MNIST needs (None, \(classes)) class probabilities")
+            throw TrainerFailure(
+                message:
+                    "\(options.load.map { "--load \($0)" } ?? "the model"): the model outputs \(model.outputShape); MNIST needs (None, \(classes)) class probabilities"
+            )
         }
 
         // The optimiser: named by the flag (fresh), else the file's (with its state), else Adam.
@@ -144,8 +159,9 @@ extension Trainer {
             if let clipping = options.clipping { kept.clipping = clipping }
             optimizer = kept
         } else {
-            optimizer = options.optimizer.make(learningRate: options.learningRate ?? options.optimizer.defaultLearningRate,
-                                               clipping: options.clipping ?? .none)
+            optimizer = options.optimizer.make(
+                learningRate: options.learningRate ?? options.optimizer.defaultLearningRate,
+                clipping: options.clipping ?? .none)
         }
         try model.compile(optimizer: optimizer)
 
@@ -161,10 +177,11 @@ extension Trainer {
         let sizes = options.units.sizes
         var layers: [any Layer<Float>] = sizes.enumerated().map { index, units in
             // Each layer's dropout stream from the run's seed, so a run is reproducible.
-            let layer = options.cell.layer(units: units, returnSequences: index < sizes.count - 1,
-                                           activation: options.activation.activation, goBackwards: options.goBackwards,
-                                           dropout: options.dropout ?? 0, recurrentDropout: options.recurrentDropout ?? 0,
-                                           seed: options.seed &+ UInt64(index) &* 1_000_003)
+            let layer = options.cell.layer(
+                units: units, returnSequences: index < sizes.count - 1,
+                activation: options.activation.activation, goBackwards: options.goBackwards,
+                dropout: options.dropout ?? 0, recurrentDropout: options.recurrentDropout ?? 0,
+                seed: options.seed &+ UInt64(index) &* 1_000_003)
             return options.bidirectional.map { Bidirectional(layer, mergeMode: $0) } ?? layer
         }
         if let maskValue = options.maskValue { layers.insert(Masking<Float>(maskValue: maskValue), at: 0) }
@@ -173,13 +190,16 @@ extension Trainer {
     }
 
     /// Loads a Keras weights file or safetensors into a model built already.
-    private func loadWeights(_ load: String, kind: LoadedFileKind, into model: Sequential<Float>,
-                             optimizer: any StatefulOptimizer<Float>) throws -> [String] {
+    private func loadWeights(
+        _ load: String, kind: LoadedFileKind, into model: Sequential<Float>,
+        optimizer: any StatefulOptimizer<Float>
+    ) throws -> [String] {
         let url = URL(fileURLWithPath: load)
         switch kind {
         case .kerasWeights:
-            do { return try model.loadKerasWeights(from: url, optimizer: optimizer) }
-            catch let error as FileFormatError { throw TrainerFailure(message: "--load \(error)") }
+            do { return try model.loadKerasWeights(from: url, optimizer: optimizer) } catch let error as FileFormatError {
+                throw TrainerFailure(message: "--load \(error)")
+            }
         case .safetensors:
             do { return try model.loadWeights(from: url) } catch let error as ModelError {
                 throw TrainerFailure(message: "--load \(load): \(error)" + (Self.suggestion(forWeightsIn: load).map { "\n\($0)" } ?? ""))
@@ -193,8 +213,9 @@ extension Trainer {
     /// scalars the file's tensors hold.
     static func kerasConfig(inSafetensors path: String) -> (config: Data, scalars: Int)? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
-              let file = try? SafeTensors.decode(data, file: path, as: Float.self),
-              let config = file.metadata[SafeTensors.kerasConfigKey] else { return nil }
+            let file = try? SafeTensors.decode(data, file: path, as: Float.self),
+            let config = file.metadata[SafeTensors.kerasConfigKey]
+        else { return nil }
         return (Data(config.utf8), file.tensors.values.reduce(0) { $0 + $1.scalars.count })
     }
 }

@@ -15,15 +15,23 @@ extension MergeMode: ExpressibleByArgument {}
 
 extension RecurrentCellKind {
     /// A layer of this kind; `activation` applies to SimpleRNN only (LSTM and GRU keep Keras's tanh).
-    func layer(units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false,
-               dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) -> RecurrentLayer<Float> {
+    func layer(
+        units: Int, returnSequences: Bool, activation: Activation, goBackwards: Bool = false,
+        dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0
+    ) -> RecurrentLayer<Float> {
         switch self {
-        case .simpleRNN: SimpleRNN<Float>(units: units, returnSequences: returnSequences, activation: activation, goBackwards: goBackwards,
-                                          dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
-        case .lstm: LSTM<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
-                                recurrentDropout: recurrentDropout, seed: seed)
-        case .gru: GRU<Float>(units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
-                              recurrentDropout: recurrentDropout, seed: seed)
+        case .simpleRNN:
+            SimpleRNN<Float>(
+                units: units, returnSequences: returnSequences, activation: activation, goBackwards: goBackwards,
+                dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
+        case .lstm:
+            LSTM<Float>(
+                units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                recurrentDropout: recurrentDropout, seed: seed)
+        case .gru:
+            GRU<Float>(
+                units: units, returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                recurrentDropout: recurrentDropout, seed: seed)
         }
     }
 }
@@ -96,8 +104,9 @@ struct MemoryEstimate {
     /// per-worker activations: each recurrent layer's tape (G + 3 values per unit and step), its
     /// backward scratch (2·G per unit and step) and input gradient, the input batch.
     init(cell: RecurrentCellKind, units: [Int], steps: Int, features: Int, classes: Int, batchSize: Int, workers: Int) {
-        self.init(gates: Array(repeating: cell.gateCount, count: units.count), units: units, steps: steps,
-                  features: features, classes: classes, batchSize: batchSize, workers: workers)
+        self.init(
+            gates: Array(repeating: cell.gateCount, count: units.count), units: units, steps: steps,
+            features: features, classes: classes, batchSize: batchSize, workers: workers)
     }
 
     /// The same for recurrent layers of `gates[i]` gates and `units[i]` units in turn.
@@ -122,10 +131,12 @@ struct MemoryEstimate {
         var inputs = features
         var weights: Int? = 0
         for (gates, h) in zip(layerGates, units) {
-            let layerWeights = multiply(gates, h).flatMap { gh in multiply(gh, inputs).flatMap { a in multiply(gh, h).map { a + $0 + 2 * gh } } }
+            let layerWeights = multiply(gates, h).flatMap { gh in
+                multiply(gh, inputs).flatMap { a in multiply(gh, h).map { a + $0 + 2 * gh } }
+            }
             if let w = weights, let l = layerWeights { weights = w + l } else { weights = nil }
-            add(multiply(steps, perShard, h, gates + 3 + 2 * gates, workers))          // tape and scratch
-            add(multiply(steps, perShard, inputs, workers))                           // input gradient / input
+            add(multiply(steps, perShard, h, gates + 3 + 2 * gates, workers)) // tape and scratch
+            add(multiply(steps, perShard, inputs, workers)) // input gradient / input
             inputs = h
         }
         if let w = weights, let l = multiply(inputs + 1, classes) { weights = w + l } else { weights = nil }
@@ -134,7 +145,8 @@ struct MemoryEstimate {
     }
 
     static func describe(_ bytes: Int) -> String {
-        bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))
+        bytes >= 1 << 30
+            ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.0f MiB", Double(bytes) / Double(1 << 20))
     }
 }
 
@@ -150,9 +162,14 @@ package enum WeightsFormat: Equatable, Sendable {
     /// The format `path`'s extension names; nil for any other.
     package init?(path: String) {
         let lower = path.lowercased()
-        if lower.hasSuffix(".keras") { self = .keras }
-        else if lower.hasSuffix(".weights.h5") || lower.hasSuffix(".h5") { self = .kerasWeights }
-        else if lower.hasSuffix(".safetensors") { self = .safetensors }
-        else { return nil }
+        if lower.hasSuffix(".keras") {
+            self = .keras
+        } else if lower.hasSuffix(".weights.h5") || lower.hasSuffix(".h5") {
+            self = .kerasWeights
+        } else if lower.hasSuffix(".safetensors") {
+            self = .safetensors
+        } else {
+            return nil
+        }
     }
 }

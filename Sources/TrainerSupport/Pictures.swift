@@ -23,8 +23,10 @@ package enum Pictures {
     }
 
     /// One panel: a line per series over epochs 1…n, labelled axes, ticks and a legend.
-    static func panel(title: String, yLabel: String, series: [(name: String, color: String, values: [Double])],
-                      x: Double, y: Double, width: Double, height: Double, legendAtBottom: Bool = false) -> String {
+    static func panel(
+        title: String, yLabel: String, series: [(name: String, color: String, values: [Double])],
+        x: Double, y: Double, width: Double, height: Double, legendAtBottom: Bool = false
+    ) -> String {
         let left = x + 60, right = x + width - 15, top = y + 35, bottom = y + height - 50
         let all = series.flatMap(\.values).filter(\.isFinite)
         let epochs = series.map(\.values.count).max() ?? 0
@@ -33,22 +35,30 @@ package enum Pictures {
         let pad = (high - low) * 0.08
         low -= pad
         high += pad
-        func px(_ epoch: Int) -> Double { epochs <= 1 ? (left + right) / 2 : left + (right - left) * Double(epoch - 1) / Double(epochs - 1) }
+        func px(_ epoch: Int) -> Double {
+            epochs <= 1 ? (left + right) / 2 : left + (right - left) * Double(epoch - 1) / Double(epochs - 1)
+        }
         func py(_ value: Double) -> Double { bottom - (bottom - top) * (value - low) / (high - low) }
         var svg = "<g font-family=\"sans-serif\" font-size=\"12\">\n"
-        svg += "<text x=\"\(number((left + right) / 2))\" y=\"\(number(y + 20))\" text-anchor=\"middle\" font-size=\"15\">\(escape(title))</text>\n"
-        svg += "<rect x=\"\(number(left))\" y=\"\(number(top))\" width=\"\(number(right - left))\" height=\"\(number(bottom - top))\" fill=\"none\" stroke=\"#333\"/>\n"
+        svg +=
+            "<text x=\"\(number((left + right) / 2))\" y=\"\(number(y + 20))\" text-anchor=\"middle\" font-size=\"15\">\(escape(title))</text>\n"
+        svg +=
+            "<rect x=\"\(number(left))\" y=\"\(number(top))\" width=\"\(number(right - left))\" height=\"\(number(bottom - top))\" fill=\"none\" stroke=\"#333\"/>\n"
         for tick in ticks(low, high) {
-            svg += "<line x1=\"\(number(left - 4))\" y1=\"\(number(py(tick)))\" x2=\"\(number(right))\" y2=\"\(number(py(tick)))\" stroke=\"#ddd\"/>\n"
-            svg += "<text x=\"\(number(left - 7))\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(String(format: "%g", (tick * 1000).rounded() / 1000))</text>\n"
+            svg +=
+                "<line x1=\"\(number(left - 4))\" y1=\"\(number(py(tick)))\" x2=\"\(number(right))\" y2=\"\(number(py(tick)))\" stroke=\"#ddd\"/>\n"
+            svg +=
+                "<text x=\"\(number(left - 7))\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(String(format: "%g", (tick * 1000).rounded() / 1000))</text>\n"
         }
         let stride = max(1, (epochs + 9) / 10)
         for epoch in Swift.stride(from: 1, through: max(epochs, 1), by: stride) {
-            svg += "<line x1=\"\(number(px(epoch)))\" y1=\"\(number(bottom))\" x2=\"\(number(px(epoch)))\" y2=\"\(number(bottom + 4))\" stroke=\"#333\"/>\n"
+            svg +=
+                "<line x1=\"\(number(px(epoch)))\" y1=\"\(number(bottom))\" x2=\"\(number(px(epoch)))\" y2=\"\(number(bottom + 4))\" stroke=\"#333\"/>\n"
             svg += "<text x=\"\(number(px(epoch)))\" y=\"\(number(bottom + 17))\" text-anchor=\"middle\">\(epoch)</text>\n"
         }
         svg += "<text x=\"\(number((left + right) / 2))\" y=\"\(number(bottom + 38))\" text-anchor=\"middle\">epoch</text>\n"
-        svg += "<text transform=\"translate(\(number(x + 16)) \(number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        svg +=
+            "<text transform=\"translate(\(number(x + 16)) \(number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
         for (k, entry) in series.enumerated() where !entry.values.isEmpty {
             let points = entry.values.enumerated().map { "\(number(px($0.offset + 1))),\(number(py($0.element)))" }
             svg += "<polyline fill=\"none\" stroke=\"\(entry.color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
@@ -57,7 +67,8 @@ package enum Pictures {
                 svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(entry.color)\"/>\n"
             }
             let ly = legendAtBottom ? bottom - 12 - Double(series.count - 1 - k) * 18 : top + 12 + Double(k) * 18
-            svg += "<line x1=\"\(number(right - 110))\" y1=\"\(number(ly))\" x2=\"\(number(right - 90))\" y2=\"\(number(ly))\" stroke=\"\(entry.color)\" stroke-width=\"2\"/>\n"
+            svg +=
+                "<line x1=\"\(number(right - 110))\" y1=\"\(number(ly))\" x2=\"\(number(right - 90))\" y2=\"\(number(ly))\" stroke=\"\(entry.color)\" stroke-width=\"2\"/>\n"
             svg += "<text x=\"\(number(right - 85))\" y=\"\(number(ly + 4))\">\(escape(entry.name))</text>\n"
         }
         return svg + "</g>\n"
@@ -65,21 +76,27 @@ package enum Pictures {
 
     /// The notebook's figure: loss (left) and accuracy (right) per epoch, training and validation.
     /// `title`, when given, names the model above both panels.
-    package static func historySVG(loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double],
-                                  title: String? = nil) -> String {
+    package static func historySVG(
+        loss: [Double], accuracy: [Double], valLoss: [Double], valAccuracy: [Double],
+        title: String? = nil
+    ) -> String {
         let width = 1000.0, top = title == nil ? 0.0 : 30.0, height = 400.0 + top
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\n"
+        svg +=
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         if let title {
-            svg += "<text x=\"\(number(width / 2))\" y=\"22\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"17\">\(escape(title))</text>\n"
+            svg +=
+                "<text x=\"\(number(width / 2))\" y=\"22\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"17\">\(escape(title))</text>\n"
         }
-        svg += panel(title: "Loss", yLabel: "categorical cross-entropy",
-                     series: [("training", "#1f77b4", loss), ("validation", "#ff7f0e", valLoss)],
-                     x: 0, y: top, width: width / 2, height: height - top)
-        svg += panel(title: "Accuracy", yLabel: "categorical accuracy",
-                     series: [("training", "#1f77b4", accuracy), ("validation", "#ff7f0e", valAccuracy)],
-                     x: width / 2, y: top, width: width / 2, height: height - top, legendAtBottom: true)
+        svg += panel(
+            title: "Loss", yLabel: "categorical cross-entropy",
+            series: [("training", "#1f77b4", loss), ("validation", "#ff7f0e", valLoss)],
+            x: 0, y: top, width: width / 2, height: height - top)
+        svg += panel(
+            title: "Accuracy", yLabel: "categorical accuracy",
+            series: [("training", "#1f77b4", accuracy), ("validation", "#ff7f0e", valAccuracy)],
+            x: width / 2, y: top, width: width / 2, height: height - top, legendAtBottom: true)
         return svg + "</svg>\n"
     }
 
@@ -91,10 +108,12 @@ package enum Pictures {
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        svg += "<text x=\"\(width / 2)\" y=\"24\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"18\">\(escape(title))</text>\n"
+        svg +=
+            "<text x=\"\(width / 2)\" y=\"24\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"18\">\(escape(title))</text>\n"
         for r in 0..<rows {
             for c in 0..<columns {
-                svg += "<rect x=\(q(margin + c * cell)) y=\(q(titleHeight + r * cell)) width=\(q(cell)) height=\(q(cell)) fill=\"\(viridis(Double(pixels[r * columns + c]) / 255))\"/>\n"
+                svg +=
+                    "<rect x=\(q(margin + c * cell)) y=\(q(titleHeight + r * cell)) width=\(q(cell)) height=\(q(cell)) fill=\"\(viridis(Double(pixels[r * columns + c]) / 255))\"/>\n"
             }
         }
         return svg + "</svg>\n"

@@ -14,8 +14,10 @@ package struct ProgressBar {
     private var lastDraw = 0.0
     private let write: (String) -> Void
 
-    package init(interactive: Bool = isatty(STDOUT_FILENO) == 1, columns: Int? = ProgressBar.terminalColumns(),
-                write: @escaping (String) -> Void = writeToStandardOutput) {
+    package init(
+        interactive: Bool = isatty(STDOUT_FILENO) == 1, columns: Int? = ProgressBar.terminalColumns(),
+        write: @escaping (String) -> Void = writeToStandardOutput
+    ) {
         self.interactive = interactive
         self.columns = interactive ? columns : nil
         self.write = write
@@ -38,23 +40,30 @@ package struct ProgressBar {
 
     /// Keras's per-step time: `12ms/step`, `620us/step`.
     package static func perStep(_ seconds: Double) -> String {
-        seconds >= 1 ? String(format: "%.0fs/step", seconds)
+        seconds >= 1
+            ? String(format: "%.0fs/step", seconds)
             : seconds >= 1e-3 ? String(format: "%.0fms/step", seconds * 1e3) : String(format: "%.0fus/step", seconds * 1e6)
     }
 
     /// The whole line for a point in an epoch, fitted to `columns` when given: the bar narrows
     /// (down to 10), then the names shorten (`acc`, `val_acc`), then the fields go from the end,
     /// so the line never wraps.
-    package static func line(step: Int, steps: Int, elapsed: Double, training: Metrics, validation: Metrics?,
-                            columns: Int? = nil) -> String {
+    package static func line(
+        step: Int, steps: Int, elapsed: Double, training: Metrics, validation: Metrics?,
+        columns: Int? = nil
+    ) -> String {
         let width = String(steps).count
         let counter = String(repeating: " ", count: width - String(step).count) + "\(step)/\(steps)"
-        let time = step == steps ? "\(Int(elapsed.rounded()))s \(perStep(elapsed / Double(max(step, 1))))"
+        let time =
+            step == steps
+            ? "\(Int(elapsed.rounded()))s \(perStep(elapsed / Double(max(step, 1))))"
             : "ETA: \(Int((elapsed / Double(max(step, 1)) * Double(steps - step)).rounded()))s"
         func compose(barWidth: Int, short: Bool, fields: Int) -> String {
-            var parts = ["\(counter) \(bar(step: step, steps: steps, width: barWidth))", time,
-                         String(format: "loss: %.4f", training.loss),
-                         String(format: short ? "acc: %.4f" : "categorical_accuracy: %.4f", training.accuracy)]
+            var parts = [
+                "\(counter) \(bar(step: step, steps: steps, width: barWidth))", time,
+                String(format: "loss: %.4f", training.loss),
+                String(format: short ? "acc: %.4f" : "categorical_accuracy: %.4f", training.accuracy),
+            ]
             if let validation {
                 parts.append(String(format: "val_loss: %.4f", validation.loss))
                 parts.append(String(format: short ? "val_acc: %.4f" : "val_categorical_accuracy: %.4f", validation.accuracy))
@@ -83,12 +92,17 @@ package struct ProgressBar {
             if step == 1 { write("Epoch \(epoch)/\(epochs)\n") }
             guard interactive, step < steps, elapsed - lastDraw >= 0.05 || step == 1 else { return }
             lastDraw = elapsed
-            write("\r" + Self.line(step: step, steps: steps, elapsed: elapsed, training: running, validation: nil, columns: columns) + "\u{1B}[K")
+            write(
+                "\r" + Self.line(step: step, steps: steps, elapsed: elapsed, training: running, validation: nil, columns: columns)
+                    + "\u{1B}[K")
         case .epochEnded(_, let steps, let training, let validation, let seconds):
             lastDraw = 0
-            write((interactive ? "\r" : "") + Self.line(step: steps, steps: steps, elapsed: seconds, training: training, validation: validation,
-                                                           columns: columns)
-                  + (interactive ? "\u{1B}[K" : "") + "\n")
+            write(
+                (interactive ? "\r" : "")
+                    + Self.line(
+                        step: steps, steps: steps, elapsed: seconds, training: training, validation: validation,
+                        columns: columns)
+                    + (interactive ? "\u{1B}[K" : "") + "\n")
         }
     }
 }

@@ -10,7 +10,8 @@ package struct TrainBlas: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "train-blas",
         abstract: "Train a recurrent network on MNIST (each 28×28 image read as 28 steps of 28 pixels) on OpenBLAS.",
-        discussion: "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.",
+        discussion:
+            "Defaults reproduce the notebook's Model A: SimpleRNN(10) → Dense(10, softmax), Adam, 10 epochs, batch 32, validation split 0.1.",
         version: RNNKitRelease.version)
 
     @Option(help: ArgumentHelp("Folder with the four MNIST IDX files, raw or .gz.", valueName: "DIR"))
@@ -18,35 +19,51 @@ package struct TrainBlas: ParsableCommand {
 
     // The architecture flags are optional so the trainer knows which were given: a model read
     // from a file (`--load model.keras`) takes its architecture from there.
-    @Option(name: .customLong("cell"),
-            help: "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after). Default: simple_rnn.")
+    @Option(
+        name: .customLong("cell"),
+        help:
+            "Recurrent layer: simple_rnn (the notebook's), lstm or gru (Keras's defaults: tanh, sigmoid gates; GRU with reset_after). Default: simple_rnn."
+    )
     package var cellFlag: RecurrentCellKind?
 
-    @Option(name: .customLong("units"),
-            help: ArgumentHelp("Recurrent layer sizes (each 1 to 65536, at most 64 layers), comma-separated; several stack (all but the last return sequences). Default: 10.", valueName: "list"),
-            transform: UnitList.parse)
+    @Option(
+        name: .customLong("units"),
+        help: ArgumentHelp(
+            "Recurrent layer sizes (each 1 to 65536, at most 64 layers), comma-separated; several stack (all but the last return sequences). Default: 10.",
+            valueName: "list"),
+        transform: UnitList.parse)
     package var unitsFlag: UnitList?
 
     @Option(name: .customLong("activation"), help: "SimpleRNN activation (LSTM and GRU use tanh). Default: tanh.")
     package var activationFlag: ActivationOption?
 
-    @Option(name: .customLong("bidirectional"),
-            help: "Wrap each recurrent layer in Bidirectional, merging the two directions by concat, sum, mul or ave (Keras's merge_mode).")
+    @Option(
+        name: .customLong("bidirectional"),
+        help: "Wrap each recurrent layer in Bidirectional, merging the two directions by concat, sum, mul or ave (Keras's merge_mode).")
     package var bidirectional: MergeMode?
 
     @Flag(name: .customLong("go-backwards"), help: "Read each image's rows from the bottom up (Keras's go_backwards).")
     package var goBackwards = false
 
-    @Option(help: ArgumentHelp("Drop this fraction of each recurrent layer's input features while training, one mask per image (Keras's dropout).", valueName: "R"))
+    @Option(
+        help: ArgumentHelp(
+            "Drop this fraction of each recurrent layer's input features while training, one mask per image (Keras's dropout).",
+            valueName: "R"))
     package var dropout: Double?
 
-    @Option(name: .customLong("recurrent-dropout"),
-            help: ArgumentHelp("Drop this fraction of each recurrent layer's state where it meets the recurrent kernel while training, one mask per image (Keras's recurrent_dropout).", valueName: "R"))
+    @Option(
+        name: .customLong("recurrent-dropout"),
+        help: ArgumentHelp(
+            "Drop this fraction of each recurrent layer's state where it meets the recurrent kernel while training, one mask per image (Keras's recurrent_dropout).",
+            valueName: "R"))
     package var recurrentDropout: Double?
 
     // `.unconditional` so that a negative value (`--mask-value -1`) is read as the value.
-    @Option(name: .customLong("mask-value"), parsing: .unconditional,
-            help: ArgumentHelp("Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.", valueName: "V"))
+    @Option(
+        name: .customLong("mask-value"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "Start with Masking(V): image rows whose pixels all equal V (0 for blank rows, after scaling to [0, 1]) are skipped, the state carried over them.",
+            valueName: "V"))
     package var maskValue: Double?
 
     package var cell: RecurrentCellKind { cellFlag ?? .simpleRNN }
@@ -54,9 +71,11 @@ package struct TrainBlas: ParsableCommand {
     package var activation: ActivationOption { activationFlag ?? .tanh }
     /// The architecture flags given, by name, for messages.
     var architectureFlagsGiven: [String] {
-        [cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
-         bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil, dropout.map { _ in "--dropout" },
-         recurrentDropout.map { _ in "--recurrent-dropout" }, maskValue.map { _ in "--mask-value" }].compactMap { $0 }
+        [
+            cellFlag.map { _ in "--cell" }, unitsFlag.map { _ in "--units" }, activationFlag.map { _ in "--activation" },
+            bidirectional.map { _ in "--bidirectional" }, goBackwards ? "--go-backwards" : nil, dropout.map { _ in "--dropout" },
+            recurrentDropout.map { _ in "--recurrent-dropout" }, maskValue.map { _ in "--mask-value" },
+        ].compactMap { $0 }
     }
 
     @Option(help: "Passes over the training data, at most 1000000 (0 with --load: evaluate and predict only).")
@@ -68,26 +87,31 @@ package struct TrainBlas: ParsableCommand {
     @Option(help: "Fraction of the training images, taken from the end before shuffling, that validates (0 for none).")
     package var validationSplit: Double = 0.1
 
-    @Option(name: .customLong("optimizer"),
-            help: "Optimiser, with Keras's defaults (default: adam; with --load model.keras, the file's optimiser and its state).")
+    @Option(
+        name: .customLong("optimizer"),
+        help: "Optimiser, with Keras's defaults (default: adam; with --load model.keras, the file's optimiser and its state).")
     package var optimizerFlag: OptimizerOption?
 
     package var optimizer: OptimizerOption { optimizerFlag ?? .adam }
 
     // `.unconditional` so that `--learning-rate -1` reaches the validation (and its message)
     // instead of being read as a missing value followed by a flag.
-    @Option(parsing: .unconditional,
-            help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
+    @Option(
+        parsing: .unconditional,
+        help: "Learning rate (default: the optimiser's Keras default: 0.001 for adam and rmsprop, 0.01 for sgd).")
     package var learningRate: Double?
 
-    @Option(help: ArgumentHelp("Scale each weight's gradient down to this L2 norm at most before each update (Keras's clipnorm).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Scale each weight's gradient down to this L2 norm at most before each update (Keras's clipnorm).", valueName: "N"))
     package var clipnorm: Double?
 
     @Option(help: ArgumentHelp("Clip every gradient element into [−N, N] (Keras's clipvalue).", valueName: "N"))
     package var clipvalue: Double?
 
-    @Option(name: .customLong("global-clipnorm"),
-            help: ArgumentHelp("Scale all gradients together down to this joint L2 norm at most (Keras's global_clipnorm).", valueName: "N"))
+    @Option(
+        name: .customLong("global-clipnorm"),
+        help: ArgumentHelp("Scale all gradients together down to this joint L2 norm at most (Keras's global_clipnorm).", valueName: "N"))
     package var globalClipnorm: Double?
 
     /// The clipping the flags ask for.
@@ -97,8 +121,9 @@ package struct TrainBlas: ParsableCommand {
         return globalClipnorm.map { .globalNorm($0) }
     }
 
-    @Option(name: .customLong("lr-schedule"),
-            help: "Learning rate over training: constant, or cosine (Keras's CosineDecay from the rate to 0 over all epochs).")
+    @Option(
+        name: .customLong("lr-schedule"),
+        help: "Learning rate over training: constant, or cosine (Keras's CosineDecay from the rate to 0 over all epochs).")
     package var learningRateSchedule: ScheduleOption = .constant
 
     @Option(help: "Seed for the initial weights and the shuffling.")
@@ -110,31 +135,52 @@ package struct TrainBlas: ParsableCommand {
     @Option(help: "Use only the first N training images.")
     package var limit: Int?
 
-    @Option(help: ArgumentHelp("Start from this model: a Keras .keras file (architecture, weights and optimiser state: no --units needed), a Keras .weights.h5 file, or safetensors (RNNKit's own carry their architecture).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Start from this model: a Keras .keras file (architecture, weights and optimiser state: no --units needed), a Keras .weights.h5 file, or safetensors (RNNKit's own carry their architecture).",
+            valueName: "FILE"))
     package var load: String?
 
-    @Option(help: ArgumentHelp("Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file) or .safetensors.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file) or .safetensors.",
+            valueName: "FILE"))
     package var save: String?
 
-    @Option(help: ArgumentHelp("Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Folder for history.json, history.svg, prediction.svg, weights.safetensors and metrics.json (default: a new folder per run, runs/<date>-<time>-<model>, with runs/latest linked to it).",
+            valueName: "DIR"))
     package var output: String?
 
-    @Option(help: ArgumentHelp("Every N epochs (1 to --epochs), write checkpoint.safetensors (weights, optimiser state, history) to the output folder.", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Every N epochs (1 to --epochs), write checkpoint.safetensors (weights, optimiser state, history) to the output folder.",
+            valueName: "N"))
     package var checkpointEvery: Int?
 
-    @Option(help: ArgumentHelp("Continue the run whose checkpoint is in DIR (or this file), with the same settings: the result equals an uninterrupted run's.", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Continue the run whose checkpoint is in DIR (or this file), with the same settings: the result equals an uninterrupted run's.",
+            valueName: "DIR"))
     package var resume: String?
 
     @Option(help: "Arithmetic: the OpenBLAS engine or the naive reference.")
     package var backend: BackendOption = .blas
 
-    @Option(help: "The engine's matrix products: auto (those too small for OpenBLAS in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS).")
+    @Option(
+        help:
+            "The engine's matrix products: auto (those too small for OpenBLAS in RNNKit's SIMD kernels, the rest in OpenBLAS) or blas (all in OpenBLAS)."
+    )
     package var kernels: KernelsOption = .auto
 
     @Option(help: "OpenBLAS threads per call, 1 to 256 (default 1: the notebook's GEMMs are too small to share).")
     package var threads: Int = 1
 
-    @Option(help: "Threads that share each batch, each running a shard of it, 1 to 256 (default: one per core; under mpirun, the cores divided among the ranks on each machine).")
+    @Option(
+        help:
+            "Threads that share each batch, each running a shard of it, 1 to 256 (default: one per core; under mpirun, the cores divided among the ranks on each machine)."
+    )
     package var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount / MPIWorld.ranksOnThisMachine))
 
     @Option(help: "Training image to predict and draw.")
@@ -177,11 +223,15 @@ package struct TrainBlas: ParsableCommand {
         // The trainer computes in Float: a value Float cannot hold would become 0 or infinite.
         func fitsFloat(_ value: Double) -> Bool { Float(value).isFinite && Float(value) >= Float.leastNormalMagnitude }
         if let learningRate, !fitsFloat(learningRate) {
-            throw ValidationError("--learning-rate must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(learningRate)")
+            throw ValidationError(
+                "--learning-rate must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(learningRate)"
+            )
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more, got \(limit)") }
         if let maskValue, !Float(maskValue).isFinite {
-            throw ValidationError("--mask-value must be a number from -\(Float.greatestFiniteMagnitude) to \(Float.greatestFiniteMagnitude), got \(maskValue)")
+            throw ValidationError(
+                "--mask-value must be a number from -\(Float.greatestFiniteMagnitude) to \(Float.greatestFiniteMagnitude), got \(maskValue)"
+            )
         }
         if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if let recurrentDropout, !(recurrentDropout >= 0 && recurrentDropout < 1) {
@@ -190,7 +240,8 @@ package struct TrainBlas: ParsableCommand {
         let clips = [("--clipnorm", clipnorm), ("--clipvalue", clipvalue), ("--global-clipnorm", globalClipnorm)].filter { $0.1 != nil }
         if clips.count > 1 { throw ValidationError("give one of \(clips.map(\.0).joined(separator: ", ")), as Keras allows one") }
         if let (flag, value) = clips.first, let value, !fitsFloat(value) {
-            throw ValidationError("\(flag) must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(value)")
+            throw ValidationError(
+                "\(flag) must be a positive number from \(Float.leastNormalMagnitude) to \(Float.greatestFiniteMagnitude), got \(value)")
         }
         guard threads >= 1, threads <= Self.maximumThreads else {
             throw ValidationError("--threads must be between 1 and \(Self.maximumThreads), got \(threads)")
@@ -199,15 +250,18 @@ package struct TrainBlas: ParsableCommand {
             throw ValidationError("--workers must be between 1 and \(Self.maximumThreads), got \(workers)")
         }
         if let checkpointEvery, !(1...max(epochs, 1)).contains(checkpointEvery) || epochs == 0 {
-            throw ValidationError(epochs == 0 ? "--checkpoint-every needs --epochs of 1 or more (nothing is trained with --epochs 0)"
-                                              : "--checkpoint-every must be between 1 and --epochs (\(epochs)), got \(checkpointEvery)")
+            throw ValidationError(
+                epochs == 0
+                    ? "--checkpoint-every needs --epochs of 1 or more (nothing is trained with --epochs 0)"
+                    : "--checkpoint-every must be between 1 and --epochs (\(epochs)), got \(checkpointEvery)")
         }
         if resume != nil, load != nil { throw ValidationError("--resume restores the weights itself; drop --load") }
         if let save, WeightsFormat(path: save) == nil, !save.hasSuffix("/"), !FileManager.default.fileExists(atPath: save) {
             throw ValidationError("--save \(save): name the format by the extension: .keras, .weights.h5 or .safetensors")
         }
         if let load, WeightsFormat(path: load) == .keras, !architectureFlagsGiven.isEmpty {
-            throw ValidationError("--load \(load) builds the model a .keras file describes; drop \(architectureFlagsGiven.joined(separator: ", "))")
+            throw ValidationError(
+                "--load \(load) builds the model a .keras file describes; drop \(architectureFlagsGiven.joined(separator: ", "))")
         }
         guard exampleIndex >= 0 else { throw ValidationError("--example-index must be 0 or more, got \(exampleIndex)") }
     }

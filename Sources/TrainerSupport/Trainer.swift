@@ -26,8 +26,11 @@ struct Trainer {
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.dateFormat = "yyyyMMdd-HHmmss"
             // A run from a Keras file is named after the file; otherwise after the flags' model.
-            let model = options.load.flatMap { load in LoadedFileKind(contentsOf: load) == .keras
-                ? URL(fileURLWithPath: load).deletingPathExtension().lastPathComponent : nil }
+            let model =
+                options.load.flatMap { load in
+                    LoadedFileKind(contentsOf: load) == .keras
+                        ? URL(fileURLWithPath: load).deletingPathExtension().lastPathComponent : nil
+                }
                 ?? "\(options.cell.rawValue)-\(options.units.sizes.map(String.init).joined(separator: "-"))"
             outputPath = "runs/\(formatter.string(from: Date()))-\(model)"
         }
@@ -75,9 +78,12 @@ struct Trainer {
 
     func run() throws {
         #if DEBUG
-        if isRoot {
-            FileHandle.standardError.write(Data("train-blas: note: this is a debug build, which trains about 30× slower than a release one: use `swift run -c release train-blas` (or `make run`)\n".utf8))
-        }
+            if isRoot {
+                FileHandle.standardError.write(
+                    Data(
+                        "train-blas: note: this is a debug build, which trains about 30× slower than a release one: use `swift run -c release train-blas` (or `make run`)\n"
+                            .utf8))
+            }
         #endif
         BLASConfiguration.threads = options.threads
         // Every rank reads its own data and builds its own model; a failure on any rank ends all
@@ -113,11 +119,14 @@ struct Trainer {
             trainCount = split.training.count
             let validationCount = split.validation.count
             let ranks = world.map { ", \($0.size) MPI ranks" } ?? ""
-            say("Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend\(options.backend == .blas && options.kernels == .blas ? ", every product in OpenBLAS" : "")\(ranks), \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)")
+            say(
+                "Training on \(trainCount) samples, validating on \(validationCount) (\(options.backend.rawValue) backend\(options.backend == .blas && options.kernels == .blas ? ", every product in OpenBLAS" : "")\(ranks), \(options.workers) worker\(options.workers == 1 ? "" : "s"), \(BLASConfiguration.threads) OpenBLAS thread\(BLASConfiguration.threads == 1 ? "" : "s") each)"
+            )
             var bar = ProgressBar()
-            var fitOptions = FitOptions(epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
-                                        shuffle: !options.noShuffle, seed: options.seed,
-                                        learningRateSchedule: options.learningRateSchedule.schedule)
+            var fitOptions = FitOptions(
+                epochs: options.epochs, batchSize: options.batchSize, validationSplit: options.validationSplit,
+                shuffle: !options.noShuffle, seed: options.seed,
+                learningRateSchedule: options.learningRateSchedule.schedule)
             if let reducer = model.reducer as? MPIReducer<Float> {
                 // Decided in each step's all-reduce, so every rank stops after the same step.
                 fitOptions.stopRequested = { [reducer] in reducer.stopRequestedOnAnyRank }
@@ -153,7 +162,9 @@ struct Trainer {
 
         // After an interruption the test set is not evaluated: the user asked to stop.
         let interrupted = try agreed { try world?.any(interruption.requested) ?? interruption.requested }
-        let test = interrupted ? Metrics(loss: .nan, accuracy: .nan, samples: 0)
+        let test =
+            interrupted
+            ? Metrics(loss: .nan, accuracy: .nan, samples: 0)
             : try agreed { try model.evaluate(mnist.test, batchSize: options.batchSize) }
         if !interrupted {
             say(String(format: "Test loss: %.4f - test categorical_accuracy: %.4f (%d images)", test.loss, test.accuracy, test.samples))
@@ -168,9 +179,10 @@ struct Trainer {
 
         if isRoot {
             // Rank 0 alone writes; should that fail, the other ranks are ended with it (MPI_Abort).
-            let written = try writeOutputs(built: setup.built, history: history, test: test, trainCount: trainCount,
-                                           pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
-                                           label: mnist.train.label(at: options.exampleIndex), interrupted: interrupted)
+            let written = try writeOutputs(
+                built: setup.built, history: history, test: test, trainCount: trainCount,
+                pixels: pixels, rows: mnist.train.rows, columns: mnist.train.columns, predicted: predicted,
+                label: mnist.train.label(at: options.exampleIndex), interrupted: interrupted)
             say("\nWrote " + written.joined(separator: ", "))
         }
         if let world {
@@ -180,8 +192,9 @@ struct Trainer {
         if let stoppedEarly {
             // An interruption ends with the status shells give Ctrl-C.
             let interrupted = if case .interrupted = stoppedEarly { true } else { false }
-            let failure = TrainerFailure(message: "\(stoppedEarly); what was trained so far is saved in \(outputPath)",
-                                         exitCode: interrupted ? 130 : 1)
+            let failure = TrainerFailure(
+                message: "\(stoppedEarly); what was trained so far is saved in \(outputPath)",
+                exitCode: interrupted ? 130 : 1)
             try agreed { throw failure }
         }
     }
@@ -204,7 +217,9 @@ struct Trainer {
             if let save = options.save {
                 var isFolder: ObjCBool = false
                 if save.hasSuffix("/") || (FileManager.default.fileExists(atPath: save, isDirectory: &isFolder) && isFolder.boolValue) {
-                    throw ValidationError("--save \(save) is a folder; give a file name, e.g. \((save as NSString).appendingPathComponent("weights.safetensors"))")
+                    throw ValidationError(
+                        "--save \(save) is a folder; give a file name, e.g. \((save as NSString).appendingPathComponent("weights.safetensors"))"
+                    )
                 }
                 do { try checkWritable(folder: URL(fileURLWithPath: save).deletingLastPathComponent()) } catch let error as FileWriteError {
                     throw ValidationError("--save \(save): cannot write there (\(error.reason))")
@@ -225,36 +240,44 @@ struct Trainer {
         // (A split that leaves nothing to train on is reported where the run splits.)
         if options.epochs > 0, let samples = (try? ValidationSplit(count: train.count, fraction: options.validationSplit))?.training.count {
             guard options.batchSize <= samples else {
-                throw ValidationError("--batch-size must be between 1 and the \(samples) training samples (after --limit and --validation-split), got \(options.batchSize)")
+                throw ValidationError(
+                    "--batch-size must be between 1 and the \(samples) training samples (after --limit and --validation-split), got \(options.batchSize)"
+                )
             }
         }
 
         var checkpoint: Checkpoint?
         if let resume = options.resume {
-            do { checkpoint = try Checkpoint.read(resume) } catch let error as FileFormatError { throw TrainerFailure(message: "--resume \(error)") }
+            do { checkpoint = try Checkpoint.read(resume) } catch let error as FileFormatError {
+                throw TrainerFailure(message: "--resume \(error)")
+            }
         }
         if checkpoint?.kerasConfig == nil, options.load == nil || LoadedFileKind(contentsOf: options.load!) != .keras {
             // Checked before building: the flags alone say how much memory the model needs.
             // A Bidirectional stack holds each recurrent layer twice.
             let copies = options.bidirectional == nil ? 1 : 2
-            try checkMemory(gates: Array(repeating: options.cell.gateCount, count: copies * options.units.sizes.count),
-                            units: options.units.sizes.flatMap { Array(repeating: $0, count: copies) }, train: train)
+            try checkMemory(
+                gates: Array(repeating: options.cell.gateCount, count: copies * options.units.sizes.count),
+                units: options.units.sizes.flatMap { Array(repeating: $0, count: copies) }, train: train)
         }
-        let built = try buildModel(sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig,
-                                   checkpointWeights: checkpoint.map { $0.weights.values.reduce(0) { $0 + $1.scalars.count } })
+        let built = try buildModel(
+            sampleShape: train.sampleShape, classes: train.classCount, checkpointConfig: checkpoint?.kerasConfig,
+            checkpointWeights: checkpoint.map { $0.weights.values.reduce(0) { $0 + $1.scalars.count } })
         if built.fileConfig != nil {
             let sizes = built.recurrentSizes
             try checkMemory(gates: sizes.gates, units: sizes.units, train: train)
         }
         let (model, optimizer) = (built.model, built.optimizer)
         let configuration = Checkpoint.configuration(of: options, built: built, ranks: world?.size ?? 1)
-        var setup = Setup(outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer, built: built,
-                          configuration: configuration)
+        var setup = Setup(
+            outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer, built: built,
+            configuration: configuration)
         if let resume = options.resume, let checkpoint {
             let differences = checkpoint.differences(from: configuration)
             guard differences.isEmpty else {
-                throw ValidationError("--resume \(resume): this run's settings differ from the checkpoint's, so it could not continue it exactly: "
-                                      + differences.joined(separator: "; "))
+                throw ValidationError(
+                    "--resume \(resume): this run's settings differ from the checkpoint's, so it could not continue it exactly: "
+                        + differences.joined(separator: "; "))
             }
             do {
                 try model.setWeights(checkpoint.weights)
@@ -291,8 +314,10 @@ struct Trainer {
     /// from machine to machine), the epochs, and what was read and built (sample counts and
     /// shape, weight count, the epoch a resumed run starts after). Ranks that differ in any of
     /// these would make collective calls of different counts or different numbers of them.
-    static func agreementLines(configuration: [String: String], epochs: Int, initialEpoch: Int, train: ImageDataset,
-                               testSamples: Int, parameters: Int) -> [String] {
+    static func agreementLines(
+        configuration: [String: String], epochs: Int, initialEpoch: Int, train: ImageDataset,
+        testSamples: Int, parameters: Int
+    ) -> [String] {
         var settings = configuration.filter { $0.key != "data" && $0.key != "workers" }
         settings["epochs"] = "\(epochs)"
         settings["initial-epoch"] = "\(initialEpoch)"
@@ -324,8 +349,9 @@ struct Trainer {
     /// message, a hang) instead of with a message. On a difference every rank fails, rank 0
     /// printing the one message.
     private func checkRanksAgree(_ setup: Setup, world: MPIWorld) throws {
-        let lines = Self.agreementLines(configuration: setup.configuration, epochs: options.epochs, initialEpoch: setup.initialEpoch,
-                                        train: setup.train, testSamples: setup.mnist.test.count, parameters: setup.model.arena.count)
+        let lines = Self.agreementLines(
+            configuration: setup.configuration, epochs: options.epochs, initialEpoch: setup.initialEpoch,
+            train: setup.train, testSamples: setup.mnist.test.count, parameters: setup.model.arena.count)
         let hashes = try world.allGather(Self.fnv1a(lines))
         if let message = Self.disagreement(hashes) {
             throw RankFailure(TrainerFailure(message: message), handling: isRoot ? .printAndFinish : .finishQuietly)
@@ -354,23 +380,27 @@ struct Trainer {
 
     /// Refuses a model whose training would need more memory than the machine has, with the figure.
     private func checkMemory(gates: [Int], units: [Int], train: ImageDataset) throws {
-        let estimate = MemoryEstimate(gates: gates, units: units, steps: train.rows, features: train.columns,
-                                      classes: train.classCount, batchSize: options.batchSize, workers: options.workers)
+        let estimate = MemoryEstimate(
+            gates: gates, units: units, steps: train.rows, features: train.columns,
+            classes: train.classCount, batchSize: options.batchSize, workers: options.workers)
         let available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         guard let needed = estimate.bytes, needed <= available else {
-            throw ValidationError("--units \(units.map(String.init).joined(separator: ",")) with --batch-size \(options.batchSize) needs "
-                                  + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
-                                  + "; this machine has \(MemoryEstimate.describe(available))")
+            throw ValidationError(
+                "--units \(units.map(String.init).joined(separator: ",")) with --batch-size \(options.batchSize) needs "
+                    + (estimate.bytes.map { "about \(MemoryEstimate.describe($0))" } ?? "more memory than can be counted")
+                    + "; this machine has \(MemoryEstimate.describe(available))")
         }
     }
 
     /// Writes the checkpoint after `epoch`; a failure is reported and training goes on.
     private func writeCheckpoint(epoch: Int, history: History, setup: Setup) {
-        let checkpoint = Checkpoint(epoch: epoch, history: history, configuration: setup.configuration,
-                                    weights: setup.model.weights, iterations: setup.optimizer.iterations,
-                                    slots: setup.optimizer.state.slots.map(\.array), kerasConfig: setup.built.fileConfig)
+        let checkpoint = Checkpoint(
+            epoch: epoch, history: history, configuration: setup.configuration,
+            weights: setup.model.weights, iterations: setup.optimizer.iterations,
+            slots: setup.optimizer.state.slots.map(\.array), kerasConfig: setup.built.fileConfig)
         do { try checkpoint.write(to: URL(fileURLWithPath: outputPath)) } catch {
-            FileHandle.standardError.write(Data((boundedMessage("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)") + "\n").utf8))
+            FileHandle.standardError.write(
+                Data((boundedMessage("train-blas: warning: the checkpoint after epoch \(epoch) was not written: \(error)") + "\n").utf8))
         }
     }
 
@@ -378,7 +408,8 @@ struct Trainer {
     /// writes, or read off the recurrent kernels' names and shapes.
     static func suggestion(forWeightsIn path: String) -> String? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
-              let file = try? SafeTensors.decode(data, file: path, as: Float.self) else { return nil }
+            let file = try? SafeTensors.decode(data, file: path, as: Float.self)
+        else { return nil }
         if let cell = file.metadata["cell"], let units = file.metadata["units"] {
             return "the file holds a \(cell) model with units \(units): try --cell \(cell) --units \(units)"
         }
@@ -395,8 +426,10 @@ struct Trainer {
         return "the file holds \(layers[0].cell) layers of \(units) units: try --cell \(layers[0].cell) --units \(units)"
     }
 
-    private func writeOutputs(built: BuiltModel, history: History, test: Metrics, trainCount: Int,
-                              pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int, interrupted: Bool) throws -> [String] {
+    private func writeOutputs(
+        built: BuiltModel, history: History, test: Metrics, trainCount: Int,
+        pixels: [UInt8], rows: Int, columns: Int, predicted: Int, label: Int, interrupted: Bool
+    ) throws -> [String] {
         let model = built.model
         let folder = URL(fileURLWithPath: outputPath)
         var written: [String] = []
@@ -407,16 +440,29 @@ struct Trainer {
         try write(history.jsonData(), "history.json")
         // With no epoch trained (--epochs 0) there is no curve to draw.
         if history.epochs > 0 {
-            try write(Data(Pictures.historySVG(loss: history.loss, accuracy: history.categoricalAccuracy,
-                                               valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy,
-                                               title: "\(built.description) on MNIST rows, seed \(options.seed)").utf8), "history.svg")
+            try write(
+                Data(
+                    Pictures.historySVG(
+                        loss: history.loss, accuracy: history.categoricalAccuracy,
+                        valLoss: history.valLoss, valAccuracy: history.valCategoricalAccuracy,
+                        title: "\(built.description) on MNIST rows, seed \(options.seed)"
+                    ).utf8), "history.svg")
         }
-        try write(Data(Pictures.digitSVG(pixels: pixels, rows: rows, columns: columns,
-                                         title: "predicted: \(predicted)   (label \(label))").utf8), "prediction.svg")
+        try write(
+            Data(
+                Pictures.digitSVG(
+                    pixels: pixels, rows: rows, columns: columns,
+                    title: "predicted: \(predicted)   (label \(label))"
+                ).utf8), "prediction.svg")
         // The Keras config in the metadata lets `--load` rebuild the model with no flags.
-        var metadata = ["epochs": "\(history.epochs)", "rnnkit_version": RNNKitRelease.version, SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self)]
+        var metadata = [
+            "epochs": "\(history.epochs)", "rnnkit_version": RNNKitRelease.version,
+            SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self),
+        ]
         if built.fileConfig == nil {
-            metadata.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) { $1 }
+            metadata.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) {
+                $1
+            }
         }
         let weights = try SafeTensors.encode(model.weights, metadata: metadata)
         try write(weights, "weights.safetensors")

@@ -27,8 +27,9 @@ let lstmFlags = "--cell lstm --units 4"
 
 // MARK: The valid files everything starts from: LSTM(4) → Dense(10) on MNIST's rows, with Adam's state.
 
-let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                  layers: [LSTM(units: 4), Dense(units: 10, activation: .softmax)], seed: 1)
+let model = try Sequential<Float>(
+    inputShape: .sequence(steps: 28, features: 28),
+    layers: [LSTM(units: 4), Dense(units: 10, activation: .softmax)], seed: 1)
 try model.compile(optimizer: Adam<Float>(), loss: CategoricalCrossentropy())
 let base = URL(fileURLWithPath: path("base.weights.h5"))
 try model.saveKerasWeights(to: base)
@@ -126,27 +127,36 @@ let valid = try Data(contentsOf: URL(fileURLWithPath: path("base.keras")))
     cases.append((name, name, "keras", flags, expected))
 }
 @MainActor func members(config: Data = try! XJSON.data(baseConfig), weights: Data = baseWeights) -> [ZipWriter.Member] {
-    [.init(name: "metadata.json", data: baseMetadata), .init(name: "config.json", data: config), .init(name: "model.weights.h5", data: weights)]
+    [
+        .init(name: "metadata.json", data: baseMetadata), .init(name: "config.json", data: config),
+        .init(name: "model.weights.h5", data: weights),
+    ]
 }
 let endRecord = valid.count - 22
-try archive("central-directory-past-end.keras", expected: "central directory",
-            ZipWriter.patched(valid, at: endRecord + 16, UInt32(valid.count + 1000)))
+try archive(
+    "central-directory-past-end.keras", expected: "central directory",
+    ZipWriter.patched(valid, at: endRecord + 16, UInt32(valid.count + 1000)))
 let directory = Int(ZipWriter.u32(valid, endRecord + 16))
-try archive("local-header-past-end.keras", expected: "local header",
-            ZipWriter.patched(valid, at: directory + 42, UInt32(valid.count + 1000)))
+try archive(
+    "local-header-past-end.keras", expected: "local header",
+    ZipWriter.patched(valid, at: directory + 42, UInt32(valid.count + 1000)))
 try archive("truncated.keras", expected: "end-of-central-directory", valid.prefix(valid.count - 30))
-try archive("3000-entries-one-stream.keras", expected: "3000 members",
-            ZipWriter.sharedStream(entries: 3000, inflated: 64 << 20))
+try archive(
+    "3000-entries-one-stream.keras", expected: "3000 members",
+    ZipWriter.sharedStream(entries: 3000, inflated: 64 << 20))
 try archive("members-share-bytes.keras", expected: "share bytes", ZipWriter.overlapping(members()))
-try archive("lying-size.keras", expected: "unpacks to more than",
-            ZipWriter.archive(members(config: Data(repeating: 0x20, count: 1 << 20) + XJSON.data(baseConfig)), deflate: true,
-                              declaredSize: ["config.json": 4096]))
+try archive(
+    "lying-size.keras", expected: "unpacks to more than",
+    ZipWriter.archive(
+        members(config: Data(repeating: 0x20, count: 1 << 20) + XJSON.data(baseConfig)), deflate: true,
+        declaredSize: ["config.json": 4096]))
 // Valid archives as Python's zipfile writes them: deflated, and with data descriptors.
 try archive("deflated.keras", expected: "", ZipWriter.archive(members(), deflate: true))
 try archive("data-descriptors.keras", expected: "", ZipWriter.archive(members(), deflate: true, dataDescriptors: true))
 try archive("bad-crc.keras", expected: "CRC-32", ZipWriter.archive(members(), crcOffset: ["config.json": 1]))
-try archive("keras-external-storage.keras", expected: "external file",
-            ZipWriter.archive(members(weights: try Data(contentsOf: URL(fileURLWithPath: path("external-storage-passwd.weights.h5"))))))
+try archive(
+    "keras-external-storage.keras", expected: "external file",
+    ZipWriter.archive(members(weights: try Data(contentsOf: URL(fileURLWithPath: path("external-storage-passwd.weights.h5"))))))
 
 // MARK: config.json
 
@@ -253,7 +263,8 @@ do {
     var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
     bytes += header
     try bytes.write(to: URL(fileURLWithPath: path("50000-empty-tensors.safetensors")))
-    cases.append(("50000-empty-tensors.safetensors", "50000-empty-tensors.safetensors", "safetensors", lstmFlags, "JSON objects and arrays"))
+    cases.append(
+        ("50000-empty-tensors.safetensors", "50000-empty-tensors.safetensors", "safetensors", lstmFlags, "JSON objects and arrays"))
 }
 
 let table = cases.map { "\($0.name)\t\($0.file)\t\($0.reader)\t\($0.flags)\t\($0.expected)" }.joined(separator: "\n") + "\n"
@@ -333,8 +344,10 @@ enum ZipWriter {
     /// An archive of `members`; `declaredSize` and `crcOffset` make chosen members lie.
     /// `dataDescriptors`: sizes and CRC after each member's data, as Python's zipfile writes to a
     /// stream it cannot seek (the local header holds zeros and flag bit 3).
-    static func archive(_ members: [Member], deflate: Bool = false, declaredSize: [String: Int] = [:],
-                        crcOffset: [String: UInt32] = [:], dataDescriptors: Bool = false) -> Data {
+    static func archive(
+        _ members: [Member], deflate: Bool = false, declaredSize: [String: Int] = [:],
+        crcOffset: [String: UInt32] = [:], dataDescriptors: Bool = false
+    ) -> Data {
         var body = Data(), directory = Data()
         for member in members {
             let stored = deflate ? deflated(member.data) : member.data
@@ -343,9 +356,9 @@ enum ZipWriter {
             let method: UInt16 = deflate ? 8 : 0
             var central = centralHeader(member.name, method: method, crc: check, compressed: stored.count, size: size, offset: body.count)
             if dataDescriptors {
-                central = patched(central, at: 6, 0x0008 | UInt32(method) << 16)  // flags = 8, method unchanged
+                central = patched(central, at: 6, 0x0008 | UInt32(method) << 16) // flags = 8, method unchanged
                 var local = localHeader(member.name, method: method, crc: 0, compressed: 0, size: 0)
-                local = patched(local, at: 4, 20 | 0x0008 << 16)  // version 20, flags = 8
+                local = patched(local, at: 4, 20 | 0x0008 << 16) // version 20, flags = 8
                 body += local + stored + le(UInt32(0x0807_4B50)) + le(check) + le(UInt32(stored.count)) + le(UInt32(size))
             } else {
                 body += localHeader(member.name, method: method, crc: check, compressed: stored.count, size: size) + stored

@@ -21,8 +21,9 @@ var failures = 0
 var values = (0..<1000).map { Float(world.rank + 1) + Float($0) / 8 }
 try world.allReduceSum(&values, count: values.count)
 let ranks = Float(world.size)
-check(values.indices.allSatisfy { values[$0] == ranks * (ranks + 1) / 2 + ranks * Float($0) / 8 },
-      "all-reduce sums \(values.count) floats over \(world.size) ranks exactly")
+check(
+    values.indices.allSatisfy { values[$0] == ranks * (ranks + 1) / 2 + ranks * Float($0) / 8 },
+    "all-reduce sums \(values.count) floats over \(world.size) ranks exactly")
 
 // Broadcast: every rank ends with rank 0's values.
 var mine = (0..<7).map { Double(world.rank * 100 + $0) }
@@ -38,8 +39,9 @@ check(try world.firstRank(where: world.rank >= 1) == 1, "the lowest of several f
 // the reduced gradient and figures equal one process's over the whole batch. Batches of 5 and 2
 // (fewer samples than 3 ranks: a rank with an empty share still takes part), in Double.
 func makeModel(seed: UInt64) throws -> Sequential<Double> {
-    let model = try Sequential<Double>(inputShape: .sequence(steps: 4, features: 3),
-                                       layers: [LSTM<Double>(units: 5), Dense<Double>(units: 3, activation: .softmax)], seed: seed)
+    let model = try Sequential<Double>(
+        inputShape: .sequence(steps: 4, features: 3),
+        layers: [LSTM<Double>(units: 5), Dense<Double>(units: 3, activation: .softmax)], seed: seed)
     try model.compile(optimizer: Adam<Double>())
     return model
 }
@@ -59,8 +61,9 @@ for batch in [5, 2] {
         largest = max(largest, abs(alone.arena.gradients.pointer[i] - together.arena.gradients.pointer[i]))
     }
     check(largest < 1e-14, "batch of \(batch) over \(world.size) ranks × 2 workers: gradient within \(largest) of one process's")
-    check(shared.samples == batch && abs(shared.loss - reference.loss) < 1e-14 && shared.accuracy == reference.accuracy,
-          "batch of \(batch): loss and accuracy reduced over the ranks equal one process's")
+    check(
+        shared.samples == batch && abs(shared.loss - reference.loss) < 1e-14 && shared.accuracy == reference.accuracy,
+        "batch of \(batch): loss and accuracy reduced over the ranks equal one process's")
     // One optimiser step on every rank: the weights stay identical.
     try together.trainStep(x: x, labels: labels, batchSize: batch)
     check((try? world.checkIdentical(together.arena)) != nil, "batch of \(batch): after a step every rank's weights are identical")
@@ -74,9 +77,10 @@ do {
     let x = (0..<(4 * batch * 3)).map { Double(($0 * 29) % 13) / 13 - 0.5 }
     let labels = (0..<(4 * batch)).map { Int32(($0 * 7) % 3) }
     func sequenceModel(seed: UInt64) throws -> Sequential<Double> {
-        let model = try Sequential<Double>(inputShape: .sequence(steps: 4, features: 3),
-                                           layers: [GRU<Double>(units: 4, returnSequences: true), Dense<Double>(units: 3, activation: .softmax)],
-                                           seed: seed)
+        let model = try Sequential<Double>(
+            inputShape: .sequence(steps: 4, features: 3),
+            layers: [GRU<Double>(units: 4, returnSequences: true), Dense<Double>(units: 3, activation: .softmax)],
+            seed: seed)
         try model.compile(optimizer: Adam<Double>(), loss: SparseCategoricalCrossentropy())
         return model
     }
@@ -92,8 +96,9 @@ do {
         largest = max(largest, abs(alone.arena.gradients.pointer[i] - together.arena.gradients.pointer[i]))
     }
     check(largest < 1e-14, "masked sequence loss over \(world.size) ranks × 2 workers: gradient within \(largest) of one process's")
-    check(abs(shared.loss - reference.loss) < 1e-14 && shared.accuracy == reference.accuracy,
-          "masked sequence loss: loss and accuracy over the kept steps equal one process's")
+    check(
+        abs(shared.loss - reference.loss) < 1e-14 && shared.accuracy == reference.accuracy,
+        "masked sequence loss: loss and accuracy over the kept steps equal one process's")
 }
 
 // The checksum check notices one flipped bit on the last rank, and names that rank on every rank.

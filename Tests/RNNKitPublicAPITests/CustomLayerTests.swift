@@ -22,7 +22,7 @@ final class ScaleAndShift<Scalar: BLASScalar>: Layer {
         Initializer.uniform(lower: 0.5, upper: 1.5).fill(parameters[0].value, shape: [inputShape.features], generator: &generator)
         outputShape = inputShape
         let named = name
-        name = named  // names the new parameters after the layer
+        name = named // names the new parameters after the layer
         return inputShape
     }
 

@@ -9,8 +9,10 @@ struct MeanAbsoluteError: Loss {
 
     func gradientEntry(for head: LossHead) throws -> LossGradientEntry { .output }
 
-    func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                 gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
+    func evaluate<S: BLASScalar>(
+        _ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+        gradient: UnsafeMutablePointer<S>?
+    ) -> BatchFigures {
         let gradient = gradientScale == nil ? nil : gradient
         // A sample's loss is its mean over its steps; over a mask the rows are summed (the model divides).
         let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1) / S(batch.columns)
@@ -36,21 +38,26 @@ final class CustomLossTests: XCTestCase {
     /// built-in losses are; its gradient matches finite differences.
     func testACustomLossHonoursTheMask() throws {
         let (steps, batch, features) = (4, 3, 2)
-        let model = try Sequential<Double>(inputShape: .sequence(steps: steps, features: features),
-                                           layers: [Masking(maskValue: 0), GRU(units: 3, returnSequences: true), Dense(units: 2)], seed: 4)
+        let model = try Sequential<Double>(
+            inputShape: .sequence(steps: steps, features: features),
+            layers: [Masking(maskValue: 0), GRU(units: 3, returnSequences: true), Dense(units: 2)], seed: 4)
         try model.compile(optimizer: SGD(), loss: MeanAbsoluteError())
         var x = (0..<(steps * batch * features)).map { Double(($0 * 37) % 17) / 17 - 0.4 }
-        let masked = [(1, 0), (3, 0), (0, 2), (3, 1)]   // (step, sample)
+        let masked = [(1, 0), (3, 0), (0, 2), (3, 1)] // (step, sample)
         for (t, b) in masked { for i in 0..<features { x[(t * batch + b) * features + i] = 0 } }
         let targets = (0..<(steps * batch * 2)).map { Double(($0 * 13) % 7) / 7 - 0.5 }
         func step() throws -> Metrics {
             try x.withUnsafeBufferPointer { x in
-                try targets.withUnsafeBufferPointer { try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: batch) }
+                try targets.withUnsafeBufferPointer {
+                    try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: batch)
+                }
             }
         }
         let metrics = try step()
         var outputs = [Double](repeating: 0, count: steps * batch * 2)
-        x.withUnsafeBufferPointer { x in outputs.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: batch, into: $0.baseAddress!) } }
+        x.withUnsafeBufferPointer { x in
+            outputs.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: batch, into: $0.baseAddress!) }
+        }
         // By hand: outputs are batch-major [B, T, 2], targets time-major [T, B, 2].
         var sum = 0.0, kept = 0
         for t in 0..<steps {

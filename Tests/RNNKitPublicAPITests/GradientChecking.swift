@@ -3,8 +3,10 @@ import XCTest
 
 /// Checks every gradient `computeGradients` left in `model`'s parameters (for the `loss` just
 /// evaluated) against the library's central differences of `loss` with step `h`.
-func assertGradientsMatchCentralDifferences(_ model: Sequential<Double>, loss: () throws -> Double, h: Double = 1e-6,
-                                            accuracy: Double, file: StaticString = #filePath, line: UInt = #line) rethrows {
+func assertGradientsMatchCentralDifferences(
+    _ model: Sequential<Double>, loss: () throws -> Double, h: Double = 1e-6,
+    accuracy: Double, file: StaticString = #filePath, line: UInt = #line
+) rethrows {
     let analytic = model.parameters.map(\.gradient.array)
     for (parameter, gradient) in zip(model.parameters, analytic) {
         let numeric = try parameter.centralDifferences(of: loss, step: h)

@@ -42,7 +42,7 @@ final class BackendAgreementTests: XCTestCase {
     /// everything in OpenBLAS (`isa` nil: on the set in use).
     static let engines: [(name: String, backend: BLASBackend, isa: String?)] =
         SmallGEMM.availableInstructionSets.map { ("auto, \($0) kernels", BLASBackend(kernels: .auto), $0) }
-            + [("OpenBLAS only", BLASBackend(kernels: .blas), nil)]
+        + [("OpenBLAS only", BLASBackend(kernels: .blas), nil)]
 
     /// Runs `body` with the kernels on `isa` (nil: as they are), then puts back the set before.
     func on<T>(_ isa: String?, _ body: () throws -> T) rethrows -> T {
@@ -68,7 +68,9 @@ final class BackendAgreementTests: XCTestCase {
             for (k, d) in Self.shapes.enumerated() {
                 // The last state or the sequence, from zeros or from a given state (with d c_T from
                 // outside for LSTM), and with recurrent dropout (from zeros it is in the model-level tests).
-                for (sequence, fromState, dropping) in [(false, false, false), (true, false, false), (true, true, false), (true, true, true)] {
+                for (sequence, fromState, dropping) in [
+                    (false, false, false), (true, false, false), (true, true, false), (true, true, true),
+                ] {
                     let seed = UInt64(k * 10)
                     let GH = cell.gates * d.units
                     let x: [Float] = randomValues(d.steps * d.batch * d.inputs, seed: seed)
@@ -78,16 +80,24 @@ final class BackendAgreementTests: XCTestCase {
                     let dh: [Float] = randomValues((sequence ? d.steps : 1) * d.batch * d.units, seed: seed + 4)
                     let state: [Float]? = fromState ? randomValues(3 * d.batch * d.units, seed: seed + 5) : nil
                     // A recurrent dropout mask of rate 0.4: 0, or 1 / 0.6.
-                    let dropMask: [Float]? = dropping
+                    let dropMask: [Float]? =
+                        dropping
                         ? randomValues(d.batch * d.units, seed: seed + 6).map { $0 < -0.2 ? 0 : 1 / 0.6 } : nil
                     let reference = run(NaiveBackend(), cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
                     for engine in Self.engines {
-                        let results = on(engine.isa) { run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask) }
-                        for (name, (computed, expected)) in zip(["tape", "dW", "dU", "db", "dX", "d initial state", "h ⊙ m"], zip(results, reference)) {
+                        let results = on(engine.isa) {
+                            run(engine.backend, cell, d, sequence, x, w, u, b, dh, state: state, dropMask: dropMask)
+                        }
+                        for (name, (computed, expected)) in zip(
+                            ["tape", "dW", "dU", "db", "dX", "d initial state", "h ⊙ m"], zip(results, reference))
+                        {
                             let error = relativeError(computed, expected)
                             let key = "\(cell), \(engine.name)"
                             worst[key] = max(worst[key] ?? 0, error)
-                            XCTAssertLessThan(error, tolerance, "\(name) for \(cell), \(d), sequences \(sequence), initial state \(fromState), recurrent dropout \(dropping), \(engine.name)")
+                            XCTAssertLessThan(
+                                error, tolerance,
+                                "\(name) for \(cell), \(d), sequences \(sequence), initial state \(fromState), recurrent dropout \(dropping), \(engine.name)"
+                            )
                         }
                     }
                 }
@@ -99,9 +109,11 @@ final class BackendAgreementTests: XCTestCase {
     /// With `state` (3 × [B, H]: h_0, c_0, d loss / d c_T), starts from that state and returns d loss /
     /// d (h_0, c_0) as a sixth array (an empty one without); with `dropMask` ([B, H]), runs with that
     /// recurrent dropout mask and returns the states it dropped as a seventh.
-    private func run(_ backend: any Backend, _ cell: RecurrentCell, _ d: RNNDimensions, _ sequence: Bool,
-                     _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float], state: [Float]? = nil,
-                     dropMask: [Float]? = nil) -> [[Float]] {
+    private func run(
+        _ backend: any Backend, _ cell: RecurrentCell, _ d: RNNDimensions, _ sequence: Bool,
+        _ x: [Float], _ w: [Float], _ u: [Float], _ b: [Float], _ dh: [Float], state: [Float]? = nil,
+        dropMask: [Float]? = nil
+    ) -> [[Float]] {
         let stateCount = d.batch * d.units, isLSTM = cell.gates == 4
         let given = state.map { buffer($0) }, stateGradient = Buffer<Float>(count: 2 * stateCount)
         let initial = given.map { RecurrentState(h: UnsafePointer($0.pointer), c: isLSTM ? UnsafePointer($0.pointer + stateCount) : nil) }
@@ -116,20 +128,25 @@ final class BackendAgreementTests: XCTestCase {
         // Garbage in the workspace must not matter.
         workspace.pointer.update(repeating: .nan, count: workspace.count)
         let weights = RecurrentWeights(kernel: w.pointer, recurrentKernel: u.pointer, bias: b.pointer)
-        backend.recurrentForward(cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, workspace: workspace.pointer)
-        backend.recurrentBackward(cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, stateGradient: dh.pointer,
-                                  sequenceGradient: sequence, finalCellGradient: isLSTM ? given.map { UnsafePointer($0.pointer + 2 * stateCount) } : nil,
-                                  gradients: RecurrentGradients(kernel: dW.pointer, recurrentKernel: dU.pointer, bias: db.pointer),
-                                  inputGradient: dX.pointer,
-                                  initialStateGradient: given == nil ? nil : RecurrentStateGradient(h: stateGradient.pointer, c: isLSTM ? stateGradient.pointer + stateCount : nil),
-                                  workspace: workspace.pointer)
+        backend.recurrentForward(
+            cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, workspace: workspace.pointer)
+        backend.recurrentBackward(
+            cell, d, x: x.pointer, weights: weights, mask: nil, initialState: initial, tape: tape, stateGradient: dh.pointer,
+            sequenceGradient: sequence, finalCellGradient: isLSTM ? given.map { UnsafePointer($0.pointer + 2 * stateCount) } : nil,
+            gradients: RecurrentGradients(kernel: dW.pointer, recurrentKernel: dU.pointer, bias: db.pointer),
+            inputGradient: dX.pointer,
+            initialStateGradient: given == nil
+                ? nil : RecurrentStateGradient(h: stateGradient.pointer, c: isLSTM ? stateGradient.pointer + stateCount : nil),
+            workspace: workspace.pointer)
         return [tapeMemory.array, dW.array, dU.array, db.array, dX.array, given == nil ? [] : stateGradient.array]
             + (mask == nil ? [] : [droppedStates.array])
     }
 
     func testDenseForwardAndBackward() {
-        for (rows, inputs, units) in [(1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11), (6, 70, 65), (16, 10, 15), (16, 16, 16),
-                                      (17, 8, 17), (16, 31, 31), (9, 12, 33)] {
+        for (rows, inputs, units) in [
+            (1, 1, 1), (7, 5, 3), (32, 10, 10), (19, 33, 11), (6, 70, 65), (16, 10, 15), (16, 16, 16),
+            (17, 8, 17), (16, 31, 31), (9, 12, 33),
+        ] {
             for activation in Activation.allCases {
                 let x: [Float] = randomValues(rows * inputs, seed: 1)
                 let v: [Float] = randomValues(inputs * units, seed: 2)
@@ -138,21 +155,24 @@ final class BackendAgreementTests: XCTestCase {
                 let backends: [any Backend] = Self.engines.map(\.backend) + [NaiveBackend()]
                 let results = backends.enumerated().map { index, backend -> [[Float]] in
                     on(index < Self.engines.count ? Self.engines[index].isa : nil) {
-                    let pre = Buffer<Float>(count: rows * units), out = Buffer<Float>(count: rows * units)
-                    let dV = Buffer<Float>(count: inputs * units), dc = Buffer<Float>(count: units)
-                    let dx = Buffer<Float>(count: rows * inputs)
-                    let (xb, vb, cb, dzb) = (buffer(x), buffer(v), buffer(c), buffer(dz))
-                    backend.denseForward(rows: rows, inputs: inputs, units: units, activation: activation, x: xb.pointer,
-                                         kernel: vb.pointer, bias: cb.pointer, preActivation: pre.pointer, output: out.pointer)
-                    backend.denseBackward(rows: rows, inputs: inputs, units: units, x: xb.pointer, kernel: vb.pointer,
-                                          preActivationGradient: dzb.pointer, kernelGradient: dV.pointer,
-                                          biasGradient: dc.pointer, inputGradient: dx.pointer)
-                    return [pre.array, out.array, dV.array, dc.array, dx.array]
+                        let pre = Buffer<Float>(count: rows * units), out = Buffer<Float>(count: rows * units)
+                        let dV = Buffer<Float>(count: inputs * units), dc = Buffer<Float>(count: units)
+                        let dx = Buffer<Float>(count: rows * inputs)
+                        let (xb, vb, cb, dzb) = (buffer(x), buffer(v), buffer(c), buffer(dz))
+                        backend.denseForward(
+                            rows: rows, inputs: inputs, units: units, activation: activation, x: xb.pointer,
+                            kernel: vb.pointer, bias: cb.pointer, preActivation: pre.pointer, output: out.pointer)
+                        backend.denseBackward(
+                            rows: rows, inputs: inputs, units: units, x: xb.pointer, kernel: vb.pointer,
+                            preActivationGradient: dzb.pointer, kernelGradient: dV.pointer,
+                            biasGradient: dc.pointer, inputGradient: dx.pointer)
+                        return [pre.array, out.array, dV.array, dc.array, dx.array]
                     }
                 }
                 for (index, engine) in Self.engines.enumerated() {
                     for (computed, reference) in zip(results[index], results[Self.engines.count]) {
-                        XCTAssertLessThan(relativeError(computed, reference), tolerance, "Dense \(rows)×\(inputs)→\(units) \(activation), \(engine.name)")
+                        XCTAssertLessThan(
+                            relativeError(computed, reference), tolerance, "Dense \(rows)×\(inputs)→\(units) \(activation), \(engine.name)")
                     }
                 }
             }
@@ -163,44 +183,101 @@ final class BackendAgreementTests: XCTestCase {
     func testModelsAgreeOnLossAndGradients() throws {
         let configurations: [(FeatureShape, () -> [any Layer<Float>], Int)] = [
             (.sequence(steps: 28, features: 28), { [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)] }, 32),
-            (.sequence(steps: 28, features: 28), {
-                [SimpleRNN(units: 16, returnSequences: true), SimpleRNN(units: 8, returnSequences: true),
-                 SimpleRNN(units: 4), Dense(units: 10, activation: .softmax)] }, 16),
+            (
+                .sequence(steps: 28, features: 28),
+                {
+                    [
+                        SimpleRNN(units: 16, returnSequences: true), SimpleRNN(units: 8, returnSequences: true),
+                        SimpleRNN(units: 4), Dense(units: 10, activation: .softmax),
+                    ]
+                }, 16
+            ),
             (.sequence(steps: 1, features: 3), { [SimpleRNN(units: 1, activation: .relu), Dense(units: 2, activation: .softmax)] }, 1),
-            (.sequence(steps: 5, features: 7), { [SimpleRNN(units: 9, returnSequences: true), Dense(units: 3, activation: .tanh),
-                                                  SimpleRNN(units: 5), Dense(units: 3, activation: .softmax)] }, 11),
+            (
+                .sequence(steps: 5, features: 7),
+                {
+                    [
+                        SimpleRNN(units: 9, returnSequences: true), Dense(units: 3, activation: .tanh),
+                        SimpleRNN(units: 5), Dense(units: 3, activation: .softmax),
+                    ]
+                }, 11
+            ),
             // A stack behind a Dense layer, returning sequences into a relu layer; and the smallest stack.
-            (.sequence(steps: 7, features: 5), { [Dense(units: 6, activation: .tanh), SimpleRNN(units: 7, returnSequences: true),
-                                                  SimpleRNN(units: 5, returnSequences: true), SimpleRNN(units: 3, returnSequences: true),
-                                                  SimpleRNN(units: 4, activation: .relu), Dense(units: 3, activation: .softmax)] }, 9),
-            (.sequence(steps: 1, features: 2), { [SimpleRNN(units: 1, returnSequences: true), SimpleRNN(units: 1),
-                                                  Dense(units: 2, activation: .softmax)] }, 1),
+            (
+                .sequence(steps: 7, features: 5),
+                {
+                    [
+                        Dense(units: 6, activation: .tanh), SimpleRNN(units: 7, returnSequences: true),
+                        SimpleRNN(units: 5, returnSequences: true), SimpleRNN(units: 3, returnSequences: true),
+                        SimpleRNN(units: 4, activation: .relu), Dense(units: 3, activation: .softmax),
+                    ]
+                }, 9
+            ),
+            (
+                .sequence(steps: 1, features: 2),
+                {
+                    [
+                        SimpleRNN(units: 1, returnSequences: true), SimpleRNN(units: 1),
+                        Dense(units: 2, activation: .softmax),
+                    ]
+                }, 1
+            ),
             // Bidirectional in each merge mode, stacked.
-            (.sequence(steps: 6, features: 5), { [Bidirectional(LSTM(units: 6, returnSequences: true)),
-                                                  Bidirectional(GRU(units: 5, returnSequences: true), mergeMode: .mul),
-                                                  Bidirectional(SimpleRNN(units: 4, returnSequences: true), mergeMode: .average),
-                                                  Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum),
-                                                  Dense(units: 3, activation: .softmax)] }, 7),
+            (
+                .sequence(steps: 6, features: 5),
+                {
+                    [
+                        Bidirectional(LSTM(units: 6, returnSequences: true)),
+                        Bidirectional(GRU(units: 5, returnSequences: true), mergeMode: .mul),
+                        Bidirectional(SimpleRNN(units: 4, returnSequences: true), mergeMode: .average),
+                        Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum),
+                        Dense(units: 3, activation: .softmax),
+                    ]
+                }, 7
+            ),
             // Dropout (masks drawn from the same seeds by both models), on the input and the state.
-            (.sequence(steps: 5, features: 6), { [GRU(units: 6, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4, seed: 1),
-                                                  Dropout(rate: 0.2, seed: 2),
-                                                  LSTM(units: 4, dropout: 0.5, recurrentDropout: 0.3, seed: 3), Dense(units: 3, activation: .softmax)] }, 8),
-            (.sequence(steps: 6, features: 4), { [SimpleRNN(units: 5, returnSequences: true, recurrentDropout: 0.5, seed: 4),
-                                                  GRU(units: 4, resetAfter: false, returnSequences: true, recurrentDropout: 0.3, seed: 5),
-                                                  Bidirectional(LSTM(units: 3, recurrentDropout: 0.2, seed: 6)),
-                                                  Dense(units: 3, activation: .softmax)] }, 7),
+            (
+                .sequence(steps: 5, features: 6),
+                {
+                    [
+                        GRU(units: 6, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4, seed: 1),
+                        Dropout(rate: 0.2, seed: 2),
+                        LSTM(units: 4, dropout: 0.5, recurrentDropout: 0.3, seed: 3), Dense(units: 3, activation: .softmax),
+                    ]
+                }, 8
+            ),
+            (
+                .sequence(steps: 6, features: 4),
+                {
+                    [
+                        SimpleRNN(units: 5, returnSequences: true, recurrentDropout: 0.5, seed: 4),
+                        GRU(units: 4, resetAfter: false, returnSequences: true, recurrentDropout: 0.3, seed: 5),
+                        Bidirectional(LSTM(units: 3, recurrentDropout: 0.2, seed: 6)),
+                        Dense(units: 3, activation: .softmax),
+                    ]
+                }, 7
+            ),
             // go_backwards on every cell kind, stacked.
-            (.sequence(steps: 6, features: 5), { [LSTM(units: 7, returnSequences: true, goBackwards: true),
-                                                  GRU(units: 5, returnSequences: true, goBackwards: true),
-                                                  SimpleRNN(units: 4, goBackwards: true), Dense(units: 3, activation: .softmax)] }, 9),
+            (
+                .sequence(steps: 6, features: 5),
+                {
+                    [
+                        LSTM(units: 7, returnSequences: true, goBackwards: true),
+                        GRU(units: 5, returnSequences: true, goBackwards: true),
+                        SimpleRNN(units: 4, goBackwards: true), Dense(units: 3, activation: .softmax),
+                    ]
+                }, 9
+            ),
         ]
         try onEveryInstructionSet { isa in
             var worst = 0.0
             for (shape, layers, batch) in configurations {
                 guard case .sequence(let steps, let features) = shape else { return XCTFail() }
-                worst = max(worst, try compareEngineWithReference(shape, layers) { classes in
-                    randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
-                })
+                worst = max(
+                    worst,
+                    try compareEngineWithReference(shape, layers) { classes in
+                        randomBatch(steps: steps, batch: batch, features: features, classes: classes, seed: 5, as: Float.self)
+                    })
             }
             print("BLAS vs naive models, \(isa) kernels: largest relative gradient error \(worst)")
         }
@@ -208,8 +285,10 @@ final class BackendAgreementTests: XCTestCase {
 
     /// The same model on each backend, from the same seed: the loss and every gradient for one batch.
     /// - Returns: the largest relative gradient error.
-    func compareEngineWithReference(_ shape: FeatureShape, _ layers: () -> [any Layer<Float>],
-                                    batch: (_ classes: Int) -> (x: [Float], labels: [Int32])) throws -> Double {
+    func compareEngineWithReference(
+        _ shape: FeatureShape, _ layers: () -> [any Layer<Float>],
+        batch: (_ classes: Int) -> (x: [Float], labels: [Int32])
+    ) throws -> Double {
         let engine = try makeModel(shape, layers(), seed: 4, backend: BLASBackend())
         let reference = try makeModel(shape, layers(), seed: 4, backend: NaiveBackend())
         let (x, labels) = batch(engine.outputShape.features)
@@ -231,11 +310,20 @@ final class BackendAgreementTests: XCTestCase {
         let (steps, batch, features) = (9, 6, 5)
         let configurations: [() -> [any Layer<Float>]] = [
             { [Masking(), SimpleRNN(units: 7, returnSequences: true), LSTM(units: 5), Dense(units: 3, activation: .softmax)] },
-            { [Masking(), Bidirectional(GRU(units: 4, returnSequences: true, recurrentDropout: 0.3)),
-               GRU(units: 3, resetAfter: false, goBackwards: true, recurrentDropout: 0.4),
-               Dense(units: 3, activation: .softmax)] },
-            { [Masking(), LSTM(units: 6, returnSequences: true, goBackwards: true), Bidirectional(SimpleRNN(units: 4), mergeMode: .sum),
-               Dense(units: 3, activation: .softmax)] },
+            {
+                [
+                    Masking(), Bidirectional(GRU(units: 4, returnSequences: true, recurrentDropout: 0.3)),
+                    GRU(units: 3, resetAfter: false, goBackwards: true, recurrentDropout: 0.4),
+                    Dense(units: 3, activation: .softmax),
+                ]
+            },
+            {
+                [
+                    Masking(), LSTM(units: 6, returnSequences: true, goBackwards: true),
+                    Bidirectional(SimpleRNN(units: 4), mergeMode: .sum),
+                    Dense(units: 3, activation: .softmax),
+                ]
+            },
         ]
         var (x, labels) = randomBatch(steps: steps, batch: batch, features: features, classes: 3, seed: 8, as: Float.self)
         // Sample b is masked at steps b % 3, 4 (every sample: a whole step masked) and (for odd b)
@@ -305,7 +393,8 @@ final class BackendAgreementTests: XCTestCase {
                 }
                 // The whole recurrence's first step (h_0 = 0: tanh of the projection alone).
                 var sequence = inputs
-                if Float.tanhRecurrence(steps: 1, batch: batch, units: units, gates: &sequence, recurrentKernel: weights, initialState: nil) {
+                if Float.tanhRecurrence(steps: 1, batch: batch, units: units, gates: &sequence, recurrentKernel: weights, initialState: nil)
+                {
                     XCTAssertEqual(sequence.map(\.bitPattern), expected.map(\.bitPattern), "\(isa), \(units) units: recurrence's tanh")
                 }
                 // σ(x) = ½ + ½·tanh(x/2) on the same tanh, as the fused gated steps compute it.

@@ -4,8 +4,10 @@ import XCTest
 final class BoundedMessageTests: XCTestCase {
     /// Text within the limits is unchanged (an empty line and a trailing newline included).
     func testShortTextIsUnchanged() {
-        for text in ["", "one line", "two\nlines\n", String(repeating: "x", count: 4000),
-                     Array(repeating: "l", count: 40).joined(separator: "\n")] {
+        for text in [
+            "", "one line", "two\nlines\n", String(repeating: "x", count: 4000),
+            Array(repeating: "l", count: 40).joined(separator: "\n"),
+        ] {
             XCTAssertEqual(boundedMessage(text), text)
         }
     }

@@ -13,8 +13,10 @@ final class DropoutTests: XCTestCase {
     func testRateZeroIsExactlyNoDropout() throws {
         let (x, labels) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 1, as: Double.self)
         let plain = try model([GRU(units: 4, returnSequences: true), LSTM(units: 3), Dense(units: 3, activation: .softmax)])
-        let zero = try model([GRU(units: 4, returnSequences: true, dropout: 0, recurrentDropout: 0, seed: 5), Dropout(rate: 0),
-                              LSTM(units: 3, dropout: 0, recurrentDropout: 0), Dense(units: 3, activation: .softmax)])
+        let zero = try model([
+            GRU(units: 4, returnSequences: true, dropout: 0, recurrentDropout: 0, seed: 5), Dropout(rate: 0),
+            LSTM(units: 3, dropout: 0, recurrentDropout: 0), Dense(units: 3, activation: .softmax),
+        ])
         let (a, ga) = plain.lossAndGradients(x: x, labels: labels)
         let (b, gb) = zero.lossAndGradients(x: x, labels: labels)
         XCTAssertEqual(a, b)
@@ -29,7 +31,9 @@ final class DropoutTests: XCTestCase {
         layer.reserve(batchCapacity: 1, needsInputGradient: false, backend: BLASBackend())
         layer.setTraining(true, step: 0)
         let ones = [Double](repeating: 1, count: count)
-        let output = ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count)) }
+        let output = ones.withUnsafeBufferPointer {
+            Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count))
+        }
         let dropped = Double(output.filter { $0 == 0 }.count) / Double(count)
         // Binomial: σ = √(p(1 − p)/n) ≈ 0.001; five σ is the tolerance.
         let sigma = (rate * (1 - rate) / Double(count)).squareRoot()
@@ -39,7 +43,9 @@ final class DropoutTests: XCTestCase {
 
         // At inference the input passes unchanged.
         layer.setTraining(false, step: 0)
-        let inferred = ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count)) }
+        let inferred = ones.withUnsafeBufferPointer {
+            Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: count))
+        }
         XCTAssertEqual(inferred, ones)
     }
 
@@ -57,7 +63,8 @@ final class DropoutTests: XCTestCase {
         let gradient: [Double] = x.withUnsafeBufferPointer { x in
             _ = layer.forward(x.baseAddress!, batchSize: batch, backend: BLASBackend())
             return upstream.withUnsafeBufferPointer {
-                Array(UnsafeBufferPointer(start: layer.backward($0.baseAddress!, batchSize: batch, backend: BLASBackend())!, count: x.count))
+                Array(
+                    UnsafeBufferPointer(start: layer.backward($0.baseAddress!, batchSize: batch, backend: BLASBackend())!, count: x.count))
             }
         }
         let first = (0..<(batch * features)).map { gradient[$0] == 0 }
@@ -85,7 +92,9 @@ final class DropoutTests: XCTestCase {
         func states(training: Bool) -> [Double] {
             layer.setTraining(training, step: 3)
             return x.withUnsafeBufferPointer {
-                Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: batch, backend: BLASBackend()), count: steps * batch * units))
+                Array(
+                    UnsafeBufferPointer(
+                        start: layer.forward($0.baseAddress!, batchSize: batch, backend: BLASBackend()), count: steps * batch * units))
             }
         }
         let h = states(training: true), keep = 1 / (1 - rate), count = batch * units
@@ -116,7 +125,9 @@ final class DropoutTests: XCTestCase {
         let ones = [Double](repeating: 1, count: 64)
         func mask(step: Int) -> [Double] {
             layer.setTraining(true, step: step)
-            return ones.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: 64)) }
+            return ones.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: layer.forward($0.baseAddress!, batchSize: 1, backend: BLASBackend()), count: 64))
+            }
         }
         XCTAssertEqual(mask(step: 7), mask(step: 7))
         XCTAssertNotEqual(mask(step: 7), mask(step: 8))
@@ -125,13 +136,17 @@ final class DropoutTests: XCTestCase {
     /// `predict` and `evaluate` never drop: two predictions agree, and equal the model's without dropout.
     func testNoDropoutAtInference() throws {
         let (x, _) = randomBatch(steps: 6, batch: 4, features: 5, classes: 3, seed: 4, as: Double.self)
-        let dropping = try model([LSTM(units: 4, dropout: 0.6, recurrentDropout: 0.4, seed: 1), Dropout(rate: 0.5, seed: 2),
-                                  Dense(units: 3, activation: .softmax)])
+        let dropping = try model([
+            LSTM(units: 4, dropout: 0.6, recurrentDropout: 0.4, seed: 1), Dropout(rate: 0.5, seed: 2),
+            Dense(units: 3, activation: .softmax),
+        ])
         let plain = try model([LSTM(units: 4), Dense(units: 3, activation: .softmax)])
         try plain.setWeights(dropping.weights)
         func predict(_ model: Sequential<Double>) -> [Double] {
             var output = [Double](repeating: 0, count: 4 * 3)
-            x.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 4, into: $0.baseAddress!) } }
+            x.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 4, into: $0.baseAddress!) }
+            }
             return output
         }
         XCTAssertEqual(predict(dropping), predict(plain))
@@ -148,23 +163,31 @@ final class SequenceLengthTests: XCTestCase {
         // The padding: −1 after each sequence's end, which Masking(−1) masks.
         for b in 0..<batch { for t in Int(lengths[b])..<steps { for i in 0..<features { x[(t * batch + b) * features + i] = -1 } } }
         func model(masking: Bool, workers: Int) throws -> Sequential<Double> {
-            let layers: [any Layer<Double>] = [Bidirectional(GRU(units: 4, returnSequences: true)), LSTM(units: 3, goBackwards: true),
-                                               Dense(units: 3, activation: .softmax)]
-            let model = try Sequential<Double>(inputShape: .sequence(steps: steps, features: features),
-                                               layers: masking ? [Masking(maskValue: -1)] + layers : layers, seed: 5)
+            let layers: [any Layer<Double>] = [
+                Bidirectional(GRU(units: 4, returnSequences: true)), LSTM(units: 3, goBackwards: true),
+                Dense(units: 3, activation: .softmax),
+            ]
+            let model = try Sequential<Double>(
+                inputShape: .sequence(steps: steps, features: features),
+                layers: masking ? [Masking(maskValue: -1)] + layers : layers, seed: 5)
             try model.compile(optimizer: SGD(learningRate: 0.1))
             model.workers = workers
             return model
         }
         let masked = try model(masking: true, workers: 1)
-        try x.withUnsafeBufferPointer { x in try labels.withUnsafeBufferPointer { _ = try masked.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch) } }
+        try x.withUnsafeBufferPointer { x in
+            try labels.withUnsafeBufferPointer {
+                _ = try masked.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch)
+            }
+        }
         let reference = masked.parameters.map(\.gradient.array)
         for workers in [1, 2] {
             let lengthed = try model(masking: false, workers: workers)
             try x.withUnsafeBufferPointer { x in
                 try labels.withUnsafeBufferPointer { labels in
                     try lengths.withUnsafeBufferPointer {
-                        _ = try lengthed.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch)
+                        _ = try lengthed.computeGradients(
+                            x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch)
                     }
                 }
             }
@@ -173,7 +196,9 @@ final class SequenceLengthTests: XCTestCase {
             }
             var withLengths = [Double](repeating: 0, count: batch * 3), withMasking = withLengths
             x.withUnsafeBufferPointer { x in
-                lengths.withUnsafeBufferPointer { lengthed.predict(x: x.baseAddress!, lengths: $0.baseAddress!, batchSize: batch, into: &withLengths) }
+                lengths.withUnsafeBufferPointer {
+                    lengthed.predict(x: x.baseAddress!, lengths: $0.baseAddress!, batchSize: batch, into: &withLengths)
+                }
                 masked.predict(x: x.baseAddress!, batchSize: batch, into: &withMasking)
             }
             XCTAssertLessThan(relativeError(withLengths, withMasking), 1e-12)
@@ -181,10 +206,14 @@ final class SequenceLengthTests: XCTestCase {
 
         let bad: [Int32] = [7, 0, 5, 1, 6, 4]
         let plain = try model(masking: false, workers: 1)
-        XCTAssertThrowsError(try x.withUnsafeBufferPointer { x in
-            try labels.withUnsafeBufferPointer { labels in
-                try bad.withUnsafeBufferPointer { try plain.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch) }
+        XCTAssertThrowsError(
+            try x.withUnsafeBufferPointer { x in
+                try labels.withUnsafeBufferPointer { labels in
+                    try bad.withUnsafeBufferPointer {
+                        try plain.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: batch)
+                    }
+                }
             }
-        }) { error in XCTAssertTrue("\(error)".contains("length 0 at position 1 is outside 1...7"), "\(error)") }
+        ) { error in XCTAssertTrue("\(error)".contains("length 0 at position 1 is outside 1...7"), "\(error)") }
     }
 }

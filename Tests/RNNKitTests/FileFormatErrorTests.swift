@@ -34,7 +34,9 @@ final class FileFormatErrorTests: XCTestCase {
         let wrongMagic = refusal { _ = try IDX.parseImages(labels, file: "labels.idx") }
         XCTAssertEqual(wrongMagic?.format, .idx)
         XCTAssertEqual(wrongMagic?.file, "labels.idx")
-        XCTAssertTrue(wrongMagic?.description.hasPrefix("labels.idx: has magic number 2049, expected 2051") ?? false, "\(String(describing: wrongMagic))")
+        XCTAssertTrue(
+            wrongMagic?.description.hasPrefix("labels.idx: has magic number 2049, expected 2051") ?? false,
+            "\(String(describing: wrongMagic))")
         // Damaged gzip inside an IDX file: gzip's reason, named by the IDX file.
         let truncated = Data([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0x63])
         let damaged = refusal { _ = try IDX.parseLabels(truncated, file: "labels.gz") }
@@ -51,7 +53,8 @@ final class FileFormatErrorTests: XCTestCase {
 
     func testSafeTensors() {
         let error = refusal { _ = try SafeTensors.decode(Data([1, 2, 3]), file: "w.safetensors", as: Float.self) }
-        XCTAssertEqual(error, FileFormatError(file: "w.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
+        XCTAssertEqual(
+            error, FileFormatError(file: "w.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
     }
 
     func testKerasArchiveConfigAndWeights() throws {
@@ -59,8 +62,9 @@ final class FileFormatErrorTests: XCTestCase {
         try Data("not a zip".utf8).write(to: text)
         let archive = refusal { _ = try Keras.loadModel(from: text, as: Float.self) }
         XCTAssertEqual(archive?.format, .kerasArchive)
-        XCTAssertEqual(archive?.description,
-                       "\(text.path): is not a zip archive; a .keras file is a zip of config.json, metadata.json and model.weights.h5")
+        XCTAssertEqual(
+            archive?.description,
+            "\(text.path): is not a zip archive; a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         let config = refusal { _ = try Keras.buildModel(config: Data("[1".utf8), file: "config.json", as: Float.self) }
         XCTAssertEqual(config?.format, .kerasConfig)
         XCTAssertEqual(config?.file, "config.json")

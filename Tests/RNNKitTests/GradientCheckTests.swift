@@ -12,8 +12,10 @@ final class GradientCheckTests: XCTestCase {
     /// With `maskedRows` (time-major rows `t·B + b`), those steps of the input are set to 0, which a
     /// `Masking(0)` layer masks; d L / d x is then checked on the other inputs (a masked input's own
     /// gradient is zero, and nudging it would unmask it).
-    func checkChain(_ layers: [any Layer<Double>], input: FeatureShape, batch: Int, seed: UInt64, maskedRows: Set<Int> = [],
-                    file: StaticString = #filePath, line: UInt = #line) throws {
+    func checkChain(
+        _ layers: [any Layer<Double>], input: FeatureShape, batch: Int, seed: UInt64, maskedRows: Set<Int> = [],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let backend = BLASBackend()
         var generator = RandomGenerator(seed: seed)
         var shape = input
@@ -60,7 +62,9 @@ final class GradientCheckTests: XCTestCase {
         let error = relativeError(inputGradient, numeric)
         XCTAssertLessThan(error, tolerance, "d L / d x", file: file, line: line)
         for row in maskedRows {
-            XCTAssertTrue((0..<input.features).allSatisfy { inputGradient[row * input.features + $0] == 0 }, "a masked input has no gradient", file: file, line: line)
+            XCTAssertTrue(
+                (0..<input.features).allSatisfy { inputGradient[row * input.features + $0] == 0 }, "a masked input has no gradient",
+                file: file, line: line)
         }
         recordMaximum(error)
     }
@@ -104,60 +108,81 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testSimpleRNNReluSequence() throws {
-        try checkChain([SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu)],
-                       input: .sequence(steps: 5, features: 3), batch: 2, seed: 4)
+        try checkChain(
+            [SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu)],
+            input: .sequence(steps: 5, features: 3), batch: 2, seed: 4)
     }
 
     func testStackedSimpleRNNsTwoDeep() throws {
-        try checkChain([SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3)],
-                       input: .sequence(steps: 5, features: 4), batch: 3, seed: 5)
+        try checkChain(
+            [SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3)],
+            input: .sequence(steps: 5, features: 4), batch: 3, seed: 5)
     }
 
     func testStackedReluOverTanhFullSequences() throws {
-        try checkChain([SimpleRNN<Double>(units: 4, returnSequences: true),
-                        SimpleRNN<Double>(units: 3, returnSequences: true, activation: .relu)],
-                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 6)
+        try checkChain(
+            [
+                SimpleRNN<Double>(units: 4, returnSequences: true),
+                SimpleRNN<Double>(units: 3, returnSequences: true, activation: .relu),
+            ],
+            input: .sequence(steps: 4, features: 3), batch: 2, seed: 6)
     }
 
     func testLSTMLastStateAndSequence() throws {
         try checkChain([LSTM<Double>(units: 4)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 31)
         try checkChain([LSTM<Double>(units: 3, returnSequences: true)], input: .sequence(steps: 4, features: 5), batch: 2, seed: 32)
-        try checkChain([LSTM<Double>(units: 3, activation: .relu, recurrentActivation: .hardSigmoid, returnSequences: true)],
-                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 33)
+        try checkChain(
+            [LSTM<Double>(units: 3, activation: .relu, recurrentActivation: .hardSigmoid, returnSequences: true)],
+            input: .sequence(steps: 4, features: 3), batch: 2, seed: 33)
     }
 
     func testGRUResetAfterLastStateAndSequence() throws {
         try checkChain([GRU<Double>(units: 4)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 41)
         try checkChain([GRU<Double>(units: 3, returnSequences: true)], input: .sequence(steps: 4, features: 5), batch: 2, seed: 42)
-        try checkChain([GRU<Double>(units: 3, recurrentActivation: .hardSigmoid, returnSequences: true)],
-                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 43)
+        try checkChain(
+            [GRU<Double>(units: 3, recurrentActivation: .hardSigmoid, returnSequences: true)],
+            input: .sequence(steps: 4, features: 3), batch: 2, seed: 43)
     }
 
     func testGRUResetBeforeLastStateAndSequence() throws {
         try checkChain([GRU<Double>(units: 4, resetAfter: false)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 51)
-        try checkChain([GRU<Double>(units: 3, resetAfter: false, returnSequences: true)],
-                       input: .sequence(steps: 4, features: 5), batch: 2, seed: 52)
+        try checkChain(
+            [GRU<Double>(units: 3, resetAfter: false, returnSequences: true)],
+            input: .sequence(steps: 4, features: 5), batch: 2, seed: 52)
     }
 
     /// Keras's `go_backwards` on every cell, returning the last state and the whole sequence, stacked.
     func testGoBackwardsEveryCell() throws {
-        try checkChain([SimpleRNN<Double>(units: 4, activation: .relu, goBackwards: true)], input: .sequence(steps: 5, features: 3), batch: 2, seed: 71)
-        try checkChain([LSTM<Double>(units: 3, returnSequences: true, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 72)
-        try checkChain([GRU<Double>(units: 3, goBackwards: true), Dense<Double>(units: 2)], input: .sequence(steps: 4, features: 3), batch: 3, seed: 73)
-        try checkChain([GRU<Double>(units: 3, resetAfter: false, returnSequences: true, goBackwards: true),
-                        SimpleRNN<Double>(units: 2, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 74)
+        try checkChain(
+            [SimpleRNN<Double>(units: 4, activation: .relu, goBackwards: true)], input: .sequence(steps: 5, features: 3), batch: 2, seed: 71
+        )
+        try checkChain(
+            [LSTM<Double>(units: 3, returnSequences: true, goBackwards: true)], input: .sequence(steps: 4, features: 3), batch: 2, seed: 72)
+        try checkChain(
+            [GRU<Double>(units: 3, goBackwards: true), Dense<Double>(units: 2)], input: .sequence(steps: 4, features: 3), batch: 3, seed: 73
+        )
+        try checkChain(
+            [
+                GRU<Double>(units: 3, resetAfter: false, returnSequences: true, goBackwards: true),
+                SimpleRNN<Double>(units: 2, goBackwards: true),
+            ], input: .sequence(steps: 4, features: 3), batch: 2, seed: 74)
     }
 
     /// Bidirectional with each merge mode, over each cell, returning sequences and last states, stacked.
     func testBidirectionalEveryMergeMode() throws {
         for (k, mode) in Bidirectional<Double>.MergeMode.allCases.enumerated() {
             let seed = UInt64(80 + 3 * k)
-            try checkChain([Bidirectional<Double>(SimpleRNN(units: 3, returnSequences: true), mergeMode: mode)],
-                           input: .sequence(steps: 4, features: 3), batch: 2, seed: seed)
-            try checkChain([Bidirectional<Double>(LSTM(units: 3), mergeMode: mode)], input: .sequence(steps: 4, features: 2), batch: 3, seed: seed + 1)
-            try checkChain([Bidirectional<Double>(GRU(units: 2, returnSequences: true), mergeMode: mode),
-                            Bidirectional<Double>(GRU(units: 2, resetAfter: false, goBackwards: true), mergeMode: mode)],
-                           input: .sequence(steps: 3, features: 2), batch: 2, seed: seed + 2)
+            try checkChain(
+                [Bidirectional<Double>(SimpleRNN(units: 3, returnSequences: true), mergeMode: mode)],
+                input: .sequence(steps: 4, features: 3), batch: 2, seed: seed)
+            try checkChain(
+                [Bidirectional<Double>(LSTM(units: 3), mergeMode: mode)], input: .sequence(steps: 4, features: 2), batch: 3, seed: seed + 1)
+            try checkChain(
+                [
+                    Bidirectional<Double>(GRU(units: 2, returnSequences: true), mergeMode: mode),
+                    Bidirectional<Double>(GRU(units: 2, resetAfter: false, goBackwards: true), mergeMode: mode),
+                ],
+                input: .sequence(steps: 3, features: 2), batch: 2, seed: seed + 2)
         }
     }
 
@@ -182,21 +207,33 @@ final class GradientCheckTests: XCTestCase {
         // Rows t·B + b of [T = 6, B = 3]: sample 0 masked at steps 0 and 3, sample 1 at 2–3, sample 2 at 5.
         let masked: Set<Int> = [0 * 3 + 0, 3 * 3 + 0, 2 * 3 + 1, 3 * 3 + 1, 5 * 3 + 2]
         let input = FeatureShape.sequence(steps: 6, features: 3)
-        try checkChain([Masking<Double>(), SimpleRNN(units: 3, returnSequences: true), SimpleRNN(units: 2)],
-                       input: input, batch: 3, seed: 101, maskedRows: masked)
-        try checkChain([Masking<Double>(), LSTM(units: 3, returnSequences: true), LSTM(units: 2, goBackwards: true)],
-                       input: input, batch: 3, seed: 102, maskedRows: masked)
-        try checkChain([Masking<Double>(), GRU(units: 3, returnSequences: true), GRU(units: 2, resetAfter: false)],
-                       input: input, batch: 3, seed: 103, maskedRows: masked)
-        try checkChain([Masking<Double>(), Bidirectional(SimpleRNN(units: 2, returnSequences: true)), Dense(units: 3),
-                        Bidirectional(LSTM(units: 2), mergeMode: .mul)],
-                       input: input, batch: 3, seed: 104, maskedRows: masked)
-        try checkChain([Masking<Double>(), Bidirectional(GRU(units: 2, returnSequences: true, goBackwards: true), mergeMode: .average),
-                        GRU(units: 2)], input: input, batch: 3, seed: 105, maskedRows: masked)
+        try checkChain(
+            [Masking<Double>(), SimpleRNN(units: 3, returnSequences: true), SimpleRNN(units: 2)],
+            input: input, batch: 3, seed: 101, maskedRows: masked)
+        try checkChain(
+            [Masking<Double>(), LSTM(units: 3, returnSequences: true), LSTM(units: 2, goBackwards: true)],
+            input: input, batch: 3, seed: 102, maskedRows: masked)
+        try checkChain(
+            [Masking<Double>(), GRU(units: 3, returnSequences: true), GRU(units: 2, resetAfter: false)],
+            input: input, batch: 3, seed: 103, maskedRows: masked)
+        try checkChain(
+            [
+                Masking<Double>(), Bidirectional(SimpleRNN(units: 2, returnSequences: true)), Dense(units: 3),
+                Bidirectional(LSTM(units: 2), mergeMode: .mul),
+            ],
+            input: input, batch: 3, seed: 104, maskedRows: masked)
+        try checkChain(
+            [
+                Masking<Double>(), Bidirectional(GRU(units: 2, returnSequences: true, goBackwards: true), mergeMode: .average),
+                GRU(units: 2),
+            ], input: input, batch: 3, seed: 105, maskedRows: masked)
         // Whole steps masked (every sample at steps 0, 3 and 5), which the engine skips.
         let wholeSteps = masked.union([0, 1, 2, 9, 10, 11, 15, 16, 17])
-        try checkChain([Masking<Double>(), LSTM(units: 3, returnSequences: true), GRU(units: 2, resetAfter: false, returnSequences: true),
-                        Bidirectional(SimpleRNN(units: 2))], input: input, batch: 3, seed: 106, maskedRows: wholeSteps)
+        try checkChain(
+            [
+                Masking<Double>(), LSTM(units: 3, returnSequences: true), GRU(units: 2, resetAfter: false, returnSequences: true),
+                Bidirectional(SimpleRNN(units: 2)),
+            ], input: input, batch: 3, seed: 106, maskedRows: wholeSteps)
     }
 
     /// Encoder–decoder: the encoder's final state (h_T, and c_T for LSTM) starts the decoder
@@ -261,9 +298,12 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testStackedCells() throws {
-        try checkChain([LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
-                        GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2)],
-                       input: .sequence(steps: 4, features: 3), batch: 2, seed: 61)
+        try checkChain(
+            [
+                LSTM<Double>(units: 4, returnSequences: true), GRU<Double>(units: 3, returnSequences: true),
+                GRU<Double>(units: 3, resetAfter: false, returnSequences: true), SimpleRNN<Double>(units: 2),
+            ],
+            input: .sequence(steps: 4, features: 3), batch: 2, seed: 61)
     }
 
     /// Each loss through a whole model, every weight: class losses fused with softmax and on a
@@ -283,8 +323,12 @@ final class GradientCheckTests: XCTestCase {
             func lossAndGradients() throws -> (Double, [[Double]]) {
                 let metrics = try x.withUnsafeBufferPointer { x in
                     loss.targets == .classIndices
-                        ? try labels.withUnsafeBufferPointer { try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch) }
-                        : try targets.withUnsafeBufferPointer { try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: batch) }
+                        ? try labels.withUnsafeBufferPointer {
+                            try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: batch)
+                        }
+                        : try targets.withUnsafeBufferPointer {
+                            try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: batch)
+                        }
                 }
                 return (metrics.loss, model.parameters.map(\.gradient.array))
             }
@@ -321,23 +365,27 @@ final class GradientCheckTests: XCTestCase {
     /// weight: stacks of SimpleRNNs first and behind a Dense layer (so their input gradient
     /// flows), three deep, and relu over relu.
     func testSequentialCrossEntropyGradients() throws {
-        try checkSequential([
-            SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
-            Dense<Double>(units: 4, activation: .softmax),
-        ], seed: 3)
-        try checkSequential([
-            SimpleRNN<Double>(units: 5, returnSequences: true), SimpleRNN<Double>(units: 4, returnSequences: true),
-            SimpleRNN<Double>(units: 3), Dense<Double>(units: 4, activation: .softmax),
-        ], seed: 4)
-        try checkSequential([
-            Dense<Double>(units: 3, activation: .tanh), SimpleRNN<Double>(units: 6, returnSequences: true),
-            SimpleRNN<Double>(units: 4, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
-            Dense<Double>(units: 4, activation: .softmax),
-        ], seed: 5)
-        try checkSequential([
-            SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu), SimpleRNN<Double>(units: 3, activation: .relu),
-            Dense<Double>(units: 4, activation: .softmax),
-        ], seed: 6)
+        try checkSequential(
+            [
+                SimpleRNN<Double>(units: 6, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
+                Dense<Double>(units: 4, activation: .softmax),
+            ], seed: 3)
+        try checkSequential(
+            [
+                SimpleRNN<Double>(units: 5, returnSequences: true), SimpleRNN<Double>(units: 4, returnSequences: true),
+                SimpleRNN<Double>(units: 3), Dense<Double>(units: 4, activation: .softmax),
+            ], seed: 4)
+        try checkSequential(
+            [
+                Dense<Double>(units: 3, activation: .tanh), SimpleRNN<Double>(units: 6, returnSequences: true),
+                SimpleRNN<Double>(units: 4, returnSequences: true), SimpleRNN<Double>(units: 3, activation: .relu),
+                Dense<Double>(units: 4, activation: .softmax),
+            ], seed: 5)
+        try checkSequential(
+            [
+                SimpleRNN<Double>(units: 4, returnSequences: true, activation: .relu), SimpleRNN<Double>(units: 3, activation: .relu),
+                Dense<Double>(units: 4, activation: .softmax),
+            ], seed: 6)
     }
 
     func checkSequential(_ layers: [any Layer<Double>], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -31,15 +31,17 @@ final class HostileFileTests: XCTestCase {
         let table = try String(contentsOf: folder.appendingPathComponent("cases.tsv"), encoding: .utf8)
         let cases = table.split(separator: "\n").map { line -> Case in
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            return Case(name: fields[0], file: folder.appendingPathComponent(fields[1]), reader: fields[2], flags: fields[3], expected: fields[4])
+            return Case(
+                name: fields[0], file: folder.appendingPathComponent(fields[1]), reader: fields[2], flags: fields[3], expected: fields[4])
         }
         return (folder, cases)
     }
 
     /// The model the weights files are meant for: LSTM(4) → Dense(10) on MNIST's rows, with Adam.
     static func model() throws -> Sequential<Float> {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                          layers: [LSTM(units: 4), Dense(units: 10, activation: .softmax)], seed: 2)
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [LSTM(units: 4), Dense(units: 10, activation: .softmax)], seed: 2)
         try model.compile(optimizer: Adam<Float>(), loss: CategoricalCrossentropy())
         return model
     }
@@ -73,8 +75,9 @@ final class HostileFileTests: XCTestCase {
                     // As train-blas --load does: the tensors, then the config they carry, built only if they hold its weights.
                     let file = try SafeTensors.decode(Data(contentsOf: item.file), file: item.file.path, as: Float.self)
                     if let config = file.metadata[SafeTensors.kerasConfigKey] {
-                        _ = try Keras.buildModel(config: Data(config.utf8), file: item.file.path, as: Float.self,
-                                                 weightsAvailable: file.tensors.values.reduce(0) { $0 + $1.scalars.count })
+                        _ = try Keras.buildModel(
+                            config: Data(config.utf8), file: item.file.path, as: Float.self,
+                            weightsAvailable: file.tensors.values.reduce(0) { $0 + $1.scalars.count })
                     }
                 default: XCTFail("\(item.name): unknown reader \(item.reader)")
                 }
@@ -126,8 +129,10 @@ final class HostileFileTests: XCTestCase {
     /// by the child itself) are each one error in the caller, the hang within the probe's time.
     func testTheProbeTurnsACrashOrAHangIntoAnError() throws {
         let file = try KerasFileTests.fixtureURL("keras_lstm.weights", "h5")
-        for (rehearsal, expected) in [("crash", "libhdf5 crashed (signal 11) reading it in a separate process"),
-                                      ("hang", "libhdf5 did not finish reading it within 2 s")] {
+        for (rehearsal, expected) in [
+            ("crash", "libhdf5 crashed (signal 11) reading it in a separate process"),
+            ("hang", "libhdf5 did not finish reading it within 2 s"),
+        ] {
             setenv("RNNKIT_HDF5_PROBE_REHEARSAL", rehearsal, 1)
             defer { unsetenv("RNNKIT_HDF5_PROBE_REHEARSAL") }
             let start = Date()
@@ -178,8 +183,9 @@ final class HostileFileTests: XCTestCase {
     /// A config whose orthogonal initialiser would take a minute (SimpleRNN(16000): a QR of a
     /// 16000 × 16000 kernel) is refused at once, through the public API too.
     func testAnInitialiserThatWouldTakeMinutesIsRefused() throws {
-        let small = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                          layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
+        let small = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
         var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Keras.config(of: small)) as? [String: Any])
         var inner = try XCTUnwrap(root["config"] as? [String: Any])
         var layers = try XCTUnwrap(inner["layers"] as? [[String: Any]])

@@ -31,7 +31,7 @@ final class ImageDatasetTests: XCTestCase {
         XCTAssertEqual(labels, [9, 7])
         // [T = 2, B = 2, D = 3]: step 0 holds image 2's row 0, then image 0's row 0.
         let expected: [UInt8] = [200, 201, 202, 0, 1, 2, 210, 211, 212, 10, 11, 12]
-        XCTAssertEqual(x.array, expected.map { Float($0) * (1 / Float(255)) })  // as the engine scales: times 1/255
+        XCTAssertEqual(x.array, expected.map { Float($0) * (1 / Float(255)) }) // as the engine scales: times 1/255
         let doubles = Buffer<Double>(count: 12)
         [2, 0].withUnsafeBufferPointer { indices in data.gather(indices, into: doubles.pointer, labels: &labels) }
         for (a, b) in zip(doubles.array, expected) { XCTAssertEqual(a, Double(b) / 255, accuracy: 1e-12) }

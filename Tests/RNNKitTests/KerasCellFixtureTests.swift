@@ -14,8 +14,9 @@ final class KerasCellFixtureTests: XCTestCase {
 
         init(_ name: String) throws {
             self.name = name
-            let url = try XCTUnwrap(Bundle.module.url(forResource: "keras_\(name)", withExtension: "json", subdirectory: "Fixtures"),
-                                    "fixture keras_\(name).json is missing from the test bundle")
+            let url = try XCTUnwrap(
+                Bundle.module.url(forResource: "keras_\(name)", withExtension: "json", subdirectory: "Fixtures"),
+                "fixture keras_\(name).json is missing from the test bundle")
             root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         }
 
@@ -35,9 +36,10 @@ final class KerasCellFixtureTests: XCTestCase {
         /// The weights under `path` ("weights", or an Adam step's "weights_after_step").
         func weights<S: BLASScalar>(_ path: Any..., as _: S.Type) -> [String: Tensor<S>] {
             let table = node(path) as! [String: Any]
-            return Dictionary(uniqueKeysWithValues: weightOrder.map { name in
-                (name, Tensor(shape: shape(name), scalars: KerasFixture.flatten(table[name]!).map { S($0) }))
-            })
+            return Dictionary(
+                uniqueKeysWithValues: weightOrder.map { name in
+                    (name, Tensor(shape: shape(name), scalars: KerasFixture.flatten(table[name]!).map { S($0) }))
+                })
         }
 
         /// The input batch, time-major `[28, 8, 28]`, its labels, and (for a per-step regression)
@@ -45,7 +47,9 @@ final class KerasCellFixtureTests: XCTestCase {
         func input<S: BLASScalar>(as _: S.Type) -> (x: [S], labels: [Int32], targets: [S]?) {
             func timeMajor(_ batchMajor: [Double], width: Int) -> [S] {
                 var result = [S](repeating: 0, count: batchMajor.count)
-                for b in 0..<8 { for t in 0..<28 { for i in 0..<width { result[(t * 8 + b) * width + i] = S(batchMajor[(b * 28 + t) * width + i]) } } }
+                for b in 0..<8 {
+                    for t in 0..<28 { for i in 0..<width { result[(t * 8 + b) * width + i] = S(batchMajor[(b * 28 + t) * width + i]) } }
+                }
                 return result
             }
             let targets = (root["input"] as! [String: Any])["targets"].flatMap { $0 is NSNull ? nil : $0 }
@@ -55,27 +59,35 @@ final class KerasCellFixtureTests: XCTestCase {
 
         /// The model the fixture describes, built in Swift.
         func model<S: BLASScalar>(as _: S.Type) throws -> Sequential<S> {
-            let layers: [any Layer<S>] = switch name {
-            case "lstm": [LSTM(units: 8), Dense(units: 10, activation: .softmax)]
-            case "gru": [GRU(units: 8), Dense(units: 10, activation: .softmax)]
-            case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
-            case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
-            case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
-            case "bidirectional_masking": [Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
-                                           LSTM(units: 5), Dense(units: 10, activation: .softmax)]
-            case "many_to_many_mse": [GRU(units: 6, returnSequences: true), Dense(units: 3)]
-            default: preconditionFailure("no model for fixture \(name)")
-            }
+            let layers: [any Layer<S>] =
+                switch name {
+                case "lstm": [LSTM(units: 8), Dense(units: 10, activation: .softmax)]
+                case "gru": [GRU(units: 8), Dense(units: 10, activation: .softmax)]
+                case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
+                case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
+                case "go_backwards_relu":
+                    [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
+                case "bidirectional_masking":
+                    [
+                        Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
+                        LSTM(units: 5), Dense(units: 10, activation: .softmax),
+                    ]
+                case "many_to_many_mse": [GRU(units: 6, returnSequences: true), Dense(units: 3)]
+                default: preconditionFailure("no model for fixture \(name)")
+                }
             let model = try Sequential<S>(inputShape: .sequence(steps: 28, features: 28), layers: layers)
-            try model.compile(optimizer: Adam<S>(learningRate: 0.001),
-                              loss: name == "many_to_many_mse" ? MeanSquaredError() : CategoricalCrossentropy())
+            try model.compile(
+                optimizer: Adam<S>(learningRate: 0.001),
+                loss: name == "many_to_many_mse" ? MeanSquaredError() : CategoricalCrossentropy())
             try model.setWeights(weights("weights", as: S.self))
             return model
         }
     }
 
-    static let names = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu", "bidirectional_masking",
-                        "many_to_many_mse"]
+    static let names = [
+        "lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "go_backwards_relu", "bidirectional_masking",
+        "many_to_many_mse",
+    ]
 
     /// Every layer's output for the fixture's input, batch-major as Keras returns it.
     func layerOutputs<S: BLASScalar>(_ model: Sequential<S>, x: [S]) -> [[S]] {
@@ -86,13 +98,20 @@ final class KerasCellFixtureTests: XCTestCase {
                 layer.reserve(batchCapacity: 8, needsInputGradient: true, backend: model.backend)
                 // Layer by layer, the mask handed on as the model hands it.
                 let prefix = Array(model.layers[...index])
-                activations = MaskRole.forward(prefix, roles: prefix.map { MaskRole($0) }, input: x.baseAddress!,
-                                               batchSize: 8, backend: model.backend).output
+                activations =
+                    MaskRole.forward(
+                        prefix, roles: prefix.map { MaskRole($0) }, input: x.baseAddress!,
+                        batchSize: 8, backend: model.backend
+                    ).output
                 let shape = layer.outputShape, width = shape.features, steps = shape.steps
                 var batchMajor = [S](repeating: 0, count: 8 * shape.scalarCount)
-                for t in 0..<steps { for b in 0..<8 { for j in 0..<width {
-                    batchMajor[(b * steps + t) * width + j] = activations[(t * 8 + b) * width + j]
-                } } }
+                for t in 0..<steps {
+                    for b in 0..<8 {
+                        for j in 0..<width {
+                            batchMajor[(b * steps + t) * width + j] = activations[(t * 8 + b) * width + j]
+                        }
+                    }
+                }
                 outputs.append(batchMajor)
             }
         }
@@ -109,12 +128,14 @@ final class KerasCellFixtureTests: XCTestCase {
             try x.withUnsafeBufferPointer { x in
                 if let targets {
                     return try targets.withUnsafeBufferPointer {
-                        update ? try model.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 8)
+                        update
+                            ? try model.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 8)
                             : try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 8)
                     }
                 }
                 return try labels.withUnsafeBufferPointer {
-                    update ? try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
+                    update
+                        ? try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
                         : try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
                 }
             }
@@ -182,8 +203,9 @@ final class KerasCellFixtureTests: XCTestCase {
     /// Keras's initial values: LSTM's forget-gate bias starts at 1, the rest of the bias at 0;
     /// kernels are Glorot-uniform over `[D, G·H]` and recurrent kernels orthogonal `[H, G·H]`.
     func testInitialValuesAreKeras() throws {
-        let model = try Sequential<Double>(inputShape: .sequence(steps: 5, features: 6),
-                                           layers: [LSTM(units: 3, returnSequences: true), GRU(units: 4)], seed: 3)
+        let model = try Sequential<Double>(
+            inputShape: .sequence(steps: 5, features: 6),
+            layers: [LSTM(units: 3, returnSequences: true), GRU(units: 4)], seed: 3)
         let bias = model.weights["lstm/bias"]!.scalars
         XCTAssertEqual(bias, [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
         XCTAssertEqual(model.weights["gru/bias"]!.shape, [2, 12])
@@ -195,7 +217,7 @@ final class KerasCellFixtureTests: XCTestCase {
                 XCTAssertEqual(dot, i == j ? 1 : 0, accuracy: 1e-12)
             }
         }
-        let limit = (6.0 / Double(6 + 12)).squareRoot()  // fan_in D = 6, fan_out 4H = 12
+        let limit = (6.0 / Double(6 + 12)).squareRoot() // fan_in D = 6, fan_out 4H = 12
         XCTAssertTrue(model.weights["lstm/kernel"]!.scalars.allSatisfy { abs($0) <= limit })
     }
 }

@@ -8,26 +8,33 @@ import XCTest
 /// every kind of bad file refused with a message naming the file and the item.
 final class KerasFileTests: XCTestCase {
     /// The fixtures RNNKit can rebuild, each with its model built in Swift for the `.weights.h5` path.
-    static let supported = ["lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "many_to_many_mse", "go_backwards_relu",
-                            "bidirectional_masking"]
+    static let supported = [
+        "lstm", "gru", "gru_reset_before", "stacked_lstm_gru", "many_to_many_mse", "go_backwards_relu",
+        "bidirectional_masking",
+    ]
 
     static func fixtureURL(_ name: String, _ ext: String) throws -> URL {
-        try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures"),
-                      "fixture \(name).\(ext) is missing from the test bundle")
+        try XCTUnwrap(
+            Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures"),
+            "fixture \(name).\(ext) is missing from the test bundle")
     }
 
     static func swiftModel<S: BLASScalar>(_ name: String, as _: S.Type) throws -> Sequential<S> {
-        let layers: [any Layer<S>] = switch name {
-        case "lstm": [LSTM(units: 8), Dense(units: 10, activation: .softmax)]
-        case "gru": [GRU(units: 8), Dense(units: 10, activation: .softmax)]
-        case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
-        case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
-        case "many_to_many_mse": [GRU(units: 6, returnSequences: true), Dense(units: 3)]
-        case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
-        case "bidirectional_masking": [Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
-                                       LSTM(units: 5), Dense(units: 10, activation: .softmax)]
-        default: preconditionFailure("no model for fixture \(name)")
-        }
+        let layers: [any Layer<S>] =
+            switch name {
+            case "lstm": [LSTM(units: 8), Dense(units: 10, activation: .softmax)]
+            case "gru": [GRU(units: 8), Dense(units: 10, activation: .softmax)]
+            case "gru_reset_before": [GRU(units: 6, resetAfter: false), Dense(units: 10, activation: .softmax)]
+            case "stacked_lstm_gru": [LSTM(units: 7, returnSequences: true), GRU(units: 5), Dense(units: 10, activation: .softmax)]
+            case "many_to_many_mse": [GRU(units: 6, returnSequences: true), Dense(units: 3)]
+            case "go_backwards_relu": [SimpleRNN(units: 6, activation: .relu, goBackwards: true), Dense(units: 10, activation: .softmax)]
+            case "bidirectional_masking":
+                [
+                    Masking(maskValue: 0), Bidirectional(SimpleRNN(units: 6, returnSequences: true)),
+                    LSTM(units: 5), Dense(units: 10, activation: .softmax),
+                ]
+            default: preconditionFailure("no model for fixture \(name)")
+            }
         return try Sequential<S>(inputShape: .sequence(steps: 28, features: 28), layers: layers, seed: 99)
     }
 
@@ -35,7 +42,9 @@ final class KerasFileTests: XCTestCase {
     static func outputs<S: BLASScalar>(_ model: Sequential<S>, fixture: KerasCellFixtureTests.Fixture) -> [Double] {
         let x = fixture.input(as: S.self).x
         var output = [S](repeating: 0, count: 8 * model.outputShape.scalarCount)
-        x.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 8, into: $0.baseAddress!) } }
+        x.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 8, into: $0.baseAddress!) }
+        }
         return output.map(Double.init)
     }
 
@@ -68,13 +77,18 @@ final class KerasFileTests: XCTestCase {
             // The files hold the fixture's weights rounded to float32 (stored as float64): in Double
             // they arrive bit for bit, and the outputs differ from Keras's float64 ones by that rounding.
             let double = try Keras.loadModel(from: Self.fixtureURL("keras_\(name)", "keras"), as: Double.self)
-            let rounded = fixture.weights("weights", as: Double.self).mapValues { Tensor(shape: $0.shape, scalars: $0.scalars.map { Double(Float($0)) }) }
+            let rounded = fixture.weights("weights", as: Double.self).mapValues {
+                Tensor(shape: $0.shape, scalars: $0.scalars.map { Double(Float($0)) })
+            }
             XCTAssertEqual(double.model.weights, rounded, name)
             let last = try XCTUnwrap(double.model.layers.last).name
             let exact = Self.largestDifference(Self.outputs(double.model, fixture: fixture), fixture.values("layer_outputs", last))
             XCTAssertLessThan(exact, 1e-7, "\(name).keras in Double against Keras's float64 outputs")
-            print(String(format: "Keras file %@: .keras %.2e, .weights.h5 %.2e (Float, against Keras float32); .keras in Double %.2e (against Keras float64)",
-                         name, fromKeras, fromWeights, exact))
+            print(
+                String(
+                    format:
+                        "Keras file %@: .keras %.2e, .weights.h5 %.2e (Float, against Keras float32); .keras in Double %.2e (against Keras float64)",
+                    name, fromKeras, fromWeights, exact))
         }
     }
 
@@ -93,7 +107,9 @@ final class KerasFileTests: XCTestCase {
             var worst = 0.0
             for step in 0..<2 {
                 try x.withUnsafeBufferPointer { x in
-                    try labels.withUnsafeBufferPointer { _ = try loaded.model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8) }
+                    try labels.withUnsafeBufferPointer {
+                        _ = try loaded.model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 8)
+                    }
                 }
                 let expected: [String: Tensor<Double>] = fixture.weights("adam", "steps", step, "weights_after_step", as: Double.self)
                 for weight in fixture.weightOrder {
@@ -124,22 +140,28 @@ final class KerasFileTests: XCTestCase {
     /// compile settings and outputs, for each optimiser and in Float and Double.
     func testKerasFilesRoundTrip() throws {
         try roundTrip(Float.self, optimizer: Adam<Float>(learningRate: 0.003, clipping: .norm(0.5)), loss: CategoricalCrossentropy())
-        try roundTrip(Double.self, optimizer: SGD<Double>(learningRate: 0.1, momentum: 0.9, nesterov: true), loss: SparseCategoricalCrossentropy())
-        try roundTrip(Float.self, optimizer: RMSprop<Float>(learningRate: 0.002, rho: 0.8, clipping: .value(0.01)), loss: CategoricalCrossentropy())
+        try roundTrip(
+            Double.self, optimizer: SGD<Double>(learningRate: 0.1, momentum: 0.9, nesterov: true), loss: SparseCategoricalCrossentropy())
+        try roundTrip(
+            Float.self, optimizer: RMSprop<Float>(learningRate: 0.002, rho: 0.8, clipping: .value(0.01)), loss: CategoricalCrossentropy())
         try roundTrip(Float.self, optimizer: SGD<Float>(learningRate: 0.05, clipping: .globalNorm(0.1)), loss: CategoricalCrossentropy())
     }
 
     private func roundTrip<S: BLASScalar>(_: S.Type, optimizer: any StatefulOptimizer<S>, loss: any Loss) throws {
-        let model = try Sequential<S>(inputShape: .sequence(steps: 5, features: 3), layers: [
-            SimpleRNN(units: 4, returnSequences: true, activation: .relu), Dropout(rate: 0.1, seed: 4),
-            LSTM(units: 3, returnSequences: true, goBackwards: true, dropout: 0.2, recurrentDropout: 0.3, seed: 7),
-            Bidirectional(GRU(units: 5, resetAfter: false, returnSequences: true, recurrentDropout: 0.25), mergeMode: .average),
-            Bidirectional(LSTM(units: 2, returnSequences: true)), GRU(units: 4), Dense(units: 6, activation: .softmax),
-        ], seed: 5)
+        let model = try Sequential<S>(
+            inputShape: .sequence(steps: 5, features: 3),
+            layers: [
+                SimpleRNN(units: 4, returnSequences: true, activation: .relu), Dropout(rate: 0.1, seed: 4),
+                LSTM(units: 3, returnSequences: true, goBackwards: true, dropout: 0.2, recurrentDropout: 0.3, seed: 7),
+                Bidirectional(GRU(units: 5, resetAfter: false, returnSequences: true, recurrentDropout: 0.25), mergeMode: .average),
+                Bidirectional(LSTM(units: 2, returnSequences: true)), GRU(units: 4), Dense(units: 6, activation: .softmax),
+            ], seed: 5)
         try model.compile(optimizer: optimizer, loss: loss)
         let (x, labels) = randomBatch(steps: 5, batch: 7, features: 3, classes: 6, seed: 1, as: S.self)
         for _ in 0..<3 {
-            try x.withUnsafeBufferPointer { x in try labels.withUnsafeBufferPointer { _ = try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 7) } }
+            try x.withUnsafeBufferPointer { x in
+                try labels.withUnsafeBufferPointer { _ = try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 7) }
+            }
         }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-keras-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -162,7 +184,9 @@ final class KerasFileTests: XCTestCase {
         let keptSlots = KerasWeightsLayout.slotOrder(of: optimizer)
         for slot in keptSlots {
             for (a, b) in zip(model.parameters, loaded.model.parameters) {
-                XCTAssertEqual(optimizer.state.values(slot: slot, for: a), restored.state.values(slot: slot, for: b), "\(what) slot \(slot) of \(a.name)")
+                XCTAssertEqual(
+                    optimizer.state.values(slot: slot, for: a), restored.state.values(slot: slot, for: b),
+                    "\(what) slot \(slot) of \(a.name)")
             }
         }
         var before = [S](repeating: 0, count: 7 * 6), after = before
@@ -173,7 +197,9 @@ final class KerasFileTests: XCTestCase {
         XCTAssertEqual(before, after, what)
         // And the next step is the same step, dropout masks included (they follow from the seed and the step).
         for m in [model, loaded.model] {
-            try x.withUnsafeBufferPointer { x in try labels.withUnsafeBufferPointer { _ = try m.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 7) } }
+            try x.withUnsafeBufferPointer { x in
+                try labels.withUnsafeBufferPointer { _ = try m.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 7) }
+            }
         }
         XCTAssertEqual(loaded.model.weights, model.weights, "\(what): the step after loading")
 
@@ -190,11 +216,15 @@ final class KerasFileTests: XCTestCase {
     /// Bidirectional's weights carry Keras's names (the fixture's `weight_order`) and sit where
     /// Keras keeps them: the fixture's file loads into the same layers built in Swift.
     func testBidirectionalUsesKerasNamesAndLayout() throws {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: [
-            Bidirectional(SimpleRNN(units: 6, returnSequences: true)), LSTM(units: 5), Dense(units: 10, activation: .softmax),
-        ])
-        let order = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtureURL("keras_bidirectional_masking", "json")))
-                                  as? [String: Any])["weight_order"] as? [String]
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [
+                Bidirectional(SimpleRNN(units: 6, returnSequences: true)), LSTM(units: 5), Dense(units: 10, activation: .softmax),
+            ])
+        let order =
+            try XCTUnwrap(
+                JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtureURL("keras_bidirectional_masking", "json")))
+                    as? [String: Any])["weight_order"] as? [String]
         XCTAssertEqual(model.parameters.map(\.name), order)
         XCTAssertEqual(model.outputShape, .vector(features: 10))
         XCTAssertEqual(model.layers[0].outputShape, .sequence(steps: 28, features: 12))
@@ -205,9 +235,11 @@ final class KerasFileTests: XCTestCase {
     }
 
     func testTimeDistributedDenseRoundTripsUnderKerasNames() throws {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 4, features: 2), layers: [
-            GRU(units: 3, returnSequences: true), TimeDistributed(Dense(units: 2)),
-        ])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 4, features: 2),
+            layers: [
+                GRU(units: 3, returnSequences: true), TimeDistributed(Dense(units: 2)),
+            ])
         try model.compile(optimizer: Adam(), loss: MeanSquaredError())
         XCTAssertEqual(model.parameters.map(\.name).suffix(2), ["time_distributed/kernel", "time_distributed/bias"])
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-td-\(UUID()).keras")
@@ -233,16 +265,16 @@ final class KerasFileTests: XCTestCase {
 
     func testUnsupportedLayersAndOptionsAreAllNamed() throws {
         let config = """
-        {"class_name": "Sequential", "config": {"name": "s", "layers": [
-          {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "dtype": "float32", "name": "in"}},
-          {"class_name": "Conv1D", "config": {"name": "conv1d", "filters": 3}},
-          {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 1.5, "use_bias": false, "return_state": false,
-                                             "kernel_initializer": {"class_name": "HeNormal", "config": {}}}},
-          {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "gelu", "dtype": "bfloat16",
-                                              "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
-         "compile_config": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001, "amsgrad": true}},
-                            "loss": "huber"}}
-        """
+            {"class_name": "Sequential", "config": {"name": "s", "layers": [
+              {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "dtype": "float32", "name": "in"}},
+              {"class_name": "Conv1D", "config": {"name": "conv1d", "filters": 3}},
+              {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 1.5, "use_bias": false, "return_state": false,
+                                                 "kernel_initializer": {"class_name": "HeNormal", "config": {}}}},
+              {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "gelu", "dtype": "bfloat16",
+                                                  "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
+             "compile_config": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001, "amsgrad": true}},
+                                "loss": "huber"}}
+            """
         let text = message { _ = try Keras.buildModel(config: Data(config.utf8), file: "crafted.keras: config.json", as: Float.self) }
         for item in [
             "crafted.keras: config.json: RNNKit cannot rebuild this model",
@@ -261,27 +293,33 @@ final class KerasFileTests: XCTestCase {
         XCTAssertTrue(text.contains("because of 9 items"), text)
 
         let huge = """
-        {"class_name": "Sequential", "config": {"name": "s", "layers": [
-          {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "name": "in"}},
-          {"class_name": "LSTM", "config": {"name": "lstm", "units": 1000000000}}]}}
-        """
+            {"class_name": "Sequential", "config": {"name": "s", "layers": [
+              {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "name": "in"}},
+              {"class_name": "LSTM", "config": {"name": "lstm", "units": 1000000000}}]}}
+            """
         let refused = message { _ = try Keras.buildModel(config: Data(huge.utf8), file: "huge", as: Float.self) }
-        XCTAssertTrue(refused.contains("the model: would have 4000000020000000000 weights, more than the 268435456 RNNKit builds from a file"), refused)
+        XCTAssertTrue(
+            refused.contains("the model: would have 4000000020000000000 weights, more than the 268435456 RNNKit builds from a file"),
+            refused)
 
         let functional = """
-        {"class_name": "Functional", "config": {"name": "f", "layers": [
-          {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [null, 5, 2], "name": "a"}, "inbound_nodes": []},
-          {"class_name": "SimpleRNN", "name": "r", "config": {"name": "r", "units": 3, "return_sequences": true},
-           "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]},
-          {"class_name": "Dense", "name": "d", "config": {"name": "d", "units": 2},
-           "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]}],
-          "input_layers": [["a", 0, 0]], "output_layers": [["d", 0, 0]]}}
-        """
+            {"class_name": "Functional", "config": {"name": "f", "layers": [
+              {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [null, 5, 2], "name": "a"}, "inbound_nodes": []},
+              {"class_name": "SimpleRNN", "name": "r", "config": {"name": "r", "units": 3, "return_sequences": true},
+               "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]},
+              {"class_name": "Dense", "name": "d", "config": {"name": "d", "units": 2},
+               "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]}],
+              "input_layers": [["a", 0, 0]], "output_layers": [["d", 0, 0]]}}
+            """
         let graph = message { _ = try Keras.buildModel(config: Data(functional.utf8), as: Float.self) }
         XCTAssertTrue(graph.contains("layers[2] \"d\": takes [\"a\"] as input, not only the layer before it"), graph)
-        let stack = functional.replacingOccurrences(of: "\"keras_history\": [\"a\", 0, 0]}}], \"kwargs\": {}}]}],", with: "\"keras_history\": [\"r\", 0, 0]}}], \"kwargs\": {}}]}],")
+        let stack = functional.replacingOccurrences(
+            of: "\"keras_history\": [\"a\", 0, 0]}}], \"kwargs\": {}}]}],", with: "\"keras_history\": [\"r\", 0, 0]}}], \"kwargs\": {}}]}],"
+        )
         let built = try Keras.buildModel(config: Data(stack.utf8), as: Float.self)
-        XCTAssertEqual(built.model.parameters.map(\.name), ["simple_rnn/kernel", "simple_rnn/recurrent_kernel", "simple_rnn/bias", "dense/kernel", "dense/bias"])
+        XCTAssertEqual(
+            built.model.parameters.map(\.name),
+            ["simple_rnn/kernel", "simple_rnn/recurrent_kernel", "simple_rnn/bias", "dense/kernel", "dense/bias"])
     }
 
     func testDamagedFilesAreRefusedByName() throws {
@@ -316,7 +354,9 @@ final class KerasFileTests: XCTestCase {
         XCTAssertEqual(stacked.weights, before, "a refused file leaves the model unchanged")
 
         let garbage = folder.appendingPathComponent("garbage.weights.h5")
-        try (Array(HDF5File.signature) + [UInt8](repeating: 7, count: 100)).withUnsafeBufferPointer { try Data(buffer: $0).write(to: garbage) }
+        try (Array(HDF5File.signature) + [UInt8](repeating: 7, count: 100)).withUnsafeBufferPointer {
+            try Data(buffer: $0).write(to: garbage)
+        }
         let broken = message { try stacked.loadKerasWeights(from: garbage) }
         XCTAssertEqual(broken, "\(garbage.path): cannot be read as HDF5 (truncated or damaged)")
     }

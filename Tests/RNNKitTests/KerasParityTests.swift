@@ -5,8 +5,9 @@ import XCTest
 /// ../shared/fixtures): forward pass, loss, gradients and three Adam steps.
 final class KerasParityTests: XCTestCase {
     func modelA<S: BLASScalar>(_: S.Type, fixture: KerasFixture) throws -> Sequential<S> {
-        let model = try Sequential<S>(inputShape: .sequence(steps: 28, features: 28),
-                                      layers: [SimpleRNN<S>(units: 10), Dense<S>(units: 10, activation: .softmax)])
+        let model = try Sequential<S>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN<S>(units: 10), Dense<S>(units: 10, activation: .softmax)])
         try model.compile(optimizer: Adam<S>(learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-7))
         try model.setWeights(fixture.weights("weights", as: S.self))
         return model
@@ -26,8 +27,10 @@ final class KerasParityTests: XCTestCase {
         }
         let rnn = model.layers[0] as! SimpleRNN<S>
         compare(rnn.lastStateSequence().scalars, fixture.values("forward", "hidden_sequences", "simple_rnn"), "hidden states")
-        let probabilities = try model.predict(TensorDataset(inputs: Tensor(shape: [8, 28, 28], scalars: fixture.values("input", "x").map { S($0) }),
-                                                            labels: labels.map(Int.init), classCount: 10), batchSize: 8)
+        let probabilities = try model.predict(
+            TensorDataset(
+                inputs: Tensor(shape: [8, 28, 28], scalars: fixture.values("input", "x").map { S($0) }),
+                labels: labels.map(Int.init), classCount: 10), batchSize: 8)
         compare(probabilities.scalars, fixture.values("forward", "probabilities"), "probabilities")
         compare([S(loss)], [fixture.values("forward", "loss")[0]], "loss")
         for name in KerasFixture.weightNames {

@@ -11,11 +11,15 @@ final class LossTests: XCTestCase {
     func testCompileChecksTheHead() throws {
         // Cross-entropy needs class scores; binary cross-entropy needs outputs in [0, 1].
         XCTAssertThrowsError(try model([GRU(units: 3), Dense(units: 1, activation: .softmax)]).compile(optimizer: Adam()))
-        XCTAssertThrowsError(try model([GRU(units: 3), Dense(units: 2, activation: .softmax)])
-            .compile(optimizer: Adam(), loss: BinaryCrossentropy())) { error in
-            XCTAssertEqual("\(error)", "binary_crossentropy needs outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax")
+        XCTAssertThrowsError(
+            try model([GRU(units: 3), Dense(units: 2, activation: .softmax)])
+                .compile(optimizer: Adam(), loss: BinaryCrossentropy())
+        ) { error in
+            XCTAssertEqual(
+                "\(error)", "binary_crossentropy needs outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax")
         }
-        XCTAssertNoThrow(try model([GRU(units: 3), Dense(units: 2, activation: .sigmoid)]).compile(optimizer: Adam(), loss: BinaryCrossentropy()))
+        XCTAssertNoThrow(
+            try model([GRU(units: 3), Dense(units: 2, activation: .sigmoid)]).compile(optimizer: Adam(), loss: BinaryCrossentropy()))
         XCTAssertNoThrow(try model([LSTM(units: 3, returnSequences: true)]).compile(optimizer: Adam(), loss: MeanSquaredError()))
     }
 
@@ -25,9 +29,11 @@ final class LossTests: XCTestCase {
         let x = [Double](repeating: 0.5, count: 3 * 2 * 2)
         let before = m.weights
         for bad: [Int32] in [[0, 4], [-1, 0]] {
-            XCTAssertThrowsError(try x.withUnsafeBufferPointer { x in
-                try bad.withUnsafeBufferPointer { try m.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 2) }
-            }) { error in
+            XCTAssertThrowsError(
+                try x.withUnsafeBufferPointer { x in
+                    try bad.withUnsafeBufferPointer { try m.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 2) }
+                }
+            ) { error in
                 XCTAssertTrue("\(error)".contains("outside 0..<4"), "\(error)")
             }
         }
@@ -35,12 +41,16 @@ final class LossTests: XCTestCase {
         // Value losses refuse labels, class losses refuse values.
         let regression = try model([GRU(units: 3), Dense(units: 2)])
         try regression.compile(optimizer: Adam(), loss: MeanSquaredError())
-        XCTAssertThrowsError(try x.withUnsafeBufferPointer { x in
-            try [Int32(0), 1].withUnsafeBufferPointer { try regression.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 2) }
-        })
-        XCTAssertThrowsError(try x.withUnsafeBufferPointer { x in
-            try [0.0, 1, 0, 1].withUnsafeBufferPointer { try m.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 2) }
-        })
+        XCTAssertThrowsError(
+            try x.withUnsafeBufferPointer { x in
+                try [Int32(0), 1].withUnsafeBufferPointer {
+                    try regression.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 2)
+                }
+            })
+        XCTAssertThrowsError(
+            try x.withUnsafeBufferPointer { x in
+                try [0.0, 1, 0, 1].withUnsafeBufferPointer { try m.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 2) }
+            })
     }
 
     /// Hand-computed values: MSE and binary cross-entropy of a linear model with known weights.
@@ -48,7 +58,7 @@ final class LossTests: XCTestCase {
         let m = try model([Dense(units: 2)], input: .vector(features: 1))
         try m.setWeights(["dense/kernel": Tensor(shape: [1, 2], scalars: [1, -1]), "dense/bias": Tensor(shape: [2], scalars: [0, 0])])
         try m.compile(optimizer: SGD(), loss: MeanSquaredError())
-        let x: [Double] = [1, 2], targets: [Double] = [0, 0, 1, 1]   // outputs (1, −1), (2, −2)
+        let x: [Double] = [1, 2], targets: [Double] = [0, 0, 1, 1] // outputs (1, −1), (2, −2)
         let mse = try x.withUnsafeBufferPointer { x in
             try targets.withUnsafeBufferPointer { try m.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 2) }
         }
@@ -91,7 +101,9 @@ final class LossTests: XCTestCase {
             var sampleShape: FeatureShape { .sequence(steps: 3, features: 2) }
             var classCount: Int { 4 }
             func label(at index: Int) -> Int { index == 2 ? 4 : index }
-            func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+            func gather<S: BLASScalar>(
+                _ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>
+            ) {
                 for (b, index) in indices.enumerated() {
                     labels[b] = Int32(label(at: index))
                     for t in 0..<3 { for i in 0..<2 { x[(t * indices.count + b) * 2 + i] = S(index + t + i) / 10 } }

@@ -21,8 +21,10 @@ final class MaskOfOnesTests: XCTestCase {
         ]
     }
 
-    func trainedWeights(_ recurrent: any Layer<Float>, masked: Bool, workers: Int, data: TensorDataset<Float>) throws -> [String: [UInt32]] {
-        let layers: [any Layer<Float>] = (masked ? [Masking<Float>(maskValue: -7)] : []) + [recurrent, Dense<Float>(units: classes, activation: .softmax)]
+    func trainedWeights(_ recurrent: any Layer<Float>, masked: Bool, workers: Int, data: TensorDataset<Float>) throws -> [String: [UInt32]]
+    {
+        let layers: [any Layer<Float>] =
+            (masked ? [Masking<Float>(maskValue: -7)] : []) + [recurrent, Dense<Float>(units: classes, activation: .softmax)]
         let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: features), layers: layers, seed: 4)
         try model.compile(optimizer: Adam(learningRate: 0.01))
         model.workers = workers

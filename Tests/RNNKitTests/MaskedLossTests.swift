@@ -13,9 +13,11 @@ final class MaskedLossTests: XCTestCase {
         let batch: Int, steps: Int, features: Int
 
         init() throws {
-            let url = try XCTUnwrap(Bundle.module.url(forResource: "keras_masked_sequence_losses", withExtension: "json",
-                                                      subdirectory: "Fixtures"),
-                                    "fixture keras_masked_sequence_losses.json is missing from the test bundle")
+            let url = try XCTUnwrap(
+                Bundle.module.url(
+                    forResource: "keras_masked_sequence_losses", withExtension: "json",
+                    subdirectory: "Fixtures"),
+                "fixture keras_masked_sequence_losses.json is missing from the test bundle")
             root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
             let shape = root["shape"] as! [String: Int]
             (batch, steps, features) = (shape["batch"]!, shape["steps"]!, shape["features"]!)
@@ -27,17 +29,22 @@ final class MaskedLossTests: XCTestCase {
         func timeMajor<S: BLASScalar>(_ node: Any, width: Int, as _: S.Type) -> [S] {
             let values = KerasFixture.flatten(node)
             var result = [S](repeating: 0, count: values.count)
-            for b in 0..<batch { for t in 0..<steps { for i in 0..<width {
-                result[(t * batch + b) * width + i] = S(values[(b * steps + t) * width + i])
-            } } }
+            for b in 0..<batch {
+                for t in 0..<steps {
+                    for i in 0..<width {
+                        result[(t * batch + b) * width + i] = S(values[(b * steps + t) * width + i])
+                    }
+                }
+            }
             return result
         }
 
         func weights<S: BLASScalar>(_ table: Any, of testCase: [String: Any], as _: S.Type) -> [String: Tensor<S>] {
             let table = table as! [String: Any], order = testCase["weight_order"] as! [String]
-            return Dictionary(uniqueKeysWithValues: order.map { name in
-                (name, Tensor(shape: Self.shape(of: table[name]!), scalars: KerasFixture.flatten(table[name]!).map { S($0) }))
-            })
+            return Dictionary(
+                uniqueKeysWithValues: order.map { name in
+                    (name, Tensor(shape: Self.shape(of: table[name]!), scalars: KerasFixture.flatten(table[name]!).map { S($0) }))
+                })
         }
 
         static func shape(of node: Any) -> [Int] {
@@ -49,8 +56,10 @@ final class MaskedLossTests: XCTestCase {
     static func layers<S: BLASScalar>(_ name: String, as _: S.Type) -> (layers: [any Layer<S>], loss: any Loss) {
         switch name {
         case "lstm_sparse_categorical":
-            ([Masking(maskValue: 0), LSTM(units: 5, returnSequences: true), Dense(units: 4, activation: .softmax)],
-             SparseCategoricalCrossentropy())
+            (
+                [Masking(maskValue: 0), LSTM(units: 5, returnSequences: true), Dense(units: 4, activation: .softmax)],
+                SparseCategoricalCrossentropy()
+            )
         case "gru_binary":
             ([Masking(maskValue: 0), GRU(units: 4, returnSequences: true), Dense(units: 3, activation: .sigmoid)], BinaryCrossentropy())
         case "bidirectional_simple_rnn_mse":
@@ -60,19 +69,23 @@ final class MaskedLossTests: XCTestCase {
     }
 
     /// One step's figures and gradients on a raw batch, labels or targets as the loss takes.
-    static func step<S: BLASScalar>(_ model: Sequential<S>, x: [S], labels: [Int32]?, targets: [S]?, lengths: [Int32]? = nil,
-                                    batch: Int, update: Bool = false) throws -> Metrics {
+    static func step<S: BLASScalar>(
+        _ model: Sequential<S>, x: [S], labels: [Int32]?, targets: [S]?, lengths: [Int32]? = nil,
+        batch: Int, update: Bool = false
+    ) throws -> Metrics {
         try x.withUnsafeBufferPointer { x in
             try (lengths ?? []).withUnsafeBufferPointer { lengthsBuffer in
                 let lengths = lengths == nil ? nil : lengthsBuffer.baseAddress
                 if let labels {
                     return try labels.withUnsafeBufferPointer {
-                        update ? try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, lengths: lengths, batchSize: batch)
+                        update
+                            ? try model.trainStep(x: x.baseAddress!, labels: $0.baseAddress!, lengths: lengths, batchSize: batch)
                             : try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, lengths: lengths, batchSize: batch)
                     }
                 }
                 return try targets!.withUnsafeBufferPointer {
-                    update ? try model.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, lengths: lengths, batchSize: batch)
+                    update
+                        ? try model.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, lengths: lengths, batchSize: batch)
                         : try model.computeGradients(x: x.baseAddress!, targets: $0.baseAddress!, lengths: lengths, batchSize: batch)
                 }
             }
@@ -101,7 +114,9 @@ final class MaskedLossTests: XCTestCase {
             }
 
             var output = [S](repeating: 0, count: batch * steps * width)
-            x.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: batch, into: $0.baseAddress!) } }
+            x.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: batch, into: $0.baseAddress!) }
+            }
             compare(output.map(Double.init), KerasFixture.flatten(testCase["output"]!), "output")
 
             let metrics = try Self.step(model, x: x, labels: labels, targets: targets, batch: batch)
@@ -114,7 +129,9 @@ final class MaskedLossTests: XCTestCase {
             }
             let gradients = testCase["gradients"] as! [String: Any]
             for parameter in model.parameters {
-                compare(parameter.gradient.array.map(Double.init), KerasFixture.flatten(gradients[parameter.name]!), "d loss / d \(parameter.name)")
+                compare(
+                    parameter.gradient.array.map(Double.init), KerasFixture.flatten(gradients[parameter.name]!),
+                    "d loss / d \(parameter.name)")
             }
 
             for (index, adamStep) in ((testCase["adam"] as! [String: Any])["steps"] as! [[String: Any]]).enumerated() {
@@ -146,7 +163,8 @@ final class MaskedLossTests: XCTestCase {
 
     /// A random batch with zero rows at the given (step, sample) places, and labels and targets.
     static func maskedBatch(steps: Int, batch: Int, features: Int, width: Int, masked: [(Int, Int)], seed: UInt64)
-        -> (x: [Double], labels: [Int32], targets: [Double]) {
+        -> (x: [Double], labels: [Int32], targets: [Double])
+    {
         var x: [Double] = randomValues(steps * batch * features, seed: seed)
         for (t, b) in masked { for i in 0..<features { x[(t * batch + b) * features + i] = 0 } }
         var generator = RandomGenerator(seed: seed &+ 5)
@@ -163,10 +181,14 @@ final class MaskedLossTests: XCTestCase {
         let configurations: [([any Layer<Double>], any Loss)] = [
             ([Masking(), LSTM(units: 3, returnSequences: true), Dense(units: 3, activation: .softmax)], SparseCategoricalCrossentropy()),
             ([Masking(), GRU(units: 3, returnSequences: true), Dense(units: 3, activation: .tanh)], CategoricalCrossentropy()),
-            ([Masking(), SimpleRNN(units: 3, returnSequences: true, goBackwards: true), Dense(units: 2, activation: .sigmoid)],
-             BinaryCrossentropy()),
-            ([Masking(), Bidirectional(GRU(units: 2, resetAfter: false, returnSequences: true)), TimeDistributed(Dense(units: 2))],
-             MeanSquaredError()),
+            (
+                [Masking(), SimpleRNN(units: 3, returnSequences: true, goBackwards: true), Dense(units: 2, activation: .sigmoid)],
+                BinaryCrossentropy()
+            ),
+            (
+                [Masking(), Bidirectional(GRU(units: 2, resetAfter: false, returnSequences: true)), TimeDistributed(Dense(units: 2))],
+                MeanSquaredError()
+            ),
         ]
         var worst = 0.0
         for (k, (layers, loss)) in configurations.enumerated() {
@@ -174,7 +196,8 @@ final class MaskedLossTests: XCTestCase {
             try model.compile(optimizer: SGD<Double>(), loss: loss)
             for (j, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: 40 + UInt64(k * 10 + j), scale: 0.6)) }
             let width = model.outputShape.features
-            let (x, labels, targets) = Self.maskedBatch(steps: steps, batch: batch, features: features, width: width, masked: masked, seed: UInt64(k))
+            let (x, labels, targets) = Self.maskedBatch(
+                steps: steps, batch: batch, features: features, width: width, masked: masked, seed: UInt64(k))
             let byLabels = loss.targets == .classIndices
             func meanLoss() throws -> Double {
                 try Self.step(model, x: x, labels: byLabels ? labels : nil, targets: byLabels ? nil : targets, batch: batch).loss
@@ -199,10 +222,14 @@ final class MaskedLossTests: XCTestCase {
         let padded = (0..<batch).flatMap { b in (Int(lengths[b])..<steps).map { ($0, b) } }
         let (x, labels, _) = Self.maskedBatch(steps: steps, batch: batch, features: features, width: 3, masked: padded, seed: 3)
         func model(masking: Bool, workers: Int, backend: any Backend = BLASBackend()) throws -> Sequential<Double> {
-            let layers: [any Layer<Double>] = (masking ? [Masking()] : []) + [GRU(units: 4, returnSequences: true),
-                                                                            LSTM(units: 3, returnSequences: true),
-                                                                            Dense(units: 3, activation: .softmax)]
-            let model = try Sequential<Double>(inputShape: .sequence(steps: steps, features: features), layers: layers, seed: 9, backend: backend)
+            let layers: [any Layer<Double>] =
+                (masking ? [Masking()] : []) + [
+                    GRU(units: 4, returnSequences: true),
+                    LSTM(units: 3, returnSequences: true),
+                    Dense(units: 3, activation: .softmax),
+                ]
+            let model = try Sequential<Double>(
+                inputShape: .sequence(steps: steps, features: features), layers: layers, seed: 9, backend: backend)
             try model.compile(optimizer: SGD<Double>(), loss: SparseCategoricalCrossentropy())
             model.workers = workers
             return model
@@ -216,10 +243,12 @@ final class MaskedLossTests: XCTestCase {
             x.withUnsafeBufferPointer { one.predict(x: $0.baseAddress!, batchSize: batch, into: buffer.baseAddress!) }
             count = steps * batch * 3
         }
-        for b in 0..<batch { for t in 0..<Int(lengths[b]) {
-            let row = Array(probabilities[((b * steps + t) * 3)..<((b * steps + t) * 3 + 3)])
-            if row.firstIndex(of: row.max()!)! == Int(labels[t * batch + b]) { correct += 1 }
-        } }
+        for b in 0..<batch {
+            for t in 0..<Int(lengths[b]) {
+                let row = Array(probabilities[((b * steps + t) * 3)..<((b * steps + t) * 3 + 3)])
+                if row.firstIndex(of: row.max()!)! == Int(labels[t * batch + b]) { correct += 1 }
+            }
+        }
         XCTAssertEqual(reference.accuracy, Double(correct) / 18, accuracy: 1e-15, "accuracy over the 18 kept steps")
 
         let variants: [(String, Sequential<Double>, [Int32]?)] = [
@@ -241,8 +270,9 @@ final class MaskedLossTests: XCTestCase {
     /// A batch whose every step is masked has loss 0 and zero gradients, as Keras's
     /// `divide_no_nan`; training on it leaves the weights finite.
     func testABatchWithEveryStepMaskedHasZeroLoss() throws {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 3, features: 2),
-                                          layers: [Masking(), SimpleRNN(units: 3, returnSequences: true), Dense(units: 2)])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 3, features: 2),
+            layers: [Masking(), SimpleRNN(units: 3, returnSequences: true), Dense(units: 2)])
         try model.compile(optimizer: Adam(), loss: MeanSquaredError())
         let x = [Float](repeating: 0, count: 3 * 2 * 2), targets = [Float](repeating: 1, count: 3 * 2 * 2)
         let metrics = try Self.step(model, x: x, labels: nil, targets: targets, batch: 2, update: true)

@@ -7,8 +7,9 @@ import XCTest
 final class ModelErrorTests: XCTestCase {
     /// SimpleRNN(4) → Dense(3, softmax) over 5 steps of 2 features, compiled unless asked not to.
     private func model(compiled: Bool = true, loss: any Loss = SparseCategoricalCrossentropy()) throws -> Sequential<Float> {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 5, features: 2),
-                                          layers: [SimpleRNN(units: 4), Dense(units: 3, activation: .softmax)])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 5, features: 2),
+            layers: [SimpleRNN(units: 4), Dense(units: 3, activation: .softmax)])
         if compiled { try model.compile(optimizer: SGD(), loss: loss) }
         return model
     }
@@ -20,7 +21,8 @@ final class ModelErrorTests: XCTestCase {
             try labels.withUnsafeBufferPointer { labels in
                 if let lengths {
                     try lengths.withUnsafeBufferPointer {
-                        _ = try model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: labels.count)
+                        _ = try model.trainStep(
+                            x: x.baseAddress!, labels: labels.baseAddress!, lengths: $0.baseAddress!, batchSize: labels.count)
                     }
                 } else {
                     _ = try model.trainStep(x: x.baseAddress!, labels: labels.baseAddress!, batchSize: labels.count)
@@ -30,12 +32,15 @@ final class ModelErrorTests: XCTestCase {
     }
 
     private func dataset(count: Int = 4, steps: Int = 5, classes: Int = 3) -> TensorDataset<Float> {
-        TensorDataset(inputs: Tensor(shape: [count, steps, 2], scalars: [Float](repeating: 0.25, count: count * steps * 2)),
-                      labels: (0..<count).map { $0 % classes }, classCount: classes)
+        TensorDataset(
+            inputs: Tensor(shape: [count, steps, 2], scalars: [Float](repeating: 0.25, count: count * steps * 2)),
+            labels: (0..<count).map { $0 % classes }, classCount: classes)
     }
 
-    private func assertThrows(_ expected: ModelError, _ message: String, file: StaticString = #filePath, line: UInt = #line,
-                              _ body: () throws -> Void) {
+    private func assertThrows(
+        _ expected: ModelError, _ message: String, file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertEqual(error as? ModelError, expected, file: file, line: line)
             XCTAssertEqual("\(error)", message, file: file, line: line)
@@ -57,12 +62,16 @@ final class ModelErrorTests: XCTestCase {
 
     func testALabelOutsideTheClassesIsLabelOutOfRange() throws {
         let model = try model()
-        assertThrows(.labelOutOfRange(label: 3, position: 1, classes: 3),
-                     "label 3 at position 1 is outside 0..<3, the classes the model predicts") {
+        assertThrows(
+            .labelOutOfRange(label: 3, position: 1, classes: 3),
+            "label 3 at position 1 is outside 0..<3, the classes the model predicts"
+        ) {
             try step(model, labels: [2, 3])
         }
-        assertThrows(.labelOutOfRange(label: -1, position: 0, classes: 3),
-                     "label -1 at position 0 is outside 0..<3, the classes the model predicts") {
+        assertThrows(
+            .labelOutOfRange(label: -1, position: 0, classes: 3),
+            "label -1 at position 0 is outside 0..<3, the classes the model predicts"
+        ) {
             try step(model, labels: [-1, 0])
         }
     }
@@ -75,7 +84,9 @@ final class ModelErrorTests: XCTestCase {
             var sampleShape: FeatureShape { .sequence(steps: 5, features: 2) }
             var classCount: Int { 3 }
             func label(at index: Int) -> Int { index == 0 ? 0 : 7 }
-            func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+            func gather<S: BLASScalar>(
+                _ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>
+            ) {
                 x.update(repeating: S(0.5), count: 5 * indices.count * 2)
                 for (b, index) in indices.enumerated() { labels[b] = Int32(label(at: index)) }
             }
@@ -85,17 +96,22 @@ final class ModelErrorTests: XCTestCase {
             _ = try [0, 1, 2].withUnsafeBufferPointer { try model.trainStep(StrayLabels(), indices: $0) }
         }
         XCTAssertEqual(model.weights, before)
-        XCTAssertEqual("\(ModelError.labelsOutOfRange(count: 1, classes: 3))", "the data gave 1 label outside 0..<3, the classes the model predicts")
+        XCTAssertEqual(
+            "\(ModelError.labelsOutOfRange(count: 1, classes: 3))", "the data gave 1 label outside 0..<3, the classes the model predicts")
     }
 
     func testALengthOutsideTheStepsIsLengthOutOfRange() throws {
         let model = try model()
-        assertThrows(.lengthOutOfRange(length: 6, position: 1, steps: 5),
-                     "length 6 at position 1 is outside 1...5, the steps the model reads") {
+        assertThrows(
+            .lengthOutOfRange(length: 6, position: 1, steps: 5),
+            "length 6 at position 1 is outside 1...5, the steps the model reads"
+        ) {
             try step(model, labels: [0, 1], lengths: [5, 6])
         }
-        assertThrows(.lengthOutOfRange(length: 0, position: 0, steps: 5),
-                     "length 0 at position 0 is outside 1...5, the steps the model reads") {
+        assertThrows(
+            .lengthOutOfRange(length: 0, position: 0, steps: 5),
+            "length 0 at position 0 is outside 1...5, the steps the model reads"
+        ) {
             try step(model, labels: [0, 1], lengths: [0, 3])
         }
     }
@@ -112,8 +128,10 @@ final class ModelErrorTests: XCTestCase {
 
     func testDataOfAnotherShapeOrClassCountIsAMismatch() throws {
         let model = try model()
-        assertThrows(.sampleShapeMismatch(data: .sequence(steps: 6, features: 2), model: .sequence(steps: 5, features: 2)),
-                     "the data's samples are (None, 6, 2), the model takes (None, 5, 2)") {
+        assertThrows(
+            .sampleShapeMismatch(data: .sequence(steps: 6, features: 2), model: .sequence(steps: 5, features: 2)),
+            "the data's samples are (None, 6, 2), the model takes (None, 5, 2)"
+        ) {
             _ = try model.evaluate(dataset(steps: 6))
         }
         assertThrows(.classCountMismatch(data: 4, model: .vector(features: 3)), "the data has 4 classes, the model predicts (None, 3)") {
@@ -123,25 +141,34 @@ final class ModelErrorTests: XCTestCase {
 
     func testALossThatCannotServeTheHeadOrTheTargetsSaysWhatItNeeds() throws {
         let model = try model(compiled: false)
-        assertThrows(.lossDoesNotFitHead(loss: "binary_crossentropy",
-                                         needs: "outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax"),
-                     "binary_crossentropy needs outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax") {
+        assertThrows(
+            .lossDoesNotFitHead(
+                loss: "binary_crossentropy",
+                needs: "outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax"),
+            "binary_crossentropy needs outputs in [0, 1]: end the model with Dense(…, activation: .sigmoid), not softmax"
+        ) {
             try model.compile(optimizer: SGD(), loss: BinaryCrossentropy())
         }
         let values = try Sequential<Float>(inputShape: .sequence(steps: 5, features: 2), layers: [SimpleRNN(units: 3)])
         try values.compile(optimizer: SGD(), loss: MeanSquaredError())
-        assertThrows(.targetsMismatch(loss: "mean_squared_error", needs: .values, fromDataset: false),
-                     "mean_squared_error needs target values, not class labels") {
+        assertThrows(
+            .targetsMismatch(loss: "mean_squared_error", needs: .values, fromDataset: false),
+            "mean_squared_error needs target values, not class labels"
+        ) {
             try step(values, labels: [0, 1])
         }
-        assertThrows(.targetsMismatch(loss: "mean_squared_error", needs: .values, fromDataset: true),
-                     "mean_squared_error needs target values; datasets give class labels: train on raw batches") {
+        assertThrows(
+            .targetsMismatch(loss: "mean_squared_error", needs: .values, fromDataset: true),
+            "mean_squared_error needs target values; datasets give class labels: train on raw batches"
+        ) {
             _ = try values.evaluate(dataset())
         }
         let x = [Float](repeating: 0, count: 10), targets = [Float](repeating: 0, count: 6)
         let classes = try self.model()
-        assertThrows(.targetsMismatch(loss: "sparse_categorical_crossentropy", needs: .classIndices, fromDataset: false),
-                     "sparse_categorical_crossentropy needs class labels, not target values") {
+        assertThrows(
+            .targetsMismatch(loss: "sparse_categorical_crossentropy", needs: .classIndices, fromDataset: false),
+            "sparse_categorical_crossentropy needs class labels, not target values"
+        ) {
             _ = try classes.trainStep(x: x, targets: targets, batchSize: 1)
         }
     }
@@ -150,13 +177,17 @@ final class ModelErrorTests: XCTestCase {
         let model = try model()
         let adam = Adam<Float>()
         let count = model.parameterCount
-        assertThrows(.optimizerStateMismatch(optimizer: "adam", slotLengths: [3], iterations: 1, neededSlots: 2, neededLength: count),
-                     "adam state has 1 slots of [3] values; the model needs 2 of \(count)") {
+        assertThrows(
+            .optimizerStateMismatch(optimizer: "adam", slotLengths: [3], iterations: 1, neededSlots: 2, neededLength: count),
+            "adam state has 1 slots of [3] values; the model needs 2 of \(count)"
+        ) {
             try adam.restore(iterations: 1, slots: [[0, 0, 0]], for: model.arena)
         }
         let fits = [[Float]](repeating: [Float](repeating: 0, count: count), count: 2)
-        assertThrows(.optimizerStateMismatch(optimizer: "adam", slotLengths: [count, count], iterations: -1, neededSlots: 2, neededLength: count),
-                     "adam state has 2 slots of [\(count), \(count)] values; the model needs 2 of \(count), and an update count ≥ 0, not -1") {
+        assertThrows(
+            .optimizerStateMismatch(optimizer: "adam", slotLengths: [count, count], iterations: -1, neededSlots: 2, neededLength: count),
+            "adam state has 2 slots of [\(count), \(count)] values; the model needs 2 of \(count), and an update count ≥ 0, not -1"
+        ) {
             try adam.restore(iterations: -1, slots: fits, for: model.arena)
         }
         XCTAssertNoThrow(try adam.restore(iterations: 3, slots: fits, for: model.arena))

@@ -4,15 +4,18 @@ import XCTest
 
 final class ModelTests: XCTestCase {
     func modelA() throws -> Sequential<Float> {
-        try Sequential(inputShape: .sequence(steps: 28, features: 28),
-                       layers: [SimpleRNN<Float>(units: 10), Dense<Float>(units: 10, activation: .softmax)])
+        try Sequential(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN<Float>(units: 10), Dense<Float>(units: 10, activation: .softmax)])
     }
 
     func modelB() throws -> Sequential<Float> {
-        try Sequential(inputShape: .sequence(steps: 28, features: 28), layers: [
-            SimpleRNN<Float>(units: 16, returnSequences: true), SimpleRNN<Float>(units: 8, returnSequences: true),
-            SimpleRNN<Float>(units: 4), Dense<Float>(units: 10, activation: .softmax),
-        ])
+        try Sequential(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [
+                SimpleRNN<Float>(units: 16, returnSequences: true), SimpleRNN<Float>(units: 8, returnSequences: true),
+                SimpleRNN<Float>(units: 4), Dense<Float>(units: 10, activation: .softmax),
+            ])
     }
 
     func testNotebookParameterCounts() throws {
@@ -26,18 +29,18 @@ final class ModelTests: XCTestCase {
     func testSummaryLooksLikeKeras() throws {
         let summary = try modelA().summary()
         let expected = """
-        Model: "sequential"
-        ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
-        ┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
-        ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
-        │ simple_rnn (SimpleRNN)          │ (None, 10)             │           390 │
-        ├─────────────────────────────────┼────────────────────────┼───────────────┤
-        │ dense (Dense)                   │ (None, 10)             │           110 │
-        └─────────────────────────────────┴────────────────────────┴───────────────┘
-         Total params: 500 (1.95 KB)
-         Trainable params: 500 (1.95 KB)
-         Non-trainable params: 0 (0.00 B)
-        """
+            Model: "sequential"
+            ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+            ┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+            ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+            │ simple_rnn (SimpleRNN)          │ (None, 10)             │           390 │
+            ├─────────────────────────────────┼────────────────────────┼───────────────┤
+            │ dense (Dense)                   │ (None, 10)             │           110 │
+            └─────────────────────────────────┴────────────────────────┴───────────────┘
+             Total params: 500 (1.95 KB)
+             Trainable params: 500 (1.95 KB)
+             Non-trainable params: 0 (0.00 B)
+            """
         XCTAssertEqual(summary, expected)
         let b = try modelB().summary()
         XCTAssertTrue(b.contains("│ simple_rnn_1 (SimpleRNN)        │ (None, 28, 8)          │           200 │"), b)
@@ -46,10 +49,16 @@ final class ModelTests: XCTestCase {
     }
 
     func testShapesThatDoNotFitAreRefused() {
-        XCTAssertThrowsError(try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                                   layers: [SimpleRNN(units: 4), SimpleRNN(units: 4)])) { error in
-            XCTAssertEqual(error as? ModelError, .incompatibleInput(layer: "simple_rnn_1", expected: "a sequence (None, steps, features)",
-                                                                    got: .vector(features: 4)))
+        XCTAssertThrowsError(
+            try Sequential<Float>(
+                inputShape: .sequence(steps: 28, features: 28),
+                layers: [SimpleRNN(units: 4), SimpleRNN(units: 4)])
+        ) { error in
+            XCTAssertEqual(
+                error as? ModelError,
+                .incompatibleInput(
+                    layer: "simple_rnn_1", expected: "a sequence (None, steps, features)",
+                    got: .vector(features: 4)))
             XCTAssertEqual("\(error)", "layer simple_rnn_1 expects a sequence (None, steps, features) input, got (None, 4)")
         }
         XCTAssertThrowsError(try Sequential<Float>(inputShape: .vector(features: 3), layers: []))
@@ -62,8 +71,10 @@ final class ModelTests: XCTestCase {
     func testSeededInitialisationIsReproducibleAndKerasLike() throws {
         let first = try modelA().weights, second = try modelA().weights
         XCTAssertEqual(first, second)
-        let other = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                          layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)], seed: 1).weights
+        let other = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)], seed: 1
+        ).weights
         XCTAssertNotEqual(first["simple_rnn/kernel"], other["simple_rnn/kernel"])
         // Glorot bounds, zero biases.
         let limit = Float((6.0 / 38.0).squareRoot())
@@ -89,8 +100,11 @@ final class ModelTests: XCTestCase {
             for a in 0..<vectors {
                 for b in 0..<vectors {
                     var dot = 0.0
-                    if rows >= columns { for r in 0..<rows { dot += q[r * columns + a] * q[r * columns + b] } }
-                    else { for c in 0..<columns { dot += q[a * columns + c] * q[b * columns + c] } }
+                    if rows >= columns {
+                        for r in 0..<rows { dot += q[r * columns + a] * q[r * columns + b] }
+                    } else {
+                        for c in 0..<columns { dot += q[a * columns + c] * q[b * columns + c] }
+                    }
                     XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-12)
                 }
             }
@@ -113,8 +127,9 @@ final class ModelTests: XCTestCase {
             labels.append(label)
         }
         let data = TensorDataset(inputs: Tensor(shape: [n, steps, features], scalars: x), labels: labels, classCount: 2)
-        let model = try Sequential<Float>(inputShape: .sequence(steps: steps, features: features),
-                                          layers: [SimpleRNN(units: 8), Dense(units: 2, activation: .softmax)])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: steps, features: features),
+            layers: [SimpleRNN(units: 8), Dense(units: 2, activation: .softmax)])
         try model.compile(optimizer: Adam(learningRate: 0.01))
         var batches = 0
         let history = try model.fit(data, options: FitOptions(epochs: 5, batchSize: 32, validationSplit: 0.25, seed: 1)) { event in
@@ -132,11 +147,13 @@ final class ModelTests: XCTestCase {
     }
 
     func testNonFiniteLossStopsTrainingAndKeepsWeights() throws {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 2, features: 2),
-                                          layers: [SimpleRNN(units: 3), Dense(units: 2, activation: .softmax)])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 2, features: 2),
+            layers: [SimpleRNN(units: 3), Dense(units: 2, activation: .softmax)])
         try model.compile(optimizer: SGD())
-        let data = TensorDataset(inputs: Tensor(shape: [4, 2, 2], scalars: [1, 2, .nan, 4] + Array(repeating: 1, count: 12)),
-                                 labels: [0, 1, 0, 1], classCount: 2)
+        let data = TensorDataset(
+            inputs: Tensor(shape: [4, 2, 2], scalars: [1, 2, .nan, 4] + Array(repeating: 1, count: 12)),
+            labels: [0, 1, 0, 1], classCount: 2)
         let before = model.weights
         XCTAssertThrowsError(try model.fit(data, options: FitOptions(epochs: 1, batchSize: 4, shuffle: false))) { error in
             guard case TrainingError.nonFinite(let epoch, let step, _) = error else { return XCTFail("\(error)") }

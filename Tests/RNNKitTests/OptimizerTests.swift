@@ -38,8 +38,12 @@ final class OptimizerTests: XCTestCase {
     /// Keras's clipnorm (per weight), clipvalue and global_clipnorm, against steps worked by hand:
     /// SGD at rate 1 subtracts the clipped gradient itself.
     func testGradientClipping() {
-        func step(_ clipping: GradientClipping, optimizer make: (GradientClipping) -> any StatefulOptimizer<Double> = {
-            SGD<Double>(learningRate: 1, clipping: $0) }) -> ([Double], [Double]) {
+        func step(
+            _ clipping: GradientClipping,
+            optimizer make: (GradientClipping) -> any StatefulOptimizer<Double> = {
+                SGD<Double>(learningRate: 1, clipping: $0)
+            }
+        ) -> ([Double], [Double]) {
             let a = parameter([0, 0], gradient: [3, 4]), b = parameter([0], gradient: [0.5])
             make(clipping).apply(to: [a, b])
             return (a.value.array.map { -$0 }, b.value.array.map { -$0 })
@@ -84,14 +88,14 @@ final class OptimizerTests: XCTestCase {
     func testSGDWithMomentumAndNesterov() {
         let p = parameter([1], gradient: [0.5])
         let sgd = SGD<Double>(learningRate: 0.1, momentum: 0.9)
-        sgd.apply(to: [p])                    // v = −0.05, w = 0.95
+        sgd.apply(to: [p]) // v = −0.05, w = 0.95
         p.gradient.assign([0.25])
-        sgd.apply(to: [p])                    // v = −0.045 − 0.025 = −0.07, w = 0.88
+        sgd.apply(to: [p]) // v = −0.045 − 0.025 = −0.07, w = 0.88
         assertClose(p.value.array, [0.88], "SGD momentum")
 
         let q = parameter([1], gradient: [0.5])
         let nesterov = SGD<Double>(learningRate: 0.1, momentum: 0.9, nesterov: true)
-        nesterov.apply(to: [q])               // v = −0.05, w = 1 + 0.9·(−0.05) − 0.05 = 0.905
+        nesterov.apply(to: [q]) // v = −0.05, w = 1 + 0.9·(−0.05) − 0.05 = 0.905
         assertClose(q.value.array, [0.905], "SGD Nesterov")
     }
 
@@ -132,8 +136,12 @@ final class OptimizerTests: XCTestCase {
         try model.compile(optimizer: sgd)
         let data = TensorDataset(inputs: Tensor(shape: [4, 1], scalars: [0, 1, 2, 3]), labels: [0, 1, 0, 1], classCount: 2)
         var rates: [Double] = []
-        _ = try model.fit(data, options: FitOptions(epochs: 2, batchSize: 2, shuffle: false,
-                                                    learningRateSchedule: .cosineDecay(steps: nil))) { event in
+        _ = try model.fit(
+            data,
+            options: FitOptions(
+                epochs: 2, batchSize: 2, shuffle: false,
+                learningRateSchedule: .cosineDecay(steps: nil))
+        ) { event in
             if case .batchEnded = event { rates.append(sgd.learningRate) }
         }
         let expected = (0..<4).map { 0.5 * 0.5 * (1 + cos(Double.pi * Double($0) / 4)) }

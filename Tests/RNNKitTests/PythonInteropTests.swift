@@ -7,7 +7,8 @@ import RNNKitKeras
 /// `python3` with those packages is here (`.ci/run` installs them); otherwise each test says it
 /// was skipped and why.
 final class PythonInteropTests: XCTestCase {
-    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Python")
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+        "Python")
 
     /// Keras's backend: `KERAS_BACKEND` when set, else torch or jax, whichever imports (CI installs jax).
     static let kerasBackend: String = {
@@ -40,7 +41,8 @@ final class PythonInteropTests: XCTestCase {
     static func require(_ modules: String, for what: String) throws {
         let probe = try? python(["-c", "import \(modules)"])
         guard let probe, probe.status == 0 else {
-            let reason = probe.map { $0.output.split(separator: "\n").last.map(String.init) ?? "status \($0.status)" } ?? "python3 cannot be started"
+            let reason =
+                probe.map { $0.output.split(separator: "\n").last.map(String.init) ?? "status \($0.status)" } ?? "python3 cannot be started"
             throw XCTSkip("skipped: \(what) was not checked, python3 cannot import \(modules) here (\(reason))")
         }
     }
@@ -58,7 +60,9 @@ final class PythonInteropTests: XCTestCase {
         let x = (0..<8).map { b in (0..<28).map { t in (0..<28).map { batchMajor[(b * 28 + t) * 28 + $0] } } }
         let timeMajor = fixture.input(as: Float.self).x
         var output = [Float](repeating: 0, count: 8 * 10)
-        timeMajor.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 8, into: $0.baseAddress!) } }
+        timeMajor.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { model.predict(x: x.baseAddress!, batchSize: 8, into: $0.baseAddress!) }
+        }
         return (x, (0..<8).map { b in (0..<10).map { Double(output[b * 10 + $0]) } })
     }
 
@@ -85,21 +89,27 @@ final class PythonInteropTests: XCTestCase {
         let weightsAfter = model.parameters.map { $0.tensor.scalars.map(Double.init) }
         let oneHot = labels.map { label in (0..<10).map { $0 == Int(label) ? 1.0 : 0.0 } }
         // A stack of Bidirectional layers in every merge mode, one of them reading backwards.
-        let bidirectional = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: [
-            Bidirectional(LSTM(units: 5, returnSequences: true, dropout: 0.2, recurrentDropout: 0.1)), Dropout(rate: 0.3),
-            Bidirectional(GRU(units: 4, returnSequences: true), mergeMode: .mul),
-            Bidirectional(SimpleRNN(units: 3, returnSequences: true, goBackwards: true), mergeMode: .average),
-            Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum), Dense(units: 10, activation: .softmax),
-        ], seed: 8)
+        let bidirectional = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [
+                Bidirectional(LSTM(units: 5, returnSequences: true, dropout: 0.2, recurrentDropout: 0.1)), Dropout(rate: 0.3),
+                Bidirectional(GRU(units: 4, returnSequences: true), mergeMode: .mul),
+                Bidirectional(SimpleRNN(units: 3, returnSequences: true, goBackwards: true), mergeMode: .average),
+                Bidirectional(GRU(units: 3, resetAfter: false), mergeMode: .sum), Dense(units: 10, activation: .softmax),
+            ], seed: 8)
         try bidirectional.compile(optimizer: Adam())
         try Keras.saveModel(bidirectional, to: folder.appendingPathComponent("bidirectional.keras"))
         let extra: [String: Any] = ["file": "bidirectional.keras", "x": x, "outputs": try Self.inputsAndOutputs(bidirectional).outputs]
-        let expected: [String: Any] = ["x": x, "outputs": outputs, "step": ["x": x, "y": oneHot, "weights_after": weightsAfter],
-                                       "extra": [extra]]
+        let expected: [String: Any] = [
+            "x": x, "outputs": outputs, "step": ["x": x, "y": oneHot, "weights_after": weightsAfter],
+            "extra": [extra],
+        ]
         try JSONSerialization.data(withJSONObject: expected).write(to: folder.appendingPathComponent("expected.json"))
 
         let result = try Self.python([Self.scripts.appendingPathComponent("keras_interop.py").path, folder.path])
-        print("Keras backend \(Self.kerasBackend):\n" + result.output.split(separator: "\n").filter { !$0.contains("━") }.joined(separator: "\n"))
+        print(
+            "Keras backend \(Self.kerasBackend):\n"
+                + result.output.split(separator: "\n").filter { !$0.contains("━") }.joined(separator: "\n"))
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("iterations 16880"), result.output)
     }
@@ -117,8 +127,9 @@ final class PythonInteropTests: XCTestCase {
             let (x, outputs) = try Self.inputsAndOutputs(model)
             let expected = folder.appendingPathComponent("\(name).json")
             try JSONSerialization.data(withJSONObject: ["x": x, "outputs": outputs]).write(to: expected)
-            let result = try Self.python([Self.scripts.appendingPathComponent("pytorch_load.py").path, weights.path, expected.path]
-                                         + model.layers.map(\.name))
+            let result = try Self.python(
+                [Self.scripts.appendingPathComponent("pytorch_load.py").path, weights.path, expected.path]
+                    + model.layers.map(\.name))
             print(result.output)
             XCTAssertEqual(result.status, 0, result.output)
         }

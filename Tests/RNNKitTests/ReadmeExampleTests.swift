@@ -13,10 +13,12 @@ final class ReadmeExampleTests: XCTestCase {
         let train = ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
 
         // — as in the README (a larger rate, so that a few epochs on 576 images show learning) —
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28), layers: [
-            LSTM(units: 64),
-            Dense(units: 10, activation: .softmax),
-        ])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [
+                LSTM(units: 64),
+                Dense(units: 10, activation: .softmax),
+            ])
         try model.compile(optimizer: Adam(learningRate: 0.01))
         model.workers = 2
         BLASConfiguration.threads = 1

@@ -13,8 +13,9 @@ final class SafeTensorsTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
     func model(units: Int = 10, seed: UInt64 = 0) throws -> Sequential<Float> {
-        try Sequential(inputShape: .sequence(steps: 28, features: 28),
-                       layers: [SimpleRNN<Float>(units: units), Dense<Float>(units: 10, activation: .softmax)], seed: seed)
+        try Sequential(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN<Float>(units: units), Dense<Float>(units: 10, activation: .softmax)], seed: seed)
     }
 
     func testRoundTrip() throws {
@@ -45,19 +46,24 @@ final class SafeTensorsTests: XCTestCase {
         let before = target.weights
         XCTAssertThrowsError(try target.loadWeights(from: url)) { error in
             guard case ModelError.weightsMismatch(let lines) = error else { return XCTFail("\(error)") }
-            XCTAssertEqual(lines, [
-                "simple_rnn/kernel: the model has shape [28, 10], the file has [28, 16]",
-                "simple_rnn/recurrent_kernel: the model has shape [10, 10], the file has [16, 16]",
-                "simple_rnn/bias: the model has shape [10], the file has [16]",
-                "dense/kernel: the model has shape [10, 10], the file has [16, 10]",
-            ])
+            XCTAssertEqual(
+                lines,
+                [
+                    "simple_rnn/kernel: the model has shape [28, 10], the file has [28, 16]",
+                    "simple_rnn/recurrent_kernel: the model has shape [10, 10], the file has [16, 16]",
+                    "simple_rnn/bias: the model has shape [10], the file has [16]",
+                    "dense/kernel: the model has shape [10, 10], the file has [16, 10]",
+                ])
         }
         XCTAssertEqual(target.weights, before)
         var renamed = before
         renamed["extra/kernel"] = renamed.removeValue(forKey: "dense/bias")
         XCTAssertThrowsError(try target.setWeights(renamed)) { error in
-            XCTAssertEqual(error as? ModelError, .weightsMismatch([
-                "dense/bias: missing (the model has shape [10])", "extra/kernel: not a weight of this model (shape [10])"]))
+            XCTAssertEqual(
+                error as? ModelError,
+                .weightsMismatch([
+                    "dense/bias: missing (the model has shape [10])", "extra/kernel: not a weight of this model (shape [10])",
+                ]))
         }
     }
 
@@ -66,7 +72,12 @@ final class SafeTensorsTests: XCTestCase {
         let cases: [(String, Data)] = [
             ("too short", Data([1, 2, 3])),
             ("runs past the end", Data([0, 0, 0, 0, 0, 0, 0, 255]) + good.dropFirst(8)),
-            ("not a JSON object", { var d = good; d[8] = UInt8(ascii: "x"); return d }()),
+            (
+                "not a JSON object",
+                {
+                    var d = good; d[8] = UInt8(ascii: "x"); return d
+                }()
+            ),
             ("bytes after the last tensor", good + Data([0, 0, 0, 0])),
             ("offsets", good.dropLast(4)),
         ]
@@ -76,7 +87,8 @@ final class SafeTensorsTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should say \(expected)")
             }
         }
-        let integers = Self.crafted(#"{"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#, dataBytes: 6)
+        let integers = Self.crafted(
+            #"{"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#, dataBytes: 6)
         XCTAssertThrowsError(try SafeTensors.decode(integers, file: "w", as: Double.self)) { error in
             XCTAssertEqual("\(error)", "w: tensors of a dtype that is not floating point (F32, F64, F16, BF16 are read): a (I32), b (U8)")
         }
@@ -98,12 +110,26 @@ final class SafeTensorsTests: XCTestCase {
     /// other formats; and non-finite weights refused by name.
     func testCraftedFilesAreRefusedBeforeAllocating() throws {
         let cases: [(String, Data)] = [
-            ("element count overflows", Self.crafted(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, dataBytes: 4)),
-            ("byte size that overflows", Self.crafted(#"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#, dataBytes: 4)),
-            ("overlap another tensor", Self.crafted(
-                "{" + (0..<1500).map { #""t\#($0)":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"# }.joined(separator: ",") + "}", dataBytes: 4)),
-            ("duplicate name a", Self.crafted(
-                #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8)),
+            (
+                "element count overflows",
+                Self.crafted(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, dataBytes: 4)
+            ),
+            (
+                "byte size that overflows",
+                Self.crafted(#"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#, dataBytes: 4)
+            ),
+            (
+                "overlap another tensor",
+                Self.crafted(
+                    "{" + (0..<1500).map { #""t\#($0)":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"# }.joined(separator: ",") + "}",
+                    dataBytes: 4)
+            ),
+            (
+                "duplicate name a",
+                Self.crafted(
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                    dataBytes: 8)
+            ),
             ("an HDF5 file", Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(count: 100)),
             ("a zip archive", Data([0x50, 0x4B, 0x03, 0x04]) + Data(count: 100)),
         ]
@@ -131,7 +157,9 @@ final class SafeTensorsTests: XCTestCase {
         var body = Data()
         for value in half + brain { withUnsafeBytes(of: value.littleEndian) { body.append(contentsOf: $0) } }
         for value in [0.1, -3.25] { withUnsafeBytes(of: value) { body.append(contentsOf: $0) } }
-        var file = Self.crafted(#"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"d":{"dtype":"F64","shape":[2],"data_offsets":[12,28]}}"#, dataBytes: 0)
+        var file = Self.crafted(
+            #"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"d":{"dtype":"F64","shape":[2],"data_offsets":[12,28]}}"#,
+            dataBytes: 0)
         file.append(body)
         let tensors = try SafeTensors.decode(file, file: "mixed", as: Double.self).tensors
         XCTAssertEqual(tensors["h"]?.scalars, [1.5, -2, 65504, 0x1p-24])
@@ -142,8 +170,9 @@ final class SafeTensorsTests: XCTestCase {
         let url = folder.appendingPathComponent("float.safetensors")
         let float = try model(seed: 4)
         try float.saveWeights(to: url)
-        let double = try Sequential<Double>(inputShape: .sequence(steps: 28, features: 28),
-                                            layers: [SimpleRNN<Double>(units: 10), Dense<Double>(units: 10, activation: .softmax)])
+        let double = try Sequential<Double>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN<Double>(units: 10), Dense<Double>(units: 10, activation: .softmax)])
         try double.loadWeights(from: url)
         XCTAssertEqual(double.weights["dense/kernel"]?.scalars, float.weights["dense/kernel"]?.scalars.map(Double.init))
     }
@@ -153,7 +182,9 @@ final class SafeTensorsTests: XCTestCase {
         let source = try model(seed: 5)
         var tensors: [String: Tensor<Float>] = [:]
         for (name, tensor) in source.weights {
-            let path = name.hasPrefix("simple_rnn/") ? "sequential/simple_rnn/simple_rnn_cell/" + name.dropFirst("simple_rnn/".count) : "sequential/" + name
+            let path =
+                name.hasPrefix("simple_rnn/")
+                ? "sequential/simple_rnn/simple_rnn_cell/" + name.dropFirst("simple_rnn/".count) : "sequential/" + name
             tensors[path] = tensor
         }
         tensors["optimizer/slot0"] = Tensor(shape: [500], scalars: Array(repeating: 0, count: 500))

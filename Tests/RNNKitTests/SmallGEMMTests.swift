@@ -29,8 +29,10 @@ final class SmallGEMMTests: XCTestCase {
     ]
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1, 1), (0.5, -2), (2, 0)]
 
-    func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: [Double], _ lda: Int,
-                   _ b: [Double], _ ldb: Int, _ beta: Double, _ c: [Double], _ ldc: Int) -> [Double] {
+    func reference(
+        _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: [Double], _ lda: Int,
+        _ b: [Double], _ ldb: Int, _ beta: Double, _ c: [Double], _ ldc: Int
+    ) -> [Double] {
         var result = c
         for i in 0..<m {
             for j in 0..<n {
@@ -58,20 +60,23 @@ final class SmallGEMMTests: XCTestCase {
                         var computed = c.map { S($0) }
                         let sa = a.map { S($0) }, sb = b.map { S($0) }
                         computed.withUnsafeMutableBufferPointer { out in
-                            S.smallGEMM(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: S(alpha), a: sa, lda: lda,
-                                        b: sb, ldb: ldb, beta: S(beta), c: out.baseAddress!, ldc: ldc)
+                            S.smallGEMM(
+                                transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: S(alpha), a: sa, lda: lda,
+                                b: sb, ldb: ldb, beta: S(beta), c: out.baseAddress!, ldc: ldc)
                         }
                         for i in 0..<m {
                             for j in 0..<n {
                                 let scale = max(1, Double(k))
-                                XCTAssertEqual(Double(computed[i * ldc + j]), expected[i * ldc + j], accuracy: tolerance * scale,
-                                               "\(label) m\(m) n\(n) k\(k) ta\(ta) tb\(tb) α\(alpha) β\(beta) at (\(i), \(j))")
+                                XCTAssertEqual(
+                                    Double(computed[i * ldc + j]), expected[i * ldc + j], accuracy: tolerance * scale,
+                                    "\(label) m\(m) n\(n) k\(k) ta\(ta) tb\(tb) α\(alpha) β\(beta) at (\(i), \(j))")
                             }
                             // Past each row's n columns nothing is written.
                             for j in n..<ldc where i < m {
-                                XCTAssertTrue(Double(computed[i * ldc + j]).isNaN == c[i * ldc + j].isNaN
-                                              && (c[i * ldc + j].isNaN || Double(computed[i * ldc + j]) == Double(S(c[i * ldc + j]))),
-                                              "\(label) wrote outside the matrix at (\(i), \(j))")
+                                XCTAssertTrue(
+                                    Double(computed[i * ldc + j]).isNaN == c[i * ldc + j].isNaN
+                                        && (c[i * ldc + j].isNaN || Double(computed[i * ldc + j]) == Double(S(c[i * ldc + j]))),
+                                    "\(label) wrote outside the matrix at (\(i), \(j))")
                             }
                         }
                         cases += 1
@@ -106,15 +111,19 @@ final class SmallGEMMTests: XCTestCase {
                 XCTAssertFalse(Float.smallGEMMTanh(m: 1, n: 1, k: 1, a: [1], lda: 1, b: [1], ldb: 1, c: &c, ldc: 1))
                 return
             }
-            for (m, n, k) in [(1, 1, 1), (16, 10, 10), (5, 13, 7), (32, 16, 16), (3, 4, 4), (8, 10, 10), (12, 10, 10), (24, 4, 4),
-                              (16, 15, 15), (16, 17, 17), (16, 31, 31), (9, 33, 33), (16, 6, 6), (17, 14, 14), (16, 8, 8), (4, 64, 64)] {
+            for (m, n, k) in [
+                (1, 1, 1), (16, 10, 10), (5, 13, 7), (32, 16, 16), (3, 4, 4), (8, 10, 10), (12, 10, 10), (24, 4, 4),
+                (16, 15, 15), (16, 17, 17), (16, 31, 31), (9, 33, 33), (16, 6, 6), (17, 14, 14), (16, 8, 8), (4, 64, 64),
+            ] {
                 let a = (0..<(m * k)).map { Float(($0 * 37) % 17) / 8 - 1 }
                 let b = (0..<(k * n)).map { Float(($0 * 53) % 13) / 6 - 1 }
                 let c = (0..<(m * n)).map { Float(($0 * 29) % 11) / 5 - 1 }
                 let product = reference(false, false, m, n, k, 1, a.map(Double.init), k, b.map(Double.init), n, 1, c.map(Double.init), n)
                 var fused = c
                 XCTAssertTrue(Float.smallGEMMTanh(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fused, ldc: n))
-                for i in 0..<(m * n) { XCTAssertEqual(Double(fused[i]), tanh(product[i]), accuracy: 2e-6, "\(isa) m\(m) n\(n) k\(k) at \(i)") }
+                for i in 0..<(m * n) {
+                    XCTAssertEqual(Double(fused[i]), tanh(product[i]), accuracy: 2e-6, "\(isa) m\(m) n\(n) k\(k) at \(i)")
+                }
             }
             // NaN stays NaN through the fused activation.
             var poisoned: [Float] = [.nan]
@@ -135,18 +144,21 @@ final class SmallGEMMTests: XCTestCase {
     }
 
     private func kernelTanhAcrossItsRange(_ isa: String, units: Int) {
-        var values: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
-                               1e-40, -1e-40, .leastNormalMagnitude, 1e-30, -1e-20, 3.9e-4, 4e-4, -4.1e-4,
-                               7.905311, 7.9053113, -7.9053115, 8, 20, -1e30, .greatestFiniteMagnitude]
-        values += (0...20_000).map { Float($0 - 10_000) * 1e-3 }                 // [-10, 10]
+        var values: [Float] = [
+            .nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+            1e-40, -1e-40, .leastNormalMagnitude, 1e-30, -1e-20, 3.9e-4, 4e-4, -4.1e-4,
+            7.905311, 7.9053113, -7.9053115, 8, 20, -1e30, .greatestFiniteMagnitude,
+        ]
+        values += (0...20_000).map { Float($0 - 10_000) * 1e-3 } // [-10, 10]
         values += (0..<760).map { Float(pow(10, Double($0) / 20 - 38)) * ($0 % 2 == 0 ? 1 : -1) } // 1e-38 … 1e0
-        values += [1.5]                                                          // a ragged last vector
-        while values.count % units != 0 { values.append(0.25) }                  // whole rows
+        values += [1.5] // a ragged last vector
+        while values.count % units != 0 { values.append(0.25) } // whole rows
         var gates = values
         let kernel = [Float](repeating: 0, count: units * units)
         let done = gates.withUnsafeMutableBufferPointer {
-            Float.tanhRecurrence(steps: 1, batch: values.count / units, units: units, gates: $0.baseAddress!, recurrentKernel: kernel,
-                                 initialState: nil)
+            Float.tanhRecurrence(
+                steps: 1, batch: values.count / units, units: units, gates: $0.baseAddress!, recurrentKernel: kernel,
+                initialState: nil)
         }
         guard isa != "portable" else { return XCTAssertFalse(done, "no recurrence kernel in portable C") }
         XCTAssertTrue(done)
@@ -212,7 +224,8 @@ final class SmallGEMMTests: XCTestCase {
     /// unknown or unsupported name leaves the best, and `environmentRequest` reports it.
     func testEnvironmentChoosesTheInstructionSetInAChildProcess() throws {
         let available = SmallGEMM.availableInstructionSets
-        let cases = available.map { ($0, $0, true) }
+        let cases =
+            available.map { ($0, $0, true) }
             + ["avx512", "avx2-fma"].filter { !available.contains($0) }.map { ($0, available[0], false) }
             + [("nonsense", available[0], false), ("", available[0], true)]
         for (name, expected, honoured) in cases {
@@ -259,17 +272,22 @@ final class SmallGEMMTests: XCTestCase {
     func testEveryInstructionSetIsBitReproducible() {
         func run() -> [UInt32] {
             var bits: [UInt32] = []
-            for (m, n, k, ta) in [(16, 10, 10, false), (32, 10, 28, false), (28, 10, 448, true), (16, 16, 16, false), (16, 8, 8, false),
-                                  (16, 4, 4, false), (9, 33, 7, false), (40, 64, 5, false), (10, 15, 100, true)] {
+            for (m, n, k, ta) in [
+                (16, 10, 10, false), (32, 10, 28, false), (28, 10, 448, true), (16, 16, 16, false), (16, 8, 8, false),
+                (16, 4, 4, false), (9, 33, 7, false), (40, 64, 5, false), (10, 15, 100, true),
+            ] {
                 let a: [Float] = randomValues(m * k, seed: UInt64(m + k)), b: [Float] = randomValues(k * n, seed: UInt64(n))
                 var c: [Float] = randomValues(m * n, seed: 3)
                 c.withUnsafeMutableBufferPointer {
-                    Float.smallGEMM(transposeA: ta, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: ta ? m : k, b: b, ldb: n,
-                                    beta: 1, c: $0.baseAddress!, ldc: n)
+                    Float.smallGEMM(
+                        transposeA: ta, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: ta ? m : k, b: b, ldb: n,
+                        beta: 1, c: $0.baseAddress!, ldc: n)
                 }
                 bits += c.map(\.bitPattern)
                 var fused: [Float] = randomValues(m * n, seed: 4)
-                if !ta, Float.smallGEMMTanh(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fused, ldc: n) { bits += fused.map(\.bitPattern) }
+                if !ta, Float.smallGEMMTanh(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fused, ldc: n) {
+                    bits += fused.map(\.bitPattern)
+                }
             }
             for (batch, units) in [(16, 10), (32, 10), (16, 16), (16, 8), (16, 4), (5, 17)] {
                 let steps = 28
@@ -278,12 +296,14 @@ final class SmallGEMMTests: XCTestCase {
                 let upstream: [Float] = randomValues(steps * batch * units, seed: 9)
                 var dz = [Float](repeating: 0, count: steps * batch * units), carried = [Float](repeating: 0, count: batch * units)
                 let forward = gates.withUnsafeMutableBufferPointer {
-                    Float.tanhRecurrence(steps: steps, batch: batch, units: units, gates: $0.baseAddress!, recurrentKernel: u, initialState: nil)
+                    Float.tanhRecurrence(
+                        steps: steps, batch: batch, units: units, gates: $0.baseAddress!, recurrentKernel: u, initialState: nil)
                 }
                 let backward = dz.withUnsafeMutableBufferPointer { dz in
                     carried.withUnsafeMutableBufferPointer { carried in
-                        Float.tanhRecurrenceBackward(steps: steps, batch: batch, units: units, states: gates, upstream: upstream, sequence: true,
-                                                     recurrentKernel: u, gateGradient: dz.baseAddress!, carried: carried.baseAddress!, toStart: true)
+                        Float.tanhRecurrenceBackward(
+                            steps: steps, batch: batch, units: units, states: gates, upstream: upstream, sequence: true,
+                            recurrentKernel: u, gateGradient: dz.baseAddress!, carried: carried.baseAddress!, toStart: true)
                     }
                 }
                 if forward { bits += gates.map(\.bitPattern) }

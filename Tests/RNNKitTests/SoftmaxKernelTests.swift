@@ -37,8 +37,9 @@ final class SoftmaxKernelTests: XCTestCase {
                         // by (an ulp of x − max), or 0 where the exact value is below the smallest normal float.
                         let shift = Double(row.max()!) - Double(row[j])
                         let tolerance = (5e-7 + 1.2e-7 * (shift.isFinite ? shift : 0)) * exact[j]
-                        XCTAssertEqual(computed, exact[j], accuracy: tolerance + Double(Float.leastNormalMagnitude),
-                                       "\(isa), \(columns) columns, row \(r), column \(j)")
+                        XCTAssertEqual(
+                            computed, exact[j], accuracy: tolerance + Double(Float.leastNormalMagnitude),
+                            "\(isa), \(columns) columns, row \(r), column \(j)")
                     }
                     XCTAssertEqual(sum, 1, accuracy: 1e-6, "\(isa), \(columns) columns, row \(r): the row's sum")
                 }
@@ -60,8 +61,9 @@ final class SoftmaxKernelTests: XCTestCase {
         var probabilities = logits
         Float.softmaxInPlace(&probabilities, rows: 3, columns: 3)
         var gradient = [Float](repeating: 0, count: 9)
-        let result = Float.softmaxCrossEntropy(logits: logits, probabilities: probabilities, labels: labels, rows: 3, classes: 3,
-                                               gradientScale: 1, logitGradient: &gradient)
+        let result = Float.softmaxCrossEntropy(
+            logits: logits, probabilities: probabilities, labels: labels, rows: 3, classes: 3,
+            gradientScale: 1, logitGradient: &gradient)
         var expected = 0.0
         for r in 0..<3 {
             let row = logits[(3 * r)..<(3 * r + 3)].map(Double.init)
@@ -75,8 +77,9 @@ final class SoftmaxKernelTests: XCTestCase {
         let wide: [Double] = [0, -1000]
         var wideProbabilities = wide
         Double.softmaxInPlace(&wideProbabilities, rows: 1, columns: 2)
-        let wideResult = Double.softmaxCrossEntropy(logits: wide, probabilities: wideProbabilities, labels: [1], rows: 1,
-                                                    classes: 2, gradientScale: 1, logitGradient: nil)
+        let wideResult = Double.softmaxCrossEntropy(
+            logits: wide, probabilities: wideProbabilities, labels: [1], rows: 1,
+            classes: 2, gradientScale: 1, logitGradient: nil)
         XCTAssertEqual(wideResult.lossSum, 1000, accuracy: 1e-9)
     }
 }

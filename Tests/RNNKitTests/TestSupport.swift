@@ -37,7 +37,8 @@ func makeModel<S: BLASScalar>(
 
 /// A random time-major batch `[T, B, D]` and labels, for a model's input shape.
 func randomBatch<S: BLASScalar>(steps: Int, batch: Int, features: Int, classes: Int, seed: UInt64, as _: S.Type = S.self)
-    -> (x: [S], labels: [Int32]) {
+    -> (x: [S], labels: [Int32])
+{
     var generator = RandomGenerator(seed: seed &+ 99)
     let labels = (0..<batch).map { _ in Int32(generator.next() % UInt64(classes)) }
     return (randomValues(steps * batch * features, seed: seed), labels)
@@ -63,8 +64,9 @@ struct KerasFixture {
     let root: [String: Any]
 
     init() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "keras_model_a", withExtension: "json", subdirectory: "Fixtures"),
-                                "the Keras fixture is missing from the test bundle")
+        let url = try XCTUnwrap(
+            Bundle.module.url(forResource: "keras_model_a", withExtension: "json", subdirectory: "Fixtures"),
+            "the Keras fixture is missing from the test bundle")
         root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     }
 
@@ -102,7 +104,7 @@ struct KerasFixture {
 
     /// The input batch, time-major `[28, 8, 28]`, and its labels.
     func input<S: BLASScalar>(as _: S.Type) -> (x: [S], labels: [Int32]) {
-        let batchMajor = values("input", "x")  // [8, 28, 28]
+        let batchMajor = values("input", "x") // [8, 28, 28]
         var x = [S](repeating: 0, count: batchMajor.count)
         for b in 0..<8 { for t in 0..<28 { for i in 0..<28 { x[(t * 8 + b) * 28 + i] = S(batchMajor[(b * 28 + t) * 28 + i]) } } }
         return (x, values("input", "labels").map { Int32($0) })

@@ -24,8 +24,9 @@ final class VectorKernelTests: XCTestCase {
                     expectedV[i] += (g * g - expectedV[i]) * b2
                     expectedW[i] -= step * expectedM[i] / (expectedV[i].squareRoot() + epsilon)
                 }
-                Float.adamStep(weights: &weights, gradients: gradients, m: &m, v: &v, count: count,
-                               oneMinusBeta1: b1, oneMinusBeta2: b2, epsilon: epsilon, stepSize: step)
+                Float.adamStep(
+                    weights: &weights, gradients: gradients, m: &m, v: &v, count: count,
+                    oneMinusBeta1: b1, oneMinusBeta2: b2, epsilon: epsilon, stepSize: step)
                 XCTAssertEqual(weights, expectedW, "\(isa), \(count) weights")
                 XCTAssertEqual(m, expectedM, "\(isa), \(count) first moments")
                 XCTAssertEqual(v, expectedV, "\(isa), \(count) second moments")
@@ -88,8 +89,9 @@ final class VectorKernelTests: XCTestCase {
                 for (b, image) in indices.enumerated() {
                     for t in 0..<rows {
                         for j in 0..<columns {
-                            XCTAssertEqual(x[(t * indices.count + b) * columns + j], Float(pixels[image * size + t * columns + j]) * (1 / 255),
-                                           "\(isa), \(columns) columns, \(indices.count) images: image \(image) row \(t) pixel \(j)")
+                            XCTAssertEqual(
+                                x[(t * indices.count + b) * columns + j], Float(pixels[image * size + t * columns + j]) * (1 / 255),
+                                "\(isa), \(columns) columns, \(indices.count) images: image \(image) row \(t) pixel \(j)")
                         }
                     }
                 }

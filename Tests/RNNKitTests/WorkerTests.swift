@@ -5,9 +5,11 @@ import XCTest
 /// Sharing a batch across worker threads must not change what is computed.
 final class WorkerTests: XCTestCase {
     func model(workers: Int) throws -> Sequential<Float> {
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 5, features: 6), layers: [
-            SimpleRNN(units: 7, returnSequences: true), SimpleRNN(units: 5), Dense(units: 4, activation: .softmax),
-        ], seed: 11)
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 5, features: 6),
+            layers: [
+                SimpleRNN(units: 7, returnSequences: true), SimpleRNN(units: 5), Dense(units: 4, activation: .softmax),
+            ], seed: 11)
         try model.compile(optimizer: Adam(learningRate: 0.01))
         model.workers = workers
         return model
@@ -57,8 +59,9 @@ final class WorkerTests: XCTestCase {
     func testTrainingIsReproducibleFromASeed() throws {
         var generator = RandomGenerator(seed: 8)
         let n = 80
-        let data = TensorDataset(inputs: Tensor(shape: [n, 5, 6], scalars: (0..<(n * 30)).map { _ in Float(generator.nextUnitDouble()) }),
-                                 labels: (0..<n).map { _ in Int(generator.next() % 4) }, classCount: 4)
+        let data = TensorDataset(
+            inputs: Tensor(shape: [n, 5, 6], scalars: (0..<(n * 30)).map { _ in Float(generator.nextUnitDouble()) }),
+            labels: (0..<n).map { _ in Int(generator.next() % 4) }, classCount: 4)
         for workers in [1, 2] {
             let runs = try (0..<2).map { _ -> [String: Tensor<Float>] in
                 let model = try model(workers: workers)
@@ -116,7 +119,7 @@ final class WorkerTests: XCTestCase {
         let events = Atomic<Int>(0), batchEnded = Atomic<Int>(0)
         let batch = Thread {
             BLASConfiguration.passGate.shared {
-                flags.stop.store(true, ordering: .sequentiallyConsistent)   // the batch has started
+                flags.stop.store(true, ordering: .sequentiallyConsistent) // the batch has started
                 usleep(300_000)
                 batchEnded.store(events.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue, ordering: .sequentiallyConsistent)
             }

@@ -22,7 +22,8 @@ final class AddingProblemTests: XCTestCase {
         print(output)
         XCTAssertEqual(process.terminationStatus, 0, output)
         // "… test MSE 0.0103 after 600 steps …": well below the 0.167 of predicting the mean.
-        let error = try XCTUnwrap(output.components(separatedBy: "test MSE ").last?.split(separator: " ").first.flatMap { Double($0) }, output)
+        let error = try XCTUnwrap(
+            output.components(separatedBy: "test MSE ").last?.split(separator: " ").first.flatMap { Double($0) }, output)
         XCTAssertLessThan(error, 0.05, output)
     }
 }

@@ -20,7 +20,7 @@ final class BLASCoreRepairTests: XCTestCase {
         let trainer = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("train-blas")
         guard FileManager.default.isExecutableFile(atPath: trainer.path) else {
-            throw TrainerFailureForTests( "train-blas is not built beside the tests (swift build --build-tests builds it)")
+            throw TrainerFailureForTests("train-blas is not built beside the tests (swift build --build-tests builds it)")
         }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-core-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -37,10 +37,12 @@ final class BLASCoreRepairTests: XCTestCase {
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         let output = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let metrics = (try? Data(contentsOf: folder.appendingPathComponent("metrics.json")))
+        let metrics =
+            (try? Data(contentsOf: folder.appendingPathComponent("metrics.json")))
             .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-        return Run(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                   errors: String(decoding: errors, as: UTF8.self), metrics: metrics)
+        return Run(
+            status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+            errors: String(decoding: errors, as: UTF8.self), metrics: metrics)
     }
 
     func machineLine(_ run: Run) -> String {
@@ -49,53 +51,54 @@ final class BLASCoreRepairTests: XCTestCase {
 
     func testFallbackCoreIsRepairedToTheFeaturesKernels() throws {
         #if !arch(x86_64)
-        throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
+            throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
         #else
-        let linux = try BLASCoreTests.linuxFlags()
-        let expected = try XCTUnwrap(BLASCoreTests.expectedCore(vendor: linux.vendor, flags: linux.flags),
-                                     "a processor without AVX has nothing better than the fallback")
-        let native = try trainBlas([:])
-        let rehearsed = try trainBlas(["RNNKIT_BLAS_REHEARSE_FALLBACK": "Prescott"])
-        XCTAssertEqual(native.status, 0, native.errors)
-        XCTAssertEqual(rehearsed.status, 0, rehearsed.errors)
-        XCTAssertEqual(rehearsed.machine["openblas_core_before"] as? String, "Prescott")
-        XCTAssertEqual(rehearsed.machine["openblas_core"] as? String, expected)
-        XCTAssertEqual(rehearsed.machine["openblas_core_repair"] as? String, "repaired")
-        XCTAssertTrue(machineLine(rehearsed).contains("core Prescott → \(expected) (repaired"), machineLine(rehearsed))
-        // On the same kernels the two runs compute the same figures, bit for bit; on another core
-        // (OpenBLAS's own choice differs from the repair's) within rounding.
-        let loss = try XCTUnwrap(native.metrics["test_loss"] as? Double)
-        let repairedLoss = try XCTUnwrap(rehearsed.metrics["test_loss"] as? Double)
-        if native.machine["openblas_core"] as? String == expected {
-            XCTAssertEqual(repairedLoss, loss)
-            XCTAssertEqual(rehearsed.metrics["example_prediction"] as? [Double], native.metrics["example_prediction"] as? [Double])
-        } else {
-            XCTAssertEqual(repairedLoss, loss, accuracy: 1e-4 * loss)
-        }
+            let linux = try BLASCoreTests.linuxFlags()
+            let expected = try XCTUnwrap(
+                BLASCoreTests.expectedCore(vendor: linux.vendor, flags: linux.flags),
+                "a processor without AVX has nothing better than the fallback")
+            let native = try trainBlas([:])
+            let rehearsed = try trainBlas(["RNNKIT_BLAS_REHEARSE_FALLBACK": "Prescott"])
+            XCTAssertEqual(native.status, 0, native.errors)
+            XCTAssertEqual(rehearsed.status, 0, rehearsed.errors)
+            XCTAssertEqual(rehearsed.machine["openblas_core_before"] as? String, "Prescott")
+            XCTAssertEqual(rehearsed.machine["openblas_core"] as? String, expected)
+            XCTAssertEqual(rehearsed.machine["openblas_core_repair"] as? String, "repaired")
+            XCTAssertTrue(machineLine(rehearsed).contains("core Prescott → \(expected) (repaired"), machineLine(rehearsed))
+            // On the same kernels the two runs compute the same figures, bit for bit; on another core
+            // (OpenBLAS's own choice differs from the repair's) within rounding.
+            let loss = try XCTUnwrap(native.metrics["test_loss"] as? Double)
+            let repairedLoss = try XCTUnwrap(rehearsed.metrics["test_loss"] as? Double)
+            if native.machine["openblas_core"] as? String == expected {
+                XCTAssertEqual(repairedLoss, loss)
+                XCTAssertEqual(rehearsed.metrics["example_prediction"] as? [Double], native.metrics["example_prediction"] as? [Double])
+            } else {
+                XCTAssertEqual(repairedLoss, loss, accuracy: 1e-4 * loss)
+            }
         #endif
     }
 
     func testUsersOwnCoreIsKept() throws {
         #if !arch(x86_64)
-        throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
+            throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
         #else
-        let run = try trainBlas(["OPENBLAS_CORETYPE": "Prescott", "RNNKIT_BLAS_REHEARSE_FALLBACK": "Nehalem"])
-        XCTAssertEqual(run.status, 0, run.errors)
-        XCTAssertEqual(run.machine["openblas_core"] as? String, "Prescott")
-        XCTAssertEqual(run.machine["openblas_core_repair"] as? String, "user-choice")
-        XCTAssertNil(run.machine["rehearsed_fallback"], "a rehearsal must not replace the user's core either")
-        XCTAssertTrue(machineLine(run).contains("core Prescott (OPENBLAS_CORETYPE, kept)"), machineLine(run))
+            let run = try trainBlas(["OPENBLAS_CORETYPE": "Prescott", "RNNKIT_BLAS_REHEARSE_FALLBACK": "Nehalem"])
+            XCTAssertEqual(run.status, 0, run.errors)
+            XCTAssertEqual(run.machine["openblas_core"] as? String, "Prescott")
+            XCTAssertEqual(run.machine["openblas_core_repair"] as? String, "user-choice")
+            XCTAssertNil(run.machine["rehearsed_fallback"], "a rehearsal must not replace the user's core either")
+            XCTAssertTrue(machineLine(run).contains("core Prescott (OPENBLAS_CORETYPE, kept)"), machineLine(run))
         #endif
     }
 
     func testRepairCanBeSwitchedOff() throws {
         #if !arch(x86_64)
-        throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
+            throw XCTSkip("OpenBLAS's fallback cores are x86-64's")
         #else
-        let run = try trainBlas(["RNNKIT_BLAS_REHEARSE_FALLBACK": "Prescott", "RNNKIT_BLAS_CORE_REPAIR": "off"])
-        XCTAssertEqual(run.status, 0, run.errors)
-        XCTAssertEqual(run.machine["openblas_core"] as? String, "Prescott")
-        XCTAssertEqual(run.machine["openblas_core_repair"] as? String, "disabled")
+            let run = try trainBlas(["RNNKIT_BLAS_REHEARSE_FALLBACK": "Prescott", "RNNKIT_BLAS_CORE_REPAIR": "off"])
+            XCTAssertEqual(run.status, 0, run.errors)
+            XCTAssertEqual(run.machine["openblas_core"] as? String, "Prescott")
+            XCTAssertEqual(run.machine["openblas_core_repair"] as? String, "disabled")
         #endif
     }
 }

@@ -10,15 +10,15 @@ final class BLASCoreTests: XCTestCase {
     /// The flags Linux lists for this processor (the kernel drops those it does not enable).
     static func linuxFlags() throws -> (vendor: String, flags: Set<String>) {
         #if os(Linux) && arch(x86_64)
-        let text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let lines = text.split(separator: "\n")
-        func field(_ name: String) -> String? {
-            lines.first { $0.hasPrefix(name) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
-                .map { $0.trimmingCharacters(in: .whitespaces) }
-        }
-        return (field("vendor_id") ?? "", Set((field("flags") ?? "").split(separator: " ").map(String.init)))
+            let text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            let lines = text.split(separator: "\n")
+            func field(_ name: String) -> String? {
+                lines.first { $0.hasPrefix(name) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+            return (field("vendor_id") ?? "", Set((field("flags") ?? "").split(separator: " ").map(String.init)))
         #else
-        throw XCTSkip("the processor's flags are read from /proc/cpuinfo, on x86-64 Linux only")
+            throw XCTSkip("the processor's flags are read from /proc/cpuinfo, on x86-64 Linux only")
         #endif
     }
 
@@ -37,8 +37,10 @@ final class BLASCoreTests: XCTestCase {
         let processor = Processor.current
         XCTAssertEqual(processor.vendor, linux.vendor)
         // Linux calls SSE3 "pni"; the rest share their names.
-        for feature in ["avx", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16",
-                        "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "ssse3", "sse4_1", "sse4_2"] {
+        for feature in [
+            "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16",
+            "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "ssse3", "sse4_1", "sse4_2",
+        ] {
             XCTAssertEqual(processor.has(feature), linux.flags.contains(feature), feature)
         }
         XCTAssertEqual(processor.has("sse3"), linux.flags.contains("pni"))
@@ -52,11 +54,13 @@ final class BLASCoreTests: XCTestCase {
         let avx512 = ["avx", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"]
         // The server (family 6, model 207) and an unknown future model alike.
         for model in [207, 0, 255] {
-            XCTAssertEqual(BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, avx512 + ["avx512_bf16", "amx_tile"])),
-                           ["Cooperlake", "SkylakeX"])
+            XCTAssertEqual(
+                BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, avx512 + ["avx512_bf16", "amx_tile"])),
+                ["Cooperlake", "SkylakeX"])
             XCTAssertEqual(BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, avx512)), ["SkylakeX"])
             XCTAssertEqual(BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, ["avx", "fma", "avx2"])), ["Haswell"])
-            XCTAssertEqual(BLASCoreRepair.candidates(for: processor("AuthenticAMD", model: model, ["avx", "fma", "avx2"])), ["Zen", "Haswell"])
+            XCTAssertEqual(
+                BLASCoreRepair.candidates(for: processor("AuthenticAMD", model: model, ["avx", "fma", "avx2"])), ["Zen", "Haswell"])
             XCTAssertEqual(BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, ["avx"])), ["Sandybridge"])
             XCTAssertEqual(BLASCoreRepair.candidates(for: processor("GenuineIntel", model: model, ["sse3"])), [])
         }
@@ -91,8 +95,9 @@ final class BLASCoreTests: XCTestCase {
         }
         if let rehearsed = environment["RNNKIT_BLAS_REHEARSE_FALLBACK"], !rehearsed.isEmpty {
             XCTAssertEqual(report.rehearsedFallback?.lowercased(), rehearsed.lowercased())
-            XCTAssertEqual(report.outcome, BLASCoreRepair.switchesOff(environment["RNNKIT_BLAS_CORE_REPAIR"]) ? .disabled : .repaired,
-                           report.summary)
+            XCTAssertEqual(
+                report.outcome, BLASCoreRepair.switchesOff(environment["RNNKIT_BLAS_CORE_REPAIR"]) ? .disabled : .repaired,
+                report.summary)
         }
         guard report.outcome == .repaired || report.outcome == .kept else { return }
         let level = try XCTUnwrap(BLASCoreRepair.coreLevels[report.coreAfter.lowercased()], report.coreAfter)
@@ -108,8 +113,9 @@ final class BLASCoreTests: XCTestCase {
         let a = (0..<(n * n)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(n * n)).map { Float(($0 * 53) % 97) / 48 - 1 }
         return {
             var c = [Float](repeating: 0, count: n * n)
-            Float.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
-                       beta: 0, c: &c, ldc: n)
+            Float.gemm(
+                transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n,
+                beta: 0, c: &c, ldc: n)
             return c
         }
     }

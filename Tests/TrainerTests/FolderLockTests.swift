@@ -64,8 +64,9 @@ final class FolderLockTests: XCTestCase {
             let held = try FolderLock(folder)
             let content = try Data(contentsOf: lock)
             XCTAssertEqual(content.count, 100, "not truncated")
-            XCTAssertEqual(String(decoding: content.prefix(FolderLock.pidWidth), as: UTF8.self),
-                           pid + String(repeating: " ", count: FolderLock.pidWidth - 1 - pid.count) + "\n")
+            XCTAssertEqual(
+                String(decoding: content.prefix(FolderLock.pidWidth), as: UTF8.self),
+                pid + String(repeating: " ", count: FolderLock.pidWidth - 1 - pid.count) + "\n")
             XCTAssertEqual(content.dropFirst(FolderLock.pidWidth), old.dropFirst(FolderLock.pidWidth))
             // A second lock on the same folder names the holder.
             XCTAssertThrowsError(try FolderLock(folder)) { error in

@@ -24,11 +24,14 @@ final class TrainerHardeningTests: XCTestCase {
         let output = root.appendingPathComponent("out"), victim = root.appendingPathComponent("victim")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         try Data("keep me".utf8).write(to: victim)
-        try FileManager.default.createSymbolicLink(atPath: output.appendingPathComponent(".rnnkit.lock").path, withDestinationPath: victim.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: output.appendingPathComponent(".rnnkit.lock").path, withDestinationPath: victim.path)
         XCTAssertThrowsError(try TrainBlas.parse(["--data", "/nonexistent", "--output", output.path]).run()) { error in
             XCTAssertTrue(error is TrainerFailure, "\(error)")
-            XCTAssertEqual("\(error)", "--output \(output.path): cannot write \(output.path)/.rnnkit.lock: is a symbolic link; "
-                           + "a lock file must be a regular file (remove the link if no run is writing there)")
+            XCTAssertEqual(
+                "\(error)",
+                "--output \(output.path): cannot write \(output.path)/.rnnkit.lock: is a symbolic link; "
+                    + "a lock file must be a regular file (remove the link if no run is writing there)")
         }
         XCTAssertEqual(try String(contentsOf: victim, encoding: .utf8), "keep me")
     }
@@ -79,13 +82,17 @@ final class TrainerHardeningTests: XCTestCase {
         assertRefused(["--batch-size", "9223372036854775807"], "--batch-size must be between 1 and 1048576, got 9223372036854775807")
         assertRefused(["--batch-size", "1048577"], "--batch-size must be between 1 and 1048576, got 1048577")
         assertRefused(["--units", "16,65537"], "--units: each layer's size must be between 1 and 65536, got 65537")
-        assertRefused(["--units", Array(repeating: "1", count: 65).joined(separator: ",")], "--units lists 65 layers; at most 64 are allowed")
-        assertRefused(["--learning-rate", "1e39"], "--learning-rate must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 1e+39")
+        assertRefused(
+            ["--units", Array(repeating: "1", count: 65).joined(separator: ",")], "--units lists 65 layers; at most 64 are allowed")
+        assertRefused(
+            ["--learning-rate", "1e39"], "--learning-rate must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 1e+39")
         assertRefused(["--learning-rate", "nan"], "--learning-rate must be a positive number from 1.1754944e-38 to 3.4028235e+38, got nan")
-        assertRefused(["--learning-rate", "1e-40"], "--learning-rate must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 1e-40")
+        assertRefused(
+            ["--learning-rate", "1e-40"], "--learning-rate must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 1e-40")
         assertRefused(["--clipnorm", "inf"], "--clipnorm must be a positive number from 1.1754944e-38 to 3.4028235e+38, got inf")
         assertRefused(["--clipvalue", "1e300"], "--clipvalue must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 1e+300")
-        assertRefused(["--global-clipnorm", "0"], "--global-clipnorm must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 0.0")
+        assertRefused(
+            ["--global-clipnorm", "0"], "--global-clipnorm must be a positive number from 1.1754944e-38 to 3.4028235e+38, got 0.0")
         assertRefused(["--mask-value", "-inf"], "--mask-value must be a number from -3.4028235e+38 to 3.4028235e+38, got -inf")
         assertRefused(["--mask-value=-1e39"], "--mask-value must be a number from -3.4028235e+38 to 3.4028235e+38, got -1e+39")
         assertRefused(["--mask-value", "1e39"], "--mask-value must be a number from -3.4028235e+38 to 3.4028235e+38, got 1e+39")
@@ -95,7 +102,9 @@ final class TrainerHardeningTests: XCTestCase {
         assertRefused(["--limit=-5"], "--limit must be 1 or more, got -5")
         assertRefused(["--checkpoint-every", "0"], "--checkpoint-every must be between 1 and --epochs (10), got 0")
         assertRefused(["--checkpoint-every", "11"], "--checkpoint-every must be between 1 and --epochs (10), got 11")
-        assertRefused(["--epochs", "0", "--checkpoint-every", "1"], "--checkpoint-every needs --epochs of 1 or more (nothing is trained with --epochs 0)")
+        assertRefused(
+            ["--epochs", "0", "--checkpoint-every", "1"],
+            "--checkpoint-every needs --epochs of 1 or more (nothing is trained with --epochs 0)")
         assertRefused(["--workers", "257"], "--workers must be between 1 and 256, got 257")
         assertRefused(["--threads", "9223372036854775807"], "--threads must be between 1 and 256, got 9223372036854775807")
         // Numbers that do not fit the type at all are refused by the parser, naming the flag.
@@ -110,9 +119,11 @@ final class TrainerHardeningTests: XCTestCase {
         }
 
         // The edges themselves are accepted.
-        let edges = try TrainBlas.parse(["--epochs", "1000000", "--batch-size", "1048576", "--units", "65536," + Array(repeating: "1", count: 63).joined(separator: ","),
-                                         "--workers", "256", "--threads", "256", "--checkpoint-every", "1000000", "--seed", "18446744073709551615",
-                                         "--learning-rate", "3.4028235e38", "--mask-value", "-3.4028235e38", "--clipvalue", "1.1754944e-38"])
+        let edges = try TrainBlas.parse([
+            "--epochs", "1000000", "--batch-size", "1048576", "--units", "65536," + Array(repeating: "1", count: 63).joined(separator: ","),
+            "--workers", "256", "--threads", "256", "--checkpoint-every", "1000000", "--seed", "18446744073709551615",
+            "--learning-rate", "3.4028235e38", "--mask-value", "-3.4028235e38", "--clipvalue", "1.1754944e-38",
+        ])
         XCTAssertEqual(edges.units.sizes.count, 64)
         XCTAssertEqual(edges.seed, .max)
         XCTAssertEqual(edges.maskValue, -3.4028235e38, "a negative mask value is read as the value")
@@ -124,13 +135,20 @@ final class TrainerHardeningTests: XCTestCase {
         let data = root.appendingPathComponent("data")
         try TrainerCommandTests.writeSmallMNIST(in: data, trainingImages: 20) { i in UInt8(i % 10) }
         let common = ["--data", data.path, "--epochs", "1", "--units", "3", "--example-index", "1", "--workers", "1"]
-        XCTAssertThrowsError(try TrainBlas.parse(common + ["--batch-size", "19", "--output", root.appendingPathComponent("big").path]).run()) { error in
+        XCTAssertThrowsError(
+            try TrainBlas.parse(common + ["--batch-size", "19", "--output", root.appendingPathComponent("big").path]).run()
+        ) { error in
             XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
-            XCTAssertEqual(TrainBlas.message(for: error),
-                           "--batch-size must be between 1 and the 18 training samples (after --limit and --validation-split), got 19")
+            XCTAssertEqual(
+                TrainBlas.message(for: error),
+                "--batch-size must be between 1 and the 18 training samples (after --limit and --validation-split), got 19")
         }
-        try TrainBlas.parse(common + ["--batch-size", "18", "--seed", "18446744073709551615", "--dropout", "0.2", "--recurrent-dropout", "0.2",
-                                      "--bidirectional", "concat", "--output", root.appendingPathComponent("seed").path]).run()
+        try TrainBlas.parse(
+            common + [
+                "--batch-size", "18", "--seed", "18446744073709551615", "--dropout", "0.2", "--recurrent-dropout", "0.2",
+                "--bidirectional", "concat", "--output", root.appendingPathComponent("seed").path,
+            ]
+        ).run()
         XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("seed/metrics.json").path))
     }
 
@@ -144,8 +162,12 @@ final class TrainerHardeningTests: XCTestCase {
         let common = ["--data", data.path, "--batch-size", "8", "--cell", "lstm", "--units", "4", "--workers", "1", "--example-index", "1"]
         let first = root.appendingPathComponent("first")
         try TrainBlas.parse(common + ["--epochs", "1", "--checkpoint-every", "1", "--output", first.path]).run()
-        let file = try SafeTensors.decode(Data(contentsOf: first.appendingPathComponent(Checkpoint.fileName)), file: "checkpoint", as: Float.self)
-        return (file.tensors, file.metadata, { common + ["--epochs", "2", "--resume", $0.path, "--output", self.root.appendingPathComponent("rest-\(UUID())").path] })
+        let file = try SafeTensors.decode(
+            Data(contentsOf: first.appendingPathComponent(Checkpoint.fileName)), file: "checkpoint", as: Float.self)
+        return (
+            file.tensors, file.metadata,
+            { common + ["--epochs", "2", "--resume", $0.path, "--output", self.root.appendingPathComponent("rest-\(UUID())").path] }
+        )
     }
 
     /// Each crafted checkpoint is refused on --resume with a TrainerFailure naming the field or
@@ -185,25 +207,37 @@ final class TrainerHardeningTests: XCTestCase {
             return edited
         }
 
-        XCTAssertEqual(try refusal(tensors: with("lstm/kernel", element: 3, .nan)), "tensor lstm/kernel holds nan at element 3; weights must be finite")
-        XCTAssertEqual(try refusal(tensors: with("dense/bias", element: 9, -.infinity)), "tensor dense/bias holds -inf at element 9; weights must be finite")
-        XCTAssertEqual(try refusal(tensors: with("optimizer/slot1", element: 17, .infinity)),
-                       "tensor optimizer/slot1 holds inf at element 17; the optimiser's state must be finite")
+        XCTAssertEqual(
+            try refusal(tensors: with("lstm/kernel", element: 3, .nan)), "tensor lstm/kernel holds nan at element 3; weights must be finite"
+        )
+        XCTAssertEqual(
+            try refusal(tensors: with("dense/bias", element: 9, -.infinity)),
+            "tensor dense/bias holds -inf at element 9; weights must be finite")
+        XCTAssertEqual(
+            try refusal(tensors: with("optimizer/slot1", element: 17, .infinity)),
+            "tensor optimizer/slot1 holds inf at element 17; the optimiser's state must be finite")
         let iterationRange = "is not a whole number in 0...9007199254740992 (2^53)"
         XCTAssertEqual(try refusal(metadata: editing("iterations", "-1")), "its iteration count «-1» \(iterationRange)")
-        XCTAssertEqual(try refusal(metadata: editing("iterations", "9223372036854775807")), "its iteration count «9223372036854775807» \(iterationRange)")
-        XCTAssertEqual(try refusal(metadata: editing("iterations", "9007199254740993")), "its iteration count «9007199254740993» \(iterationRange)")
-        XCTAssertEqual(try refusal(metadata: editing("iterations", String(repeating: "9", count: 100))),
-                       "its iteration count «\(String(repeating: "9", count: 40))…» \(iterationRange)")
+        XCTAssertEqual(
+            try refusal(metadata: editing("iterations", "9223372036854775807")),
+            "its iteration count «9223372036854775807» \(iterationRange)")
+        XCTAssertEqual(
+            try refusal(metadata: editing("iterations", "9007199254740993")), "its iteration count «9007199254740993» \(iterationRange)")
+        XCTAssertEqual(
+            try refusal(metadata: editing("iterations", String(repeating: "9", count: 100))),
+            "its iteration count «\(String(repeating: "9", count: 40))…» \(iterationRange)")
         XCTAssertEqual(try refusal(metadata: editing("epoch", "-3")), "its epoch count «-3» is not a whole number in 0...1000000")
         XCTAssertEqual(try refusal(metadata: editing("epoch", "1000001")), "its epoch count «1000001» is not a whole number in 0...1000000")
-        XCTAssertEqual(try refusal(metadata: editing("epoch", "2")),
-                       "its history holds 1 losses, 1 accuracies, 1 and 1 validation figures and 1 epoch times for its 2 epochs")
+        XCTAssertEqual(
+            try refusal(metadata: editing("epoch", "2")),
+            "its history holds 1 losses, 1 accuracies, 1 and 1 validation figures and 1 epoch times for its 2 epochs")
         XCTAssertEqual(try refusal(metadata: editing("history", "[1, 2]")), "its history is not a training history in JSON")
-        XCTAssertEqual(try refusal(metadata: editing("history", "{\"loss\": [" + String(repeating: "1.0,", count: 300) + "1.0]}")),
-                       "its history is 1215 bytes of JSON; at most 1152 are read for 1 epoch")
-        XCTAssertEqual(try refusal(metadata: editing("configuration", "{\"seed\": \"" + String(repeating: "0", count: 70_000) + "\"}")),
-                       "its settings are 70012 bytes of JSON; at most 65536 are read")
+        XCTAssertEqual(
+            try refusal(metadata: editing("history", "{\"loss\": [" + String(repeating: "1.0,", count: 300) + "1.0]}")),
+            "its history is 1215 bytes of JSON; at most 1152 are read for 1 epoch")
+        XCTAssertEqual(
+            try refusal(metadata: editing("configuration", "{\"seed\": \"" + String(repeating: "0", count: 70_000) + "\"}")),
+            "its settings are 70012 bytes of JSON; at most 65536 are read")
         XCTAssertEqual(try refusal(metadata: editing("configuration", "{\"seed\": 0}")), "its settings are not a JSON object of strings")
         XCTAssertTrue(try refusal(metadata: editing("iterations", nil)).hasPrefix("is not an RNNKit checkpoint"))
 
@@ -211,14 +245,19 @@ final class TrainerHardeningTests: XCTestCase {
         let parameters = tensors["optimizer/slot0"]!.scalars.count
         var oneSlot = tensors
         oneSlot["optimizer/slot1"] = nil
-        XCTAssertEqual(try refusal(tensors: oneSlot), "the checkpoint's optimiser state is 1 slot of \(parameters) values; adam over this model keeps 2 of \(parameters)")
+        XCTAssertEqual(
+            try refusal(tensors: oneSlot),
+            "the checkpoint's optimiser state is 1 slot of \(parameters) values; adam over this model keeps 2 of \(parameters)")
         var short = tensors
         short["optimizer/slot1"] = Tensor(shape: [3], scalars: [0, 0, 0])
-        XCTAssertEqual(try refusal(tensors: short),
-                       "the checkpoint's optimiser state is 2 slots of 3, \(parameters) values; adam over this model keeps 2 of \(parameters)")
+        XCTAssertEqual(
+            try refusal(tensors: short),
+            "the checkpoint's optimiser state is 2 slots of 3, \(parameters) values; adam over this model keeps 2 of \(parameters)")
         var gap = tensors
         gap["optimizer/slot3"] = Tensor(shape: [1], scalars: [0])
-        XCTAssertEqual(try refusal(tensors: gap), "tensor optimizer/slot3 is not one of the optimiser's slots (optimizer/slot0, optimizer/slot1, … in turn)")
+        XCTAssertEqual(
+            try refusal(tensors: gap),
+            "tensor optimizer/slot3 is not one of the optimiser's slots (optimizer/slot0, optimizer/slot1, … in turn)")
 
         // The checkpoint as written resumes.
         let file = root.appendingPathComponent("untouched.safetensors")
@@ -231,8 +270,9 @@ final class TrainerHardeningTests: XCTestCase {
     /// or a missing file (the trainer prefixes `--resume`, as the test above reads).
     func testTheCheckpointReaderThrowsFileFormatErrors() throws {
         XCTAssertThrowsError(try Checkpoint.decode(Data([1, 2, 3]), file: "c.safetensors")) { error in
-            XCTAssertEqual(error as? FileFormatError,
-                           FileFormatError(file: "c.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
+            XCTAssertEqual(
+                error as? FileFormatError,
+                FileFormatError(file: "c.safetensors", format: .safetensors, reason: "too short for a safetensors file (3 bytes)"))
         }
         let bare = try SafeTensors.encode([String: Tensor<Float>](), metadata: ["format": "rnnkit-checkpoint-1"])
         XCTAssertThrowsError(try Checkpoint.decode(bare, file: "c.safetensors")) { error in
@@ -241,8 +281,11 @@ final class TrainerHardeningTests: XCTestCase {
         }
         let absent = root.appendingPathComponent("absent.safetensors").path
         XCTAssertThrowsError(try Checkpoint.read(absent)) { error in
-            XCTAssertEqual(error as? FileFormatError, FileFormatError(file: absent, format: .checkpoint,
-                                                                      reason: "no checkpoint there (write one with --checkpoint-every N)"))
+            XCTAssertEqual(
+                error as? FileFormatError,
+                FileFormatError(
+                    file: absent, format: .checkpoint,
+                    reason: "no checkpoint there (write one with --checkpoint-every N)"))
         }
     }
 
@@ -253,7 +296,8 @@ final class TrainerHardeningTests: XCTestCase {
     /// much was left out, and the status is the usage one. Likewise for a run's error (a missing
     /// data folder of a long name).
     func testPrintedErrorsAreBounded() throws {
-        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("train-blas")
+        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "train-blas")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             return XCTFail("train-blas is not built beside the tests at \(executable.path)")
         }

@@ -52,8 +52,11 @@ final class HostileFileTrainerTests: XCTestCase {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             let (name, file, flags, expected) = (fields[0], fields[1], fields[3], fields[4])
             let output = folder.appendingPathComponent("run-\(file)")
-            let arguments = ["--data", mnist.path, "--load", folder.appendingPathComponent(file).path, "--epochs", "0",
-                             "--output", output.path] + flags.split(separator: " ").map(String.init)
+            let arguments =
+                [
+                    "--data", mnist.path, "--load", folder.appendingPathComponent(file).path, "--epochs", "0",
+                    "--output", output.path,
+                ] + flags.split(separator: " ").map(String.init)
             let run = try Self.measure(trainer, arguments)
             XCTAssertLessThan(run.peakBytes, 200_000_000, "\(name) peaked at \(run.peakBytes >> 20) MiB")
             let lines = run.errors.split(separator: "\n").filter { !$0.contains("this is a debug build") }

@@ -59,7 +59,8 @@ final class IDXReaderTests: XCTestCase {
         let good = Self.images(count: 3, rows: 4, columns: 5)
         assertFails(try IDX.readImages(self.write(Self.labels([1, 2]), "a")), saying: "magic number 2049, expected 2051")
         assertFails(try IDX.readLabels(self.write(good, "b")), saying: "magic number 2051, expected 2049")
-        assertFails(try IDX.readImages(self.write(good.dropLast(7), "c")), saying: "holds 69 bytes, but its header (3 images of 4×5) needs 76")
+        assertFails(
+            try IDX.readImages(self.write(good.dropLast(7), "c")), saying: "holds 69 bytes, but its header (3 images of 4×5) needs 76")
         assertFails(try IDX.readImages(self.write(good + Data([1]), "d")), saying: "needs 76")
         assertFails(try IDX.readImages(self.write(Data([0, 0, 8]), "e")), saying: "too short")
         assertFails(try IDX.readImages(self.write(Self.header([2051, 0, 28, 28]), "f")), saying: "all must be positive")
@@ -88,7 +89,9 @@ final class IDXReaderTests: XCTestCase {
         try write(Self.labels([4, 5, 6]), "t10k-labels-idx1-ubyte")
         assertFails(try MNIST(folder: self.folder), saying: "has 3 labels but t10k-images-idx3-ubyte has 2 images")
         try FileManager.default.removeItem(at: folder.appendingPathComponent("t10k-images-idx3-ubyte"))
-        assertFails(try MNIST(folder: self.folder), saying: "t10k-images-idx3-ubyte: not found (looked for t10k-images-idx3-ubyte, t10k-images-idx3-ubyte.gz")
+        assertFails(
+            try MNIST(folder: self.folder),
+            saying: "t10k-images-idx3-ubyte: not found (looked for t10k-images-idx3-ubyte, t10k-images-idx3-ubyte.gz")
     }
 
     @discardableResult
@@ -118,6 +121,8 @@ final class IDXReaderTests: XCTestCase {
         // A header announcing more than the compressed bytes could ever inflate to.
         let liar = try gzip(Self.header([2051, 60_000_000, 28, 28]))
         assertFails(try IDX.parseImages(liar, file: "liar.gz"), saying: "more than its")
-        assertFails(try IDX.parseLabels(gzip(Self.header([2049, 5]) + Data(count: 4 << 20)), file: "l.gz"), saying: "inflates to more than the 13 bytes")
+        assertFails(
+            try IDX.parseLabels(gzip(Self.header([2049, 5]) + Data(count: 4 << 20)), file: "l.gz"),
+            saying: "inflates to more than the 13 bytes")
     }
 }

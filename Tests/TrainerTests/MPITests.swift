@@ -48,7 +48,9 @@ final class MPITests: XCTestCase {
 
     func executable(_ name: String) throws -> String {
         let path = Self.products.appendingPathComponent(name).path
-        guard FileManager.default.isExecutableFile(atPath: path) else { throw TrainerFailureForTests("\(name) is not built beside the tests at \(path)") }
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TrainerFailureForTests("\(name) is not built beside the tests at \(path)")
+        }
         return path
     }
 
@@ -60,8 +62,10 @@ final class MPITests: XCTestCase {
             let run = try mpirun(["-np", "\(ranks)", check])
             XCTAssertEqual(run.status, 0, "\(ranks) ranks:\n\(run.output)\n\(run.errors)")
             XCTAssertEqual(run.output.split(separator: "\n").filter { $0.hasPrefix("ok: ") }.count, 14, run.output)
-            XCTAssertTrue(run.output.contains("ok: masked sequence loss: loss and accuracy over the kept steps equal one process's"), run.output)
-            XCTAssertTrue(run.output.contains("a flipped bit on rank \(ranks - 1) is noticed: the weights on rank \(ranks - 1)"), run.output)
+            XCTAssertTrue(
+                run.output.contains("ok: masked sequence loss: loss and accuracy over the kept steps equal one process's"), run.output)
+            XCTAssertTrue(
+                run.output.contains("a flipped bit on rank \(ranks - 1) is noticed: the weights on rank \(ranks - 1)"), run.output)
         }
     }
 
@@ -115,7 +119,8 @@ final class MPITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: output) }
         let missing = "/nonexistent/rnnkit-mnist"
         let flags = ["--limit", "640", "--epochs", "1", "--output", output.path]
-        let run = try mpirun(["-np", "2", trainer, "--data", data.path] + flags + [":", "-np", "1", trainer, "--data", missing] + flags, timeout: 60)
+        let run = try mpirun(
+            ["-np", "2", trainer, "--data", data.path] + flags + [":", "-np", "1", trainer, "--data", missing] + flags, timeout: 60)
         XCTAssertNotEqual(run.status, 0)
         XCTAssertLessThan(run.seconds, 30)
         let message = "train-blas: error: rank 2: \(missing)/train-images-idx3-ubyte: not found"
@@ -141,28 +146,39 @@ final class MPITests: XCTestCase {
         try TrainerCommandTests.writeSmallMNIST(in: data, trainingImages: 48) { i in UInt8(i % 10) }
         try TrainerCommandTests.writeSmallMNIST(in: copy, trainingImages: 48) { i in UInt8(i % 10) }
         func flags(_ extra: [String], data folder: URL = data, workers: Int = 1) -> [String] {
-            [trainer, "--data", folder.path, "--epochs", "1", "--units", "4", "--example-index", "1", "--workers", "\(workers)",
-             "--output", root.appendingPathComponent("out").path] + extra
+            [
+                trainer, "--data", folder.path, "--epochs", "1", "--units", "4", "--example-index", "1", "--workers", "\(workers)",
+                "--output", root.appendingPathComponent("out").path,
+            ] + extra
         }
         let message = "MPI ranks disagree on their settings"
 
-        let two = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "16"]), timeout: 60)
+        let two = try mpirun(
+            ["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "16"]), timeout: 60)
         XCTAssertNotEqual(two.status, 0)
         XCTAssertLessThan(two.seconds, 30)
-        XCTAssertEqual(two.errors.components(separatedBy: "train-blas: error: \(message): rank 1 differs from rank 0 "
-                                             + "(start every rank with the same flags)\n").count, 2, "printed once:\n\(two.errors)")
+        XCTAssertEqual(
+            two.errors.components(
+                separatedBy: "train-blas: error: \(message): rank 1 differs from rank 0 "
+                    + "(start every rank with the same flags)\n"
+            ).count, 2, "printed once:\n\(two.errors)")
         XCTAssertFalse(two.errors.contains("MPI_ERR"), two.errors)
         XCTAssertFalse(two.output.contains("Epoch 1/1"), "no step is taken")
 
         // Weights of another count on ranks 1 and 2 (their broadcast would be truncated).
-        let three = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "2"] + flags(["--batch-size", "8", "--units", "5"]), timeout: 60)
+        let three = try mpirun(
+            ["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "2"] + flags(["--batch-size", "8", "--units", "5"]), timeout: 60)
         XCTAssertNotEqual(three.status, 0)
-        XCTAssertEqual(three.errors.components(separatedBy: "train-blas: error: \(message): ranks 1, 2 differ from rank 0 "
-                                               + "(start every rank with the same flags)\n").count, 2, "printed once:\n\(three.errors)")
+        XCTAssertEqual(
+            three.errors.components(
+                separatedBy: "train-blas: error: \(message): ranks 1, 2 differ from rank 0 "
+                    + "(start every rank with the same flags)\n"
+            ).count, 2, "printed once:\n\(three.errors)")
         XCTAssertFalse(three.errors.contains("MPI_ERR"), three.errors)
 
-        let same = try mpirun(["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "8"], data: copy, workers: 2),
-                              timeout: 120)
+        let same = try mpirun(
+            ["-np", "1"] + flags(["--batch-size", "8"]) + [":", "-np", "1"] + flags(["--batch-size", "8"], data: copy, workers: 2),
+            timeout: 120)
         XCTAssertEqual(same.status, 0, same.errors)
         XCTAssertFalse(same.errors.contains(message), same.errors)
         XCTAssertTrue(same.output.contains("The weights are identical on all 2 ranks"), same.output)
@@ -176,18 +192,25 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(Trainer.fnv1a(["foobar"]), 0x8594_4171_f739_67e8)
         let train = ImageDataset(pixels: [UInt8](repeating: 0, count: 4 * 6), labels: [0, 1, 2, 3], rows: 2, columns: 3)
         func lines(_ configuration: [String: String], epochs: Int = 2) -> [String] {
-            Trainer.agreementLines(configuration: configuration, epochs: epochs, initialEpoch: 0, train: train, testSamples: 10, parameters: 99)
+            Trainer.agreementLines(
+                configuration: configuration, epochs: epochs, initialEpoch: 0, train: train, testSamples: 10, parameters: 99)
         }
-        XCTAssertEqual(lines(["seed": "0", "data": "/a", "workers": "1"]),
-                       ["epochs=2", "initial-epoch=0", "parameters=99", "sample-shape=2x3, 10 classes", "seed=0", "test-samples=10", "training-samples=4"])
+        XCTAssertEqual(
+            lines(["seed": "0", "data": "/a", "workers": "1"]),
+            [
+                "epochs=2", "initial-epoch=0", "parameters=99", "sample-shape=2x3, 10 classes", "seed=0", "test-samples=10",
+                "training-samples=4",
+            ])
         XCTAssertEqual(lines(["seed": "0", "data": "/a", "workers": "1"]), lines(["seed": "0", "data": "/b", "workers": "4"]))
         XCTAssertNotEqual(Trainer.fnv1a(lines(["seed": "0"])), Trainer.fnv1a(lines(["seed": "1"])))
         XCTAssertNotEqual(Trainer.fnv1a(lines(["seed": "0"])), Trainer.fnv1a(lines(["seed": "0"], epochs: 3)))
         XCTAssertNil(Trainer.disagreement([7, 7, 7]))
-        XCTAssertEqual(Trainer.disagreement([7, 7, 8]),
-                       "MPI ranks disagree on their settings: rank 2 differs from rank 0 (start every rank with the same flags)")
-        XCTAssertEqual(Trainer.disagreement([7, 8, 7, 9]),
-                       "MPI ranks disagree on their settings: ranks 1, 3 differ from rank 0 (start every rank with the same flags)")
+        XCTAssertEqual(
+            Trainer.disagreement([7, 7, 8]),
+            "MPI ranks disagree on their settings: rank 2 differs from rank 0 (start every rank with the same flags)")
+        XCTAssertEqual(
+            Trainer.disagreement([7, 8, 7, 9]),
+            "MPI ranks disagree on their settings: ranks 1, 3 differ from rank 0 (start every rank with the same flags)")
     }
 
     /// Ctrl-C (SIGINT) to one rank only: its stop request travels in the next step's all-reduce, so
@@ -200,8 +223,10 @@ final class MPITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: output) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", trainer, "--data", data.path,
-                             "--limit", "3000", "--epochs", "200", "--workers", "1", "--output", output.path]
+        process.arguments = [
+            "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", trainer, "--data", data.path,
+            "--limit", "3000", "--epochs", "200", "--workers", "1", "--output", output.path,
+        ]
         var environment = ProcessInfo.processInfo.environment
         environment["ASAN_OPTIONS"] = (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "detect_leaks=0"
         process.environment = environment
@@ -232,7 +257,8 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 130, errors)
         XCTAssertTrue(printed.contains("The weights are identical on all 2 ranks"), printed)
         XCTAssertEqual(errors.components(separatedBy: "train-blas: stopped: training was interrupted after epoch").count, 2, errors)
-        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
+        let metrics =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("metrics.json"))) as! [String: Any]
         XCTAssertEqual(metrics["interrupted"] as? Bool, true)
     }
 
@@ -240,20 +266,23 @@ final class MPITests: XCTestCase {
     /// so resuming with another count is refused by name; the same count continues.
     func testCheckpointsRecordTheRankCount() throws {
         let options = try TrainBlas.parse(["--workers", "1"])
-        let model = try Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                          layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)])
         let adam = Adam<Float>()
         try model.compile(optimizer: adam)
         let built = BuiltModel(model: model, optimizer: adam, fileConfig: nil, notes: [])
-        let single = Checkpoint.configuration(of: options, built: built), ranks = Checkpoint.configuration(of: options, built: built, ranks: 2)
+        let single = Checkpoint.configuration(of: options, built: built),
+            ranks = Checkpoint.configuration(of: options, built: built, ranks: 2)
         XCTAssertEqual(single["units"], "10")
         XCTAssertEqual(single["learning-rate"], "0.001")
         XCTAssertNil(single["mpi-ranks"])
         let checkpoint = Checkpoint(epoch: 1, history: History(), configuration: ranks, weights: [:], iterations: 0, slots: [])
         XCTAssertEqual(checkpoint.differences(from: ranks), [])
         XCTAssertEqual(checkpoint.differences(from: single), ["MPI ranks: the checkpoint's run used 2, this one 1"])
-        XCTAssertEqual(checkpoint.differences(from: Checkpoint.configuration(of: options, built: built, ranks: 3)),
-                       ["MPI ranks: the checkpoint's run used 2, this one 3"])
+        XCTAssertEqual(
+            checkpoint.differences(from: Checkpoint.configuration(of: options, built: built, ranks: 3)),
+            ["MPI ranks: the checkpoint's run used 2, this one 3"])
     }
 
     /// What a run wrote, as the trainer prints it.
@@ -264,11 +293,14 @@ final class MPITests: XCTestCase {
         var metrics: [String: Any]
 
         init(_ folder: URL) throws {
-            weights = try SafeTensors.decode(Data(contentsOf: folder.appendingPathComponent("weights.safetensors")), file: "weights", as: Float.self).tensors
+            weights = try SafeTensors.decode(
+                Data(contentsOf: folder.appendingPathComponent("weights.safetensors")), file: "weights", as: Float.self
+            ).tensors
             let history = try JSONDecoder().decode(History.self, from: Data(contentsOf: folder.appendingPathComponent("history.json")))
             printedHistory = (history.loss + history.categoricalAccuracy + history.valLoss + history.valCategoricalAccuracy)
                 .map { String(format: "%.4f", $0) }
-            metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("metrics.json"))) as! [String: Any]
+            metrics =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("metrics.json"))) as! [String: Any]
             printedTestAccuracy = String(format: "%.4f", metrics["test_categorical_accuracy"] as! Double)
         }
     }

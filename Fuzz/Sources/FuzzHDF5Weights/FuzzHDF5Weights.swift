@@ -5,8 +5,9 @@ import RNNKit
 /// The model of the shared fixture `keras_lstm` (LSTM(8) → Dense(10) on MNIST's rows, Adam), whose
 /// `.weights.h5` seeds the corpus; built once.
 nonisolated(unsafe) let model: Sequential<Float> = {
-    let model = try! Sequential<Float>(inputShape: .sequence(steps: 28, features: 28),
-                                       layers: [LSTM(units: 8), Dense(units: 10, activation: .softmax)], seed: 0)
+    let model = try! Sequential<Float>(
+        inputShape: .sequence(steps: 28, features: 28),
+        layers: [LSTM(units: 8), Dense(units: 10, activation: .softmax)], seed: 0)
     try! model.compile(optimizer: Adam<Float>(), loss: CategoricalCrossentropy())
     return model
 }()

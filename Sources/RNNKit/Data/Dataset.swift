@@ -47,8 +47,9 @@ public struct ImageDataset: SequenceDataset, Sendable {
     /// - Precondition: `pixels.count == labels.count · rows · columns` and every label `< classCount`.
     public init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int = 10) {
         precondition(rows > 0 && columns > 0, "images must be at least 1×1")
-        precondition(pixels.count == labels.count * rows * columns,
-                     "\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
+        precondition(
+            pixels.count == labels.count * rows * columns,
+            "\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
         precondition(labels.allSatisfy { Int($0) < classCount }, "a label is not below \(classCount)")
         self.storage = PixelStorage(pixels)
         self.labels = labels
@@ -74,14 +75,18 @@ public struct ImageDataset: SequenceDataset, Sendable {
     /// The first `n` images (all of them when `n ≥ count`).
     public func prefix(_ n: Int) -> ImageDataset {
         let kept = min(max(n, 0), count)
-        return ImageDataset(pixels: Array(storage.bytes[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
-                            rows: rows, columns: columns, classCount: classCount)
+        return ImageDataset(
+            pixels: Array(storage.bytes[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
+            rows: rows, columns: columns, classCount: classCount)
     }
 
-    public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+    public func gather<S: BLASScalar>(
+        _ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>
+    ) {
         for (b, index) in indices.enumerated() { labels[b] = Int32(self.labels[index]) }
         do {
-            S.gatherImages(UnsafePointer(storage.bytes.baseAddress!), indices: indices, rows: rows, columns: columns, scale: 1 / S(255), into: x)
+            S.gatherImages(
+                UnsafePointer(storage.bytes.baseAddress!), indices: indices, rows: rows, columns: columns, scale: 1 / S(255), into: x)
         }
     }
 }
@@ -109,7 +114,9 @@ public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
     }
     public func label(at index: Int) -> Int { labels[index] }
 
-    public func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>) {
+    public func gather<S: BLASScalar>(
+        _ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>
+    ) {
         let batch = indices.count, steps = sampleShape.steps, features = sampleShape.features
         inputs.scalars.withUnsafeBufferPointer { source in
             for (b, index) in indices.enumerated() {

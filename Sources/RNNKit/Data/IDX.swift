@@ -11,8 +11,10 @@ public enum IDX {
     /// The file's bytes, read whole; missing or unreadable files are named as such.
     static func bytes(of url: URL) throws -> Data {
         do { return try Data(contentsOf: url) } catch {
-            throw FileFormatError(file: url.path, format: .idx, reason: FileManager.default.fileExists(atPath: url.path)
-                                ? "cannot be read" : "does not exist")
+            throw FileFormatError(
+                file: url.path, format: .idx,
+                reason: FileManager.default.fileExists(atPath: url.path)
+                    ? "cannot be read" : "does not exist")
         }
     }
 
@@ -42,7 +44,9 @@ public enum IDX {
             return try Gzip.decompress(data) { prefix in
                 guard let expected = try announcedSize(prefix, file: file) else { return nil }
                 guard ceiling.overflow || expected <= ceiling.partialValue else {
-                    throw FileFormatError(file: file, format: .idx, reason: "announces \(expected) bytes, more than its \(data.count) compressed bytes can hold")
+                    throw FileFormatError(
+                        file: file, format: .idx,
+                        reason: "announces \(expected) bytes, more than its \(data.count) compressed bytes can hold")
                 }
                 return expected
             }
@@ -78,7 +82,8 @@ public enum IDX {
         let magic = bigEndianUInt32(data, at: 0)
         guard magic == expected else {
             let other = magic == imagesMagic ? "; this is an images file" : magic == labelsMagic ? "; this is a labels file" : ""
-            throw FileFormatError(file: file, format: .idx, reason: "has magic number \(magic), expected \(expected) (IDX unsigned-byte \(kind))\(other)")
+            throw FileFormatError(
+                file: file, format: .idx, reason: "has magic number \(magic), expected \(expected) (IDX unsigned-byte \(kind))\(other)")
         }
     }
 
@@ -90,12 +95,15 @@ public enum IDX {
     }
 
     /// `readImages` on bytes in memory (raw or gzip); `file` names them in errors.
-    public static func parseImages(_ bytes: Data, file: String, gzipNamed: Bool = false) throws -> (pixels: [UInt8], count: Int, rows: Int, columns: Int) {
+    public static func parseImages(_ bytes: Data, file: String, gzipNamed: Bool = false) throws -> (
+        pixels: [UInt8], count: Int, rows: Int, columns: Int
+    ) {
         let data = try uncompressed(bytes, file: file, gzipNamed: gzipNamed)
         func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .idx, reason: reason) }
         try checkMagic(data, expected: imagesMagic, kind: "images", file: file)
         guard data.count >= 16 else { throw fail("is \(data.count) bytes, too short for an IDX images header (16 bytes)") }
-        let count = Int(bigEndianUInt32(data, at: 4)), rows = Int(bigEndianUInt32(data, at: 8)), columns = Int(bigEndianUInt32(data, at: 12))
+        let count = Int(bigEndianUInt32(data, at: 4)), rows = Int(bigEndianUInt32(data, at: 8)),
+            columns = Int(bigEndianUInt32(data, at: 12))
         guard count > 0, rows > 0, columns > 0 else { throw fail("declares \(count) images of \(rows)×\(columns); all must be positive") }
         guard let payload = payloadSize([count, rows, columns]), case (let expected, false) = payload.addingReportingOverflow(16) else {
             throw fail("declares \(count) images of \(rows)×\(columns), a size that overflows")

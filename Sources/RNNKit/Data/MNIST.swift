@@ -6,8 +6,10 @@ public struct MNIST: Sendable {
     public let test: ImageDataset
 
     /// The four files' canonical names, without compression suffix.
-    public static let fileNames = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    public static let fileNames = [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    ]
 
     /// The path of `name` in `folder`: raw or `.gz`, spelt `train-images-idx3-ubyte` or (as some
     /// mirrors write) `train-images.idx3-ubyte`. Throws a `FileFormatError` listing where it looked.
@@ -23,11 +25,15 @@ public struct MNIST: Sendable {
             found = "\(folder.path) is a file, not a folder"
         } else {
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
-            found = names.isEmpty ? "\(folder.path) is empty"
-                : "\(folder.path) holds " + names.prefix(6).joined(separator: ", ") + (names.count > 6 ? " and \(names.count - 6) more" : "")
+            found =
+                names.isEmpty
+                ? "\(folder.path) is empty"
+                : "\(folder.path) holds " + names.prefix(6).joined(separator: ", ")
+                    + (names.count > 6 ? " and \(names.count - 6) more" : "")
         }
-        throw FileFormatError(file: folder.appendingPathComponent(name).path, format: .idx,
-                            reason: "not found (looked for \(candidates.map(\.lastPathComponent).joined(separator: ", ")); \(found))")
+        throw FileFormatError(
+            file: folder.appendingPathComponent(name).path, format: .idx,
+            reason: "not found (looked for \(candidates.map(\.lastPathComponent).joined(separator: ", ")); \(found))")
     }
 
     /// Reads and checks all four files: headers, sizes, labels 0–9, gzip integrity, that each
@@ -38,14 +44,18 @@ public struct MNIST: Sendable {
             let (pixels, count, rows, columns) = try IDX.readImages(images)
             let labelBytes = try IDX.readLabels(labels)
             guard labelBytes.count == count else {
-                throw FileFormatError(file: labels.path, format: .idx, reason: "has \(labelBytes.count) labels but \(images.lastPathComponent) has \(count) images")
+                throw FileFormatError(
+                    file: labels.path, format: .idx,
+                    reason: "has \(labelBytes.count) labels but \(images.lastPathComponent) has \(count) images")
             }
             return ImageDataset(pixels: pixels, labels: labelBytes, rows: rows, columns: columns)
         }
         train = try load(urls[0], urls[1])
         test = try load(urls[2], urls[3])
         guard (train.rows, train.columns) == (test.rows, test.columns) else {
-            throw FileFormatError(file: urls[2].path, format: .idx, reason: "images are \(test.rows)×\(test.columns), the training images \(train.rows)×\(train.columns)")
+            throw FileFormatError(
+                file: urls[2].path, format: .idx,
+                reason: "images are \(test.rows)×\(test.columns), the training images \(train.rows)×\(train.columns)")
         }
     }
 }

@@ -128,8 +128,11 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
 
 /// The current `errno` as an error `FileWriteError` can describe.
 private func posixError() -> NSError {
-    NSError(domain: NSCocoaErrorDomain, code: NSFileWriteUnknownError, userInfo: [
-        NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(errno))])
+    NSError(
+        domain: NSCocoaErrorDomain, code: NSFileWriteUnknownError,
+        userInfo: [
+            NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(errno))
+        ])
 }
 
 /// Removes `.<name>.<pid>.tmp` files beside `url` whose process no longer runs.
@@ -138,7 +141,8 @@ func removeStaleTemporaries(of url: URL) {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
     for name in names where name.hasPrefix(prefix) && name.hasSuffix(suffix) {
         guard let pid = Int32(name.dropFirst(prefix.count).dropLast(suffix.count)), pid > 0,
-              kill(pid, 0) != 0, errno == ESRCH else { continue }
+            kill(pid, 0) != 0, errno == ESRCH
+        else { continue }
         // unlink, not removeItem: a folder or a link of that name is never emptied or followed.
         unlink(folder.appendingPathComponent(name).path)
     }

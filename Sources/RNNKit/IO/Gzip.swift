@@ -35,7 +35,9 @@ public enum Gzip {
         let chunkSize = 1 << 20
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         try data.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
-            guard let base = input.bindMemory(to: UInt8.self).baseAddress else { throw FileFormatError(file: nil, format: .gzip, reason: "the file is empty") }
+            guard let base = input.bindMemory(to: UInt8.self).baseAddress else {
+                throw FileFormatError(file: nil, format: .gzip, reason: "the file is empty")
+            }
             stream.next_in = UnsafeMutablePointer(mutating: base)
             stream.avail_in = uInt(input.count)
             while true {
@@ -46,7 +48,8 @@ public enum Gzip {
                 }
                 output.append(contentsOf: chunk[0..<(chunkSize - Int(stream.avail_out))])
                 if let limit = try limit(output), output.count > limit {
-                    throw FileFormatError(file: nil, format: .gzip, reason: "inflates to more than the \(limit) bytes its contents announce")
+                    throw FileFormatError(
+                        file: nil, format: .gzip, reason: "inflates to more than the \(limit) bytes its contents announce")
                 }
                 switch status {
                 case Z_OK:
@@ -55,7 +58,8 @@ public enum Gzip {
                     guard stream.avail_in > 0 else { return }
                     // Another member may follow (gzip allows concatenation); anything else is damage.
                     guard stream.avail_in >= 2, stream.next_in[0] == 0x1F, stream.next_in[1] == 0x8B else {
-                        throw FileFormatError(file: nil, format: .gzip, reason: "\(stream.avail_in) bytes of trailing data after the gzip stream")
+                        throw FileFormatError(
+                            file: nil, format: .gzip, reason: "\(stream.avail_in) bytes of trailing data after the gzip stream")
                     }
                     inflateReset(&stream)
                 case Z_BUF_ERROR where stream.avail_in == 0:

@@ -53,12 +53,16 @@ public enum SafeTensors {
                 // A string: find its end, skipping escaped characters.
                 var end = json.index(after: index)
                 while end < json.endIndex, json[end] != UInt8(ascii: "\"") {
-                    end = json[end] == UInt8(ascii: "\\") ? json.index(end, offsetBy: 2, limitedBy: json.endIndex) ?? json.endIndex : json.index(after: end)
+                    end =
+                        json[end] == UInt8(ascii: "\\")
+                        ? json.index(end, offsetBy: 2, limitedBy: json.endIndex) ?? json.endIndex : json.index(after: end)
                 }
                 if expectingKey, end <= json.endIndex {
                     let raw = json[json.index(after: index)..<min(end, json.endIndex)]
-                    keys.append((try? JSONSerialization.jsonObject(with: Data("\"".utf8) + raw + Data("\"".utf8), options: .fragmentsAllowed) as? String)
-                                ?? String(decoding: raw, as: UTF8.self))
+                    keys.append(
+                        (try? JSONSerialization.jsonObject(with: Data("\"".utf8) + raw + Data("\"".utf8), options: .fragmentsAllowed)
+                            as? String)
+                            ?? String(decoding: raw, as: UTF8.self))
                     expectingKey = false
                 }
                 index = end
@@ -98,7 +102,13 @@ public enum SafeTensors {
             var count = 0, inString = false, escaped = false
             for byte in bytes {
                 if inString {
-                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                    if escaped {
+                        escaped = false
+                    } else if byte == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                    }
                 } else if byte == UInt8(ascii: "\"") {
                     inString = true
                 } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
@@ -112,7 +122,9 @@ public enum SafeTensors {
     /// The tensors (converted to `S`) and string metadata of a safetensors file's bytes; `file`
     /// names it in errors. Offsets, shapes and dtypes are checked before any tensor is built.
     /// - Throws: `FileFormatError` of format `.safetensors`, nothing else.
-    public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (tensors: [String: Tensor<S>], metadata: [String: String]) {
+    public static func decode<S: BLASScalar>(_ data: Data, file: String, as _: S.Type = S.self) throws -> (
+        tensors: [String: Tensor<S>], metadata: [String: String]
+    ) {
         func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .safetensors, reason: reason) }
         if let other = otherFormat(data) { throw fail("is \(other)") }
         guard data.count >= 8 else { throw fail("too short for a safetensors file (\(data.count) bytes)") }
@@ -121,7 +133,9 @@ public enum SafeTensors {
             throw fail("header length \(headerLength) runs past the end of the file (\(data.count) bytes)")
         }
         guard headerLength <= UInt64(largestHeader) else {
-            throw fail("header of \(headerLength) bytes is longer than the \(largestHeader) RNNKit reads (its tensors' names and shapes, and metadata, take far less)")
+            throw fail(
+                "header of \(headerLength) bytes is longer than the \(largestHeader) RNNKit reads (its tensors' names and shapes, and metadata, take far less)"
+            )
         }
         let headerEnd = 8 + Int(headerLength)
         let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
@@ -151,7 +165,7 @@ public enum SafeTensors {
                 continue
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
+                let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("tensor \(name) lacks a dtype, shape or data_offsets") }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(name) has a negative extent in \(shape)") }
             var count = 1
@@ -179,14 +193,17 @@ public enum SafeTensors {
         var position = 0
         for entry in entries.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
             guard entry.begin == position else {
-                throw fail(entry.begin < position ? "tensor \(entry.name)'s data overlap another tensor's at byte \(entry.begin)"
-                                                  : "the tensors' data leave a gap at byte \(position)")
+                throw fail(
+                    entry.begin < position
+                        ? "tensor \(entry.name)'s data overlap another tensor's at byte \(entry.begin)"
+                        : "the tensors' data leave a gap at byte \(position)")
             }
             position = entry.end
         }
         guard position == dataLength else { throw fail("\(dataLength - position) bytes after the last tensor belong to none") }
         guard unsupported.isEmpty else {
-            throw fail("tensors of a dtype that is not floating point (F32, F64, F16, BF16 are read): " + unsupported.joined(separator: ", "))
+            throw fail(
+                "tensors of a dtype that is not floating point (F32, F64, F16, BF16 are read): " + unsupported.joined(separator: ", "))
         }
         var tensors: [String: Tensor<S>] = [:]
         for entry in entries {
@@ -204,7 +221,9 @@ public enum SafeTensors {
             case "F64": return (0..<raw.count / 8).map { S(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
             case "BF16":
                 // bfloat16 is the upper half of a float32.
-                return (0..<raw.count / 2).map { S(Double(Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16))) }
+                return (0..<raw.count / 2).map {
+                    S(Double(Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16)))
+                }
             case "F16":
                 return (0..<raw.count / 2).map { S(halfToDouble(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
             default:
@@ -258,15 +277,23 @@ extension Sequential {
             }
             let weight = known.contains(name) ? name : (Self.kerasAlias(name, modelName: self.name, known: known) ?? name)
             if let index = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
-                throw FileFormatError(file: url.path, format: .safetensors, reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
+                throw FileFormatError(
+                    file: url.path, format: .safetensors,
+                    reason: "tensor \(name) holds \(tensor.scalars[index]) at element \(index); weights must be finite")
             }
             guard weights[weight] == nil else {
-                throw FileFormatError(file: url.path, format: .safetensors, reason: "tensors \(name) and another both name the weight \(weight)")
+                throw FileFormatError(
+                    file: url.path, format: .safetensors, reason: "tensors \(name) and another both name the weight \(weight)")
             }
             weights[weight] = tensor
         }
         try setWeights(weights)
-        return skipped.isEmpty ? [] : ["\(url.path): skipped \(skipped.count) tensor\(skipped.count == 1 ? "" : "s") that \(skipped.count == 1 ? "is" : "are") not weights (an optimiser's state): " + skipped.joined(separator: ", ")]
+        return skipped.isEmpty
+            ? []
+            : [
+                "\(url.path): skipped \(skipped.count) tensor\(skipped.count == 1 ? "" : "s") that \(skipped.count == 1 ? "is" : "are") not weights (an optimiser's state): "
+                    + skipped.joined(separator: ", ")
+            ]
     }
 
     /// Whether a tensor name is an optimiser's rather than a weight (`optimizer/slot0`, Keras's `adam/m_0`).

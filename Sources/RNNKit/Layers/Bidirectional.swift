@@ -29,10 +29,10 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var steps = 0, inputs = 0
-    private var output = Buffer<Scalar>(count: 0)            // [rows, outF]
-    private var forwardGradient = Buffer<Scalar>(count: 0)   // [rows, H]
-    private var backwardGradient = Buffer<Scalar>(count: 0)  // [rows, H], in the backward layer's order
-    private var inputGradient: Buffer<Scalar>?              // [T, B, D]
+    private var output = Buffer<Scalar>(count: 0) // [rows, outF]
+    private var forwardGradient = Buffer<Scalar>(count: 0) // [rows, H]
+    private var backwardGradient = Buffer<Scalar>(count: 0) // [rows, H], in the backward layer's order
+    private var inputGradient: Buffer<Scalar>? // [T, B, D]
     private var lastForward: UnsafePointer<Scalar>?
     private var lastBackward: UnsafePointer<Scalar>?
     private var lastBatch = 0
@@ -91,8 +91,9 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
     }
 
     public func replica() -> any Layer<Scalar> {
-        let copy = Bidirectional(forward: forwardLayer.replica() as! RecurrentLayer<Scalar>,
-                                 backward: backwardLayer.replica() as! RecurrentLayer<Scalar>, mergeMode: mergeMode)
+        let copy = Bidirectional(
+            forward: forwardLayer.replica() as! RecurrentLayer<Scalar>,
+            backward: backwardLayer.replica() as! RecurrentLayer<Scalar>, mergeMode: mergeMode)
         copy.steps = steps
         copy.inputs = inputs
         copy.outputShape = outputShape

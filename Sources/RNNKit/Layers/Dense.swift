@@ -18,15 +18,17 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var inputs = 0, rowsPerSample = 1
-    private var preActivation = Buffer<Scalar>(count: 0)  // [rows, units]: x · V + c (the logits, for softmax)
-    private var output = Buffer<Scalar>(count: 0)         // [rows, units]: f(x · V + c)
+    private var preActivation = Buffer<Scalar>(count: 0) // [rows, units]: x · V + c (the logits, for softmax)
+    private var output = Buffer<Scalar>(count: 0) // [rows, units]: f(x · V + c)
     private var gradientScratch = Buffer<Scalar>(count: 0)
     private var inputGradient: Buffer<Scalar>?
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
-    public init(units: Int, activation: Activation = .linear,
-                kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros) {
+    public init(
+        units: Int, activation: Activation = .linear,
+        kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros
+    ) {
         precondition(units > 0, "Dense needs at least one unit, not \(units)")
         self.units = units
         self.activation = activation
@@ -107,7 +109,8 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         if activation == .softmax {
             Scalar.softmaxBackward(outputs: output.pointer, gradient: gradientScratch.pointer, rows: rows, columns: units)
         } else {
-            Scalar.multiplyByActivationDerivative(activation, outputs: output.pointer, gradient: gradientScratch.pointer, count: rows * units)
+            Scalar.multiplyByActivationDerivative(
+                activation, outputs: output.pointer, gradient: gradientScratch.pointer, count: rows * units)
         }
         return backward(preActivationGradient: gradientScratch.pointer, batchSize: batchSize, backend: backend)
     }

@@ -130,9 +130,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .lossDoesNotFitHead(let loss, let needs):
             "\(loss) needs \(needs)"
         case .targetsMismatch(let loss, let needs, let fromDataset):
-            fromDataset ? "\(loss) needs target values; datasets give class labels: train on raw batches"
-                : needs == .classIndices ? "\(loss) needs class labels, not target values"
-                : "\(loss) needs target values, not class labels"
+            fromDataset
+                ? "\(loss) needs target values; datasets give class labels: train on raw batches"
+                : needs == .classIndices
+                    ? "\(loss) needs class labels, not target values"
+                    : "\(loss) needs target values, not class labels"
         case .sampleShapeMismatch(let data, let model):
             "the data's samples are \(data), the model takes \(model)"
         case .classCountMismatch(let data, let model):

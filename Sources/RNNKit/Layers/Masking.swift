@@ -14,7 +14,7 @@ public final class Masking<Scalar: BLASScalar>: Layer {
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var steps = 0, features = 0
-    private var mask = Buffer<UInt8>(count: 0)          // [T, B]: 1 keep, 0 masked
+    private var mask = Buffer<UInt8>(count: 0) // [T, B]: 1 keep, 0 masked
     private var output = Buffer<Scalar>(count: 0)
     private var inputGradient: Buffer<Scalar>?
     private var lastBatch = 0
@@ -71,7 +71,11 @@ public final class Masking<Scalar: BLASScalar>: Layer {
         guard let inputGradient else { return nil }
         for row in 0..<(steps * batchSize) {
             let d = inputGradient.pointer + row * features
-            if mask.pointer[row] == 1 { d.update(from: outputGradient + row * features, count: features) } else { d.update(repeating: 0, count: features) }
+            if mask.pointer[row] == 1 {
+                d.update(from: outputGradient + row * features, count: features)
+            } else {
+                d.update(repeating: 0, count: features)
+            }
         }
         return UnsafePointer(inputGradient.pointer)
     }
@@ -91,7 +95,8 @@ enum MaskRole<Scalar: BLASScalar> {
         let vectorOutput = { if case .vector = layer.outputShape { return true } else { return false } }()
         switch layer {
         case let masking as Masking<Scalar>: self = .source(masking)
-        case let recurrent as RecurrentLayer<Scalar>: self = .reader({ [unowned recurrent] in recurrent.setMask($0) }, endsMask: vectorOutput)
+        case let recurrent as RecurrentLayer<Scalar>:
+            self = .reader({ [unowned recurrent] in recurrent.setMask($0) }, endsMask: vectorOutput)
         case let bidirectional as Bidirectional<Scalar>:
             self = .reader({ [unowned bidirectional] in bidirectional.setMask($0) }, endsMask: vectorOutput)
         default: self = .other(endsMask: vectorOutput)
@@ -104,9 +109,11 @@ enum MaskRole<Scalar: BLASScalar> {
     /// last layer's output and the mask that reaches it (`[T, B]`, nil when none does), which
     /// stays valid until the next pass.
     @discardableResult
-    static func forward(_ layers: [any Layer<Scalar>], roles: [MaskRole<Scalar>], input: UnsafePointer<Scalar>,
-                        initialMask: UnsafePointer<UInt8>? = nil, batchSize: Int,
-                        backend: any Backend) -> (output: UnsafePointer<Scalar>, mask: UnsafePointer<UInt8>?) {
+    static func forward(
+        _ layers: [any Layer<Scalar>], roles: [MaskRole<Scalar>], input: UnsafePointer<Scalar>,
+        initialMask: UnsafePointer<UInt8>? = nil, batchSize: Int,
+        backend: any Backend
+    ) -> (output: UnsafePointer<Scalar>, mask: UnsafePointer<UInt8>?) {
         var activations = input, mask = initialMask
         for (layer, role) in zip(layers, roles) {
             if case .reader(let setMask, _) = role { setMask(mask) }

@@ -40,20 +40,20 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var steps = 0, inputs = 0
-    private var tape = Buffer<Scalar>(count: 0)           // RecurrentTape's regions
-    private var workspace = Buffer<Scalar>(count: 0)      // the backend's scratch
-    private var inputGradient: Buffer<Scalar>?            // [T, B, D]
-    private var reversed = Buffer<Scalar>(count: 0)       // goBackwards: the input, then d loss / d it, in processing order
-    private var dropped = Buffer<Scalar>(count: 0)        // dropout: the input with its mask applied
-    var inputDropout: DropoutMask<Scalar>                 // [B, D] per batch
-    var recurrentDropoutMask: DropoutMask<Scalar>         // [B, H] per batch
-    private var droppedStates = Buffer<Scalar>(count: 0)  // recurrent dropout: h_{t−1} ⊙ m, [T, B, H]
+    private var tape = Buffer<Scalar>(count: 0) // RecurrentTape's regions
+    private var workspace = Buffer<Scalar>(count: 0) // the backend's scratch
+    private var inputGradient: Buffer<Scalar>? // [T, B, D]
+    private var reversed = Buffer<Scalar>(count: 0) // goBackwards: the input, then d loss / d it, in processing order
+    private var dropped = Buffer<Scalar>(count: 0) // dropout: the input with its mask applied
+    var inputDropout: DropoutMask<Scalar> // [B, D] per batch
+    var recurrentDropoutMask: DropoutMask<Scalar> // [B, H] per batch
+    private var droppedStates = Buffer<Scalar>(count: 0) // recurrent dropout: h_{t−1} ⊙ m, [T, B, H]
     private var training = false, step = 0
     private var dropping = false, droppingState = false
     /// The mask of the sequence being read (`[T, B]`, 0 at masked steps), from a `Masking` layer upstream.
     private var stepMask: UnsafePointer<UInt8>?
-    private var reversedMask = Buffer<UInt8>(count: 0)    // goBackwards: the mask in processing order
-    private var maskedOutput = Buffer<Scalar>(count: 0)   // zeroOutputForMask: the states, zero at masked steps
+    private var reversedMask = Buffer<UInt8>(count: 0) // goBackwards: the mask in processing order
+    private var maskedOutput = Buffer<Scalar>(count: 0) // zeroOutputForMask: the states, zero at masked steps
     private var maskedGradient = Buffer<Scalar>(count: 0) // zeroOutputForMask: the output gradient, zero there too
     private var lastMask: UnsafePointer<UInt8>?
     /// With a mask and `returnSequences`, output zeros at masked steps instead of the carried
@@ -63,16 +63,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     // Encoder–decoder use: Keras's `initial_state` and `return_state`.
     private var initialState: RecurrentState<Scalar>?
     private var finalCellGradient: UnsafePointer<Scalar>?
-    private var stateGradient = Buffer<Scalar>(count: 0)  // d loss / d h_0, then d c_0 (LSTM)
+    private var stateGradient = Buffer<Scalar>(count: 0) // d loss / d h_0, then d c_0 (LSTM)
     /// Whether `backward` computes d loss / d the initial state (see `initialStateGradient`).
     /// Set before `reserve`.
     public var computesInitialStateGradient = false
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
-    init(typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
-         kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
-         unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0) {
+    init(
+        typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
+        kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
+        unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0
+    ) {
         precondition((0..<1).contains(dropout), "\(typeName)'s dropout must be in [0, 1), not \(dropout)")
         precondition((0..<1).contains(recurrentDropout), "\(typeName)'s recurrentDropout must be in [0, 1), not \(recurrentDropout)")
         inputDropout = DropoutMask(rate: dropout, seed: seed)
@@ -146,10 +148,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// An unbuilt layer with the same settings, reading the sequence the other way when
     /// `reversed` (Bidirectional's backward copy).
     func unbuiltCopy(reversed: Bool) -> RecurrentLayer<Scalar> {
-        let copy = RecurrentLayer(typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
-                       goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
-                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
-                       dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
+        let copy = RecurrentLayer(
+            typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
+            goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
+            recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
+            dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
         copy.zeroOutputForMask = zeroOutputForMask
         return copy
     }
@@ -220,7 +223,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             recurrentDropoutMask.reserve(batchCapacity * units)
         }
         if goBackwards, reversedMask.count < steps * batchCapacity { reversedMask = Buffer(count: steps * batchCapacity) }
-        if computesInitialStateGradient, stateGradient.count < 2 * batchCapacity * units { stateGradient = Buffer(count: 2 * batchCapacity * units) }
+        if computesInitialStateGradient, stateGradient.count < 2 * batchCapacity * units {
+            stateGradient = Buffer(count: 2 * batchCapacity * units)
+        }
         if zeroOutputForMask, returnSequences, maskedOutput.count < steps * batchCapacity * units {
             maskedOutput = Buffer(count: steps * batchCapacity * units)
             maskedGradient = Buffer(count: steps * batchCapacity * units)
@@ -228,8 +233,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     }
 
     /// `destination` = `source` `[T, B, H]` with the rows of masked steps zero.
-    private func zeroMaskedRows(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>,
-                                mask: UnsafePointer<UInt8>, batchSize: Int) {
+    private func zeroMaskedRows(
+        _ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>,
+        mask: UnsafePointer<UInt8>, batchSize: Int
+    ) {
         for row in 0..<(steps * batchSize) {
             if mask[row] == 0 {
                 (destination + row * units).update(repeating: 0, count: units)
@@ -243,7 +250,8 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     private func applyInputMask(_ source: UnsafePointer<Scalar>, into destination: UnsafeMutablePointer<Scalar>, batchSize: Int) {
         let step = batchSize * inputs
         for t in 0..<steps {
-            Scalar.combine(source + t * step, inputDropout.values.pointer, into: destination + t * step, count: step, multiply: true, scale: 1)
+            Scalar.combine(
+                source + t * step, inputDropout.values.pointer, into: destination + t * step, count: step, multiply: true, scale: 1)
         }
     }
 
@@ -275,8 +283,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     @_specialize(where Scalar == Float)
     public func forward(_ input: UnsafePointer<Scalar>, batchSize: Int, backend: any Backend) -> UnsafePointer<Scalar> {
         let dims = dimensions(batchSize)
-        precondition(RecurrentTape<Scalar>.count(cell, dims) <= tape.count,
-                     "batch of \(batchSize) exceeds the reserved capacity of \(name)")
+        precondition(
+            RecurrentTape<Scalar>.count(cell, dims) <= tape.count,
+            "batch of \(batchSize) exceeds the reserved capacity of \(name)")
         reserveWorkspace(dims, backend: backend)
         var input = input
         droppingState = training && recurrentDropout > 0
@@ -300,8 +309,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
                 mask = UnsafePointer(reversedMask.pointer)
             }
         }
-        backend.recurrentForward(cell, dims, x: input, weights: weights, mask: mask, initialState: initialState, tape: tape,
-                                 workspace: workspace.pointer)
+        backend.recurrentForward(
+            cell, dims, x: input, weights: weights, mask: mask, initialState: initialState, tape: tape,
+            workspace: workspace.pointer)
         lastInput = input
         lastBatch = batchSize
         lastMask = mask
@@ -336,23 +346,27 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         let dims = dimensions(batchSize)
         reserveWorkspace(dims, backend: backend)
         // goBackwards: the driver's input gradient is in processing order, reversed back after.
-        let processingOrderGradient = goBackwards ? inputGradient.map { _ in reversed.pointer + steps * batchSize * inputs } : inputGradient?.pointer
+        let processingOrderGradient =
+            goBackwards ? inputGradient.map { _ in reversed.pointer + steps * batchSize * inputs } : inputGradient?.pointer
         var outputGradient = outputGradient
         if returnSequences, zeroOutputForMask, let lastMask {
             // The zeros output at masked steps carry no gradient.
             zeroMaskedRows(outputGradient, into: maskedGradient.pointer, mask: lastMask, batchSize: batchSize)
             outputGradient = UnsafePointer(maskedGradient.pointer)
         }
-        precondition(!computesInitialStateGradient || stateGradient.count >= 2 * batchSize * units,
-                     "reserve \(name) after setting computesInitialStateGradient")
-        let initialGradient = computesInitialStateGradient
+        precondition(
+            !computesInitialStateGradient || stateGradient.count >= 2 * batchSize * units,
+            "reserve \(name) after setting computesInitialStateGradient")
+        let initialGradient =
+            computesInitialStateGradient
             ? RecurrentStateGradient(h: stateGradient.pointer, c: cell.gates == 4 ? stateGradient.pointer + batchSize * units : nil) : nil
         backend.recurrentBackward(
             cell, dims, x: input, weights: weights, mask: lastMask, initialState: initialState,
             tape: tape(dims), stateGradient: outputGradient, sequenceGradient: returnSequences,
             finalCellGradient: finalCellGradient,
-            gradients: RecurrentGradients(kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
-                                          bias: bias.gradient.pointer),
+            gradients: RecurrentGradients(
+                kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
+                bias: bias.gradient.pointer),
             inputGradient: processingOrderGradient, initialStateGradient: initialGradient, workspace: workspace.pointer)
         if goBackwards, let inputGradient, let processingOrderGradient {
             reverseSteps(processingOrderGradient, into: inputGradient.pointer, batchSize: batchSize)
@@ -393,10 +407,11 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
-        super.init(typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
-                   returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
-                   recurrentDropout: recurrentDropout, seed: seed)
+        super.init(
+            typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
+            returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
+            recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
+            recurrentDropout: recurrentDropout, seed: seed)
     }
 }
 
@@ -428,11 +443,12 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
-        super.init(typeName: "LSTM", nameStem: "lstm",
-                   cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
-                   returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
-                   unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
+        super.init(
+            typeName: "LSTM", nameStem: "lstm",
+            cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
+            returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
+            recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
+            unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
     }
 }
 
@@ -452,10 +468,11 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros
     ) {
-        super.init(typeName: "GRU", nameStem: "gru",
-                   cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
-                   units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
-                   recurrentDropout: recurrentDropout, seed: seed)
+        super.init(
+            typeName: "GRU", nameStem: "gru",
+            cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
+            units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
+            recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
+            recurrentDropout: recurrentDropout, seed: seed)
     }
 }

@@ -44,8 +44,10 @@ public struct LossBatch<S: BLASScalar> {
     /// and get a zero gradient.
     public var mask: UnsafePointer<UInt8>?
 
-    public init(outputs: UnsafePointer<S>, preActivations: UnsafePointer<S>?, labels: UnsafePointer<Int32>?,
-                targets: UnsafePointer<S>?, rows: Int, columns: Int, rowsPerSample: Int, mask: UnsafePointer<UInt8>? = nil) {
+    public init(
+        outputs: UnsafePointer<S>, preActivations: UnsafePointer<S>?, labels: UnsafePointer<Int32>?,
+        targets: UnsafePointer<S>?, rows: Int, columns: Int, rowsPerSample: Int, mask: UnsafePointer<UInt8>? = nil
+    ) {
         self.outputs = outputs
         self.preActivations = preActivations
         self.labels = labels
@@ -77,9 +79,10 @@ public struct LossBatch<S: BLASScalar> {
     /// The batch restricted to `count` rows from `start` (same layout, no mask).
     public func slice(from start: Int, count: Int) -> LossBatch {
         let offset = start * columns
-        return LossBatch(outputs: outputs + offset, preActivations: preActivations.map { $0 + offset },
-                         labels: labels.map { $0 + start }, targets: targets.map { $0 + offset },
-                         rows: count, columns: columns, rowsPerSample: 1)
+        return LossBatch(
+            outputs: outputs + offset, preActivations: preActivations.map { $0 + offset },
+            labels: labels.map { $0 + start }, targets: targets.map { $0 + offset },
+            rows: count, columns: columns, rowsPerSample: 1)
     }
 }
 
@@ -160,8 +163,10 @@ public protocol Loss: Sendable {
     /// The batch's summed loss and accuracy counts; with a `gradientScale`, also writes the
     /// gradient of `gradientScale · Σ sample losses` (with respect to the pre-activation or the
     /// outputs, per `entry`) into `gradient [rows, columns]`.
-    func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                 gradient: UnsafeMutablePointer<S>?) -> BatchFigures
+    func evaluate<S: BLASScalar>(
+        _ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+        gradient: UnsafeMutablePointer<S>?
+    ) -> BatchFigures
 }
 
 extension Loss {
@@ -193,20 +198,25 @@ extension ClassCrossEntropy {
     // (docs/PERFORMANCE-HISTORY.md has the measurement).
     @_specialize(where Self == CategoricalCrossentropy, S == Float)
     @_specialize(where Self == SparseCategoricalCrossentropy, S == Float)
-    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
+    public func evaluate<S: BLASScalar>(
+        _ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+        gradient: UnsafeMutablePointer<S>?
+    ) -> BatchFigures {
         let gradient = gradientScale == nil ? nil : gradient
         // A sample's loss is its mean over its rows (steps); a masked batch's, their sum.
         let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
         var figures = BatchFigures()
         batch.forEachCountedRun(zeroing: gradient) { start, count in
             let run = batch.slice(from: start, count: count), offset = start * batch.columns
-            let result = entry == .preActivation
-                ? S.softmaxCrossEntropy(logits: run.preActivations!, probabilities: run.outputs, labels: run.labels!,
-                                        rows: count, classes: batch.columns, gradientScale: scale,
-                                        logitGradient: gradient.map { $0 + offset })
-                : S.probabilityCrossEntropy(outputs: run.outputs, labels: run.labels!, rows: count, classes: batch.columns,
-                                            gradientScale: scale, outputGradient: gradient.map { $0 + offset })
+            let result =
+                entry == .preActivation
+                ? S.softmaxCrossEntropy(
+                    logits: run.preActivations!, probabilities: run.outputs, labels: run.labels!,
+                    rows: count, classes: batch.columns, gradientScale: scale,
+                    logitGradient: gradient.map { $0 + offset })
+                : S.probabilityCrossEntropy(
+                    outputs: run.outputs, labels: run.labels!, rows: count, classes: batch.columns,
+                    gradientScale: scale, outputGradient: gradient.map { $0 + offset })
             figures.lossSum += result.lossSum
             figures.correct += Double(result.correct)
             figures.counted += Double(count)
@@ -245,8 +255,10 @@ public struct BinaryCrossentropy: Loss {
     }
 
     @_specialize(where S == Float)
-    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
+    public func evaluate<S: BLASScalar>(
+        _ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+        gradient: UnsafeMutablePointer<S>?
+    ) -> BatchFigures {
         let fused = entry == .preActivation, gradient = gradientScale == nil ? nil : gradient
         let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
         var figures = BatchFigures()
@@ -273,8 +285,10 @@ public struct MeanSquaredError: Loss {
     public func gradientEntry(for head: LossHead) throws -> LossGradientEntry { .output }
 
     @_specialize(where S == Float)
-    public func evaluate<S: BLASScalar>(_ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
-                                        gradient: UnsafeMutablePointer<S>?) -> BatchFigures {
+    public func evaluate<S: BLASScalar>(
+        _ batch: LossBatch<S>, entry: LossGradientEntry, gradientScale: S?,
+        gradient: UnsafeMutablePointer<S>?
+    ) -> BatchFigures {
         let gradient = gradientScale == nil ? nil : gradient
         let scale = (gradientScale ?? 0) / S(batch.mask == nil ? batch.rowsPerSample : 1)
         var figures = BatchFigures()

@@ -7,16 +7,20 @@ import RealModule
 public protocol LossKernels: Real, BinaryFloatingPoint {
     @_spi(Kernels) static func softmaxCrossEntropy(
         logits: UnsafePointer<Self>, probabilities: UnsafePointer<Self>, labels: UnsafePointer<Int32>,
-        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int, invalidLabels: Int)
+        rows: Int, classes: Int, gradientScale: Self, logitGradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int, invalidLabels: Int)
     @_spi(Kernels) static func probabilityCrossEntropy(
         outputs: UnsafePointer<Self>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
-        gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int, invalidLabels: Int)
+        gradientScale: Self, outputGradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int, invalidLabels: Int)
     @_spi(Kernels) static func binaryCrossEntropy(
         values: UnsafePointer<Self>, fromLogits: Bool, targets: UnsafePointer<Self>, rows: Int, columns: Int,
-        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?) -> (lossSum: Double, correct: Int)
+        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?
+    ) -> (lossSum: Double, correct: Int)
     @_spi(Kernels) static func meanSquaredError(
         outputs: UnsafePointer<Self>, targets: UnsafePointer<Self>, rows: Int, columns: Int,
-        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?) -> Double
+        gradientScale: Self, gradient: UnsafeMutablePointer<Self>?
+    ) -> Double
 }
 
 extension LossKernels {

@@ -29,8 +29,10 @@ public struct FitOptions: Sendable {
     /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly).
     public var stopRequested: (@Sendable () -> Bool)?
 
-    public init(epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0,
-                learningRateSchedule: LearningRateSchedule = .constant) {
+    public init(
+        epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0,
+        learningRateSchedule: LearningRateSchedule = .constant
+    ) {
         self.learningRateSchedule = learningRateSchedule
         self.epochs = epochs
         self.batchSize = batchSize
@@ -49,8 +51,10 @@ extension Sequential {
     ///   `TrainingError.nonFinite` when the loss or a gradient stops being finite (weights as
     ///   before that step, the history of the finished epochs attached).
     @discardableResult
-    public func fit(_ data: some SequenceDataset, options: FitOptions = FitOptions(),
-                    onEvent: (FitEvent) -> Void = { _ in }) throws -> History {
+    public func fit(
+        _ data: some SequenceDataset, options: FitOptions = FitOptions(),
+        onEvent: (FitEvent) -> Void = { _ in }
+    ) throws -> History {
         guard options.epochs >= 0 else { throw ModelError.invalidConfiguration("epochs must be ≥ 0, got \(options.epochs)") }
         guard (0...max(options.epochs, 0)).contains(options.initialEpoch) else {
             throw ModelError.invalidConfiguration("initial epoch \(options.initialEpoch) is outside 0…\(options.epochs)")
@@ -90,9 +94,11 @@ extension Sequential {
                     lossSum += metrics.loss * Double(indices.count)
                     correctSum += metrics.accuracy * Double(indices.count)
                     seen += indices.count
-                    onEvent(.batchEnded(epoch: epoch, step: step + 1, steps: steps,
-                                        running: Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen),
-                                        elapsed: elapsed))
+                    onEvent(
+                        .batchEnded(
+                            epoch: epoch, step: step + 1, steps: steps,
+                            running: Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen),
+                            elapsed: elapsed))
                 }
             }
             let seconds = elapsed

@@ -26,8 +26,9 @@ public final class ParameterArena<Scalar: BLASScalar> {
         values = Buffer(count: total)
         gradients = Buffer(count: total)
         for (parameter, offset) in zip(parameters, offsets) {
-            parameter.rebind(value: BufferSlice(values, offset: offset, count: parameter.count),
-                             gradient: BufferSlice(gradients, offset: offset, count: parameter.count))
+            parameter.rebind(
+                value: BufferSlice(values, offset: offset, count: parameter.count),
+                gradient: BufferSlice(gradients, offset: offset, count: parameter.count))
         }
     }
 
@@ -40,7 +41,9 @@ public final class ParameterArena<Scalar: BLASScalar> {
         values = model.values
         gradients = Buffer(count: model.count)
         for (parameter, offset) in zip(parameters, offsets) {
-            precondition(parameter.value.pointer == model.values.pointer + offset, "replica parameter \(parameter.name) does not share the model's values")
+            precondition(
+                parameter.value.pointer == model.values.pointer + offset,
+                "replica parameter \(parameter.name) does not share the model's values")
             parameter.rebind(value: nil, gradient: BufferSlice(gradients, offset: offset, count: parameter.count))
         }
     }

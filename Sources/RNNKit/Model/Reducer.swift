@@ -46,7 +46,9 @@ public final class InProcessReducer<Scalar: BLASScalar>: GradientReducer {
 
     /// Adds shards `1..<shards` of `gradients` into `gradients[0]` and returns the figures' sum,
     /// without the finiteness check (which a reducer across processes makes after its all-reduce).
-    public static func sumShards(gradients: [UnsafeMutablePointer<Scalar>], figures: [BatchFigures], shards: Int, count: Int) -> BatchFigures {
+    public static func sumShards(gradients: [UnsafeMutablePointer<Scalar>], figures: [BatchFigures], shards: Int, count: Int)
+        -> BatchFigures
+    {
         precondition(shards >= 1 && shards <= gradients.count && shards <= figures.count, "\(shards) shards to reduce")
         // Index loops: `zip` and `reduce` from unspecialised generic code allocate on every step.
         var total = figures[0]

@@ -7,10 +7,10 @@ final class Replica<Scalar: BLASScalar> {
     let arena: ParameterArena<Scalar>
     let inputShape: FeatureShape
     private(set) var capacity = 0
-    private(set) var input = Buffer<Scalar>(count: 0)        // [T, capacity, D]
-    private(set) var labels = Buffer<Int32>(count: 0)        // [rowsPerSample, capacity]
-    private(set) var targets = Buffer<Scalar>(count: 0)      // outputs' layout, for value losses
-    private var lossGradient = Buffer<Scalar>(count: 0)      // outputs' layout
+    private(set) var input = Buffer<Scalar>(count: 0) // [T, capacity, D]
+    private(set) var labels = Buffer<Int32>(count: 0) // [rowsPerSample, capacity]
+    private(set) var targets = Buffer<Scalar>(count: 0) // outputs' layout, for value losses
+    private var lossGradient = Buffer<Scalar>(count: 0) // outputs' layout
     /// The last pass's figures and its output (the last layer's, time-major for sequences).
     private(set) var figures = BatchFigures()
     private(set) var output: UnsafePointer<Scalar>?
@@ -91,8 +91,10 @@ final class Replica<Scalar: BLASScalar> {
 
     /// Copies samples `start..<start + count` of time-major batches (`[steps, batch, width]`)
     /// into this replica's buffer of the same layout for `count` samples.
-    private static func copyShard<T>(_ source: UnsafePointer<T>, into destination: UnsafeMutablePointer<T>,
-                                     steps: Int, width: Int, batch: Int, start: Int, count: Int) {
+    private static func copyShard<T>(
+        _ source: UnsafePointer<T>, into destination: UnsafeMutablePointer<T>,
+        steps: Int, width: Int, batch: Int, start: Int, count: Int
+    ) {
         for t in 0..<steps {
             (destination + t * count * width).update(from: source + (t * batch + start) * width, count: count * width)
         }
@@ -100,16 +102,20 @@ final class Replica<Scalar: BLASScalar> {
 
     /// Copies samples `start..<start + count` of a time-major batch `x [T, batch, D]`, and of its
     /// labels (one per output row) or targets (the outputs' layout) when given, into this replica.
-    func pack(x: UnsafePointer<Scalar>, labels sourceLabels: UnsafePointer<Int32>?, targets sourceTargets: UnsafePointer<Scalar>?,
-              batch: Int, start: Int, count: Int) {
-        Self.copyShard(x, into: input.pointer, steps: inputShape.steps, width: inputShape.features,
-                       batch: batch, start: start, count: count)
+    func pack(
+        x: UnsafePointer<Scalar>, labels sourceLabels: UnsafePointer<Int32>?, targets sourceTargets: UnsafePointer<Scalar>?,
+        batch: Int, start: Int, count: Int
+    ) {
+        Self.copyShard(
+            x, into: input.pointer, steps: inputShape.steps, width: inputShape.features,
+            batch: batch, start: start, count: count)
         if let sourceLabels {
             Self.copyShard(sourceLabels, into: labels.pointer, steps: rowsPerSample, width: 1, batch: batch, start: start, count: count)
         }
         if let sourceTargets {
-            Self.copyShard(sourceTargets, into: targets.pointer, steps: rowsPerSample, width: outputShape.features,
-                           batch: batch, start: start, count: count)
+            Self.copyShard(
+                sourceTargets, into: targets.pointer, steps: rowsPerSample, width: outputShape.features,
+                batch: batch, start: start, count: count)
         }
     }
 
@@ -117,9 +123,11 @@ final class Replica<Scalar: BLASScalar> {
     /// loss against the labels or targets (this replica's unless given); with a `gradientScale`,
     /// also the backward pass, leaving in the arena's gradients those of `gradientScale · Σ loss`.
     @_specialize(where Scalar == Float)
-    func run(x: UnsafePointer<Scalar>? = nil, labels givenLabels: UnsafePointer<Int32>? = nil,
-             targets givenTargets: UnsafePointer<Scalar>? = nil, batchSize: Int,
-             gradientScale: Scalar?, backend: any Backend) {
+    func run(
+        x: UnsafePointer<Scalar>? = nil, labels givenLabels: UnsafePointer<Int32>? = nil,
+        targets givenTargets: UnsafePointer<Scalar>? = nil, batchSize: Int,
+        gradientScale: Scalar?, backend: any Backend
+    ) {
         guard let loss else { preconditionFailure("compile the model before computing a loss") }
         // Training (dropout active) exactly when the pass computes gradients.
         for layer in layers { layer.setTraining(gradientScale != nil, step: trainingStep) }
@@ -130,8 +138,9 @@ final class Replica<Scalar: BLASScalar> {
             labels: loss.targets == .classIndices ? givenLabels ?? UnsafePointer(labels.pointer) : nil,
             targets: loss.targets == .values ? givenTargets ?? UnsafePointer(targets.pointer) : nil,
             rows: rows, columns: outputShape.features, rowsPerSample: rowsPerSample, mask: outputMask)
-        figures = loss.evaluate(batch, entry: entry, gradientScale: gradientScale,
-                                gradient: gradientScale == nil ? nil : lossGradient.pointer)
+        figures = loss.evaluate(
+            batch, entry: entry, gradientScale: gradientScale,
+            gradient: gradientScale == nil ? nil : lossGradient.pointer)
         guard gradientScale != nil else { return }
         var gradient: UnsafePointer<Scalar>?
         if entry == .preActivation {
@@ -157,9 +166,10 @@ final class Replica<Scalar: BLASScalar> {
         outputMask = nil
         if masked || lengthsGiven {
             // The mask a Masking layer computes (or the lengths give) travels to the recurrent layers after it.
-            (activations, outputMask) = MaskRole.forward(layers, roles: maskRoles, input: x,
-                                                         initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
-                                                         batchSize: batchSize, backend: backend)
+            (activations, outputMask) = MaskRole.forward(
+                layers, roles: maskRoles, input: x,
+                initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
+                batchSize: batchSize, backend: backend)
         } else {
             for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
         }

@@ -17,8 +17,9 @@ public struct Metrics: Equatable, Sendable {
     }
 
     init(_ figures: BatchFigures) {
-        self.init(loss: figures.lossSum / Double(max(figures.samples, 1)),
-                  accuracy: figures.counted > 0 ? figures.correct / figures.counted : .nan, samples: figures.samples)
+        self.init(
+            loss: figures.lossSum / Double(max(figures.samples, 1)),
+            accuracy: figures.counted > 0 ? figures.correct / figures.counted : .nan, samples: figures.samples)
     }
 }
 
@@ -82,8 +83,10 @@ public final class Sequential<Scalar: BLASScalar> {
     ///
     /// - Throws: `ModelError.incompatibleInput` when a layer cannot take the shape the layer
     ///   before it produces, or `invalidConfiguration` for an empty model or an empty input shape.
-    public init(name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>],
-                seed: UInt64 = 0, backend: any Backend = BLASBackend()) throws {
+    public init(
+        name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>],
+        seed: UInt64 = 0, backend: any Backend = BLASBackend()
+    ) throws {
         guard !layers.isEmpty else { throw ModelError.invalidConfiguration("a Sequential model needs at least one layer") }
         if case .sequence(let steps, let features) = inputShape {
             // Checked before any product of the two is formed: a shape read from a file can be anything.
@@ -221,8 +224,10 @@ public final class Sequential<Scalar: BLASScalar> {
     ///   `.lengthOutOfRange` for a length outside `1...T`, `.targetsMismatch` when the loss compares
     ///   with target values; all before any kernel runs.
     @discardableResult
-    public func computeGradients(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
-                                 batchSize: Int) throws -> Metrics {
+    public func computeGradients(
+        x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
+        batchSize: Int
+    ) throws -> Metrics {
         try rawBatch(x: x, labels: labels, targets: nil, lengths: lengths, batchSize: batchSize, update: false)
     }
 
@@ -230,15 +235,19 @@ public final class Sequential<Scalar: BLASScalar> {
     /// squared error, binary cross-entropy): `targets` in the outputs' layout (`[batchSize, F]`,
     /// or time-major `[T, batchSize, F]` for sequence outputs).
     @discardableResult
-    public func computeGradients(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
-                                 batchSize: Int) throws -> Metrics {
+    public func computeGradients(
+        x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
+        batchSize: Int
+    ) throws -> Metrics {
         try rawBatch(x: x, labels: nil, targets: targets, lengths: lengths, batchSize: batchSize, update: false)
     }
 
     /// Every raw-batch entry point: checks the labels or targets, then, holding the BLAS gate,
     /// computes the gradients and (with `update`) applies the optimiser step.
-    private func rawBatch(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
-                          lengths: UnsafePointer<Int32>? = nil, batchSize: Int, update: Bool) throws -> Metrics {
+    private func rawBatch(
+        x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>?, targets: UnsafePointer<Scalar>?,
+        lengths: UnsafePointer<Int32>? = nil, batchSize: Int, update: Bool
+    ) throws -> Metrics {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
         try checkLengths(lengths, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
@@ -249,15 +258,18 @@ public final class Sequential<Scalar: BLASScalar> {
             if shards(batchSize) == 1, reducer.processCount == 1 {
                 // One shard reads the caller's batch where it lies.
                 replicas[0].setLengths(lengths, count: batchSize)
-                replicas[0].run(x: x, labels: labels, targets: targets, batchSize: batchSize,
-                                gradientScale: scale, backend: backend)
+                replicas[0].run(
+                    x: x, labels: labels, targets: targets, batchSize: batchSize,
+                    gradientScale: scale, backend: backend)
                 shardFigures[0] = replicas[0].figures
                 figures = try finishBatch(reducer.reduce(gradients: gradientArenas, figures: shardFigures, shards: 1, count: arena.count))
             } else {
-                figures = try finishBatch(trainShards(batchSize: batchSize, gradientScale: scale) { replica, samples in
-                    replica.pack(x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
-                    replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
-                })
+                figures = try finishBatch(
+                    trainShards(batchSize: batchSize, gradientScale: scale) { replica, samples in
+                        replica.pack(
+                            x: x, labels: labels, targets: targets, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                        replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
+                    })
             }
             return update ? try applyUpdate(figures) : Metrics(figures)
         }
@@ -284,8 +296,10 @@ public final class Sequential<Scalar: BLASScalar> {
     /// arena; returns the batch's figures. A process whose share is empty (a batch smaller than
     /// the processes) still takes part in the reduction, with zero gradients.
     @_specialize(where Scalar == Float)
-    private func trainShards(batchSize: Int, gradientScale scale: Scalar,
-                             load: (Replica<Scalar>, Range<Int>) -> Void) throws -> BatchFigures {
+    private func trainShards(
+        batchSize: Int, gradientScale scale: Scalar,
+        load: (Replica<Scalar>, Range<Int>) -> Void
+    ) throws -> BatchFigures {
         setTrainingStep()
         let share = processShare(batchSize), count = min(workers, share.count)
         guard count > 0 else {
@@ -307,15 +321,19 @@ public final class Sequential<Scalar: BLASScalar> {
     /// gradient is not finite, in which case the weights are left as they were and
     /// `TrainingError.nonFinite` is thrown.
     @discardableResult
-    public func trainStep(x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
-                          batchSize: Int) throws -> Metrics {
+    public func trainStep(
+        x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
+        batchSize: Int
+    ) throws -> Metrics {
         try rawBatch(x: x, labels: labels, targets: nil, lengths: lengths, batchSize: batchSize, update: true)
     }
 
     /// One training step against target values (see `computeGradients(x:targets:batchSize:)`).
     @discardableResult
-    public func trainStep(x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
-                          batchSize: Int) throws -> Metrics {
+    public func trainStep(
+        x: UnsafePointer<Scalar>, targets: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil,
+        batchSize: Int
+    ) throws -> Metrics {
         try rawBatch(x: x, labels: nil, targets: targets, lengths: lengths, batchSize: batchSize, update: true)
     }
 
@@ -334,9 +352,10 @@ public final class Sequential<Scalar: BLASScalar> {
         }
         reserve(batchCapacity: indices.count)
         return try BLASConfiguration.passGate.shared {
-            try applyUpdate(trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
-                replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-            })
+            try applyUpdate(
+                trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
+                    replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+                })
         }
     }
 
@@ -376,16 +395,21 @@ public final class Sequential<Scalar: BLASScalar> {
     ///
     /// With `lengths` (`[batchSize]`, each in `1…T`), sample b's steps from `lengths[b]` on are padding,
     /// masked for the recurrent layers as a `Masking` layer's mask would be.
-    public func predict(x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int, into output: UnsafeMutablePointer<Scalar>) {
+    public func predict(
+        x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int, into output: UnsafeMutablePointer<Scalar>
+    ) {
         if let lengths {
-            precondition((0..<batchSize).allSatisfy { lengths[$0] >= 1 && Int(lengths[$0]) <= inputShape.steps },
-                         "every length must be in 1...\(inputShape.steps)")
+            precondition(
+                (0..<batchSize).allSatisfy { lengths[$0] >= 1 && Int(lengths[$0]) <= inputShape.steps },
+                "every length must be in 1...\(inputShape.steps)")
         }
         BLASConfiguration.passGate.shared { unguardedPredict(x: x, lengths: lengths, batchSize: batchSize, into: output) }
     }
 
-    private func unguardedPredict(x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int,
-                                  into output: UnsafeMutablePointer<Scalar>) {
+    private func unguardedPredict(
+        x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int,
+        into output: UnsafeMutablePointer<Scalar>
+    ) {
         reserve(batchCapacity: batchSize)
         let count = shards(batchSize), perSample = outputShape.scalarCount
         forEachShard(count) { i in
@@ -427,8 +451,10 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Runs `range` of `data` through the model in batches, shards in parallel, calling
     /// `visit(start, shard)` for each shard after its forward pass (and loss, with `withLoss`).
-    private func sweep(_ data: some SequenceDataset, range: Range<Int>, batchSize: Int, withLoss: Bool,
-                       visit: (Int, Replica<Scalar>) -> Void) {
+    private func sweep(
+        _ data: some SequenceDataset, range: Range<Int>, batchSize: Int, withLoss: Bool,
+        visit: (Int, Replica<Scalar>) -> Void
+    ) {
         reserve(batchCapacity: batchSize)
         for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
             let size = min(batchSize, range.upperBound - start)
@@ -438,7 +464,8 @@ public final class Sequential<Scalar: BLASScalar> {
                 forEachShard(count) { i in
                     let samples = shard(i, of: count, batchSize: size)
                     let replica = replicas[i]
-                    replica.gather(data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
+                    replica.gather(
+                        data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
                     if withLoss {
                         replica.run(batchSize: samples.count, gradientScale: nil, backend: backend)
                     } else {
@@ -461,8 +488,10 @@ public final class Sequential<Scalar: BLASScalar> {
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
         let share = processShare(range.count)
         var total = BatchFigures()
-        sweep(data, range: (range.lowerBound + share.lowerBound)..<(range.lowerBound + share.upperBound),
-              batchSize: batchSize, withLoss: true) { _, replica in total += replica.figures }
+        sweep(
+            data, range: (range.lowerBound + share.lowerBound)..<(range.lowerBound + share.upperBound),
+            batchSize: batchSize, withLoss: true
+        ) { _, replica in total += replica.figures }
         total = try reducer.reduce(figures: total)
         try checkLabels(total)
         return Metrics(total)
@@ -476,10 +505,11 @@ public final class Sequential<Scalar: BLASScalar> {
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount
-        let shape: [Int] = switch outputShape {
-        case .vector(let features): [range.count, features]
-        case .sequence(let steps, let features): [range.count, steps, features]
-        }
+        let shape: [Int] =
+            switch outputShape {
+            case .vector(let features): [range.count, features]
+            case .sequence(let steps, let features): [range.count, steps, features]
+            }
         var result = Tensor<Scalar>(shape: shape)
         result.scalars.withUnsafeMutableBufferPointer { result in
             sweep(data, range: range, batchSize: batchSize, withLoss: false) { start, replica in

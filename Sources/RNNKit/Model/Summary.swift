@@ -19,15 +19,17 @@ extension Sequential {
         }
         var lines = ["Model: \"\(name)\""]
         lines.append(rule("┏", "━", "┳", "┓"))
-        lines.append("┃" + cell("Layer (type)", widths[0]) + "┃" + cell("Output Shape", widths[1]) + "┃"
-                     + cell("Param #", widths[2], right: true) + "┃")
+        lines.append(
+            "┃" + cell("Layer (type)", widths[0]) + "┃" + cell("Output Shape", widths[1]) + "┃"
+                + cell("Param #", widths[2], right: true) + "┃")
         lines.append(rule("┡", "━", "╇", "┩"))
         for (i, layer) in layers.enumerated() {
             if i > 0 { lines.append(rule("├", "─", "┼", "┤")) }
             let count = layer.parameterCount
-            lines.append("│" + cell("\(layer.name) (\(layer.typeName))", widths[0]) + "│"
-                         + cell(layer.outputShape.description, widths[1]) + "│"
-                         + cell(Self.grouped(count), widths[2], right: true) + "│")
+            lines.append(
+                "│" + cell("\(layer.name) (\(layer.typeName))", widths[0]) + "│"
+                    + cell(layer.outputShape.description, widths[1]) + "│"
+                    + cell(Self.grouped(count), widths[2], right: true) + "│")
         }
         lines.append(rule("└", "─", "┴", "┘"))
         let total = parameterCount

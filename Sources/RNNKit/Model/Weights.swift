@@ -9,8 +9,9 @@ extension Sequential {
     ///
     /// - Throws: `ModelError.weightsMismatch` listing every difference; the model is unchanged then.
     public func setWeights(_ newWeights: [String: Tensor<Scalar>]) throws {
-        let differences = Self.differences(expected: parameters.map { ($0.name, $0.shape) },
-                                           given: newWeights.mapValues(\.shape))
+        let differences = Self.differences(
+            expected: parameters.map { ($0.name, $0.shape) },
+            given: newWeights.mapValues(\.shape))
         guard differences.isEmpty else { throw ModelError.weightsMismatch(differences) }
         for parameter in parameters { parameter.value.assign(newWeights[parameter.name]!.scalars) }
     }

@@ -54,8 +54,10 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Signals every worker asleep after running the generation before `generation`.
     private func wakeSleepers(for generation: Int) {
-        for slot in slots where slot.state.compareExchange(
-            expected: generation - 1, desired: Slot.awake, ordering: .sequentiallyConsistent).exchanged {
+        for slot in slots
+        where slot.state.compareExchange(
+            expected: generation - 1, desired: Slot.awake, ordering: .sequentiallyConsistent
+        ).exchanged {
             slot.wake.signal()
         }
     }
@@ -72,8 +74,11 @@ final class WorkerPool: @unchecked Sendable {
                 guard spins > spinLimit else { continue }
                 slot.state.store(seen, ordering: .sequentiallyConsistent)
                 if shared.generation.load(ordering: .sequentiallyConsistent) != seen,
-                   slot.state.compareExchange(expected: seen, desired: Slot.awake,
-                                              ordering: .sequentiallyConsistent).exchanged {
+                    slot.state.compareExchange(
+                        expected: seen, desired: Slot.awake,
+                        ordering: .sequentiallyConsistent
+                    ).exchanged
+                {
                     break // work came in before anyone saw us asleep
                 }
                 slot.wake.wait() // the caller saw us asleep and signals

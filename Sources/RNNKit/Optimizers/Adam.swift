@@ -25,11 +25,14 @@ public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     ///   - epsilon: added to the root of the second moments, for stability.
     ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
     ///     `clipvalue` or `global_clipnorm`).
-    public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7,
-                clipping: GradientClipping = .none) {
+    public init(
+        learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7,
+        clipping: GradientClipping = .none
+    ) {
         self.clipping = clipping
-        precondition(learningRate > 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon >= 0,
-                     "Adam needs lr > 0, β1 and β2 in [0, 1) and ε ≥ 0")
+        precondition(
+            learningRate > 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon >= 0,
+            "Adam needs lr > 0, β1 and β2 in [0, 1) and ε ≥ 0")
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2

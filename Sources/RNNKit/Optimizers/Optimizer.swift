@@ -54,7 +54,8 @@ public final class OptimizerState<Scalar: BLASScalar> {
     /// The arena for a list of loose parameters: the same one while the list is the same.
     func arena(for parameters: [Parameter<Scalar>]) -> ParameterArena<Scalar> {
         if let looseArena, looseArena.parameters.count == parameters.count,
-           zip(looseArena.parameters, parameters).allSatisfy({ $0 === $1 }) {
+            zip(looseArena.parameters, parameters).allSatisfy({ $0 === $1 })
+        {
             return looseArena
         }
         let made = ParameterArena(parameters)
@@ -89,8 +90,9 @@ extension StatefulOptimizer {
     ///   `arena`, or `iterations` is negative; nothing is changed then.
     public func restore(iterations: Int, slots: [[Scalar]], for arena: ParameterArena<Scalar>) throws {
         guard slots.count == state.slotCount, slots.allSatisfy({ $0.count == arena.count }), iterations >= 0 else {
-            throw ModelError.optimizerStateMismatch(optimizer: name, slotLengths: slots.map(\.count), iterations: iterations,
-                                                   neededSlots: state.slotCount, neededLength: arena.count)
+            throw ModelError.optimizerStateMismatch(
+                optimizer: name, slotLengths: slots.map(\.count), iterations: iterations,
+                neededSlots: state.slotCount, neededLength: arena.count)
         }
         state.prepare(arena)
         for (buffer, values) in zip(state.slots, slots) { buffer.assign(values) }

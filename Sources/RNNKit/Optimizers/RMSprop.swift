@@ -19,8 +19,10 @@ public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     ///   - epsilon: added to the root of the mean square, for stability.
     ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
     ///     `clipvalue` or `global_clipnorm`).
-    public init(learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7,
-                clipping: GradientClipping = .none) {
+    public init(
+        learningRate: Double = 0.001, rho: Double = 0.9, epsilon: Double = 1e-7,
+        clipping: GradientClipping = .none
+    ) {
         self.clipping = clipping
         precondition(learningRate > 0 && (0..<1).contains(rho) && epsilon >= 0, "RMSprop needs lr > 0, ρ in [0, 1), ε ≥ 0")
         self.learningRate = learningRate

@@ -20,8 +20,10 @@ public final class SGD<Scalar: BLASScalar>: StatefulOptimizer {
     ///   - nesterov: apply Nesterov momentum.
     ///   - clipping: how the gradients are limited before each update (Keras's `clipnorm`,
     ///     `clipvalue` or `global_clipnorm`).
-    public init(learningRate: Double = 0.01, momentum: Double = 0, nesterov: Bool = false,
-                clipping: GradientClipping = .none) {
+    public init(
+        learningRate: Double = 0.01, momentum: Double = 0, nesterov: Bool = false,
+        clipping: GradientClipping = .none
+    ) {
         self.clipping = clipping
         precondition(learningRate > 0 && (0..<1).contains(momentum), "SGD needs lr > 0 and momentum in [0, 1)")
         self.learningRate = learningRate

@@ -47,8 +47,9 @@ public struct BufferSlice<Scalar: Numeric> {
     /// Elements `offset ..< offset + count` of `buffer`.
     public init(_ buffer: Buffer<Scalar>, offset: Int = 0, count: Int? = nil) {
         let count = count ?? buffer.count - offset
-        precondition(offset >= 0 && count >= 0 && offset + count <= buffer.count,
-                     "slice \(offset)..<\(offset + count) outside a buffer of \(buffer.count)")
+        precondition(
+            offset >= 0 && count >= 0 && offset + count <= buffer.count,
+            "slice \(offset)..<\(offset + count) outside a buffer of \(buffer.count)")
         owner = buffer
         pointer = buffer.pointer + offset
         self.count = count

@@ -20,8 +20,9 @@ public struct Tensor<Scalar: BLASScalar>: Equatable, Sendable {
     /// - Precondition: `scalars.count` equals the product of `shape`.
     public init(shape: [Int], scalars: [Scalar]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape \(shape) has a negative extent")
-        precondition(shape.reduce(1, *) == scalars.count,
-                     "Tensor shape \(shape) holds \(shape.reduce(1, *)) elements, not \(scalars.count)")
+        precondition(
+            shape.reduce(1, *) == scalars.count,
+            "Tensor shape \(shape) holds \(shape.reduce(1, *)) elements, not \(scalars.count)")
         self.shape = shape
         self.scalars = scalars
     }

@@ -43,23 +43,31 @@ protocol RecurrentCellExecutor {
 
     /// The whole forward recurrence in one call, where the cell has a kernel for it; false (doing
     /// nothing) otherwise.
-    func forwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
-                                             initialState: UnsafePointer<S>?) -> Bool
+    func forwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
+        initialState: UnsafePointer<S>?
+    ) -> Bool
 
     /// Its backward pass in one call, where `forwardWholeSequence` ran; false otherwise.
-    func backwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
-                                              sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
-                                              carried: UnsafeMutablePointer<S>, toStart: Bool) -> Bool
+    func backwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
+        sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
+        carried: UnsafeMutablePointer<S>, toStart: Bool
+    ) -> Bool
 }
 
 extension RecurrentCellExecutor {
     func stateColumns(units: Int) -> Int { units * gates }
     func finishRecurrentKernelGradient<S: BLASScalar>(_ step: WeightGradientStep<S>) {}
-    func forwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
-                                             initialState: UnsafePointer<S>?) -> Bool { false }
-    func backwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
-                                              sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
-                                              carried: UnsafeMutablePointer<S>, toStart: Bool) -> Bool { false }
+    func forwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
+        initialState: UnsafePointer<S>?
+    ) -> Bool { false }
+    func backwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
+        sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
+        carried: UnsafeMutablePointer<S>, toStart: Bool
+    ) -> Bool { false }
 }
 
 /// A pass over a sequence that runs with any cell: the drivers' passes conform, and
@@ -156,14 +164,20 @@ struct WeightGradientStep<S: BLASScalar> {
     /// `C [m, n] = Aᵀ·B + β·C` (A stored `[k, m]`, B `[k, n]`). With `columnSums`, B's column sums
     /// (a bias gradient) may be written in the same pass: returns whether they were.
     @discardableResult
-    func product(m: Int, n: Int, k: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, beta: S = 0,
-                 c: UnsafeMutablePointer<S>, ldc: Int, columnSums: UnsafeMutablePointer<S>? = nil) -> Bool {
-        if ownProducts, PackedRecurrence.transposedAProduct(rows: m, columns: n, depth: k, a: a, lda: lda, b: b, ldb: ldb,
-                                                            accumulate: beta != 0, c: c, ldc: ldc, columnSums: columnSums) {
+    func product(
+        m: Int, n: Int, k: Int, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, beta: S = 0,
+        c: UnsafeMutablePointer<S>, ldc: Int, columnSums: UnsafeMutablePointer<S>? = nil
+    ) -> Bool {
+        if ownProducts,
+            PackedRecurrence.transposedAProduct(
+                rows: m, columns: n, depth: k, a: a, lda: lda, b: b, ldb: ldb,
+                accumulate: beta != 0, c: c, ldc: ldc, columnSums: columnSums)
+        {
             return columnSums != nil
         }
-        backend.gemm(transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
-                     beta: beta, c: c, ldc: ldc)
+        backend.gemm(
+            transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
         return false
     }
 }

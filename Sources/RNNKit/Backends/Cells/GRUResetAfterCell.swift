@@ -21,7 +21,8 @@ struct GRUResetAfterCell: RecurrentCellExecutor {
         let (B, H) = (step.batch, step.units), GH = 3 * H
         let recurrentBias = products.bias + GH
         if products.packed,
-           PackedRecurrence.fusesStep(.gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: true)) {
+            PackedRecurrence.fusesStep(.gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: true))
+        {
             // The product (from the recurrent bias) and the step in one pass over registers.
             PackedRecurrence.gruStep(
                 batch: B, units: H, packed: products.packedWeights, recurrentBias: recurrentBias,
@@ -127,8 +128,10 @@ extension BLASScalar {
     ) {
         // Float with tanh and sigmoid: one pass over each row in C, on the one tanh.
         if usesFusedSteps(activation, recurrentActivation),
-           rnnkit_gru_step(rows, units, floats(gates), floats(recurrent), floats(previousState), floats(auxiliary),
-                           floats(state)) != 0 {
+            rnnkit_gru_step(
+                rows, units, floats(gates), floats(recurrent), floats(previousState), floats(auxiliary),
+                floats(state)) != 0
+        {
             return
         }
         let H = units, width = 3 * units

@@ -20,12 +20,14 @@ struct GRUResetBeforeCell: RecurrentCellExecutor {
         // [z_z z_r] += h_{t−1} [B, H] · U[:, 0..<2H] [H, 2H]
         if step.hasPrevious { products.addStateProduct(step.previousForU, columns: 2 * H, into: step.gates) }
         let resetState = step.auxiliary!
-        S.gruResetState(recurrentActivation: recurrentActivation, gates: step.gates, previousState: step.previousForU,
-                        resetState: resetState, rows: B, units: H)
+        S.gruResetState(
+            recurrentActivation: recurrentActivation, gates: step.gates, previousState: step.previousForU,
+            resetState: resetState, rows: B, units: H)
         // z_h += (r ⊙ h_{t−1}) [B, H] · U[:, 2H..<3H] [H, H]
         if step.hasPrevious { products.addStateProduct(resetState, first: 2 * H, columns: H, into: step.gates + 2 * H) }
-        S.gruCandidateAndBlend(activation: activation, gates: step.gates, previousState: step.previous, state: step.state,
-                               rows: B, units: H)
+        S.gruCandidateAndBlend(
+            activation: activation, gates: step.gates, previousState: step.previous, state: step.state,
+            rows: B, units: H)
     }
 
     @inline(__always)
@@ -40,17 +42,19 @@ struct GRUResetBeforeCell: RecurrentCellExecutor {
         if let mask = step.dropoutMask, let droppedState = step.droppedState {
             // Every term below is d loss / d (h_{t−1} ⊙ m): gathered apart, then × m into g.
             step.droppedGradient.update(repeating: 0, count: B * H)
-            S.gruBackwardReset(recurrentActivation: sigma, gates: step.gates, previousState: droppedState,
-                               resetStateGradient: step.resetStateGradient, gateGradient: dGates, direct: step.droppedGradient,
-                               rows: B, units: H)
+            S.gruBackwardReset(
+                recurrentActivation: sigma, gates: step.gates, previousState: droppedState,
+                resetStateGradient: step.resetStateGradient, gateGradient: dGates, direct: step.droppedGradient,
+                rows: B, units: H)
             if step.carriesBack {
                 products.carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: step.droppedGradient)
             }
             addElementwiseProduct(step.droppedGradient, mask, into: step.carriedOut, count: B * H)
         } else {
-            S.gruBackwardReset(recurrentActivation: sigma, gates: step.gates, previousState: step.previous,
-                               resetStateGradient: step.resetStateGradient, gateGradient: dGates, direct: step.carriedOut,
-                               rows: B, units: H)
+            S.gruBackwardReset(
+                recurrentActivation: sigma, gates: step.gates, previousState: step.previous,
+                resetStateGradient: step.resetStateGradient, gateGradient: dGates, direct: step.carriedOut,
+                rows: B, units: H)
             if step.carriesBack {
                 // g [B, H] += [dz_z dz_r] [B, 2H] · U[:, 0..<2H]ᵀ [2H, H]
                 products.carry(dGates, lda: GH, first: 0, columns: 2 * H, accumulate: true, into: step.carriedOut)
@@ -64,8 +68,9 @@ struct GRUResetBeforeCell: RecurrentCellExecutor {
     /// dU_h [H, H] = (r ⊙ H_prev)ᵀ [H, rows] · dz_h [rows, H]
     func finishRecurrentKernelGradient<S: BLASScalar>(_ step: WeightGradientStep<S>) {
         let H = step.units
-        step.product(m: H, n: H, k: step.rows, a: step.auxiliary!, lda: H, b: step.gateGradient + 2 * H, ldb: 3 * H,
-                     c: step.recurrentKernelGradient + 2 * H, ldc: 3 * H)
+        step.product(
+            m: H, n: H, k: step.rows, a: step.auxiliary!, lda: H, b: step.gateGradient + 2 * H, ldb: 3 * H,
+            c: step.recurrentKernelGradient + 2 * H, ldc: 3 * H)
     }
 
     // MARK: Reference

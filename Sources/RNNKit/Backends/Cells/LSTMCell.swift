@@ -101,14 +101,16 @@ extension BLASScalar {
     ) {
         // Float with tanh and sigmoid: one pass over each row in C, on the one tanh.
         if usesFusedSteps(activation, recurrentActivation),
-           rnnkit_lstm_step(rows, units, floats(gates), floats(previousCell), floats(cell), floats(activatedCell),
-                            floats(state)) != 0 {
+            rnnkit_lstm_step(
+                rows, units, floats(gates), floats(previousCell), floats(cell), floats(activatedCell),
+                floats(state)) != 0
+        {
             return
         }
         let H = units, width = 4 * units
-        activateInPlace(recurrentActivation, gates, rows: rows, columns: 2 * H, stride: width)        // i, f
-        activateInPlace(activation, gates + 2 * H, rows: rows, columns: H, stride: width)             // c̃
-        activateInPlace(recurrentActivation, gates + 3 * H, rows: rows, columns: H, stride: width)    // o
+        activateInPlace(recurrentActivation, gates, rows: rows, columns: 2 * H, stride: width) // i, f
+        activateInPlace(activation, gates + 2 * H, rows: rows, columns: H, stride: width) // c̃
+        activateInPlace(recurrentActivation, gates + 3 * H, rows: rows, columns: H, stride: width) // o
         for b in 0..<rows {
             let g = gates + b * width, k = b * H
             for j in 0..<H {
@@ -166,15 +168,20 @@ extension Float {
         hasLaterCell: Bool, gateGradient: UnsafeMutablePointer<Float>, rows: Int, units H: Int
     ) {
         // In C on 16 (AVX-512) or 8 (AVX2) lanes, where the small kernels run on either.
-        if rnnkit_lstm_backward_step(rows, H, gates, previousCell, activatedCell, upstream, carried, cellGradient,
-                                     hasLaterCell ? 1 : 0, gateGradient) != 0 { return }
+        if rnnkit_lstm_backward_step(
+            rows, H, gates, previousCell, activatedCell, upstream, carried, cellGradient,
+            hasLaterCell ? 1 : 0, gateGradient) != 0
+        {
+            return
+        }
         for b in 0..<rows {
             let g = gates + b * 4 * H, dg = gateGradient + b * 4 * H, k = b * H
             Lanes.forEachGroup(H) { j, n in
                 var dh = Lanes.V(repeating: 0)
                 if let upstream { dh += Lanes.load(upstream + k + j, n) }
                 if let carried { dh += Lanes.load(carried + k + j, n) }
-                let i = Lanes.load(g + j, n), f = Lanes.load(g + H + j, n), candidate = Lanes.load(g + 2 * H + j, n), o = Lanes.load(g + 3 * H + j, n)
+                let i = Lanes.load(g + j, n), f = Lanes.load(g + H + j, n), candidate = Lanes.load(g + 2 * H + j, n),
+                    o = Lanes.load(g + 3 * H + j, n)
                 let a = Lanes.load(activatedCell + k + j, n)
                 var dc = dh * o * (1 - a * a)
                 if hasLaterCell { dc += Lanes.load(cellGradient + k + j, n) }

@@ -16,9 +16,11 @@ struct SimpleRNNCell: RecurrentCellExecutor {
         // z_t += h_{t−1} [B, H] · U [H, H]   (h_0 = 0 adds nothing), then f; for a small tanh
         // layer in one pass, the activation applied before the product leaves registers.
         if step.hasPrevious, activation == .tanh, products.backend.kernels == .auto,
-           SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
-           S.smallGEMMTanh(m: B, n: H, k: H, a: step.previousForU, lda: H, b: products.recurrentKernel, ldb: H,
-                           c: step.gates, ldc: H) {
+            SmallGEMM.suits(n: H, k: H, m: B, transposeB: false),
+            S.smallGEMMTanh(
+                m: B, n: H, k: H, a: step.previousForU, lda: H, b: products.recurrentKernel, ldb: H,
+                c: step.gates, ldc: H)
+        {
             return
         }
         if step.hasPrevious { products.addStateProduct(step.previousForU, columns: H, into: step.gates) }
@@ -42,22 +44,28 @@ struct SimpleRNNCell: RecurrentCellExecutor {
     }
 
     /// The whole tanh recurrence in the small kernels (`rnnkit_rnn_tanh_forward`), where it fits.
-    func forwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
-                                             initialState: UnsafePointer<S>?) -> Bool {
+    func forwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, gates: UnsafeMutablePointer<S>,
+        initialState: UnsafePointer<S>?
+    ) -> Bool {
         let d = sequence.dimensions
         return runsWholeSequence(sequence)
-            && S.tanhRecurrence(steps: d.steps, batch: d.batch, units: d.units, gates: gates,
-                                recurrentKernel: sequence.recurrentKernel, initialState: initialState)
+            && S.tanhRecurrence(
+                steps: d.steps, batch: d.batch, units: d.units, gates: gates,
+                recurrentKernel: sequence.recurrentKernel, initialState: initialState)
     }
 
-    func backwardWholeSequence<S: BLASScalar>(_ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
-                                              sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
-                                              carried: UnsafeMutablePointer<S>, toStart: Bool) -> Bool {
+    func backwardWholeSequence<S: BLASScalar>(
+        _ sequence: WholeSequence<S>, states: UnsafePointer<S>, upstream: UnsafePointer<S>,
+        sequenceGradient: Bool, gateGradient: UnsafeMutablePointer<S>,
+        carried: UnsafeMutablePointer<S>, toStart: Bool
+    ) -> Bool {
         let d = sequence.dimensions
         return runsWholeSequence(sequence)
-            && S.tanhRecurrenceBackward(steps: d.steps, batch: d.batch, units: d.units, states: states, upstream: upstream,
-                                        sequence: sequenceGradient, recurrentKernel: sequence.recurrentKernel,
-                                        gateGradient: gateGradient, carried: carried, toStart: toStart)
+            && S.tanhRecurrenceBackward(
+                steps: d.steps, batch: d.batch, units: d.units, states: states, upstream: upstream,
+                sequence: sequenceGradient, recurrentKernel: sequence.recurrentKernel,
+                gateGradient: gateGradient, carried: carried, toStart: toStart)
     }
 
     /// A tanh layer small enough for the small kernels, with no mask and no recurrent dropout, in `.auto`.

@@ -37,11 +37,13 @@ public struct BLASBackend: Backend {
         beta: S, c: UnsafeMutablePointer<S>, ldc: Int
     ) {
         if kernels == .auto, SmallGEMM.suits(n: n, k: k, m: m, transposeB: transposeB) {
-            S.smallGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            S.smallGEMM(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         } else {
-            S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            S.gemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -108,9 +110,11 @@ public struct BLASBackend: Backend {
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
         mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
-        cell.run(RecurrentForwardPass(
-            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d), initialState: initialState, tape: tape,
-            workspace: Workspace(cell, d, workspace)))
+        cell.run(
+            RecurrentForwardPass(
+                backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d),
+                initialState: initialState, tape: tape,
+                workspace: Workspace(cell, d, workspace)))
     }
 
     @_specialize(where S == Float)
@@ -121,11 +125,13 @@ public struct BLASBackend: Backend {
         sequenceGradient: Bool, finalCellGradient: UnsafePointer<S>?, gradients: RecurrentGradients<S>,
         inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>
     ) {
-        cell.run(RecurrentBackwardPass(
-            backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d), initialState: initialState, tape: tape,
-            stateGradient: stateGradient, sequenceGradient: sequenceGradient, finalCellGradient: finalCellGradient,
-            gradients: gradients, inputGradient: inputGradient, initialStateGradient: initialStateGradient,
-            workspace: Workspace(cell, d, workspace)))
+        cell.run(
+            RecurrentBackwardPass(
+                backend: self, kind: cell, dimensions: d, x: x, weights: weights, mask: SequenceMask.effective(mask, d),
+                initialState: initialState, tape: tape,
+                stateGradient: stateGradient, sequenceGradient: sequenceGradient, finalCellGradient: finalCellGradient,
+                gradients: gradients, inputGradient: inputGradient, initialStateGradient: initialStateGradient,
+                workspace: Workspace(cell, d, workspace)))
     }
 
     @_specialize(where S == Float)
@@ -137,8 +143,9 @@ public struct BLASBackend: Backend {
     ) {
         // Z [rows, units] = c (broadcast) + X · V
         S.broadcastRows(bias, into: preActivation, rows: rows, columns: units)
-        gemm(transposeA: false, transposeB: false, m: rows, n: units, k: inputs,
-               alpha: 1, a: x, lda: inputs, b: kernel, ldb: units, beta: 1, c: preActivation, ldc: units)
+        gemm(
+            transposeA: false, transposeB: false, m: rows, n: units, k: inputs,
+            alpha: 1, a: x, lda: inputs, b: kernel, ldb: units, beta: 1, c: preActivation, ldc: units)
         if output != preActivation { output.update(from: preActivation, count: rows * units) }
         S.activateInPlace(activation, output, rows: rows, columns: units)
     }
@@ -152,14 +159,16 @@ public struct BLASBackend: Backend {
         inputGradient: UnsafeMutablePointer<S>?
     ) {
         // dV [inputs, units] = Xᵀ · dZ
-        gemm(transposeA: true, transposeB: false, m: inputs, n: units, k: rows,
-               alpha: 1, a: x, lda: inputs, b: preActivationGradient, ldb: units, beta: 0, c: kernelGradient, ldc: units)
+        gemm(
+            transposeA: true, transposeB: false, m: inputs, n: units, k: rows,
+            alpha: 1, a: x, lda: inputs, b: preActivationGradient, ldb: units, beta: 0, c: kernelGradient, ldc: units)
         S.sumRows(preActivationGradient, rows: rows, columns: units, into: biasGradient)
         // dX [rows, inputs] = dZ · Vᵀ
         if let inputGradient {
-            gemm(transposeA: false, transposeB: true, m: rows, n: inputs, k: units,
-                   alpha: 1, a: preActivationGradient, lda: units, b: kernel, ldb: units, beta: 0,
-                   c: inputGradient, ldc: inputs)
+            gemm(
+                transposeA: false, transposeB: true, m: rows, n: inputs, k: units,
+                alpha: 1, a: preActivationGradient, lda: units, b: kernel, ldb: units, beta: 0,
+                c: inputGradient, ldc: inputs)
         }
     }
 }

@@ -27,8 +27,9 @@ enum PackedRecurrence {
         let H = d.units
         guard cell.gates > 1, H > SmallGEMM.widestColumns else { return 0 }
         let G = cell.gates
-        return max(rnnkit_cell_packed_count(G, H), rnnkit_panels_count(G * H, H), rnnkit_panels_count(H, G * H),
-                   rnnkit_panels_count(G * H, d.inputs))
+        return max(
+            rnnkit_cell_packed_count(G, H), rnnkit_panels_count(G * H, H), rnnkit_panels_count(H, G * H),
+            rnnkit_panels_count(G * H, d.inputs))
     }
 
     /// Packs the input kernel `W [D, G·H]` into panels of its `G·H` columns, `D` deep.
@@ -47,7 +48,9 @@ enum PackedRecurrence {
 
     /// Packs `U [H, G·H]` for the forward pass: the LSTM's fused layout, or plain panels of `G·H`
     /// columns; false (nothing packed) where the forward pass does not run packed.
-    static func packForward<S>(_ cell: RecurrentCell, units H: Int, recurrentKernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>) -> Bool {
+    static func packForward<S>(_ cell: RecurrentCell, units H: Int, recurrentKernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>)
+        -> Bool
+    {
         let u = float(recurrentKernel), p = float(packed)
         if fusesStep(cell) { return rnnkit_cell_pack(cell.gates, H, u, p) != 0 }
         // GRU reset-before multiplies two column ranges by different states; a panel would straddle them.
@@ -56,17 +59,21 @@ enum PackedRecurrence {
     }
 
     /// Packs `Uᵀ` for the backward pass: panels of `H` columns, `G·H` deep.
-    static func packBackward<S>(_ cell: RecurrentCell, units H: Int, recurrentKernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>) -> Bool {
+    static func packBackward<S>(
+        _ cell: RecurrentCell, units H: Int, recurrentKernel: UnsafePointer<S>, into packed: UnsafeMutablePointer<S>
+    ) -> Bool {
         rnnkit_pack_panels(H, cell.gates * H, float(recurrentKernel), cell.gates * H, 1, float(packed)) != 0
     }
 
     /// One fused LSTM step (see `rnnkit_lstm_forward_step`); `previousState` nil for h = 0.
     static func lstmStep<S>(
         batch: Int, units: Int, packed: UnsafePointer<S>, previousState: UnsafePointer<S>?, previousCell: UnsafePointer<S>,
-        gates: UnsafeMutablePointer<S>, cell: UnsafeMutablePointer<S>, activatedCell: UnsafeMutablePointer<S>, state: UnsafeMutablePointer<S>
+        gates: UnsafeMutablePointer<S>, cell: UnsafeMutablePointer<S>, activatedCell: UnsafeMutablePointer<S>,
+        state: UnsafeMutablePointer<S>
     ) {
-        let done = rnnkit_lstm_forward_step(batch, units, float(packed), previousState.map(float), float(previousCell),
-                                            float(gates), float(cell), float(activatedCell), float(state))
+        let done = rnnkit_lstm_forward_step(
+            batch, units, float(packed), previousState.map(float), float(previousCell),
+            float(gates), float(cell), float(activatedCell), float(state))
         precondition(done != 0, "the fused LSTM step was chosen where it does not run")
     }
 
@@ -75,8 +82,9 @@ enum PackedRecurrence {
         batch: Int, units: Int, packed: UnsafePointer<S>, recurrentBias: UnsafePointer<S>, previousForProduct: UnsafePointer<S>?,
         previousState: UnsafePointer<S>, gates: UnsafeMutablePointer<S>, auxiliary: UnsafeMutablePointer<S>, state: UnsafeMutablePointer<S>
     ) {
-        let done = rnnkit_gru_forward_step(batch, units, float(packed), float(recurrentBias), previousForProduct.map(float),
-                                           float(previousState), float(gates), float(auxiliary), float(state))
+        let done = rnnkit_gru_forward_step(
+            batch, units, float(packed), float(recurrentBias), previousForProduct.map(float),
+            float(previousState), float(gates), float(auxiliary), float(state))
         precondition(done != 0, "the fused GRU step was chosen where it does not run")
     }
 
@@ -85,8 +93,9 @@ enum PackedRecurrence {
         rows: Int, columns: Int, depth: Int, a: UnsafePointer<S>, lda: Int, packed: UnsafePointer<S>, first: Int = 0,
         panelDepth: Int, accumulate: Bool, c: UnsafeMutablePointer<S>, ldc: Int
     ) {
-        let done = rnnkit_packed_product(rows, columns, depth, float(a), lda, float(packed) + first * rnnkit_panel_width(), panelDepth,
-                                         accumulate ? 1 : 0, float(c), ldc)
+        let done = rnnkit_packed_product(
+            rows, columns, depth, float(a), lda, float(packed) + first * rnnkit_panel_width(), panelDepth,
+            accumulate ? 1 : 0, float(c), ldc)
         precondition(done != 0, "the packed product was chosen where it does not run")
     }
 
@@ -99,8 +108,9 @@ enum PackedRecurrence {
         c: UnsafeMutablePointer<S>, ldc: Int, columnSums: UnsafeMutablePointer<S>? = nil
     ) -> Bool {
         rows <= 256
-            && rnnkit_transposed_a_product(rows, columns, depth, float(a), lda, float(b), ldb, accumulate ? 1 : 0, float(c), ldc,
-                                           columnSums.map(float)) != 0
+            && rnnkit_transposed_a_product(
+                rows, columns, depth, float(a), lda, float(b), ldb, accumulate ? 1 : 0, float(c), ldc,
+                columnSums.map(float)) != 0
     }
 
     private static func float<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }

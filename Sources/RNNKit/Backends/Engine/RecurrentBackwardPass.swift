@@ -32,10 +32,13 @@ struct RecurrentBackwardPass<S: BLASScalar>: CellPass {
         // d loss / d c_T from outside (an LSTM whose final state starts another layer) enters as a later cell's.
         if let finalCellGradient { w.carriedCell.update(from: finalCellGradient, count: stepState) }
         // A cell with a kernel for the whole recurrence (a small tanh SimpleRNN) runs it in one call.
-        let sequence = WholeSequence(dimensions: dimensions, recurrentKernel: weights.recurrentKernel, masked: mask != nil,
-                                     dropout: tape.recurrentDropout != nil, kernels: backend.kernels)
-        if !cell.backwardWholeSequence(sequence, states: tape.states, upstream: stateGradient, sequenceGradient: sequenceGradient,
-                                       gateGradient: w.inputGateGradient, carried: w.carried, toStart: toStart) {
+        let sequence = WholeSequence(
+            dimensions: dimensions, recurrentKernel: weights.recurrentKernel, masked: mask != nil,
+            dropout: tape.recurrentDropout != nil, kernels: backend.kernels)
+        if !cell.backwardWholeSequence(
+            sequence, states: tape.states, upstream: stateGradient, sequenceGradient: sequenceGradient,
+            gateGradient: w.inputGateGradient, carried: w.carried, toStart: toStart)
+        {
             let products = prepareProducts()
             for t in stride(from: dimensions.steps - 1, through: 0, by: -1) { backwardStep(t, cell, products) }
         }
@@ -52,14 +55,16 @@ struct RecurrentBackwardPass<S: BLASScalar>: CellPass {
     private func prepareProducts() -> RecurrentProducts<S> {
         let (B, H) = (dimensions.batch, dimensions.units), GH = kind.gates * H, U = weights.recurrentKernel
         let w = workspace
-        let transposeOnce = backend.kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
+        let transposeOnce =
+            backend.kernels == .auto && SmallGEMM.suits(n: H, k: GH, m: B, transposeB: false)
             && BLASBackend.Workspace<S>.transposedKernelCount(kind, dimensions) > 0
         if transposeOnce {
             for row in 0..<H {
                 for column in 0..<GH { w.transposedRecurrentKernel[column * H + row] = U[row * GH + column] }
             }
         }
-        let packed = PackedRecurrence.applies(S.self, kind, units: H, kernels: backend.kernels)
+        let packed =
+            PackedRecurrence.applies(S.self, kind, units: H, kernels: backend.kernels)
             && PackedRecurrence.packBackward(kind, units: H, recurrentKernel: U, into: w.packedWeights)
         return RecurrentProducts(
             backend: backend, batch: B, units: H, gateColumns: GH, recurrentKernel: U, bias: weights.bias, packed: packed,
@@ -110,8 +115,10 @@ struct RecurrentBackwardPass<S: BLASScalar>: CellPass {
             dropoutMask: dropout.map { $0.mask }, droppedState: dropout.map { UnsafePointer($0.droppedStates + t * stepState) })
     }
 
-    private func setAsidePassedGradients(_ t: Int, stepMask: UnsafePointer<UInt8>, upstream: UnsafePointer<S>?,
-                                         carried: UnsafePointer<S>?) {
+    private func setAsidePassedGradients(
+        _ t: Int, stepMask: UnsafePointer<UInt8>, upstream: UnsafePointer<S>?,
+        carried: UnsafePointer<S>?
+    ) {
         let (B, H) = (dimensions.batch, dimensions.units), w = workspace
         for b in 0..<B where stepMask[b] == 0 {
             for k in 0..<H {

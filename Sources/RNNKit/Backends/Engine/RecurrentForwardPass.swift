@@ -22,11 +22,13 @@ struct RecurrentForwardPass<S: BLASScalar>: CellPass {
         w.zeros.update(repeating: 0, count: stepState)
         projectInputs()
         // A cell with a kernel for the whole recurrence (a small tanh SimpleRNN) runs it in one call.
-        let sequence = WholeSequence(dimensions: dimensions, recurrentKernel: weights.recurrentKernel, masked: mask != nil,
-                                     dropout: tape.recurrentDropout != nil, kernels: backend.kernels)
+        let sequence = WholeSequence(
+            dimensions: dimensions, recurrentKernel: weights.recurrentKernel, masked: mask != nil,
+            dropout: tape.recurrentDropout != nil, kernels: backend.kernels)
         if cell.forwardWholeSequence(sequence, gates: tape.gates, initialState: initialState?.h) { return }
         // Large gated layers: U packed once here, each step's product (and LSTM's and GRU's step) fused.
-        let packed = PackedRecurrence.applies(S.self, kind, units: H, kernels: backend.kernels)
+        let packed =
+            PackedRecurrence.applies(S.self, kind, units: H, kernels: backend.kernels)
             && PackedRecurrence.packForward(kind, units: H, recurrentKernel: weights.recurrentKernel, into: w.packedWeights)
         let products = RecurrentProducts(
             backend: backend, batch: B, units: H, gateColumns: cell.gates * H, recurrentKernel: weights.recurrentKernel,
@@ -55,12 +57,15 @@ struct RecurrentForwardPass<S: BLASScalar>: CellPass {
         // Large gated layers: W packed (into the room U takes after) for RNNKit's product, which
         // runs this short-k shape faster than OpenBLAS.
         if PackedRecurrence.applies(S.self, kind, units: H, kernels: backend.kernels),
-           PackedRecurrence.packInputKernel(inputs: D, columns: GH, kernel: weights.kernel, into: workspace.packedWeights) {
-            PackedRecurrence.product(rows: rows, columns: GH, depth: D, a: inputs, lda: D, packed: workspace.packedWeights,
-                                     panelDepth: D, accumulate: true, c: gates, ldc: GH)
+            PackedRecurrence.packInputKernel(inputs: D, columns: GH, kernel: weights.kernel, into: workspace.packedWeights)
+        {
+            PackedRecurrence.product(
+                rows: rows, columns: GH, depth: D, a: inputs, lda: D, packed: workspace.packedWeights,
+                panelDepth: D, accumulate: true, c: gates, ldc: GH)
         } else {
-            backend.gemm(transposeA: false, transposeB: false, m: rows, n: GH, k: D,
-                         alpha: 1, a: inputs, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: gates, ldc: GH)
+            backend.gemm(
+                transposeA: false, transposeB: false, m: rows, n: GH, k: D,
+                alpha: 1, a: inputs, lda: D, b: weights.kernel, ldb: GH, beta: 1, c: gates, ldc: GH)
         }
     }
 
@@ -103,8 +108,9 @@ struct RecurrentForwardPass<S: BLASScalar>: CellPass {
         let stepState = dimensions.batch * dimensions.units
         if let dropout = tape.recurrentDropout {
             // dU reads h_{t−1} ⊙ m at every step, masked or not.
-            S.combine(previousState(t), dropout.mask, into: dropout.droppedStates + t * stepState, count: stepState,
-                      multiply: true, scale: 1)
+            S.combine(
+                previousState(t), dropout.mask, into: dropout.droppedStates + t * stepState, count: stepState,
+                multiply: true, scale: 1)
         }
         (tape.states + t * stepState).update(from: previousState(t), count: stepState)
         if let cells = tape.cellStates { (cells + t * stepState).update(from: previousCell(t), count: stepState) }

@@ -25,11 +25,13 @@ struct RecurrentProducts<S: BLASScalar> {
         let (B, H, GH) = (batch, units, gateColumns)
         if packed {
             precondition(first == 0 && columns == GH, "packed weights serve the whole width")
-            PackedRecurrence.product(rows: B, columns: GH, depth: H, a: a, lda: H, packed: packedWeights,
-                                     panelDepth: H, accumulate: true, c: c, ldc: GH)
+            PackedRecurrence.product(
+                rows: B, columns: GH, depth: H, a: a, lda: H, packed: packedWeights,
+                panelDepth: H, accumulate: true, c: c, ldc: GH)
         } else {
-            backend.gemm(transposeA: false, transposeB: false, m: B, n: columns, k: H,
-                         alpha: 1, a: a, lda: H, b: recurrentKernel + first, ldb: GH, beta: 1, c: c, ldc: GH)
+            backend.gemm(
+                transposeA: false, transposeB: false, m: B, n: columns, k: H,
+                alpha: 1, a: a, lda: H, b: recurrentKernel + first, ldb: GH, beta: 1, c: c, ldc: GH)
         }
     }
 
@@ -39,14 +41,17 @@ struct RecurrentProducts<S: BLASScalar> {
     func carry(_ a: UnsafePointer<S>, lda: Int, first: Int, columns: Int, accumulate: Bool, into c: UnsafeMutablePointer<S>) {
         let (B, H, GH) = (batch, units, gateColumns)
         if packed {
-            PackedRecurrence.product(rows: B, columns: H, depth: columns, a: a, lda: lda, packed: packedWeights,
-                                     first: first, panelDepth: GH, accumulate: accumulate, c: c, ldc: H)
+            PackedRecurrence.product(
+                rows: B, columns: H, depth: columns, a: a, lda: lda, packed: packedWeights,
+                first: first, panelDepth: GH, accumulate: accumulate, c: c, ldc: H)
         } else if let transposedRecurrentKernel {
-            backend.gemm(transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
-                         b: transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
+            backend.gemm(
+                transposeA: false, transposeB: false, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                b: transposedRecurrentKernel + first * H, ldb: H, beta: accumulate ? 1 : 0, c: c, ldc: H)
         } else {
-            backend.gemm(transposeA: false, transposeB: true, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
-                         b: recurrentKernel + first, ldb: GH, beta: accumulate ? 1 : 0, c: c, ldc: H)
+            backend.gemm(
+                transposeA: false, transposeB: true, m: B, n: H, k: columns, alpha: 1, a: a, lda: lda,
+                b: recurrentKernel + first, ldb: GH, beta: accumulate ? 1 : 0, c: c, ldc: H)
         }
     }
 }

@@ -23,8 +23,9 @@ extension RecurrentBackwardPass {
             units: H, rows: rows, gateGradient: dGates, auxiliary: tape.auxiliary.map { UnsafePointer($0 + first * B * H) },
             recurrentKernelGradient: gradients.recurrentKernel)
         // dW [D, G·H] = Xᵀ [D, rows] · dG [rows, G·H]
-        let biasDone = products.product(m: D, n: GH, k: rows, a: x + first * B * D, lda: D, b: dGates, ldb: GH,
-                                        c: gradients.kernel, ldc: GH, columnSums: gradients.bias)
+        let biasDone = products.product(
+            m: D, n: GH, k: rows, a: x + first * B * D, lda: D, b: dGates, ldb: GH,
+            c: gradients.kernel, ldc: GH, columnSums: gradients.bias)
         recurrentKernelGradient(cell, products, active: active)
         cell.finishRecurrentKernelGradient(products)
         // db [G·H] = Σ rows of dG (GRU reset-after: and the recurrent bias from the recurrent side)
@@ -33,8 +34,9 @@ extension RecurrentBackwardPass {
         // dX [rows, D] = dG [rows, G·H] · Wᵀ [G·H, D]; zero outside the range.
         if let inputGradient {
             inputGradient.update(repeating: 0, count: first * B * D)
-            backend.gemm(transposeA: false, transposeB: true, m: rows, n: D, k: GH, alpha: 1, a: dGates, lda: GH,
-                         b: weights.kernel, ldb: GH, beta: 0, c: inputGradient + first * B * D, ldc: D)
+            backend.gemm(
+                transposeA: false, transposeB: true, m: rows, n: D, k: GH, alpha: 1, a: dGates, lda: GH,
+                b: weights.kernel, ldb: GH, beta: 0, c: inputGradient + first * B * D, ldc: D)
             (inputGradient + active.upperBound * B * D).update(repeating: 0, count: (T - active.upperBound) * B * D)
         }
     }
@@ -53,17 +55,20 @@ extension RecurrentBackwardPass {
         let dropout = tape.recurrentDropout
         let start = dropout != nil && initialState != nil ? first : firstWithPrevious
         if start < active.upperBound {
-            let previous = dropout.map { UnsafePointer($0.droppedStates + start * stepState) }
+            let previous =
+                dropout.map { UnsafePointer($0.droppedStates + start * stepState) }
                 ?? UnsafePointer(tape.states + (start - 1) * stepState)
-            products.product(m: H, n: columns, k: (active.upperBound - start) * B, a: previous, lda: H,
-                             b: dRecurrentAll + start * stepGates, ldb: GH, c: dU, ldc: GH)
+            products.product(
+                m: H, n: columns, k: (active.upperBound - start) * B, a: previous, lda: H,
+                b: dRecurrentAll + start * stepGates, ldb: GH, c: dU, ldc: GH)
         } else {
             for k in 0..<H { (dU + k * GH).update(repeating: 0, count: columns) }
         }
         if dropout == nil, let initialState, first == 0 {
             // A given h_0 meets the first step's gate gradients too: dU += h_0ᵀ [H, B] · dG_0 [B, n].
-            products.product(m: H, n: columns, k: B, a: initialState.h, lda: H, b: dRecurrentAll, ldb: GH, beta: 1,
-                             c: dU, ldc: GH)
+            products.product(
+                m: H, n: columns, k: B, a: initialState.h, lda: H, b: dRecurrentAll, ldb: GH, beta: 1,
+                c: dU, ldc: GH)
         }
     }
 }

@@ -51,24 +51,31 @@ public protocol EngineScalar: Real, BinaryFloatingPoint, Codable, Sendable, Cust
     /// `C ← tanh(C + A·B)` (`A [m, k]`, `B [k, n]`, row-major) in one pass, the activation
     /// applied in registers before the store: a small recurrent step fused with its activation.
     /// Returns false, doing nothing, where there is no such kernel (Double; the portable instruction set).
-    @_spi(Kernels) static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
-                              b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int) -> Bool
+    @_spi(Kernels) static func smallGEMMTanh(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int
+    ) -> Bool
     /// A small tanh SimpleRNN's whole recurrence in one call (`rnnkit_rnn_tanh_forward`): `gates`
     /// `[T, B, H]` holds `x_t·W + b` on entry and `h_t` on return. False, doing nothing, where there
     /// is no such kernel (Double; the portable instruction set; H above 64).
-    @_spi(Kernels) static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
-                               recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?) -> Bool
+    @_spi(Kernels) static func tanhRecurrence(
+        steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
+        recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?
+    ) -> Bool
     /// Its backward pass through time (`rnnkit_rnn_tanh_backward`): every step's `dz_t` into
     /// `gateGradient`, and d loss / d h_0 left in `carried` when `toStart`.
-    @_spi(Kernels) static func tanhRecurrenceBackward(steps: Int, batch: Int, units: Int, states: UnsafePointer<Self>,
-                                       upstream: UnsafePointer<Self>, sequence: Bool, recurrentKernel: UnsafePointer<Self>,
-                                       gateGradient: UnsafeMutablePointer<Self>, carried: UnsafeMutablePointer<Self>, toStart: Bool) -> Bool
+    @_spi(Kernels) static func tanhRecurrenceBackward(
+        steps: Int, batch: Int, units: Int, states: UnsafePointer<Self>,
+        upstream: UnsafePointer<Self>, sequence: Bool, recurrentKernel: UnsafePointer<Self>,
+        gateGradient: UnsafeMutablePointer<Self>, carried: UnsafeMutablePointer<Self>, toStart: Bool
+    ) -> Bool
     @_spi(Kernels) static func add(_ source: UnsafePointer<Self>, into destination: UnsafeMutablePointer<Self>, count: Int)
     @_spi(Kernels) static func sumOfSquares(_ values: UnsafePointer<Self>, count: Int) -> Double
     @_spi(Kernels) static func scale(_ values: UnsafeMutablePointer<Self>, by factor: Self, count: Int)
     @_spi(Kernels) static func clamp(_ values: UnsafeMutablePointer<Self>, to limit: Self, count: Int)
-    @_spi(Kernels) static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
-                        multiply: Bool, scale: Self)
+    @_spi(Kernels) static func combine(
+        _ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
+        multiply: Bool, scale: Self)
     @_spi(Kernels) static func allFinite(_ values: UnsafePointer<Self>, count: Int) -> Bool
 }
 
@@ -81,19 +88,24 @@ extension EngineScalar {
         alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int
     ) {
-        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-             beta: beta, c: c, ldc: ldc)
+        gemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
     }
 
     /// No fused kernel: false.
-    @_spi(Kernels) public static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
-                                                    b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int) -> Bool {
+    @_spi(Kernels) public static func smallGEMMTanh(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int
+    ) -> Bool {
         false
     }
 
     /// No whole-sequence kernel: false.
-    @_spi(Kernels) public static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
-                                                     recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?) -> Bool {
+    @_spi(Kernels) public static func tanhRecurrence(
+        steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Self>,
+        recurrentKernel: UnsafePointer<Self>, initialState: UnsafePointer<Self>?
+    ) -> Bool {
         false
     }
 
@@ -123,22 +135,29 @@ extension Float: EngineScalar {
     }
 
     @inline(__always)
-    @_spi(Kernels) public static func smallGEMMTanh(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+    @_spi(Kernels) public static func smallGEMMTanh(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
         rnnkit_small_sgemm_nn_tanh(m, n, k, a, lda, b, ldb, c, ldc) != 0
     }
 
-    @_spi(Kernels) public static func tanhRecurrence(steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Float>,
-                                      recurrentKernel: UnsafePointer<Float>, initialState: UnsafePointer<Float>?) -> Bool {
+    @_spi(Kernels) public static func tanhRecurrence(
+        steps: Int, batch: Int, units: Int, gates: UnsafeMutablePointer<Float>,
+        recurrentKernel: UnsafePointer<Float>, initialState: UnsafePointer<Float>?
+    ) -> Bool {
         rnnkit_rnn_tanh_forward(steps, batch, units, gates, recurrentKernel, initialState) != 0
     }
 
-    @_spi(Kernels) public static func tanhRecurrenceBackward(steps: Int, batch: Int, units: Int, states: UnsafePointer<Float>,
-                                              upstream: UnsafePointer<Float>, sequence: Bool, recurrentKernel: UnsafePointer<Float>,
-                                              gateGradient: UnsafeMutablePointer<Float>, carried: UnsafeMutablePointer<Float>,
-                                              toStart: Bool) -> Bool {
-        rnnkit_rnn_tanh_backward(steps, batch, units, states, upstream, sequence ? 1 : 0, recurrentKernel, gateGradient, carried,
-                                 toStart ? 1 : 0) != 0
+    @_spi(Kernels) public static func tanhRecurrenceBackward(
+        steps: Int, batch: Int, units: Int, states: UnsafePointer<Float>,
+        upstream: UnsafePointer<Float>, sequence: Bool, recurrentKernel: UnsafePointer<Float>,
+        gateGradient: UnsafeMutablePointer<Float>, carried: UnsafeMutablePointer<Float>,
+        toStart: Bool
+    ) -> Bool {
+        rnnkit_rnn_tanh_backward(
+            steps, batch, units, states, upstream, sequence ? 1 : 0, recurrentKernel, gateGradient, carried,
+            toStart ? 1 : 0) != 0
     }
 
     @inline(__always)
@@ -148,9 +167,10 @@ extension Float: EngineScalar {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        cblas_sgemm(CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        cblas_sgemm(
+            CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+            beta, c, blasint(ldc))
     }
 
     // The one tanh of the C kernels (vector_tanh.h), so that a step gives the same bits whether
@@ -163,7 +183,9 @@ extension Float: EngineScalar {
         rnnkit_sigmoid_in_place(values, count)
     }
 
-    @_spi(Kernels) public static func sumRows(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Float>) {
+    @_spi(Kernels) public static func sumRows(
+        _ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Float>
+    ) {
         rnnkit_sum_rows(matrix, rows, columns, result)
     }
 
@@ -193,9 +215,10 @@ extension Double: EngineScalar {
         b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        cblas_dgemm(CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        cblas_dgemm(
+            CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+            beta, c, blasint(ldc))
     }
 
     public static func tanhInPlace(_ values: UnsafeMutablePointer<Double>, count: Int) {

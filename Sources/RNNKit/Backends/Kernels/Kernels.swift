@@ -113,7 +113,9 @@ extension EngineScalar {
     }
 
     /// Copies `row` (`columns` long) into every row of the `[rows, columns]` `matrix`.
-    @_spi(Kernels) public static func broadcastRows(_ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int) {
+    @_spi(Kernels) public static func broadcastRows(
+        _ row: UnsafePointer<Self>, into matrix: UnsafeMutablePointer<Self>, rows: Int, columns: Int
+    ) {
         guard rows > 0 else { return }
         // The rows written so far copied after themselves, doubling: log₂(rows) copies instead of
         // one (a call to memmove) per row, which for a narrow layer's bias cost more than its GEMM.
@@ -128,7 +130,9 @@ extension EngineScalar {
     }
 
     /// `result[j] = Σᵢ matrix[i, j]` over a `[rows, columns]` matrix (overwrites `result`).
-    @_spi(Kernels) public static func sumRows(_ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>) {
+    @_spi(Kernels) public static func sumRows(
+        _ matrix: UnsafePointer<Self>, rows: Int, columns: Int, into result: UnsafeMutablePointer<Self>
+    ) {
         result.update(repeating: 0, count: columns)
         // Four rows at a time: a quarter of the read-modify-writes of `result`.
         var r = 0
@@ -170,8 +174,10 @@ extension EngineScalar {
 
     /// `c = scale · (a ⊙ b)` with `multiply`, else `c = scale · (a + b)` (`b` nil: `scale · a`):
     /// how Bidirectional merges its two directions and splits the gradient between them.
-    @_spi(Kernels) public static func combine(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
-                               multiply: Bool, scale: Self) {
+    @_spi(Kernels) public static func combine(
+        _ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>?, into c: UnsafeMutablePointer<Self>, count: Int,
+        multiply: Bool, scale: Self
+    ) {
         guard let b else {
             for i in 0..<count { c[i] = scale * a[i] }
             return

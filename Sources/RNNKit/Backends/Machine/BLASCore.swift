@@ -95,8 +95,10 @@ enum BLASCoreRepair {
     /// instructions their single-precision kernels use.
     static let coreLevels: [String: Processor.VectorLevel] = {
         var levels: [String: Processor.VectorLevel] = [:]
-        for name in ["Unknown", "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2", "Penryn",
-                     "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Nano", "Bobcat"] {
+        for name in [
+            "Unknown", "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2", "Penryn",
+            "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Nano", "Bobcat",
+        ] {
             levels[name.lowercased()] = .sse
         }
         for name in ["Sandybridge", "Bulldozer", "Piledriver", "Steamroller", "Excavator"] { levels[name.lowercased()] = .avx }
@@ -149,10 +151,11 @@ enum BLASCoreRepair {
         var before = coreName
         var rehearsed: String?
         func report(_ outcome: BLASCoreReport.Outcome) -> BLASCoreReport {
-            BLASCoreReport(processor: processor,
-                           openBLASConfiguration: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
-                           coreBefore: before,
-                           coreAfter: coreName, outcome: outcome, rehearsedFallback: rehearsed)
+            BLASCoreReport(
+                processor: processor,
+                openBLASConfiguration: String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
+                coreBefore: before,
+                coreAfter: coreName, outcome: outcome, rehearsedFallback: rehearsed)
         }
         let userCore = environment["OPENBLAS_CORETYPE"]
         // A rehearsal stands in for OpenBLAS not knowing the processor: it forces an old core first,

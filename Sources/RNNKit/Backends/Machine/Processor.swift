@@ -49,7 +49,8 @@ public struct Processor: Sendable, Codable, Equatable {
     /// One line: `AuthenticAMD family 25 model 17 "AMD EPYC": avx2 fma avx512f …`.
     public var summary: String {
         let name = brand.isEmpty ? "" : " \"\(brand)\""
-        return "\(vendor.isEmpty ? "unknown vendor" : vendor) family \(family) model \(model)\(name): \(features.isEmpty ? "no vector extensions" : features.joined(separator: " "))"
+        return
+            "\(vendor.isEmpty ? "unknown vendor" : vendor) family \(family) model \(model)\(name): \(features.isEmpty ? "no vector extensions" : features.joined(separator: " "))"
     }
 
     /// The processor running this process, read once.
@@ -69,7 +70,8 @@ public struct Processor: Sendable, Codable, Equatable {
             ("avx512_fp16", info.avx512_fp16), ("amx_tile", info.amx_tile), ("amx_bf16", info.amx_bf16),
             ("amx_int8", info.amx_int8),
         ]
-        return Processor(vendor: text(&info.vendor), brand: text(&info.brand), family: Int(info.family),
-                         model: Int(info.model), features: flags.filter { $0.1 != 0 }.map(\.0))
+        return Processor(
+            vendor: text(&info.vendor), brand: text(&info.brand), family: Int(info.family),
+            model: Int(info.model), features: flags.filter { $0.1 != 0 }.map(\.0))
     }()
 }

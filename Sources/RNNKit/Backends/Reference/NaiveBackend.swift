@@ -21,8 +21,10 @@ public struct NaiveBackend: Backend {
         _ cell: RecurrentCell, _ d: RNNDimensions, x: UnsafePointer<S>, weights: RecurrentWeights<S>,
         mask: UnsafePointer<UInt8>?, initialState: RecurrentState<S>?, tape: RecurrentTape<S>, workspace: UnsafeMutablePointer<S>
     ) {
-        cell.run(ReferenceForwardPass(kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState,
-                                      tape: tape, workspace: workspace))
+        cell.run(
+            ReferenceForwardPass(
+                kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState,
+                tape: tape, workspace: workspace))
     }
 
     @_specialize(where S == Float)
@@ -33,10 +35,11 @@ public struct NaiveBackend: Backend {
         sequenceGradient: Bool, finalCellGradient: UnsafePointer<S>?, gradients: RecurrentGradients<S>,
         inputGradient: UnsafeMutablePointer<S>?, initialStateGradient: RecurrentStateGradient<S>?, workspace: UnsafeMutablePointer<S>
     ) {
-        cell.run(ReferenceBackwardPass(
-            kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState, tape: tape,
-            stateGradient: stateGradient, sequenceGradient: sequenceGradient, finalCellGradient: finalCellGradient,
-            gradients: gradients, inputGradient: inputGradient, initialStateGradient: initialStateGradient, workspace: workspace))
+        cell.run(
+            ReferenceBackwardPass(
+                kind: cell, dimensions: d, x: x, weights: weights, mask: mask, initialState: initialState, tape: tape,
+                stateGradient: stateGradient, sequenceGradient: sequenceGradient, finalCellGradient: finalCellGradient,
+                gradients: gradients, inputGradient: inputGradient, initialStateGradient: initialStateGradient, workspace: workspace))
     }
 
     @_specialize(where S == Float)

@@ -42,16 +42,18 @@ struct ReferenceForwardPass<S: BLASScalar>: CellPass {
                     for k in 0..<H { r += previousForU[k] * U[k * GH + j] }
                     recurrent[j] = r
                 }
-                cell.referenceForward(ReferenceForwardStep(
-                    units: H, input: input, recurrent: recurrent, previous: previous.state, previousForU: previousForU,
-                    previousCell: previous.cell, recurrentKernel: U, gates: tape.gates + row * GH, state: tape.states + row * H,
-                    cellState: tape.cellStates.map { $0 + row * H }, auxiliary: tape.auxiliary.map { $0 + row * H }))
+                cell.referenceForward(
+                    ReferenceForwardStep(
+                        units: H, input: input, recurrent: recurrent, previous: previous.state, previousForU: previousForU,
+                        previousCell: previous.cell, recurrentKernel: U, gates: tape.gates + row * GH, state: tape.states + row * H,
+                        cellState: tape.cellStates.map { $0 + row * H }, auxiliary: tape.auxiliary.map { $0 + row * H }))
             }
         }
     }
 
     /// Sample b's `h_{t−1}` and `c_{t−1}` (the initial state's, or zeros, at t = 0).
-    private func referencePrevious(_ t: Int, _ b: Int, zeros: UnsafeMutablePointer<S>) -> (state: UnsafePointer<S>, cell: UnsafePointer<S>) {
+    private func referencePrevious(_ t: Int, _ b: Int, zeros: UnsafeMutablePointer<S>) -> (state: UnsafePointer<S>, cell: UnsafePointer<S>)
+    {
         referencePreviousState(t, b, tape: tape, initialState: initialState, dimensions: dimensions, zeros: zeros)
     }
 }

@@ -72,8 +72,9 @@ public struct RNNDimensions: Equatable, Sendable {
     public var units: Int
 
     public init(batch: Int, steps: Int, inputs: Int, units: Int) {
-        precondition(batch > 0 && steps > 0 && inputs > 0 && units > 0,
-                     "RNN dimensions must be positive: B \(batch), T \(steps), D \(inputs), H \(units)")
+        precondition(
+            batch > 0 && steps > 0 && inputs > 0 && units > 0,
+            "RNN dimensions must be positive: B \(batch), T \(steps), D \(inputs), H \(units)")
         self.batch = batch
         self.steps = steps
         self.inputs = inputs
