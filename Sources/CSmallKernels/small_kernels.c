@@ -111,65 +111,96 @@ static inline void tail_rows(const long rows, const long vectors, const long par
         }
 }
 
+// Rows a0..a3 (rows i..i+3 of op(A)) of C = op(A)·B: two vectors wide while more than 8 columns
+// remain, then one.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void four_rows(long n, long full, __m256i tail, long k, float alpha, const float *a0, long rowStride,
+                             long depthStride, const float *b, long ldb, float beta, float *c, long ldc, const epilogue *e,
+                             const int kind) {
+    const float *a1 = a0 + rowStride, *a2 = a1 + rowStride, *a3 = a2 + rowStride;
+    long j = 0;
+    // Two vectors wide while more than 8 columns remain; the second may be the ragged one.
+    for (; j + 8 < n; j += 16) {
+        int partial = j + 8 >= full;
+        __m256i mask = partial ? tail : FULL_MASK;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        const float *bp = b + j;
+        long offset = 0;
+        for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
+            __m256 bv = _mm256_loadu_ps(bp);
+            __m256 bw = _mm256_maskload_ps(bp + 8, mask);
+            __m256 x0 = _mm256_broadcast_ss(a0 + offset), x1 = _mm256_broadcast_ss(a1 + offset);
+            __m256 x2 = _mm256_broadcast_ss(a2 + offset), x3 = _mm256_broadcast_ss(a3 + offset);
+            c0 = _mm256_fmadd_ps(x0, bv, c0); d0 = _mm256_fmadd_ps(x0, bw, d0);
+            c1 = _mm256_fmadd_ps(x1, bv, c1); d1 = _mm256_fmadd_ps(x1, bw, d1);
+            c2 = _mm256_fmadd_ps(x2, bv, c2); d2 = _mm256_fmadd_ps(x2, bw, d2);
+            c3 = _mm256_fmadd_ps(x3, bv, c3); d3 = _mm256_fmadd_ps(x3, bw, d3);
+        }
+        float *row = c + j;
+        finish_kind(kind, c0, row, alpha, beta, 0, FULL_MASK, e);
+        finish_kind(kind, d0, row + 8, alpha, beta, partial, mask, e);
+        finish_kind(kind, c1, row + ldc, alpha, beta, 0, FULL_MASK, e);
+        finish_kind(kind, d1, row + ldc + 8, alpha, beta, partial, mask, e);
+        finish_kind(kind, c2, row + 2 * ldc, alpha, beta, 0, FULL_MASK, e);
+        finish_kind(kind, d2, row + 2 * ldc + 8, alpha, beta, partial, mask, e);
+        finish_kind(kind, c3, row + 3 * ldc, alpha, beta, 0, FULL_MASK, e);
+        finish_kind(kind, d3, row + 3 * ldc + 8, alpha, beta, partial, mask, e);
+    }
+    for (; j < n; j += 8) {
+        int partial = j >= full;
+        __m256i mask = partial ? tail : FULL_MASK;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        const float *bp = b + j;
+        long offset = 0;
+        for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
+            __m256 bv = _mm256_maskload_ps(bp, mask);
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), bv, c0);
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + offset), bv, c1);
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + offset), bv, c2);
+            c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + offset), bv, c3);
+        }
+        float *row = c + j;
+        finish_kind(kind, c0, row, alpha, beta, partial, mask, e);
+        finish_kind(kind, c1, row + ldc, alpha, beta, partial, mask, e);
+        finish_kind(kind, c2, row + 2 * ldc, alpha, beta, partial, mask, e);
+        finish_kind(kind, c3, row + 3 * ldc, alpha, beta, partial, mask, e);
+    }
+}
+
+// One row of C, with four partial sums over alternate steps of k, so that a long k (a weight
+// gradient's sum over every sample and step) is not one chain of dependent multiply-adds.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void one_row(long n, long full, __m256i tail, long k, float alpha, const float *a0, long depthStride,
+                           const float *b, long ldb, float beta, float *c, const epilogue *e, const int kind) {
+    for (long j = 0; j < n; j += 8) {
+        int partial = j >= full;
+        __m256i mask = partial ? tail : FULL_MASK;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const float *bp = b + j;
+        long offset = 0, kk = 0;
+        for (; kk + 4 <= k; kk += 4, bp += 4 * ldb, offset += 4 * depthStride) {
+            s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
+            s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + depthStride), _mm256_maskload_ps(bp + ldb, mask), s1);
+            s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 2 * depthStride), _mm256_maskload_ps(bp + 2 * ldb, mask), s2);
+            s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 3 * depthStride), _mm256_maskload_ps(bp + 3 * ldb, mask), s3);
+        }
+        for (; kk < k; kk++, bp += ldb, offset += depthStride) {
+            s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
+        }
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+        finish_kind(kind, sum, c + j, alpha, beta, partial, mask, e);
+    }
+}
+
 __attribute__((target("avx2,fma"), always_inline))
 static inline void blocked_body(long m, long n, long k, float alpha, const float *a, long rowStride, long depthStride,
                                 const float *b, long ldb, float beta, float *c, long ldc, const epilogue *e, const int kind) {
     long full = n & ~7L, rem = n - full;
     __m256i tail = rnnkit_first_lanes(rem);
     long i = 0;
-    for (; i + 4 <= m; i += 4) {
-        const float *a0 = a + i * rowStride, *a1 = a0 + rowStride, *a2 = a1 + rowStride, *a3 = a2 + rowStride;
-        long j = 0;
-        // Two vectors wide while more than 8 columns remain; the second may be the ragged one.
-        for (; j + 8 < n; j += 16) {
-            int partial = j + 8 >= full;
-            __m256i mask = partial ? tail : FULL_MASK;
-            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
-            const float *bp = b + j;
-            long offset = 0;
-            for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
-                __m256 bv = _mm256_loadu_ps(bp);
-                __m256 bw = _mm256_maskload_ps(bp + 8, mask);
-                __m256 x0 = _mm256_broadcast_ss(a0 + offset), x1 = _mm256_broadcast_ss(a1 + offset);
-                __m256 x2 = _mm256_broadcast_ss(a2 + offset), x3 = _mm256_broadcast_ss(a3 + offset);
-                c0 = _mm256_fmadd_ps(x0, bv, c0); d0 = _mm256_fmadd_ps(x0, bw, d0);
-                c1 = _mm256_fmadd_ps(x1, bv, c1); d1 = _mm256_fmadd_ps(x1, bw, d1);
-                c2 = _mm256_fmadd_ps(x2, bv, c2); d2 = _mm256_fmadd_ps(x2, bw, d2);
-                c3 = _mm256_fmadd_ps(x3, bv, c3); d3 = _mm256_fmadd_ps(x3, bw, d3);
-            }
-            float *row = c + i * ldc + j;
-            finish_kind(kind, c0, row, alpha, beta, 0, FULL_MASK, e);
-            finish_kind(kind, d0, row + 8, alpha, beta, partial, mask, e);
-            finish_kind(kind, c1, row + ldc, alpha, beta, 0, FULL_MASK, e);
-            finish_kind(kind, d1, row + ldc + 8, alpha, beta, partial, mask, e);
-            finish_kind(kind, c2, row + 2 * ldc, alpha, beta, 0, FULL_MASK, e);
-            finish_kind(kind, d2, row + 2 * ldc + 8, alpha, beta, partial, mask, e);
-            finish_kind(kind, c3, row + 3 * ldc, alpha, beta, 0, FULL_MASK, e);
-            finish_kind(kind, d3, row + 3 * ldc + 8, alpha, beta, partial, mask, e);
-        }
-        for (; j < n; j += 8) {
-            int partial = j >= full;
-            __m256i mask = partial ? tail : FULL_MASK;
-            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            const float *bp = b + j;
-            long offset = 0;
-            for (long kk = 0; kk < k; kk++, bp += ldb, offset += depthStride) {
-                __m256 bv = _mm256_maskload_ps(bp, mask);
-                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), bv, c0);
-                c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + offset), bv, c1);
-                c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + offset), bv, c2);
-                c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + offset), bv, c3);
-            }
-            float *row = c + i * ldc + j;
-            finish_kind(kind, c0, row, alpha, beta, partial, mask, e);
-            finish_kind(kind, c1, row + ldc, alpha, beta, partial, mask, e);
-            finish_kind(kind, c2, row + 2 * ldc, alpha, beta, partial, mask, e);
-            finish_kind(kind, c3, row + 3 * ldc, alpha, beta, partial, mask, e);
-        }
-    }
-    // The last m % 4 rows: together when n ≤ 16 (tail_rows), else one at a time, with four partial
-    // sums over alternate steps of k, so that a long k (a weight gradient's sum over every sample
-    // and step) is not one chain of dependent multiply-adds waiting on each other's latency.
+    for (; i + 4 <= m; i += 4)
+        four_rows(n, full, tail, k, alpha, a + i * rowStride, rowStride, depthStride, b, ldb, beta, c + i * ldc, ldc, e, kind);
+    // The last m % 4 rows: together when n ≤ 16 (tail_rows), else one at a time (one_row).
     if (i < m && n <= 16) {
         const float *rest = a + i * rowStride;
         float *target = c + i * ldc;
@@ -185,27 +216,7 @@ static inline void blocked_body(long m, long n, long k, float alpha, const float
         }
         return;
     }
-    for (; i < m; i++) {
-        const float *a0 = a + i * rowStride;
-        for (long j = 0; j < n; j += 8) {
-            int partial = j >= full;
-            __m256i mask = partial ? tail : FULL_MASK;
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            const float *bp = b + j;
-            long offset = 0, kk = 0;
-            for (; kk + 4 <= k; kk += 4, bp += 4 * ldb, offset += 4 * depthStride) {
-                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
-                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + depthStride), _mm256_maskload_ps(bp + ldb, mask), s1);
-                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 2 * depthStride), _mm256_maskload_ps(bp + 2 * ldb, mask), s2);
-                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset + 3 * depthStride), _mm256_maskload_ps(bp + 3 * ldb, mask), s3);
-            }
-            for (; kk < k; kk++, bp += ldb, offset += depthStride) {
-                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + offset), _mm256_maskload_ps(bp, mask), s0);
-            }
-            __m256 sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-            finish_kind(kind, sum, c + i * ldc + j, alpha, beta, partial, mask, e);
-        }
-    }
+    for (; i < m; i++) one_row(n, full, tail, k, alpha, a + i * rowStride, depthStride, b, ldb, beta, c + i * ldc, e, kind);
 }
 
 __attribute__((target("avx2,fma")))
