@@ -60,13 +60,21 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// state (Keras's `zero_output_for_mask`; `Bidirectional` sets it, as Keras's does).
     public var zeroOutputForMask = false
 
-    // Encoder–decoder use: Keras's `initial_state` and `return_state`.
-    private var initialState: RecurrentState<Scalar>?
-    private var finalCellGradient: UnsafePointer<Scalar>?
-    private var stateGradient = Buffer<Scalar>(count: 0) // d loss / d h_0, then d c_0 (LSTM)
+    // Encoder–decoder use: Keras's `initial_state` and `return_state`, shared with the replicas.
+    private var states = SharedRecurrentStates<Scalar>()
     /// Whether `backward` computes d loss / d the initial state (see `initialStateGradient`).
-    /// Set before `reserve`.
-    public var computesInitialStateGradient = false
+    /// Set before `reserve` (in a model: before its first batch, or its `reserve`); it holds for
+    /// the layer's replicas too, whenever it is set.
+    public var computesInitialStateGradient: Bool {
+        get { states.computesInitialStateGradient }
+        set { states.computesInitialStateGradient = newValue }
+    }
+    /// Where the next forward pass's samples lie in the whole batch (`setShard`), used once; and
+    /// where the last one's did: `shardOffset` its first sample's row, `wholeBatch` the batch's samples.
+    private var nextShard: (offset: Int, batch: Int)?
+    private var shardOffset = 0, wholeBatch = 0
+    /// Whether the last forward pass ran one shard of a larger batch.
+    private var sharded: Bool { shardOffset != 0 || wholeBatch != lastBatch }
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
@@ -141,8 +149,26 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         copy.inputDropout = inputDropout.replica()
         copy.recurrentDropoutMask = recurrentDropoutMask.replica()
         copy.zeroOutputForMask = zeroOutputForMask
+        // The same initial state, final cell gradient and initial-state gradient buffer, set or
+        // read on this layer whenever: each replica uses its shard's rows (`setShard`).
+        copy.states = states
         copy.name = name
         return copy
+    }
+
+    /// The next forward pass (and its backward pass) runs the samples from `offset` of a batch
+    /// of `batch` samples, whose other shards other replicas of this layer run: it reads those
+    /// rows of the initial state and of the final cell gradient, writes those of the initial
+    /// state's gradient, and copies its final state into those rows of `finalState`. A model sets
+    /// it before each sharded pass, after `reserveSharedStates`; without it a pass is the whole batch.
+    func setShard(offset: Int, of batch: Int) { nextShard = (offset, batch) }
+
+    /// Sizes what this layer shares with its replicas (the whole batch's initial-state gradient
+    /// and final state) for batches of up to `batchCapacity` samples in all.
+    func reserveSharedStates(batchCapacity: Int) {
+        let count = 2 * batchCapacity * units
+        if computesInitialStateGradient, states.gradient.count < count { states.gradient = Buffer(count: count) }
+        if states.finalState.count < count { states.finalState = Buffer(count: count) }
     }
 
     /// An unbuilt layer with the same settings, reading the sequence the other way when
@@ -160,30 +186,50 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// Starts the next forward pass from `h` (and, for LSTM, `c`), `[B, H]` each, instead of zeros
     /// (Keras's `initial_state`): an encoder's `finalState`, say. The memory must stay unchanged
     /// until the backward pass; nil starts from zeros again.
+    ///
+    /// In a model with several `workers`, `B` is the whole batch (each batch of a pass over a
+    /// dataset), and each worker's replica of the layer starts its shard of the batch from its rows.
     public func setInitialState(h: UnsafePointer<Scalar>?, c: UnsafePointer<Scalar>? = nil) {
         precondition(c == nil || h != nil, "an initial cell state needs an initial state h")
         if case .lstm = cell {} else { precondition(c == nil, "only an LSTM has a cell state") }
-        initialState = h.map { RecurrentState(h: $0, c: c) }
+        states.initialState = h.map { RecurrentState(h: $0, c: c) }
     }
 
     /// The state after the last step of the last forward pass (Keras's `return_state`): `h_T` `[B, H]`
     /// and, for LSTM, `c_T`. Valid until the next forward pass.
+    ///
+    /// In a model with several `workers`, the whole batch's: each replica copies its shard's rows
+    /// in (with a reducer across processes, only this process's share of the rows is written).
     public var finalState: (h: UnsafePointer<Scalar>, c: UnsafePointer<Scalar>?) {
+        if sharded {
+            let h = states.finalState.pointer
+            return (UnsafePointer(h), cell.gates == 4 ? UnsafePointer(h + wholeBatch * units) : nil)
+        }
         let tape = RecurrentTape(cell, dimensions(max(lastBatch, 1)), memory: self.tape.pointer)
         let last = (steps - 1) * lastBatch * units
         return (UnsafePointer(tape.states + last), tape.cellStates.map { UnsafePointer($0 + last) })
     }
 
     /// For the next backward pass, d loss / d `c_T` from a layer `finalState.c` started (LSTM; nil
-    /// for none). d loss / d `h_T` enters through the output gradient (`h_T` is the last output).
-    public func setFinalCellGradient(_ gradient: UnsafePointer<Scalar>?) { finalCellGradient = gradient }
+    /// for none), `[B, H]`. d loss / d `h_T` enters through the output gradient (`h_T` is the last
+    /// output). In a model with several `workers`, `B` is the whole batch, each replica reading its rows.
+    public func setFinalCellGradient(_ gradient: UnsafePointer<Scalar>?) { states.finalCellGradient = gradient }
 
     /// After a backward pass with `computesInitialStateGradient`: d loss / d `h_0` (and `c_0`), `[B, H]`.
+    /// In a model with several `workers`, the whole batch's: each replica writes its shard's rows
+    /// (with a reducer across processes, only this process's share of the rows).
     public var initialStateGradient: (h: UnsafePointer<Scalar>, c: UnsafePointer<Scalar>?)? {
         guard computesInitialStateGradient else { return nil }
-        let count = lastBatch * units
-        if case .lstm = cell { return (UnsafePointer(stateGradient.pointer), UnsafePointer(stateGradient.pointer + count)) }
-        return (UnsafePointer(stateGradient.pointer), nil)
+        let count = wholeBatch * units, h = states.gradient.pointer
+        if case .lstm = cell { return (UnsafePointer(h), UnsafePointer(h + count)) }
+        return (UnsafePointer(h), nil)
+    }
+
+    /// This pass's rows of the initial state.
+    private var shardInitialState: RecurrentState<Scalar>? {
+        guard let state = states.initialState else { return nil }
+        let rows = shardOffset * units
+        return RecurrentState(h: state.h + rows, c: state.c.map { $0 + rows })
     }
 
     /// Sets the mask of the sequences the next forward pass reads (`[T, B]` time-major, 0 at masked
@@ -223,8 +269,8 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             recurrentDropoutMask.reserve(batchCapacity * units)
         }
         if goBackwards, reversedMask.count < steps * batchCapacity { reversedMask = Buffer(count: steps * batchCapacity) }
-        if computesInitialStateGradient, stateGradient.count < 2 * batchCapacity * units {
-            stateGradient = Buffer(count: 2 * batchCapacity * units)
+        if computesInitialStateGradient, states.gradient.count < 2 * batchCapacity * units {
+            states.gradient = Buffer(count: 2 * batchCapacity * units)
         }
         if zeroOutputForMask, returnSequences, maskedOutput.count < steps * batchCapacity * units {
             maskedOutput = Buffer(count: steps * batchCapacity * units)
@@ -309,12 +355,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
                 mask = UnsafePointer(reversedMask.pointer)
             }
         }
+        (shardOffset, wholeBatch) = nextShard ?? (0, batchSize)
+        nextShard = nil
+        precondition(
+            shardOffset >= 0 && shardOffset + batchSize <= wholeBatch,
+            "shard of \(batchSize) from \(shardOffset) outside a batch of \(wholeBatch)")
         backend.recurrentForward(
-            cell, dims, x: input, weights: weights, mask: mask, initialState: initialState, tape: tape,
+            cell, dims, x: input, weights: weights, mask: mask, initialState: shardInitialState, tape: tape,
             workspace: workspace.pointer)
         lastInput = input
         lastBatch = batchSize
         lastMask = mask
+        if sharded { gatherFinalState(tape, batchSize: batchSize) }
         if returnSequences, zeroOutputForMask, let mask {
             zeroMaskedRows(tape.states, into: maskedOutput.pointer, mask: mask, batchSize: batchSize)
             return UnsafePointer(maskedOutput.pointer)
@@ -322,8 +374,19 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         return UnsafePointer(returnSequences ? tape.states : tape.states + (steps - 1) * batchSize * units)
     }
 
+    /// Copies this shard's final state into its rows of the whole batch's (`finalState`).
+    private func gatherFinalState(_ tape: RecurrentTape<Scalar>, batchSize: Int) {
+        precondition(states.finalState.count >= 2 * wholeBatch * units, "reserve \(name)'s shared states for a batch of \(wholeBatch)")
+        let last = (steps - 1) * batchSize * units, rows = shardOffset * units, count = batchSize * units
+        (states.finalState.pointer + rows).update(from: tape.states + last, count: count)
+        if let cellStates = tape.cellStates {
+            (states.finalState.pointer + wholeBatch * units + rows).update(from: cellStates + last, count: count)
+        }
+    }
+
     /// Every state of the last forward pass, batch-major as Keras returns sequences:
-    /// `[batch, steps, units]` (a copy, for inspection and tests).
+    /// `[batch, steps, units]` (a copy, for inspection and tests). In a model with several
+    /// `workers`, only the first shard's samples.
     public func lastStateSequence() -> Tensor<Scalar> {
         let states = RecurrentTape(cell, dimensions(max(lastBatch, 1)), memory: tape.pointer).states
         var result = Tensor<Scalar>(shape: [lastBatch, steps, units])
@@ -355,15 +418,17 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             outputGradient = UnsafePointer(maskedGradient.pointer)
         }
         precondition(
-            !computesInitialStateGradient || stateGradient.count >= 2 * batchSize * units,
+            !computesInitialStateGradient || states.gradient.count >= 2 * wholeBatch * units,
             "reserve \(name) after setting computesInitialStateGradient")
+        // This shard's rows of the whole batch's initial-state gradient [B, H] (then c's).
+        let rows = shardOffset * units, gradient = states.gradient.pointer
         let initialGradient =
             computesInitialStateGradient
-            ? RecurrentStateGradient(h: stateGradient.pointer, c: cell.gates == 4 ? stateGradient.pointer + batchSize * units : nil) : nil
+            ? RecurrentStateGradient(h: gradient + rows, c: cell.gates == 4 ? gradient + wholeBatch * units + rows : nil) : nil
         backend.recurrentBackward(
-            cell, dims, x: input, weights: weights, mask: lastMask, initialState: initialState,
+            cell, dims, x: input, weights: weights, mask: lastMask, initialState: shardInitialState,
             tape: tape(dims), stateGradient: outputGradient, sequenceGradient: returnSequences,
-            finalCellGradient: finalCellGradient,
+            finalCellGradient: states.finalCellGradient.map { $0 + rows },
             gradients: RecurrentGradients(
                 kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
                 bias: bias.gradient.pointer),
@@ -376,6 +441,18 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         }
         return inputGradient.map { UnsafePointer($0.pointer) }
     }
+}
+
+/// What a recurrent layer shares with its replicas for encoder–decoder use, all for the whole
+/// batch `[B, H]`: the initial state and final cell gradient set on the layer, and the buffers
+/// each replica writes its shard's rows of the initial state's gradient and final state into
+/// (disjoint rows, so the shards run at once).
+final class SharedRecurrentStates<Scalar: BLASScalar> {
+    var initialState: RecurrentState<Scalar>?
+    var finalCellGradient: UnsafePointer<Scalar>?
+    var computesInitialStateGradient = false
+    var gradient = Buffer<Scalar>(count: 0) // d loss / d h_0, then d c_0 (LSTM)
+    var finalState = Buffer<Scalar>(count: 0) // a sharded pass's h_T, then c_T (LSTM)
 }
 
 /// Keras's `SimpleRNN`: `h_t = f(x_t · W + h_{t−1} · U + b)` with `h_0 = 0`.

@@ -25,6 +25,13 @@ final class Replica<Scalar: BLASScalar> {
 
     init(layers: [any Layer<Scalar>], arena: ParameterArena<Scalar>, inputShape: FeatureShape) {
         self.layers = layers
+        recurrentLayers = layers.flatMap { layer -> [RecurrentLayer<Scalar>] in
+            switch layer {
+            case let recurrent as RecurrentLayer<Scalar>: [recurrent]
+            case let bidirectional as Bidirectional<Scalar>: [bidirectional.forwardLayer, bidirectional.backwardLayer]
+            default: []
+            }
+        }
         maskRoles = layers.map { MaskRole($0) }
         firstTrainable = layers.firstIndex { !$0.parameters.isEmpty } ?? layers.count
         masked = maskRoles.contains { if case .source = $0 { return true } else { return false } }
@@ -32,6 +39,16 @@ final class Replica<Scalar: BLASScalar> {
         self.denseHead = RNNKit.denseHead(layers.last)
         self.outputShape = layers.last!.outputShape
         self.inputShape = inputShape
+    }
+
+    /// The recurrent layers (also inside `Bidirectional`), which read and write their rows of
+    /// the whole batch's initial and final states (`setShard`).
+    private let recurrentLayers: [RecurrentLayer<Scalar>]
+
+    /// The next pass runs samples `offset..<offset + count` of a batch of `batch` samples: the
+    /// recurrent layers use those rows of the states they share with the other replicas'.
+    func setShard(offset: Int, of batch: Int) {
+        for layer in recurrentLayers { layer.setShard(offset: offset, of: batch) }
     }
 
     /// The first layer with weights: the backward pass ends there, and only the layers after it
@@ -71,7 +88,9 @@ final class Replica<Scalar: BLASScalar> {
         self.entry = entry
     }
 
-    func reserve(_ newCapacity: Int, backend: any Backend) {
+    /// Sizes the buffers for shards of up to `newCapacity` samples of batches of up to `batchCapacity`.
+    func reserve(_ newCapacity: Int, batchCapacity: Int, backend: any Backend) {
+        for layer in recurrentLayers { layer.reserveSharedStates(batchCapacity: batchCapacity) }
         guard newCapacity > capacity else { return }
         capacity = newCapacity
         for (i, layer) in layers.enumerated() {

@@ -50,6 +50,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// most: OpenBLAS cannot split their tiny GEMMs across cores, but the shards of a batch run
     /// side by side. Keep OpenBLAS at one thread when using more than one worker
     /// (`BLASConfiguration.threads = 1`), so the two kinds of threads do not compete.
+    /// A recurrent layer's encoder–decoder states (`setInitialState`, `setFinalCellGradient`,
+    /// `finalState`, `initialStateGradient`) stay the whole batch's: each worker's replica of the
+    /// layer reads and writes its shard's rows of them.
     public var workers: Int = 1 {
         didSet {
             precondition(workers >= 1, "workers must be 1 or more, not \(workers)")
@@ -152,7 +155,7 @@ public final class Sequential<Scalar: BLASScalar> {
         guard batchCapacity > capacity else { return }
         capacity = batchCapacity
         let perShard = (batchCapacity + workers - 1) / workers
-        for replica in replicas { replica.reserve(perShard, backend: backend) }
+        for replica in replicas { replica.reserve(perShard, batchCapacity: batchCapacity, backend: backend) }
         indexBuffer = Buffer(count: batchCapacity)
     }
 
@@ -311,6 +314,7 @@ public final class Sequential<Scalar: BLASScalar> {
             let part = shard(i, of: count, batchSize: share.count)
             let samples = (share.lowerBound + part.lowerBound)..<(share.lowerBound + part.upperBound)
             load(replicas[i], samples)
+            replicas[i].setShard(offset: samples.lowerBound, of: batchSize)
             replicas[i].run(batchSize: samples.count, gradientScale: scale, backend: backend)
         }
         for i in 0..<count { shardFigures[i] = replicas[i].figures }
@@ -420,6 +424,7 @@ public final class Sequential<Scalar: BLASScalar> {
                 replica.predict(x: x, batchSize: batchSize, backend: backend)
             } else {
                 replica.pack(x: x, labels: nil, targets: nil, batch: batchSize, start: samples.lowerBound, count: samples.count)
+                replica.setShard(offset: samples.lowerBound, of: batchSize)
                 replica.predict(batchSize: samples.count, backend: backend)
             }
             replica.copyOutputBatchMajor(to: output + samples.lowerBound * perSample)
@@ -466,6 +471,7 @@ public final class Sequential<Scalar: BLASScalar> {
                     let replica = replicas[i]
                     replica.gather(
                         data, indices: UnsafeBufferPointer(start: indexBuffer.pointer + samples.lowerBound, count: samples.count))
+                    replica.setShard(offset: samples.lowerBound, of: size)
                     if withLoss {
                         replica.run(batchSize: samples.count, gradientScale: nil, backend: backend)
                     } else {
