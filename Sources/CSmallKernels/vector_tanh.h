@@ -9,7 +9,7 @@
 #include <immintrin.h>
 #include "kernel_shapes.h"
 
-// tanh as the [13/6] rational approximation Eigen uses (the engine's fastTanh, to 2 ulp), in 17
+// tanh as the [13/6] rational approximation Eigen uses (to a few ulp), in 17
 // vector operations instead of 23: min/max for the clamp, and c · (P(c²) · 1/Q(c²)) instead of
 // (c · P(c²)) / Q(c²) with a branch for small c. P/Q is close to 1 near 0, so the product keeps
 // full relative accuracy down to the subnormals without the branch (which was there because
