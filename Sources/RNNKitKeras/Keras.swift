@@ -237,6 +237,7 @@ public enum Keras {
     }
 }
 
+/// Keras's weights files for a model built in Swift: `.weights.h5` in and out.
 extension Sequential {
     /// Loads weights from a Keras `.weights.h5` file (or the weights inside a `.keras` file) into
     /// this model, built in Swift with the same layers; and, given the model's optimiser, its

@@ -13,6 +13,7 @@
 /// Used from the thread that started MPI only (hence `@unchecked Sendable`: a `fit` stop closure
 /// may hold it, and is called on that thread).
 public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked Sendable {
+    /// The job whose ranks it sums over.
     public let world: MPIWorld
     /// Asked at each reduction whether this rank wants training to stop (a Ctrl-C or SIGTERM it
     /// received); the answers travel in the figures' all-reduce, so stopping costs no extra call.
@@ -23,15 +24,21 @@ public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked S
     /// The figures as doubles, for their all-reduce: kept so that a step allocates nothing.
     private let figureBuffer = UnsafeMutablePointer<Double>.allocate(capacity: 9)
 
+    /// A reducer over every rank of `world`; every rank makes one and sets it as its model's `reducer`.
     public init(world: MPIWorld) {
         self.world = world
     }
 
     deinit { figureBuffer.deallocate() }
 
+    /// The ranks of the job (`world.size`), which share each batch.
     public var processCount: Int { world.size }
+    /// This rank (`world.rank`), which takes share `processIndex` of each batch.
     public var processIndex: Int { world.rank }
 
+    /// Sums this rank's shards into `gradients[0]`, then every rank's in one all-reduce, and the figures in another;
+    /// `finite` is judged on the sums, so every rank reaches the same verdict. A collective call.
+    /// - Throws: `MPIError` when an all-reduce fails.
     public func reduce(gradients: [UnsafeMutablePointer<Scalar>], figures: [BatchFigures], shards: Int, count: Int) throws -> BatchFigures {
         let local = InProcessReducer.sumShards(gradients: gradients, figures: figures, shards: shards, count: count)
         try world.allReduceSum(gradients[0], count: count)
@@ -41,6 +48,9 @@ public final class MPIReducer<Scalar: BLASScalar>: GradientReducer, @unchecked S
         return total
     }
 
+    /// The figures summed over every rank (one all-reduce), carrying each rank's stop request with them.
+    /// A collective call.
+    /// - Throws: `MPIError` when the all-reduce fails.
     public func reduce(figures: BatchFigures) throws -> BatchFigures {
         figureBuffer[0] = figures.lossSum
         figureBuffer[1] = figures.correct

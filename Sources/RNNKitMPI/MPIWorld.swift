@@ -156,7 +156,9 @@ public final class MPIWorld: @unchecked Sendable {
 
 /// An MPI call failed.
 public struct MPIError: Error, CustomStringConvertible {
+    /// The MPI function that failed (`MPI_Allreduce`), or what RNNKit was doing when it found the problem.
     public let call: String
+    /// Why: the MPI library's own error string, or RNNKit's sentence.
     public let message: String
 
     init(call: String, message: String) {
@@ -171,5 +173,6 @@ public struct MPIError: Error, CustomStringConvertible {
         self.init(call: call, message: String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
+    /// `CALL failed: MESSAGE`.
     public var description: String { "\(call) failed: \(message)" }
 }

@@ -49,6 +49,7 @@ public struct WeightDivergence: Error, CustomStringConvertible {
     /// Every rank's checksum, in rank order.
     public let checksums: [UInt64]
 
+    /// One line naming the differing ranks and their checksums in hexadecimal, against rank 0's.
     public var description: String {
         let list = ranks.map { "rank \($0) (\(String(checksums[$0], radix: 16)))" }.joined(separator: ", ")
         return "the weights on \(list) differ from rank 0's (\(String(checksums[0], radix: 16))): the ranks diverged during training"

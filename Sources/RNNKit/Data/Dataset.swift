@@ -40,10 +40,14 @@ public struct ImageDataset: SequenceDataset, Sendable {
     private let storage: PixelStorage
     /// One label per image.
     public let labels: [UInt8]
+    /// Pixel rows per image: the steps of a sample.
     public let rows: Int
+    /// Pixels per row: the features of a step.
     public let columns: Int
     public let classCount: Int
 
+    /// Images of `rows × columns` bytes, image after image and row after row, one label each (10 classes by default).
+    ///
     /// - Precondition: `pixels.count == labels.count · rows · columns` and every label `< classCount`.
     public init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int = 10) {
         precondition(rows > 0 && columns > 0, "images must be at least 1×1")
@@ -94,10 +98,14 @@ public struct ImageDataset: SequenceDataset, Sendable {
 /// Samples held as a tensor `[N, steps, features]` (or `[N, features]`), batch-major as Keras
 /// takes them, with integer labels.
 public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
+    /// The samples, `[N, steps, features]` or `[N, features]`.
     public let inputs: Tensor<Scalar>
+    /// One class per sample, in `0..<classCount`.
     public let labels: [Int]
     public let classCount: Int
 
+    /// Samples `inputs` (batch-major, as Keras takes them) with their `labels`.
+    ///
     /// - Precondition: `inputs` is rank 2 or 3 with one sample per label; labels in `0..<classCount`.
     public init(inputs: Tensor<Scalar>, labels: [Int], classCount: Int) {
         precondition(inputs.shape.count == 2 || inputs.shape.count == 3, "inputs must be [N, steps, features] or [N, features]")

@@ -2,7 +2,9 @@ import Foundation
 
 /// The MNIST training and test sets from a folder of IDX files.
 public struct MNIST: Sendable {
+    /// The training set (`train-*`): 60,000 images of 28×28 in the canonical files.
     public let train: ImageDataset
+    /// The test set (`t10k-*`): 10,000 images of 28×28 in the canonical files.
     public let test: ImageDataset
 
     /// The four files' canonical names, without compression suffix.

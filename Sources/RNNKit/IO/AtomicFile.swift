@@ -7,8 +7,11 @@ import Foundation
 /// full disk, a read-only mount, no permission, a file where a folder should be): the caller
 /// fixes the file system, and there is no format to name.
 public struct FileWriteError: Error, CustomStringConvertible, Equatable {
+    /// The file or folder that could not be written.
     public let path: String
+    /// Why: the system's reason (`No space left on device`) or a sentence that follows the path.
     public let reason: String
+    /// `cannot write PATH: REASON`.
     public var description: String { "cannot write \(path): \(reason)" }
 
     /// `path` and why it cannot be written (the system's reason, or a sentence that follows the path).

@@ -34,15 +34,18 @@ public struct FileFormatError: Error, CustomStringConvertible, Equatable, Sendab
     /// The file's path (and the member inside a `.keras` zip where that matters:
     /// `model.keras: config.json`); nil for bytes that came from no file.
     public let file: String?
+    /// Which reader refused the file.
     public let format: Format
     /// What is wrong, to follow the path in a sentence.
     public let reason: String
 
+    /// A refusal by `format`'s reader: `reason` follows `file`'s path in a sentence; `file` nil for bytes in memory.
     public init(file: String?, format: Format, reason: String) {
         self.file = file
         self.format = format
         self.reason = reason
     }
 
+    /// `file: reason`, or the reason alone when there is no file.
     public var description: String { file.map { "\($0): \(reason)" } ?? reason }
 }

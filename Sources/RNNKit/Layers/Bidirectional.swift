@@ -2,7 +2,10 @@
 /// spellings (`concat`, `sum`, `mul`, `ave`) are the raw values, as config.json and the trainer's
 /// `--bidirectional` write them. `concat` doubles the output's width; the others keep it.
 public enum MergeMode: String, Sendable, CaseIterable {
+    /// `concat` joins the two outputs along the features, forward first (`2H`); `sum` adds and `mul`
+    /// multiplies them elementwise (`H`).
     case concat, sum, mul
+    /// The elementwise mean of the two outputs (`H`); Keras's `ave`.
     case average = "ave"
 }
 
@@ -18,8 +21,11 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
     /// How the two directions' outputs combine (Keras's `merge_mode`); the same type whatever `Scalar`.
     public typealias MergeMode = RNNKit.MergeMode
 
+    /// The layer reading the sequence in its own direction (`bidirectional/forward_lstm`).
     public let forwardLayer: RecurrentLayer<Scalar>
+    /// The copy of the forward layer reading the other way (`bidirectional/backward_lstm`).
     public let backwardLayer: RecurrentLayer<Scalar>
+    /// How the two directions' outputs combine.
     public let mergeMode: MergeMode
 
     public var typeName: String { "Bidirectional" }
@@ -37,6 +43,8 @@ public final class Bidirectional<Scalar: BLASScalar>: Layer {
     private var lastBackward: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
+    /// Wraps `layer`, which becomes the forward direction, and makes the backward one.
+    ///
     /// - Parameters:
     ///   - layer: the forward layer (unbuilt); the backward one is a copy reading the other way.
     ///   - mergeMode: `concat` (Keras's default), `sum`, `mul` or `average`.

@@ -3,9 +3,13 @@
 /// Weights: `kernel` `V [inputs, units]`, `bias` `c [units]`. Input `[B, inputs]`, or a sequence
 /// `[T, B, inputs]`, which is treated as `T·B` rows (as Keras applies Dense to every step).
 public final class Dense<Scalar: BLASScalar>: Layer {
+    /// The output width (Keras's `units`).
     public let units: Int
+    /// `f`, applied to `x · V + c`.
     public let activation: Activation
+    /// How `kernel` is drawn when the layer is built.
     public let kernelInitializer: Initializer
+    /// How `bias` is drawn when the layer is built.
     public let biasInitializer: Initializer
 
     public var typeName: String { "Dense" }
@@ -25,6 +29,8 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
+    /// A layer of `units` outputs (at least one); by default linear, its kernel Glorot uniform and its bias zeros,
+    /// as Keras's.
     public init(
         units: Int, activation: Activation = .linear,
         kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros

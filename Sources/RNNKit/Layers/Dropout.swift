@@ -39,6 +39,7 @@ struct DropoutMask<Scalar: BLASScalar> {
 /// and the others scaled by `1 / (1 − rate)`; at inference the input passes unchanged.
 /// Any shape; the output has the input's.
 public final class Dropout<Scalar: BLASScalar>: Layer {
+    /// The fraction of inputs dropped while training, in [0, 1).
     public let rate: Double
     /// The seed the masks' stream started from.
     public var seed: UInt64 { mask.seed }
@@ -54,6 +55,8 @@ public final class Dropout<Scalar: BLASScalar>: Layer {
     private var output = Buffer<Scalar>(count: 0)
     private var inputGradient: Buffer<Scalar>?
 
+    /// A dropout layer; a rate outside [0, 1) is a precondition failure.
+    ///
     /// - Parameters:
     ///   - rate: the fraction of inputs dropped while training, in [0, 1).
     ///   - seed: the masks' stream, for reproducible runs.

@@ -21,6 +21,7 @@
 /// threads, each on its own shard of the batch: a replica shares the weights' values and has
 /// its own gradients and buffers.
 public protocol Layer<Scalar>: AnyObject {
+    /// The scalar type of its weights and buffers (`Float` or `Double`): the model's.
     associatedtype Scalar: BLASScalar
 
     /// The class name the summary prints (`SimpleRNN`, `Dense`).
@@ -109,6 +110,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// split of 1, a layer a file format cannot hold), said in a sentence.
     case invalidConfiguration(String)
 
+    /// The message a person reads: one line (the differences on lines of their own for `weightsMismatch`).
     public var description: String {
         switch self {
         case .incompatibleInput(let layer, let expected, let got):

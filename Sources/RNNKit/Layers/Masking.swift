@@ -6,6 +6,7 @@
 /// ends at the first recurrent layer that returns its last state only; when it reaches a sequence
 /// output, the loss and its accuracy count only the steps it keeps (as Keras's).
 public final class Masking<Scalar: BLASScalar>: Layer {
+    /// The value every feature of a step must equal for the step to be masked.
     public let maskValue: Double
     public var typeName: String { "Masking" }
     public var nameStem: String { "masking" }
@@ -19,6 +20,7 @@ public final class Masking<Scalar: BLASScalar>: Layer {
     private var inputGradient: Buffer<Scalar>?
     private var lastBatch = 0
 
+    /// A masking layer for steps whose features all equal `maskValue` (0 by default, as Keras's).
     public init(maskValue: Double = 0) {
         self.maskValue = maskValue
     }

@@ -9,8 +9,11 @@
 /// last step to its first, and a returned sequence stays in that processing order (as Keras's):
 /// the input is reversed into a buffer of the layer's, so the driver and both backends are unchanged.
 public class RecurrentLayer<Scalar: BLASScalar>: Layer {
+    /// How the cell computes: its kind, activations and, for GRU, `resetAfter`.
     public let cell: RecurrentCell
+    /// The size of the state `H` (Keras's `units`).
     public let units: Int
+    /// Output every step's state `[T, B, units]` (for stacking) rather than the last `[B, units]`.
     public let returnSequences: Bool
     /// Process the sequence from its last step to its first (Keras's `go_backwards`).
     public let goBackwards: Bool
@@ -23,8 +26,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public var recurrentDropout: Double { recurrentDropoutMask.rate }
     /// The seed of the dropout masks' stream (Keras's `seed`).
     public var seed: UInt64 { inputDropout.seed }
+    /// How `kernel` is drawn when the layer is built.
     public let kernelInitializer: Initializer
+    /// How `recurrent_kernel` is drawn when the layer is built.
     public let recurrentInitializer: Initializer
+    /// How `bias` is drawn when the layer is built.
     public let biasInitializer: Initializer
     /// LSTM only: start the forget gate's bias at 1 (Keras's `unit_forget_bias`).
     public let unitForgetBias: Bool
@@ -464,6 +470,8 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         return f
     }
 
+    /// A SimpleRNN layer with Keras's defaults; rates outside [0, 1) are a precondition failure.
+    ///
     /// - Parameters:
     ///   - units: the size of the state, at least 1.
     ///   - returnSequences: output every step's state (for stacking) or only the last.
@@ -498,6 +506,8 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 ///     [z_i z_f z_c z_o] = x_t · W + h_{t−1} · U + b
 ///     c_t = σ(z_f) ⊙ c_{t−1} + σ(z_i) ⊙ f(z_c);   h_t = σ(z_o) ⊙ f(c_t)
 public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
+    /// An LSTM layer with Keras's defaults; rates outside [0, 1) are a precondition failure.
+    ///
     /// - Parameters:
     ///   - units: the size of the state (h and c), at least 1.
     ///   - activation: `f` (Keras's default `tanh`).
@@ -536,7 +546,22 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
 /// `h̃ = f(x·W_h + b_h + r ⊙ (h_{t−1}·U_h + b′_h))`; without (older Keras files) it is
 /// `[3·units]` and `h̃ = f(x·W_h + (r ⊙ h_{t−1})·U_h + b_h)`.
 public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
-    /// - Parameters: dropout, recurrentDropout, seed: as `SimpleRNN`'s; one mask serves all three gates.
+    /// A GRU layer with Keras's defaults; rates outside [0, 1) are a precondition failure.
+    ///
+    /// - Parameters:
+    ///   - units: the size of the state, at least 1.
+    ///   - activation: `f`, of the candidate `h̃` (Keras's default `tanh`).
+    ///   - recurrentActivation: of the gates z and r (Keras's default `sigmoid`; `hardSigmoid` for older files).
+    ///   - resetAfter: apply the reset gate after the recurrent kernel, with the bias `[2, 3·units]`
+    ///     (Keras's default), or before it, with the bias `[3·units]` (older Keras files).
+    ///   - returnSequences: output every step's state (for stacking) or only the last.
+    ///   - goBackwards: read the sequence from its last step (Keras's `go_backwards`).
+    ///   - dropout: as `SimpleRNN`'s; one mask serves all three gates.
+    ///   - recurrentDropout: as `SimpleRNN`'s; one mask serves all three gates.
+    ///   - seed: starts the dropout masks' stream.
+    ///   - kernelInitializer: draws the input weights (Keras's default Glorot uniform).
+    ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
+    ///   - biasInitializer: draws the bias (Keras's default zeros).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,

@@ -6,6 +6,7 @@
 /// This names a layer for users and files; the engine's `RecurrentCell` (in Backends/) says how a
 /// cell computes (its activation, GRU's `resetAfter`) and is not for choosing a layer.
 public enum RecurrentCellKind: String, Sendable, CaseIterable {
+    /// `SimpleRNN` (`simple_rnn`), `LSTM` (`lstm`) and `GRU` (`gru`).
     case simpleRNN = "simple_rnn", lstm, gru
 
     /// Keras's class name: `SimpleRNN`, `LSTM`, `GRU` (the layers' `typeName`).

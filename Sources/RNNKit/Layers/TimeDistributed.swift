@@ -13,6 +13,7 @@ public final class TimeDistributed<Scalar: BLASScalar>: Layer {
     public var parameters: [Parameter<Scalar>] { layer.parameters }
     public var outputShape: FeatureShape { layer.outputShape }
 
+    /// Wraps `layer` (unbuilt), which takes the wrapper's name.
     public init(_ layer: Dense<Scalar>) {
         self.layer = layer
         layer.name = name

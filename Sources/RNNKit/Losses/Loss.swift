@@ -1,10 +1,12 @@
 /// What a model's last layer looks like to a loss: its output shape and, when it is a `Dense`,
 /// its activation (a loss fuses with a softmax or sigmoid head to differentiate through the logits).
 public struct LossHead: Sendable, Equatable {
+    /// The shape of one sample's output (the model's `outputShape`).
     public var outputShape: FeatureShape
     /// The activation of a `Dense` head; nil for any other layer.
     public var denseActivation: Activation?
 
+    /// A head of `outputShape`; `denseActivation` nil unless the last layer is a `Dense`.
     public init(outputShape: FeatureShape, denseActivation: Activation?) {
         self.outputShape = outputShape
         self.denseActivation = denseActivation
@@ -31,19 +33,26 @@ public enum LossGradientEntry: Sendable, Equatable {
 /// (`rows = rowsPerSample · samples`); `labels` (class indices, one per row) or `targets` (one per
 /// output element) as the loss's `targets` says.
 public struct LossBatch<S: BLASScalar> {
+    /// The head's outputs, `[rows, columns]`.
     public var outputs: UnsafePointer<S>
     /// The head's pre-activation, for fused losses.
     public var preActivations: UnsafePointer<S>?
+    /// One class index per row, `[rows]`, for a loss whose `targets` is `classIndices`; nil otherwise.
     public var labels: UnsafePointer<Int32>?
+    /// One target per output element, `[rows, columns]`, for a loss whose `targets` is `values`; nil otherwise.
     public var targets: UnsafePointer<S>?
+    /// Output rows in the batch: `rowsPerSample · samples`.
     public var rows: Int
+    /// Outputs per row: the head's width.
     public var columns: Int
+    /// Rows per sample: the steps of a sequence output, else 1.
     public var rowsPerSample: Int
     /// `[rows]`, 1 where a row counts and 0 where it is masked (a padded step of a sequence
     /// output), or nil when every row counts. Masked rows add nothing to the loss or the accuracy
     /// and get a zero gradient.
     public var mask: UnsafePointer<UInt8>?
 
+    /// A batch over the given buffers, which the caller keeps alive while the batch is used.
     public init(
         outputs: UnsafePointer<S>, preActivations: UnsafePointer<S>?, labels: UnsafePointer<Int32>?,
         targets: UnsafePointer<S>?, rows: Int, columns: Int, rowsPerSample: Int, mask: UnsafePointer<UInt8>? = nil
@@ -97,9 +106,11 @@ public struct BatchFigures: Sendable, Equatable {
     /// The sum over samples of each sample's loss (its mean over steps for sequence outputs);
     /// with `masked`, until normalised, the sum of the counted rows' losses.
     public var lossSum: Double = 0
-    /// Elements the accuracy metric counts as right, and how many it looked at.
+    /// Elements the accuracy metric counts as right.
     public var correct: Double = 0
+    /// Elements the accuracy metric looked at (0 for a loss without one).
     public var counted: Double = 0
+    /// Samples in the batch or shard.
     public var samples: Int = 0
     /// Whether the loss and every gradient of the step were finite.
     public var finite: Bool = true
@@ -107,8 +118,10 @@ public struct BatchFigures: Sendable, Equatable {
     public var invalidLabels: Int = 0
     /// Whether the loss was taken over a mask, and how many rows (sample steps) it counted.
     public var masked = false
+    /// With `masked`, the rows (sample steps) the mask kept, over which `lossSum` is summed.
     public var countedRows: Double = 0
 
+    /// Figures as given (by default an empty, finite total to add shards to), unmasked and with no invalid labels.
     public init(lossSum: Double = 0, correct: Double = 0, counted: Double = 0, samples: Int = 0, finite: Bool = true) {
         self.lossSum = lossSum
         self.correct = correct
@@ -228,12 +241,14 @@ extension ClassCrossEntropy {
 
 /// Keras's `categorical_crossentropy`, with class indices standing for the one-hot targets.
 public struct CategoricalCrossentropy: ClassCrossEntropy {
+    /// The loss; it has no settings.
     public init() {}
     public var name: String { "categorical_crossentropy" }
 }
 
 /// Keras's `sparse_categorical_crossentropy`: the same loss from integer labels.
 public struct SparseCategoricalCrossentropy: ClassCrossEntropy {
+    /// The loss; it has no settings.
     public init() {}
     public var name: String { "sparse_categorical_crossentropy" }
 }
@@ -242,6 +257,7 @@ public struct SparseCategoricalCrossentropy: ClassCrossEntropy {
 /// `binary_accuracy` (threshold 0.5). Fused with a sigmoid `Dense` head (computed from the
 /// logits); on any other head the outputs are read as probabilities.
 public struct BinaryCrossentropy: Loss {
+    /// The loss; it has no settings.
     public init() {}
     public var name: String { "binary_crossentropy" }
     public var targets: LossTargets { .values }
@@ -278,6 +294,7 @@ public struct BinaryCrossentropy: Loss {
 /// Keras's `mean_squared_error`: the mean over each row's outputs of `(y − t)²`. Any head; no
 /// accuracy metric.
 public struct MeanSquaredError: Loss {
+    /// The loss; it has no settings.
     public init() {}
     public var name: String { "mean_squared_error" }
     public var targets: LossTargets { .values }

@@ -11,7 +11,9 @@ public enum FitEvent: Sendable {
 
 /// `fit`'s settings, with Keras's defaults where Keras has them.
 public struct FitOptions: Sendable {
+    /// The number of passes over the training samples, counting any before `initialEpoch` (1 by default).
     public var epochs: Int
+    /// Samples per training step (32 by default, as Keras's); the last batch of an epoch may be smaller.
     public var batchSize: Int
     /// The last fraction of the data, before shuffling, that validates (Keras's `validation_split`).
     public var validationSplit: Double
@@ -29,6 +31,7 @@ public struct FitOptions: Sendable {
     /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly).
     public var stopRequested: (@Sendable () -> Bool)?
 
+    /// Settings with Keras's defaults: one epoch, batches of 32, no validation, shuffled, constant learning rate.
     public init(
         epochs: Int = 1, batchSize: Int = 32, validationSplit: Double = 0, shuffle: Bool = true, seed: UInt64 = 0,
         learningRateSchedule: LearningRateSchedule = .constant

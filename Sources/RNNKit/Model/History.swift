@@ -4,14 +4,19 @@ import Foundation
 /// `{"loss": [...], "categorical_accuracy": [...], "val_loss": [...], "val_categorical_accuracy": [...]}`
 /// (the `val_` keys only when there was validation data).
 public struct History: Equatable, Sendable, Codable {
+    /// The mean training loss of each epoch (`loss`).
     public var loss: [Double] = []
+    /// The training accuracy of each epoch (`categorical_accuracy`; NaN for a loss without one).
     public var categoricalAccuracy: [Double] = []
+    /// The validation loss of each epoch (`val_loss`); empty without validation data.
     public var valLoss: [Double] = []
+    /// The validation accuracy of each epoch (`val_categorical_accuracy`); empty without validation data.
     public var valCategoricalAccuracy: [Double] = []
     /// Seconds of training per epoch (batches only, validation excluded). Not part of Keras's
     /// history, so not encoded.
     public var epochSeconds: [Double] = []
 
+    /// An empty history, before any epoch.
     public init() {}
 
     /// The number of completed epochs.
@@ -35,6 +40,7 @@ public struct History: Equatable, Sendable, Codable {
         case valCategoricalAccuracy = "val_categorical_accuracy"
     }
 
+    /// Reads Keras's keys; a `null` is read as NaN, a missing key as no epochs.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         func values(_ key: CodingKeys) throws -> [Double] {

@@ -5,6 +5,7 @@
 public final class ParameterArena<Scalar: BLASScalar> {
     /// The parameters, in order; `offsets[i]` is where parameter `i` starts in both buffers.
     public let parameters: [Parameter<Scalar>]
+    /// Where each parameter starts in `values` and `gradients`, in scalars, in `parameters`' order.
     public let offsets: [Int]
     /// All weights, `count` scalars.
     public let values: Buffer<Scalar>

@@ -9,6 +9,7 @@
 /// the worker threads split a share), and the reduced gradient is that of the whole batch's mean
 /// loss, so every process applies the same optimiser step.
 public protocol GradientReducer<Scalar>: AnyObject {
+    /// The scalar type of the gradients it sums: the model's.
     associatedtype Scalar: BLASScalar
 
     /// How many processes share each batch (1 for the in-process sum).
@@ -35,6 +36,7 @@ extension GradientReducer {
 
 /// The sum over the shards of a batch computed in this process.
 public final class InProcessReducer<Scalar: BLASScalar>: GradientReducer {
+    /// The reducer every model starts with.
     public init() {}
 
     @_specialize(where Scalar == Float)

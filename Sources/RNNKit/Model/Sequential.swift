@@ -10,6 +10,7 @@ public struct Metrics: Equatable, Sendable {
     /// Samples counted.
     public var samples: Int
 
+    /// Figures as given: `loss` a mean per sample, `accuracy` a fraction (or NaN), over `samples` samples.
     public init(loss: Double, accuracy: Double, samples: Int) {
         self.loss = loss
         self.accuracy = accuracy
@@ -30,11 +31,15 @@ public struct Metrics: Equatable, Sendable {
 /// Inputs reach the model as `SequenceDataset`s, or as raw time-major batches through
 /// `trainStep(x:labels:batchSize:)` for callers who lay out their own batches.
 public final class Sequential<Scalar: BLASScalar> {
+    /// The model's name (`sequential` by default), as the summary and Keras files show it.
     public let name: String
+    /// The shape of one input sample, without the batch axis (Keras's `input_shape`).
     public let inputShape: FeatureShape
+    /// The layers in order, built and named (`simple_rnn`, `simple_rnn_1`, …).
     public let layers: [any Layer<Scalar>]
     /// Which arithmetic runs the layers. May be changed between batches.
     public var backend: any Backend
+    /// The optimiser `compile` chose; nil until then.
     public private(set) var optimizer: (any Optimizer<Scalar>)?
     /// The loss `compile` chose; nil until then (`predict` needs none).
     public private(set) var loss: (any Loss)?
@@ -535,6 +540,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// those after it; `history` holds the epochs that completed before.
     case interrupted(epoch: Int, step: Int, history: History)
 
+    /// One line: why training stopped, and where.
     public var description: String {
         switch self {
         case .interrupted(let epoch, let step, _):

@@ -7,6 +7,7 @@ import RealModule
 public final class Adam<Scalar: BLASScalar>: StatefulOptimizer {
     public var name: String { "adam" }
     public var learningRate: Double
+    /// β1, β2 and ε of the update above (Keras's `beta_1`, `beta_2`, `epsilon`).
     public let beta1: Double, beta2: Double, epsilon: Double
     public private(set) var iterations = 0
     /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).

@@ -4,6 +4,7 @@
 /// the arena. A step is `beginStep` once, then `update` over ranges that cover the arena; the
 /// ranges are independent, so a model splits them over its worker threads.
 public protocol Optimizer<Scalar>: AnyObject {
+    /// The scalar type of the weights it updates: the model's.
     associatedtype Scalar: BLASScalar
     /// The Keras name (`adam`, `sgd`, `rmsprop`).
     var name: String { get }
@@ -36,12 +37,16 @@ extension Optimizer {
 /// An optimiser's per-weight state: `slotCount` zero-initialised buffers laid out as the arena
 /// they serve, and the arena itself, so a parameter's share can be found.
 public final class OptimizerState<Scalar: BLASScalar> {
+    /// How many values the optimiser keeps per weight (Adam 2, SGD and RMSprop 1).
     public let slotCount: Int
+    /// `slotCount` buffers of `arena.count` scalars each, laid out as the arena; empty until `prepare`.
     public private(set) var slots: [Buffer<Scalar>] = []
+    /// The arena the state is bound to; nil until the first `prepare`.
     public private(set) var arena: ParameterArena<Scalar>?
     /// An arena made by `apply(to: [Parameter])` for parameters outside any model.
     private var looseArena: ParameterArena<Scalar>?
 
+    /// Unbound state of `slotCount` slots; `prepare` allocates them.
     public init(slotCount: Int) { self.slotCount = slotCount }
 
     /// Binds to `arena`, starting from zero state when it is a new one.
@@ -75,7 +80,9 @@ public final class OptimizerState<Scalar: BLASScalar> {
 /// The optimisers that keep an `OptimizerState` (Adam, SGD, RMSprop): their state can be saved
 /// and restored, so a training run continues where it stopped.
 public protocol StatefulOptimizer<Scalar>: Optimizer {
+    /// The scalar type of the weights it updates, as `Optimizer`'s.
     associatedtype Scalar
+    /// The per-weight state, whose `slots` a checkpoint saves and `restore` refills.
     var state: OptimizerState<Scalar> { get }
     /// Settable, so a restored optimiser can be given another limit.
     var clipping: GradientClipping { get set }

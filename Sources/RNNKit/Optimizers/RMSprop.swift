@@ -3,6 +3,7 @@
 public final class RMSprop<Scalar: BLASScalar>: StatefulOptimizer {
     public var name: String { "rmsprop" }
     public var learningRate: Double
+    /// ρ and ε of the update above (Keras's `rho`, `epsilon`).
     public let rho: Double, epsilon: Double
     public private(set) var iterations = 0
     /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).

@@ -3,7 +3,9 @@
 public final class SGD<Scalar: BLASScalar>: StatefulOptimizer {
     public var name: String { "sgd" }
     public var learningRate: Double
+    /// μ, the fraction of the last update carried into the next, in [0, 1) (0: plain SGD).
     public let momentum: Double
+    /// Whether the momentum is Nesterov's.
     public let nesterov: Bool
     public private(set) var iterations = 0
     /// Gradient clipping before each update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`).

@@ -20,8 +20,10 @@ public struct BLASBackend: Backend {
         case blas
     }
 
+    /// Which code multiplies the matrices (`.auto` by default).
     public let kernels: Kernels
 
+    /// The engine with `kernels`; prepares OpenBLAS first (`BLASConfiguration.prepare()`, once per process).
     public init(kernels: Kernels = .auto) {
         BLASConfiguration.prepare()
         self.kernels = kernels

@@ -9,5 +9,7 @@
 /// Each holds its requirements and its conformances for `Float` and `Double` in its own file.
 public protocol BLASScalar: EngineScalar, LossKernels, OptimizerKernels, ImageKernels, SequenceKernels, SafeTensorsScalar {}
 
+/// `Float` as a `BLASScalar`: the scalar RNNKit trains in.
 extension Float: BLASScalar {}
+/// `Double` as a `BLASScalar`: the scalar of the finite-difference gradient checks.
 extension Double: BLASScalar {}

@@ -48,6 +48,7 @@ public struct BLASCoreReport: Sendable, Codable, Equatable {
         case failed
     }
 
+    /// The processor the repair judged by.
     public let processor: Processor
     /// `openblas_get_config()`: version, build options and the core, e.g. `OpenBLAS 0.3.21 DYNAMIC_ARCH …`.
     public let openBLASConfiguration: String
@@ -55,6 +56,7 @@ public struct BLASCoreReport: Sendable, Codable, Equatable {
     public let coreBefore: String
     /// The core in use after it.
     public let coreAfter: String
+    /// What the repair did.
     public let outcome: Outcome
     /// A fallback core forced by `RNNKIT_BLAS_REHEARSE_FALLBACK` to exercise the repair on a
     /// processor OpenBLAS knows; nil in normal runs.

@@ -14,6 +14,7 @@ public struct Processor: Sendable, Codable, Equatable {
     public let brand: String
     /// The display family and model (base plus extended, as the vendors' manuals define them).
     public let family: Int
+    /// The display model (base plus extended, as for `family`).
     public let model: Int
     /// The vector features that decide which kernels run, in the order `features` lists them.
     public let features: [String]
@@ -29,8 +30,10 @@ public struct Processor: Sendable, Codable, Equatable {
         /// AVX-512 F, BW, DQ and VL together.
         case avx512 = 3
 
+        /// Orders the levels from the narrowest vectors to the widest.
         public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
+        /// The level as the reports print it: `SSE`, `AVX`, `AVX2+FMA`, `AVX-512`.
         public var description: String { ["SSE", "AVX", "AVX2+FMA", "AVX-512"][rawValue] }
     }
 

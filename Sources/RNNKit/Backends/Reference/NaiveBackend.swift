@@ -5,6 +5,7 @@ import RealModule
 /// It makes no attempt at speed: nothing in it is clever, so it is what the tests trust
 /// and what the benchmarks measure the engine against.
 public struct NaiveBackend: Backend {
+    /// The reference backend; it has no settings.
     public init() {}
 
     public var name: String { "naive" }

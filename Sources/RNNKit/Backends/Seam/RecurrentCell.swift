@@ -51,6 +51,7 @@ public enum RecurrentCell: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The cell and its settings in one line: `LSTM(tanh, sigmoid)`, `GRU(tanh, sigmoid, reset_after: true)`.
     public var description: String {
         switch self {
         case .simple(let f): "SimpleRNN(\(f.rawValue))"
@@ -71,6 +72,7 @@ public struct RNNDimensions: Equatable, Sendable {
     /// Units, the size of the state (`H`).
     public var units: Int
 
+    /// The sizes of a pass; each must be positive (a precondition).
     public init(batch: Int, steps: Int, inputs: Int, units: Int) {
         precondition(
             batch > 0 && steps > 0 && inputs > 0 && units > 0,
@@ -85,10 +87,14 @@ public struct RNNDimensions: Equatable, Sendable {
 /// A recurrent layer's weights, in Keras's layout: `kernel [D, G·H]`, `recurrentKernel [H, G·H]`,
 /// `bias` as `RecurrentCell.biasShape` says. Borrowed for one call.
 public struct RecurrentWeights<S: BLASScalar> {
+    /// `W [D, G·H]`, the input weights.
     public var kernel: UnsafePointer<S>
+    /// `U [H, G·H]`, the recurrent weights.
     public var recurrentKernel: UnsafePointer<S>
+    /// `b [G·H]`, or `[2, 3H]` for GRU with reset-after.
     public var bias: UnsafePointer<S>
 
+    /// Borrows the three weights, which the caller keeps alive for the call.
     public init(kernel: UnsafePointer<S>, recurrentKernel: UnsafePointer<S>, bias: UnsafePointer<S>) {
         self.kernel = kernel
         self.recurrentKernel = recurrentKernel
@@ -99,10 +105,14 @@ public struct RecurrentWeights<S: BLASScalar> {
 /// Where a recurrent backward pass writes d loss / d each weight (same layouts as the weights;
 /// written, not accumulated).
 public struct RecurrentGradients<S: BLASScalar> {
+    /// d loss / d `W`, `[D, G·H]`.
     public var kernel: UnsafeMutablePointer<S>
+    /// d loss / d `U`, `[H, G·H]`.
     public var recurrentKernel: UnsafeMutablePointer<S>
+    /// d loss / d `b`, laid out as the bias.
     public var bias: UnsafeMutablePointer<S>
 
+    /// Borrows the three gradient buffers, which the caller keeps alive for the call.
     public init(kernel: UnsafeMutablePointer<S>, recurrentKernel: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>) {
         self.kernel = kernel
         self.recurrentKernel = recurrentKernel
@@ -123,10 +133,15 @@ public struct RecurrentGradients<S: BLASScalar> {
 /// - `recurrentDropout`, when set by the layer (training with Keras's `recurrent_dropout`): see
 ///   `RecurrentDropout`.
 public struct RecurrentTape<S: BLASScalar> {
+    /// `[T, B, G·H]`: each step's gate values after their activations.
     public let gates: UnsafeMutablePointer<S>
+    /// `[T, B, H]`: `h_t` for t = 1…T.
     public let states: UnsafeMutablePointer<S>
+    /// `[T, B, H]`: LSTM's `c_t`; nil for the other cells.
     public let cellStates: UnsafeMutablePointer<S>?
+    /// `[T, B, H]`: what the cell's backward step needs besides the gates; nil for SimpleRNN.
     public let auxiliary: UnsafeMutablePointer<S>?
+    /// The recurrent dropout of the pass; nil when none applies.
     public var recurrentDropout: RecurrentDropout<S>?
 
     /// Scalars the tape of `cell` needs for `dims`.
@@ -171,6 +186,7 @@ public struct RecurrentDropout<S: BLASScalar> {
     /// reads it for `d loss / d U`.
     public var droppedStates: UnsafeMutablePointer<S>
 
+    /// Borrows the mask and the buffer of dropped states, which the caller keeps alive for the pass.
     public init(mask: UnsafePointer<S>, droppedStates: UnsafeMutablePointer<S>) {
         self.mask = mask
         self.droppedStates = droppedStates
@@ -180,9 +196,12 @@ public struct RecurrentDropout<S: BLASScalar> {
 /// A recurrent layer's state `[B, H]`: `h`, and LSTM's cell state `c` (nil for the other cells).
 /// Borrowed for one call.
 public struct RecurrentState<S: BLASScalar> {
+    /// The state `h`, `[B, H]`.
     public var h: UnsafePointer<S>
+    /// LSTM's cell state `c`, `[B, H]`; nil for the other cells.
     public var c: UnsafePointer<S>?
 
+    /// Borrows `h` and, for LSTM, `c`.
     public init(h: UnsafePointer<S>, c: UnsafePointer<S>? = nil) {
         self.h = h
         self.c = c
@@ -191,9 +210,12 @@ public struct RecurrentState<S: BLASScalar> {
 
 /// Where d loss / d a recurrent layer's initial state is written (`[B, H]` each; `c` for LSTM).
 public struct RecurrentStateGradient<S: BLASScalar> {
+    /// Receives d loss / d `h_0`, `[B, H]`.
     public var h: UnsafeMutablePointer<S>
+    /// Receives d loss / d `c_0`, `[B, H]`, for LSTM; nil for the other cells.
     public var c: UnsafeMutablePointer<S>?
 
+    /// Borrows the buffers for d `h_0` and, for LSTM, d `c_0`.
     public init(h: UnsafeMutablePointer<S>, c: UnsafeMutablePointer<S>? = nil) {
         self.h = h
         self.c = c
