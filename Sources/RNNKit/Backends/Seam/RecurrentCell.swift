@@ -26,13 +26,13 @@ public enum RecurrentCell: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// GRU with reset-after: a second bias row for the recurrent side.
-    public var hasRecurrentBias: Bool {
+    var hasRecurrentBias: Bool {
         if case .gru(_, _, true) = self { return true }
         return false
     }
 
     /// GRU with reset-before: the reset gate scales the state before the candidate's GEMM.
-    public var resetsBeforeProduct: Bool {
+    var resetsBeforeProduct: Bool {
         if case .gru(_, _, false) = self { return true }
         return false
     }
