@@ -28,7 +28,9 @@ public struct FitOptions: Sendable {
     /// the total.
     public var initialEpoch: Int = 0
     /// Asked after every step; when it returns true, `fit` stops there and throws
-    /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly).
+    /// `TrainingError.interrupted` (how a Ctrl-C handler ends training cleanly). To end training
+    /// normally instead, returning the history so far, a ``Callback`` sets
+    /// ``TrainingControl/stopTraining``.
     public var stopRequested: (@Sendable () -> Bool)?
 
     /// Settings with Keras's defaults: one epoch, batches of 32, no validation, shuffled, constant learning rate.
@@ -49,6 +51,7 @@ extension Sequential {
     /// Trains on `data` as Keras's `fit` does: the last `validationSplit` of the samples held out,
     /// the rest shuffled every epoch and fed in batches of `batchSize` (the last one smaller),
     /// per-epoch means of the training loss and accuracy, validation after each epoch.
+    /// `onEvent` hears of every batch and epoch (a ``FitEventCallback``).
     ///
     /// - Throws: `ModelError` for data that does not fit the model or bad options;
     ///   `TrainingError.nonFinite` when the loss or a gradient stops being finite (weights as
@@ -57,6 +60,26 @@ extension Sequential {
     public func fit(
         _ data: some SequenceDataset, options: FitOptions = FitOptions(),
         onEvent: (FitEvent) -> Void = { _ in }
+    ) throws -> History {
+        try withoutActuallyEscaping(onEvent) { onEvent in
+            try fit(data, options: options, callbacks: [FitEventCallback(onEvent)])
+        }
+    }
+
+    /// Trains on `data` as ``fit(_:options:onEvent:)`` does, calling `callbacks` in order at each
+    /// point of the run, as Keras's `fit(…, callbacks=[…])`.
+    ///
+    /// A callback that sets ``TrainingControl/stopTraining`` ends the epoch after the current
+    /// batch (its validation and `epochEnded` still run, and History records it, as Keras's
+    /// does); `trainingEnded` follows and `fit` returns the history so far. A learning rate a
+    /// callback sets stays the optimiser's after `fit`. ``FitOptions/stopRequested`` still ends
+    /// training by throwing `TrainingError.interrupted`, without `trainingEnded`.
+    ///
+    /// - Throws: as ``fit(_:options:onEvent:)``, `CallbackError` from a callback that cannot
+    ///   serve this run (a monitored key it will not log), and whatever a callback throws.
+    @discardableResult
+    public func fit(
+        _ data: some SequenceDataset, options: FitOptions = FitOptions(), callbacks: [any Callback]
     ) throws -> History {
         guard options.epochs >= 0 else { throw ModelError.invalidConfiguration("epochs must be ≥ 0, got \(options.epochs)") }
         guard (0...max(options.epochs, 0)).contains(options.initialEpoch) else {
@@ -70,46 +93,68 @@ extension Sequential {
         var generator = RandomGenerator(seed: options.seed)
         var history = History()
         let steps = (split.training.count + options.batchSize - 1) / options.batchSize
-        let initialRate = optimizer!.learningRate
-        // The schedule sets the rate for each step and leaves the optimiser at its initial rate.
-        defer { optimizer!.learningRate = initialRate }
+        let control = TrainingControl(
+            model: self, learningRate: optimizer!.learningRate, epochs: options.epochs, initialEpoch: options.initialEpoch,
+            stepsPerEpoch: steps, validation: !split.validation.isEmpty)
+        // The schedule sets the rate for each step from the control's; the optimiser is left at
+        // the control's rate (the initial one unless a callback changed it).
+        defer { optimizer!.learningRate = control.learningRate }
+        for callback in callbacks { try callback.trainingBegan(control) }
         for epoch in stride(from: 1, through: options.epochs, by: 1) {
             if options.shuffle { order.shuffle(using: &generator) }
             guard epoch > options.initialEpoch else { continue }
-            var lossSum = 0.0, correctSum = 0.0, seen = 0
-            let start = DispatchTime.now().uptimeNanoseconds
-            var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-            try order.withUnsafeBufferPointer { order in
-                for step in 0..<steps {
-                    let lower = step * options.batchSize, upper = min(lower + options.batchSize, order.count)
-                    let indices = UnsafeBufferPointer(rebasing: order[lower..<upper])
-                    let metrics: Metrics
-                    optimizer!.learningRate = options.learningRateSchedule.rate(
-                        initial: initialRate, step: (epoch - 1) * steps + step, totalSteps: options.epochs * steps)
-                    do {
-                        metrics = try trainStep(data, indices: indices)
-                    } catch TrainingError.nonFinite {
-                        throw TrainingError.nonFinite(epoch: epoch, step: step + 1, history: history)
-                    }
-                    if options.stopRequested?() == true {
-                        throw TrainingError.interrupted(epoch: epoch, step: step + 1, history: history)
-                    }
-                    lossSum += metrics.loss * Double(indices.count)
-                    correctSum += metrics.accuracy * Double(indices.count)
-                    seen += indices.count
-                    onEvent(
-                        .batchEnded(
-                            epoch: epoch, step: step + 1, steps: steps,
-                            running: Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen),
-                            elapsed: elapsed))
-                }
-            }
-            let seconds = elapsed
-            let training = Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen)
+            for callback in callbacks { try callback.epochBegan(epoch, control: control) }
+            let logs = try trainEpoch(
+                epoch, data, order: order, steps: steps, options: options, control: control, callbacks: callbacks, history: history)
             let validation = split.validation.isEmpty ? nil : try evaluate(data, range: split.validation, batchSize: options.batchSize)
-            history.append(training: training, validation: validation, seconds: seconds)
-            onEvent(.epochEnded(epoch: epoch, steps: steps, training: training, validation: validation, seconds: seconds))
+            let epochLogs = EpochLogs(
+                epoch: epoch, steps: logs.steps, training: logs.training, validation: validation, seconds: logs.seconds)
+            history.append(training: logs.training, validation: validation, seconds: logs.seconds)
+            for callback in callbacks { try callback.epochEnded(epoch, logs: epochLogs, control: control) }
+            if control.stopTraining { break }
         }
+        for callback in callbacks { try callback.trainingEnded(control) }
         return history
+    }
+
+    /// One epoch's batches, in `order`: its training means, steps run and seconds. Stops early
+    /// when a callback sets `stopTraining`.
+    private func trainEpoch(
+        _ epoch: Int, _ data: some SequenceDataset, order: [Int], steps: Int, options: FitOptions,
+        control: TrainingControl, callbacks: [any Callback], history: History
+    ) throws -> (training: Metrics, steps: Int, seconds: Double) {
+        var lossSum = 0.0, correctSum = 0.0, seen = 0, stepsRun = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try order.withUnsafeBufferPointer { order in
+            for step in 0..<steps {
+                let lower = step * options.batchSize, upper = min(lower + options.batchSize, order.count)
+                let indices = UnsafeBufferPointer(rebasing: order[lower..<upper])
+                let metrics: Metrics
+                optimizer!.learningRate = options.learningRateSchedule.rate(
+                    initial: control.learningRate, step: (epoch - 1) * steps + step, totalSteps: options.epochs * steps)
+                do {
+                    metrics = try trainStep(data, indices: indices)
+                } catch TrainingError.nonFinite {
+                    throw TrainingError.nonFinite(epoch: epoch, step: step + 1, history: history)
+                }
+                if options.stopRequested?() == true {
+                    throw TrainingError.interrupted(epoch: epoch, step: step + 1, history: history)
+                }
+                lossSum += metrics.loss * Double(indices.count)
+                correctSum += metrics.accuracy * Double(indices.count)
+                seen += indices.count
+                stepsRun = step + 1
+                let logs = BatchLogs(
+                    epoch: epoch, step: step + 1, steps: steps,
+                    running: Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen),
+                    elapsed: elapsed)
+                for callback in callbacks { try callback.batchEnded(logs, control: control) }
+                // Keras's loop checks `stop_training` after every batch too.
+                if control.stopTraining { break }
+            }
+        }
+        let training = Metrics(loss: lossSum / Double(seen), accuracy: correctSum / Double(seen), samples: seen)
+        return (training, stepsRun, elapsed)
     }
 }
