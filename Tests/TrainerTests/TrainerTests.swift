@@ -137,6 +137,30 @@ final class TrainerCommandTests: XCTestCase {
             "1688/1688 [==========] - 1s 622us/step - loss: 0.8123 - acc: 0.7400")
     }
 
+    /// The progress bar beside `fit`'s callbacks: EarlyStopping ends the run early, and the bar
+    /// (fed by the closure-backed `FitEventCallback`) prints one header and one line per epoch
+    /// that History records.
+    func testProgressBarAndHistoryBesideEarlyStopping() throws {
+        let data = TensorDataset(
+            inputs: Tensor(shape: [8, 2, 2], scalars: (0..<32).map { Float($0 % 5) / 5 }), labels: [0, 1, 0, 1, 1, 0, 1, 0],
+            classCount: 2)
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 2, features: 2), layers: [SimpleRNN(units: 3), Dense(units: 2, activation: .softmax)])
+        try model.compile(optimizer: SGD(learningRate: 0.01))
+        var written: [String] = []
+        var bar = ProgressBar(interactive: false) { written.append($0) }
+        // A delta no epoch can meet: the run stops after its second epoch.
+        let stopping = EarlyStopping(monitor: "loss", minDelta: 100, patience: 1)
+        let history = try model.fit(
+            data, options: FitOptions(epochs: 10, batchSize: 4),
+            callbacks: [stopping, FitEventCallback { bar.handle($0, epochs: 10) }])
+        XCTAssertEqual(history.epochs, 2)
+        XCTAssertEqual(written.filter { $0.hasPrefix("Epoch ") }, ["Epoch 1/10\n", "Epoch 2/10\n"])
+        let lines = written.filter { $0.hasPrefix("2/2 ") }
+        XCTAssertEqual(lines.count, 2)
+        for (line, loss) in zip(lines, history.loss) { XCTAssertTrue(line.contains(String(format: "loss: %.4f", loss)), line) }
+    }
+
     /// A short real run on MNIST: it must beat chance clearly and leave every output well formed.
     func testShortEndToEndRun() throws {
         let folder = try requireMNIST()
