@@ -1,5 +1,5 @@
 import Foundation
-@testable import RNNKitKeras
+@testable import RNNKit
 
 /// One input: a `.keras` zip through RNNKit's archive reader, every member unpacked (up to 1 MiB
 /// each). Any outcome but a thrown `FileFormatError` or the members is a bug.
