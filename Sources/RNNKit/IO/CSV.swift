@@ -48,6 +48,7 @@ public enum CSV {
     /// quoted or not (`"12.5"`); an empty cell, `nan`, `inf`, or anything else is refused. Every
     /// row has as many cells as the first.
     /// - Parameters:
+    ///   - url: the CSV file.
     ///   - header: whether the first row is column names (`.automatic`: when any of its cells is
     ///     not a number).
     ///   - delimiter: the byte between cells, an ASCII character other than a quote or line end (`,`, `;`, tab).

@@ -9,8 +9,10 @@ extension NumPy {
     /// no member claiming more than deflate can produce from its bytes), the members together
     /// may unpack to at most `maximumBytes`, each is inflated no further than it declares and its
     /// CRC-32 checked, and each is then read as a `.npy` file (see `read(_:file:)`).
-    /// - Parameter maximumBytes: the most the members may unpack to together (default
-    ///   `largestArchiveContents`, 2 GiB): a small file cannot make RNNKit allocate more.
+    /// - Parameters:
+    ///   - url: the `.npz` file.
+    ///   - maximumBytes: the most the members may unpack to together (default
+    ///     `largestArchiveContents`, 2 GiB): a small file cannot make RNNKit allocate more.
     /// - Throws: `FileFormatError` naming the file: of format `.npz` for the archive (its zip
     ///   structure, a member that is not `NAME.npy`, its size), of format
     ///   `.npy` for a member that is not a readable array (named `file.npz: member.npy`).
