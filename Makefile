@@ -96,19 +96,20 @@ MPIRUN_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 run-mpi: deps data release
 	mpirun $(MPIRUN_FLAGS) --oversubscribe -np $(NP) .build/release/train-blas --workers 1 $(ARGS)
 
-# libFuzzer on every reader an attacker can reach (Fuzz/): IDX raw and gzip, safetensors, a .keras
-# file's zip, config.json into a model, an HDF5 weights file in memory, a --resume checkpoint;
+# libFuzzer on every reader an attacker can reach (Fuzz/): IDX raw and gzip, safetensors, NumPy's
+# .npy and .npz and numeric CSV, a .keras file's zip, config.json into a model, an HDF5 weights
+# file in memory, a --resume checkpoint;
 # FUZZ_SECONDS each (default 180), every input under AddressSanitizer with a 2 GiB memory cap, the
-# Keras and checkpoint readers also with no input over 10 s and, but for the HDF5 one, no single
+# NumPy, Keras and checkpoint readers also with no input over 10 s and, but for the HDF5 one, no single
 # allocation over 256 MiB. libhdf5 itself asks malloc for whatever length a damaged header claims
 # (up to terabytes, in H5C_protect) and fails cleanly when it gets NULL, as it does without the
 # sanitizer: allocator_may_return_null=1 gives it that NULL. Its own leaks on damaged headers are
 # suppressed by Fuzz/lsan.supp.
-# Corpora grow in .fuzz-corpus/ from the seeds in Fuzz/Corpus/ (IDX, safetensors) and, for the
+# Corpora grow in .fuzz-corpus/ from the seeds in Fuzz/Corpus/ (IDX, safetensors, NumPy) and, for the
 # others, from the shared Keras fixtures (scripts/fuzz-seeds.sh). A crashing input is written to
-# Fuzz/crashes/ and fails the target. Longer: make fuzz FUZZ_SECONDS=600; one target: FUZZ_TARGETS=hdf5.
+# Fuzz/crashes/ and fails the target. Longer: make fuzz FUZZ_SECONDS=600; one target: FUZZ_TARGETS=numpy.
 FUZZ_SECONDS ?= 180
-FUZZ_TARGETS ?= idx safetensors keras config hdf5 checkpoint
+FUZZ_TARGETS ?= idx safetensors numpy keras config hdf5 checkpoint
 FUZZ_FLAGS = -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 fuzz: deps
 	@# (gold warns that it cannot export ASan's local symbols; harmless, and hundreds of lines)
@@ -119,6 +120,7 @@ fuzz: deps
 	  case $$corpus in \
 	    idx) name=FuzzIDX; seeds=Fuzz/Corpus/idx; extra="";; \
 	    safetensors) name=FuzzSafeTensors; seeds=Fuzz/Corpus/safetensors; extra="";; \
+	    numpy) name=FuzzNumPy; seeds=Fuzz/Corpus/numpy; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    keras) name=FuzzKerasArchive; seeds=.fuzz-seeds/keras; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    config) name=FuzzKerasConfig; seeds=.fuzz-seeds/config; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    hdf5) name=FuzzHDF5Weights; seeds=.fuzz-seeds/hdf5; extra="-timeout=10";; \

@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RNNKitTests",
-            dependencies: ["RNNKit", "RNNKitKeras", "CHDF5"],
+            dependencies: ["RNNKit", "RNNKitKeras", "CHDF5", "CGzip"],
             resources: [.copy("Fixtures")]
         ),
         // Uses only RNNKit's public API (no @testable import), as another package would.

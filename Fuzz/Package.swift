@@ -11,6 +11,8 @@ let package = Package(
         .executableTarget(name: "FuzzIDX", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
         // The safetensors reader.
         .executableTarget(name: "FuzzSafeTensors", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
+        // NumPy's .npy and .npz readers, and the numeric CSV reader.
+        .executableTarget(name: "FuzzNumPy", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
         // A .keras file's zip structure and members (RNNKit's own zip reader).
         .executableTarget(name: "FuzzKerasArchive", dependencies: [.product(name: "RNNKitKeras", package: "RNNKit")]),
         // config.json into a model spec, and the model built when it is small.

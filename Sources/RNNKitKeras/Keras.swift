@@ -233,7 +233,7 @@ public enum Keras {
                 file: name, format: .kerasArchive,
                 reason: "is \(what); a .keras file is a zip of config.json, metadata.json and model.weights.h5")
         }
-        return try ZipArchiveReader(data, file: name)
+        return try ZipArchiveReader(data, file: name, kind: .keras)
     }
 }
 

@@ -220,7 +220,7 @@ final class HostileFileTests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-zip-\(UUID().uuidString).keras")
         defer { try? FileManager.default.removeItem(at: url) }
         try Keras.saveModel(model, to: url)
-        let archive = try ZipArchiveReader(Data(contentsOf: url), file: "model.keras")
+        let archive = try ZipArchiveReader(Data(contentsOf: url), file: "model.keras", kind: .keras)
         XCTAssertEqual(Set(archive.entries.map(\.name)), ["config.json", "metadata.json", "model.weights.h5"])
         let config = try archive.contents(of: XCTUnwrap(archive.entry("config.json")), limit: 1 << 20)
         XCTAssertEqual(config, try Keras.config(of: model))

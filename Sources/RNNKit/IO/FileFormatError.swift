@@ -1,6 +1,6 @@
 /// A file RNNKit reads is missing, unreadable, or not what its format says it should be: every
-/// parser (IDX, gzip, safetensors, RNNKitKeras's zip, config and HDF5 readers, the trainer's
-/// checkpoint reader) throws this one type, so a caller catches one thing and can still tell by
+/// parser (IDX, gzip, safetensors, NumPy's `.npy` and `.npz`, CSV, RNNKitKeras's zip, config and HDF5
+/// readers, the trainer's checkpoint reader) throws this one type, so a caller catches one thing and can still tell by
 /// `format` which reader refused the file.
 ///
 /// The description is the file's path, a colon and the reason (`data/mnist/train-images.gz:
@@ -29,6 +29,13 @@ public struct FileFormatError: Error, CustomStringConvertible, Equatable, Sendab
         case hdf5Weights = "hdf5 weights"
         /// The trainer's `--resume` checkpoint (safetensors with the run's metadata).
         case checkpoint
+        /// A NumPy `.npy` array file.
+        case npy
+        /// A NumPy `.npz` archive (a zip of `.npy` members): its zip structure, its members' names and sizes.
+        /// A damaged array inside it is `.npy`, named `file.npz: member.npy`.
+        case npz
+        /// A CSV file of numbers (`CSV.readNumbers`).
+        case csv
     }
 
     /// The file's path (and the member inside a `.keras` zip where that matters:

@@ -1,47 +1,60 @@
 import CGzip
 import Foundation
-import RNNKit
 
-/// A zip archive read defensively: a `.keras` file comes from anywhere, so its structure is
-/// checked as a whole before any member is unpacked, and a member is never unpacked past the
-/// size it declares.
+/// A zip archive read defensively: a `.keras` or `.npz` file comes from anywhere, so its
+/// structure is checked as a whole before any member is unpacked, and a member is never unpacked
+/// past the size it declares. Not API: RNNKit's `.npz` reader and RNNKitKeras's `.keras` reader
+/// share it (`package` access).
 ///
 /// Checked when the archive is opened: the end-of-central-directory record, the central directory
 /// and every local header lie inside the file, in that order; no two members share bytes; names
 /// are unique; each member is stored or deflated, not encrypted, and claims no more than deflate
-/// can produce from its bytes; the entry count is capped. Zip64 archives are refused (a `.keras`
-/// file is far below 4 GiB). Checked when a member is read: its size against the caller's limit,
+/// can produce from its bytes; the entry count is capped (by `Kind`). Zip64 archives are refused. Checked when a member is read: its size against the caller's limit,
 /// inflation stopped at the declared size, and its CRC-32.
-struct ZipArchiveReader {
-    struct Entry {
-        let name: String
-        let method: UInt16
-        let crc: UInt32
-        let compressedSize: UInt64
-        let uncompressedSize: UInt64
-        let headerOffset: UInt64
+package struct ZipArchiveReader {
+    /// What kind of file the archive is: the format its errors carry, how they name such a file,
+    /// and how many members it may hold.
+    package struct Kind: Sendable {
+        package let format: FileFormatError.Format
+        /// The file's kind in a sentence: `a .keras file`.
+        package let name: String
+        package let maximumEntries: Int
+
+        /// A `.keras` file has three members; Keras may add a few (assets, a model card).
+        package static let keras = Kind(format: .kerasArchive, name: "a .keras file", maximumEntries: 64)
+        /// NumPy's `savez` writes one member an array; a data set has a handful.
+        package static let npz = Kind(format: .npz, name: "an .npz file", maximumEntries: 1_024)
+    }
+
+    package struct Entry {
+        package let name: String
+        package let method: UInt16
+        package let crc: UInt32
+        package let compressedSize: UInt64
+        package let uncompressedSize: UInt64
+        package let headerOffset: UInt64
         /// Where the member's stored bytes start and end in the archive.
-        let dataStart: UInt64
-        var dataEnd: UInt64 { dataStart + compressedSize }
+        package let dataStart: UInt64
+        package var dataEnd: UInt64 { dataStart + compressedSize }
     }
 
     enum Limits {
-        /// A `.keras` file has three members; Keras may add a few (assets, a model card).
-        static let entries = 64
         static let nameLength = 1_024
     }
 
-    let file: String
+    package let file: String
+    package let kind: Kind
     private let data: Data
     /// The members in the order of the central directory.
-    let entries: [Entry]
+    package let entries: [Entry]
 
-    /// Reads the structure of the archive in `data`; `file` names it in errors.
-    /// - Throws: `FileFormatError` saying what is wrong with the structure.
-    init(_ data: Data, file: String) throws {
+    /// Reads the structure of the archive in `data`, a `kind` file; `file` names it in errors.
+    /// - Throws: `FileFormatError` of `kind`'s format saying what is wrong with the structure.
+    package init(_ data: Data, file: String, kind: Kind) throws {
         self.file = file
+        self.kind = kind
         self.data = data
-        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .kerasArchive, reason: reason) }
+        func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: kind.format, reason: reason) }
         let count = UInt64(data.count)
         guard count >= 22 else { throw fail("is a damaged or truncated zip archive (shorter than its end record)") }
 
@@ -62,11 +75,11 @@ struct ZipArchiveReader {
         let onDisk = Self.u16(data, end + 8), total = Self.u16(data, end + 10)
         let directorySize = UInt64(Self.u32(data, end + 12)), directoryOffset = UInt64(Self.u32(data, end + 16))
         if total == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
-            throw fail("is a zip64 archive; a .keras file is far below 4 GiB and never needs one")
+            throw fail("is a zip64 archive (for over 4 GiB or 65,535 members), which RNNKit does not read as \(kind.name)")
         }
         guard disk == 0, directoryDisk == 0, onDisk == total else { throw fail("is a multi-part zip archive") }
-        guard Int(total) <= Limits.entries else {
-            throw fail("has \(total) members; a .keras file has a handful (at most \(Limits.entries) are read)")
+        guard Int(total) <= kind.maximumEntries else {
+            throw fail("has \(total) members; at most \(kind.maximumEntries) are read from \(kind.name)")
         }
         guard directoryOffset <= end, directorySize <= end - directoryOffset else {
             throw fail("is a damaged zip archive (its central directory lies outside the file)")
@@ -93,15 +106,15 @@ struct ZipArchiveReader {
             }
             guard nameLength <= UInt64(Limits.nameLength) else { throw fail("has a member whose name is \(nameLength) bytes long") }
             let name = String(decoding: Self.bytes(data, cursor + 46, nameLength), as: UTF8.self)
-            let place = "member \(KerasMessages.clipped(name, 120))"
+            let place = "member \(Self.clipped(name, 120))"
             if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || headerOffset == 0xFFFF_FFFF {
-                throw fail("\(place) uses zip64 sizes; a .keras file never needs them")
+                throw fail("\(place) uses zip64 sizes (for over 4 GiB), which RNNKit does not read as \(kind.name)")
             }
             guard flags & 0x41 == 0 else { throw fail("\(place) is encrypted") }
             guard method == 0 || method == 8 else {
                 throw fail("\(place) is compressed with method \(method); RNNKit reads stored and deflated members")
             }
-            guard names.insert(name).inserted else { throw fail("holds two members named \(KerasMessages.clipped(name, 120))") }
+            guard names.insert(name).inserted else { throw fail("holds two members named \(Self.clipped(name, 120))") }
             if method == 0, compressed != uncompressed {
                 throw fail("\(place) is stored uncompressed but declares \(compressed) bytes stored and \(uncompressed) unpacked")
             }
@@ -132,20 +145,20 @@ struct ZipArchiveReader {
         let ordered = entries.sorted { $0.headerOffset < $1.headerOffset }
         for (first, second) in zip(ordered, ordered.dropFirst()) where first.dataEnd > second.headerOffset {
             throw fail(
-                "is a damaged or crafted zip archive (members \(KerasMessages.clipped(first.name, 60)) and \(KerasMessages.clipped(second.name, 60)) share bytes)"
+                "is a damaged or crafted zip archive (members \(Self.clipped(first.name, 60)) and \(Self.clipped(second.name, 60)) share bytes)"
             )
         }
         self.entries = entries
     }
 
     /// The member called `name`, or nil when the archive has none.
-    func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+    package func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
 
     /// Unpacks `entry`: refused when it declares more than `limit` bytes; inflation stops at the
     /// declared size, and the result's length and CRC-32 must match the directory's.
-    func contents(of entry: Entry, limit: UInt64) throws -> Data {
+    package func contents(of entry: Entry, limit: UInt64) throws -> Data {
         func fail(_ reason: String) -> FileFormatError {
-            FileFormatError(file: file, format: .kerasArchive, reason: "member \(KerasMessages.clipped(entry.name, 120)) \(reason)")
+            FileFormatError(file: file, format: kind.format, reason: "member \(Self.clipped(entry.name, 120)) \(reason)")
         }
         guard entry.uncompressedSize <= limit else {
             throw fail("declares \(entry.uncompressedSize) bytes, more than the \(limit) RNNKit reads for it")
@@ -197,6 +210,11 @@ struct ZipArchiveReader {
                     checksum))
         }
         return output
+    }
+
+    /// `text` cut to `limit` characters, for a member's name in a message.
+    static func clipped(_ text: String, _ limit: Int) -> String {
+        text.count <= limit ? text : String(text.prefix(limit - 1)) + "…"
     }
 
     // MARK: Little-endian fields, read only inside the file (callers check the bounds first;
