@@ -41,12 +41,12 @@ let secondsPerTiming = 0.25
 
 /// MNIST-shaped random data (28 steps of 28 features, 10 classes): the arithmetic does not
 /// depend on the values.
-func dataset() -> TensorDataset<Float> {
+func dataset() throws -> TensorDataset<Float> {
     var generator = SystemRandomNumberGenerator()
     let count = 4096
     let inputs = Tensor<Float>(
         shape: [count, 28, 28], scalars: (0..<(count * 28 * 28)).map { _ in Float.random(in: 0...1, using: &generator) })
-    return TensorDataset(inputs: inputs, labels: (0..<count).map { $0 % 10 }, classCount: 10)
+    return try TensorDataset(inputs: inputs, labels: (0..<count).map { $0 % 10 }, classCount: 10)
 }
 
 struct Measurement: Codable {
@@ -114,7 +114,7 @@ func measure(_ workload: Workload, data: TensorDataset<Float>, workers: Int, wor
 }
 
 BLASConfiguration.threads = 1
-let data = dataset()
+let data = try dataset()
 
 if MPIWorld.launchedByMPI {
     let world = try MPIWorld.start()

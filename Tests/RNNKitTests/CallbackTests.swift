@@ -208,7 +208,7 @@ final class CallbackTests: XCTestCase {
             }
             labels.append(label)
         }
-        let data = TensorDataset(inputs: Tensor(shape: [n, steps, features], scalars: x), labels: labels, classCount: 2)
+        let data = try TensorDataset(inputs: Tensor(shape: [n, steps, features], scalars: x), labels: labels, classCount: 2)
         let model = try Sequential<Float>(
             inputShape: .sequence(steps: steps, features: features), layers: [SimpleRNN(units: 4), Dense(units: 2, activation: .softmax)])
         try model.compile(optimizer: Adam(learningRate: 0.05))

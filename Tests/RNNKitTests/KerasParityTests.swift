@@ -28,7 +28,7 @@ final class KerasParityTests: XCTestCase {
         let rnn = model.layers[0] as! SimpleRNN<S>
         compare(rnn.lastStateSequence().scalars, fixture.values("forward", "hidden_sequences", "simple_rnn"), "hidden states")
         let probabilities = try model.predict(
-            TensorDataset(
+            try TensorDataset(
                 inputs: Tensor(shape: [8, 28, 28], scalars: fixture.values("input", "x").map { S($0) }),
                 labels: labels.map(Int.init), classCount: 10), batchSize: 8)
         compare(probabilities.scalars, fixture.values("forward", "probabilities"), "probabilities")

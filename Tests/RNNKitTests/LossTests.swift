@@ -87,7 +87,7 @@ final class LossTests: XCTestCase {
         }
         let gru = m.layers[0] as! RecurrentLayer<Double>
         XCTAssertEqual(output, gru.lastStateSequence().scalars)
-        let data = TensorDataset(inputs: Tensor(shape: [2, 3, 2], scalars: x), labels: [0, 1], classCount: 2)
+        let data = try TensorDataset(inputs: Tensor(shape: [2, 3, 2], scalars: x), labels: [0, 1], classCount: 2)
         XCTAssertEqual(try m.predict(data).shape, [2, 3, 3])
         XCTAssertThrowsError(try m.evaluate(data)) { XCTAssertTrue("\($0)".contains("compile"), "\($0)") }
     }
@@ -127,7 +127,7 @@ final class LossTests: XCTestCase {
     func testSampleIndicesOutsideTheDatasetAreRefused() throws {
         let m = try model([GRU(units: 3), Dense(units: 4, activation: .softmax)])
         try m.compile(optimizer: Adam())
-        let data = TensorDataset(inputs: Tensor(shape: [4, 3, 2], repeating: 0.5), labels: [0, 1, 2, 3], classCount: 4)
+        let data = try TensorDataset(inputs: Tensor(shape: [4, 3, 2], repeating: 0.5), labels: [0, 1, 2, 3], classCount: 4)
         for bad in [[0, 4], [-1], []] {
             XCTAssertThrowsError(try bad.withUnsafeBufferPointer { try m.trainStep(data, indices: $0) }, "\(bad)")
         }

@@ -36,7 +36,7 @@ final class MaskOfOnesTests: XCTestCase {
         var generator = RandomGenerator(seed: 21)
         let x = (0..<(samples * steps * features)).map { _ in Float(generator.nextUnitDouble() * 2 - 1) }
         let labels = (0..<samples).map { _ in Int(generator.next() % UInt64(classes)) }
-        let data = TensorDataset(inputs: Tensor(shape: [samples, steps, features], scalars: x), labels: labels, classCount: classes)
+        let data = try TensorDataset(inputs: Tensor(shape: [samples, steps, features], scalars: x), labels: labels, classCount: classes)
         for (name, cell) in cells {
             for workers in [1, 2] {
                 let plain = try trainedWeights(cell(), masked: false, workers: workers, data: data)

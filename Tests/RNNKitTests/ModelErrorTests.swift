@@ -31,8 +31,8 @@ final class ModelErrorTests: XCTestCase {
         }
     }
 
-    private func dataset(count: Int = 4, steps: Int = 5, classes: Int = 3) -> TensorDataset<Float> {
-        TensorDataset(
+    private func dataset(count: Int = 4, steps: Int = 5, classes: Int = 3) throws -> TensorDataset<Float> {
+        try TensorDataset(
             inputs: Tensor(shape: [count, steps, 2], scalars: [Float](repeating: 0.25, count: count * steps * 2)),
             labels: (0..<count).map { $0 % classes }, classCount: classes)
     }
@@ -117,7 +117,7 @@ final class ModelErrorTests: XCTestCase {
     }
 
     func testIndicesAndRangesOutsideTheDatasetAreOutOfRange() throws {
-        let model = try model(), data = dataset()
+        let model = try model(), data = try dataset()
         assertThrows(.indexOutOfRange(index: 4, position: 2, count: 4), "sample index 4 at position 2 is outside the dataset's 0..<4") {
             _ = try [0, 1, 4].withUnsafeBufferPointer { try model.trainStep(data, indices: $0) }
         }

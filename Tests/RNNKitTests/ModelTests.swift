@@ -126,7 +126,7 @@ final class ModelTests: XCTestCase {
             }
             labels.append(label)
         }
-        let data = TensorDataset(inputs: Tensor(shape: [n, steps, features], scalars: x), labels: labels, classCount: 2)
+        let data = try TensorDataset(inputs: Tensor(shape: [n, steps, features], scalars: x), labels: labels, classCount: 2)
         let model = try Sequential<Float>(
             inputShape: .sequence(steps: steps, features: features),
             layers: [SimpleRNN(units: 8), Dense(units: 2, activation: .softmax)])
@@ -151,7 +151,7 @@ final class ModelTests: XCTestCase {
             inputShape: .sequence(steps: 2, features: 2),
             layers: [SimpleRNN(units: 3), Dense(units: 2, activation: .softmax)])
         try model.compile(optimizer: SGD())
-        let data = TensorDataset(
+        let data = try TensorDataset(
             inputs: Tensor(shape: [4, 2, 2], scalars: [1, 2, .nan, 4] + Array(repeating: 1, count: 12)),
             labels: [0, 1, 0, 1], classCount: 2)
         let before = model.weights

@@ -134,7 +134,7 @@ final class OptimizerTests: XCTestCase {
         let model = try Sequential<Double>(inputShape: .vector(features: 1), layers: [Dense(units: 2, activation: .softmax)])
         let sgd = SGD<Double>(learningRate: 0.5)
         try model.compile(optimizer: sgd)
-        let data = TensorDataset(inputs: Tensor(shape: [4, 1], scalars: [0, 1, 2, 3]), labels: [0, 1, 0, 1], classCount: 2)
+        let data = try TensorDataset(inputs: Tensor(shape: [4, 1], scalars: [0, 1, 2, 3]), labels: [0, 1, 0, 1], classCount: 2)
         var rates: [Double] = []
         _ = try model.fit(
             data,

@@ -36,7 +36,7 @@ final class WorkerTests: XCTestCase {
         let n = 101
         let x = (0..<(n * 30)).map { _ in Float(generator.nextUnitDouble()) }
         let labels = (0..<n).map { _ in Int(generator.next() % 4) }
-        let data = TensorDataset(inputs: Tensor(shape: [n, 5, 6], scalars: x), labels: labels, classCount: 4)
+        let data = try TensorDataset(inputs: Tensor(shape: [n, 5, 6], scalars: x), labels: labels, classCount: 4)
         let single = try model(workers: 1), sharded = try model(workers: 2)
         let options = FitOptions(epochs: 2, batchSize: 16, validationSplit: 0.2, seed: 3)
         let historyA = try single.fit(data, options: options), historyB = try sharded.fit(data, options: options)
@@ -59,7 +59,7 @@ final class WorkerTests: XCTestCase {
     func testTrainingIsReproducibleFromASeed() throws {
         var generator = RandomGenerator(seed: 8)
         let n = 80
-        let data = TensorDataset(
+        let data = try TensorDataset(
             inputs: Tensor(shape: [n, 5, 6], scalars: (0..<(n * 30)).map { _ in Float(generator.nextUnitDouble()) }),
             labels: (0..<n).map { _ in Int(generator.next() % 4) }, classCount: 4)
         for workers in [1, 2] {

@@ -141,7 +141,7 @@ final class TrainerCommandTests: XCTestCase {
     /// (fed by the closure-backed `FitEventCallback`) prints one header and one line per epoch
     /// that History records.
     func testProgressBarAndHistoryBesideEarlyStopping() throws {
-        let data = TensorDataset(
+        let data = try TensorDataset(
             inputs: Tensor(shape: [8, 2, 2], scalars: (0..<32).map { Float($0 % 5) / 5 }), labels: [0, 1, 0, 1, 1, 0, 1, 0],
             classCount: 2)
         let model = try Sequential<Float>(

@@ -20,6 +20,17 @@ public protocol SequenceDataset: Sendable {
     /// Writes the samples at `indices` into `x` laid out `[steps, indices.count, features]`
     /// (for vector samples, `[indices.count, features]`) and their labels into `labels`.
     func gather<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into x: UnsafeMutablePointer<S>, labels: UnsafeMutablePointer<Int32>)
+    /// Sample `index`'s true number of steps, in `1...sampleShape.steps`; nil when every step is
+    /// real (the default). The steps from the length on are padding: `fit`, `evaluate` and
+    /// `predict` mask them for the recurrent layers exactly as the raw-batch `lengths:` argument
+    /// does (as a `Masking` layer's mask would), on every worker's shard. A length outside
+    /// `1...steps` makes the batch throw `ModelError.lengthOutOfRange` before any kernel runs.
+    func length(at index: Int) -> Int?
+}
+
+extension SequenceDataset {
+    /// Every step of every sample is real.
+    public func length(at index: Int) -> Int? { nil }
 }
 
 extension FeatureShape {
@@ -96,25 +107,45 @@ public struct ImageDataset: SequenceDataset, Sendable {
 }
 
 /// Samples held as a tensor `[N, steps, features]` (or `[N, features]`), batch-major as Keras
-/// takes them, with integer labels.
+/// takes them, with integer labels and, optionally, each sample's true length.
 public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
     /// The samples, `[N, steps, features]` or `[N, features]`.
     public let inputs: Tensor<Scalar>
     /// One class per sample, in `0..<classCount`.
     public let labels: [Int]
     public let classCount: Int
+    /// Each sample's true number of steps, in `1...steps` (the steps after it are padding, masked);
+    /// nil when every step of every sample is real.
+    public let lengths: [Int]?
 
-    /// Samples `inputs` (batch-major, as Keras takes them) with their `labels`.
+    /// Samples `inputs` (batch-major, as Keras takes them) with their `labels` and, for padded
+    /// sequences, their `lengths`.
     ///
-    /// - Precondition: `inputs` is rank 2 or 3 with one sample per label; labels in `0..<classCount`.
-    public init(inputs: Tensor<Scalar>, labels: [Int], classCount: Int) {
-        precondition(inputs.shape.count == 2 || inputs.shape.count == 3, "inputs must be [N, steps, features] or [N, features]")
-        precondition(inputs.shape[0] == labels.count, "\(inputs.shape[0]) samples but \(labels.count) labels")
-        precondition(labels.allSatisfy { (0..<classCount).contains($0) }, "a label is outside 0..<\(classCount)")
+    /// - Throws: `ModelError.invalidConfiguration` when `inputs` is not rank 2 or 3, there is not
+    ///   one label (and one length) per sample, or `classCount < 1`; `.labelOutOfRange` for the
+    ///   first label outside `0..<classCount` (a 1-based label of `classCount` included);
+    ///   `.lengthOutOfRange` for the first length outside `1...steps`. Thrown in release builds too.
+    public init(inputs: Tensor<Scalar>, labels: [Int], classCount: Int, lengths: [Int]? = nil) throws {
+        guard inputs.shape.count == 2 || inputs.shape.count == 3 else {
+            throw ModelError.invalidConfiguration("inputs must be [N, steps, features] or [N, features], got shape \(inputs.shape)")
+        }
+        guard inputs.shape[0] == labels.count else {
+            throw ModelError.invalidConfiguration("\(inputs.shape[0]) samples but \(labels.count) labels")
+        }
+        try checkLabels(labels, classCount: classCount)
+        if let lengths {
+            guard lengths.count == labels.count else {
+                throw ModelError.invalidConfiguration("\(labels.count) samples but \(lengths.count) lengths")
+            }
+            try checkLengths(lengths, steps: inputs.shape.count == 3 ? inputs.shape[1] : 1)
+        }
         self.inputs = inputs
         self.labels = labels
         self.classCount = classCount
+        self.lengths = lengths
     }
+
+    public func length(at index: Int) -> Int? { lengths?[index] }
 
     public var count: Int { labels.count }
     public var sampleShape: FeatureShape {
@@ -141,6 +172,21 @@ public struct TensorDataset<Scalar: BLASScalar>: SequenceDataset {
                 }
             }
         }
+    }
+}
+
+/// Refuses a class count below 1 and the first label outside `0..<classCount`.
+func checkLabels(_ labels: some Collection<Int>, classCount: Int) throws {
+    guard classCount >= 1 else { throw ModelError.invalidConfiguration("class count must be at least 1, got \(classCount)") }
+    for (position, label) in labels.enumerated() where label < 0 || label >= classCount {
+        throw ModelError.labelOutOfRange(label: label, position: position, classes: classCount)
+    }
+}
+
+/// Refuses the first length outside `1...steps`.
+func checkLengths(_ lengths: [Int], steps: Int) throws {
+    for (position, length) in lengths.enumerated() where length < 1 || length > steps {
+        throw ModelError.lengthOutOfRange(length: length, position: position, steps: steps)
     }
 }
 

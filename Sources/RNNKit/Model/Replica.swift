@@ -63,6 +63,8 @@ final class Replica<Scalar: BLASScalar> {
     /// length on), read by the recurrent layers as a Masking layer's would be; used once.
     private var lengthMask = Buffer<UInt8>(count: 0)
     private var lengthsGiven = false
+    /// The lengths a dataset gave for the samples `gather` last wrote, `[capacity]`.
+    private var gatheredLengths = Buffer<Int32>(count: 0)
 
     /// The next pass's sequences have `lengths[b]` steps (the rest padding); nil: every step counts.
     func setLengths(_ lengths: UnsafePointer<Int32>?, count: Int) {
@@ -98,14 +100,28 @@ final class Replica<Scalar: BLASScalar> {
         }
         input = Buffer(count: inputShape.scalarCount * newCapacity)
         lengthMask = Buffer(count: inputShape.steps * newCapacity)
+        gatheredLengths = Buffer(count: newCapacity)
         labels = Buffer(count: rowsPerSample * newCapacity)
         targets = Buffer(count: outputShape.scalarCount * newCapacity)
         lossGradient = Buffer(count: outputShape.scalarCount * newCapacity)
     }
 
-    /// Gathers the samples at `indices` into this replica's batch buffers.
+    /// Gathers the samples at `indices` into this replica's batch buffers, and sets the next
+    /// pass's lengths to the dataset's (a sample without one counts every step; none: no mask).
+    /// The model has checked the lengths are in `1...steps`.
     func gather(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) {
         data.gather(indices, into: input.pointer, labels: labels.pointer)
+        var any = false
+        let steps = inputShape.steps
+        for (b, index) in indices.enumerated() {
+            if let length = data.length(at: index) {
+                gatheredLengths.pointer[b] = Int32(length)
+                any = true
+            } else {
+                gatheredLengths.pointer[b] = Int32(steps)
+            }
+        }
+        setLengths(any ? UnsafePointer(gatheredLengths.pointer) : nil, count: indices.count)
     }
 
     /// Copies samples `start..<start + count` of time-major batches (`[steps, batch, width]`)

@@ -355,17 +355,35 @@ public final class Sequential<Scalar: BLASScalar> {
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
         guard optimizer != nil else { throw ModelError.notCompiled(action: "training") }
         guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
-        _ = try checkData(data, range: nil, batchSize: indices.count, needsLabels: true)
+        _ = try checkData(data, range: nil, batchSize: indices.count, needsLabels: true, checkingLengths: false)
         for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
             throw ModelError.indexOutOfRange(index: index, position: position, count: data.count)
         }
+        let lengthsGiven = try checkLengths(of: data, at: indices)
         reserve(batchCapacity: indices.count)
+        let scale = lossIsMasked(lengthsGiven: lengthsGiven) ? 1 : 1 / Scalar(indices.count)
         return try BLASConfiguration.passGate.shared {
             try applyUpdate(
-                trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
-                    replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-                })
+                finishBatch(
+                    trainShards(batchSize: indices.count, gradientScale: scale) { replica, samples in
+                        replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+                    }))
         }
+    }
+
+    /// Refuses a dataset's length outside `1...steps` for the samples at `indices` (`position`
+    /// is the sample's place among them); returns whether any sample has a length.
+    private func checkLengths(of data: some SequenceDataset, at indices: some Collection<Int>) throws -> Bool {
+        var any = false
+        let steps = inputShape.steps
+        for (position, index) in indices.enumerated() {
+            guard let length = data.length(at: index) else { continue }
+            guard length >= 1, length <= steps else {
+                throw ModelError.lengthOutOfRange(length: length, position: position, steps: steps)
+            }
+            any = true
+        }
+        return any
     }
 
     /// Arenas at least this large have their optimiser step split over the workers; below it the
@@ -438,7 +456,12 @@ public final class Sequential<Scalar: BLASScalar> {
 
     // MARK: Whole datasets
 
-    func checkData(_ data: some SequenceDataset, range: Range<Int>?, batchSize: Int, needsLabels: Bool) throws -> Range<Int> {
+    /// Refuses `data` that does not fit the model, a bad batch size or range, and (unless
+    /// `checkingLengths` is false: the caller checks its own samples') a length outside `1...steps`
+    /// in the range.
+    func checkData(
+        _ data: some SequenceDataset, range: Range<Int>?, batchSize: Int, needsLabels: Bool, checkingLengths: Bool = true
+    ) throws -> Range<Int> {
         guard data.sampleShape == inputShape else {
             throw ModelError.sampleShapeMismatch(data: data.sampleShape, model: inputShape)
         }
@@ -456,6 +479,7 @@ public final class Sequential<Scalar: BLASScalar> {
         guard range.lowerBound >= 0, range.upperBound <= data.count else {
             throw ModelError.rangeOutOfRange(range, count: data.count)
         }
+        if checkingLengths { _ = try checkLengths(of: data, at: range) }
         return range
     }
 
