@@ -16,7 +16,14 @@ public struct FitOptions: Sendable {
     /// Samples per training step (32 by default, as Keras's); the last batch of an epoch may be smaller.
     public var batchSize: Int
     /// The last fraction of the data, before shuffling, that validates (Keras's `validation_split`).
+    /// Ignored when ``validationData`` is set, as Keras's `validation_data` overrides it.
     public var validationSplit: Double
+    /// Samples that validate after each epoch instead of a split of the training data (Keras's
+    /// `validation_data`); nil by default. Its sample shape and class count must be the model's, as
+    /// the training data's (with `ModelError` thrown before the first epoch otherwise); its
+    /// lengths, if any, mask as the training data's do. The History then records `val_loss`
+    /// and `val_accuracy`, as with a split; every sample of it trains nothing.
+    public var validationData: (any SequenceDataset)?
     /// Reshuffle the training samples every epoch.
     public var shuffle: Bool
     /// Seeds the shuffling.
@@ -48,8 +55,8 @@ public struct FitOptions: Sendable {
 }
 
 extension Sequential {
-    /// Trains on `data` as Keras's `fit` does: the last `validationSplit` of the samples held out,
-    /// the rest shuffled every epoch and fed in batches of `batchSize` (the last one smaller),
+    /// Trains on `data` as Keras's `fit` does: the last `validationSplit` of the samples held out
+    /// (or `validationData` validating instead), the rest shuffled every epoch and fed in batches of `batchSize` (the last one smaller),
     /// per-epoch means of the training loss and accuracy, validation after each epoch.
     /// `onEvent` hears of every batch and epoch (a ``FitEventCallback``).
     ///
@@ -87,7 +94,13 @@ extension Sequential {
         }
         guard optimizer != nil else { throw ModelError.notCompiled(action: "fitting") }
         _ = try checkData(data, range: nil, batchSize: options.batchSize, needsLabels: true)
-        let split = try ValidationSplit(count: data.count, fraction: options.validationSplit)
+        if let validationData = options.validationData {
+            _ = try checkData(validationData, range: nil, batchSize: options.batchSize, needsLabels: true)
+            guard validationData.count > 0 else { throw ModelError.invalidConfiguration("validation data has no samples") }
+        }
+        let split = try ValidationSplit(
+            count: data.count, fraction: options.validationData == nil ? options.validationSplit : 0)
+        let validates = options.validationData != nil || !split.validation.isEmpty
         reserve(batchCapacity: options.batchSize)
         var order = Array(split.training)
         var generator = RandomGenerator(seed: options.seed)
@@ -95,7 +108,7 @@ extension Sequential {
         let steps = (split.training.count + options.batchSize - 1) / options.batchSize
         let control = TrainingControl(
             model: self, learningRate: optimizer!.learningRate, epochs: options.epochs, initialEpoch: options.initialEpoch,
-            stepsPerEpoch: steps, validation: !split.validation.isEmpty)
+            stepsPerEpoch: steps, validation: validates)
         // The schedule sets the rate for each step from the control's; the optimiser is left at
         // the control's rate (the initial one unless a callback changed it).
         defer { optimizer!.learningRate = control.learningRate }
@@ -106,7 +119,12 @@ extension Sequential {
             for callback in callbacks { try callback.epochBegan(epoch, control: control) }
             let logs = try trainEpoch(
                 epoch, data, order: order, steps: steps, options: options, control: control, callbacks: callbacks, history: history)
-            let validation = split.validation.isEmpty ? nil : try evaluate(data, range: split.validation, batchSize: options.batchSize)
+            let validation: Metrics? =
+                if let validationData = options.validationData {
+                    try evaluate(validationData, batchSize: options.batchSize)
+                } else {
+                    split.validation.isEmpty ? nil : try evaluate(data, range: split.validation, batchSize: options.batchSize)
+                }
             let epochLogs = EpochLogs(
                 epoch: epoch, steps: logs.steps, training: logs.training, validation: validation, seconds: logs.seconds)
             history.append(training: logs.training, validation: validation, seconds: logs.seconds)
