@@ -26,11 +26,30 @@ public protocol SequenceDataset: Sendable {
     /// does (as a `Masking` layer's mask would), on every worker's shard. A length outside
     /// `1...steps` makes the batch throw `ModelError.lengthOutOfRange` before any kernel runs.
     func length(at index: Int) -> Int?
+    /// What the dataset's targets are: class labels (`.classIndices`, the default, written by
+    /// `gather` into `labels`) or values (`.values`, written by `gatherTargets`), for losses that
+    /// compare with values (mean squared error, binary cross-entropy). `fit`, `evaluate` and
+    /// `trainStep` refuse a dataset whose kind is not the compiled loss's.
+    var targetKind: LossTargets { get }
+    /// With `.values` targets, the shape of one sample's targets: the model's output shape
+    /// (`.vector` for one target vector per sample, `.sequence` for one per step); nil otherwise.
+    var targetShape: FeatureShape? { get }
+    /// With `.values` targets, writes the targets of the samples at `indices` into `targets` in
+    /// the outputs' layout: `[indices.count, F]`, or time-major `[steps, indices.count, F]` for
+    /// one target per step (a padded step's target is masked, whatever its value). Called from
+    /// several threads at once for disjoint shards, as `gather`.
+    func gatherTargets<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into targets: UnsafeMutablePointer<S>)
 }
 
 extension SequenceDataset {
     /// Every step of every sample is real.
     public func length(at index: Int) -> Int? { nil }
+    /// Class labels.
+    public var targetKind: LossTargets { .classIndices }
+    /// No target values.
+    public var targetShape: FeatureShape? { nil }
+    /// No target values: writes nothing.
+    public func gatherTargets<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into targets: UnsafeMutablePointer<S>) {}
 }
 
 extension FeatureShape {

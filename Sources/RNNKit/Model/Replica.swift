@@ -111,6 +111,7 @@ final class Replica<Scalar: BLASScalar> {
     /// The model has checked the lengths are in `1...steps`.
     func gather(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) {
         data.gather(indices, into: input.pointer, labels: labels.pointer)
+        if data.targetKind == .values { data.gatherTargets(indices, into: targets.pointer) }
         var any = false
         let steps = inputShape.steps
         for (b, index) in indices.enumerated() {

@@ -467,11 +467,20 @@ public final class Sequential<Scalar: BLASScalar> {
         }
         if needsLabels {
             guard let loss else { throw ModelError.notCompiled(action: "evaluating or fitting") }
-            guard loss.targets == .classIndices else {
+            switch (loss.targets, data.targetKind) {
+            case (.classIndices, .classIndices):
+                guard case .vector(let classes) = outputShape, data.classCount == classes else {
+                    throw ModelError.classCountMismatch(data: data.classCount, model: outputShape)
+                }
+            case (.values, .values):
+                guard data.targetShape == outputShape else {
+                    throw ModelError.invalidConfiguration(
+                        "the data's targets are \(data.targetShape.map { "\($0)" } ?? "missing"), the model outputs \(outputShape)")
+                }
+            case (.values, .classIndices):
                 throw ModelError.targetsMismatch(loss: loss.name, needs: .values, fromDataset: true)
-            }
-            guard case .vector(let classes) = outputShape, data.classCount == classes else {
-                throw ModelError.classCountMismatch(data: data.classCount, model: outputShape)
+            case (.classIndices, .values):
+                throw ModelError.invalidConfiguration("\(loss.name) needs class labels; the data gives target values")
             }
         }
         guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
@@ -487,7 +496,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// `visit(start, shard)` for each shard after its forward pass (and loss, with `withLoss`).
     private func sweep(
         _ data: some SequenceDataset, range: Range<Int>, batchSize: Int, withLoss: Bool,
-        visit: (Int, Replica<Scalar>) -> Void
+        batchEnded: () -> Void = {}, visit: (Int, Replica<Scalar>) -> Void
     ) {
         reserve(batchCapacity: batchSize)
         for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
@@ -509,6 +518,7 @@ public final class Sequential<Scalar: BLASScalar> {
                 }
             }
             for i in 0..<count { visit(start + shard(i, of: count, batchSize: size).lowerBound, replicas[i]) }
+            batchEnded()
         }
     }
 
@@ -522,11 +532,17 @@ public final class Sequential<Scalar: BLASScalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
         let share = processShare(range.count)
-        var total = BatchFigures()
+        var total = BatchFigures(), batch = BatchFigures()
         sweep(
             data, range: (range.lowerBound + share.lowerBound)..<(range.lowerBound + share.upperBound),
-            batchSize: batchSize, withLoss: true
-        ) { _, replica in total += replica.figures }
+            batchSize: batchSize, withLoss: true,
+            batchEnded: {
+                // A masked loss is the mean over the batch's counted steps, as in training.
+                _ = batch.normalizeMaskedLoss()
+                total += batch
+                batch = BatchFigures()
+            }
+        ) { _, replica in batch += replica.figures }
         total = try reducer.reduce(figures: total)
         try checkLabels(total)
         return Metrics(total)
