@@ -1,4 +1,4 @@
-/// Sequences of different lengths made straight from Swift arrays, with one class label each.
+/// Sequences of different lengths made straight from Swift arrays, with their targets.
 ///
 /// Each sample keeps its true length: the dataset pads every sequence with zeros to `steps` (the
 /// longest by default) inside its own storage, and reports each sample's length through
@@ -6,16 +6,28 @@
 /// the recurrent layers exactly as the raw-batch `lengths:` argument does. The padding never
 /// reaches a recurrent layer's state, whatever the number of workers.
 ///
-/// Targets are class ids in `0..<classCount` (for a `CategoricalCrossentropy` or
-/// `SparseCategoricalCrossentropy` model ending in a vector). Datasets do not yet carry target
-/// values: regression targets, one-hot rows and one target per step train through the raw-batch
-/// `trainStep(x:targets:lengths:batchSize:)` and `trainStep(x:labels:lengths:batchSize:)`.
+/// Targets, matching what the compiled loss compares with (``LossTargets``):
+/// - class ids in `0..<classCount` (`labels:`), or one-hot rows (`oneHot:`, turned into class ids),
+///   for `CategoricalCrossentropy` / `SparseCategoricalCrossentropy` on a vector output;
+/// - one float vector per sample (`targets:`) for `MeanSquaredError` or `BinaryCrossentropy` on
+///   a vector output (regression);
+/// - one float vector per step (`stepTargets:`, sequence labelling) for those losses on a model
+///   that returns sequences: the padded steps are masked out of the loss, which is Keras's mean
+///   over the steps that count.
+///
+/// One class id per step is not carried by datasets yet: it trains through the raw-batch
+/// `trainStep(x:labels:lengths:batchSize:)` with `[T, batch]` labels.
 public struct RaggedDataset: SequenceDataset {
     /// Every sample padded to `steps`, batch-major `[count, steps, features]`.
     private let padded: [Float]
-    /// One class per sample, in `0..<classCount`.
+    /// One class per sample, in `0..<classCount` (empty for a dataset of target values).
     public let labels: [Int]
+    /// The number of classes (0 for a dataset of target values).
     public let classCount: Int
+    /// Target values, `[count, width]` or, one per step, `[count, steps, width]` (padded steps 0).
+    private let values: [Float]
+    public let targetKind: LossTargets
+    public let targetShape: FeatureShape?
     /// Each sample's true number of steps, in `1...steps`.
     public let lengths: [Int]
     /// The steps every sample is padded to: the model's input steps.
@@ -24,12 +36,51 @@ public struct RaggedDataset: SequenceDataset {
     public let features: Int
 
     /// Sequences of `[step][feature]` floats, every step of every sequence `features` wide, one
-    /// label each, padded with zeros to `steps` (the longest sequence's length by default).
+    /// class label each, padded with zeros to `steps` (the longest sequence's length by default).
     ///
     /// - Throws: `ModelError.invalidConfiguration` when there are no sequences, a sequence is
     ///   empty or longer than `steps`, a step's width differs from the first step's, or there is
     ///   not one label per sequence; `.labelOutOfRange` for a label outside `0..<classCount`.
     public init(sequences: [[[Float]]], labels: [Int], classCount: Int, steps: Int? = nil) throws {
+        try self.init(sequences: sequences, targets: .labels(labels, classCount: classCount), steps: steps)
+    }
+
+    /// Sequences with one-hot class rows, read as the class ids of their 1s (`classCount` is the
+    /// rows' width), as Keras's categorical cross-entropy reads them.
+    ///
+    /// - Throws: as ``init(sequences:labels:classCount:steps:)``, and
+    ///   `ModelError.invalidConfiguration` for a row that is not all 0 but one 1.
+    public init(sequences: [[[Float]]], oneHot: [[Float]], steps: Int? = nil) throws {
+        let width = oneHot.first?.count ?? 0
+        var labels: [Int] = []
+        for (index, row) in oneHot.enumerated() {
+            guard row.count == width, row.allSatisfy({ $0 == 0 || $0 == 1 }), row.filter({ $0 == 1 }).count == 1 else {
+                throw ModelError.invalidConfiguration("target row \(index) is not one-hot over \(width) classes: \(row)")
+            }
+            labels.append(row.firstIndex(of: 1)!)
+        }
+        try self.init(sequences: sequences, labels: labels, classCount: width, steps: steps)
+    }
+
+    /// Sequences with one target vector each (regression), for a loss of target values on a
+    /// vector output as wide as the vectors.
+    ///
+    /// - Throws: as ``init(sequences:labels:classCount:steps:)``, and
+    ///   `ModelError.invalidConfiguration` for target vectors that are empty or of different widths.
+    public init(sequences: [[[Float]]], targets: [[Float]], steps: Int? = nil) throws {
+        try self.init(sequences: sequences, targets: .values(targets), steps: steps)
+    }
+
+    /// Sequences with one target vector per step (sequence labelling), for a loss of target
+    /// values on a model returning sequences; sequence `i` has `stepTargets[i].count` steps.
+    ///
+    /// - Throws: as ``init(sequences:targets:steps:)``, and `ModelError.invalidConfiguration`
+    ///   for a sequence whose number of targets is not its number of steps.
+    public init(sequences: [[[Float]]], stepTargets: [[[Float]]], steps: Int? = nil) throws {
+        try self.init(sequences: sequences, targets: .stepValues(stepTargets), steps: steps)
+    }
+
+    private init(sequences: [[[Float]]], targets: Targets, steps: Int?) throws {
         guard let width = sequences.first?.first?.count, width > 0 else {
             throw ModelError.invalidConfiguration("a ragged dataset needs at least one sequence with a step of at least one feature")
         }
@@ -39,7 +90,7 @@ public struct RaggedDataset: SequenceDataset {
                     "step \(step) of sequence \(index) has \(row.count) features; the first step of sequence 0 has \(width)")
             }
         }
-        try self.init(lengths: sequences.map(\.count), labels: labels, classCount: classCount, steps: steps, features: width) {
+        try self.init(lengths: sequences.map(\.count), targets: targets, steps: steps, features: width) {
             index, destination in
             for (t, row) in sequences[index].enumerated() {
                 (destination + t * width).update(from: row, count: width)
@@ -56,27 +107,39 @@ public struct RaggedDataset: SequenceDataset {
     /// - Throws: as ``init(sequences:labels:classCount:steps:)``, and
     ///   `ModelError.invalidConfiguration` for a negative token or one above 2²⁴.
     public init(tokens: [[Int]], labels: [Int], classCount: Int, steps: Int? = nil) throws {
+        try self.init(tokens: tokens, targets: .labels(labels, classCount: classCount), steps: steps)
+    }
+
+    /// Integer token sequences with one target vector each (see ``init(tokens:labels:classCount:steps:)``).
+    public init(tokens: [[Int]], targets: [[Float]], steps: Int? = nil) throws {
+        try self.init(tokens: tokens, targets: .values(targets), steps: steps)
+    }
+
+    private init(tokens: [[Int]], targets: Targets, steps: Int?) throws {
         for (index, sequence) in tokens.enumerated() {
             for (step, token) in sequence.enumerated() where token < 0 || token > 1 << 24 {
                 throw ModelError.invalidConfiguration(
                     "token \(token) at step \(step) of sequence \(index) is outside 0...\(1 << 24), the ids a Float holds exactly")
             }
         }
-        try self.init(lengths: tokens.map(\.count), labels: labels, classCount: classCount, steps: steps, features: 1) {
+        try self.init(lengths: tokens.map(\.count), targets: targets, steps: steps, features: 1) {
             index, destination in
             for (t, token) in tokens[index].enumerated() { destination[t] = Float(token) }
         }
     }
 
+    /// The targets an initialiser was given.
+    private enum Targets {
+        case labels([Int], classCount: Int)
+        case values([[Float]])
+        case stepValues([[[Float]]])
+    }
+
     private init(
-        lengths: [Int], labels: [Int], classCount: Int, steps: Int?, features: Int,
+        lengths: [Int], targets: Targets, steps: Int?, features: Int,
         write: (Int, UnsafeMutablePointer<Float>) -> Void
     ) throws {
         guard !lengths.isEmpty else { throw ModelError.invalidConfiguration("a ragged dataset needs at least one sequence") }
-        guard lengths.count == labels.count else {
-            throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(labels.count) labels")
-        }
-        try checkLabels(labels, classCount: classCount)
         let longest = lengths.max()!
         let steps = steps ?? longest
         guard steps >= 1 else { throw ModelError.invalidConfiguration("steps must be at least 1, got \(steps)") }
@@ -86,22 +149,74 @@ public struct RaggedDataset: SequenceDataset {
                     ? "sequence \(index) is empty; every sequence needs at least one step"
                     : "sequence \(index) has \(length) steps, more than the \(steps) the dataset pads to")
         }
+        func checkWidths(_ rows: some Sequence<[Float]>, what: String) throws -> Int {
+            var width: Int?
+            for (index, row) in rows.enumerated() {
+                guard !row.isEmpty, row.count == width ?? row.count else {
+                    throw ModelError.invalidConfiguration(
+                        "\(what) \(index) has \(row.count) values; every target needs the same number, at least 1")
+                }
+                width = row.count
+            }
+            return width!
+        }
+        switch targets {
+        case .labels(let labels, let classCount):
+            guard lengths.count == labels.count else {
+                throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(labels.count) labels")
+            }
+            try checkLabels(labels, classCount: classCount)
+            self.labels = labels
+            self.classCount = classCount
+            values = []
+            targetKind = .classIndices
+            targetShape = nil
+        case .values(let targets):
+            guard lengths.count == targets.count else {
+                throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(targets.count) targets")
+            }
+            let width = try checkWidths(targets, what: "target")
+            labels = []
+            classCount = 0
+            values = targets.flatMap { $0 }
+            targetKind = .values
+            targetShape = .vector(features: width)
+        case .stepValues(let targets):
+            guard lengths.count == targets.count else {
+                throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(targets.count) target sequences")
+            }
+            for (index, sequence) in targets.enumerated() where sequence.count != lengths[index] {
+                throw ModelError.invalidConfiguration(
+                    "sequence \(index) has \(lengths[index]) steps but \(sequence.count) step targets")
+            }
+            let width = try checkWidths(targets.joined(), what: "step target")
+            var values = [Float](repeating: 0, count: lengths.count * steps * width)
+            for (index, sequence) in targets.enumerated() {
+                for (t, row) in sequence.enumerated() {
+                    values.replaceSubrange(((index * steps + t) * width)..<((index * steps + t + 1) * width), with: row)
+                }
+            }
+            labels = []
+            classCount = 0
+            self.values = values
+            targetKind = .values
+            targetShape = .sequence(steps: steps, features: width)
+        }
         let size = steps * features
         var padded = [Float](repeating: 0, count: lengths.count * size)
         padded.withUnsafeMutableBufferPointer { padded in
             for index in lengths.indices { write(index, padded.baseAddress! + index * size) }
         }
         self.padded = padded
-        self.labels = labels
-        self.classCount = classCount
         self.lengths = lengths
         self.steps = steps
         self.features = features
     }
 
-    public var count: Int { labels.count }
+    public var count: Int { lengths.count }
     public var sampleShape: FeatureShape { .sequence(steps: steps, features: features) }
-    public func label(at index: Int) -> Int { labels[index] }
+    /// Sample `index`'s class (0 for a dataset of target values).
+    public func label(at index: Int) -> Int { labels.isEmpty ? 0 : labels[index] }
     public func length(at index: Int) -> Int? { lengths[index] }
 
     /// Sample `index` as given, `[length][features]` (without its padding).
@@ -116,7 +231,7 @@ public struct RaggedDataset: SequenceDataset {
         let batch = indices.count
         padded.withUnsafeBufferPointer { source in
             for (b, index) in indices.enumerated() {
-                labels[b] = Int32(self.labels[index])
+                labels[b] = self.labels.isEmpty ? 0 : Int32(self.labels[index])
                 for t in 0..<steps {
                     let row = source.baseAddress! + (index * steps + t) * features
                     let destination = x + (t * batch + b) * features
@@ -126,6 +241,17 @@ public struct RaggedDataset: SequenceDataset {
                         for i in 0..<features { destination[i] = S(row[i]) }
                     }
                 }
+            }
+        }
+    }
+
+    public func gatherTargets<S: BLASScalar>(_ indices: UnsafeBufferPointer<Int>, into targets: UnsafeMutablePointer<S>) {
+        guard let targetShape else { return }
+        let batch = indices.count, rows = targetShape.steps, width = targetShape.features
+        for (b, index) in indices.enumerated() {
+            for t in 0..<rows {
+                let source = (index * rows + t) * width, destination = (t * batch + b) * width
+                for i in 0..<width { targets[destination + i] = S(values[source + i]) }
             }
         }
     }
