@@ -229,4 +229,179 @@ final class SequenceDatasetTests: XCTestCase {
             XCTAssertEqual($0 as? ModelError, .labelOutOfRange(label: 1, position: 0, classes: 1))
         }
     }
+
+    // MARK: Target values
+
+    private func valueModel(steps: Int, returnSequences: Bool, workers: Int = 1, outputs: Int = 2) throws -> Sequential<Float> {
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: steps, features: features),
+            layers: returnSequences
+                ? [GRU(units: 4, returnSequences: true), TimeDistributed(Dense(units: outputs))]
+                : [GRU(units: 4), Dense(units: outputs)],
+            seed: 9)
+        try model.compile(optimizer: SGD(learningRate: 0.1), loss: MeanSquaredError())
+        model.workers = workers
+        return model
+    }
+
+    /// Samples `[n]` batch-major padded to `steps`, time-major, and their lengths.
+    private func padded(_ sequences: [[[Float]]], steps: Int) -> (timeMajor: [Float], lengths: [Int32]) {
+        let n = sequences.count
+        var timeMajor = [Float](repeating: 0, count: steps * n * features)
+        for (b, sequence) in sequences.enumerated() {
+            for (t, row) in sequence.enumerated() {
+                for i in 0..<features { timeMajor[(t * n + b) * features + i] = row[i] }
+            }
+        }
+        return (timeMajor, sequences.map { Int32($0.count) })
+    }
+
+    /// Regression targets in a ragged dataset train as the raw-batch `targets:` and `lengths:` path does.
+    func testRegressionTargetsMatchRawBatchTargets() throws {
+        let (sequences, _) = raggedSequences(6, seed: 10)
+        var generator = RandomGenerator(seed: 11)
+        let targets = (0..<6).map { _ in (0..<2).map { _ in Float(generator.nextUnitDouble()) } }
+        let data = try RaggedDataset(sequences: sequences, targets: targets)
+        XCTAssertEqual(data.targetKind, .values)
+        XCTAssertEqual(data.targetShape, .vector(features: 2))
+        let (x, lengths) = padded(sequences, steps: data.steps)
+        let flat = targets.flatMap { $0 }
+        for workers in [1, 2] {
+            let raw = try valueModel(steps: data.steps, returnSequences: false, workers: workers)
+            let fromData = try valueModel(steps: data.steps, returnSequences: false, workers: workers)
+            let rawMetrics = try x.withUnsafeBufferPointer { x in
+                try flat.withUnsafeBufferPointer { t in
+                    try lengths.withUnsafeBufferPointer { l in
+                        try raw.trainStep(x: x.baseAddress!, targets: t.baseAddress!, lengths: l.baseAddress!, batchSize: 6)
+                    }
+                }
+            }
+            let dataMetrics = try Array(0..<6).withUnsafeBufferPointer { try fromData.trainStep(data, indices: $0) }
+            XCTAssertEqual(dataMetrics.loss, rawMetrics.loss, accuracy: 1e-6, "workers \(workers)")
+            XCTAssertLessThan(relativeError(fromData.arena.gradients.array, raw.arena.gradients.array), 1e-5, "workers \(workers)")
+            XCTAssertTrue(try fromData.evaluate(data).accuracy.isNaN)
+        }
+        // A class loss refuses target values, and a value loss class labels.
+        let classModel = try model(steps: data.steps)
+        XCTAssertThrowsError(try classModel.evaluate(data)) {
+            XCTAssertEqual("\($0)", "categorical_crossentropy needs class labels; the data gives target values")
+        }
+    }
+
+    /// One target per step: the padded steps are masked out of the loss, as with raw-batch lengths.
+    func testStepTargetsMaskPaddedSteps() throws {
+        let (sequences, _) = raggedSequences(7, seed: 12)
+        var generator = RandomGenerator(seed: 13)
+        let stepTargets = sequences.map { $0.map { _ in (0..<2).map { _ in Float(generator.nextUnitDouble()) } } }
+        let data = try RaggedDataset(sequences: sequences, stepTargets: stepTargets)
+        XCTAssertEqual(data.targetShape, .sequence(steps: data.steps, features: 2))
+        let (x, lengths) = padded(sequences, steps: data.steps)
+        var timeMajorTargets = [Float](repeating: 0, count: data.steps * 7 * 2)
+        for (b, sequence) in stepTargets.enumerated() {
+            for (t, row) in sequence.enumerated() { for i in 0..<2 { timeMajorTargets[(t * 7 + b) * 2 + i] = row[i] } }
+        }
+        for workers in [1, 2] {
+            let raw = try valueModel(steps: data.steps, returnSequences: true, workers: workers)
+            let fromData = try valueModel(steps: data.steps, returnSequences: true, workers: workers)
+            let rawMetrics = try x.withUnsafeBufferPointer { x in
+                try timeMajorTargets.withUnsafeBufferPointer { t in
+                    try lengths.withUnsafeBufferPointer { l in
+                        try raw.computeGradients(x: x.baseAddress!, targets: t.baseAddress!, lengths: l.baseAddress!, batchSize: 7)
+                    }
+                }
+            }
+            let dataMetrics = try Array(0..<7).withUnsafeBufferPointer { try fromData.trainStep(data, indices: $0) }
+            XCTAssertEqual(dataMetrics.loss, rawMetrics.loss, accuracy: 1e-6, "workers \(workers)")
+            XCTAssertLessThan(relativeError(fromData.arena.gradients.array, raw.arena.gradients.array), 1e-5, "workers \(workers)")
+            // Evaluated in one batch, the loss is the same mean over the counted steps.
+            XCTAssertEqual(try raw.evaluate(data, batchSize: 7).loss, rawMetrics.loss, accuracy: 1e-6, "workers \(workers)")
+        }
+        XCTAssertThrowsError(try RaggedDataset(sequences: sequences, stepTargets: stepTargets.map { Array($0.dropLast()) })) {
+            XCTAssertEqual("\($0)", "sequence 0 has 1 steps but 0 step targets")
+        }
+    }
+
+    func testOneHotTargetsAreClassIds() throws {
+        let data = try RaggedDataset(sequences: [[[1, 2, 3]], [[4, 5, 6], [7, 8, 9]]], oneHot: [[0, 0, 1], [1, 0, 0]])
+        XCTAssertEqual(data.labels, [2, 0])
+        XCTAssertEqual(data.classCount, 3)
+        XCTAssertThrowsError(try RaggedDataset(sequences: [[[1, 2, 3]]], oneHot: [[0.5, 0.5, 0]])) {
+            XCTAssertEqual("\($0)", "target row 0 is not one-hot over 3 classes: [0.5, 0.5, 0.0]")
+        }
+    }
+
+    // MARK: Windowing
+
+    private func windows(_ data: RaggedDataset) -> (windows: [[Float]], targets: [Float]) {
+        let targets = Buffer<Float>(count: data.count)
+        Array(0..<data.count).withUnsafeBufferPointer { data.gatherTargets($0, into: targets.pointer) }
+        return ((0..<data.count).map { data.sequence(at: $0).map { $0[0] } }, targets.array)
+    }
+
+    /// Keras's documented examples, worked by hand.
+    func testTimeseriesWindowsAsKerasDocumentsThem() throws {
+        let series = (0..<99).map { [Float($0)] }
+        // Example 1: indices 0...98, sequence_length=10, sampling_rate=2, sequence_stride=3.
+        let first = try timeseriesDataset(data: series, targets: series, sequenceLength: 10, sequenceStride: 3, samplingRate: 2)
+        let (w, t) = windows(first)
+        XCTAssertEqual(w.first, stride(from: 0, through: 18, by: 2).map(Float.init))
+        XCTAssertEqual(w[1], stride(from: 3, through: 21, by: 2).map(Float.init))
+        XCTAssertEqual(w[2], stride(from: 6, through: 24, by: 2).map(Float.init))
+        XCTAssertEqual(w.last, stride(from: 78, through: 96, by: 2).map(Float.init))
+        XCTAssertEqual(t, stride(from: 0, through: 78, by: 3).map(Float.init))
+        XCTAssertEqual(first.lengths, Array(repeating: 10, count: 27))
+        // Example 2: the past 10 steps predict the next one.
+        let data = (0..<20).map { [Float($0)] }
+        let second = try timeseriesDataset(data: Array(data[..<10]), targets: Array(data[10...]), sequenceLength: 10)
+        XCTAssertEqual(windows(second).windows, [(0..<10).map(Float.init)])
+        XCTAssertEqual(windows(second).targets, [10])
+        // start_index and end_index: the targets are read from start_index too.
+        let third = try timeseriesDataset(data: data, targets: data, sequenceLength: 3, startIndex: 5, endIndex: 15)
+        XCTAssertEqual(windows(third).windows, (0..<8).map { p in [5 + p, 6 + p, 7 + p].map(Float.init) })
+        XCTAssertEqual(windows(third).targets, (5..<13).map(Float.init))
+        // Keras's argument checks.
+        XCTAssertThrowsError(try timeseriesDataset(data: data, targets: data, sequenceLength: 3, endIndex: 20)) {
+            XCTAssertEqual("\($0)", "endIndex must be lower than the length of the data, got 20 for data of length 20")
+        }
+        XCTAssertThrowsError(try timeseriesDataset(data: data, targets: data, sequenceLength: 3, samplingRate: 0)) {
+            XCTAssertEqual("\($0)", "samplingRate must be in 1..<20 (the length of the data), got 0")
+        }
+        XCTAssertThrowsError(try timeseriesDataset(data: data, targets: data, sequenceLength: 30)) {
+            XCTAssertEqual("\($0)", "no window of 30 steps sampled every 1 fits in rows 0..<20 with 20 targets")
+        }
+    }
+
+    /// The same windows as Keras's own `timeseries_dataset_from_array`, when python3 has Keras.
+    func testTimeseriesWindowsMatchKeras() throws {
+        try PythonInteropTests.require("keras, numpy", for: "windowing against keras.utils.timeseries_dataset_from_array")
+        let script = """
+            import json, numpy as np, keras
+            data = np.arange(40, dtype="float32").reshape(40, 1)
+            out = []
+            for length, stride, rate, start, end in [(5, 1, 1, None, None), (4, 3, 2, 2, 37), (6, 2, 3, 1, None)]:
+                windows, targets = [], []
+                for x, y in keras.utils.timeseries_dataset_from_array(
+                        data, data * 10, length, sequence_stride=stride, sampling_rate=rate,
+                        batch_size=None, start_index=start, end_index=end):
+                    windows.append(np.asarray(x)[:, 0].tolist()); targets.append(float(np.asarray(y)[0]))
+                out.append([windows, targets])
+            print(json.dumps(out))
+            """
+        let (status, output) = try PythonInteropTests.python(["-c", script])
+        guard status == 0, let line = output.split(separator: "\n").last,
+            let expected = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [[Any]]
+        else {
+            throw XCTSkip("skipped: keras.utils.timeseries_dataset_from_array did not run here (\(output.suffix(300)))")
+        }
+        let data = (0..<40).map { [Float($0)] }, targets = (0..<40).map { [Float($0 * 10)] }
+        let cases: [(Int, Int, Int, Int?, Int?)] = [(5, 1, 1, nil, nil), (4, 3, 2, 2, 37), (6, 2, 3, 1, nil)]
+        for ((length, stride, rate, start, end), keras) in zip(cases, expected) {
+            let ours = windows(
+                try timeseriesDataset(
+                    data: data, targets: targets, sequenceLength: length, sequenceStride: stride, samplingRate: rate,
+                    startIndex: start, endIndex: end))
+            XCTAssertEqual(ours.windows.map { $0.map(Double.init) }, keras[0] as? [[Double]])
+            XCTAssertEqual(ours.targets.map(Double.init), keras[1] as? [Double])
+        }
+    }
 }
