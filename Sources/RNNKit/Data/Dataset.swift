@@ -1,5 +1,6 @@
 import Foundation
-/// Labelled samples a model trains on, read a batch at a time.
+/// Samples a model trains on, with their class labels (or, for losses of values, target values)
+/// and optionally their true lengths, read a batch at a time.
 ///
 /// A dataset hands samples over by writing them straight into the model's batch buffer in the
 /// layout the first layer's GEMM wants (time-major), so no per-batch array is built.

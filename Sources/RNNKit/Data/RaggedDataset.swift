@@ -26,7 +26,10 @@ public struct RaggedDataset: SequenceDataset {
     public let classCount: Int
     /// Target values, `[count, width]` or, one per step, `[count, steps, width]` (padded steps 0).
     private let values: [Float]
+    /// `.classIndices` for labels and one-hot rows, `.values` for `targets:` and `stepTargets:`.
     public let targetKind: LossTargets
+    /// With target values, their shape per sample: `.vector` for `targets:`, `.sequence` for
+    /// `stepTargets:`; nil for class labels.
     public let targetShape: FeatureShape?
     /// Each sample's true number of steps, in `1...steps`.
     public let lengths: [Int]
