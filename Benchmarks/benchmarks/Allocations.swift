@@ -4,7 +4,7 @@ import RNNKit
 /// malloc calls per training step, counted over `steps` steps of `fit`'s own path (gather from
 /// bytes, forward, backward, Adam) after two steps that size the buffers and optimiser state.
 func mallocsPerTrainingStep(_ workload: Workload, workers: Int, kernels: BLASBackend.Kernels, steps: Int = 64) throws -> Double {
-    let data = syntheticMNIST(count: 8 * workload.batch, seed: 5)
+    let data = try syntheticMNIST(count: 8 * workload.batch, seed: 5)
     let model = try workload.makeModel(backend: BLASBackend(kernels: kernels), workers: workers)
     let order = Array(0..<data.count)
     return try order.withUnsafeBufferPointer { order in

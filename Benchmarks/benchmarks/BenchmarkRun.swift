@@ -477,8 +477,8 @@ struct BenchmarkRun {
     /// with the run's kernels and workers, with every product in OpenBLAS, and with one worker,
     /// alternately, `repeats` times each; medians.
     func endToEnd(_ workload: Workload) throws -> Report.EndToEnd {
-        let data = syntheticMNIST(count: 60_000, seed: 3)
-        let test = syntheticMNIST(count: 10_000, seed: 4)
+        let data = try syntheticMNIST(count: 60_000, seed: 3)
+        let test = try syntheticMNIST(count: 10_000, seed: 4)
         let epochs = quick ? 1 : 5, repeats = quick ? 1 : 3
         var configurations: [(kernels: BLASBackend.Kernels, workers: Int)] = [(kernels, workers)]
         if kernels == .auto { configurations.append((.blas, workers)) }

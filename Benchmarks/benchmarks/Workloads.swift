@@ -81,12 +81,12 @@ struct RandomBatch {
 
 /// An MNIST-shaped dataset of random bytes: the trainer's data path (bytes gathered and scaled
 /// per batch) without needing the files.
-func syntheticMNIST(count: Int, seed: UInt64) -> ImageDataset {
+func syntheticMNIST(count: Int, seed: UInt64) throws -> ImageDataset {
     var generator = RandomGenerator(seed: seed)
     var pixels = [UInt8](repeating: 0, count: count * 784)
     for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: generator.next()) }
     let labels = (0..<count).map { _ in UInt8(generator.next() % 10) }
-    return ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
+    return try ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
 }
 
 /// The single-precision GEMM rate of this machine through OpenBLAS on `cores` cores, in

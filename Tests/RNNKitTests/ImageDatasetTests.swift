@@ -5,26 +5,26 @@ import XCTest
 /// time-major scaled batch, and the edges (no images, a prefix).
 final class ImageDatasetTests: XCTestCase {
     /// Three 2×3 images whose bytes say where they are: image i, row r, column c = 100i + 10r + c.
-    func makeData() -> ImageDataset {
+    func makeData() throws -> ImageDataset {
         var pixels: [UInt8] = []
         for image in 0..<3 {
             for row in 0..<2 {
                 for column in 0..<3 { pixels.append(UInt8(100 * image + 10 * row + column)) }
             }
         }
-        return ImageDataset(pixels: pixels, labels: [7, 8, 9], rows: 2, columns: 3)
+        return try ImageDataset(pixels: pixels, labels: [7, 8, 9], rows: 2, columns: 3)
     }
 
-    func testBytesRoundTripAndImagesComeOutWhole() {
-        let data = makeData()
+    func testBytesRoundTripAndImagesComeOutWhole() throws {
+        let data = try makeData()
         XCTAssertEqual(data.pixels.count, 18)
         XCTAssertEqual(data.image(at: 1), [100, 101, 102, 110, 111, 112])
         XCTAssertEqual(data.prefix(2).pixels, Array(data.pixels[0..<12]))
         XCTAssertEqual(data.prefix(2).count, 2)
     }
 
-    func testGatherIsTimeMajorAndScaled() {
-        let data = makeData()
+    func testGatherIsTimeMajorAndScaled() throws {
+        let data = try makeData()
         let x = Buffer<Float>(count: 2 * 2 * 3)
         var labels = [Int32](repeating: 0, count: 2)
         [2, 0].withUnsafeBufferPointer { indices in data.gather(indices, into: x.pointer, labels: &labels) }
@@ -37,10 +37,10 @@ final class ImageDatasetTests: XCTestCase {
         for (a, b) in zip(doubles.array, expected) { XCTAssertEqual(a, Double(b) / 255, accuracy: 1e-12) }
     }
 
-    func testNoImages() {
-        let empty = ImageDataset(pixels: [], labels: [], rows: 2, columns: 3)
+    func testNoImages() throws {
+        let empty = try ImageDataset(pixels: [], labels: [], rows: 2, columns: 3)
         XCTAssertEqual(empty.count, 0)
         XCTAssertEqual(empty.pixels, [])
-        XCTAssertEqual(makeData().prefix(0).count, 0)
+        XCTAssertEqual(try makeData().prefix(0).count, 0)
     }
 }

@@ -10,7 +10,7 @@ final class ReadmeExampleTests: XCTestCase {
         let labels = (0..<640).map { _ in UInt8(generator.next() % 10) }
         // Each class lights its own band of rows, so the task is learnable.
         let pixels = labels.flatMap { label in (0..<784).map { UInt8($0 / 28 / 3 == Int(label) ? 255 : generator.next() % 64) } }
-        let train = ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
+        let train = try ImageDataset(pixels: pixels, labels: labels, rows: 28, columns: 28)
 
         // — as in the README (a larger rate, so that a few epochs on 576 images show learning) —
         let model = try Sequential<Float>(

@@ -225,6 +225,12 @@ final class SequenceDatasetTests: XCTestCase {
         XCTAssertThrowsError(try RaggedDataset(tokens: [[1, -2]], labels: [0], classCount: 1)) {
             XCTAssertEqual("\($0)", "token -2 at step 1 of sequence 0 is outside 0...16777216, the ids a Float holds exactly")
         }
+        XCTAssertThrowsError(try ImageDataset(pixels: [0, 0], labels: [1, 10], rows: 1, columns: 1)) {
+            XCTAssertEqual($0 as? ModelError, .labelOutOfRange(label: 10, position: 1, classes: 10))
+        }
+        XCTAssertThrowsError(try ImageDataset(pixels: [0, 0, 0], labels: [1, 2], rows: 1, columns: 1)) {
+            XCTAssertEqual("\($0)", "3 pixels do not make 2 images of 1×1")
+        }
         XCTAssertThrowsError(try RaggedDataset(tokens: [[1]], labels: [1], classCount: 1)) {
             XCTAssertEqual($0 as? ModelError, .labelOutOfRange(label: 1, position: 0, classes: 1))
         }

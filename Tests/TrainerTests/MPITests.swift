@@ -190,7 +190,7 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(Trainer.fnv1a([]), 0xcbf2_9ce4_8422_2325)
         XCTAssertEqual(Trainer.fnv1a(["a"]), 0xaf63_dc4c_8601_ec8c)
         XCTAssertEqual(Trainer.fnv1a(["foobar"]), 0x8594_4171_f739_67e8)
-        let train = ImageDataset(pixels: [UInt8](repeating: 0, count: 4 * 6), labels: [0, 1, 2, 3], rows: 2, columns: 3)
+        let train = try ImageDataset(pixels: [UInt8](repeating: 0, count: 4 * 6), labels: [0, 1, 2, 3], rows: 2, columns: 3)
         func lines(_ configuration: [String: String], epochs: Int = 2) -> [String] {
             Trainer.agreementLines(
                 configuration: configuration, epochs: epochs, initialEpoch: 0, train: train, testSamples: 10, parameters: 99)

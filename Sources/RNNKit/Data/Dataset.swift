@@ -79,13 +79,25 @@ public struct ImageDataset: SequenceDataset, Sendable {
 
     /// Images of `rows × columns` bytes, image after image and row after row, one label each (10 classes by default).
     ///
-    /// - Precondition: `pixels.count == labels.count · rows · columns` and every label `< classCount`.
-    public init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int = 10) {
-        precondition(rows > 0 && columns > 0, "images must be at least 1×1")
-        precondition(
-            pixels.count == labels.count * rows * columns,
-            "\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
-        precondition(labels.allSatisfy { Int($0) < classCount }, "a label is not below \(classCount)")
+    /// - Throws: `ModelError.invalidConfiguration` when `rows` or `columns` is below 1,
+    ///   `classCount` is below 1 or above 256, or `pixels.count ≠ labels.count · rows · columns`;
+    ///   `.labelOutOfRange` for the first label not below `classCount`. Thrown in release builds too.
+    public init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int = 10) throws {
+        guard rows > 0, columns > 0 else {
+            throw ModelError.invalidConfiguration("images must be at least 1×1, got \(rows)×\(columns)")
+        }
+        guard classCount <= 256 else {
+            throw ModelError.invalidConfiguration("byte labels allow at most 256 classes, got \(classCount)")
+        }
+        guard pixels.count == labels.count * rows * columns else {
+            throw ModelError.invalidConfiguration("\(pixels.count) pixels do not make \(labels.count) images of \(rows)×\(columns)")
+        }
+        try checkLabels(labels.lazy.map { Int($0) }, classCount: classCount)
+        self.init(checked: pixels, labels: labels, rows: rows, columns: columns, classCount: classCount)
+    }
+
+    /// Images already checked (a prefix of a dataset's).
+    private init(checked pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classCount: Int) {
         self.storage = PixelStorage(pixels)
         self.labels = labels
         self.rows = rows
@@ -111,7 +123,7 @@ public struct ImageDataset: SequenceDataset, Sendable {
     public func prefix(_ n: Int) -> ImageDataset {
         let kept = min(max(n, 0), count)
         return ImageDataset(
-            pixels: Array(storage.bytes[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
+            checked: Array(storage.bytes[0..<(kept * rows * columns)]), labels: Array(labels[0..<kept]),
             rows: rows, columns: columns, classCount: classCount)
     }
 

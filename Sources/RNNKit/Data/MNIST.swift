@@ -50,7 +50,7 @@ public struct MNIST: Sendable {
                     file: labels.path, format: .idx,
                     reason: "has \(labelBytes.count) labels but \(images.lastPathComponent) has \(count) images")
             }
-            return ImageDataset(pixels: pixels, labels: labelBytes, rows: rows, columns: columns)
+            return try ImageDataset(pixels: pixels, labels: labelBytes, rows: rows, columns: columns)
         }
         train = try load(urls[0], urls[1])
         test = try load(urls[2], urls[3])
