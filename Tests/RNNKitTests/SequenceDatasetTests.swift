@@ -327,6 +327,49 @@ final class SequenceDatasetTests: XCTestCase {
         }
     }
 
+    /// One class id per step: the dataset gives what raw `[T, batch]` labels with lengths give.
+    func testStepLabelsMatchRawBatchLabels() throws {
+        let (sequences, _) = raggedSequences(7, seed: 14)
+        var generator = RandomGenerator(seed: 15)
+        let stepLabels = sequences.map { $0.map { _ in Int(generator.next() % 3) } }
+        let data = try RaggedDataset(sequences: sequences, stepLabels: stepLabels, classCount: 3)
+        XCTAssertTrue(data.labelsPerStep)
+        let (x, lengths) = padded(sequences, steps: data.steps)
+        var timeMajorLabels = [Int32](repeating: 0, count: data.steps * 7)
+        for (b, sequence) in stepLabels.enumerated() {
+            for (t, label) in sequence.enumerated() { timeMajorLabels[t * 7 + b] = Int32(label) }
+        }
+        func classModel(workers: Int) throws -> Sequential<Float> {
+            let model = try Sequential<Float>(
+                inputShape: .sequence(steps: data.steps, features: features),
+                layers: [GRU(units: 4, returnSequences: true), TimeDistributed(Dense(units: 3, activation: .softmax))], seed: 9)
+            try model.compile(optimizer: SGD(learningRate: 0.1), loss: SparseCategoricalCrossentropy())
+            model.workers = workers
+            return model
+        }
+        for workers in [1, 2] {
+            let raw = try classModel(workers: workers), fromData = try classModel(workers: workers)
+            let rawMetrics = try x.withUnsafeBufferPointer { x in
+                try timeMajorLabels.withUnsafeBufferPointer { labels in
+                    try lengths.withUnsafeBufferPointer { l in
+                        try raw.computeGradients(x: x.baseAddress!, labels: labels.baseAddress!, lengths: l.baseAddress!, batchSize: 7)
+                    }
+                }
+            }
+            let dataMetrics = try Array(0..<7).withUnsafeBufferPointer { try fromData.trainStep(data, indices: $0) }
+            XCTAssertEqual(dataMetrics.loss, rawMetrics.loss, accuracy: 1e-6, "workers \(workers)")
+            XCTAssertEqual(dataMetrics.accuracy, rawMetrics.accuracy, accuracy: 1e-9, "workers \(workers)")
+            XCTAssertLessThan(relativeError(fromData.arena.gradients.array, raw.arena.gradients.array), 1e-5, "workers \(workers)")
+            XCTAssertEqual(try raw.evaluate(data, batchSize: 7).loss, rawMetrics.loss, accuracy: 1e-6, "workers \(workers)")
+        }
+        XCTAssertThrowsError(try model(steps: data.steps).evaluate(data)) {
+            XCTAssertEqual(
+                "\($0)",
+                "the data gives one label per step; the model's output \(FeatureShape.vector(features: 3)) is not a sequence of its \(data.steps) steps"
+            )
+        }
+    }
+
     func testOneHotTargetsAreClassIds() throws {
         let data = try RaggedDataset(sequences: [[[1, 2, 3]], [[4, 5, 6], [7, 8, 9]]], oneHot: [[0, 0, 1], [1, 0, 0]])
         XCTAssertEqual(data.labels, [2, 0])

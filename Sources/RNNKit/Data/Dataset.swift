@@ -27,6 +27,10 @@ public protocol SequenceDataset: Sendable {
     /// does (as a `Masking` layer's mask would), on every worker's shard. A length outside
     /// `1...steps` makes the batch throw `ModelError.lengthOutOfRange` before any kernel runs.
     func length(at index: Int) -> Int?
+    /// Whether `gather` writes one class label per step, `[steps, indices.count]` time-major
+    /// (sequence labelling with a class loss, on a model returning sequences), instead of one per
+    /// sample; false by default. A padded step's label is masked but must still be a class (0 will do).
+    var labelsPerStep: Bool { get }
     /// What the dataset's targets are: class labels (`.classIndices`, the default, written by
     /// `gather` into `labels`) or values (`.values`, written by `gatherTargets`), for losses that
     /// compare with values (mean squared error, binary cross-entropy). `fit`, `evaluate` and
@@ -45,6 +49,8 @@ public protocol SequenceDataset: Sendable {
 extension SequenceDataset {
     /// Every step of every sample is real.
     public func length(at index: Int) -> Int? { nil }
+    /// One label per sample.
+    public var labelsPerStep: Bool { false }
     /// Class labels.
     public var targetKind: LossTargets { .classIndices }
     /// No target values.

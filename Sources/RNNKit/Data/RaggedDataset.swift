@@ -15,13 +15,17 @@
 ///   that returns sequences: the padded steps are masked out of the loss, which is Keras's mean
 ///   over the steps that count.
 ///
-/// One class id per step is not carried by datasets yet: it trains through the raw-batch
-/// `trainStep(x:labels:lengths:batchSize:)` with `[T, batch]` labels.
+/// - one class id per step (`stepLabels:`, sequence labelling) for those class losses on a model
+///   returning sequences, the padded steps masked out of the loss as above.
 public struct RaggedDataset: SequenceDataset {
     /// Every sample padded to `steps`, batch-major `[count, steps, features]`.
     private let padded: [Float]
-    /// One class per sample, in `0..<classCount` (empty for a dataset of target values).
+    /// One class per sample, in `0..<classCount` (empty for target values and per-step labels).
     public let labels: [Int]
+    /// Whether the labels are one per step (`stepLabels:`).
+    public let labelsPerStep: Bool
+    /// With per-step labels, each sample's padded to `steps` with 0s, `[count, steps]`.
+    private let stepLabelIDs: [Int32]
     /// The number of classes (0 for a dataset of target values).
     public let classCount: Int
     /// Target values, `[count, width]` or, one per step, `[count, steps, width]` (padded steps 0).
@@ -63,6 +67,16 @@ public struct RaggedDataset: SequenceDataset {
             labels.append(row.firstIndex(of: 1)!)
         }
         try self.init(sequences: sequences, labels: labels, classCount: width, steps: steps)
+    }
+
+    /// Sequences with one class id per step (sequence labelling) in `0..<classCount`, for a class
+    /// loss on a model returning sequences; sequence `i` has `stepLabels[i].count` steps.
+    ///
+    /// - Throws: as ``init(sequences:labels:classCount:steps:)``, and
+    ///   `ModelError.invalidConfiguration` for a sequence whose number of labels is not its number
+    ///   of steps; `.labelOutOfRange` gives the label's position in the concatenated labels.
+    public init(sequences: [[[Float]]], stepLabels: [[Int]], classCount: Int, steps: Int? = nil) throws {
+        try self.init(sequences: sequences, targets: .stepLabels(stepLabels, classCount: classCount), steps: steps)
     }
 
     /// Sequences with one target vector each (regression), for a loss of target values on a
@@ -136,6 +150,7 @@ public struct RaggedDataset: SequenceDataset {
         case labels([Int], classCount: Int)
         case values([[Float]])
         case stepValues([[[Float]]])
+        case stepLabels([[Int]], classCount: Int)
     }
 
     private init(
@@ -164,7 +179,28 @@ public struct RaggedDataset: SequenceDataset {
             return width!
         }
         switch targets {
+        case .stepLabels(let stepLabels, let classCount):
+            guard lengths.count == stepLabels.count else {
+                throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(stepLabels.count) label sequences")
+            }
+            for (index, sequence) in stepLabels.enumerated() where sequence.count != lengths[index] {
+                throw ModelError.invalidConfiguration("sequence \(index) has \(lengths[index]) steps but \(sequence.count) step labels")
+            }
+            try checkLabels(stepLabels.joined(), classCount: classCount)
+            var ids = [Int32](repeating: 0, count: lengths.count * steps)
+            for (index, sequence) in stepLabels.enumerated() {
+                for (t, label) in sequence.enumerated() { ids[index * steps + t] = Int32(label) }
+            }
+            labels = []
+            labelsPerStep = true
+            stepLabelIDs = ids
+            self.classCount = classCount
+            values = []
+            targetKind = .classIndices
+            targetShape = nil
         case .labels(let labels, let classCount):
+            labelsPerStep = false
+            stepLabelIDs = []
             guard lengths.count == labels.count else {
                 throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(labels.count) labels")
             }
@@ -175,6 +211,8 @@ public struct RaggedDataset: SequenceDataset {
             targetKind = .classIndices
             targetShape = nil
         case .values(let targets):
+            labelsPerStep = false
+            stepLabelIDs = []
             guard lengths.count == targets.count else {
                 throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(targets.count) targets")
             }
@@ -185,6 +223,8 @@ public struct RaggedDataset: SequenceDataset {
             targetKind = .values
             targetShape = .vector(features: width)
         case .stepValues(let targets):
+            labelsPerStep = false
+            stepLabelIDs = []
             guard lengths.count == targets.count else {
                 throw ModelError.invalidConfiguration("\(lengths.count) sequences but \(targets.count) target sequences")
             }
@@ -218,8 +258,10 @@ public struct RaggedDataset: SequenceDataset {
 
     public var count: Int { lengths.count }
     public var sampleShape: FeatureShape { .sequence(steps: steps, features: features) }
-    /// Sample `index`'s class (0 for a dataset of target values).
-    public func label(at index: Int) -> Int { labels.isEmpty ? 0 : labels[index] }
+    /// Sample `index`'s class (its first step's with per-step labels; 0 for target values).
+    public func label(at index: Int) -> Int {
+        labelsPerStep ? Int(stepLabelIDs[index * steps]) : labels.isEmpty ? 0 : labels[index]
+    }
     public func length(at index: Int) -> Int? { lengths[index] }
 
     /// Sample `index` as given, `[length][features]` (without its padding).
@@ -234,7 +276,11 @@ public struct RaggedDataset: SequenceDataset {
         let batch = indices.count
         padded.withUnsafeBufferPointer { source in
             for (b, index) in indices.enumerated() {
-                labels[b] = self.labels.isEmpty ? 0 : Int32(self.labels[index])
+                if labelsPerStep {
+                    for t in 0..<steps { labels[t * batch + b] = stepLabelIDs[index * steps + t] }
+                } else {
+                    labels[b] = self.labels.isEmpty ? 0 : Int32(self.labels[index])
+                }
                 for t in 0..<steps {
                     let row = source.baseAddress! + (index * steps + t) * features
                     let destination = x + (t * batch + b) * features

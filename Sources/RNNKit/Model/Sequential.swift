@@ -468,6 +468,13 @@ public final class Sequential<Scalar: BLASScalar> {
         if needsLabels {
             guard let loss else { throw ModelError.notCompiled(action: "evaluating or fitting") }
             switch (loss.targets, data.targetKind) {
+            case (.classIndices, .classIndices) where data.labelsPerStep:
+                guard case .sequence(let steps, let classes) = outputShape, steps == inputShape.steps else {
+                    throw ModelError.invalidConfiguration(
+                        "the data gives one label per step; the model's output \(outputShape) is not a sequence of its \(inputShape.steps) steps"
+                    )
+                }
+                guard data.classCount == classes else { throw ModelError.classCountMismatch(data: data.classCount, model: outputShape) }
             case (.classIndices, .classIndices):
                 guard case .vector(let classes) = outputShape, data.classCount == classes else {
                     throw ModelError.classCountMismatch(data: data.classCount, model: outputShape)
