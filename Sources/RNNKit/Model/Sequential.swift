@@ -348,9 +348,14 @@ public final class Sequential<Scalar: BLASScalar> {
 
     /// Trains on the samples at `indices` of `data` as one batch, each shard gathering its own
     /// samples straight into its time-major buffer.
+    /// The dataset's lengths (``SequenceDataset/length(at:)``) mask padded steps as the raw-batch
+    /// `lengths:` do, and its targets are its labels or, for a loss of values, its target values.
     /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch` or `.classCountMismatch` for data
-    ///   that does not fit the model, `.indexOutOfRange` for an index outside the dataset, and
-    ///   `.labelsOutOfRange` (the weights unchanged) when the dataset gave labels outside the classes.
+    ///   that does not fit the model, `.targetsMismatch` or `.invalidConfiguration` for targets of the
+    ///   other kind than the loss's (or of another shape than the output), `.indexOutOfRange` for an
+    ///   index outside the dataset, `.lengthOutOfRange` for one of the samples' lengths outside
+    ///   `1...steps`, and `.labelsOutOfRange` (the weights unchanged) when the dataset gave labels
+    ///   outside the classes.
     @discardableResult
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
         guard optimizer != nil else { throw ModelError.notCompiled(action: "training") }
@@ -532,9 +537,12 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
+    /// A masked loss (per-step targets with lengths) is each batch's mean over its counted steps,
+    /// as in training, weighted by the batch's samples.
     /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch`, `.classCountMismatch`,
-    ///   `.targetsMismatch` (a loss of target values), `.rangeOutOfRange`, `.labelsOutOfRange`;
-    ///   `.invalidConfiguration` for a batch size below 1.
+    ///   `.targetsMismatch` (target kinds that differ), `.rangeOutOfRange`, `.lengthOutOfRange`,
+    ///   `.labelsOutOfRange`; `.invalidConfiguration` for a batch size below 1 or target values of
+    ///   another shape than the output.
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
@@ -558,8 +566,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
     /// for sequence outputs), e.g. class probabilities. Needs no `compile`. Computed whole in this
     /// process, whatever the reducer.
-    /// - Throws: `ModelError.sampleShapeMismatch`, `.rangeOutOfRange`, or `.invalidConfiguration`
-    ///   for a batch size below 1.
+    /// Padded steps (the dataset's lengths) are masked as in training.
+    /// - Throws: `ModelError.sampleShapeMismatch`, `.rangeOutOfRange`, `.lengthOutOfRange`, or
+    ///   `.invalidConfiguration` for a batch size below 1.
     public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount
