@@ -159,7 +159,7 @@ final class ModelErrorTests: XCTestCase {
         }
         assertThrows(
             .targetsMismatch(loss: "mean_squared_error", needs: .values, fromDataset: true),
-            "mean_squared_error needs target values; datasets give class labels: train on raw batches"
+            "mean_squared_error needs target values; this dataset gives class labels (RaggedDataset(targets:) gives values)"
         ) {
             _ = try values.evaluate(dataset())
         }

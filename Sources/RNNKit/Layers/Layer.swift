@@ -133,7 +133,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "\(loss) needs \(needs)"
         case .targetsMismatch(let loss, let needs, let fromDataset):
             fromDataset
-                ? "\(loss) needs target values; datasets give class labels: train on raw batches"
+                ? "\(loss) needs target values; this dataset gives class labels (RaggedDataset(targets:) gives values)"
                 : needs == .classIndices
                     ? "\(loss) needs class labels, not target values"
                     : "\(loss) needs target values, not class labels"
