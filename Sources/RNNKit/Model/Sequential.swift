@@ -220,6 +220,35 @@ public final class Sequential<Scalar: BLASScalar> {
     private func finishBatch(_ reduced: BatchFigures) -> BatchFigures {
         var figures = reduced
         if let scale = figures.normalizeMaskedLoss() { Scalar.scale(arena.gradients.pointer, by: Scalar(scale), count: arena.count) }
+        return regularized(figures)
+    }
+
+    /// The weights' regularisation penalties (Keras's `model.losses`, summed), added to a training
+    /// step's loss.
+    public var regularizationPenalty: Double {
+        var total = 0.0
+        for parameter in arena.parameters {
+            if let regularizer = parameter.regularizer {
+                total += regularizer.penalty(parameter.value.pointer, count: parameter.count)
+            }
+        }
+        return total
+    }
+
+    /// The whole batch's figures (a mean over samples) with the regularisation penalties added to
+    /// the loss and their gradients to the arena's. Called once per step, after the shards' (and
+    /// processes') gradients are summed and scaled, so the penalty counts once whatever the
+    /// number of workers: every process holds the same weights, so each adds the same term.
+    private func regularized(_ figures: BatchFigures) -> BatchFigures {
+        var figures = figures, penalty = 0.0
+        for parameter in arena.parameters {
+            guard let regularizer = parameter.regularizer else { continue }
+            penalty += regularizer.penalty(parameter.value.pointer, count: parameter.count)
+            regularizer.addGradient(parameter.value.pointer, into: parameter.gradient.pointer, count: parameter.count)
+        }
+        guard penalty != 0 else { return figures }
+        figures.lossSum += penalty * Double(max(figures.samples, 1))
+        figures.finite = figures.finite && figures.lossSum.isFinite
         return figures
     }
 
@@ -362,9 +391,10 @@ public final class Sequential<Scalar: BLASScalar> {
         reserve(batchCapacity: indices.count)
         return try BLASConfiguration.passGate.shared {
             try applyUpdate(
-                trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
-                    replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-                })
+                regularized(
+                    trainShards(batchSize: indices.count, gradientScale: 1 / Scalar(indices.count)) { replica, samples in
+                        replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+                    }))
         }
     }
 
