@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import RNNKit
+@testable import RNNKitKeras
 
 /// `useBias: false`, the L1/L2 regularisers and AdamW against Keras's float64 fixture
 /// `keras_no_bias_regularized_adamw` (LSTM(6, use_bias=False, l2 kernel, l1 recurrent) → Dense(1,
@@ -228,5 +229,103 @@ final class RegularizationTests: XCTestCase {
                 "gru_1/recurrent_kernel", "lstm/kernel", "lstm/recurrent_kernel", "dense/kernel",
             ])
         XCTAssertEqual(model.parameterCount, (3 * 2 + 2 * 2) + (2 * 9 + 3 * 9) + (3 * 9 + 3 * 9) + (3 * 8 + 2 * 8) + 2 * 2)
+    }
+
+    // MARK: Keras files
+
+    /// Keras's `.keras` file carries the bias-free LSTM, the regularisers and AdamW: the model read
+    /// from it, given the fixture's exact weights, matches Keras's float64 figures; its own weights
+    /// (float32-rounded in the file) match Keras's outputs; the `.weights.h5` file fills a model
+    /// built in Swift.
+    func testKerasFilesCarryTheSettings() throws {
+        let fixture = try Fixture("no_bias_regularized_adamw")
+        let loaded = try Keras.loadModel(from: KerasFileTests.fixtureURL("keras_no_bias_regularized_adamw", "keras"), as: Double.self)
+        let lstm = try XCTUnwrap(loaded.model.layers[0] as? LSTM<Double>)
+        let dense = try XCTUnwrap(loaded.model.layers[1] as? Dense<Double>)
+        XCTAssertFalse(lstm.useBias)
+        XCTAssertEqual(lstm.kernelRegularizer, .l2(0.01))
+        XCTAssertEqual(lstm.recurrentRegularizer, .l1(0.001))
+        XCTAssertNil(lstm.biasRegularizer)
+        XCTAssertTrue(dense.useBias)
+        XCTAssertEqual(dense.kernelRegularizer, .l1l2(l1: 0.002, l2: 0.03))
+        XCTAssertEqual(dense.biasRegularizer, .l2(0.05))
+        let adamW = try XCTUnwrap(loaded.optimizer as? AdamW<Double>)
+        XCTAssertEqual(adamW.weightDecay, 0.004)
+        XCTAssertEqual(loaded.loss?.name, "mean_squared_error")
+        XCTAssertEqual(loaded.model.parameters.map(\.name), fixture.weightOrder)
+
+        // Keras's own outputs from the file's float32-rounded weights.
+        let (x, _) = Self.input(fixture, as: Double.self)
+        var predicted = [Double](repeating: 0, count: Self.batch)
+        x.withUnsafeBufferPointer { loaded.model.predict(x: $0.baseAddress!, batchSize: Self.batch, into: &predicted) }
+        let fromFile = relativeError(predicted, fixture.values("layer_outputs", "dense"))
+        XCTAssertLessThan(fromFile, 1e-6)
+
+        try loaded.model.setWeights(fixture.weights("weights", as: Double.self))
+        let (error, adam) = try Self.check(loaded.model, fixture, tolerance: 1e-14, adamTolerance: 3e-8)
+        print(
+            "Keras file no_bias_regularized_adamw.keras (Double): outputs of its own weights \(fromFile); with the fixture's weights \(error), AdamW \(adam)"
+        )
+
+        let floatModel = try Keras.loadModel(from: KerasFileTests.fixtureURL("keras_no_bias_regularized_adamw", "keras"), as: Float.self)
+        let built = try Self.model(fixture, as: Float.self)
+        try built.loadKerasWeights(from: KerasFileTests.fixtureURL("keras_no_bias_regularized_adamw", "weights.h5"))
+        let url = try XCTUnwrap(
+            Bundle.module.url(
+                forResource: "keras_no_bias_regularized_adamw.float32_outputs", withExtension: "json", subdirectory: "Fixtures"))
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let expected = KerasFixture.flatten(root["predict"]!)
+        let (xf, _) = Self.input(fixture, as: Float.self)
+        for (what, model) in [(".keras", floatModel.model), (".weights.h5", built)] {
+            var out = [Float](repeating: 0, count: Self.batch)
+            xf.withUnsafeBufferPointer { model.predict(x: $0.baseAddress!, batchSize: Self.batch, into: &out) }
+            let error = relativeError(out.map(Double.init), expected)
+            XCTAssertLessThan(error, 1e-5, what)
+            print("Keras file no_bias_regularized_adamw\(what) (Float) against Keras float32 predictions: \(error)")
+        }
+    }
+
+    /// A bias-free, regularised model trained with AdamW, saved to `.keras` and read back: the
+    /// same settings, weights, optimiser state, and the same next step.
+    func testKerasRoundTripKeepsTheSettings() throws {
+        let model = try Sequential<Double>(
+            inputShape: .sequence(steps: 5, features: 3),
+            layers: [
+                GRU(units: 4, resetAfter: false, returnSequences: true, useBias: false, recurrentRegularizer: .l1l2(l1: 0.01, l2: 0.02)),
+                Bidirectional(LSTM(units: 3, kernelRegularizer: .l2(0.03), biasRegularizer: .l1(0.02))),
+                Dense(units: 2, useBias: false, kernelRegularizer: .l1(0.01)),
+            ], seed: 3)
+        try model.compile(optimizer: AdamW<Double>(learningRate: 0.01, weightDecay: 0.05), loss: MeanSquaredError())
+        let x = randomValues(5 * 6 * 3, seed: 4, as: Double.self), targets = randomValues(6 * 2, seed: 5, as: Double.self)
+        func step(_ m: Sequential<Double>) throws {
+            try x.withUnsafeBufferPointer { x in
+                try targets.withUnsafeBufferPointer { _ = try m.trainStep(x: x.baseAddress!, targets: $0.baseAddress!, batchSize: 6) }
+            }
+        }
+        for _ in 0..<2 { try step(model) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-reg-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("model.keras")
+        try Keras.saveModel(model, to: url)
+        let loaded = try Keras.loadModel(from: url, as: Double.self)
+        XCTAssertEqual(loaded.model.parameters.map(\.name), model.parameters.map(\.name))
+        XCTAssertEqual(loaded.model.weights, model.weights)
+        let gru = try XCTUnwrap(loaded.model.layers[0] as? GRU<Double>)
+        XCTAssertFalse(gru.useBias)
+        XCTAssertEqual(gru.recurrentRegularizer, .l1l2(l1: 0.01, l2: 0.02))
+        let lstm = try XCTUnwrap((loaded.model.layers[1] as? Bidirectional<Double>)?.backwardLayer)
+        XCTAssertEqual(lstm.kernelRegularizer, .l2(0.03))
+        XCTAssertEqual(lstm.biasRegularizer, .l1(0.02))
+        let dense = try XCTUnwrap(loaded.model.layers[2] as? Dense<Double>)
+        XCTAssertFalse(dense.useBias)
+        XCTAssertEqual(dense.kernelRegularizer, .l1(0.01))
+        let adamW = try XCTUnwrap(loaded.optimizer as? AdamW<Double>)
+        XCTAssertEqual(adamW.weightDecay, 0.05)
+        XCTAssertEqual(adamW.iterations, 2)
+        XCTAssertEqual(loaded.model.regularizationPenalty, model.regularizationPenalty)
+        try step(model)
+        try step(loaded.model)
+        XCTAssertEqual(loaded.model.weights, model.weights, "the step after loading")
     }
 }
