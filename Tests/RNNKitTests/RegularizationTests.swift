@@ -200,6 +200,32 @@ final class RegularizationTests: XCTestCase {
         XCTAssertEqual(adamW.moments(of: p).m, [0.1 * (1 - 0.9), 0.3 * (1 - 0.9)])
     }
 
+    /// `evaluate` and a training step over the same batch report the same loss, penalty
+    /// included (as Keras's `evaluate` does); with one and with two workers.
+    func testEvaluateIncludesThePenalty() throws {
+        for workers in [1, 2] {
+            let model = try Sequential<Double>(
+                inputShape: .sequence(steps: 4, features: 3),
+                layers: [GRU(units: 5, kernelRegularizer: .l2(0.05)), Dense(units: 3, activation: .softmax, biasRegularizer: .l1(0.1))],
+                seed: 2)
+            model.workers = workers
+            try model.compile(optimizer: AdamW<Double>(), loss: SparseCategoricalCrossentropy())
+            for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: UInt64(60 + k), scale: 0.5)) }
+            let batchMajor = randomValues(6 * 4 * 3, seed: 3, as: Double.self), labels = [0, 2, 1, 1, 0, 2]
+            let data = TensorDataset(inputs: Tensor(shape: [6, 4, 3], scalars: batchMajor), labels: labels, classCount: 3)
+            var x = [Double](repeating: 0, count: batchMajor.count)
+            for b in 0..<6 { for t in 0..<4 { for i in 0..<3 { x[(t * 6 + b) * 3 + i] = batchMajor[(b * 4 + t) * 3 + i] } } }
+            let trained = try x.withUnsafeBufferPointer { x in
+                try labels.map(Int32.init).withUnsafeBufferPointer {
+                    try model.computeGradients(x: x.baseAddress!, labels: $0.baseAddress!, batchSize: 6).loss
+                }
+            }
+            let evaluated = try model.evaluate(data, batchSize: 6).loss
+            XCTAssertGreaterThan(model.regularizationPenalty, 0.01)
+            XCTAssertEqual(evaluated, trained, accuracy: 1e-14, "workers \(workers)")
+        }
+    }
+
     /// Keras's factors are float32: l2(0.01) multiplies by Float(0.01).
     func testFactorsAreKerasFloat32() {
         XCTAssertEqual(Regularizer.l2(0.01).l2, Double(Float(0.01)))

@@ -241,7 +241,10 @@ public final class Sequential<Scalar: BLASScalar> {
     /// number of workers: every process holds the same weights, so each adds the same term.
     private func regularized(_ figures: BatchFigures) -> BatchFigures {
         var figures = figures, penalty = 0.0
-        for parameter in arena.parameters {
+        let parameters = arena.parameters
+        // An index loop: iterators from unspecialised generic code can allocate, and this runs every step.
+        for i in 0..<parameters.count {
+            let parameter = parameters[i]
             guard let regularizer = parameter.regularizer else { continue }
             penalty += regularizer.penalty(parameter.value.pointer, count: parameter.count)
             regularizer.addGradient(parameter.value.pointer, into: parameter.gradient.pointer, count: parameter.count)
@@ -518,7 +521,8 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
-    /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
+    /// Loss and accuracy over `range` of `data` (all of it by default), in batches; the loss
+    /// includes the weights' regularisation penalties, as Keras's. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
     /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch`, `.classCountMismatch`,
@@ -535,7 +539,10 @@ public final class Sequential<Scalar: BLASScalar> {
         ) { _, replica in total += replica.figures }
         total = try reducer.reduce(figures: total)
         try checkLabels(total)
-        return Metrics(total)
+        // Keras's evaluate adds the weights' penalties to the loss too (every batch's, the same weights).
+        var metrics = Metrics(total)
+        metrics.loss += regularizationPenalty
+        return metrics
     }
 
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
