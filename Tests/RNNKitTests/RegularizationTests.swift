@@ -287,6 +287,11 @@ final class RegularizationTests: XCTestCase {
         let fromFile = relativeError(predicted, fixture.values("layer_outputs", "dense"))
         XCTAssertLessThan(fromFile, 1e-6)
 
+        // The .weights.h5 file into the model built in Swift, in Double: the same rounded weights.
+        let builtDouble = try Self.model(fixture, as: Double.self)
+        try builtDouble.loadKerasWeights(from: KerasFileTests.fixtureURL("keras_no_bias_regularized_adamw", "weights.h5"))
+        XCTAssertEqual(builtDouble.weights, loaded.model.weights)
+
         try loaded.model.setWeights(fixture.weights("weights", as: Double.self))
         let (error, adam) = try Self.check(loaded.model, fixture, tolerance: 1e-14, adamTolerance: 3e-8)
         print(
