@@ -12,7 +12,8 @@ import ZIPFoundation
 ///
 /// Supported: `Sequential` models (and Functional ones that are a plain stack) of `InputLayer`,
 /// `SimpleRNN`, `LSTM`, `GRU`, `Dense` and `TimeDistributed(Dense)`, in float32 or float64, with
-/// Adam, SGD or RMSprop. Anything else is refused by `UnsupportedKerasModel`, which lists every
+/// or without bias (`use_bias`), L1/L2 regularisers on kernels and biases, and Adam, AdamW, SGD
+/// or RMSprop. Anything else is refused by `UnsupportedKerasModel`, which lists every
 /// item and where it is in `config.json`; nothing is guessed.
 public enum Keras {
     /// A model read from a `.keras` file (or from a Keras config).

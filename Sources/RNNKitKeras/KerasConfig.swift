@@ -28,6 +28,10 @@ struct KerasModelSpec {
         var kernelInitializer: Initializer = .glorotUniform
         var recurrentInitializer: Initializer = .orthogonal()
         var biasInitializer: Initializer = .zeros
+        var useBias = true
+        var kernelRegularizer: Regularizer?
+        var recurrentRegularizer: Regularizer?
+        var biasRegularizer: Regularizer?
     }
 
     struct DenseSpec {
@@ -35,10 +39,14 @@ struct KerasModelSpec {
         var activation: Activation = .linear
         var kernelInitializer: Initializer = .glorotUniform
         var biasInitializer: Initializer = .zeros
+        var useBias = true
+        var kernelRegularizer: Regularizer?
+        var biasRegularizer: Regularizer?
     }
 
     enum OptimizerKind {
         case adam(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double)
+        case adamW(learningRate: Double, weightDecay: Double, beta1: Double, beta2: Double, epsilon: Double)
         case sgd(learningRate: Double, momentum: Double, nesterov: Bool)
         case rmsprop(learningRate: Double, rho: Double, epsilon: Double)
     }
@@ -67,7 +75,8 @@ struct KerasModelSpec {
             case .dense(let d, let timeDistributed):
                 let dense = Dense<Scalar>(
                     units: d.units, activation: d.activation,
-                    kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer)
+                    kernelInitializer: d.kernelInitializer, biasInitializer: d.biasInitializer, useBias: d.useBias,
+                    kernelRegularizer: d.kernelRegularizer, biasRegularizer: d.biasRegularizer)
                 return timeDistributed ? TimeDistributed(dense) : dense
             case .dropout(let rate, let seed):
                 return Dropout<Scalar>(rate: rate, seed: seed)
@@ -90,21 +99,24 @@ struct KerasModelSpec {
                 units: r.units, returnSequences: r.returnSequences, activation: r.activation, goBackwards: r.goBackwards,
                 dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                biasInitializer: r.biasInitializer)
+                biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
         case .lstm:
             LSTM<Scalar>(
                 units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
                 unitForgetBias: r.unitForgetBias, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout,
                 recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                biasInitializer: r.biasInitializer)
+                biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
         case .gru:
             GRU<Scalar>(
                 units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
                 resetAfter: r.resetAfter, returnSequences: r.returnSequences, goBackwards: r.goBackwards, dropout: r.dropout,
                 recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
-                biasInitializer: r.biasInitializer)
+                biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
         }
     }
 
@@ -113,6 +125,8 @@ struct KerasModelSpec {
         let clipping = optimizer.clipping
         return switch optimizer.kind {
         case .adam(let lr, let b1, let b2, let eps): Adam<Scalar>(learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, clipping: clipping)
+        case .adamW(let lr, let wd, let b1, let b2, let eps):
+            AdamW<Scalar>(learningRate: lr, weightDecay: wd, beta1: b1, beta2: b2, epsilon: eps, clipping: clipping)
         case .sgd(let lr, let momentum, let nesterov):
             SGD<Scalar>(learningRate: lr, momentum: momentum, nesterov: nesterov, clipping: clipping)
         case .rmsprop(let lr, let rho, let eps): RMSprop<Scalar>(learningRate: lr, rho: rho, epsilon: eps, clipping: clipping)
@@ -455,8 +469,13 @@ struct KerasConfig {
         var known = [
             "units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer",
             "recurrent_initializer",
-            "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed",
+            "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed", "use_bias", "kernel_regularizer",
+            "recurrent_regularizer", "bias_regularizer",
         ]
+        spec.useBias = flag(config, "use_bias", true, place: place)
+        spec.kernelRegularizer = regularizer(config["kernel_regularizer"], "kernel_regularizer", place: place)
+        spec.recurrentRegularizer = regularizer(config["recurrent_regularizer"], "recurrent_regularizer", place: place)
+        spec.biasRegularizer = regularizer(config["bias_regularizer"], "bias_regularizer", place: place)
         if let f = activation(config["activation"], "activation", place: place, elementwise: true) { spec.activation = f }
         spec.returnSequences = flag(config, "return_sequences", false, place: place)
         spec.goBackwards = flag(config, "go_backwards", false, place: place)
@@ -492,7 +511,7 @@ struct KerasConfig {
         checkOptions(
             config, place: place, known: Set(known),
             expected: [
-                "use_bias": true, "return_state": false, "stateful": false, "trainable": true,
+                "return_state": false, "stateful": false, "trainable": true,
             ])
         return spec
     }
@@ -503,9 +522,16 @@ struct KerasConfig {
         if let f = activation(config["activation"], "activation", place: place, elementwise: false) { spec.activation = f }
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
+        spec.useBias = flag(config, "use_bias", true, place: place)
+        spec.kernelRegularizer = regularizer(config["kernel_regularizer"], "kernel_regularizer", place: place)
+        spec.biasRegularizer = regularizer(config["bias_regularizer"], "bias_regularizer", place: place)
         checkOptions(
-            config, place: place, known: ["units", "activation", "kernel_initializer", "bias_initializer", "name", "dtype"],
-            expected: ["use_bias": true, "trainable": true])
+            config, place: place,
+            known: [
+                "units", "activation", "kernel_initializer", "bias_initializer", "name", "dtype", "use_bias", "kernel_regularizer",
+                "bias_regularizer",
+            ],
+            expected: ["trainable": true])
         return spec
     }
 
@@ -618,6 +644,37 @@ struct KerasConfig {
         }
     }
 
+    /// Keras's `L1`, `L2` and `L1L2` regularisers (or their names `l1`, `l2`, `l1_l2`, whose factors
+    /// default to 0.01); null is none. Other regularisers, and factors that are negative or not
+    /// finite, are refused.
+    private mutating func regularizer(_ value: Any?, _ key: String, place: String) -> Regularizer? {
+        guard let value, !(value is NSNull) else { return nil }
+        guard let (className, config) = Self.serialized(value) else {
+            refuse(place, "\(key) \(describe(value)) is not a regulariser")
+            return nil
+        }
+        let here = "\(place).\(key)"
+        let named = value is String
+        let l1: Double, l2: Double
+        switch className {
+        case "L1", "l1", "L1Regularizer":
+            (l1, l2) = (real(config, "l1", 0.01, place: here), 0)
+        case "L2", "l2", "L2Regularizer":
+            (l1, l2) = (0, real(config, "l2", 0.01, place: here))
+        case "L1L2", "l1_l2":
+            (l1, l2) = (real(config, "l1", named ? 0.01 : 0, place: here), real(config, "l2", named ? 0.01 : 0, place: here))
+        default:
+            refuse(place, "\(key) \(className) is not supported (L1, L2, L1L2)")
+            return nil
+        }
+        for key in config.keys where key != "l1" && key != "l2" { refuse(here, "option \(key) is not supported") }
+        guard l1 >= 0, l2 >= 0 else {
+            refuse(here, "factors l1 = \(l1), l2 = \(l2) must be ≥ 0")
+            return nil
+        }
+        return Regularizer(l1: l1, l2: l2)
+    }
+
     /// Keras names an object either by a string (`"adam"`) or as `{"class_name", "config"}`.
     private static func serialized(_ value: Any) -> (className: String, config: [String: Any])? {
         if let name = value as? String { return (name, [:]) }
@@ -663,6 +720,11 @@ struct KerasConfig {
             result = .adam(
                 learningRate: number("learning_rate", 0.001), beta1: number("beta_1", 0.9),
                 beta2: number("beta_2", 0.999), epsilon: number("epsilon", 1e-7))
+        case "adamw":
+            known.formUnion(["beta_1", "beta_2", "epsilon", "weight_decay"])
+            result = .adamW(
+                learningRate: number("learning_rate", 0.001), weightDecay: number("weight_decay", 0.004),
+                beta1: number("beta_1", 0.9), beta2: number("beta_2", 0.999), epsilon: number("epsilon", 1e-7))
         case "sgd":
             known.formUnion(["momentum", "nesterov"])
             result = .sgd(
@@ -674,13 +736,19 @@ struct KerasConfig {
             known.insert("momentum")
             result = .rmsprop(learningRate: number("learning_rate", 0.001), rho: number("rho", 0.9), epsilon: number("epsilon", 1e-7))
         default:
-            refuse(place, "optimiser \(className) is not supported (Adam, SGD, RMSprop)")
+            refuse(place, "optimiser \(className) is not supported (Adam, AdamW, SGD, RMSprop)")
             return nil
         }
         // Every constant in the range where the optimiser is defined: a file's values reach no precondition.
         switch result {
         case .adam(let lr, let b1, let b2, let eps):
             if !(lr > 0) { refuse(here, "learning_rate = \(lr) must be positive") }
+            if !(0..<1).contains(b1) { refuse(here, "beta_1 = \(b1) must be in [0, 1)") }
+            if !(0..<1).contains(b2) { refuse(here, "beta_2 = \(b2) must be in [0, 1)") }
+            if !(eps >= 0) { refuse(here, "epsilon = \(eps) must be ≥ 0") }
+        case .adamW(let lr, let wd, let b1, let b2, let eps):
+            if !(lr > 0) { refuse(here, "learning_rate = \(lr) must be positive") }
+            if !(wd >= 0) { refuse(here, "weight_decay = \(wd) must be ≥ 0") }
             if !(0..<1).contains(b1) { refuse(here, "beta_1 = \(b1) must be in [0, 1)") }
             if !(0..<1).contains(b2) { refuse(here, "beta_2 = \(b2) must be in [0, 1)") }
             if !(eps >= 0) { refuse(here, "epsilon = \(eps) must be ≥ 0") }

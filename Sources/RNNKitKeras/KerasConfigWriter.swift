@@ -50,6 +50,16 @@ enum KerasConfigWriter {
         }
     }
 
+    /// Keras's `L1`, `L2` or `L1L2` for a regulariser (its factors are already float32 values), or null.
+    private static func regularizer(_ regularizer: Regularizer?) -> Any {
+        guard let regularizer else { return NSNull() }
+        return switch (regularizer.l1 != 0, regularizer.l2 != 0) {
+        case (true, false): serialized("keras.regularizers", "L1", ["l1": regularizer.l1])
+        case (false, true): serialized("keras.regularizers", "L2", ["l2": regularizer.l2])
+        default: serialized("keras.regularizers", "L1L2", ["l1": regularizer.l1, "l2": regularizer.l2])
+        }
+    }
+
     private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws
         -> [String: Any]
     {
@@ -113,11 +123,13 @@ enum KerasConfigWriter {
         var config: [String: Any] = [
             "name": name, "trainable": true, "dtype": policy, "units": recurrent.units,
             "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
-            "stateful": false, "unroll": false, "zero_output_for_mask": recurrent.zeroOutputForMask, "use_bias": true,
+            "stateful": false, "unroll": false, "zero_output_for_mask": recurrent.zeroOutputForMask, "use_bias": recurrent.useBias,
             "kernel_initializer": initializer(recurrent.kernelInitializer),
             "recurrent_initializer": initializer(recurrent.recurrentInitializer),
             "bias_initializer": initializer(recurrent.biasInitializer),
-            "kernel_regularizer": NSNull(), "recurrent_regularizer": NSNull(), "bias_regularizer": NSNull(),
+            "kernel_regularizer": regularizer(recurrent.kernelRegularizer),
+            "recurrent_regularizer": regularizer(recurrent.recurrentRegularizer),
+            "bias_regularizer": regularizer(recurrent.biasRegularizer),
             "activity_regularizer": NSNull(), "kernel_constraint": NSNull(), "recurrent_constraint": NSNull(),
             "bias_constraint": NSNull(), "dropout": recurrent.dropout, "recurrent_dropout": recurrent.recurrentDropout,
             "seed": Int(clamping: recurrent.seed),
@@ -140,8 +152,9 @@ enum KerasConfigWriter {
     private static func denseConfig<Scalar: BLASScalar>(_ dense: Dense<Scalar>, policy: [String: Any]) -> [String: Any] {
         [
             "name": dense.name, "trainable": true, "dtype": policy, "units": dense.units, "activation": dense.activation.rawValue,
-            "use_bias": true, "kernel_initializer": initializer(dense.kernelInitializer),
-            "bias_initializer": initializer(dense.biasInitializer), "kernel_regularizer": NSNull(), "bias_regularizer": NSNull(),
+            "use_bias": dense.useBias, "kernel_initializer": initializer(dense.kernelInitializer),
+            "bias_initializer": initializer(dense.biasInitializer), "kernel_regularizer": regularizer(dense.kernelRegularizer),
+            "bias_regularizer": regularizer(dense.biasRegularizer),
             "kernel_constraint": NSNull(), "bias_constraint": NSNull(),
         ]
     }
@@ -168,6 +181,14 @@ enum KerasConfigWriter {
                 "keras.optimizers", "Adam",
                 common.merging(
                     ["beta_1": adam.beta1, "beta_2": adam.beta2, "epsilon": adam.epsilon, "amsgrad": false]) { $1 })
+        case let adamW as AdamW<Scalar>:
+            optimizerEntry = serialized(
+                "keras.optimizers", "AdamW",
+                common.merging(
+                    [
+                        "weight_decay": adamW.weightDecay, "beta_1": adamW.beta1, "beta_2": adamW.beta2, "epsilon": adamW.epsilon,
+                        "amsgrad": false,
+                    ]) { $1 })
         case let sgd as SGD<Scalar>:
             optimizerEntry = serialized(
                 "keras.optimizers", "SGD", common.merging(["momentum": sgd.momentum, "nesterov": sgd.nesterov]) { $1 })
@@ -177,7 +198,8 @@ enum KerasConfigWriter {
                 common.merging(
                     ["rho": rmsprop.rho, "momentum": 0.0, "epsilon": rmsprop.epsilon, "centered": false]) { $1 })
         default:
-            throw ModelError.invalidConfiguration("optimiser \(optimizer.name) cannot be written to a Keras file (Adam, SGD, RMSprop can)")
+            throw ModelError.invalidConfiguration(
+                "optimiser \(optimizer.name) cannot be written to a Keras file (Adam, AdamW, SGD, RMSprop can)")
         }
         let metric: Any =
             switch loss.name {

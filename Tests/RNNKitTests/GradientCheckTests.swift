@@ -128,6 +128,17 @@ final class GradientCheckTests: XCTestCase {
             input: .sequence(steps: 4, features: 3), batch: 2, seed: 6)
     }
 
+    /// Bias-free cells (Keras's `use_bias=False`): the layer hands the engine a bias of zeros.
+    func testBiasFreeCells() throws {
+        let input = FeatureShape.sequence(steps: 5, features: 3)
+        try checkChain(
+            [LSTM<Double>(units: 4, returnSequences: true, useBias: false), Dense(units: 2, useBias: false)], input: input, batch: 3,
+            seed: 31)
+        try checkChain([GRU<Double>(units: 4, useBias: false)], input: input, batch: 3, seed: 32)
+        try checkChain([GRU<Double>(units: 4, resetAfter: false, returnSequences: true, useBias: false)], input: input, batch: 3, seed: 33)
+        try checkChain([SimpleRNN<Double>(units: 4, useBias: false)], input: input, batch: 2, seed: 34)
+    }
+
     func testLSTMLastStateAndSequence() throws {
         try checkChain([LSTM<Double>(units: 4)], input: .sequence(steps: 5, features: 3), batch: 3, seed: 31)
         try checkChain([LSTM<Double>(units: 3, returnSequences: true)], input: .sequence(steps: 4, features: 5), batch: 2, seed: 32)

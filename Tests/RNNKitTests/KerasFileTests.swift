@@ -268,10 +268,11 @@ final class KerasFileTests: XCTestCase {
             {"class_name": "Sequential", "config": {"name": "s", "layers": [
               {"class_name": "InputLayer", "config": {"batch_shape": [null, 10, 4], "dtype": "float32", "name": "in"}},
               {"class_name": "Conv1D", "config": {"name": "conv1d", "filters": 3}},
-              {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 1.5, "use_bias": false, "return_state": false,
+              {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "recurrent_dropout": 1.5, "return_state": false,
+                                                 "kernel_regularizer": {"class_name": "OrthogonalRegularizer", "config": {}},
                                                  "kernel_initializer": {"class_name": "HeNormal", "config": {}}}},
               {"class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "gelu", "dtype": "bfloat16",
-                                                  "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
+                                                  "activity_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}}]},
              "compile_config": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001, "amsgrad": true}},
                                 "loss": "huber"}}
             """
@@ -280,11 +281,11 @@ final class KerasFileTests: XCTestCase {
             "crafted.keras: config.json: RNNKit cannot rebuild this model",
             "layers[1] (Conv1D \"conv1d\"): layer Conv1D is not supported",
             "layers[2] (LSTM \"lstm\"): option recurrent_dropout = 1.5 is not in [0, 1)",
-            "layers[2] (LSTM \"lstm\"): option use_bias = false is not supported (only true)",
+            "layers[2] (LSTM \"lstm\"): kernel_regularizer OrthogonalRegularizer is not supported (L1, L2, L1L2)",
             "layers[2] (LSTM \"lstm\"): kernel_initializer HeNormal is not supported",
             "layers[3] (Dense \"dense\"): dtype bfloat16 is not supported",
             "layers[3] (Dense \"dense\"): activation \"gelu\" is not supported",
-            "layers[3] (Dense \"dense\"): option kernel_regularizer = {\"class_name\":\"L2\"",
+            "layers[3] (Dense \"dense\"): option activity_regularizer = {\"class_name\":\"L2\"",
             "compile_config.optimizer (Adam): option amsgrad = true is not supported (only false)",
             "compile_config.loss: loss \"huber\" is not supported",
         ] {

@@ -11,13 +11,22 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     public let kernelInitializer: Initializer
     /// How `bias` is drawn when the layer is built.
     public let biasInitializer: Initializer
+    /// Whether the layer has a `bias` weight (Keras's `use_bias`); without one, `y = f(x · V)`.
+    public let useBias: Bool
+    /// The penalty on `kernel` added to the training loss (Keras's `kernel_regularizer`).
+    public let kernelRegularizer: Regularizer?
+    /// The penalty on `bias` (Keras's `bias_regularizer`); ignored without `useBias`.
+    public let biasRegularizer: Regularizer?
 
     public var typeName: String { "Dense" }
     public var nameStem: String { "dense" }
     public var name: String = "dense" { didSet { renameParameters() } }
     public private(set) var parameters: [Parameter<Scalar>] = [] {
         // Held apart as well (see RecurrentLayer.parameters).
-        didSet { (kernel, bias) = parameters.isEmpty ? (nil, nil) : (parameters[0], parameters[1]) }
+        didSet {
+            kernel = parameters.first
+            bias = parameters.count > 1 ? parameters[1] : nil
+        }
     }
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
@@ -25,25 +34,42 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     private var preActivation = Buffer<Scalar>(count: 0) // [rows, units]: x · V + c (the logits, for softmax)
     private var output = Buffer<Scalar>(count: 0) // [rows, units]: f(x · V + c)
     private var gradientScratch = Buffer<Scalar>(count: 0)
+    // Without `useBias` the backend adds a bias of zeros (which changes no value) and writes a
+    // bias gradient nobody reads: as the recurrent layers do, rather than a second Dense path.
+    private var zeroBias = Buffer<Scalar>(count: 0)
+    private var unusedBiasGradient = Buffer<Scalar>(count: 0)
     private var inputGradient: Buffer<Scalar>?
     private var lastInput: UnsafePointer<Scalar>?
     private var lastBatch = 0
 
     /// A layer of `units` outputs (at least one); by default linear, its kernel Glorot uniform and its bias zeros,
     /// as Keras's.
+    ///
+    /// - Parameters:
+    ///   - useBias: give the layer a `bias` weight (Keras's `use_bias`, default true).
+    ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
+    ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
     public init(
         units: Int, activation: Activation = .linear,
-        kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros
+        kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros,
+        useBias: Bool = true, kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
     ) {
         precondition(units > 0, "Dense needs at least one unit, not \(units)")
         self.units = units
         self.activation = activation
         self.kernelInitializer = kernelInitializer
         self.biasInitializer = biasInitializer
+        self.useBias = useBias
+        self.kernelRegularizer = kernelRegularizer
+        self.biasRegularizer = biasRegularizer
+        if !useBias {
+            zeroBias = Buffer(count: units)
+            unusedBiasGradient = Buffer(count: units)
+        }
     }
 
     private var kernel: Parameter<Scalar>!
-    private var bias: Parameter<Scalar>!
+    private var bias: Parameter<Scalar>?
 
     private func renameParameters() {
         for (parameter, leaf) in zip(parameters, ["kernel", "bias"]) { parameter.name = "\(name)/\(leaf)" }
@@ -59,15 +85,19 @@ public final class Dense<Scalar: BLASScalar>: Layer {
             rowsPerSample = steps
             outputShape = .sequence(steps: steps, features: units)
         }
-        parameters = [Parameter(name: "kernel", shape: [inputs, units]), Parameter(name: "bias", shape: [units])]
+        parameters = [Parameter(name: "kernel", shape: [inputs, units])] + (useBias ? [Parameter(name: "bias", shape: [units])] : [])
         renameParameters()
+        kernel.regularizer = kernelRegularizer
+        bias?.regularizer = biasRegularizer
         kernelInitializer.fill(kernel.value, shape: kernel.shape, generator: &generator)
-        biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator)
+        if let bias { biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator) }
         return outputShape
     }
 
     public func replica() -> any Layer<Scalar> {
-        let copy = Dense(units: units, activation: activation, kernelInitializer: kernelInitializer, biasInitializer: biasInitializer)
+        let copy = Dense(
+            units: units, activation: activation, kernelInitializer: kernelInitializer, biasInitializer: biasInitializer,
+            useBias: useBias, kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer)
         copy.inputs = inputs
         copy.rowsPerSample = rowsPerSample
         copy.outputShape = outputShape
@@ -97,7 +127,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         precondition(rows * units <= output.count, "batch of \(batchSize) exceeds the reserved capacity of \(name)")
         backend.denseForward(
             rows: rows, inputs: inputs, units: units, activation: activation, x: input,
-            kernel: kernel.value.pointer, bias: bias.value.pointer,
+            kernel: kernel.value.pointer, bias: bias?.value.pointer ?? zeroBias.pointer,
             preActivation: preActivation.pointer, output: output.pointer)
         lastInput = input
         lastBatch = batchSize
@@ -132,7 +162,7 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         backend.denseBackward(
             rows: rowsPerSample * batchSize, inputs: inputs, units: units, x: input, kernel: kernel.value.pointer,
             preActivationGradient: preActivationGradient, kernelGradient: kernel.gradient.pointer,
-            biasGradient: bias.gradient.pointer, inputGradient: inputGradient?.pointer)
+            biasGradient: bias?.gradient.pointer ?? unusedBiasGradient.pointer, inputGradient: inputGradient?.pointer)
         return inputGradient.map { UnsafePointer($0.pointer) }
     }
 }

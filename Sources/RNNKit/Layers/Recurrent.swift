@@ -34,6 +34,15 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public let biasInitializer: Initializer
     /// LSTM only: start the forget gate's bias at 1 (Keras's `unit_forget_bias`).
     public let unitForgetBias: Bool
+    /// Whether the layer has a `bias` weight (Keras's `use_bias`). Without one, the layer has only
+    /// `kernel` and `recurrent_kernel`, and computes as with a bias of zeros.
+    public let useBias: Bool
+    /// The penalty on `kernel` added to the training loss (Keras's `kernel_regularizer`).
+    public let kernelRegularizer: Regularizer?
+    /// The penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
+    public let recurrentRegularizer: Regularizer?
+    /// The penalty on `bias` (Keras's `bias_regularizer`); ignored without `useBias`.
+    public let biasRegularizer: Regularizer?
 
     public let typeName: String
     public let nameStem: String
@@ -41,13 +50,22 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public private(set) var parameters: [Parameter<Scalar>] = [] {
         // Held apart as well: indexing the array from this unspecialised generic class looks its
         // type's metadata up at run time on every access, several times a step.
-        didSet { (kernel, recurrentKernel, bias) = parameters.isEmpty ? (nil, nil, nil) : (parameters[0], parameters[1], parameters[2]) }
+        didSet {
+            (kernel, recurrentKernel) = parameters.isEmpty ? (nil, nil) : (parameters[0], parameters[1])
+            bias = parameters.count > 2 ? parameters[2] : nil
+        }
     }
     public private(set) var outputShape: FeatureShape = .vector(features: 0)
 
     private var steps = 0, inputs = 0
     private var tape = Buffer<Scalar>(count: 0) // RecurrentTape's regions
     private var workspace = Buffer<Scalar>(count: 0) // the backend's scratch
+    // Without `useBias` the backends still read a bias and write its gradient: rather than teach
+    // every cell and both backends a bias-free path, the layer hands them a bias of zeros (adding
+    // zero changes no value, so the results are exactly a bias-free cell's) and a scratch gradient
+    // it never reads. Cells with a bias run exactly as before.
+    private var zeroBias = Buffer<Scalar>(count: 0)
+    private var unusedBiasGradient = Buffer<Scalar>(count: 0)
     private var inputGradient: Buffer<Scalar>? // [T, B, D]
     private var reversed = Buffer<Scalar>(count: 0) // goBackwards: the input, then d loss / d it, in processing order
     private var dropped = Buffer<Scalar>(count: 0) // dropout: the input with its mask applied
@@ -87,7 +105,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     init(
         typeName: String, nameStem: String, cell: RecurrentCell, units: Int, returnSequences: Bool, goBackwards: Bool,
         kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
-        unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0
+        unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
+        useBias: Bool = true, kernelRegularizer: Regularizer? = nil, recurrentRegularizer: Regularizer? = nil,
+        biasRegularizer: Regularizer? = nil
     ) {
         precondition((0..<1).contains(dropout), "\(typeName)'s dropout must be in [0, 1), not \(dropout)")
         precondition((0..<1).contains(recurrentDropout), "\(typeName)'s recurrentDropout must be in [0, 1), not \(recurrentDropout)")
@@ -107,11 +127,15 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         self.recurrentInitializer = recurrentInitializer
         self.biasInitializer = biasInitializer
         self.unitForgetBias = unitForgetBias
+        self.useBias = useBias
+        self.kernelRegularizer = kernelRegularizer
+        self.recurrentRegularizer = recurrentRegularizer
+        self.biasRegularizer = biasRegularizer
     }
 
     private var kernel: Parameter<Scalar>!
     private var recurrentKernel: Parameter<Scalar>!
-    private var bias: Parameter<Scalar>!
+    private var bias: Parameter<Scalar>?
 
     private func renameParameters() {
         for (parameter, leaf) in zip(parameters, ["kernel", "recurrent_kernel", "bias"]) {
@@ -129,25 +153,40 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         parameters = [
             Parameter(name: "kernel", shape: [features, width]),
             Parameter(name: "recurrent_kernel", shape: [units, width]),
-            Parameter(name: "bias", shape: cell.biasShape(units: units)),
         ]
+        if useBias { parameters.append(Parameter(name: "bias", shape: cell.biasShape(units: units))) }
         renameParameters()
+        kernel.regularizer = kernelRegularizer
+        recurrentKernel.regularizer = recurrentRegularizer
+        bias?.regularizer = biasRegularizer
         kernelInitializer.fill(kernel.value, shape: kernel.shape, generator: &generator)
         recurrentInitializer.fill(recurrentKernel.value, shape: recurrentKernel.shape, generator: &generator)
-        biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator)
-        if unitForgetBias, case .lstm = cell {
-            // Keras: the initialiser's values for i, ones for f, the initialiser's for c and o.
-            (bias.value.pointer + units).update(repeating: 1, count: units)
+        allocateZeroBias()
+        if let bias {
+            biasInitializer.fill(bias.value, shape: bias.shape, generator: &generator)
+            if unitForgetBias, case .lstm = cell {
+                // Keras: the initialiser's values for i, ones for f, the initialiser's for c and o.
+                (bias.value.pointer + units).update(repeating: 1, count: units)
+            }
         }
         outputShape = returnSequences ? .sequence(steps: steps, features: units) : .vector(features: units)
         return outputShape
+    }
+
+    /// Without `useBias`: the zero bias and the scratch for its unused gradient.
+    private func allocateZeroBias() {
+        let count = useBias ? 0 : cell.biasShape(units: units).reduce(1, *)
+        zeroBias = Buffer(count: count)
+        unusedBiasGradient = Buffer(count: count)
     }
 
     public func replica() -> any Layer<Scalar> {
         let copy = RecurrentLayer(
             typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
             goBackwards: goBackwards, kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
-            biasInitializer: biasInitializer, unitForgetBias: unitForgetBias)
+            biasInitializer: biasInitializer, unitForgetBias: unitForgetBias, useBias: useBias,
+            kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
+        copy.allocateZeroBias()
         copy.steps = steps
         copy.inputs = inputs
         copy.outputShape = outputShape
@@ -184,7 +223,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
             goBackwards: reversed ? !goBackwards : goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
-            dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed)
+            dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed,
+            useBias: useBias, kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer,
+            biasRegularizer: biasRegularizer)
         copy.zeroOutputForMask = zeroOutputForMask
         return copy
     }
@@ -329,7 +370,9 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     }
 
     private var weights: RecurrentWeights<Scalar> {
-        RecurrentWeights(kernel: kernel.value.pointer, recurrentKernel: recurrentKernel.value.pointer, bias: bias.value.pointer)
+        RecurrentWeights(
+            kernel: kernel.value.pointer, recurrentKernel: recurrentKernel.value.pointer,
+            bias: bias?.value.pointer ?? zeroBias.pointer)
     }
 
     @_specialize(where Scalar == Float)
@@ -437,7 +480,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             finalCellGradient: states.finalCellGradient.map { $0 + rows },
             gradients: RecurrentGradients(
                 kernel: kernel.gradient.pointer, recurrentKernel: recurrentKernel.gradient.pointer,
-                bias: bias.gradient.pointer),
+                bias: bias?.gradient.pointer ?? unusedBiasGradient.pointer),
             inputGradient: processingOrderGradient, initialStateGradient: initialGradient, workspace: workspace.pointer)
         if goBackwards, let inputGradient, let processingOrderGradient {
             reverseSteps(processingOrderGradient, into: inputGradient.pointer, batchSize: batchSize)
@@ -485,18 +528,24 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - kernelInitializer: draws the input weights (Keras's default Glorot uniform).
     ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
     ///   - biasInitializer: draws the bias (Keras's default zeros).
+    ///   - useBias: give the layer a `bias` weight (Keras's `use_bias`, default true).
+    ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
+    ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
+    ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
     public init(
         units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
         dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
-        biasInitializer: Initializer = .zeros
+        biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
     ) {
         super.init(
             typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
             returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
-            recurrentDropout: recurrentDropout, seed: seed)
+            recurrentDropout: recurrentDropout, seed: seed, useBias: useBias, kernelRegularizer: kernelRegularizer,
+            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
     }
 }
 
@@ -522,20 +571,27 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
     ///   - biasInitializer: draws the bias (Keras's default zeros; with `unitForgetBias` the forget
     ///     gate's part then starts at 1).
+    ///   - useBias: give the layer a `bias` weight (Keras's `use_bias`, default true).
+    ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
+    ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
+    ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
         dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
-        biasInitializer: Initializer = .zeros
+        biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
     ) {
         super.init(
             typeName: "LSTM", nameStem: "lstm",
             cell: .lstm(activation: activation, recurrentActivation: recurrentActivation), units: units,
             returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
-            unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed)
+            unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed,
+            useBias: useBias, kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer,
+            biasRegularizer: biasRegularizer)
     }
 }
 
@@ -562,19 +618,25 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - kernelInitializer: draws the input weights (Keras's default Glorot uniform).
     ///   - recurrentInitializer: draws the recurrent weights (Keras's default orthogonal).
     ///   - biasInitializer: draws the bias (Keras's default zeros).
+    ///   - useBias: give the layer a `bias` weight (Keras's `use_bias`, default true).
+    ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
+    ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
+    ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
         dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
-        biasInitializer: Initializer = .zeros
+        biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
     ) {
         super.init(
             typeName: "GRU", nameStem: "gru",
             cell: .gru(activation: activation, recurrentActivation: recurrentActivation, resetAfter: resetAfter),
             units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
-            recurrentDropout: recurrentDropout, seed: seed)
+            recurrentDropout: recurrentDropout, seed: seed, useBias: useBias, kernelRegularizer: kernelRegularizer,
+            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
     }
 }

@@ -220,6 +220,38 @@ public final class Sequential<Scalar: BLASScalar> {
     private func finishBatch(_ reduced: BatchFigures) -> BatchFigures {
         var figures = reduced
         if let scale = figures.normalizeMaskedLoss() { Scalar.scale(arena.gradients.pointer, by: Scalar(scale), count: arena.count) }
+        return regularized(figures)
+    }
+
+    /// The weights' regularisation penalties (Keras's `model.losses`, summed), added to a training
+    /// step's loss.
+    public var regularizationPenalty: Double {
+        var total = 0.0
+        for parameter in arena.parameters {
+            if let regularizer = parameter.regularizer {
+                total += regularizer.penalty(parameter.value.pointer, count: parameter.count)
+            }
+        }
+        return total
+    }
+
+    /// The whole batch's figures (a mean over samples) with the regularisation penalties added to
+    /// the loss and their gradients to the arena's. Called once per step, after the shards' (and
+    /// processes') gradients are summed and scaled, so the penalty counts once whatever the
+    /// number of workers: every process holds the same weights, so each adds the same term.
+    private func regularized(_ figures: BatchFigures) -> BatchFigures {
+        var figures = figures, penalty = 0.0
+        let parameters = arena.parameters
+        // An index loop: iterators from unspecialised generic code can allocate, and this runs every step.
+        for i in 0..<parameters.count {
+            let parameter = parameters[i]
+            guard let regularizer = parameter.regularizer else { continue }
+            penalty += regularizer.penalty(parameter.value.pointer, count: parameter.count)
+            regularizer.addGradient(parameter.value.pointer, into: parameter.gradient.pointer, count: parameter.count)
+        }
+        guard penalty != 0 else { return figures }
+        figures.lossSum += penalty * Double(max(figures.samples, 1))
+        figures.finite = figures.finite && figures.lossSum.isFinite
         return figures
     }
 
@@ -534,7 +566,8 @@ public final class Sequential<Scalar: BLASScalar> {
         }
     }
 
-    /// Loss and accuracy over `range` of `data` (all of it by default), in batches. With a reducer
+    /// Loss and accuracy over `range` of `data` (all of it by default), in batches; the loss
+    /// includes the weights' regularisation penalties, as Keras's. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
     /// A masked loss (per-step targets with lengths) is each batch's mean over its counted steps,
@@ -560,7 +593,10 @@ public final class Sequential<Scalar: BLASScalar> {
         ) { _, replica in batch += replica.figures }
         total = try reducer.reduce(figures: total)
         try checkLabels(total)
-        return Metrics(total)
+        // Keras's evaluate adds the weights' penalties to the loss too (every batch's, the same weights).
+        var metrics = Metrics(total)
+        metrics.loss += regularizationPenalty
+        return metrics
     }
 
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`

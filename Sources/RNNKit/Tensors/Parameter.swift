@@ -14,6 +14,9 @@ public final class Parameter<Scalar: BLASScalar> {
     public private(set) var value: BufferSlice<Scalar>
     /// d loss / d value from the last backward pass, same layout as `value`.
     public private(set) var gradient: BufferSlice<Scalar>
+    /// The penalty on this weight added to the training loss (Keras's `kernel_regularizer` and
+    /// the like); a model adds it, and its gradient, once per step after summing the shards.
+    public var regularizer: Regularizer?
 
     /// A zero-filled parameter with storage of its own. `name` is the weight's own name
     /// (`kernel`); the model prefixes the layer's.
@@ -33,6 +36,7 @@ public final class Parameter<Scalar: BLASScalar> {
         shape = other.shape
         value = other.value
         gradient = BufferSlice(Buffer(count: other.count))
+        regularizer = other.regularizer
     }
 
     /// The number of scalars.
