@@ -212,7 +212,7 @@ final class RegularizationTests: XCTestCase {
             try model.compile(optimizer: AdamW<Double>(), loss: SparseCategoricalCrossentropy())
             for (k, p) in model.parameters.enumerated() { p.value.assign(randomValues(p.count, seed: UInt64(60 + k), scale: 0.5)) }
             let batchMajor = randomValues(6 * 4 * 3, seed: 3, as: Double.self), labels = [0, 2, 1, 1, 0, 2]
-            let data = TensorDataset(inputs: Tensor(shape: [6, 4, 3], scalars: batchMajor), labels: labels, classCount: 3)
+            let data = try TensorDataset(inputs: Tensor(shape: [6, 4, 3], scalars: batchMajor), labels: labels, classCount: 3)
             var x = [Double](repeating: 0, count: batchMajor.count)
             for b in 0..<6 { for t in 0..<4 { for i in 0..<3 { x[(t * 6 + b) * 3 + i] = batchMajor[(b * 4 + t) * 3 + i] } } }
             let trained = try x.withUnsafeBufferPointer { x in
