@@ -419,38 +419,4 @@ final class SequenceDatasetTests: XCTestCase {
             XCTAssertEqual("\($0)", "no window of 30 steps sampled every 1 fits in rows 0..<20 with 20 targets")
         }
     }
-
-    /// The same windows as Keras's own `timeseries_dataset_from_array`, when python3 has Keras.
-    func testTimeseriesWindowsMatchKeras() throws {
-        try PythonInteropTests.require("keras, numpy", for: "windowing against keras.utils.timeseries_dataset_from_array")
-        let script = """
-            import json, numpy as np, keras
-            data = np.arange(40, dtype="float32").reshape(40, 1)
-            out = []
-            for length, stride, rate, start, end in [(5, 1, 1, None, None), (4, 3, 2, 2, 37), (6, 2, 3, 1, None)]:
-                windows, targets = [], []
-                for x, y in keras.utils.timeseries_dataset_from_array(
-                        data, data * 10, length, sequence_stride=stride, sampling_rate=rate,
-                        batch_size=None, start_index=start, end_index=end):
-                    windows.append(np.asarray(x)[:, 0].tolist()); targets.append(float(np.asarray(y)[0]))
-                out.append([windows, targets])
-            print(json.dumps(out))
-            """
-        let (status, output) = try PythonInteropTests.python(["-c", script])
-        guard status == 0, let line = output.split(separator: "\n").last,
-            let expected = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [[Any]]
-        else {
-            throw XCTSkip("skipped: keras.utils.timeseries_dataset_from_array did not run here (\(output.suffix(300)))")
-        }
-        let data = (0..<40).map { [Float($0)] }, targets = (0..<40).map { [Float($0 * 10)] }
-        let cases: [(Int, Int, Int, Int?, Int?)] = [(5, 1, 1, nil, nil), (4, 3, 2, 2, 37), (6, 2, 3, 1, nil)]
-        for ((length, stride, rate, start, end), keras) in zip(cases, expected) {
-            let ours = windows(
-                try timeseriesDataset(
-                    data: data, targets: targets, sequenceLength: length, sequenceStride: stride, samplingRate: rate,
-                    startIndex: start, endIndex: end))
-            XCTAssertEqual(ours.windows.map { $0.map(Double.init) }, keras[0] as? [[Double]])
-            XCTAssertEqual(ours.targets.map(Double.init), keras[1] as? [Double])
-        }
-    }
 }
