@@ -14,6 +14,11 @@
 /// - Parameters:
 ///   - data: one row of features per time step, every row as wide.
 ///   - targets: one target vector per time step (as wide as each other).
+///   - sequenceLength: the steps in every window (Keras's `sequence_length`).
+///   - sequenceStride: how far each window's start lies after the previous one (default 1).
+///   - samplingRate: the distance in rows between a window's consecutive steps (default 1).
+///   - startIndex: the first row windows may start at (default 0).
+///   - endIndex: the row windows must end before (default: the end of `data`).
 /// - Throws: `ModelError.invalidConfiguration` with Keras's checks: a `startIndex` outside
 ///   `0..<data.count`, an `endIndex` not in `1..<data.count` or not above `startIndex`, a
 ///   `samplingRate` or `sequenceStride` not in `1..<data.count`; and where Keras would fail later

@@ -46,6 +46,10 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     /// as Keras's.
     ///
     /// - Parameters:
+    ///   - units: the outputs per sample.
+    ///   - activation: applied to `x · kernel + bias` (Keras's `activation`; `linear` by default).
+    ///   - kernelInitializer: draws `kernel [inputs, units]` (Glorot uniform by default).
+    ///   - biasInitializer: draws `bias [units]` (zeros by default).
     ///   - useBias: give the layer a `bias` weight (Keras's `use_bias`, default true).
     ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
     ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
