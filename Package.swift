@@ -10,6 +10,8 @@ let package = Package(
         // Keras's own .keras and .weights.h5 files; separate so that RNNKit alone never needs HDF5.
         .library(name: "RNNKitKeras", targets: ["RNNKitKeras"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
+        // Summary, predictions and format conversion of saved models.
+        .executable(name: "rnnkit", targets: ["rnnkit"]),
         // The trainer's internals, `package` access; a product only so that the fuzz package
         // (Fuzz/) reaches its checkpoint reader through `@_spi(Fuzzing)`. Nothing in it is API.
         .library(name: "TrainerSupport", targets: ["TrainerSupport"]),
@@ -88,6 +90,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "train-blas",
+            dependencies: ["TrainerSupport"]
+        ),
+        .executableTarget(
+            name: "rnnkit",
             dependencies: ["TrainerSupport"]
         ),
         // Timing helpers (medians, repeated calls) shared by the two benchmark executables.

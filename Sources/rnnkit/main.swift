@@ -1,0 +1,3 @@
+import TrainerSupport
+
+RNNKitCommand.runAndExit()
