@@ -41,9 +41,11 @@ package struct RNNKitCommand: ParsableCommand {
     }
 
     /// The one-line message for `error`.
+    /// The lines of a longer message (UnsupportedKerasModel's list) are joined into one.
     package static func text(for error: Error) -> String {
-        if let failure = error as? TrainerFailure { return failure.message }
-        return message(for: error)
+        let text = (error as? TrainerFailure)?.message ?? message(for: error)
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .joined(separator: " ")
     }
 }
 

@@ -158,6 +158,9 @@ final class RNNKitCommandTests: XCTestCase {
         assertRefused(
             ["convert", path("bad.safetensors"), path("out.keras"), "--model", path("config.txt")],
             "--model \(path("config.txt")): not found")
+        // A config RNNKit cannot rebuild: its list of reasons on one line.
+        try Data(#"{"foo": 1}"#.utf8).write(to: folder.appendingPathComponent("cfg.json"))
+        assertRefused(["convert", path("bad.safetensors"), path("out.keras"), "--model", path("cfg.json")], "cfg.json")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("out.keras")))
     }
 
