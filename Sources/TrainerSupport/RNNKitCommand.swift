@@ -280,6 +280,15 @@ package enum ModelFile {
         return try Keras.buildModel(config: config, file: architecture, as: Float.self).model
     }
 
+    /// The metadata of RNNKit's safetensors files: RNNKit's version and the model's Keras config,
+    /// which lets `train-blas --load` and `rnnkit` rebuild the model with no other file.
+    static func safetensorsMetadata(of model: Sequential<Float>) throws -> [String: String] {
+        [
+            "rnnkit_version": RNNKitRelease.version,
+            SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self),
+        ]
+    }
+
     /// Writes `model` in the format `path`'s extension names, atomically; a safetensors file
     /// carries the Keras config in its metadata, as train-blas writes it.
     package static func save(_ model: Sequential<Float>, to path: String) throws {
@@ -289,11 +298,7 @@ package enum ModelFile {
             case .keras?: try Keras.saveModel(model, to: url)
             case .kerasWeights?: try model.saveKerasWeights(to: url)
             case .safetensors?:
-                let metadata = [
-                    "rnnkit_version": RNNKitRelease.version,
-                    SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self),
-                ]
-                try writeAtomically(try SafeTensors.encode(model.weights, metadata: metadata), to: url)
+                try writeAtomically(try SafeTensors.encode(model.weights, metadata: safetensorsMetadata(of: model)), to: url)
             case nil:
                 throw TrainerFailure(message: "\(path): unknown extension; use .keras, .weights.h5 or .safetensors")
             }

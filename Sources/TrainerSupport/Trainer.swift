@@ -455,10 +455,8 @@ struct Trainer {
                     title: "predicted: \(predicted)   (label \(label))"
                 ).utf8), "prediction.svg")
         // The Keras config in the metadata lets `--load` rebuild the model with no flags.
-        var metadata = [
-            "epochs": "\(history.epochs)", "rnnkit_version": RNNKitRelease.version,
-            SafeTensors.kerasConfigKey: String(decoding: try Keras.config(of: model), as: UTF8.self),
-        ]
+        var metadata = try ModelFile.safetensorsMetadata(of: model)
+        metadata["epochs"] = "\(history.epochs)"
         if built.fileConfig == nil {
             metadata.merge(["cell": options.cell.rawValue, "units": options.units.description, "activation": options.activation.rawValue]) {
                 $1
