@@ -138,6 +138,27 @@ final class EmbeddingTests: XCTestCase {
         }
     }
 
+    /// The fixture's token rows, trailing padding dropped, as a `RaggedDataset(tokens:)`: evaluate
+    /// gives Keras's loss (the dataset path's id check passes, and its mask is mask_zero's).
+    func testRaggedTokensEvaluateToKerasLoss() throws {
+        let c = Self.maskZero
+        let fixture = try Fixture(c.name)
+        let ids = fixture.values("input", "x").map { Int($0) }
+        var tokens: [[Int]] = []
+        for b in 0..<c.batch {
+            var row = Array(ids[(b * c.steps)..<((b + 1) * c.steps)])
+            while row.last == 0 { row.removeLast() }
+            tokens.append(row)
+        }
+        let labels = fixture.values("input", "targets").map { Int($0) }
+        let data = try RaggedDataset(tokens: tokens, labels: labels, classCount: 3, steps: c.steps)
+        for workers in [1, 2] {
+            let model = try c.model(fixture, as: Double.self, workers: workers)
+            let metrics = try model.evaluate(data, batchSize: c.batch)
+            XCTAssertEqual(metrics.loss, fixture.values("loss_value")[0], accuracy: 1e-14, "\(workers) workers")
+        }
+    }
+
     /// Finite differences of the masked per-step loss in every weight, the embedding's included (Double).
     func testGradientMatchesFiniteDifferences() throws {
         for maskZero in [false, true] {

@@ -262,7 +262,8 @@ public final class Sequential<Scalar: BLASScalar> {
     ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
     /// - Throws: `ModelError.notCompiled`; `.labelOutOfRange` for a label outside the classes,
     ///   `.lengthOutOfRange` for a length outside `1...T`, `.targetsMismatch` when the loss compares
-    ///   with target values; all before any kernel runs.
+    ///   with target values; `.invalidConfiguration` for an id that is not a whole number in
+    ///   `0..<inputDim` when the first layer is an `Embedding`; all before any kernel runs.
     @discardableResult
     public func computeGradients(
         x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
