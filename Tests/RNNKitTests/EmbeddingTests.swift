@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import RNNKit
+import RNNKitKeras
 
 /// `Embedding` against Keras's float64 fixtures `keras_embedding_mask_zero` (Embedding(20, 6,
 /// mask_zero) → LSTM(5) → Dense(3, softmax), sparse cross-entropy, Adam) and
@@ -156,6 +157,48 @@ final class EmbeddingTests: XCTestCase {
             let model = try c.model(fixture, as: Double.self, workers: workers)
             let metrics = try model.evaluate(data, batchSize: c.batch)
             XCTAssertEqual(metrics.loss, fixture.values("loss_value")[0], accuracy: 1e-14, "\(workers) workers")
+        }
+    }
+
+    /// Keras's `.keras` and `.weights.h5` files of both fixtures: the model read from the `.keras`
+    /// file (in Double) holds the fixture's weights as Keras wrote them (float32) and gives Keras's
+    /// outputs to their rounding; the weights file loads into the model built
+    /// in Swift; and RNNKit's own `.keras` file of it reads back to the same layers and weights.
+    func testKerasFilesLoadAndRoundTrip() throws {
+        for c in [Self.maskZero, Self.charLM] {
+            let fixture = try Fixture(c.name)
+            let kerasURL = try XCTUnwrap(
+                Bundle.module.url(forResource: "keras_\(c.name)", withExtension: "keras", subdirectory: "Fixtures"))
+            let loaded = try Keras.loadModel(from: kerasURL, as: Double.self)
+            XCTAssertEqual(loaded.model.inputShape, .sequence(steps: c.steps, features: 1), c.name)
+            XCTAssertTrue(loaded.model.layers[0] is Embedding<Double>, c.name)
+            XCTAssertEqual(loaded.model.parameters.map(\.name), fixture.weightOrder, c.name)
+            let (x, _) = c.input(fixture, as: Double.self)
+            var predicted = [Double](repeating: 0, count: c.batch * loaded.model.outputShape.scalarCount)
+            loaded.model.predict(x: x, batchSize: c.batch, into: &predicted)
+            // Keras writes the files' weights in float32 (the fixtures' README): they are the JSON's
+            // rounded to Float, so the outputs agree to float32's rounding of the weights.
+            let expected: [String: Tensor<Float>] = fixture.weights("weights", as: Float.self)
+            for (name, tensor) in loaded.model.weights { XCTAssertEqual(tensor.scalars, expected[name]!.scalars.map(Double.init), name) }
+            XCTAssertLessThan(relativeError(predicted, fixture.values("layer_outputs", "dense")), 1e-7, c.name)
+
+            let built = try c.model(fixture, as: Double.self)
+            for p in built.parameters { p.value.assign([Double](repeating: 0, count: p.count)) }
+            let weightsURL = try XCTUnwrap(
+                Bundle.module.url(forResource: "keras_\(c.name)", withExtension: "weights.h5", subdirectory: "Fixtures"))
+            try built.loadKerasWeights(from: weightsURL)
+            for (name, tensor) in loaded.model.weights { XCTAssertEqual(built.weights[name]!.scalars, tensor.scalars, name) }
+
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-embedding-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let url = folder.appendingPathComponent("model.keras")
+            try Keras.saveModel(loaded.model, to: url)
+            let again = try Keras.loadModel(from: url, as: Double.self)
+            let embedding = try XCTUnwrap(again.model.layers[0] as? Embedding<Double>)
+            XCTAssertEqual(embedding.maskZero, true)
+            XCTAssertEqual(again.model.inputShape, loaded.model.inputShape)
+            for (name, tensor) in loaded.model.weights { XCTAssertEqual(again.model.weights[name]!.scalars, tensor.scalars, name) }
         }
     }
 
