@@ -11,7 +11,7 @@ import ZIPFoundation
 ///   (`Sequential.loadKerasWeights`, `saveKerasWeights`), as Keras's `load_weights`/`save_weights`.
 ///
 /// Supported: `Sequential` models (and Functional ones that are a plain stack) of `InputLayer`,
-/// `SimpleRNN`, `LSTM`, `GRU`, `Dense` and `TimeDistributed(Dense)`, in float32 or float64, with
+/// `Embedding`, `SimpleRNN`, `LSTM`, `GRU`, `Dense` and `TimeDistributed(Dense)`, in float32 or float64, with
 /// or without bias (`use_bias`), L1/L2 regularisers on kernels and biases, and Adam, AdamW, SGD
 /// or RMSprop. Anything else is refused by `UnsupportedKerasModel`, which lists every
 /// item and where it is in `config.json`; nothing is guessed.

@@ -10,6 +10,7 @@ struct KerasModelSpec {
         case dense(DenseSpec, timeDistributed: Bool)
         case dropout(rate: Double, seed: UInt64)
         case masking(value: Double)
+        case embedding(inputDim: Int, outputDim: Int, maskZero: Bool, initializer: Initializer)
     }
 
     struct RecurrentSpec: Equatable {
@@ -82,6 +83,9 @@ struct KerasModelSpec {
                 return Dropout<Scalar>(rate: rate, seed: seed)
             case .masking(let value):
                 return Masking<Scalar>(maskValue: value)
+            case .embedding(let inputDim, let outputDim, let maskZero, let initializer):
+                return Embedding<Scalar>(
+                    inputDim: inputDim, outputDim: outputDim, maskZero: maskZero, embeddingsInitializer: initializer)
             }
         }
     }
@@ -227,6 +231,13 @@ struct KerasConfig {
             if let dtype = dtypeName(layerConfig["dtype"], place: place) { layerDtypes.insert(dtype) }
             if let spec = layerSpec(layerClass, layerConfig, place: place) { specs.append(spec) }
         }
+        // Keras's Embedding takes ids (None, steps); RNNKit's, one float feature per step.
+        if case .embedding = specs.first, case .vector(let steps)? = inputShape {
+            inputShape = .sequence(steps: steps, features: 1)
+        }
+        for (index, spec) in specs.enumerated() where index > 0 {
+            if case .embedding = spec { refuse("layers", "an Embedding must be the model's first layer") }
+        }
         if layerDtypes.count > 1 { refuse("the layers", "mix the dtypes \(layerDtypes.sorted()); RNNKit computes a model in one") }
         if chain.allSatisfy({ ($0["class_name"] as? String) == "InputLayer" }) { refuse("layers", "the model has no layers") }
         guard let inputShape else {
@@ -255,12 +266,20 @@ struct KerasConfig {
     static func weightCount(_ layers: [KerasModelSpec.LayerSpec], input: FeatureShape) -> Int? {
         var features = input.features, total = 0
         for layer in layers {
+            if case .embedding(let inputDim, let outputDim, _, _) = layer {
+                let (count, o1) = inputDim.multipliedReportingOverflow(by: outputDim)
+                let (sum, o2) = total.addingReportingOverflow(count)
+                guard !o1, !o2 else { return nil }
+                total = sum
+                features = outputDim
+                continue
+            }
             let (units, gates, recurrentBias, copies): (Int, Int, Bool, Int) =
                 switch layer {
                 case .recurrent(let r): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 1)
                 case .bidirectional(let r, _): (r.units, r.kind.gateCount, r.kind == .gru && r.resetAfter, 2)
                 case .dense(let d, _): (d.units, 1, false, 1)
-                case .dropout, .masking: (features, 0, false, 0)
+                case .dropout, .masking, .embedding: (features, 0, false, 0)
                 }
             let recurrent = { if case .dense = layer { return false } else { return true } }()
             let (width, o1) = gates.multipliedReportingOverflow(by: units)
@@ -417,6 +436,18 @@ struct KerasConfig {
             checkOptions(
                 config, place: place, known: ["rate", "seed", "name", "dtype"], expected: ["trainable": true, "noise_shape": NSNull()])
             return .dropout(rate: rate, seed: seed(config, place: place))
+        case "Embedding":
+            guard let inputDim = positiveInt(config["input_dim"], "input_dim", place: place),
+                let outputDim = positiveInt(config["output_dim"], "output_dim", place: place)
+            else { return nil }
+            let maskZero = flag(config, "mask_zero", false, place: place)
+            let initializer =
+                initializer(config["embeddings_initializer"], "embeddings_initializer", place: place)
+                ?? .uniform(lower: -0.05, upper: 0.05)
+            checkOptions(
+                config, place: place, known: ["input_dim", "output_dim", "mask_zero", "embeddings_initializer", "name", "dtype"],
+                expected: ["trainable": true, "sparse": false])
+            return .embedding(inputDim: inputDim, outputDim: outputDim, maskZero: maskZero, initializer: initializer)
         case "Masking":
             let value = real(config, "mask_value", 0, place: place)
             checkOptions(config, place: place, known: ["mask_value", "name", "dtype"], expected: ["trainable": true])
@@ -424,7 +455,7 @@ struct KerasConfig {
         default:
             refuse(
                 place,
-                "layer \(className) is not supported (RNNKit has InputLayer, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout)"
+                "layer \(className) is not supported (RNNKit has InputLayer, Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout)"
             )
             return nil
         }

@@ -9,7 +9,9 @@ enum KerasConfigWriter {
         let policy: [String: Any] = [
             "module": "keras", "class_name": "DTypePolicy", "config": ["name": dtype], "registered_name": NSNull(),
         ]
-        let batchShape: [Any] = [NSNull()] + model.inputShape.kerasExtents
+        // Keras's Embedding takes ids (None, steps), without RNNKit's one feature per step.
+        let startsWithEmbedding = model.layers.first is Embedding<Scalar>
+        let batchShape: [Any] = [NSNull()] + (startsWithEmbedding ? [model.inputShape.kerasExtents[0]] : model.inputShape.kerasExtents)
         var layers: [[String: Any]] = [
             [
                 "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
@@ -63,9 +65,19 @@ enum KerasConfigWriter {
     private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws
         -> [String: Any]
     {
-        let build: [String: Any] = ["input_shape": [NSNull()] + inputShape.kerasExtents]
+        var build: [String: Any] = ["input_shape": [NSNull()] + inputShape.kerasExtents]
         var result: [String: Any]
         switch layer {
+        case let embedding as Embedding<Scalar>:
+            build = ["input_shape": [NSNull(), inputShape.kerasExtents[0]]]
+            result = serialized(
+                "keras.layers", "Embedding",
+                [
+                    "name": embedding.name, "trainable": true, "dtype": policy, "input_dim": embedding.inputDim,
+                    "output_dim": embedding.outputDim, "mask_zero": embedding.maskZero,
+                    "embeddings_initializer": initializer(embedding.embeddingsInitializer),
+                    "embeddings_regularizer": NSNull(), "activity_regularizer": NSNull(), "embeddings_constraint": NSNull(),
+                ])
         case let recurrent as RecurrentLayer<Scalar>:
             result = serialized("keras.layers", recurrent.typeName, recurrentConfig(recurrent, name: recurrent.name, policy: policy))
         case let bidirectional as Bidirectional<Scalar>:
@@ -109,7 +121,7 @@ enum KerasConfigWriter {
                 ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])
         default:
             throw ModelError.invalidConfiguration(
-                "layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
+                "layer \(layer.name) (\(layer.typeName)) cannot be written to a Keras file; Keras files hold Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
             )
         }
         result["build_config"] = build

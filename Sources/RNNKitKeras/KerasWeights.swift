@@ -29,7 +29,7 @@ enum KerasWeightsLayout {
             let groups: [(String, [Parameter<Scalar>])]
             switch layer {
             case is RecurrentLayer<Scalar>: groups = [(container + "/cell/vars", layer.parameters)]
-            case is Dense<Scalar>: groups = [(container + "/vars", layer.parameters)]
+            case is Dense<Scalar>, is Embedding<Scalar>: groups = [(container + "/vars", layer.parameters)]
             case is TimeDistributed<Scalar>: groups = [(container + "/layer/vars", layer.parameters)]
             case is Dropout<Scalar>, is Masking<Scalar>: groups = []
             case let bidirectional as Bidirectional<Scalar>:
@@ -39,7 +39,7 @@ enum KerasWeightsLayout {
                 ]
             default:
                 throw ModelError.invalidConfiguration(
-                    "layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
+                    "layer \(layer.name) (\(layer.typeName)) has no Keras file layout; Keras files hold Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, Dense, TimeDistributed(Dense) and Dropout"
                 )
             }
             for (group, parameters) in groups {

@@ -85,8 +85,9 @@ public final class Masking<Scalar: BLASScalar>: Layer {
 
 /// How a layer takes part in masking, worked out once per model so that no pass casts types.
 enum MaskRole<Scalar: BLASScalar> {
-    /// Starts a mask (a `Masking` layer).
-    case source(Masking<Scalar>)
+    /// Starts a mask (a `Masking` layer, or an `Embedding` with `maskZero`): reads the mask of
+    /// the layer's last forward pass.
+    case source(() -> UnsafePointer<UInt8>)
     /// Reads the mask: a recurrent layer (also inside `Bidirectional`).
     case reader((UnsafePointer<UInt8>?) -> Void, endsMask: Bool)
     /// Keeps the steps and passes the mask on (Dense on sequences, Dropout), or ends it (a layer
@@ -96,7 +97,9 @@ enum MaskRole<Scalar: BLASScalar> {
     init(_ layer: any Layer<Scalar>) {
         let vectorOutput = { if case .vector = layer.outputShape { return true } else { return false } }()
         switch layer {
-        case let masking as Masking<Scalar>: self = .source(masking)
+        case let masking as Masking<Scalar>: self = .source({ [unowned masking] in masking.lastMask })
+        case let embedding as Embedding<Scalar> where embedding.maskZero:
+            self = .source({ [unowned embedding] in embedding.lastMask })
         case let recurrent as RecurrentLayer<Scalar>:
             self = .reader({ [unowned recurrent] in recurrent.setMask($0) }, endsMask: vectorOutput)
         case let bidirectional as Bidirectional<Scalar>:
@@ -121,14 +124,14 @@ enum MaskRole<Scalar: BLASScalar> {
             if case .reader(let setMask, _) = role { setMask(mask) }
             activations = layer.forward(activations, batchSize: batchSize, backend: backend)
             switch role {
-            case .source(let masking): mask = masking.lastMask
+            case .source(let lastMask): mask = lastMask()
             case .reader(_, let ends), .other(let ends): if ends { mask = nil }
             }
         }
         return (activations, mask)
     }
 
-    /// Whether a mask started by a `Masking` layer in `layers` (or, `fromInput`, by per-sample
+    /// Whether a mask started by a `Masking` layer (or an `Embedding` with `maskZero`) in `layers` (or, `fromInput`, by per-sample
     /// lengths before the first layer) reaches the model's output.
     static func maskReachesOutput(_ layers: [any Layer<Scalar>], fromInput: Bool = false) -> Bool {
         var live = fromInput

@@ -262,7 +262,8 @@ public final class Sequential<Scalar: BLASScalar> {
     ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
     /// - Throws: `ModelError.notCompiled`; `.labelOutOfRange` for a label outside the classes,
     ///   `.lengthOutOfRange` for a length outside `1...T`, `.targetsMismatch` when the loss compares
-    ///   with target values; all before any kernel runs.
+    ///   with target values; `.invalidConfiguration` for an id that is not a whole number in
+    ///   `0..<inputDim` when the first layer is an `Embedding`; all before any kernel runs.
     @discardableResult
     public func computeGradients(
         x: UnsafePointer<Scalar>, labels: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>? = nil,
@@ -290,6 +291,7 @@ public final class Sequential<Scalar: BLASScalar> {
     ) throws -> Metrics {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
         try checkLengths(lengths, batchSize: batchSize)
+        try (layers.first as? Embedding<Scalar>)?.checkIDs(x, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
             reserve(batchCapacity: batchSize)
             setTrainingStep()
@@ -397,6 +399,7 @@ public final class Sequential<Scalar: BLASScalar> {
             throw ModelError.indexOutOfRange(index: index, position: position, count: data.count)
         }
         let lengthsGiven = try checkLengths(of: data, at: indices)
+        try checkIDs(of: data, at: indices)
         reserve(batchCapacity: indices.count)
         let scale = lossIsMasked(lengthsGiven: lengthsGiven) ? 1 : 1 / Scalar(indices.count)
         return try BLASConfiguration.passGate.shared {
@@ -405,6 +408,29 @@ public final class Sequential<Scalar: BLASScalar> {
                     trainShards(batchSize: indices.count, gradientScale: scale) { replica, samples in
                         replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
                     }))
+        }
+    }
+
+    /// Refuses, when the first layer is an `Embedding`, an id of the samples at `indices` of
+    /// `data` that is not a whole number in `0..<inputDim`, naming the dataset's sample index and the step.
+    private func checkIDs(of data: some SequenceDataset, at indices: some Collection<Int>) throws {
+        guard let embedding = layers.first as? Embedding<Scalar> else { return }
+        let steps = inputShape.steps
+        var x = [Scalar](repeating: 0, count: steps), labels = [Int32](repeating: 0, count: steps)
+        for index in indices {
+            var one = index
+            x.withUnsafeMutableBufferPointer { xs in
+                labels.withUnsafeMutableBufferPointer { ls in
+                    withUnsafePointer(to: &one) {
+                        data.gather(UnsafeBufferPointer(start: $0, count: 1), into: xs.baseAddress!, labels: ls.baseAddress!)
+                    }
+                }
+            }
+            for t in 0..<steps where embedding.row(of: x[t]) == nil {
+                throw ModelError.invalidConfiguration(
+                    "\(embedding.name): id \(Double(x[t])) at sample \(index), step \(t) is not a whole number in 0..<\(embedding.inputDim)"
+                )
+            }
         }
     }
 
@@ -532,7 +558,10 @@ public final class Sequential<Scalar: BLASScalar> {
         guard range.lowerBound >= 0, range.upperBound <= data.count else {
             throw ModelError.rangeOutOfRange(range, count: data.count)
         }
-        if checkingLengths { _ = try checkLengths(of: data, at: range) }
+        if checkingLengths {
+            _ = try checkLengths(of: data, at: range)
+            try checkIDs(of: data, at: range)
+        }
         return range
     }
 
