@@ -119,6 +119,7 @@ public final class Sequential<Scalar: BLASScalar> {
         outputShape = shape
         lengthsReachOutput = MaskRole.maskReachesOutput(layers, fromInput: true)
         maskingReachesOutput = MaskRole.maskReachesOutput(layers)
+        firstEmbedding = layers.first as? Embedding<Scalar>
         arena = ParameterArena(layers.flatMap { $0.parameters })
         replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
         gradientArenas = [arena.gradients.pointer]
@@ -131,6 +132,9 @@ public final class Sequential<Scalar: BLASScalar> {
     /// the loss a mean over the steps they keep (worked out once: read every step).
     private let lengthsReachOutput: Bool
     private let maskingReachesOutput: Bool
+    /// The first layer when it is an `Embedding`, whose ids are checked before every pass; found
+    /// once here, as a cast in every step would allocate.
+    private let firstEmbedding: Embedding<Scalar>?
 
     /// Every trainable weight, layer by layer, in Keras's order.
     public var parameters: [Parameter<Scalar>] { arena.parameters }
@@ -291,7 +295,7 @@ public final class Sequential<Scalar: BLASScalar> {
     ) throws -> Metrics {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
         try checkLengths(lengths, batchSize: batchSize)
-        try (layers.first as? Embedding<Scalar>)?.checkIDs(x, batchSize: batchSize)
+        try firstEmbedding?.checkIDs(x, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
             reserve(batchCapacity: batchSize)
             setTrainingStep()
@@ -414,7 +418,7 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Refuses, when the first layer is an `Embedding`, an id of the samples at `indices` of
     /// `data` that is not a whole number in `0..<inputDim`, naming the dataset's sample index and the step.
     private func checkIDs(of data: some SequenceDataset, at indices: some Collection<Int>) throws {
-        guard let embedding = layers.first as? Embedding<Scalar> else { return }
+        guard let embedding = firstEmbedding else { return }
         let steps = inputShape.steps
         var x = [Scalar](repeating: 0, count: steps), labels = [Int32](repeating: 0, count: steps)
         for index in indices {
