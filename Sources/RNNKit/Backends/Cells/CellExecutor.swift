@@ -93,8 +93,6 @@ extension RecurrentCell {
 
 /// One step of the engine's forward pass, as the driver hands it to a cell. `[B, ·]` row-major.
 struct ForwardStep<S: BLASScalar> {
-    /// The step's index `t`.
-    let t: Int
     let batch: Int, units: Int
     /// `[B, G·H]`: `x_t·W + b` on entry (GRU reset-after: the input bias row only); the activated
     /// gates on return.
@@ -115,7 +113,6 @@ struct ForwardStep<S: BLASScalar> {
 
 /// One step of the engine's backward pass, as the driver hands it to a cell.
 struct BackwardStep<S: BLASScalar> {
-    let t: Int
     let batch: Int, units: Int
     /// The forward step's activated gates `[B, G·H]`, `h_{t−1}`, `c_{t−1}`, `h_t` and auxiliary.
     let gates: UnsafePointer<S>

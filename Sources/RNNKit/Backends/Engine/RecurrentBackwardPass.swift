@@ -106,7 +106,7 @@ struct RecurrentBackwardPass<S: BLASScalar>: CellPass {
         if t > 0, let cells = tape.cellStates { previousCell = UnsafePointer(cells + (t - 1) * stepState) }
         let dropout = tape.recurrentDropout
         return BackwardStep(
-            t: t, batch: B, units: H, gates: tape.gates + t * stepGates, previous: previous, previousCell: previousCell,
+            batch: B, units: H, gates: tape.gates + t * stepGates, previous: previous, previousCell: previousCell,
             state: tape.states + t * stepState, auxiliary: tape.auxiliary.map { UnsafePointer($0 + t * stepState) },
             upstream: upstream, carried: carried, inputGateGradient: w.inputGateGradient + t * stepGates,
             recurrentGateGradient: w.recurrentGateGradient + t * stepGates, carriesBack: t > 0 || toStart,

@@ -98,7 +98,7 @@ struct RecurrentForwardPass<S: BLASScalar>: CellPass {
             previousForU = UnsafePointer(dropped)
         }
         return ForwardStep(
-            t: t, batch: B, units: H, gates: tape.gates + t * stepGates, previous: previous, previousForU: previousForU,
+            batch: B, units: H, gates: tape.gates + t * stepGates, previous: previous, previousForU: previousForU,
             hasPrevious: t > 0 || initialState != nil, previousCell: previousCell(t), state: tape.states + t * stepState,
             cellState: tape.cellStates.map { $0 + t * stepState }, auxiliary: tape.auxiliary.map { $0 + t * stepState })
     }

@@ -20,7 +20,7 @@ struct ReferenceForwardPass<S: BLASScalar>: CellPass {
         for t in 0..<T {
             for b in 0..<B {
                 let row = t * B + b, xt = x + row * D
-                let previous = referencePrevious(t, b, zeros: zeros)
+                let previous = referencePreviousState(t, b, tape: tape, initialState: initialState, dimensions: dimensions, zeros: zeros)
                 // Recurrent dropout: what meets U is h_{t−1} ⊙ m (the blend and masked steps read h_{t−1}).
                 var previousForU = previous.state
                 if let dropout = tape.recurrentDropout {
@@ -49,12 +49,6 @@ struct ReferenceForwardPass<S: BLASScalar>: CellPass {
                         cellState: tape.cellStates.map { $0 + row * H }, auxiliary: tape.auxiliary.map { $0 + row * H }))
             }
         }
-    }
-
-    /// Sample b's `h_{t−1}` and `c_{t−1}` (the initial state's, or zeros, at t = 0).
-    private func referencePrevious(_ t: Int, _ b: Int, zeros: UnsafeMutablePointer<S>) -> (state: UnsafePointer<S>, cell: UnsafePointer<S>)
-    {
-        referencePreviousState(t, b, tape: tape, initialState: initialState, dimensions: dimensions, zeros: zeros)
     }
 }
 
