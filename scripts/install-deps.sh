@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the C libraries RNNKit links (OpenBLAS, LAPACKE, zlib; Open MPI for RNNKitMPI and HDF5
-# for RNNKitKeras, both used by the trainer) when pkg-config (or, for mpirun, the PATH) cannot find them.
+# for RNNKitKeras, both used by the trainer) when pkg-config (or, for mpirun, the PATH) cannot find them,
+# and Debian's English word list (wamerican), which the character-level example learns from.
 set -euo pipefail
 missing=()
 if ! command -v pkg-config >/dev/null 2>&1; then
@@ -13,6 +14,7 @@ else
   pkg-config --exists hdf5 || missing+=(libhdf5-dev)
   command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 fi
+[ -r /usr/share/dict/american-english ] || missing+=(wamerican)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]}"
 sudo=""
