@@ -264,6 +264,7 @@ final class EmbeddingTests: XCTestCase {
         let before = model.weights
         let data = try RaggedDataset(tokens: [[1, 2], [3, 7, 1]], labels: [0, 1], classCount: 2, steps: 3)
         XCTAssertThrowsError(try model.evaluate(data)) { error in
+            XCTAssertEqual(error as? ModelError, .idOutOfRange(layer: "embedding", id: 7, sample: 1, step: 1, inputDim: 5))
             XCTAssertEqual((error as? ModelError)?.description, "embedding: id 7.0 at sample 1, step 1 is not a whole number in 0..<5")
         }
         XCTAssertThrowsError(try [1].withUnsafeBufferPointer { try model.trainStep(data, indices: $0) }) { error in

@@ -4,7 +4,7 @@
 /// The input is a sequence of one float feature per step holding the id (as
 /// `RaggedDataset(tokens:)` stores tokens), laid out `[T, B, 1]`; the output is `[T, B, outputDim]`.
 /// An id that is not a whole number in `0..<inputDim` is refused by the model's raw-batch entry
-/// points with `ModelError.invalidConfiguration` naming the id and its (sample, step) before any
+/// points with `ModelError.idOutOfRange` naming the id and its (sample, step) before any
 /// kernel runs; should one still reach the layer, its step reads as a vector of zeros, never
 /// outside the matrix.
 ///
@@ -98,12 +98,11 @@ public final class Embedding<Scalar: BLASScalar>: Layer {
     }
 
     /// Refuses an id in time-major `x [T, batchSize, 1]` that is not a whole number in `0..<inputDim`.
-    /// - Throws: `ModelError.invalidConfiguration` naming the id, its sample and its step.
+    /// - Throws: `ModelError.idOutOfRange` naming the id, its sample and its step.
     func checkIDs(_ x: UnsafePointer<Scalar>, batchSize: Int) throws {
         for t in 0..<steps {
             for b in 0..<batchSize where row(of: x[t * batchSize + b]) == nil {
-                throw ModelError.invalidConfiguration(
-                    "\(name): id \(Double(x[t * batchSize + b])) at sample \(b), step \(t) is not a whole number in 0..<\(inputDim)")
+                throw ModelError.idOutOfRange(layer: name, id: Double(x[t * batchSize + b]), sample: b, step: t, inputDim: inputDim)
             }
         }
     }

@@ -93,6 +93,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case indexOutOfRange(index: Int, position: Int, count: Int)
     /// A range of samples reaches outside the dataset's `0..<count`.
     case rangeOutOfRange(Range<Int>, count: Int)
+    /// An `Embedding`'s input `id` (at `sample` of the batch or dataset, and `step`) is not a whole
+    /// number in `0..<inputDim`, the rows of its table.
+    case idOutOfRange(layer: String, id: Double, sample: Int, step: Int, inputDim: Int)
     /// The loss cannot serve the model's last layer; `needs` says what it needs (and what it got).
     /// A custom `Loss` throws this from `gradientEntry(for:)` too.
     case lossDoesNotFitHead(loss: String, needs: String)
@@ -129,6 +132,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "sample index \(index) at position \(position) is outside the dataset's 0..<\(count)"
         case .rangeOutOfRange(let range, let count):
             "samples \(range) are outside the dataset's 0..<\(count)"
+        case .idOutOfRange(let layer, let id, let sample, let step, let inputDim):
+            "\(layer): id \(id) at sample \(sample), step \(step) is not a whole number in 0..<\(inputDim)"
         case .lossDoesNotFitHead(let loss, let needs):
             "\(loss) needs \(needs)"
         case .targetsMismatch(let loss, let needs, let fromDataset):

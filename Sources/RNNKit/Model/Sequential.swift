@@ -431,9 +431,7 @@ public final class Sequential<Scalar: BLASScalar> {
                 }
             }
             for t in 0..<steps where embedding.row(of: x[t]) == nil {
-                throw ModelError.invalidConfiguration(
-                    "\(embedding.name): id \(Double(x[t])) at sample \(index), step \(t) is not a whole number in 0..<\(embedding.inputDim)"
-                )
+                throw ModelError.idOutOfRange(layer: embedding.name, id: Double(x[t]), sample: index, step: t, inputDim: embedding.inputDim)
             }
         }
     }
