@@ -110,6 +110,16 @@ public final class Dense<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// A replica for pieces of `steps` steps (a `StreamingSession`'s), when the layer reads sequences.
+    func streamingCopy(steps: Int) -> Dense<Scalar> {
+        let copy = replica() as! Dense<Scalar>
+        if case .sequence = outputShape {
+            copy.rowsPerSample = steps
+            copy.outputShape = .sequence(steps: steps, features: units)
+        }
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
         precondition(!parameters.isEmpty, "build \(name) before reserving buffers")
         let count = rowsPerSample * batchCapacity * units

@@ -84,6 +84,13 @@ public final class Dropout<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// A replica for pieces of `steps` steps (a `StreamingSession`'s, which never trains).
+    func streamingCopy(steps: Int) -> Dropout<Scalar> {
+        let copy = replica() as! Dropout<Scalar>
+        if case .sequence(_, let features) = outputShape { copy.outputShape = .sequence(steps: steps, features: features) }
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
         let count = outputShape.scalarCount * batchCapacity
         if output.count < count { output = Buffer(count: count) }

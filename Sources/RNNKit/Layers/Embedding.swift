@@ -77,6 +77,14 @@ public final class Embedding<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// A replica for pieces of `steps` steps (a `StreamingSession`'s).
+    func streamingCopy(steps: Int) -> Embedding<Scalar> {
+        let copy = replica() as! Embedding<Scalar>
+        copy.steps = steps
+        copy.outputShape = .sequence(steps: steps, features: outputDim)
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
         let count = steps * batchCapacity
         if mask.count < count {

@@ -44,6 +44,14 @@ public final class Masking<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// A replica for pieces of `steps` steps (a `StreamingSession`'s).
+    func streamingCopy(steps: Int) -> Masking<Scalar> {
+        let copy = replica() as! Masking<Scalar>
+        copy.steps = steps
+        copy.outputShape = .sequence(steps: steps, features: features)
+        return copy
+    }
+
     public func reserve(batchCapacity: Int, needsInputGradient: Bool, backend: any Backend) {
         let rows = steps * batchCapacity
         if mask.count < rows {

@@ -201,6 +201,16 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         return copy
     }
 
+    /// A replica for pieces of `steps` steps (a `StreamingSession`'s): the same weights, buffers
+    /// of its own, its initial state not shared with this layer's.
+    func streamingCopy(steps: Int) -> RecurrentLayer<Scalar> {
+        let copy = replica() as! RecurrentLayer<Scalar>
+        copy.states = SharedRecurrentStates()
+        copy.steps = steps
+        copy.outputShape = returnSequences ? .sequence(steps: steps, features: units) : .vector(features: units)
+        return copy
+    }
+
     /// The next forward pass (and its backward pass) runs the samples from `offset` of a batch
     /// of `batch` samples, whose other shards other replicas of this layer run: it reads those
     /// rows of the initial state and of the final cell gradient, writes those of the initial

@@ -1,0 +1,381 @@
+/// A trained model run on a stream: one step, or a piece of a few steps, at a time, with every
+/// recurrent layer's state (h, and c for LSTM) carried from one call to the next, as Keras's
+/// `stateful=True` layers carry it between `predict` calls.
+///
+/// A session serves a fixed batch of `batchSize` independent streams (1 for one sensor, user or
+/// audio channel). Feeding a sequence in pieces of any split, or one step at a time, gives the
+/// outputs `Sequential.predict` gives for the whole sequence (to rounding: the products are summed
+/// in another order), until `reset()` starts every stream (or `reset(rows:)` some) from zeros again.
+///
+/// **Shapes.** Each call takes `[batchSize, steps, features]` batch-major, as a Keras model takes
+/// a batch (`steps` may be 1, and a `[batchSize, features]` tensor is one step), and returns the
+/// model's outputs for those steps: `[batchSize, steps, outputs]` when the model outputs a
+/// sequence, `[batchSize, outputs]` (after the piece's last step) when it outputs a vector, as a
+/// many-to-one classifier does after each step it has read. A model that starts with an
+/// `Embedding` takes its ids as the values of its one feature, or through `predict(ids:)`.
+///
+/// **What a stream can run.** `Embedding`, `Masking`, `SimpleRNN`, `LSTM`, `GRU`, `Dense`,
+/// `TimeDistributed(Dense)` and `Dropout` (which passes its input at inference). A masked step
+/// (a `Masking` layer's value, or id 0 under `maskZero`) keeps each stream's state and repeats
+/// its last output, as in a whole sequence; where a piece starts with masked steps, those steps
+/// output zeros (Keras's own rule for the first steps of a call). `Bidirectional` layers and
+/// layers with `goBackwards` need the whole sequence before their first output and are refused
+/// by name, as are layers of your own.
+///
+/// **Weights.** The session shares the model's weights (it copies none): training the model
+/// further changes what the next call computes. The states start at zero.
+///
+/// **Cost.** Nothing is allocated per call by `predict(_:steps:into:)` once the session is made
+/// (the `Tensor` forms allocate their result). A piece of `n` steps runs as pieces of 2^k steps
+/// (every product over those steps as one GEMM), one step at a time when `n` is 1. One session
+/// is for one thread at a time.
+public final class StreamingSession<Scalar: BLASScalar> {
+    /// The streams each call carries: the batch axis of every input, output and state.
+    public let batchSize: Int
+    /// The input features of one step (1, the id, for a model that starts with an `Embedding`).
+    public let features: Int
+    /// The model's output features per step (or per call, for a vector output).
+    public let outputFeatures: Int
+    /// Whether the model outputs a sequence (one output per step fed) or a vector (one per call).
+    public let outputsSequence: Bool
+    /// The names of the recurrent layers whose states the session carries, in model order.
+    public let recurrentLayerNames: [String]
+    /// The longest piece run as one pass; longer pieces are cut into pieces of this many steps.
+    public let longestPass: Int
+
+    private let backend: any Backend
+    private let passes: [StreamPass<Scalar>] // 1, 2, 4, … steps
+    private let states: [StreamState<Scalar>]
+    private let embedding: Embedding<Scalar>?
+    private let scratch: Buffer<Scalar> // one pass's input, time-major [steps, batch, features]
+
+    /// A session over `model`'s layers for `batchSize` streams, the states at zero.
+    ///
+    /// - Parameters:
+    ///   - model: a built model (compiled or not); the session shares its weights.
+    ///   - batchSize: the number of streams each call carries, at least 1.
+    ///   - longestPass: the most steps one pass runs (a power of two, at least 1): longer pieces
+    ///     are run in several. Memory grows with it.
+    /// - Throws: `ModelError.invalidConfiguration` naming a layer a stream cannot run
+    ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
+    ///   sequence, or a batch size below 1.
+    public init(model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32) throws {
+        guard batchSize >= 1 else {
+            throw ModelError.invalidConfiguration("a streaming session needs a batch size of 1 or more, not \(batchSize)")
+        }
+        guard longestPass >= 1, longestPass & (longestPass - 1) == 0, longestPass <= 4096 else {
+            throw ModelError.invalidConfiguration(
+                "a streaming session's longest pass must be a power of two in 1...4096, not \(longestPass)")
+        }
+        guard case .sequence(_, let features) = model.inputShape else {
+            throw ModelError.invalidConfiguration("a streaming session needs a model that reads sequences, not \(model.inputShape)")
+        }
+        for layer in model.layers { try StreamPass<Scalar>.checkStreamable(layer) }
+        self.batchSize = batchSize
+        self.features = features
+        self.longestPass = longestPass
+        backend = model.backend
+        outputFeatures = model.outputShape.features
+        if case .sequence = model.outputShape { outputsSequence = true } else { outputsSequence = false }
+        let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Scalar> }
+        recurrentLayerNames = recurrent.map(\.name)
+        states = recurrent.map { StreamState(units: $0.units, hasCell: $0.cell.gates == 4, batchSize: batchSize) }
+        embedding = model.layers.first as? Embedding<Scalar>
+        var passes: [StreamPass<Scalar>] = []
+        var steps = 1
+        while steps <= longestPass {
+            passes.append(StreamPass(model.layers, steps: steps, batchSize: batchSize, states: states, backend: model.backend))
+            steps *= 2
+        }
+        self.passes = passes
+        scratch = Buffer(count: longestPass * batchSize * features)
+    }
+
+    // MARK: Feeding steps
+
+    /// Feeds `steps` steps of every stream, `input` batch-major `[batchSize, steps, features]`, and
+    /// writes the outputs to `output`: `[batchSize, steps, outputFeatures]` for a sequence output,
+    /// `[batchSize, outputFeatures]` for a vector. Allocates nothing.
+    ///
+    /// - Parameters:
+    ///   - input: the steps, `batchSize · steps · features` values.
+    ///   - steps: how many steps each stream advances, at least 1.
+    ///   - output: room for the outputs, exactly their count.
+    /// - Throws: `ModelError.invalidConfiguration` when a count does not fit, saying what it
+    ///   should be; `ModelError.idOutOfRange` for an id outside an `Embedding`'s table (no state
+    ///   changes then).
+    public func predict(_ input: UnsafeBufferPointer<Scalar>, steps: Int, into output: UnsafeMutableBufferPointer<Scalar>) throws {
+        guard steps >= 1 else { throw ModelError.invalidConfiguration("a streaming session feeds 1 step or more, not \(steps)") }
+        let (inputCount, inputOverflow) = steps.multipliedReportingOverflow(by: batchSize * features)
+        guard !inputOverflow, input.count == inputCount else {
+            throw ModelError.invalidConfiguration(
+                "the session takes \(batchSize) stream\(batchSize == 1 ? "" : "s") × \(steps) step\(steps == 1 ? "" : "s") × \(features) feature\(features == 1 ? "" : "s") = \(inputOverflow ? "too many" : String(inputCount)) values, not \(input.count)"
+            )
+        }
+        let outputCount = batchSize * outputFeatures * (outputsSequence ? steps : 1)
+        guard output.count == outputCount else {
+            throw ModelError.invalidConfiguration(
+                "the session writes \(outputCount) outputs for \(steps) step\(steps == 1 ? "" : "s"), into room for \(output.count)")
+        }
+        guard let input = input.baseAddress, let output = output.baseAddress else { return }
+        try checkIDs(input, steps: steps)
+        BLASConfiguration.passGate.shared { run(input, steps: steps, into: output) }
+    }
+
+    /// Feeds the steps of `input`, `[batchSize, steps, features]` (or `[batchSize, features]`, one
+    /// step), and returns the outputs: `[batchSize, steps, outputFeatures]` for a model that
+    /// outputs a sequence (`[batchSize, 1, outputFeatures]` for one step given as
+    /// `[batchSize, features]`), `[batchSize, outputFeatures]` for one that outputs a vector.
+    ///
+    /// - Parameter input: the steps of every stream, batch-major.
+    /// - Returns: the outputs for those steps.
+    /// - Throws: `ModelError.invalidConfiguration` naming a batch or feature count that differs
+    ///   from the session's; `ModelError.idOutOfRange` for an id outside an `Embedding`'s table.
+    public func predict(_ input: Tensor<Scalar>) throws -> Tensor<Scalar> {
+        let shape = input.shape
+        guard shape.count == 2 || shape.count == 3 else {
+            throw ModelError.invalidConfiguration("a streaming session takes [batch, steps, features] or [batch, features], not \(shape)")
+        }
+        guard shape[0] == batchSize else {
+            throw ModelError.invalidConfiguration(
+                "the session carries a batch of \(batchSize) stream\(batchSize == 1 ? "" : "s"); the input has \(shape[0])")
+        }
+        guard shape[shape.count - 1] == features else {
+            throw ModelError.invalidConfiguration(
+                "the model reads \(features) feature\(features == 1 ? "" : "s") a step; the input has \(shape[shape.count - 1])")
+        }
+        let steps = shape.count == 3 ? shape[1] : 1
+        var result = Tensor<Scalar>(shape: outputsSequence ? [batchSize, steps, outputFeatures] : [batchSize, outputFeatures])
+        try input.scalars.withUnsafeBufferPointer { x in
+            try result.scalars.withUnsafeMutableBufferPointer { try predict(x, steps: steps, into: $0) }
+        }
+        return result
+    }
+
+    /// Feeds token ids to a model that starts with an `Embedding`: `ids[b]` are stream b's next
+    /// steps (the same count for every stream). Returns what `predict(_:)` returns.
+    ///
+    /// - Parameter ids: `batchSize` arrays of the same length, at least 1.
+    /// - Returns: the outputs for those steps.
+    /// - Throws: `ModelError.invalidConfiguration` for a model without an `Embedding` first or
+    ///   ids of another batch or of ragged lengths; `ModelError.idOutOfRange` for an id outside its table.
+    public func predict(ids: [[Int]]) throws -> Tensor<Scalar> {
+        guard embedding != nil else {
+            throw ModelError.invalidConfiguration("predict(ids:) needs a model that starts with an Embedding")
+        }
+        guard ids.count == batchSize else {
+            throw ModelError.invalidConfiguration(
+                "the session carries a batch of \(batchSize) stream\(batchSize == 1 ? "" : "s"); got ids for \(ids.count)")
+        }
+        let steps = ids.first?.count ?? 0
+        guard steps >= 1, ids.allSatisfy({ $0.count == steps }) else {
+            throw ModelError.invalidConfiguration("every stream needs the same number of ids, at least 1; got \(ids.map(\.count))")
+        }
+        let values = ids.flatMap { $0.map { Scalar(exactly: $0) ?? Scalar(-1) } }
+        return try predict(Tensor(shape: [batchSize, steps, 1], scalars: values))
+    }
+
+    /// Refuses an id outside the first `Embedding`'s table, before any state changes.
+    private func checkIDs(_ input: UnsafePointer<Scalar>, steps: Int) throws {
+        guard let embedding else { return }
+        for b in 0..<batchSize {
+            for t in 0..<steps where embedding.row(of: input[b * steps + t]) == nil {
+                throw ModelError.idOutOfRange(
+                    layer: embedding.name, id: Double(input[b * steps + t]), sample: b, step: t, inputDim: embedding.inputDim)
+            }
+        }
+    }
+
+    /// Runs the piece as passes of 2^k steps, longest first.
+    private func run(_ input: UnsafePointer<Scalar>, steps: Int, into output: UnsafeMutablePointer<Scalar>) {
+        var done = 0
+        while done < steps {
+            let left = steps - done
+            let pass = passes[min(passes.count - 1, Int.bitWidth - 1 - left.leadingZeroBitCount)]
+            let n = pass.steps
+            // Batch-major [B, steps, F] → time-major [n, B, F] for the pass (the same memory when B is 1).
+            var x = input + done * features
+            if batchSize > 1 {
+                for t in 0..<n {
+                    for b in 0..<batchSize {
+                        (scratch.pointer + (t * batchSize + b) * features).update(
+                            from: input + (b * steps + done + t) * features, count: features)
+                    }
+                }
+                x = UnsafePointer(scratch.pointer)
+            }
+            let y = pass.run(x, backend: backend)
+            if outputsSequence {
+                for t in 0..<n {
+                    for b in 0..<batchSize {
+                        (output + (b * steps + done + t) * outputFeatures).update(
+                            from: y + (t * batchSize + b) * outputFeatures, count: outputFeatures)
+                    }
+                }
+            } else if done + n == steps {
+                output.update(from: y, count: batchSize * outputFeatures)
+            }
+            done += n
+        }
+    }
+
+    // MARK: States
+
+    /// Starts every stream from zeros again (Keras's `reset_states()`).
+    public func reset() {
+        for state in states { state.reset(rows: 0..<batchSize) }
+    }
+
+    /// Starts the streams at `rows` (indices into the batch) from zeros again, leaving the others.
+    ///
+    /// - Parameter rows: the streams to reset, each in `0..<batchSize`.
+    /// - Throws: `ModelError.invalidConfiguration` for a row outside the batch (nothing reset then).
+    public func reset(rows: some Sequence<Int>) throws {
+        let rows = Array(rows)
+        if let bad = rows.first(where: { !(0..<batchSize).contains($0) }) {
+            throw ModelError.invalidConfiguration("stream \(bad) is outside the session's batch 0..<\(batchSize)")
+        }
+        for state in states {
+            for row in rows { state.reset(rows: row..<(row + 1)) }
+        }
+    }
+
+    /// The state of the recurrent layer `layer` (one of `recurrentLayerNames`): h `[batchSize,
+    /// units]` and, for LSTM, c.
+    ///
+    /// - Parameter layer: the layer's name.
+    /// - Returns: copies of its h and c.
+    /// - Throws: `ModelError.invalidConfiguration` for a name that is not a recurrent layer's.
+    public func state(of layer: String) throws -> (h: Tensor<Scalar>, c: Tensor<Scalar>?) {
+        let state = try self.state(named: layer)
+        let count = batchSize * state.units
+        let h = Tensor(shape: [batchSize, state.units], scalars: Array(UnsafeBufferPointer(start: state.h.pointer, count: count)))
+        let c = state.c.map {
+            Tensor(shape: [batchSize, state.units], scalars: Array(UnsafeBufferPointer(start: $0.pointer, count: count)))
+        }
+        return (h, c)
+    }
+
+    /// Sets the state of the recurrent layer `layer`: h `[batchSize, units]` and, for an LSTM, c
+    /// (zeros when nil).
+    ///
+    /// - Parameters:
+    ///   - layer: the layer's name, one of `recurrentLayerNames`.
+    ///   - h: the state, `[batchSize, units]`.
+    ///   - c: an LSTM's cell state, `[batchSize, units]`; nil for zeros (and for other cells).
+    /// - Throws: `ModelError.invalidConfiguration` for an unknown layer, a shape that is not
+    ///   `[batchSize, units]`, or a cell state given to a layer without one.
+    public func setState(of layer: String, h: Tensor<Scalar>, c: Tensor<Scalar>? = nil) throws {
+        let state = try self.state(named: layer)
+        let shape = [batchSize, state.units]
+        guard h.shape == shape else { throw ModelError.invalidConfiguration("\(layer)'s state is \(shape), not \(h.shape)") }
+        guard c == nil || state.c != nil else { throw ModelError.invalidConfiguration("\(layer) has no cell state (only an LSTM has one)") }
+        if let c, c.shape != shape { throw ModelError.invalidConfiguration("\(layer)'s cell state is \(shape), not \(c.shape)") }
+        state.h.pointer.update(from: h.scalars, count: h.scalars.count)
+        if let cell = state.c {
+            if let c {
+                cell.pointer.update(from: c.scalars, count: c.scalars.count)
+            } else {
+                cell.pointer.update(repeating: 0, count: cell.count)
+            }
+        }
+    }
+
+    private func state(named layer: String) throws -> StreamState<Scalar> {
+        guard let index = recurrentLayerNames.firstIndex(of: layer) else {
+            throw ModelError.invalidConfiguration("no recurrent layer \(layer) in the session; it has \(recurrentLayerNames)")
+        }
+        return states[index]
+    }
+}
+
+/// One recurrent layer's state in a session: h `[B, H]` and, for LSTM, c. Every pass's copy of
+/// the layer starts from these buffers and leaves its final state in them.
+final class StreamState<Scalar: BLASScalar> {
+    let units: Int
+    let h: Buffer<Scalar>
+    let c: Buffer<Scalar>?
+
+    init(units: Int, hasCell: Bool, batchSize: Int) {
+        self.units = units
+        h = Buffer(count: batchSize * units)
+        c = hasCell ? Buffer(count: batchSize * units) : nil
+    }
+
+    func reset(rows: Range<Int>) {
+        (h.pointer + rows.lowerBound * units).update(repeating: 0, count: rows.count * units)
+        if let c { (c.pointer + rows.lowerBound * units).update(repeating: 0, count: rows.count * units) }
+    }
+}
+
+/// The model's layers copied for pieces of `steps` steps (sharing the weights), their buffers
+/// sized for the session's batch, each recurrent copy starting from the session's states.
+final class StreamPass<Scalar: BLASScalar> {
+    let steps: Int
+    private let batchSize: Int
+    private let layers: [any Layer<Scalar>]
+    private let roles: [MaskRole<Scalar>]
+    private let recurrent: [(layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>)]
+
+    init(_ modelLayers: [any Layer<Scalar>], steps: Int, batchSize: Int, states: [StreamState<Scalar>], backend: any Backend) {
+        self.steps = steps
+        self.batchSize = batchSize
+        layers = modelLayers.map { Self.copy($0, steps: steps) }
+        roles = layers.map { MaskRole($0) }
+        let recurrentLayers = layers.compactMap { $0 as? RecurrentLayer<Scalar> }
+        recurrent = Array(zip(recurrentLayers, states))
+        for (layer, state) in recurrent {
+            layer.setInitialState(h: UnsafePointer(state.h.pointer), c: state.c.map { UnsafePointer($0.pointer) })
+        }
+        for layer in layers {
+            layer.setTraining(false, step: 0)
+            layer.reserve(batchCapacity: batchSize, needsInputGradient: false, backend: backend)
+        }
+    }
+
+    /// Runs the layers over `x [steps, B, F]` (time-major) and carries each recurrent layer's final
+    /// state into the session's; returns the last layer's output (time-major), valid until the next run.
+    func run(_ x: UnsafePointer<Scalar>, backend: any Backend) -> UnsafePointer<Scalar> {
+        let (output, _) = MaskRole.forward(layers, roles: roles, input: x, batchSize: batchSize, backend: backend)
+        for (layer, state) in recurrent {
+            let final = layer.finalState
+            state.h.pointer.update(from: final.h, count: state.h.count)
+            if let cell = state.c, let c = final.c { cell.pointer.update(from: c, count: cell.count) }
+        }
+        return output
+    }
+
+    /// Throws, naming the layer, when a stream cannot run it.
+    static func checkStreamable(_ layer: any Layer<Scalar>) throws {
+        switch layer {
+        case let recurrent as RecurrentLayer<Scalar> where recurrent.goBackwards:
+            throw ModelError.invalidConfiguration(
+                "\(recurrent.name) reads its sequence backwards (goBackwards): it needs the whole sequence, which a stream does not have")
+        case is RecurrentLayer<Scalar>, is Dense<Scalar>, is TimeDistributed<Scalar>, is Embedding<Scalar>, is Masking<Scalar>,
+            is Dropout<Scalar>:
+            return
+        case let bidirectional as Bidirectional<Scalar>:
+            throw ModelError.invalidConfiguration(
+                "\(bidirectional.name) is Bidirectional: its backward half needs the whole sequence, which a stream does not have")
+        default:
+            throw ModelError.invalidConfiguration(
+                "\(layer.name) (\(layer.typeName)) is not a layer a streaming session runs (Embedding, Masking, SimpleRNN, LSTM, GRU, Dense, TimeDistributed, Dropout)"
+            )
+        }
+    }
+
+    private static func copy(_ layer: any Layer<Scalar>, steps: Int) -> any Layer<Scalar> {
+        switch layer {
+        case let recurrent as RecurrentLayer<Scalar>: return recurrent.streamingCopy(steps: steps)
+        case let dense as Dense<Scalar>: return dense.streamingCopy(steps: steps)
+        case let wrapper as TimeDistributed<Scalar>:
+            let copy = TimeDistributed(wrapper.layer.streamingCopy(steps: steps))
+            copy.name = wrapper.name
+            return copy
+        case let embedding as Embedding<Scalar>: return embedding.streamingCopy(steps: steps)
+        case let masking as Masking<Scalar>: return masking.streamingCopy(steps: steps)
+        case let dropout as Dropout<Scalar>: return dropout.streamingCopy(steps: steps)
+        default: preconditionFailure("checkStreamable lets only the layers above through")
+        }
+    }
+}
