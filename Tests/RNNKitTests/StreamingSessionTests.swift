@@ -106,6 +106,29 @@ final class StreamingSessionTests: XCTestCase {
         }
     }
 
+    /// A large LSTM and GRU run packed (their weights packed once); after the model's weights
+    /// change, `reloadWeights()` makes the stream compute with the new ones.
+    func testPackedLayersFollowTheWeightsAfterAReload() throws {
+        let steps = 6, features = 5
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: steps, features: features),
+            layers: [LSTM(units: 80, returnSequences: true), GRU(units: 72), Dense(units: 3)], seed: 2)
+        let session = try StreamingSession(model: model)
+        if SmallGEMM.instructionSet != "portable" { XCTAssertEqual(session.packedLayerNames, ["lstm", "gru"]) }
+        let x: [Float] = randomValues(steps * features, seed: 4)
+        var weights = model.weights
+        for (name, tensor) in weights {
+            weights[name] = Tensor(shape: tensor.shape, scalars: randomValues(tensor.scalars.count, seed: 7, scale: 0.3))
+        }
+        try model.setWeights(weights)
+        session.reloadWeights()
+        for split in [[6], [1, 1, 1, 1, 1, 1], [2, 4]] {
+            XCTAssertLessThan(
+                maxDifference(try streamed(session, x, steps: steps, features: features, pieces: split), wholePredict(model, x, batch: 1)),
+                1e-6, "\(split)")
+        }
+    }
+
     /// A many-to-one classifier (the notebook's Model A): after the last piece the session gives
     /// `predict`'s class probabilities, whatever the split.
     func testAManyToOneModelGivesPredictAfterTheLastPiece() throws {

@@ -22,8 +22,10 @@
 /// layers with `goBackwards` need the whole sequence before their first output and are refused
 /// by name, as are layers of your own.
 ///
-/// **Weights.** The session shares the model's weights (it copies none): training the model
-/// further changes what the next call computes. The states start at zero.
+/// **Weights.** The session reads the model's weights; for a large LSTM or GRU it keeps them
+/// packed into the layout its kernels read, made when the session is. After the
+/// model's weights change (more training, `setWeights`), call `reloadWeights()`. The states
+/// start at zero.
 ///
 /// **Cost.** Nothing is allocated per call by `predict(_:steps:into:)` once the session is made
 /// (the `Tensor` forms allocate their result). A piece of `n` steps runs as pieces of 2^k steps
@@ -46,6 +48,7 @@ public final class StreamingSession<Scalar: BLASScalar> {
     private let backend: any Backend
     private let passes: [StreamPass<Scalar>] // 1, 2, 4, … steps
     private let states: [StreamState<Scalar>]
+    private let packedLayers: [PackedStreamLayer<Scalar>?] // per recurrent layer
     private let embedding: Embedding<Scalar>?
     private let scratch: Buffer<Scalar> // one pass's input, time-major [steps, batch, features]
 
@@ -81,10 +84,16 @@ public final class StreamingSession<Scalar: BLASScalar> {
         recurrentLayerNames = recurrent.map(\.name)
         states = recurrent.map { StreamState(units: $0.units, hasCell: $0.cell.gates == 4, batchSize: batchSize) }
         embedding = model.layers.first as? Embedding<Scalar>
+        let states = self.states
+        packedLayers = zip(recurrent, states).map { layer, state in
+            PackedStreamLayer.applies(layer, backend: model.backend)
+                ? PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass) : nil
+        }
         var passes: [StreamPass<Scalar>] = []
         var steps = 1
         while steps <= longestPass {
-            passes.append(StreamPass(model.layers, steps: steps, batchSize: batchSize, states: states, backend: model.backend))
+            passes.append(
+                StreamPass(model.layers, steps: steps, batchSize: batchSize, states: states, packed: packedLayers, backend: model.backend))
             steps *= 2
         }
         self.passes = passes
@@ -219,6 +228,16 @@ public final class StreamingSession<Scalar: BLASScalar> {
         }
     }
 
+    /// Reads the model's weights again, after they changed (training, `setWeights`); the states stay.
+    /// The recurrent layers whose weights the session keeps packed (for tests).
+    var packedLayerNames: [String] {
+        zip(recurrentLayerNames, packedLayers).compactMap { $1 == nil ? nil : $0 }
+    }
+
+    public func reloadWeights() {
+        for layer in packedLayers { layer?.reloadWeights() }
+    }
+
     // MARK: States
 
     /// Starts every stream from zeros again (Keras's `reset_states()`).
@@ -309,38 +328,79 @@ final class StreamState<Scalar: BLASScalar> {
 }
 
 /// The model's layers copied for pieces of `steps` steps (sharing the weights), their buffers
-/// sized for the session's batch, each recurrent copy starting from the session's states.
+/// sized for the session's batch, each recurrent copy starting from the session's states. A
+/// pass runs large gated layers, where no mask reaches them, as `PackedStreamLayer`s.
 final class StreamPass<Scalar: BLASScalar> {
-    let steps: Int
-    private let batchSize: Int
-    private let layers: [any Layer<Scalar>]
-    private let roles: [MaskRole<Scalar>]
-    private let recurrent: [(layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>)]
-
-    init(_ modelLayers: [any Layer<Scalar>], steps: Int, batchSize: Int, states: [StreamState<Scalar>], backend: any Backend) {
-        self.steps = steps
-        self.batchSize = batchSize
-        layers = modelLayers.map { Self.copy($0, steps: steps) }
-        roles = layers.map { MaskRole($0) }
-        let recurrentLayers = layers.compactMap { $0 as? RecurrentLayer<Scalar> }
-        recurrent = Array(zip(recurrentLayers, states))
-        for (layer, state) in recurrent {
-            layer.setInitialState(h: UnsafePointer(state.h.pointer), c: state.c.map { UnsafePointer($0.pointer) })
-        }
-        for layer in layers {
-            layer.setTraining(false, step: 0)
-            layer.reserve(batchCapacity: batchSize, needsInputGradient: false, backend: backend)
-        }
+    /// What a layer does in a pass, held typed: the model's `MaskRole` calls closures from
+    /// unspecialised generic code, which allocates on every call.
+    private enum Role {
+        case masking(Masking<Scalar>)
+        case embedding(Embedding<Scalar>)
+        case recurrent(RecurrentLayer<Scalar>, StreamState<Scalar>, PackedStreamLayer<Scalar>?, endsMask: Bool)
+        case other(any Layer<Scalar>, endsMask: Bool)
     }
 
-    /// Runs the layers over `x [steps, B, F]` (time-major) and carries each recurrent layer's final
-    /// state into the session's; returns the last layer's output (time-major), valid until the next run.
+    let steps: Int
+    private let batchSize: Int
+    private let roles: [Role]
+
+    /// The pass's copies of the model's layers, its recurrent layers' states in `states`, those
+    /// that run packed in `packed` (nil for the others).
+    init(
+        _ modelLayers: [any Layer<Scalar>], steps: Int, batchSize: Int, states: [StreamState<Scalar>],
+        packed: [PackedStreamLayer<Scalar>?], backend: any Backend
+    ) {
+        self.steps = steps
+        self.batchSize = batchSize
+        var roles: [Role] = [], next = 0
+        for layer in modelLayers.map({ Self.copy($0, steps: steps) }) {
+            layer.setTraining(false, step: 0)
+            layer.reserve(batchCapacity: batchSize, needsInputGradient: false, backend: backend)
+            let endsMask = { if case .vector = layer.outputShape { true } else { false } }()
+            switch layer {
+            case let masking as Masking<Scalar>: roles.append(.masking(masking))
+            case let embedding as Embedding<Scalar> where embedding.maskZero: roles.append(.embedding(embedding))
+            case let recurrent as RecurrentLayer<Scalar>:
+                let state = states[next]
+                next += 1
+                recurrent.setInitialState(h: UnsafePointer(state.h.pointer), c: state.c.map { UnsafePointer($0.pointer) })
+                let packed = packed[next - 1]
+                roles.append(.recurrent(recurrent, state, packed, endsMask: endsMask))
+            default: roles.append(.other(layer, endsMask: endsMask))
+            }
+        }
+        self.roles = roles
+    }
+
+    /// Runs the layers over `x [steps, B, F]` (time-major), handing a mask from a `Masking` layer
+    /// or an `Embedding` with `maskZero` to the recurrent layers after it, and carries each
+    /// recurrent layer's final state into the session's; returns the last layer's output
+    /// (time-major), valid until the next run.
     func run(_ x: UnsafePointer<Scalar>, backend: any Backend) -> UnsafePointer<Scalar> {
-        let (output, _) = MaskRole.forward(layers, roles: roles, input: x, batchSize: batchSize, backend: backend)
-        for (layer, state) in recurrent {
-            let final = layer.finalState
-            state.h.pointer.update(from: final.h, count: state.h.count)
-            if let cell = state.c, let c = final.c { cell.pointer.update(from: c, count: cell.count) }
+        var output = x, mask: UnsafePointer<UInt8>?
+        for role in roles {
+            switch role {
+            case .masking(let masking):
+                output = masking.forward(output, batchSize: batchSize, backend: backend)
+                mask = masking.lastMask
+            case .embedding(let embedding):
+                output = embedding.forward(output, batchSize: batchSize, backend: backend)
+                mask = embedding.lastMask
+            case .recurrent(let layer, let state, let packed, let endsMask):
+                if let packed, mask == nil {
+                    output = packed.run(output, steps: steps)
+                } else {
+                    layer.setMask(mask)
+                    output = layer.forward(output, batchSize: batchSize, backend: backend)
+                    let final = layer.finalState
+                    state.h.pointer.update(from: final.h, count: state.h.count)
+                    if let cell = state.c, let c = final.c { cell.pointer.update(from: c, count: cell.count) }
+                }
+                if endsMask { mask = nil }
+            case .other(let layer, let endsMask):
+                output = layer.forward(output, batchSize: batchSize, backend: backend)
+                if endsMask { mask = nil }
+            }
         }
         return output
     }
