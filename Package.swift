@@ -106,6 +106,15 @@ let package = Package(
             ],
             path: "Benchmarks/benchmarks"
         ),
+        // The latency of a StreamingSession at batch 1 (one step, one sequence), beside PyTorch's and onnxruntime's.
+        .executableTarget(
+            name: "latency",
+            dependencies: [
+                "RNNKit", "CMallocCounter", "BenchmarkTiming",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/latency"
+        ),
         // Ranks against threads on this machine, all-reduce times, and a cluster projection.
         .executableTarget(
             name: "benchmarks-mpi",
