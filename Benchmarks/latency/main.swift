@@ -68,8 +68,27 @@ struct Latency: ParsableCommand {
                 results.append(["engine": "rnnkit", "name": name, "median_us": medianMicroseconds, "p99_us": p99, "calls": calls])
             }
         }
+        var limits: [[String: Any]] = []
+        print("\nThe machine's limit at batch 1: a step reads every weight once, so it takes at least the time to")
+        print("read them at this core's cache bandwidth (a vectorised sum over a buffer of their size, timed as above):")
+        for workload in LatencyWorkload.all {
+            let bytes = workload.weightCount * MemoryLayout<Float>.size
+            let microseconds = readMicroseconds(floats: workload.weightCount, calls: calls)
+            print(String(format: "  %-28@ %8.2f µs to read %d KiB", "\(workload.name), one step" as NSString, microseconds, bytes / 1024))
+            limits.append(["name": "\(workload.name), one step", "weight_bytes": bytes, "read_us": microseconds])
+        }
+        if !rnnkitOnly {
+            let others = OtherEngines.measure(calls: calls)
+            print("\n" + others.summary)
+            if !others.results.isEmpty {
+                printTable(rnnkit: results, others: others.results)
+                results += others.results
+            }
+        }
         if let json {
-            let report: [String: Any] = ["cpu": processor.summary, "kernels": SmallGEMM.instructionSet, "results": results]
+            let report: [String: Any] = [
+                "cpu": processor.summary, "kernels": SmallGEMM.instructionSet, "results": results, "limits": limits,
+            ]
             try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
         guard allocating.isEmpty else {
@@ -79,12 +98,111 @@ struct Latency: ParsableCommand {
     }
 }
 
+/// The median time to read `floats` floats once from the cache they fit (summed in 16-lane vectors).
+func readMicroseconds(floats: Int, calls: Int) -> Double {
+    let vectors = max(4, floats / 16) & ~3
+    let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: vectors)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: SIMD16(repeating: 1), count: vectors)
+    var sink = SIMD16<Float>()
+    func read() {
+        var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), d = SIMD16<Float>()
+        for i in stride(from: 0, to: vectors, by: 4) {
+            a += buffer[i]
+            b += buffer[i + 1]
+            c += buffer[i + 2]
+            d += buffer[i + 3]
+        }
+        sink += a + b + c + d
+    }
+    for _ in 0..<200 { read() }
+    var times = [Double](repeating: 0, count: calls)
+    for i in 0..<calls {
+        let start = now()
+        read()
+        times[i] = now() - start
+    }
+    if sink[0] == -1 { print("") } // keeps the sums alive
+    return median(times) * 1e6
+}
+
+/// One line per case: RNNKit's median and 99th percentile beside each other engine's, and the ratio of medians.
+func printTable(rnnkit: [[String: Any]], others: [[String: Any]]) {
+    let engines = Array(Set(others.compactMap { $0["engine"] as? String })).sorted()
+    print("\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's")
+    print(
+        "  case                        RNNKit            " + engines.map { $0.padding(toLength: 26, withPad: " ", startingAt: 0) }.joined())
+    for row in rnnkit {
+        guard let name = row["name"] as? String, let median = row["median_us"] as? Double, let p99 = row["p99_us"] as? Double else {
+            continue
+        }
+        var line = String(format: "  %-27@ %7.2f / %7.2f", name as NSString, median, p99)
+        for engine in engines {
+            if let other = others.first(where: { $0["engine"] as? String == engine && $0["name"] as? String == name }),
+                let m = other["median_us"] as? Double, let p = other["p99_us"] as? Double
+            {
+                line += String(format: "   %7.2f / %7.2f %5.1f×", m, p, m / median)
+            } else {
+                line += "   " + "n/a".padding(toLength: 23, withPad: " ", startingAt: 0)
+            }
+        }
+        print(line)
+    }
+}
+
+/// PyTorch (and onnxruntime) on the same cases, by `Benchmarks/latency.py` in the same run.
+struct OtherEngines {
+    var results: [[String: Any]] = []
+    var summary: String
+
+    static var script: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("latency.py")
+    }
+
+    /// Never throws: a missing python3 or torch, or a failing script, is said in `summary`.
+    static func measure(calls: Int, onnx: [[String: Any]] = []) -> OtherEngines {
+        let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
+        let request: [String: Any] = ["calls": calls, "torch": true, "onnx": onnx]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, script.path]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        (process.standardInput, process.standardOutput, process.standardError) = (input, output, errors)
+        print("\nTiming PyTorch on the same cases (\(script.path))…")
+        do { try process.run() } catch { return OtherEngines(summary: "PyTorch: not measured (\(python) did not start: \(error))") }
+        input.fileHandleForWriting.write(try! JSONSerialization.data(withJSONObject: request))
+        try? input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            return OtherEngines(summary: "PyTorch: the script failed (status \(process.terminationStatus)): \(errorText.suffix(300))")
+        }
+        var result = OtherEngines(summary: "")
+        var skipped: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if let engine = object["skipped"] as? String {
+                skipped.append("\(engine) skipped (\(object["reason"] ?? "?"))")
+            } else {
+                result.results.append(object)
+            }
+        }
+        let versions = Set(result.results.compactMap { row in (row["engine"] as? String).map { "\($0) \(row["version"] ?? "?")" } })
+        result.summary = "Measured in this run: " + (versions.sorted() + skipped).joined(separator: "; ")
+        return result
+    }
+}
+
 /// A model timed at batch 1: its layers, and its input and output widths.
 struct LatencyWorkload {
     var name: String
     var features: Int
     var outputs: Int
     var layers: () -> [any Layer<Float>]
+
+    /// The weights one step reads.
+    var weightCount: Int { (try? makeModel().parameterCount) ?? 0 }
 
     func makeModel() throws -> Sequential<Float> {
         try Sequential<Float>(inputShape: .sequence(steps: 28, features: features), layers: layers(), seed: 1)
