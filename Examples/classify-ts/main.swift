@@ -46,9 +46,12 @@ struct ClassifyTS: ParsableCommand {
     }
 
     func run() throws {
-        do { try classify() } catch let error as FileFormatError {
-            throw failure("\(error)")
-        } catch let error as ModelError {
+        do { try classify() } catch let error as ExitCode {
+            throw error
+        } catch is CocoaError {
+            // Writing --output's files: Foundation's own message names no path and no cause.
+            throw failure("\(output ?? ""): cannot be written as a folder of results (a file in its way, no permission, or a full disk)")
+        } catch {
             throw failure("\(error)")
         }
     }
