@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -66,6 +66,17 @@ benchmarks-page:
 run-adding: deps
 	$(SWIFT) run -c release adding-problem $(ARGS)
 
+# Speaker recognition on UEA JapaneseVowels (docs/examples/classify-ts.md): seeds 0, 1 and 2, or
+# one with SEED=N; the data from $(DATASETS) (default ../shared/datasets).
+DATASETS ?= ../shared/datasets
+SEED ?= 0 1 2
+run-classify-ts: deps
+	$(SWIFT) build -c release --product classify-ts
+	@set -e; for seed in $(SEED); do \
+	  .build/release/classify-ts --train $(DATASETS)/japanese_vowels/JapaneseVowels_TRAIN.ts \
+	    --test $(DATASETS)/japanese_vowels/JapaneseVowels_TEST.ts --seed $$seed $(ARGS); \
+	done
+
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
 	$(SWIFT) run -c release --skip-build train-blas $(ARGS)
@@ -97,19 +108,19 @@ run-mpi: deps data release
 	mpirun $(MPIRUN_FLAGS) --oversubscribe -np $(NP) .build/release/train-blas --workers 1 $(ARGS)
 
 # libFuzzer on every reader an attacker can reach (Fuzz/): IDX raw and gzip, safetensors, NumPy's
-# .npy and .npz and numeric CSV, a .keras file's zip, config.json into a model, an HDF5 weights
-# file in memory, a --resume checkpoint;
+# .npy and .npz and numeric CSV, the UEA archive's .ts, a .keras file's zip, config.json into a
+# model, an HDF5 weights file in memory, a --resume checkpoint;
 # FUZZ_SECONDS each (default 180), every input under AddressSanitizer with a 2 GiB memory cap, the
-# NumPy, Keras and checkpoint readers also with no input over 10 s and, but for the HDF5 one, no single
+# NumPy, .ts, Keras and checkpoint readers also with no input over 10 s and, but for the HDF5 one, no single
 # allocation over 256 MiB. libhdf5 itself asks malloc for whatever length a damaged header claims
 # (up to terabytes, in H5C_protect) and fails cleanly when it gets NULL, as it does without the
 # sanitizer: allocator_may_return_null=1 gives it that NULL. Its own leaks on damaged headers are
 # suppressed by Fuzz/lsan.supp.
-# Corpora grow in .fuzz-corpus/ from the seeds in Fuzz/Corpus/ (IDX, safetensors, NumPy) and, for the
+# Corpora grow in .fuzz-corpus/ from the seeds in Fuzz/Corpus/ (IDX, safetensors, NumPy, .ts) and, for the
 # others, from the shared Keras fixtures (scripts/fuzz-seeds.sh). A crashing input is written to
 # Fuzz/crashes/ and fails the target. Longer: make fuzz FUZZ_SECONDS=600; one target: FUZZ_TARGETS=numpy.
 FUZZ_SECONDS ?= 180
-FUZZ_TARGETS ?= idx safetensors numpy keras config hdf5 checkpoint
+FUZZ_TARGETS ?= idx safetensors numpy ts keras config hdf5 checkpoint
 FUZZ_FLAGS = -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 fuzz: deps
 	@# (gold warns that it cannot export ASan's local symbols; harmless, and hundreds of lines)
@@ -121,6 +132,7 @@ fuzz: deps
 	    idx) name=FuzzIDX; seeds=Fuzz/Corpus/idx; extra="";; \
 	    safetensors) name=FuzzSafeTensors; seeds=Fuzz/Corpus/safetensors; extra="";; \
 	    numpy) name=FuzzNumPy; seeds=Fuzz/Corpus/numpy; extra="-malloc_limit_mb=256 -timeout=10";; \
+	    ts) name=FuzzTS; seeds=Fuzz/Corpus/ts; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    keras) name=FuzzKerasArchive; seeds=.fuzz-seeds/keras; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    config) name=FuzzKerasConfig; seeds=.fuzz-seeds/config; extra="-malloc_limit_mb=256 -timeout=10";; \
 	    hdf5) name=FuzzHDF5Weights; seeds=.fuzz-seeds/hdf5; extra="-timeout=10";; \

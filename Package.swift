@@ -131,6 +131,12 @@ let package = Package(
             dependencies: ["RNNKit"],
             path: "Examples/adding-problem"
         ),
+        // Speaker recognition on UEA JapaneseVowels, or any UEA/UCR .ts classification set (docs/examples/classify-ts.md).
+        .executableTarget(
+            name: "classify-ts",
+            dependencies: ["RNNKit", "TrainerSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/classify-ts"
+        ),
         // Writes the hostile files of the hostile-input tests (HostileFileTests runs it): HDF5's
         // tricks through HDF5's own API in C, zip and config tricks in Swift. Nothing binary is committed.
         .target(name: "CHostileFiles", dependencies: ["CHDF5", "CGzip"], path: "Tests/CHostileFiles"),

@@ -13,6 +13,8 @@ let package = Package(
         .executableTarget(name: "FuzzSafeTensors", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
         // NumPy's .npy and .npz readers, and the numeric CSV reader.
         .executableTarget(name: "FuzzNumPy", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
+        // The UEA/UCR time-series archive's .ts classification reader.
+        .executableTarget(name: "FuzzTS", dependencies: [.product(name: "RNNKit", package: "RNNKit")]),
         // A .keras file's zip structure and members (RNNKit's own zip reader).
         .executableTarget(name: "FuzzKerasArchive", dependencies: [.product(name: "RNNKitKeras", package: "RNNKit")]),
         // config.json into a model spec, and the model built when it is small.

@@ -1,5 +1,5 @@
 /// A file RNNKit reads is missing, unreadable, or not what its format says it should be: every
-/// parser (IDX, gzip, safetensors, NumPy's `.npy` and `.npz`, CSV, RNNKitKeras's zip, config and HDF5
+/// parser (IDX, gzip, safetensors, NumPy's `.npy` and `.npz`, CSV, the UEA archive's `.ts`, RNNKitKeras's zip, config and HDF5
 /// readers, the trainer's checkpoint reader) throws this one type, so a caller catches one thing and can still tell by
 /// `format` which reader refused the file.
 ///
@@ -36,6 +36,8 @@ public struct FileFormatError: Error, CustomStringConvertible, Equatable, Sendab
         case npz
         /// A CSV file of numbers (`CSV.readNumbers`).
         case csv
+        /// A UEA/UCR time-series archive `.ts` file (`UEATimeSeries.readClassification`).
+        case ts
     }
 
     /// The file's path (and the member inside a `.keras` zip where that matters:
