@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-forecast bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -65,6 +65,12 @@ benchmarks-page:
 # The adding problem with sequences of varied length under Masking (docs/GUIDE.md).
 run-adding: deps
 	$(SWIFT) run -c release adding-problem $(ARGS)
+
+# Forecasting: the airline passengers' last 24 months from the 120 before them
+# (docs/examples/forecast.md). ARGS pass through, e.g. ARGS="--seed 1 --output runs/forecast".
+FORECAST_CSV ?= ../shared/datasets/airline/Airline.csv
+run-forecast: deps
+	$(SWIFT) run -c release forecast --csv $(FORECAST_CSV) --holdout 24 $(ARGS)
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
