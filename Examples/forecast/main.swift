@@ -83,9 +83,11 @@ struct Forecast: ParsableCommand {
             throw Failure("--holdout \(holdout) leaves no training months: the series has \(series.count)")
         }
         guard series.count - holdout >= minimum else {
+            let targets = recursive ? "the month after each" : "the \(holdout) months after each"
             throw Failure(
-                "the series is too short: \(series.count) months less \(holdout) held out leaves \(series.count - holdout), "
-                    + "and this recipe needs at least \(minimum) (--window \(window))")
+                "the series is too short: \(series.count) months less \(holdout) held out leaves \(series.count - holdout) to train on, "
+                    + "and this recipe needs at least \(minimum): a year for the yearly difference, then 8 windows of \(window) months "
+                    + "and \(targets)")
         }
         if let bad = series.firstIndex(where: { !($0 > 0) }) {
             throw Failure(
