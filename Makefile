@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts run-forecast bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -20,11 +20,13 @@ release: deps
 	$(SWIFT) build -c release
 
 # The library's tests and the trainer's. Some train briefly on MNIST: without it (offline) they are
-# skipped with a message saying so, and every other test runs. The adding-problem example (docs/GUIDE.md)
-# is run in release (a debug build takes a minute over it).
+# skipped with a message saying so, and every other test runs. The examples (docs/GUIDE.md, docs/examples)
+# are run in release (a debug build takes minutes over them).
 test: deps
 	@scripts/fetch-mnist.sh || echo "make test: MNIST is not available; the tests that train on it will say they are skipped"
 	$(SWIFT) build -c release --product adding-problem
+	$(SWIFT) build -c release --product classify-ts
+	$(SWIFT) build -c release --product forecast
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
 	@# Again on kernels RNNKit chose: OpenBLAS made to start on its SSE3 fallback, then repaired.
@@ -76,6 +78,12 @@ run-classify-ts: deps
 	  .build/release/classify-ts --train $(DATASETS)/japanese_vowels/JapaneseVowels_TRAIN.ts \
 	    --test $(DATASETS)/japanese_vowels/JapaneseVowels_TEST.ts --seed $$seed $(ARGS); \
 	done
+
+# Forecasting: the airline passengers' last 24 months from the 120 before them
+# (docs/examples/forecast.md). ARGS pass through, e.g. ARGS="--seed 1 --output runs/forecast".
+FORECAST_CSV ?= ../shared/datasets/airline/Airline.csv
+run-forecast: deps
+	$(SWIFT) run -c release forecast --csv $(FORECAST_CSV) --holdout 24 $(ARGS)
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release

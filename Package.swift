@@ -137,6 +137,12 @@ let package = Package(
             dependencies: ["RNNKit", "TrainerSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/classify-ts"
         ),
+        // Forecasts the airline passengers' last 24 months with an LSTM (ForecastTests runs it).
+        .executableTarget(
+            name: "forecast",
+            dependencies: ["RNNKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/forecast"
+        ),
         // Writes the hostile files of the hostile-input tests (HostileFileTests runs it): HDF5's
         // tricks through HDF5's own API in C, zip and config tricks in Swift. Nothing binary is committed.
         .target(name: "CHostileFiles", dependencies: ["CHDF5", "CGzip"], path: "Tests/CHostileFiles"),

@@ -5,15 +5,19 @@ import XCTest
 /// Numeric CSV: headers found or not, quoted cells, `\r\n`, chosen columns, and every refusal
 /// naming the file, the line and the column.
 final class CSVTests: XCTestCase {
-    func read(_ text: String, header: CSV.Header = .automatic, delimiter: Character = ",", columns: [String]? = nil) throws -> CSV.Numbers {
-        try CSV.readNumbers(Data(text.utf8), file: "t.csv", header: header, delimiter: delimiter, columns: columns)
+    func read(
+        _ text: String, header: CSV.Header = .automatic, delimiter: Character = ",", columns: [String]? = nil, skip: Bool = false
+    ) throws -> CSV.Numbers {
+        try CSV.readNumbers(
+            Data(text.utf8), file: "t.csv", header: header, delimiter: delimiter, columns: columns, skipNonNumericColumns: skip)
     }
 
     func assertRefused(
         _ text: String, _ expected: String, header: CSV.Header = .automatic, delimiter: Character = ",", columns: [String]? = nil,
-        file: StaticString = #filePath, line: UInt = #line
+        skip: Bool = false, file: StaticString = #filePath, line: UInt = #line
     ) {
-        XCTAssertThrowsError(try read(text, header: header, delimiter: delimiter, columns: columns), file: file, line: line) { error in
+        XCTAssertThrowsError(try read(text, header: header, delimiter: delimiter, columns: columns, skip: skip), file: file, line: line) {
+            error in
             guard let error = error as? FileFormatError else { return XCTFail("refused with \(error)", file: file, line: line) }
             XCTAssertEqual(error.format, .csv, file: file, line: line)
             XCTAssertEqual(error.description, "t.csv: " + expected, file: file, line: line)
@@ -65,6 +69,33 @@ final class CSVTests: XCTestCase {
             delimiter: "\"")
     }
 
+    /// `skipNonNumericColumns`: the columns whose first data cell is not a number are left out,
+    /// the others must hold numbers in every row, and named columns take precedence.
+    func testSkipsTheColumnsThatAreNotNumbers() throws {
+        let table = try read("Date,Passengers,Note,Fare\n1949-01,112,a,1.5\n1949-02,118,b,2\n", skip: true)
+        XCTAssertEqual(table.columnNames, ["Passengers", "Fare"])
+        XCTAssertEqual(table.rows, [[112, 1.5], [118, 2]])
+        XCTAssertEqual(table.columnCount, 2)
+        XCTAssertEqual(table.column("Fare"), [1.5, 2])
+        XCTAssertNil(table.column("Date"))
+        // Without a header (given as absent), the same columns are left out and none is named.
+        let bare = try read("x,1\ny,2\n", header: .absent, skip: true)
+        XCTAssertNil(bare.columnNames)
+        XCTAssertEqual(bare.values, [1, 2])
+        // Every column numeric: all read, as without the option.
+        XCTAssertEqual(try read("a,b\n1,2\n", skip: true), try read("a,b\n1,2\n"))
+        // Named columns win: the option changes nothing.
+        XCTAssertEqual(try read("Date,Passengers\n1949-01,112\n", columns: ["Passengers"], skip: true).values, [112])
+        // A header and no data row: nothing is judged non-numeric.
+        XCTAssertEqual(try read("a,b\n", header: .present, skip: true).columnNames, ["a", "b"])
+        assertRefused("Date,Passengers\n1949-01,112\n1949-02,\n", "line 3, column 2 (Passengers) is empty", skip: true)
+        assertRefused(
+            "Date,Passengers\n1949-01,112\n1949-02,x\n", "line 3, column 2 (Passengers) is 'x', not a finite decimal number", skip: true)
+        assertRefused("Date,Month\n1949-01,Jan\n", "has no column of numbers: line 2, the first data row, holds none", skip: true)
+        assertRefused("Date,Passengers\n1949-01,112\n1949-02\n", "line 3 has 1 cell; line 1, the first, has 2", skip: true)
+        assertRefused("Date,Passengers\n1949-01\n", "line 2 has 1 cell; line 1, the first, has 2", skip: true)
+    }
+
     func testFilesAreCappedAndNamed() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-csv-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -95,5 +126,6 @@ final class CSVTests: XCTestCase {
         let passengers = try CSV.readNumbers(contentsOf: url, columns: ["Passengers"])
         XCTAssertEqual(passengers.rowCount, 144)
         XCTAssertEqual(passengers.values.prefix(3), [112, 118, 132])
+        XCTAssertEqual(try CSV.readNumbers(contentsOf: url, skipNonNumericColumns: true), passengers)
     }
 }

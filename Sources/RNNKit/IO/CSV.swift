@@ -54,21 +54,38 @@ public enum CSV {
     ///   - delimiter: the byte between cells, an ASCII character other than a quote or line end (`,`, `;`, tab).
     ///   - columns: the names of the columns to read, in this order (the file needs a header);
     ///     nil for all. Other columns need not hold numbers (a column of dates, say).
+    ///   - skipNonNumericColumns: when `columns` is nil, leave out every column whose cell in the
+    ///     first data row is not a number (a column of dates, say), so that a table with a date
+    ///     column reads without naming its columns; `columnNames` then names the columns read.
+    ///     Every cell of a column read must still be a number, and a file whose first data row
+    ///     has no number is refused. Ignored when `columns` names the columns (default false:
+    ///     every column must hold numbers).
     ///   - maximumBytes: the largest file read (default `largestFile`, 512 MiB).
     /// - Throws: `FileFormatError` of format `.csv` naming the file and, for a bad cell or row,
     ///   its line and column.
     public static func readNumbers(
         contentsOf url: URL, header: Header = .automatic, delimiter: Character = ",", columns: [String]? = nil,
-        maximumBytes: Int = largestFile
+        skipNonNumericColumns: Bool = false, maximumBytes: Int = largestFile
     ) throws -> Numbers {
         let data = try readRegularFile(url, format: .csv, maximumBytes: maximumBytes)
-        return try readNumbers(data, file: url.path, header: header, delimiter: delimiter, columns: columns)
+        return try readNumbers(
+            data, file: url.path, header: header, delimiter: delimiter, columns: columns, skipNonNumericColumns: skipNonNumericColumns)
     }
 
     /// The numbers in the bytes of a CSV file; `file` names it in errors (nil for bytes from no
-    /// file). See `readNumbers(contentsOf:header:delimiter:columns:maximumBytes:)`.
+    /// file). See `readNumbers(contentsOf:header:delimiter:columns:skipNonNumericColumns:maximumBytes:)`.
+    /// - Parameters:
+    ///   - data: the file's bytes.
+    ///   - file: the file's name in error messages, or nil.
+    ///   - header: whether the first row is column names.
+    ///   - delimiter: the byte between cells.
+    ///   - columns: the names of the columns to read, in this order; nil for all.
+    ///   - skipNonNumericColumns: when `columns` is nil, leave out the columns whose cell in the
+    ///     first data row is not a number.
+    /// - Throws: `FileFormatError` of format `.csv`.
     public static func readNumbers(
-        _ data: Data, file: String?, header: Header = .automatic, delimiter: Character = ",", columns: [String]? = nil
+        _ data: Data, file: String?, header: Header = .automatic, delimiter: Character = ",", columns: [String]? = nil,
+        skipNonNumericColumns: Bool = false
     ) throws -> Numbers {
         func fail(_ reason: String) -> FileFormatError { FileFormatError(file: file, format: .csv, reason: reason) }
         guard let separator = delimiter.asciiValue, ![0x22, 0x0A, 0x0D].contains(separator) else {
@@ -77,7 +94,7 @@ public enum CSV {
         }
         return try data.withUnsafeBytes { raw in
             var reader = Reader(bytes: raw.bindMemory(to: UInt8.self), separator: separator, fail: fail)
-            return try reader.read(header: header, columns: columns)
+            return try reader.read(header: header, columns: columns, skipNonNumeric: skipNonNumericColumns)
         }
     }
 
@@ -189,7 +206,7 @@ public enum CSV {
             return value
         }
 
-        mutating func read(header: Header, columns wanted: [String]?) throws -> Numbers {
+        mutating func read(header: Header, columns wanted: [String]?, skipNonNumeric: Bool) throws -> Numbers {
             guard let first = try nextRow() else {
                 if wanted != nil { throw fail("is empty, so it has none of the columns asked for") }
                 return Numbers(columnNames: header == .present ? [] : nil, values: [], rowCount: 0, columnCount: 0)
@@ -214,6 +231,11 @@ public enum CSV {
             var values: [Double] = []
             var rowCount = 0
             var row: [Range<Int>]? = hasHeader ? try nextRow() : first
+            // A row of another width is refused below, naming both lengths.
+            if skipNonNumeric, wanted == nil, let cells = row, cells.count == width {
+                selected = selected.filter { number(cells[$0]) != nil }
+                guard !selected.isEmpty else { throw fail("has no column of numbers: line \(line), the first data row, holds none") }
+            }
             while let cells = row {
                 guard cells.count == width else {
                     throw fail(
@@ -231,7 +253,9 @@ public enum CSV {
                 rowCount += 1
                 row = try nextRow()
             }
-            return Numbers(columnNames: wanted ?? headerNames, values: values, rowCount: rowCount, columnCount: selected.count)
+            return Numbers(
+                columnNames: wanted ?? headerNames.map { names in selected.map { names[$0] } }, values: values, rowCount: rowCount,
+                columnCount: selected.count)
         }
     }
 }
