@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-char-words bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -65,6 +65,12 @@ benchmarks-page:
 # The adding problem with sequences of varied length under Masking (docs/GUIDE.md).
 run-adding: deps
 	$(SWIFT) run -c release adding-problem $(ARGS)
+
+# A character-level LSTM model of the lowercase words of Debian's wamerican (make deps installs it),
+# against a character bigram, with sampled words (docs/examples/char-words.md). ARGS pass through,
+# e.g. ARGS="--seed 1 --output runs/char-words".
+run-char-words: deps
+	$(SWIFT) run -c release char-words $(ARGS)
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
