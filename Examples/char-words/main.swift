@@ -256,6 +256,15 @@ struct CharWords: ParsableCommand {
     }
 
     func train() throws {
+        // The output folder is made first, so that a bad --output fails before the training, not after.
+        if let output {
+            do {
+                try FileManager.default.createDirectory(
+                    at: URL(fileURLWithPath: output, isDirectory: true), withIntermediateDirectories: true)
+            } catch {
+                throw InputError(description: "cannot make the output folder \(output): \(error.localizedDescription)")
+            }
+        }
         let list = try readWords(words)
         guard list.count >= 20 else {
             throw InputError(description: "\(words) has \(list.count) lowercase a–z words; at least 20 are needed")
@@ -329,7 +338,6 @@ struct CharWords: ParsableCommand {
         if let output {
             let folder = URL(fileURLWithPath: output, isDirectory: true)
             do {
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let metrics = RunMetrics(
                     seed: seed, cell: cell, units: units, epochs: epochs, batchSize: batchSize, trainingWords: training.count,
                     validationWords: validation.count, validationCharacters: characters, modelBitsPerCharacter: modelBits,
