@@ -95,8 +95,8 @@ func bitsPerCharacter(_ model: Sequential<Float>, _ data: RaggedDataset, labels:
 
 /// `count` words drawn letter by letter at temperature 1: from the start token, each step's
 /// softmax (over a–z and end only) picks the next token, until end or `steps` letters (the model's
-/// steps; such a word is returned with `cut` true). The whole
-/// prefix is run through `predict` at every step: simple, and fast enough for a few dozen words.
+/// steps; such a word is returned with `cut` true). The whole prefix is run through `predict` at
+/// every step: simple, and fast enough for a few dozen words.
 func sample(_ model: Sequential<Float>, count: Int, steps: Int, generator: inout RandomGenerator) -> [(word: String, cut: Bool)] {
     let width = Vocabulary.size
     var x = [Float](repeating: Float(Vocabulary.padding), count: steps * count) // time-major [T, B, 1]
