@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts run-forecast bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts run-forecast run-char-words bench bench-quick bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -27,6 +27,7 @@ test: deps
 	$(SWIFT) build -c release --product adding-problem
 	$(SWIFT) build -c release --product classify-ts
 	$(SWIFT) build -c release --product forecast
+	$(SWIFT) build -c release --product char-words
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
 	@# Again on kernels RNNKit chose: OpenBLAS made to start on its SSE3 fallback, then repaired.
@@ -81,9 +82,15 @@ run-classify-ts: deps
 
 # Forecasting: the airline passengers' last 24 months from the 120 before them
 # (docs/examples/forecast.md). ARGS pass through, e.g. ARGS="--seed 1 --output runs/forecast".
-FORECAST_CSV ?= ../shared/datasets/airline/Airline.csv
+FORECAST_CSV ?= $(DATASETS)/airline/Airline.csv
 run-forecast: deps
 	$(SWIFT) run -c release forecast --csv $(FORECAST_CSV) --holdout 24 $(ARGS)
+
+# A character-level LSTM model of the lowercase words of Debian's wamerican (make deps installs it),
+# against a character bigram, with sampled words (docs/examples/char-words.md). ARGS pass through,
+# e.g. ARGS="--seed 1 --output runs/char-words".
+run-char-words: deps
+	$(SWIFT) run -c release char-words $(ARGS)
 
 # The notebook's Model A: summary, ten epochs, test accuracy, image 36 and its prediction.
 run: deps data release
@@ -157,12 +164,14 @@ fuzz: deps
 
 # The tests under AddressSanitizer (leaks of XCTest's and Foundation's own allocations are
 # suppressed by name in Tests/lsan.supp) and ThreadSanitizer (the worker pool, the unsafe pointers).
-# Four suites are left to `make test`: PythonInteropTests spends its time in Python,
-# KerasTrainerTests in whole trainer runs on MNIST, AddingProblemTests in a release binary, and
+# Seven suites are left to `make test`: PythonInteropTests spends its time in Python,
+# KerasTrainerTests in whole trainer runs on MNIST, the examples' tests (AddingProblemTests,
+# ClassifyTSTests, ForecastTests, CharWordsTests) in release binaries, and
 # HostileFileTrainerTests measures train-blas's own time and memory, which a sanitizer multiplies;
 # the Keras file code they call runs under the sanitizers through KerasFileTests and
 # HostileFileTests, and the trainer's through TrainerTests and MPITests.
-SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests --skip AddingProblemTests --skip HostileFileTrainerTests
+SANITIZER_SKIP = --skip PythonInteropTests --skip KerasTrainerTests --skip AddingProblemTests --skip HostileFileTrainerTests \
+	--skip ClassifyTSTests --skip ForecastTests --skip CharWordsTests
 # Under ThreadSanitizer only, the single-threaded sweep of every cell, shape and mode straight
 # through the backends is left to ASan and `make test` too: it starts no thread, so TSan has
 # nothing to find in it, and it is the slowest test under TSan (four minutes of CI).

@@ -143,6 +143,12 @@ let package = Package(
             dependencies: ["RNNKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/forecast"
         ),
+        // A character-level LSTM language model of English words against a bigram (CharWordsTests runs it).
+        .executableTarget(
+            name: "char-words",
+            dependencies: ["RNNKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/char-words"
+        ),
         // Writes the hostile files of the hostile-input tests (HostileFileTests runs it): HDF5's
         // tricks through HDF5's own API in C, zip and config tricks in Swift. Nothing binary is committed.
         .target(name: "CHostileFiles", dependencies: ["CHDF5", "CGzip"], path: "Tests/CHostileFiles"),

@@ -370,6 +370,64 @@ final class SequenceDatasetTests: XCTestCase {
         }
     }
 
+    /// Token sequences with one class id per step (a language model's next token) under an
+    /// Embedding with `maskZero`: the loss `evaluate` and a training step give is the mean of
+    /// −ln p(label) over the true steps only, computed here by hand from `predict`'s
+    /// probabilities, with one worker or two; the padded steps' labels and outputs count for nothing.
+    func testTokenStepLabelsGiveTheMaskedMeanLoss() throws {
+        let tokens = [[1, 3, 4, 2], [1, 5], [1, 4, 4, 3, 5], [1]]
+        let stepLabels = [[3, 4, 2, 0], [5, 0], [4, 4, 3, 5, 0], [0]]
+        let data = try RaggedDataset(tokens: tokens, stepLabels: stepLabels, classCount: 6, steps: 6)
+        XCTAssertTrue(data.labelsPerStep)
+        XCTAssertEqual(data.lengths, [4, 2, 5, 1])
+        XCTAssertEqual(data.sequence(at: 2), [[1], [4], [4], [3], [5]])
+        XCTAssertEqual(data.label(at: 1), 5)
+        func lm(workers: Int) throws -> Sequential<Double> {
+            let model = try Sequential<Double>(
+                inputShape: .sequence(steps: 6, features: 1),
+                layers: [
+                    Embedding(inputDim: 6, outputDim: 3, maskZero: true), LSTM(units: 4, returnSequences: true),
+                    TimeDistributed(Dense(units: 6, activation: .softmax)),
+                ], seed: 21)
+            try model.compile(optimizer: SGD(learningRate: 0.1), loss: SparseCategoricalCrossentropy())
+            model.workers = workers
+            return model
+        }
+        let probabilities = try lm(workers: 1).predict(data, batchSize: 4).scalars
+        var total = 0.0, counted = 0
+        for (b, labels) in stepLabels.enumerated() {
+            for (t, label) in labels.enumerated() {
+                total -= log(probabilities[(b * 6 + t) * 6 + label])
+                counted += 1
+            }
+        }
+        XCTAssertEqual(counted, 12)
+        let expected = total / Double(counted)
+        for workers in [1, 2] {
+            XCTAssertEqual(try lm(workers: workers).evaluate(data, batchSize: 4).loss, expected, accuracy: 1e-12, "workers \(workers)")
+            let step = try Array(0..<4).withUnsafeBufferPointer { try lm(workers: workers).trainStep(data, indices: $0) }
+            XCTAssertEqual(step.loss, expected, accuracy: 1e-12, "workers \(workers)")
+        }
+        // Other labels on the padded steps (the dataset pads them with 0s) and another padding token
+        // change nothing: those steps are outside the sequences' lengths.
+        let longer = try RaggedDataset(
+            tokens: tokens.map { $0 + [0, 0, 0, 0, 0].prefix(6 - $0.count) },
+            stepLabels: stepLabels.map { $0 + [5, 5, 5, 5, 5].prefix(6 - $0.count) },
+            classCount: 6, steps: 6)
+        XCTAssertEqual(longer.lengths, [6, 6, 6, 6])
+        XCTAssertEqual(try lm(workers: 1).evaluate(longer, batchSize: 4).loss, expected, accuracy: 1e-12, "maskZero masks the 0 tokens")
+
+        XCTAssertThrowsError(try RaggedDataset(tokens: tokens, stepLabels: [[3, 4, 2], [5, 0], [4, 4, 3, 5, 0], [0]], classCount: 6)) {
+            XCTAssertEqual("\($0)", "sequence 0 has 4 steps but 3 step labels")
+        }
+        XCTAssertThrowsError(try RaggedDataset(tokens: tokens, stepLabels: [[3, 4, 2, 6], [5, 0], [4, 4, 3, 5, 0], [0]], classCount: 6)) {
+            XCTAssertEqual($0 as? ModelError, .labelOutOfRange(label: 6, position: 3, classes: 6))
+        }
+        XCTAssertThrowsError(try RaggedDataset(tokens: [[1, -1]], stepLabels: [[1, 1]], classCount: 6)) {
+            XCTAssertEqual("\($0)", "token -1 at step 1 of sequence 0 is outside 0...16777216, the ids a Float holds exactly")
+        }
+    }
+
     func testOneHotTargetsAreClassIds() throws {
         let data = try RaggedDataset(sequences: [[[1, 2, 3]], [[4, 5, 6], [7, 8, 9]]], oneHot: [[0, 0, 1], [1, 0, 0]])
         XCTAssertEqual(data.labels, [2, 0])

@@ -132,6 +132,25 @@ public struct RaggedDataset: SequenceDataset {
         try self.init(tokens: tokens, targets: .values(targets), steps: steps)
     }
 
+    /// Integer token sequences with one class id per step in `0..<classCount` (sequence
+    /// labelling, e.g. a language model's next token), for a class loss on a model returning
+    /// sequences; sequence `i` has `stepLabels[i].count` steps. Tokens are stored as in
+    /// ``init(tokens:labels:classCount:steps:)``, and the padded steps (from each sequence's
+    /// length, and from id 0 under an `Embedding` with `maskZero`) are masked out of the loss,
+    /// which is the mean over the steps that count.
+    ///
+    /// - Parameters:
+    ///   - tokens: the id sequences, each at least one step long, ids in `0...2²⁴`.
+    ///   - stepLabels: one class id per step of each sequence, in `0..<classCount`.
+    ///   - classCount: the number of classes, the width of the model's per-step output.
+    ///   - steps: the steps every sequence is padded to (the longest sequence's length by default).
+    /// - Throws: as ``init(tokens:labels:classCount:steps:)``, and `ModelError.invalidConfiguration`
+    ///   for a sequence whose number of labels is not its number of steps; `.labelOutOfRange`
+    ///   gives the label's position in the concatenated labels.
+    public init(tokens: [[Int]], stepLabels: [[Int]], classCount: Int, steps: Int? = nil) throws {
+        try self.init(tokens: tokens, targets: .stepLabels(stepLabels, classCount: classCount), steps: steps)
+    }
+
     private init(tokens: [[Int]], targets: Targets, steps: Int?) throws {
         for (index, sequence) in tokens.enumerated() {
             for (step, token) in sequence.enumerated() where token < 0 || token > 1 << 24 {
