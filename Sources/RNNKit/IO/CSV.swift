@@ -181,26 +181,8 @@ public enum CSV {
             while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
             while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 || bytes[upper - 1] == 0x0D { upper -= 1 }
             guard upper > lower, upper - lower <= 400 else { return nil }
-            // [+-] digits [. digits] [e [+-] digits], with digits on at least one side of the point.
-            var index = lower
-            func digits() -> Int {
-                let start = index
-                while index < upper, (0x30...0x39).contains(bytes[index]) { index += 1 }
-                return index - start
-            }
-            if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            var mantissa = digits()
-            if index < upper, bytes[index] == UInt8(ascii: ".") {
-                index += 1
-                mantissa += digits()
-            }
-            guard mantissa > 0 else { return nil }
-            if index < upper, bytes[index] | 0x20 == UInt8(ascii: "e") {
-                index += 1
-                if index < upper, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-                guard digits() > 0 else { return nil }
-            }
-            guard index == upper, let value = Double(String(decoding: bytes[lower..<upper], as: UTF8.self)), value.isFinite else {
+            guard DecimalText.isDecimal(bytes, lower..<upper) else { return nil }
+            guard let value = Double(String(decoding: bytes[lower..<upper], as: UTF8.self)), value.isFinite else {
                 return nil
             }
             return value

@@ -326,27 +326,8 @@ private struct TSReader {
 
     /// A decimal number (`3`, `-0.5`, `1e-3`) that is finite as a `Float`; nil otherwise.
     func number(_ cell: Range<Int>) -> Float? {
-        guard cell.count <= 400 else { return nil }
-        var index = cell.lowerBound
-        let upper = cell.upperBound
-        func digits() -> Int {
-            let start = index
-            while index < upper, (0x30...0x39).contains(bytes[index]) { index += 1 }
-            return index - start
-        }
-        if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-        var mantissa = digits()
-        if index < upper, bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            mantissa += digits()
-        }
-        guard mantissa > 0 else { return nil }
-        if index < upper, bytes[index] | 0x20 == UInt8(ascii: "e") {
-            index += 1
-            if index < upper, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard digits() > 0 else { return nil }
-        }
-        guard index == upper, let value = Double(text(cell)), value.isFinite, Float(value).isFinite else { return nil }
+        guard cell.count <= 400, DecimalText.isDecimal(bytes, cell) else { return nil }
+        guard let value = Double(text(cell)), value.isFinite, Float(value).isFinite else { return nil }
         return Float(value)
     }
 }
