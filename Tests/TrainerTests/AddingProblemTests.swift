@@ -6,21 +6,9 @@ import XCTest
 /// Dense under mean squared error must learn the task.
 final class AddingProblemTests: XCTestCase {
     func testTheAddingProblemIsLearned() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/adding-problem")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            return XCTFail("\(binary.path) is missing: `make test` builds it (swift build -c release --product adding-problem)")
-        }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["20", "600"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (output, errors, status, _) = try ExampleBinary(name: "adding-problem").run(["20", "600"])
         print(output)
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        XCTAssertEqual(status, 0, output + errors)
         // "… test MSE 0.0103 after 600 steps …": well below the 0.167 of predicting the mean.
         let error = try XCTUnwrap(
             output.components(separatedBy: "test MSE ").last?.split(separator: " ").first.flatMap { Double($0) }, output)

@@ -6,26 +6,18 @@ import XCTest
 /// per-step softmax must beat the character bigram fitted on the same training words, in
 /// validation bits per character, by a clear margin.
 final class CharWordsTests: XCTestCase {
+    private let charWords = ExampleBinary(name: "char-words")
+
     func testTheModelBeatsTheBigram() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/char-words")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            return XCTFail("\(binary.path) is missing: build it with `swift build -c release --product char-words`")
-        }
         let words = "/usr/share/dict/american-english"
         guard FileManager.default.isReadableFile(atPath: words) else {
             return XCTFail("\(words) is missing: `make deps` installs it (Debian's wamerican package)")
         }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["--words", words, "--max-words", "20000", "--epochs", "5", "--units", "128", "--samples", "5"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (output, errors, status, _) = try charWords.run([
+            "--words", words, "--max-words", "20000", "--epochs", "5", "--units", "128", "--samples", "5",
+        ])
         print(output)
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        XCTAssertEqual(status, 0, output + errors)
         // The last line: "validation bits/char: model X.XXX, bigram Y.YYY".
         let last = try XCTUnwrap(output.split(separator: "\n").last, output)
         let figures = last.split(whereSeparator: { " ,".contains($0) }).compactMap { Double($0) }
@@ -39,21 +31,8 @@ final class CharWordsTests: XCTestCase {
 
     /// A word list that is not there is refused with a message naming it and `make deps`, not a trap.
     func testAMissingWordListIsRefusedClearly() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/char-words")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            return XCTFail("\(binary.path) is missing: build it with `swift build -c release --product char-words`")
-        }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["--words", "/nonexistent/words"]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 1, message)
+        let (_, message, status, _) = try charWords.run(["--words", "/nonexistent/words"])
+        XCTAssertEqual(status, 1, message)
         XCTAssertTrue(message.contains("cannot read the word list /nonexistent/words"), message)
         XCTAssertTrue(message.contains("make deps"), message)
     }

@@ -5,29 +5,18 @@ import XCTest
 /// UEA JapaneseVowels files with seed 0: it must reach the floor of 0.96 test accuracy, say so on
 /// its last line, and write its metrics and pictures.
 final class ClassifyTSTests: XCTestCase {
+    private let classifyTS = ExampleBinary(name: "classify-ts")
+
     func testSpeakerRecognitionReachesTheFloor() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/classify-ts")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            return XCTFail("\(binary.path) is missing: build it with swift build -c release --product classify-ts")
-        }
-        let data = root.deletingLastPathComponent().appendingPathComponent("shared/datasets/japanese_vowels")
-        let train = data.appendingPathComponent("JapaneseVowels_TRAIN.ts"), test = data.appendingPathComponent("JapaneseVowels_TEST.ts")
-        for file in [train, test] where !FileManager.default.fileExists(atPath: file.path) {
-            return XCTFail("\(file.path) is missing: the shared datasets (../shared/datasets/japanese_vowels) hold the UEA files")
-        }
+        let train = try ExampleBinary.sharedFile("datasets/japanese_vowels/JapaneseVowels_TRAIN.ts")
+        let test = try ExampleBinary.sharedFile("datasets/japanese_vowels/JapaneseVowels_TEST.ts")
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-classify-ts-\(UUID())")
         defer { try? FileManager.default.removeItem(at: output) }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["--train", train.path, "--test", test.path, "--seed", "0", "--output", output.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (printed, errors, status, _) = try classifyTS.run([
+            "--train", train.path, "--test", test.path, "--seed", "0", "--output", output.path,
+        ])
         print(printed)
-        XCTAssertEqual(process.terminationStatus, 0, printed)
+        XCTAssertEqual(status, 0, printed + errors)
         let last = try XCTUnwrap(printed.split(separator: "\n").last, printed)
         XCTAssertTrue(last.hasPrefix("test accuracy: "), printed)
         let accuracy = try XCTUnwrap(Double(last.dropFirst("test accuracy: ".count)), printed)
@@ -41,26 +30,13 @@ final class ClassifyTSTests: XCTestCase {
     }
 
     func testABadFileIsRefusedWithAMessage() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/classify-ts")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            return XCTFail("\(binary.path) is missing: build it with swift build -c release --product classify-ts")
-        }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-classify-ts-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let bad = folder.appendingPathComponent("bad.ts")
         try Data("@problemName p\n@timeStamps false\n@univariate true\n@classLabel true a\n@data\n1,?:a\n".utf8).write(to: bad)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["--train", bad.path, "--test", bad.path]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertNotEqual(process.terminationStatus, 0, message)
+        let (_, message, status, _) = try classifyTS.run(["--train", bad.path, "--test", bad.path])
+        XCTAssertNotEqual(status, 0, message)
         XCTAssertEqual(
             message, "classify-ts: \(bad.path): line 6 dimension 1 has a missing value ('?'): missing values are not supported\n")
     }

@@ -6,42 +6,13 @@ import XCTest
 /// forecast of the last 24 must beat the better baseline (the last year scaled by its growth,
 /// RMSE 56.4), and `--output` must write the picture and the metrics.
 final class ForecastTests: XCTestCase {
-    /// Thrown after the failure that names what is missing, to end the test there.
-    struct Missing: Error {}
+    private let forecast = ExampleBinary(name: "forecast")
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
-    /// The release binary's output and exit status for `arguments`.
     func run(_ arguments: [String]) throws -> (output: String, errors: String, status: Int32, exited: Bool) {
-        let binary = Self.root.appendingPathComponent(".build/release/forecast")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            XCTFail("\(binary.path) is missing: `make test` builds it (swift build -c release --product forecast)")
-            throw Missing()
-        }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (out, err, process.terminationStatus, process.terminationReason == .exit)
+        try forecast.run(arguments)
     }
 
-    /// The airline file, or a failure naming where it was looked for.
-    func airline() throws -> URL {
-        let url = Self.root.deletingLastPathComponent().appendingPathComponent("shared/datasets/airline/Airline.csv")
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            XCTFail(
-                "\(url.path) is missing: the forecast example's data (../shared/datasets/airline/Airline.csv) must be beside the package")
-            throw Missing()
-        }
-        return url
-    }
+    func airline() throws -> URL { try ExampleBinary.sharedFile("datasets/airline/Airline.csv") }
 
     func testTheForecastBeatsTheGrowthBaseline() throws {
         let csv = try airline()
