@@ -163,7 +163,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TrainerTests",
-            dependencies: ["RNNKit", "TrainerSupport"]
+            dependencies: ["RNNKit", "RNNKitONNX", "TrainerSupport"]
         ),
     ]
 )
