@@ -88,6 +88,23 @@ final class ONNXExportTests: XCTestCase {
         var lengths: [Int32]? = nil
         var initialStates: [(name: String, values: [Float])] = []
         var note = ""
+        /// Memory the model's layers point into (initial states), freed with the case.
+        var storage: AnyObject? = nil
+    }
+
+    /// Copies of arrays at addresses that stay put until it is released (a layer keeps the
+    /// pointer `setInitialState` gets).
+    final class PinnedArrays {
+        let pointers: [UnsafeMutableBufferPointer<Float>]
+        init(_ arrays: [[Float]]) {
+            pointers = arrays.map { array in
+                let pointer = UnsafeMutableBufferPointer<Float>.allocate(capacity: array.count)
+                _ = pointer.initialize(from: array)
+                return pointer
+            }
+        }
+        subscript(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(pointers[i].baseAddress!) }
+        deinit { for pointer in pointers { pointer.deallocate() } }
     }
 
     /// RNNKit's `predict` of the case, batch-major.
@@ -268,18 +285,13 @@ final class ONNXExportTests: XCTestCase {
             ("\(bidirectional.forwardLayer.name)/initial_h", noise(8 * 3, seed: 13)),
             ("\(bidirectional.backwardLayer.name)/initial_h", noise(8 * 3, seed: 14)),
         ]
-        // The layers keep the pointers until the next predict: the case's arrays are copied into storage that lives as long as the process.
-        let storage = states.map { state in
-            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: state.values.count)
-            pointer.initialize(from: state.values, count: state.values.count)
-            return UnsafePointer(pointer)
-        }
+        let storage = PinnedArrays(states.map(\.values))
         lstm.setInitialState(h: storage[0], c: storage[1])
         bidirectional.forwardLayer.setInitialState(h: storage[2])
         bidirectional.backwardLayer.setInitialState(h: storage[3])
         return Case(
             name: "initial_states", model: model, options: ONNXExportOptions(initialStateInputs: true), x: noise(8 * 10 * 4, seed: 3),
-            shape: [8, 10, 4], initialStates: states)
+            shape: [8, 10, 4], initialStates: states, storage: storage)
     }
 
     // MARK: Tests
