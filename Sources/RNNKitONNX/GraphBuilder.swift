@@ -21,16 +21,16 @@ struct GraphBuilder {
     }
 
     /// Adds a node `op` reading `inputs` ("" for an optional input left out) and returns the names of
-    /// its `outputs` outputs, named after `name`.
+    /// its `outputs` outputs, named after `name`; the optional outputs at `unused` are left out ("").
     @discardableResult
     mutating func node(
-        _ op: String, _ inputs: [String], outputs: Int = 1, name: String, attributes: [Onnx_AttributeProto] = []
+        _ op: String, _ inputs: [String], outputs: Int = 1, unused: Set<Int> = [], name: String, attributes: [Onnx_AttributeProto] = []
     ) -> [String] {
         var node = Onnx_NodeProto()
         node.opType = op
         node.name = fresh("\(name)/\(op)")
         node.input = inputs
-        node.output = (0..<outputs).map { fresh(outputs == 1 ? node.name : "\(node.name):\($0)") }
+        node.output = (0..<outputs).map { unused.contains($0) ? "" : fresh(outputs == 1 ? node.name : "\(node.name):\($0)") }
         node.attribute = attributes
         nodes.append(node)
         return node.output

@@ -224,7 +224,8 @@ struct GraphExporter<Scalar: BLASScalar> {
             if case .lstm = forward.cell { inputs.append(initialState(layers, leaf: "initial_c", name: name)) }
         }
         while inputs.last == "" { inputs.removeLast() }
-        let outputs = graph.node(operatorName, inputs, outputs: 2, name: name, attributes: attributes)
+        // Y, every step's state, only when the sequence is returned (a runtime need not compute it otherwise).
+        let outputs = graph.node(operatorName, inputs, outputs: 2, unused: returnSequences ? [] : [0], name: name, attributes: attributes)
         let (y, yh) = (outputs[0], outputs[1]) // [T, dirs, B, H] and [dirs, B, H]
 
         if backward == nil {
