@@ -336,6 +336,16 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertEqual(result.output.components(separatedBy: "\n").filter { $0.hasPrefix("ok ") }.count, manifest.count, result.output)
     }
 
+    /// A `Double` model is written in float32: the same file as the `Float` model of the same
+    /// (float32) weights.
+    func testDoubleModelIsWrittenInFloat32() throws {
+        for name in ["stacked_lstm_gru", "gru", "embedding_mask_zero"] {
+            let url = Self.fixtures.appendingPathComponent("keras_\(name).keras")
+            let double = try Keras.loadModel(from: url, as: Double.self).model
+            XCTAssertEqual(try ONNXExport.serialize(double), try ONNXExport.serialize(Self.keras(name)), name)
+        }
+    }
+
     /// `bidirectional_masking`'s Masking masks the blank rows at both ends of each digit, which
     /// ONNX's sequence_lens cannot skip: refused, naming the layer.
     func testMaskingIsRefusedByName() throws {
