@@ -43,11 +43,11 @@ test: deps
 	@scripts/benchmarks-page.py docs/BENCHMARKS.md docs/benchmarks/*.json | diff -q - docs/BENCHMARKS.md >/dev/null \
 		|| { echo "docs/BENCHMARKS.md's tables are not what scripts/benchmarks-page.py writes from docs/benchmarks (make benchmarks-page)"; exit 1; }
 
-# The DocC documentation of the three library products (Sources/*/*.docc and the /// comments), with
+# The DocC documentation of the library products (Sources/*/*.docc and the /// comments), with
 # every DocC warning an error (a broken symbol link, a parameter documented under the wrong name).
 # Archives in .build/plugins/Swift-DocC/outputs/; scripts/docs-coverage.py lists the public symbols
 # without documentation (brief counts always, DOCS_COVERAGE=detailed for every name).
-DOCS_TARGETS = RNNKit RNNKitKeras RNNKitMPI
+DOCS_TARGETS = RNNKit RNNKitKeras RNNKitMPI RNNKitONNX
 DOCS_COVERAGE ?= brief
 docs: deps
 	$(SWIFT) package generate-documentation $(foreach t,$(DOCS_TARGETS),--target $(t)) \

@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "RNNKitMPI", targets: ["RNNKitMPI"]),
         // Keras's own .keras and .weights.h5 files; separate so that RNNKit alone never needs HDF5.
         .library(name: "RNNKitKeras", targets: ["RNNKitKeras"]),
+        // ONNX export; separate so that RNNKit alone never needs swift-protobuf.
+        .library(name: "RNNKitONNX", targets: ["RNNKitONNX"]),
         .executable(name: "train-blas", targets: ["train-blas"]),
         // Summary, predictions and format conversion of saved models.
         .executable(name: "rnnkit", targets: ["rnnkit"]),
@@ -25,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         // `swift package generate-documentation` (make docs): the DocC catalogs in Sources/*/*.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // The protobuf messages an .onnx file is (RNNKitONNX only; the message code is generated
+        // once and committed: scripts/generate-onnx-proto.sh).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // OpenBLAS's CBLAS interface. Links libopenblas itself, never the generic `blas` alternative.
@@ -80,11 +85,16 @@ let package = Package(
             name: "RNNKitKeras",
             dependencies: ["RNNKit", "CHDF5", "CHDF5Probe", "CGzip", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
+        .target(
+            name: "RNNKitONNX",
+            dependencies: ["RNNKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"]
+        ),
         // The trainer's command, progress bar and pictures, kept out of the executable so tests reach them.
         .target(
             name: "TrainerSupport",
             dependencies: [
-                "RNNKit", "RNNKitMPI", "RNNKitKeras",
+                "RNNKit", "RNNKitMPI", "RNNKitKeras", "RNNKitONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -173,9 +183,14 @@ let package = Package(
             name: "RNNKitPublicAPITests",
             dependencies: ["RNNKit"]
         ),
+        // ONNX export checked by onnxruntime (Tests/Python/onnx_check.py) on the Keras fixtures.
+        .testTarget(
+            name: "RNNKitONNXTests",
+            dependencies: ["RNNKit", "RNNKitKeras", "RNNKitONNX"]
+        ),
         .testTarget(
             name: "TrainerTests",
-            dependencies: ["RNNKit", "TrainerSupport"]
+            dependencies: ["RNNKit", "RNNKitONNX", "TrainerSupport"]
         ),
     ]
 )

@@ -150,7 +150,8 @@ struct MemoryEstimate {
     }
 }
 
-/// The file formats `--load` and `--save` take, by extension.
+/// The file formats `--load` and `--save` take, by extension (ONNX only as `--save` and `rnnkit convert`'s output:
+/// RNNKit writes it for inference runtimes and never reads it).
 package enum WeightsFormat: Equatable, Sendable {
     /// Keras's model file: architecture, weights, optimiser state.
     case keras
@@ -158,6 +159,8 @@ package enum WeightsFormat: Equatable, Sendable {
     case kerasWeights
     /// safetensors: weights under RNNKit's names, the architecture in the metadata.
     case safetensors
+    /// ONNX, for inference runtimes (RNNKitONNX): written, never read.
+    case onnx
 
     /// The format `path`'s extension names; nil for any other.
     package init?(path: String) {
@@ -168,6 +171,8 @@ package enum WeightsFormat: Equatable, Sendable {
             self = .kerasWeights
         } else if lower.hasSuffix(".safetensors") {
             self = .safetensors
+        } else if lower.hasSuffix(".onnx") {
+            self = .onnx
         } else {
             return nil
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RNNKit
 import RNNKitKeras
+import RNNKitONNX
 
 /// `rnnkit`: a saved model's summary, its predictions on a `.npy` array, and conversion between
 /// Keras's files and RNNKit's safetensors. Every failure is one line and a non-zero status.
@@ -172,9 +173,11 @@ extension RNNKitCommand {
 
     package struct Convert: ParsableCommand {
         package static let configuration = CommandConfiguration(
-            abstract: "Convert a model between .keras, .weights.h5 and RNNKit's .safetensors, chosen by the extensions.",
+            abstract:
+                "Convert a model between .keras, .weights.h5 and RNNKit's .safetensors, or export it to .onnx, chosen by the extensions.",
             discussion:
-                "A .weights.h5 (or a .safetensors without its architecture) needs --model to build the model its weights go into.")
+                "A .weights.h5 (or a .safetensors without its architecture) needs --model to build the model its weights go into. "
+                + "An .onnx output is ONNX opset 17 for inference runtimes (onnxruntime); RNNKit does not read .onnx files.")
 
         @Argument(help: ArgumentHelp("The file to read.", valueName: "IN"))
         package var input: String
@@ -188,7 +191,10 @@ extension RNNKitCommand {
 
         package func validate() throws {
             for path in [input, output] where WeightsFormat(path: path) == nil {
-                throw ValidationError("\(path): unknown extension; use .keras, .weights.h5 or .safetensors")
+                throw ValidationError("\(path): unknown extension; use .keras, .weights.h5, .safetensors (or .onnx to write)")
+            }
+            if WeightsFormat(path: input) == .onnx {
+                throw ValidationError("\(input): RNNKit writes ONNX files for inference runtimes but does not read them")
             }
             if ModelFile.sameFile(input, output) { throw ValidationError("\(output) is the input file; it would be overwritten") }
             if let architecture = options.architecture, ModelFile.sameFile(architecture, output) {
@@ -299,8 +305,12 @@ package enum ModelFile {
             case .kerasWeights?: try model.saveKerasWeights(to: url)
             case .safetensors?:
                 try writeAtomically(try SafeTensors.encode(model.weights, metadata: safetensorsMetadata(of: model)), to: url)
+            case .onnx?:
+                do { try ONNXExport.write(model, to: url) } catch let error as ONNXExportError {
+                    throw TrainerFailure(message: "\(path): \(error)")
+                }
             case nil:
-                throw TrainerFailure(message: "\(path): unknown extension; use .keras, .weights.h5 or .safetensors")
+                throw TrainerFailure(message: "\(path): unknown extension; use .keras, .weights.h5, .safetensors or .onnx")
             }
         } catch let failure as TrainerFailure {
             throw failure

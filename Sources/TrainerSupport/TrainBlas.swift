@@ -143,7 +143,7 @@ package struct TrainBlas: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file) or .safetensors.",
+            "Also write the trained model here, in the format its extension names: .keras (Keras's model file, with the optimiser state), .weights.h5 (Keras's weights file), .safetensors, or .onnx (ONNX opset 17, for inference runtimes).",
             valueName: "FILE"))
     package var save: String?
 
@@ -257,7 +257,10 @@ package struct TrainBlas: ParsableCommand {
         }
         if resume != nil, load != nil { throw ValidationError("--resume restores the weights itself; drop --load") }
         if let save, WeightsFormat(path: save) == nil, !save.hasSuffix("/"), !FileManager.default.fileExists(atPath: save) {
-            throw ValidationError("--save \(save): name the format by the extension: .keras, .weights.h5 or .safetensors")
+            throw ValidationError("--save \(save): name the format by the extension: .keras, .weights.h5, .safetensors or .onnx")
+        }
+        if let load, WeightsFormat(path: load) == .onnx {
+            throw ValidationError("--load \(load): RNNKit writes ONNX files for inference runtimes but does not read them")
         }
         if let load, WeightsFormat(path: load) == .keras, !architectureFlagsGiven.isEmpty {
             throw ValidationError(

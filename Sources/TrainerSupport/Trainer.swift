@@ -3,6 +3,7 @@ import Foundation
 import RNNKit
 import RNNKitKeras
 import RNNKitMPI
+import RNNKitONNX
 
 /// What `train-blas` does once its flags are valid.
 struct Trainer {
@@ -268,6 +269,12 @@ struct Trainer {
             try checkMemory(gates: sizes.gates, units: sizes.units, train: train)
         }
         let (model, optimizer) = (built.model, built.optimizer)
+        if let save = options.save, WeightsFormat(path: save) == .onnx {
+            // Refused before training rather than after it: a Masking layer over MNIST's rows, say.
+            do { _ = try ONNXExport.serialize(model) } catch let error as ONNXExportError {
+                throw ValidationError("--save \(save): \(error)")
+            }
+        }
         let configuration = Checkpoint.configuration(of: options, built: built, ranks: world?.size ?? 1)
         var setup = Setup(
             outputLock: outputLock, mnist: mnist, train: train, model: model, optimizer: optimizer, built: built,
@@ -469,6 +476,7 @@ struct Trainer {
             switch WeightsFormat(path: save) {
             case .keras?: try Keras.saveModel(model, to: url)
             case .kerasWeights?: try model.saveKerasWeights(to: url)
+            case .onnx?: try ONNXExport.write(model, to: url)
             case .safetensors?, nil: try writeAtomically(weights, to: url)
             }
             written.append(save)

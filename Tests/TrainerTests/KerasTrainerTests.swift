@@ -3,6 +3,7 @@ import Foundation
 import XCTest
 @testable import RNNKit
 import RNNKitKeras
+import RNNKitONNX
 @testable import TrainerSupport
 
 /// `train-blas` with Keras's files: the notebook's Model A as Keras trained it is evaluated,
@@ -64,6 +65,21 @@ final class KerasTrainerTests: XCTestCase {
         _ = try run(["--load", path("continued.keras"), "--epochs", "0", "--save", path("weights.weights.h5")], output: "h5")
         let fromWeights = try run(["--load", path("weights.weights.h5"), "--epochs", "0"], output: "from-h5")
         XCTAssertEqual(fromWeights["test_categorical_accuracy"] as? Double, continued["test_categorical_accuracy"] as? Double)
+    }
+
+    /// `--save model.onnx` writes what `ONNXExport` writes (ONNXExportTests runs such files in
+    /// onnxruntime); a model ONNX cannot express (Masking over MNIST's rows, blank at both ends)
+    /// is refused before any training, naming the layer.
+    func testSaveONNX() throws {
+        _ = try run(["--load", Self.trainedModelA, "--epochs", "0", "--save", path("model.onnx")], output: "onnx")
+        let model = try Keras.loadModel(from: URL(fileURLWithPath: Self.trainedModelA), as: Float.self).model
+        XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("model.onnx")), try ONNXExport.serialize(model))
+        XCTAssertThrowsError(try run(["--mask-value", "0", "--epochs", "1", "--save", path("masked.onnx")], output: "masked")) { error in
+            XCTAssertTrue(
+                TrainBlas.message(for: error).contains("--save \(self.path("masked.onnx")): ONNX export: the mask of masking"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("masked.onnx")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("masked/metrics.json")))
     }
 
     /// RNNKit's safetensors carry the Keras config: `--load` rebuilds a GRU(12) with no flags.
@@ -148,10 +164,14 @@ final class KerasTrainerTests: XCTestCase {
                 TrainBlas.message(for: error).contains("builds the model a .keras file describes; drop --units"),
                 TrainBlas.message(for: error))
         }
+        XCTAssertThrowsError(try TrainBlas.parse(["--load", path("model.onnx")])) { error in
+            XCTAssertEqual(TrainBlas.exitCode(for: error).rawValue, 64)
+            XCTAssertTrue(TrainBlas.message(for: error).contains("does not read them"), TrainBlas.message(for: error))
+        }
         XCTAssertThrowsError(try TrainBlas.parse(["--save", "weights.bin"])) { error in
             XCTAssertTrue(
                 TrainBlas.message(for: error).contains(
-                    "--save weights.bin: name the format by the extension: .keras, .weights.h5 or .safetensors"),
+                    "--save weights.bin: name the format by the extension: .keras, .weights.h5, .safetensors or .onnx"),
                 TrainBlas.message(for: error))
         }
         let regression = Self.fixtures.appendingPathComponent("keras_many_to_many_mse.keras").path

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RNNKitKeras
+import RNNKitONNX
 import XCTest
 
 @testable import RNNKit
@@ -89,6 +90,13 @@ final class RNNKitCommandTests: XCTestCase {
         XCTAssertEqual(try predictions("y.npy").floats(as: Float.self).map(\.bitPattern), expected.scalars.map(\.bitPattern))
     }
 
+    /// `convert MODEL model.onnx` writes what `ONNXExport` writes (ONNXExportTests runs such files in onnxruntime).
+    func testConvertToONNX() throws {
+        let model = try savedModel()
+        try run(["convert", path("model.keras"), path("model.onnx")])
+        XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("model.onnx")), try ONNXExport.serialize(model))
+    }
+
     func testConvertRoundTripsGiveIdenticalPredictions() throws {
         _ = try savedModel()
         _ = try writeInputs()
@@ -153,6 +161,13 @@ final class RNNKitCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("y.npy")))
         // convert
         assertRefused(["convert", path("model.keras"), path("model.txt")], "model.txt: unknown extension", status: 64)
+        assertRefused(["convert", path("model.onnx"), path("out.keras")], "does not read them", status: 64)
+        let masked = try Sequential<Float>(
+            inputShape: .sequence(steps: 5, features: 2), layers: [Masking(), LSTM(units: 4), Dense(units: 3, activation: .softmax)])
+        try masked.compile(optimizer: Adam())
+        try Keras.saveModel(masked, to: folder.appendingPathComponent("masked.keras"))
+        assertRefused(["convert", path("masked.keras"), path("masked.onnx")], "masked.onnx: ONNX export: the mask of masking")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("masked.onnx")))
         assertRefused(["convert", path("model.keras"), path("model.keras")], "is the input file; it would be overwritten", status: 64)
         assertRefused(["convert", path("missing.keras"), path("out.safetensors")], "missing.keras: not found")
         assertRefused(
