@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ARGS ?=
 
-.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts run-forecast run-char-words bench bench-quick bench-mpi clean performance-page benchmarks-page docs
+.PHONY: all deps data build release test test-sanitizers fuzz run run-stacked run-best run-mpi run-adding run-classify-ts run-forecast run-char-words bench bench-quick bench-latency bench-mpi clean performance-page benchmarks-page docs
 
 all: build
 
@@ -111,6 +111,12 @@ bench: deps release
 
 bench-quick: deps release
 	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
+	$(SWIFT) run -c release --skip-build latency --quick --rnnkit-only
+
+# The latency of a StreamingSession at batch 1 beside PyTorch and onnxruntime, each call timed
+# (docs/LATENCY.md; pip install torch onnx onnxruntime for the other two).
+bench-latency: deps release
+	$(SWIFT) run -c release --skip-build latency $(ARGS)
 
 # Ranks against threads on this machine, all-reduce times and the cluster projection (docs/MPI.md).
 bench-mpi: deps release

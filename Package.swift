@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "latency",
             dependencies: [
-                "RNNKit", "CMallocCounter", "BenchmarkTiming",
+                "RNNKit", "RNNKitONNX", "CMallocCounter", "BenchmarkTiming",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/latency"

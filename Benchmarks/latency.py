@@ -2,8 +2,8 @@
 """The latency side of `swift run -c release latency`: PyTorch (and onnxruntime, for RNNKit's
 exported models) running the same cases at batch 1 on one thread, each call timed on its own.
 
-Reads a JSON request on stdin: {"calls": N, "torch": true, "onnx": [{"name", "path", "steps",
-"features", "inputs": {name: shape}}]}. Writes one JSON object a line: {"engine", "name",
+Reads a JSON request on stdin: {"calls": N, "torch": true, "onnx": [{"name", "path", "steps"}]}
+(the files RNNKitONNX exported, with their initial states as inputs, fed zeros). Writes one JSON object a line: {"engine", "name",
 "median_us", "p99_us", "calls", "version"}. PyTorch's cases mirror the Swift ones: LSTMCell /
 GRUCell / RNNCell + Linear for one step (the state carried from call to call, as a stream does),
 nn.LSTM / nn.GRU / nn.RNN (+ Linear) over a 28-step piece from the carried state, all under
@@ -89,14 +89,18 @@ def onnx_cases(models, calls):
     results = []
     for model in models:
         session = ort.InferenceSession(model["path"], options, providers=["CPUExecutionProvider"])
+        steps = int(model["steps"])
         feeds = {}
+        # "batch" is 1 and "steps" the case's; the input is the Swift side's values, the states zeros.
         for item in session.get_inputs():
-            shape = model["inputs"].get(item.name)
-            if shape is None:
-                continue
-            dtype = np.int64 if "int64" in item.type else (np.int32 if "int32" in item.type else np.float32)
-            feeds[item.name] = (np.arange(int(np.prod(shape))) % 13 / 13 - 0.5).astype(dtype).reshape(shape) \
-                if dtype == np.float32 else np.full(shape, model.get("length", 1), dtype=dtype)
+            shape = [1 if d == "batch" else steps if d == "steps" else int(d) for d in item.shape]
+            if item.name == "input":
+                values = (np.arange(int(np.prod(shape))) % 13) / 13 - 0.5
+                feeds[item.name] = values.astype(np.float32).reshape(shape)
+            elif item.name == "lengths":
+                feeds[item.name] = np.full(shape, steps, dtype=np.int32)
+            else:
+                feeds[item.name] = np.zeros(shape, dtype=np.float32)
         run = lambda: session.run(None, feeds)
         median, p99 = timed(run, calls)
         results.append({"engine": "onnxruntime", "name": model["name"], "median_us": median, "p99_us": p99, "calls": calls,

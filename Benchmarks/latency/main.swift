@@ -3,12 +3,13 @@ import BenchmarkTiming
 import CMallocCounter
 import Foundation
 import RNNKit
+import RNNKitONNX
 
 /// `swift run -c release latency`: the latency of a trained model run live, at batch 1, through a
 /// `StreamingSession`: one step, and a whole 28-step sequence fed as one piece, for LSTM(128),
 /// GRU(128) and the notebook's Model A (28 features a step), each call timed on its own
-/// (medians and 99th percentiles in µs). With PyTorch installed, `Benchmarks/latency.py` times
-/// the same in the same run; with `--onnx-models`, onnxruntime runs RNNKit's exported files too.
+/// (medians and 99th percentiles in µs). `Benchmarks/latency.py` times PyTorch on the same cases in
+/// the same run, and onnxruntime on the models RNNKitONNX exports, each where Python has it.
 struct Latency: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latency", abstract: "Time one step and one sequence at batch 1 through a StreamingSession.")
@@ -62,7 +63,7 @@ struct Latency: ParsableCommand {
                 let name = "\(workload.name), \(steps == 1 ? "one step" : "\(steps) steps")"
                 print(
                     String(
-                        format: "  %-28@ median %8.2f µs   p99 %8.2f µs   mallocs/call %g", name as NSString, medianMicroseconds, p99,
+                        format: "  %@ median %8.2f µs   p99 %8.2f µs   mallocs/call %g", padded(name) as NSString, medianMicroseconds, p99,
                         Double(mallocs) / 100))
                 if mallocs > 0 { allocating.append(name) }
                 results.append(["engine": "rnnkit", "name": name, "median_us": medianMicroseconds, "p99_us": p99, "calls": calls])
@@ -74,11 +75,28 @@ struct Latency: ParsableCommand {
         for workload in LatencyWorkload.all {
             let bytes = workload.weightCount * MemoryLayout<Float>.size
             let microseconds = readMicroseconds(floats: workload.weightCount, calls: calls)
-            print(String(format: "  %-28@ %8.2f µs to read %d KiB", "\(workload.name), one step" as NSString, microseconds, bytes / 1024))
+            print(
+                String(format: "  %@ %8.2f µs to read %d KiB", padded("\(workload.name), one step") as NSString, microseconds, bytes / 1024)
+            )
             limits.append(["name": "\(workload.name), one step", "weight_bytes": bytes, "read_us": microseconds])
         }
         if !rnnkitOnly {
-            let others = OtherEngines.measure(calls: calls)
+            // The same models exported to ONNX (their initial states as inputs, as a stream feeds
+            // them), for onnxruntime; each case's file runs on its own number of steps.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rnnkit-latency-\(UUID())")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            var onnx: [[String: Any]] = []
+            for workload in LatencyWorkload.all {
+                let file = folder.appendingPathComponent("\(workload.name).onnx")
+                try ONNXExport.write(try workload.makeModel(), to: file, options: ONNXExportOptions(initialStateInputs: true))
+                for steps in [1, 28] {
+                    onnx.append([
+                        "name": "\(workload.name), \(steps == 1 ? "one step" : "\(steps) steps")", "path": file.path, "steps": steps,
+                    ])
+                }
+            }
+            let others = OtherEngines.measure(calls: calls, onnx: onnx)
             print("\n" + others.summary)
             if !others.results.isEmpty {
                 printTable(rnnkit: results, others: others.results)
@@ -126,17 +144,20 @@ func readMicroseconds(floats: Int, calls: Int) -> Double {
     return median(times) * 1e6
 }
 
+/// `text` padded with spaces to the width of the tables' first column (`%-28@` does not pad on Linux).
+func padded(_ text: String) -> String { text.padding(toLength: max(28, text.count), withPad: " ", startingAt: 0) }
+
 /// One line per case: RNNKit's median and 99th percentile beside each other engine's, and the ratio of medians.
 func printTable(rnnkit: [[String: Any]], others: [[String: Any]]) {
     let engines = Array(Set(others.compactMap { $0["engine"] as? String })).sorted()
     print("\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's")
     print(
-        "  case                        RNNKit            " + engines.map { $0.padding(toLength: 26, withPad: " ", startingAt: 0) }.joined())
+        "  " + padded("case") + " RNNKit             " + engines.map { $0.padding(toLength: 29, withPad: " ", startingAt: 0) }.joined())
     for row in rnnkit {
         guard let name = row["name"] as? String, let median = row["median_us"] as? Double, let p99 = row["p99_us"] as? Double else {
             continue
         }
-        var line = String(format: "  %-27@ %7.2f / %7.2f", name as NSString, median, p99)
+        var line = String(format: "  %@ %7.2f / %7.2f", padded(name) as NSString, median, p99)
         for engine in engines {
             if let other = others.first(where: { $0["engine"] as? String == engine && $0["name"] as? String == name }),
                 let m = other["median_us"] as? Double, let p = other["p99_us"] as? Double
@@ -168,7 +189,7 @@ struct OtherEngines {
         process.arguments = [python, script.path]
         let input = Pipe(), output = Pipe(), errors = Pipe()
         (process.standardInput, process.standardOutput, process.standardError) = (input, output, errors)
-        print("\nTiming PyTorch on the same cases (\(script.path))…")
+        print("\nTiming PyTorch and onnxruntime on the same cases (\(script.path))…")
         do { try process.run() } catch { return OtherEngines(summary: "PyTorch: not measured (\(python) did not start: \(error))") }
         input.fileHandleForWriting.write(try! JSONSerialization.data(withJSONObject: request))
         try? input.fileHandleForWriting.close()
