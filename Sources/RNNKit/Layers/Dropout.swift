@@ -86,7 +86,9 @@ public final class Dropout<Scalar: BLASScalar>: Layer {
 
     /// A replica for pieces of `steps` steps (a `StreamingSession`'s, which never trains).
     func streamingCopy(steps: Int) -> Dropout<Scalar> {
+        let saved = mask // as RecurrentLayer's: the model's replica count stays as it was
         let copy = replica() as! Dropout<Scalar>
+        mask = saved
         if case .sequence(_, let features) = outputShape { copy.outputShape = .sequence(steps: steps, features: features) }
         return copy
     }

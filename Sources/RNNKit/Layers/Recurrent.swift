@@ -204,7 +204,11 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     /// A replica for pieces of `steps` steps (a `StreamingSession`'s): the same weights, buffers
     /// of its own, its initial state not shared with this layer's.
     func streamingCopy(steps: Int) -> RecurrentLayer<Scalar> {
+        // A replica advances the dropout masks' replica count, which seeds the model's own worker
+        // replicas: a stream never trains, so the count is put back and training stays as it was.
+        let masks = (inputDropout, recurrentDropoutMask)
         let copy = replica() as! RecurrentLayer<Scalar>
+        (inputDropout, recurrentDropoutMask) = masks
         copy.states = SharedRecurrentStates()
         copy.steps = steps
         copy.outputShape = returnSequences ? .sequence(steps: steps, features: units) : .vector(features: units)

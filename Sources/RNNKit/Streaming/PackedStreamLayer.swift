@@ -8,8 +8,10 @@ import CSmallKernels
 /// more than the steps. Here both are packed when the session is made (and by
 /// `reloadWeights()`); a piece is the input projection of all its steps against the packed `W`
 /// (one product), then at each step the fused product and cell step against the packed `U`
-/// that the engine runs (`PackedRecurrence`). Taken exactly where the engine takes its packed
-/// path (`PackedRecurrence.applies`), for steps no mask reaches; one per layer serves every pass.
+/// that the engine runs (`PackedRecurrence`). Taken for the cells whose step the engine fuses
+/// (`PackedRecurrence.fusesStep`: LSTM and reset-after GRU with tanh and sigmoid) where it takes
+/// its packed path (`PackedRecurrence.applies`), for layers no mask reaches; one per layer serves
+/// every pass.
 final class PackedStreamLayer<Scalar: BLASScalar> {
     private let layer: RecurrentLayer<Scalar>
     private let state: StreamState<Scalar>

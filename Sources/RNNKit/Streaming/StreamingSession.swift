@@ -17,20 +17,22 @@
 /// **What a stream can run.** `Embedding`, `Masking`, `SimpleRNN`, `LSTM`, `GRU`, `Dense`,
 /// `TimeDistributed(Dense)` and `Dropout` (which passes its input at inference). A masked step
 /// (a `Masking` layer's value, or id 0 under `maskZero`) keeps each stream's state and repeats
-/// its last output, as in a whole sequence; where a piece starts with masked steps, those steps
-/// output zeros (Keras's own rule for the first steps of a call). `Bidirectional` layers and
-/// layers with `goBackwards` need the whole sequence before their first output and are refused
-/// by name, as are layers of your own.
+/// its last output, as in a whole sequence, also where a piece starts with masked steps (there
+/// Keras's stateful layers output zeros; the session keeps to `predict`). The ids of the first
+/// layer's `Embedding` are checked. `Bidirectional` layers and layers with `goBackwards` need the
+/// whole sequence before their first output and are refused by name, as are layers of your own.
 ///
-/// **Weights.** The session reads the model's weights; for a large LSTM or GRU it keeps them
-/// packed into the layout its kernels read, made when the session is. After the
-/// model's weights change (more training, `setWeights`), call `reloadWeights()`. The states
-/// start at zero.
+/// **Weights.** The session reads the model's weights. For an LSTM or a reset-after GRU over 64
+/// units with tanh and sigmoid, in `Float` on RNNKit's SIMD kernels, that no mask reaches, it
+/// keeps them packed into the layout its kernels read, made when the session is (a layer a mask
+/// reaches runs the engine's pass, which packs them at every call). After the model's weights
+/// change (more training, `setWeights`), call `reloadWeights()`. The backend is the model's when
+/// the session is made. The states start at zero.
 ///
 /// **Cost.** Nothing is allocated per call by `predict(_:steps:into:)` once the session is made
 /// (the `Tensor` forms allocate their result). A piece of `n` steps runs as pieces of 2^k steps
 /// (every product over those steps as one GEMM), one step at a time when `n` is 1. One session
-/// is for one thread at a time.
+/// is for one thread at a time, and is made while the model is not training.
 public final class StreamingSession<Scalar: BLASScalar> {
     /// The streams each call carries: the batch axis of every input, output and state.
     public let batchSize: Int
@@ -44,6 +46,9 @@ public final class StreamingSession<Scalar: BLASScalar> {
     public let recurrentLayerNames: [String]
     /// The longest piece run as one pass; longer pieces are cut into pieces of this many steps.
     public let longestPass: Int
+
+    /// The most streams a session carries.
+    public static var largestBatch: Int { 1 << 16 }
 
     private let backend: any Backend
     private let passes: [StreamPass<Scalar>] // 1, 2, 4, … steps
@@ -61,10 +66,12 @@ public final class StreamingSession<Scalar: BLASScalar> {
     ///     are run in several. Memory grows with it.
     /// - Throws: `ModelError.invalidConfiguration` naming a layer a stream cannot run
     ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
-    ///   sequence, or a batch size below 1.
+    ///   sequence, a batch size outside `1...largestBatch`, or a `longestPass` that is not a power
+    ///   of two in `1...4096`.
     public init(model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32) throws {
-        guard batchSize >= 1 else {
-            throw ModelError.invalidConfiguration("a streaming session needs a batch size of 1 or more, not \(batchSize)")
+        guard (1...Self.largestBatch).contains(batchSize) else {
+            throw ModelError.invalidConfiguration(
+                "a streaming session needs a batch size of 1 to \(Self.largestBatch) streams, not \(batchSize)")
         }
         guard longestPass >= 1, longestPass & (longestPass - 1) == 0, longestPass <= 4096 else {
             throw ModelError.invalidConfiguration(
@@ -85,8 +92,11 @@ public final class StreamingSession<Scalar: BLASScalar> {
         states = recurrent.map { StreamState(units: $0.units, hasCell: $0.cell.gates == 4, batchSize: batchSize) }
         embedding = model.layers.first as? Embedding<Scalar>
         let states = self.states
+        // Packed where no mask reaches the layer: a masked step needs the engine's pass.
+        let unmasked = model.layers.indices.filter { !MaskRole.maskReachesOutput(Array(model.layers[..<$0])) }
+            .compactMap { model.layers[$0] as? RecurrentLayer<Scalar> }.map { ObjectIdentifier($0) }
         packedLayers = zip(recurrent, states).map { layer, state in
-            PackedStreamLayer.applies(layer, backend: model.backend)
+            unmasked.contains(ObjectIdentifier(layer)) && PackedStreamLayer.applies(layer, backend: model.backend)
                 ? PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass) : nil
         }
         var passes: [StreamPass<Scalar>] = []
@@ -121,8 +131,8 @@ public final class StreamingSession<Scalar: BLASScalar> {
                 "the session takes \(batchSize) stream\(batchSize == 1 ? "" : "s") × \(steps) step\(steps == 1 ? "" : "s") × \(features) feature\(features == 1 ? "" : "s") = \(inputOverflow ? "too many" : String(inputCount)) values, not \(input.count)"
             )
         }
-        let outputCount = batchSize * outputFeatures * (outputsSequence ? steps : 1)
-        guard output.count == outputCount else {
+        let (outputCount, outputOverflow) = (batchSize * outputFeatures).multipliedReportingOverflow(by: outputsSequence ? steps : 1)
+        guard !outputOverflow, output.count == outputCount else {
             throw ModelError.invalidConfiguration(
                 "the session writes \(outputCount) outputs for \(steps) step\(steps == 1 ? "" : "s"), into room for \(output.count)")
         }
@@ -180,7 +190,13 @@ public final class StreamingSession<Scalar: BLASScalar> {
         guard steps >= 1, ids.allSatisfy({ $0.count == steps }) else {
             throw ModelError.invalidConfiguration("every stream needs the same number of ids, at least 1; got \(ids.map(\.count))")
         }
-        let values = ids.flatMap { $0.map { Scalar(exactly: $0) ?? Scalar(-1) } }
+        for (b, stream) in ids.enumerated() {
+            for (t, id) in stream.enumerated() where Scalar(exactly: id) == nil {
+                // Too large to hold exactly in the model's scalars, so certainly outside the table.
+                throw ModelError.idOutOfRange(layer: embedding!.name, id: Double(id), sample: b, step: t, inputDim: embedding!.inputDim)
+            }
+        }
+        let values = ids.flatMap { $0.map { Scalar(exactly: $0)! } }
         return try predict(Tensor(shape: [batchSize, steps, 1], scalars: values))
     }
 
@@ -228,12 +244,12 @@ public final class StreamingSession<Scalar: BLASScalar> {
         }
     }
 
-    /// Reads the model's weights again, after they changed (training, `setWeights`); the states stay.
     /// The recurrent layers whose weights the session keeps packed (for tests).
     var packedLayerNames: [String] {
         zip(recurrentLayerNames, packedLayers).compactMap { $1 == nil ? nil : $0 }
     }
 
+    /// Reads the model's weights again, after they changed (training, `setWeights`); the states stay.
     public func reloadWeights() {
         for layer in packedLayers { layer?.reloadWeights() }
     }
@@ -290,12 +306,17 @@ public final class StreamingSession<Scalar: BLASScalar> {
         guard h.shape == shape else { throw ModelError.invalidConfiguration("\(layer)'s state is \(shape), not \(h.shape)") }
         guard c == nil || state.c != nil else { throw ModelError.invalidConfiguration("\(layer) has no cell state (only an LSTM has one)") }
         if let c, c.shape != shape { throw ModelError.invalidConfiguration("\(layer)'s cell state is \(shape), not \(c.shape)") }
-        state.h.pointer.update(from: h.scalars, count: h.scalars.count)
+        // The shape is checked above; the values are what is copied, and `scalars` can be set apart from it.
+        let count = batchSize * state.units
+        guard h.scalars.count == count, c.map({ $0.scalars.count == count }) ?? true else {
+            throw ModelError.invalidConfiguration("\(layer)'s state takes \(count) values; the tensor's shape and values differ")
+        }
+        state.h.pointer.update(from: h.scalars, count: count)
         if let cell = state.c {
             if let c {
-                cell.pointer.update(from: c.scalars, count: c.scalars.count)
+                cell.pointer.update(from: c.scalars, count: count)
             } else {
-                cell.pointer.update(repeating: 0, count: cell.count)
+                cell.pointer.update(repeating: 0, count: count)
             }
         }
     }
@@ -355,7 +376,10 @@ final class StreamPass<Scalar: BLASScalar> {
         var roles: [Role] = [], next = 0
         for layer in modelLayers.map({ Self.copy($0, steps: steps) }) {
             layer.setTraining(false, step: 0)
-            layer.reserve(batchCapacity: batchSize, needsInputGradient: false, backend: backend)
+            // A recurrent layer that runs packed never runs its copy: no buffers for it.
+            if !(layer is RecurrentLayer<Scalar> && packed[next] != nil) {
+                layer.reserve(batchCapacity: batchSize, needsInputGradient: false, backend: backend)
+            }
             let endsMask = { if case .vector = layer.outputShape { true } else { false } }()
             switch layer {
             case let masking as Masking<Scalar>: roles.append(.masking(masking))
@@ -387,7 +411,7 @@ final class StreamPass<Scalar: BLASScalar> {
                 output = embedding.forward(output, batchSize: batchSize, backend: backend)
                 mask = embedding.lastMask
             case .recurrent(let layer, let state, let packed, let endsMask):
-                if let packed, mask == nil {
+                if let packed { // no mask reaches it
                     output = packed.run(output, steps: steps)
                 } else {
                     layer.setMask(mask)
