@@ -160,6 +160,7 @@ static void probe_child(const void *bytes, size_t count, size_t memory_limit, in
     const char *rehearsal = getenv("RNNKIT_HDF5_PROBE_REHEARSAL");
     if (rehearsal && strcmp(rehearsal, "crash") == 0) raise(SIGSEGV);
     if (rehearsal && strcmp(rehearsal, "hang") == 0) for (;;) pause();
+    if (rehearsal && strcmp(rehearsal, "exit") == 0) _exit(77);
 #endif
     rnnkit_h5_silence_errors();
     hid_t file = rnnkit_h5_open_image(bytes, count);
@@ -220,6 +221,11 @@ rnnkit_h5_probe_result rnnkit_h5_probe(const void *bytes, size_t count, unsigned
                 result = RNNKIT_H5_PROBE_REFUSED;
                 ssize_t got = reason_size > 1 ? read(report[0], reason, reason_size - 1) : 0;
                 if (reason_size > 0) reason[got > 0 ? got : 0] = 0;
+            } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+                // Something in the child (libhdf5, or a handler of the host's) ended it early:
+                // the walk did not finish, so the file must not be opened here either.
+                *signal_number = WEXITSTATUS(status);
+                result = RNNKIT_H5_PROBE_FAILED;
             }
             break;
         }

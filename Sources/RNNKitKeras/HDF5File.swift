@@ -135,6 +135,10 @@ final class HDF5File {
             throw FileFormatError(
                 file: name, format: .hdf5Weights,
                 reason: "is damaged or crafted: libhdf5 needed more than 1 GiB reading it (in a separate process)")
+        case RNNKIT_H5_PROBE_FAILED:
+            throw FileFormatError(
+                file: name, format: .hdf5Weights,
+                reason: "is damaged or crafted: the separate process reading it with libhdf5 ended early (exit status \(detail))")
         default:
             throw FileFormatError(
                 file: name, format: .hdf5Weights,

@@ -8,7 +8,8 @@ typedef enum {
     RNNKIT_H5_PROBE_TIMED_OUT = 2,  ///< libhdf5 did not finish within the time allowed
     RNNKIT_H5_PROBE_OUT_OF_MEMORY = 3, ///< libhdf5 asked for more memory than the probe allows
     RNNKIT_H5_PROBE_UNAVAILABLE = 4, ///< no child process could be started (`signal` holds errno)
-    RNNKIT_H5_PROBE_REFUSED = 5     ///< the file holds what is refused before anything opens it (`reason` says what, where)
+    RNNKIT_H5_PROBE_REFUSED = 5,    ///< the file holds what is refused before anything opens it (`reason` says what, where)
+    RNNKIT_H5_PROBE_FAILED = 6      ///< the child exited with a status of its own (`signal` holds it): not a finished walk
 } rnnkit_h5_probe_result;
 
 /// Forks a child that opens `count` bytes at `bytes` as HDF5 (in memory) and walks every link,
