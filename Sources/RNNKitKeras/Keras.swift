@@ -42,11 +42,16 @@ public enum Keras {
     ///   - scalar: what the model computes in; weights stored in float32 or float64 are converted.
     ///   - seed: for the initial values the file's weights then replace (and any later shuffling).
     ///   - backend: which arithmetic runs the model's layers.
+    ///   - steps: for a model whose input has no fixed number of steps (`None`), the steps of the
+    ///     sequences it is built for. Without it such a model is refused, unless it is stateful:
+    ///     that one is built for pieces of 1 step (its `predict(_:)` takes pieces of any length).
     /// - Throws: `FileFormatError` for a file that cannot be read or whose weights do not fit its
     ///   config, `UnsupportedKerasModel` listing everything RNNKit does not implement.
+    ///
+    /// A model with stateful layers (`stateful=True`) keeps the batch size its input fixes.
     public static func loadModel<Scalar: BLASScalar>(
         from url: URL, as scalar: Scalar.Type = Float.self, seed: UInt64 = 0,
-        backend: any Backend = BLASBackend()
+        backend: any Backend = BLASBackend(), steps: Int? = nil
     ) throws -> LoadedModel<Scalar> {
         let name = url.path
         let archive = try openArchive(url)
@@ -63,7 +68,7 @@ public enum Keras {
                     : "has no model.weights.h5")
         }
         let config = try archive.contents(of: configEntry, limit: UInt64(KerasConfig.Limits.configBytes))
-        let spec = try KerasConfig.parse(config, file: "\(name): config.json")
+        let spec = try KerasConfig.parse(config, file: "\(name): config.json", steps: steps)
         // The weights must be in the file: a few bytes of config cannot make RNNKit build (and
         // allocate, and initialise) a model whose weights the file does not hold.
         let weightCount = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
@@ -87,7 +92,7 @@ public enum Keras {
         }
         let file = try HDF5File(reading: weights, name: "\(name): model.weights.h5")
         let loaded: LoadedModel<Scalar> = try build(spec, file: "\(name): config.json", seed: seed, backend: backend)
-        let notes = try KerasWeightsLayout.read(file, into: loaded.model, optimizer: loaded.optimizer)
+        let notes = try loaded.notes + KerasWeightsLayout.read(file, into: loaded.model, optimizer: loaded.optimizer)
         return LoadedModel(model: loaded.model, optimizer: loaded.optimizer, loss: loaded.loss, notes: notes, kerasVersion: version)
     }
 
@@ -106,12 +111,13 @@ public enum Keras {
     ///     checkpoint's, a safetensors file's): a config that describes more is refused before
     ///     anything is built, so that a few bytes of config cannot make RNNKit allocate a model whose
     ///     weights are not there. Nil when the weights are to be drawn fresh.
+    ///   - steps: for an input of `None` steps, as `loadModel`'s.
     public static func buildModel<Scalar: BLASScalar>(
         config: Data, file: String = "config.json", as _: Scalar.Type = Scalar.self,
         seed: UInt64 = 0, backend: any Backend = BLASBackend(),
-        weightsAvailable: Int? = nil
+        weightsAvailable: Int? = nil, steps: Int? = nil
     ) throws -> LoadedModel<Scalar> {
-        let spec = try KerasConfig.parse(config, file: file)
+        let spec = try KerasConfig.parse(config, file: file, steps: steps)
         if let weightsAvailable {
             let described = KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max
             guard described <= weightsAvailable else {
@@ -170,13 +176,13 @@ public enum Keras {
         }
         let model = try Sequential<Scalar>(
             name: spec.name, inputShape: spec.inputShape,
-            layers: spec.makeLayers(Scalar.self),
+            layers: spec.makeLayers(Scalar.self), batchSize: spec.batchSize,
             seed: seed, backend: backend)
         let optimizer = spec.makeOptimizer(Scalar.self)
         if let optimizer {
             try model.compile(optimizer: optimizer, loss: spec.loss ?? CategoricalCrossentropy())
         }
-        return LoadedModel(model: model, optimizer: optimizer, loss: spec.loss, notes: [], kerasVersion: nil)
+        return LoadedModel(model: model, optimizer: optimizer, loss: spec.loss, notes: spec.notes, kerasVersion: nil)
     }
 
     /// The `config.json` Keras would write for `model` (its compile settings included when it is compiled).

@@ -33,6 +33,7 @@ struct KerasModelSpec {
         var kernelRegularizer: Regularizer?
         var recurrentRegularizer: Regularizer?
         var biasRegularizer: Regularizer?
+        var stateful = false
     }
 
     struct DenseSpec {
@@ -61,7 +62,16 @@ struct KerasModelSpec {
     /// `float32` or `float64`: the dtype policy the file's model computes in.
     var dtype: String
     var inputShape: FeatureShape
+    /// The batch size the input fixes (`batch_shape[0]`), kept for a stateful model.
+    var batchSize: Int?
     var layers: [LayerSpec]
+    /// What the model was built with that the file did not say, one line each.
+    var notes: [String] = []
+
+    /// Whether a recurrent layer is stateful.
+    var isStateful: Bool {
+        layers.contains { if case .recurrent(let r) = $0 { r.stateful } else { false } }
+    }
     var optimizer: OptimizerSpec?
     var loss: (any Loss)?
 
@@ -104,7 +114,7 @@ struct KerasModelSpec {
                 dropout: r.dropout, recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                 biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
-                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer, stateful: r.stateful)
         case .lstm:
             LSTM<Scalar>(
                 units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
@@ -112,7 +122,7 @@ struct KerasModelSpec {
                 recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                 biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
-                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer, stateful: r.stateful)
         case .gru:
             GRU<Scalar>(
                 units: r.units, activation: r.activation, recurrentActivation: r.recurrentActivation,
@@ -120,7 +130,7 @@ struct KerasModelSpec {
                 recurrentDropout: r.recurrentDropout, seed: r.seed,
                 kernelInitializer: r.kernelInitializer, recurrentInitializer: r.recurrentInitializer,
                 biasInitializer: r.biasInitializer, useBias: r.useBias, kernelRegularizer: r.kernelRegularizer,
-                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer)
+                recurrentRegularizer: r.recurrentRegularizer, biasRegularizer: r.biasRegularizer, stateful: r.stateful)
         }
     }
 
@@ -142,6 +152,12 @@ struct KerasModelSpec {
 /// implement: every such item is collected, with where it is, before anything is built.
 struct KerasConfig {
     private var problems: [String] = []
+    /// The steps to build an input of None steps for (`parse`'s `steps`).
+    private var requestedSteps: Int?
+    /// What the input shape read said of the axes RNNKit does not keep in a `FeatureShape`: its
+    /// batch (nil for None), and whether its steps were None (or, for ids, its one axis).
+    private var inputBatch: Int?
+    private var openSteps = false, openIDs = false
 
     /// What a config read from a file may describe, checked before anything is built.
     enum Limits {
@@ -154,8 +170,10 @@ struct KerasConfig {
         static let sampleScalars = 1 << 26
     }
 
-    /// Parses `json`, the text of `config.json`; `file` names it in errors.
-    static func parse(_ json: Data, file: String) throws -> KerasModelSpec {
+    /// Parses `json`, the text of `config.json`; `file` names it in errors. `steps` builds a
+    /// model whose input has no fixed number of steps (None) for sequences of that many; without
+    /// it such a model is refused unless it is stateful, which is then built for pieces of 1 step.
+    static func parse(_ json: Data, file: String, steps: Int? = nil) throws -> KerasModelSpec {
         guard json.count <= Limits.configBytes else {
             throw FileFormatError(
                 file: file, format: .kerasConfig,
@@ -171,6 +189,7 @@ struct KerasConfig {
             throw FileFormatError(file: file, format: .kerasConfig, reason: "is not a JSON object")
         }
         var reader = KerasConfig()
+        reader.requestedSteps = steps
         let spec = reader.model(root)
         guard reader.problems.isEmpty, let spec else {
             throw UnsupportedKerasModel(file: file, items: reader.problems.isEmpty ? ["the model could not be read"] : reader.problems)
@@ -234,7 +253,11 @@ struct KerasConfig {
         // Keras's Embedding takes ids (None, steps); RNNKit's, one float feature per step.
         if case .embedding = specs.first, case .vector(let steps)? = inputShape {
             inputShape = .sequence(steps: steps, features: 1)
+            openSteps = openSteps || openIDs
+        } else if openIDs {
+            refuse("the model", "its input (None, None) has no fixed number of features")
         }
+        if openSteps, let shape = inputShape { inputShape = settleOpenSteps(shape, stateful: specs) }
         for (index, spec) in specs.enumerated() where index > 0 {
             if case .embedding = spec { refuse("layers", "an Embedding must be the model's first layer") }
         }
@@ -254,6 +277,18 @@ struct KerasConfig {
             }
         }
         var spec = KerasModelSpec(name: name, dtype: layerDtypes.first ?? dtype, inputShape: inputShape, layers: specs)
+        if spec.isStateful {
+            if let inputBatch {
+                spec.batchSize = inputBatch
+            } else {
+                refuse("the model", "has stateful layers but no fixed batch size: Keras needs one too (batch_shape)")
+            }
+        }
+        if openSteps, requestedSteps == nil {
+            spec.notes.append(
+                "the input has no fixed number of steps (None): built for pieces of 1 step (pass steps: to train on longer ones); a stateful model's predict takes pieces of any length"
+            )
+        }
         if let compile = root["compile_config"] as? [String: Any] { compileSettings(compile, into: &spec) }
         return spec
     }
@@ -351,17 +386,23 @@ struct KerasConfig {
         return layers
     }
 
-    /// `[null, T, F]` or `[null, F]`.
+    /// `[B, T, F]` or `[B, F]`, the batch `B` None or a size (kept in `inputBatch`), the steps
+    /// `T` a size or None (`openSteps`; 1 stands for it until `model` settles it).
     private mutating func featureShape(_ value: Any, place: String) -> FeatureShape? {
         let extents = (value as? [Any]) ?? []
         let sizes = extents.dropFirst().map { $0 as? Int }
-        switch sizes.count {
-        case 2:
-            guard let steps = sizes[0] else {
-                refuse(place, "the input has no fixed number of steps (None); RNNKit needs sequences of one length")
+        if let first = extents.first, !(first is NSNull) {
+            guard let batch = first as? Int, (1...(1 << 16)).contains(batch) else {
+                refuse(place, "the input's batch size \(describe(first)) is not None or in 1...65536")
                 return nil
             }
-            guard let features = sizes[1], steps > 0, features > 0 else { break }
+            inputBatch = batch
+        }
+        switch sizes.count {
+        case 2:
+            let open = sizes[0] == nil && extents[1] is NSNull
+            guard let features = sizes[1], let steps = open ? 1 : sizes[0], steps > 0, features > 0 else { break }
+            openSteps = open
             guard steps <= Limits.steps, features <= Limits.features, steps * features <= Limits.sampleScalars else {
                 refuse(
                     place,
@@ -371,6 +412,11 @@ struct KerasConfig {
             }
             return .sequence(steps: steps, features: features)
         case 1:
+            if sizes[0] == nil, extents[1] is NSNull {
+                // (None, None): ids of open length for an Embedding; `model` checks there is one.
+                openIDs = true
+                return .vector(features: 1)
+            }
             guard let features = sizes[0], features > 0 else { break }
             guard features <= Limits.features else {
                 refuse(
@@ -385,6 +431,23 @@ struct KerasConfig {
             place,
             "input shape \(extents.map { ($0 as? Int).map(String.init) ?? "None" }) is not (None, steps, features) or (None, features)")
         return nil
+    }
+
+    /// The shape an input of None steps is built with: `requestedSteps`, else 1 for a stateful
+    /// model (whose `predict` takes pieces of any length); refused otherwise.
+    private mutating func settleOpenSteps(_ shape: FeatureShape, stateful layers: [KerasModelSpec.LayerSpec]) -> FeatureShape {
+        let stateful = layers.contains { if case .recurrent(let r) = $0 { r.stateful } else { false } }
+        guard let steps = requestedSteps ?? (stateful ? 1 : nil) else {
+            refuse(
+                "the model",
+                "the input has no fixed number of steps (None); RNNKit builds a model for sequences of one length: pass steps:")
+            return shape
+        }
+        guard (1...Limits.steps).contains(steps), steps * shape.features <= Limits.sampleScalars else {
+            refuse("the model", "steps \(steps) is not in 1...\(Limits.steps) (and \(Limits.sampleScalars) scalars a sample)")
+            return shape
+        }
+        return .sequence(steps: steps, features: shape.features)
     }
 
     /// The dtype policy's name, refused unless float32 or float64.
@@ -477,6 +540,7 @@ struct KerasConfig {
             return recurrentSpec(kind, layer["config"] as? [String: Any] ?? [:], place: "\(place).\(key)")
         }
         guard let forward = inner("layer") else { return nil }
+        if forward.stateful { refuse(place, "a stateful layer inside Bidirectional is not supported") }
         guard let mode = MergeMode(rawValue: config["merge_mode"] as? String ?? MergeMode.concat.rawValue) else {
             refuse(place, "merge_mode \(describe(config["merge_mode"] ?? NSNull())) is not supported (concat, sum, mul, ave)")
             return nil
@@ -501,7 +565,7 @@ struct KerasConfig {
             "units", "activation", "return_sequences", "go_backwards", "dropout", "recurrent_dropout", "kernel_initializer",
             "recurrent_initializer",
             "bias_initializer", "name", "dtype", "unroll", "zero_output_for_mask", "seed", "use_bias", "kernel_regularizer",
-            "recurrent_regularizer", "bias_regularizer",
+            "recurrent_regularizer", "bias_regularizer", "stateful",
         ]
         spec.useBias = flag(config, "use_bias", true, place: place)
         spec.kernelRegularizer = regularizer(config["kernel_regularizer"], "kernel_regularizer", place: place)
@@ -522,6 +586,10 @@ struct KerasConfig {
         }
         spec.seed = seed(config, place: place)
         spec.zeroOutputForMask = flag(config, "zero_output_for_mask", false, place: place)
+        spec.stateful = flag(config, "stateful", false, place: place)
+        if spec.stateful, spec.goBackwards {
+            refuse(place, "a stateful layer that reads backwards (go_backwards) is not supported")
+        }
         spec.kernelInitializer = initializer(config["kernel_initializer"], "kernel_initializer", place: place) ?? .glorotUniform
         spec.recurrentInitializer = initializer(config["recurrent_initializer"], "recurrent_initializer", place: place) ?? .orthogonal()
         spec.biasInitializer = initializer(config["bias_initializer"], "bias_initializer", place: place) ?? .zeros
@@ -542,7 +610,7 @@ struct KerasConfig {
         checkOptions(
             config, place: place, known: Set(known),
             expected: [
-                "return_state": false, "stateful": false, "trainable": true,
+                "return_state": false, "trainable": true,
             ])
         return spec
     }

@@ -11,7 +11,8 @@ enum KerasConfigWriter {
         ]
         // Keras's Embedding takes ids (None, steps), without RNNKit's one feature per step.
         let startsWithEmbedding = model.layers.first is Embedding<Scalar>
-        let batchShape: [Any] = [NSNull()] + (startsWithEmbedding ? [model.inputShape.kerasExtents[0]] : model.inputShape.kerasExtents)
+        let batch: Any = model.batchSize ?? NSNull()
+        let batchShape: [Any] = [batch] + (startsWithEmbedding ? [model.inputShape.kerasExtents[0]] : model.inputShape.kerasExtents)
         var layers: [[String: Any]] = [
             [
                 "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
@@ -135,7 +136,8 @@ enum KerasConfigWriter {
         var config: [String: Any] = [
             "name": name, "trainable": true, "dtype": policy, "units": recurrent.units,
             "return_sequences": recurrent.returnSequences, "return_state": false, "go_backwards": recurrent.goBackwards,
-            "stateful": false, "unroll": false, "zero_output_for_mask": recurrent.zeroOutputForMask, "use_bias": recurrent.useBias,
+            "stateful": recurrent.stateful, "unroll": false, "zero_output_for_mask": recurrent.zeroOutputForMask,
+            "use_bias": recurrent.useBias,
             "kernel_initializer": initializer(recurrent.kernelInitializer),
             "recurrent_initializer": initializer(recurrent.recurrentInitializer),
             "bias_initializer": initializer(recurrent.biasInitializer),

@@ -43,6 +43,12 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     public let recurrentRegularizer: Regularizer?
     /// The penalty on `bias` (Keras's `bias_regularizer`); ignored without `useBias`.
     public let biasRegularizer: Regularizer?
+    /// Whether each batch starts from the state the previous batch ended in, sample by sample
+    /// (Keras's `stateful`): row `b` of a batch continues row `b` of the one before, until
+    /// `resetStates()`. A model with a stateful layer takes batches of one fixed size
+    /// (`Sequential`'s `batchSize`). Gradients stop at the carried state (truncated
+    /// back-propagation through time).
+    public private(set) var stateful: Bool
 
     public let typeName: String
     public let nameStem: String
@@ -107,7 +113,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer,
         unitForgetBias: Bool = false, dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         useBias: Bool = true, kernelRegularizer: Regularizer? = nil, recurrentRegularizer: Regularizer? = nil,
-        biasRegularizer: Regularizer? = nil
+        biasRegularizer: Regularizer? = nil, stateful: Bool = false
     ) {
         precondition((0..<1).contains(dropout), "\(typeName)'s dropout must be in [0, 1), not \(dropout)")
         precondition((0..<1).contains(recurrentDropout), "\(typeName)'s recurrentDropout must be in [0, 1), not \(recurrentDropout)")
@@ -131,6 +137,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         self.kernelRegularizer = kernelRegularizer
         self.recurrentRegularizer = recurrentRegularizer
         self.biasRegularizer = biasRegularizer
+        self.stateful = stateful
     }
 
     private var kernel: Parameter<Scalar>!
@@ -185,7 +192,8 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             typeName: typeName, nameStem: nameStem, cell: cell, units: units, returnSequences: returnSequences,
             goBackwards: goBackwards, kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
             biasInitializer: biasInitializer, unitForgetBias: unitForgetBias, useBias: useBias,
-            kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
+            kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer,
+            stateful: stateful)
         copy.allocateZeroBias()
         copy.steps = steps
         copy.inputs = inputs
@@ -209,6 +217,8 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         let masks = (inputDropout, recurrentDropoutMask)
         let copy = replica() as! RecurrentLayer<Scalar>
         (inputDropout, recurrentDropoutMask) = masks
+        // The session carries the state itself (`StreamState`), whether or not this layer is stateful.
+        copy.stateful = false
         copy.states = SharedRecurrentStates()
         copy.steps = steps
         copy.outputShape = returnSequences ? .sequence(steps: steps, features: units) : .vector(features: units)
@@ -239,7 +249,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, unitForgetBias: unitForgetBias,
             dropout: dropout, recurrentDropout: recurrentDropout, seed: reversed ? inputDropout.seed &+ 1 : inputDropout.seed,
             useBias: useBias, kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer,
-            biasRegularizer: biasRegularizer)
+            biasRegularizer: biasRegularizer, stateful: stateful)
         copy.zeroOutputForMask = zeroOutputForMask
         return copy
     }
@@ -286,11 +296,46 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         return (UnsafePointer(h), nil)
     }
 
-    /// This pass's rows of the initial state.
+    /// This pass's rows of the initial state: the one set by `setInitialState`, else, when
+    /// stateful, the state carried from the last batch.
     private var shardInitialState: RecurrentState<Scalar>? {
-        guard let state = states.initialState else { return nil }
         let rows = shardOffset * units
-        return RecurrentState(h: state.h + rows, c: state.c.map { $0 + rows })
+        if let state = states.initialState { return RecurrentState(h: state.h + rows, c: state.c.map { $0 + rows }) }
+        guard stateful, let carried = states.carried else { return nil }
+        return RecurrentState(h: UnsafePointer(carried.h.pointer + rows), c: carried.c.map { UnsafePointer($0.pointer + rows) })
+    }
+
+    // MARK: Carried state (stateful)
+
+    /// Sizes the carried state for batches of exactly `batchSize` samples, at zero (a stateful
+    /// layer; the model calls it when it is made, and its replicas share the state).
+    func reserveCarriedState(batchSize: Int) {
+        guard stateful else { return }
+        if states.carried?.h.count != batchSize * units {
+            states.carried = StreamState(units: units, hasCell: cell.gates == 4, batchSize: batchSize)
+        }
+        reserveSharedStates(batchCapacity: batchSize)
+    }
+
+    /// The state carried into the next batch (stateful layers; nil before the model reserves it):
+    /// h `[B, H]` and, for LSTM, c, shared with a model's `StreamingSession`-backed `predict`.
+    var carriedState: StreamState<Scalar>? { stateful ? states.carried : nil }
+
+    /// Starts every sample's state from zeros again at the next batch (Keras's `reset_states()`);
+    /// nothing for a layer that is not stateful.
+    public func resetStates() {
+        guard let carried = carriedState else { return }
+        carried.reset(rows: 0..<(carried.h.count / units))
+    }
+
+    /// Makes the last forward pass's final state the one the next batch starts from. The model
+    /// calls it once the batch's backward pass (which reads the initial state) is done.
+    func commitCarriedState() {
+        guard let carried = carriedState else { return }
+        let count = carried.h.count
+        precondition(wholeBatch * units == count, "\(name) is stateful for batches of \(count / units), not \(wholeBatch)")
+        carried.h.pointer.update(from: states.finalState.pointer, count: count)
+        carried.c?.pointer.update(from: states.finalState.pointer + count, count: count)
     }
 
     /// Sets the mask of the sequences the next forward pass reads (`[T, B]` time-major, 0 at masked
@@ -429,7 +474,7 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         lastInput = input
         lastBatch = batchSize
         lastMask = mask
-        if sharded { gatherFinalState(tape, batchSize: batchSize) }
+        if sharded || carriedState != nil { gatherFinalState(tape, batchSize: batchSize) }
         if returnSequences, zeroOutputForMask, let mask {
             zeroMaskedRows(tape.states, into: maskedOutput.pointer, mask: mask, batchSize: batchSize)
             return UnsafePointer(maskedOutput.pointer)
@@ -516,6 +561,7 @@ final class SharedRecurrentStates<Scalar: BLASScalar> {
     var computesInitialStateGradient = false
     var gradient = Buffer<Scalar>(count: 0) // d loss / d h_0, then d c_0 (LSTM)
     var finalState = Buffer<Scalar>(count: 0) // a sharded pass's h_T, then c_T (LSTM)
+    var carried: StreamState<Scalar>? // a stateful layer's state carried into the next batch
 }
 
 /// Keras's `SimpleRNN`: `h_t = f(x_t · W + h_{t−1} · U + b)` with `h_0 = 0`.
@@ -546,20 +592,22 @@ public final class SimpleRNN<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
     ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
     ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
+    ///   - stateful: start each batch from the state the last one ended in, sample by sample
+    ///     (Keras's `stateful`); the model then needs a fixed `batchSize`.
     public init(
         units: Int, returnSequences: Bool = false, activation: Activation = .tanh, goBackwards: Bool = false,
         dropout: Double = 0, recurrentDropout: Double = 0, seed: UInt64 = 0,
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
-        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, stateful: Bool = false
     ) {
         super.init(
             typeName: "SimpleRNN", nameStem: "simple_rnn", cell: .simple(activation: activation), units: units,
             returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
             recurrentDropout: recurrentDropout, seed: seed, useBias: useBias, kernelRegularizer: kernelRegularizer,
-            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
+            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer, stateful: stateful)
     }
 }
 
@@ -589,6 +637,8 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
     ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
     ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
+    ///   - stateful: start each batch from the state the last one ended in, sample by sample
+    ///     (Keras's `stateful`); the model then needs a fixed `batchSize`.
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         unitForgetBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
@@ -596,7 +646,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
-        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, stateful: Bool = false
     ) {
         super.init(
             typeName: "LSTM", nameStem: "lstm",
@@ -605,7 +655,7 @@ public final class LSTM<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
             unitForgetBias: unitForgetBias, dropout: dropout, recurrentDropout: recurrentDropout, seed: seed,
             useBias: useBias, kernelRegularizer: kernelRegularizer, recurrentRegularizer: recurrentRegularizer,
-            biasRegularizer: biasRegularizer)
+            biasRegularizer: biasRegularizer, stateful: stateful)
     }
 }
 
@@ -636,6 +686,8 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
     ///   - kernelRegularizer: the penalty on `kernel` added to the loss (Keras's `kernel_regularizer`).
     ///   - recurrentRegularizer: the penalty on `recurrent_kernel` (Keras's `recurrent_regularizer`).
     ///   - biasRegularizer: the penalty on `bias` (Keras's `bias_regularizer`).
+    ///   - stateful: start each batch from the state the last one ended in, sample by sample
+    ///     (Keras's `stateful`); the model then needs a fixed `batchSize`.
     public init(
         units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
         resetAfter: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false,
@@ -643,7 +695,7 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
         kernelInitializer: Initializer = .glorotUniform,
         recurrentInitializer: Initializer = .orthogonal(),
         biasInitializer: Initializer = .zeros, useBias: Bool = true, kernelRegularizer: Regularizer? = nil,
-        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil
+        recurrentRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, stateful: Bool = false
     ) {
         super.init(
             typeName: "GRU", nameStem: "gru",
@@ -651,6 +703,6 @@ public final class GRU<Scalar: BLASScalar>: RecurrentLayer<Scalar> {
             units: units, returnSequences: returnSequences, goBackwards: goBackwards, kernelInitializer: kernelInitializer,
             recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, dropout: dropout,
             recurrentDropout: recurrentDropout, seed: seed, useBias: useBias, kernelRegularizer: kernelRegularizer,
-            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer)
+            recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer, stateful: stateful)
     }
 }

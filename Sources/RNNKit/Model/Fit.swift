@@ -100,6 +100,7 @@ extension Sequential {
         }
         let split = try ValidationSplit(
             count: data.count, fraction: options.validationData == nil ? options.validationSplit : 0)
+        try checkStatefulOptions(options, split: split)
         let validates = options.validationData != nil || !split.validation.isEmpty
         reserve(batchCapacity: options.batchSize)
         var order = Array(split.training)
@@ -117,8 +118,12 @@ extension Sequential {
             if options.shuffle { order.shuffle(using: &generator) }
             guard epoch > options.initialEpoch else { continue }
             for callback in callbacks { try callback.epochBegan(epoch, control: control) }
+            // Each epoch reads the sequences from their start again.
+            resetStates()
             let logs = try trainEpoch(
                 epoch, data, order: order, steps: steps, options: options, control: control, callbacks: callbacks, history: history)
+            // The validation sequences are others, read from their start (stateful models).
+            resetStates()
             let validation: Metrics? =
                 if let validationData = options.validationData {
                     try evaluate(validationData, batchSize: options.batchSize)
@@ -133,6 +138,20 @@ extension Sequential {
         }
         for callback in callbacks { try callback.trainingEnded(control) }
         return history
+    }
+
+    /// Refuses options a model with a fixed batch size cannot train with: shuffling a stateful
+    /// model's batches, or a split that is not whole batches.
+    private func checkStatefulOptions(_ options: FitOptions, split: ValidationSplit) throws {
+        guard let fixed = batchSize else { return }
+        if isStateful, options.shuffle {
+            throw ModelError.invalidConfiguration(
+                "a stateful model trains its batches in order, each continuing the sequences of the one before: pass shuffle: false")
+        }
+        for (part, count) in [("training", split.training.count), ("validation", split.validation.count)] where count % fixed != 0 {
+            throw ModelError.invalidConfiguration(
+                "the model takes batches of exactly \(fixed) samples; the \(part) part's \(count) samples do not make whole batches")
+        }
     }
 
     /// One epoch's batches, in `order`: its training means, steps run and seconds. Stops early

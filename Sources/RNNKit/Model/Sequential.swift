@@ -89,13 +89,24 @@ public final class Sequential<Scalar: BLASScalar> {
     /// Builds every layer in turn, naming them as Keras does (`simple_rnn`, `simple_rnn_1`, …)
     /// and drawing their initial weights from `seed`, then moves every weight into the arena.
     ///
+    /// - Parameters:
+    ///   - name: the model's name.
+    ///   - inputShape: the shape of one sample.
+    ///   - layers: the layers, unbuilt.
+    ///   - batchSize: the one batch size the model takes (Keras's `batch_shape`), needed by
+    ///     stateful layers; nil (the default) for any.
+    ///   - seed: draws the initial weights.
+    ///   - backend: which arithmetic runs the layers.
     /// - Throws: `ModelError.incompatibleInput` when a layer cannot take the shape the layer
-    ///   before it produces, or `invalidConfiguration` for an empty model or an empty input shape.
+    ///   before it produces, or `invalidConfiguration` for an empty model or an empty input shape,
+    ///   a batch size outside `1...65536`, or a stateful layer without a batch size, inside
+    ///   `Bidirectional` or reading backwards.
     public init(
-        name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>],
+        name: String = "sequential", inputShape: FeatureShape, layers: [any Layer<Scalar>], batchSize: Int? = nil,
         seed: UInt64 = 0, backend: any Backend = BLASBackend()
     ) throws {
         guard !layers.isEmpty else { throw ModelError.invalidConfiguration("a Sequential model needs at least one layer") }
+        statefulLayers = try Self.statefulLayers(layers, batchSize: batchSize)
         if case .sequence(let steps, let features) = inputShape {
             // Checked before any product of the two is formed: a shape read from a file can be anything.
             guard steps > 0, features > 0, !steps.multipliedReportingOverflow(by: features).overflow else {
@@ -106,6 +117,7 @@ public final class Sequential<Scalar: BLASScalar> {
         self.name = name
         self.inputShape = inputShape
         self.layers = layers
+        self.batchSize = batchSize
         self.backend = backend
         var generator = RandomGenerator(seed: seed)
         var shape = inputShape
@@ -123,6 +135,65 @@ public final class Sequential<Scalar: BLASScalar> {
         arena = ParameterArena(layers.flatMap { $0.parameters })
         replicas = [Replica(layers: layers, arena: arena, inputShape: inputShape)]
         gradientArenas = [arena.gradients.pointer]
+        if let batchSize { for layer in statefulLayers { layer.reserveCarriedState(batchSize: batchSize) } }
+    }
+
+    /// The model's stateful layers, once every one is known to be one a model can carry.
+    private static func statefulLayers(_ layers: [any Layer<Scalar>], batchSize: Int?) throws -> [RecurrentLayer<Scalar>] {
+        if let batchSize, !(1...(1 << 16)).contains(batchSize) {
+            throw ModelError.invalidConfiguration("a model's fixed batch size must be in 1...65536, not \(batchSize)")
+        }
+        var stateful: [RecurrentLayer<Scalar>] = []
+        for layer in layers {
+            if let bidirectional = layer as? Bidirectional<Scalar>, bidirectional.forwardLayer.stateful {
+                throw ModelError.invalidConfiguration(
+                    "\(bidirectional.forwardLayer.typeName) in a Bidirectional layer cannot be stateful: its backward half starts from the sequence's end"
+                )
+            }
+            guard let recurrent = layer as? RecurrentLayer<Scalar>, recurrent.stateful else { continue }
+            guard !recurrent.goBackwards else {
+                throw ModelError.invalidConfiguration(
+                    "\(recurrent.typeName) cannot be both stateful and goBackwards: a state carried forward does not continue a sequence read backwards"
+                )
+            }
+            guard batchSize != nil else {
+                throw ModelError.invalidConfiguration(
+                    "a stateful \(recurrent.typeName) carries row b of each batch into row b of the next, so the model needs a fixed batch size: pass batchSize:"
+                )
+            }
+            stateful.append(recurrent)
+        }
+        return stateful
+    }
+
+    /// The one batch size the model takes (Keras's fixed `batch_shape`), or nil for any. Set when
+    /// the model has stateful layers: every batch, of training, evaluation or prediction, is then
+    /// this many samples, and a dataset's sample count a multiple of it.
+    public let batchSize: Int?
+
+    /// The recurrent layers that carry their state from batch to batch (Keras's `stateful`).
+    let statefulLayers: [RecurrentLayer<Scalar>]
+
+    /// Whether any layer is stateful: batches then continue the sequences of the one before.
+    public var isStateful: Bool { !statefulLayers.isEmpty }
+
+    /// Starts every stateful layer's sequences from zeros again (Keras's `reset_states()`), as
+    /// `fit` does at the start of each epoch and of its validation.
+    public func resetStates() {
+        for layer in statefulLayers { layer.resetStates() }
+    }
+
+    /// After a batch: its final states become those the next batch starts from.
+    private func commitStates() {
+        for layer in statefulLayers { layer.commitCarriedState() }
+    }
+
+    /// Refuses a batch of another size than a fixed-batch model's.
+    func checkFixedBatch(_ count: Int) throws {
+        guard let batchSize, count != batchSize else { return }
+        throw ModelError.invalidConfiguration(
+            "the model takes batches of exactly \(batchSize) sample\(batchSize == 1 ? "" : "s") (its fixed batchSize\(isStateful ? ", for its stateful layers" : "")), not \(count)"
+        )
     }
 
     /// The shape of one sample's output.
@@ -134,7 +205,10 @@ public final class Sequential<Scalar: BLASScalar> {
     private let maskingReachesOutput: Bool
     /// The first layer when it is an `Embedding`, whose ids are checked before every pass; found
     /// once here, as a cast in every step would allocate.
-    private let firstEmbedding: Embedding<Scalar>?
+    let firstEmbedding: Embedding<Scalar>?
+    /// A stateful model's session for pieces of another length than its steps (`predict(_:)`),
+    /// made at the first such piece.
+    var piecesSession: StreamingSession<Scalar>?
 
     /// Every trainable weight, layer by layer, in Keras's order.
     public var parameters: [Parameter<Scalar>] { arena.parameters }
@@ -294,6 +368,7 @@ public final class Sequential<Scalar: BLASScalar> {
         lengths: UnsafePointer<Int32>? = nil, batchSize: Int, update: Bool
     ) throws -> Metrics {
         try checkTargets(labels: labels, targets: targets, batchSize: batchSize)
+        try checkFixedBatch(batchSize)
         try checkLengths(lengths, batchSize: batchSize)
         try firstEmbedding?.checkIDs(x, batchSize: batchSize)
         return try BLASConfiguration.passGate.shared {
@@ -317,6 +392,7 @@ public final class Sequential<Scalar: BLASScalar> {
                         replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
                     })
             }
+            commitStates()
             return update ? try applyUpdate(figures) : Metrics(figures)
         }
     }
@@ -398,6 +474,7 @@ public final class Sequential<Scalar: BLASScalar> {
     public func trainStep(_ data: some SequenceDataset, indices: UnsafeBufferPointer<Int>) throws -> Metrics {
         guard optimizer != nil else { throw ModelError.notCompiled(action: "training") }
         guard !indices.isEmpty else { throw ModelError.invalidConfiguration("a batch needs at least one sample index") }
+        try checkFixedBatch(indices.count)
         _ = try checkData(data, range: nil, batchSize: indices.count, needsLabels: true, checkingLengths: false)
         for (position, index) in indices.enumerated() where index < 0 || index >= data.count {
             throw ModelError.indexOutOfRange(index: index, position: position, count: data.count)
@@ -407,11 +484,12 @@ public final class Sequential<Scalar: BLASScalar> {
         reserve(batchCapacity: indices.count)
         let scale = lossIsMasked(lengthsGiven: lengthsGiven) ? 1 : 1 / Scalar(indices.count)
         return try BLASConfiguration.passGate.shared {
-            try applyUpdate(
-                finishBatch(
-                    trainShards(batchSize: indices.count, gradientScale: scale) { replica, samples in
-                        replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
-                    }))
+            let figures = try finishBatch(
+                trainShards(batchSize: indices.count, gradientScale: scale) { replica, samples in
+                    replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
+                })
+            commitStates()
+            return try applyUpdate(figures)
         }
     }
 
@@ -487,9 +565,15 @@ public final class Sequential<Scalar: BLASScalar> {
     ///
     /// With `lengths` (`[batchSize]`, each in `1…T`), sample b's steps from `lengths[b]` on are padding,
     /// masked for the recurrent layers as a `Masking` layer's mask would be.
+    ///
+    /// A model with a fixed `batchSize` takes exactly that many samples; a stateful one starts
+    /// from the state the last batch ended in and carries this one's into the next.
     public func predict(
         x: UnsafePointer<Scalar>, lengths: UnsafePointer<Int32>? = nil, batchSize: Int, into output: UnsafeMutablePointer<Scalar>
     ) {
+        precondition(
+            self.batchSize == nil || self.batchSize == batchSize,
+            "the model takes batches of exactly \(self.batchSize ?? 0) samples, not \(batchSize)")
         if let lengths {
             precondition(
                 (0..<batchSize).allSatisfy { lengths[$0] >= 1 && Int(lengths[$0]) <= inputShape.steps },
@@ -517,6 +601,7 @@ public final class Sequential<Scalar: BLASScalar> {
             }
             replica.copyOutputBatchMajor(to: output + samples.lowerBound * perSample)
         }
+        commitStates()
     }
 
     // MARK: Whole datasets
@@ -556,9 +641,15 @@ public final class Sequential<Scalar: BLASScalar> {
             }
         }
         guard batchSize > 0 else { throw ModelError.invalidConfiguration("batch size must be positive, got \(batchSize)") }
+        try checkFixedBatch(batchSize)
         let range = range ?? 0..<data.count
         guard range.lowerBound >= 0, range.upperBound <= data.count else {
             throw ModelError.rangeOutOfRange(range, count: data.count)
+        }
+        if let fixed = self.batchSize, range.count % fixed != 0 {
+            throw ModelError.invalidConfiguration(
+                "the model takes batches of exactly \(fixed) samples; \(range.count) samples do not make whole batches (drop \(range.count % fixed) or pad)"
+            )
         }
         if checkingLengths {
             _ = try checkLengths(of: data, at: range)
@@ -592,22 +683,33 @@ public final class Sequential<Scalar: BLASScalar> {
                     }
                 }
             }
+            commitStates()
             for i in 0..<count { visit(start + shard(i, of: count, batchSize: size).lowerBound, replicas[i]) }
             batchEnded()
         }
     }
 
-    /// Loss and accuracy over `range` of `data` (all of it by default), in batches; the loss
+    /// Loss and accuracy over `range` of `data` (all of it by default), in batches of `batchSize`
+    /// (by default the model's fixed batch size, else 32); the loss
     /// includes the weights' regularisation penalties, as Keras's. With a reducer
     /// across processes, every process must call it with the same range: each evaluates its share
     /// and all return the totals.
     /// A masked loss (per-step targets with lengths) is each batch's mean over its counted steps,
     /// as in training, weighted by the batch's samples.
+    /// A stateful model reads the batches in order, each continuing the one before from the
+    /// states the model holds, and keeps the last batch's.
     /// - Throws: `ModelError.notCompiled`, `.sampleShapeMismatch`, `.classCountMismatch`,
     ///   `.targetsMismatch` (target kinds that differ), `.rangeOutOfRange`, `.lengthOutOfRange`,
     ///   `.labelsOutOfRange`; `.invalidConfiguration` for a batch size below 1 or target values of
-    ///   another shape than the output.
-    public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Metrics {
+    ///   another shape than the output, and, for a model with a fixed batch size, another batch
+    ///   size or a range that is not whole batches (or a stateful model with several processes).
+    public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int? = nil) throws -> Metrics {
+        let batchSize = batchSize ?? self.batchSize ?? 32
+        if isStateful, reducer.processCount > 1 {
+            throw ModelError.invalidConfiguration(
+                "a stateful model evaluates in one process: its batches continue each other, which processes sharing the samples would break"
+            )
+        }
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
         let share = processShare(range.count)
@@ -633,10 +735,14 @@ public final class Sequential<Scalar: BLASScalar> {
     /// The model's outputs for `range` of `data`: `[range.count, F]` (or `[range.count, T, F]`
     /// for sequence outputs), e.g. class probabilities. Needs no `compile`. Computed whole in this
     /// process, whatever the reducer.
-    /// Padded steps (the dataset's lengths) are masked as in training.
+    /// Padded steps (the dataset's lengths) are masked as in training. Batches of `batchSize`
+    /// (by default the model's fixed batch size, else 32); a stateful model reads them in order, as
+    /// `evaluate` does.
     /// - Throws: `ModelError.sampleShapeMismatch`, `.rangeOutOfRange`, `.lengthOutOfRange`, or
-    ///   `.invalidConfiguration` for a batch size below 1.
-    public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int = 32) throws -> Tensor<Scalar> {
+    ///   `.invalidConfiguration` for a batch size below 1 (for a model with a fixed batch size:
+    ///   another, or a range that is not whole batches).
+    public func predict(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int? = nil) throws -> Tensor<Scalar> {
+        let batchSize = batchSize ?? self.batchSize ?? 32
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: false)
         let perSample = outputShape.scalarCount
         let shape: [Int] =

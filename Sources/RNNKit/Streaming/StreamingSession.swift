@@ -53,6 +53,9 @@ public final class StreamingSession<Scalar: BLASScalar> {
     private let backend: any Backend
     private let passes: [StreamPass<Scalar>] // 1, 2, 4, … steps
     private let states: [StreamState<Scalar>]
+    /// The states of the layers a model's own session must start from zeros at every call: those
+    /// not stateful (empty for a session of your own, which carries every layer's).
+    private let statesResetEachCall: [StreamState<Scalar>]
     private let packedLayers: [PackedStreamLayer<Scalar>?] // per recurrent layer
     private let embedding: Embedding<Scalar>?
     private let scratch: Buffer<Scalar> // one pass's input, time-major [steps, batch, features]
@@ -68,7 +71,15 @@ public final class StreamingSession<Scalar: BLASScalar> {
     ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
     ///   sequence, a batch size outside `1...largestBatch`, or a `longestPass` that is not a power
     ///   of two in `1...4096`.
-    public init(model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32) throws {
+    public convenience init(model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32) throws {
+        try self.init(model: model, batchSize: batchSize, longestPass: longestPass, sharingModelStates: false)
+    }
+
+    /// With `sharingModelStates`, the session a stateful model runs pieces of other lengths than
+    /// its steps through: its stateful layers' states are the model's own carried states, its
+    /// other recurrent layers start from zeros at every call (as they do in a model's batch), and
+    /// no weights are packed, since training changes them between calls.
+    init(model: Sequential<Scalar>, batchSize: Int, longestPass: Int, sharingModelStates: Bool) throws {
         guard (1...Self.largestBatch).contains(batchSize) else {
             throw ModelError.invalidConfiguration(
                 "a streaming session needs a batch size of 1 to \(Self.largestBatch) streams, not \(batchSize)")
@@ -89,14 +100,19 @@ public final class StreamingSession<Scalar: BLASScalar> {
         if case .sequence = model.outputShape { outputsSequence = true } else { outputsSequence = false }
         let recurrent = model.layers.compactMap { $0 as? RecurrentLayer<Scalar> }
         recurrentLayerNames = recurrent.map(\.name)
-        states = recurrent.map { StreamState(units: $0.units, hasCell: $0.cell.gates == 4, batchSize: batchSize) }
+        let carried = recurrent.map { sharingModelStates ? $0.carriedState : nil }
+        states = zip(recurrent, carried).map { layer, carried in
+            carried ?? StreamState(units: layer.units, hasCell: layer.cell.gates == 4, batchSize: batchSize)
+        }
+        statesResetEachCall = sharingModelStates ? zip(states, carried).compactMap { $1 == nil ? $0 : nil } : []
         embedding = model.layers.first as? Embedding<Scalar>
         let states = self.states
         // Packed where no mask reaches the layer: a masked step needs the engine's pass.
         let unmasked = model.layers.indices.filter { !MaskRole.maskReachesOutput(Array(model.layers[..<$0])) }
             .compactMap { model.layers[$0] as? RecurrentLayer<Scalar> }.map { ObjectIdentifier($0) }
         packedLayers = zip(recurrent, states).map { layer, state in
-            unmasked.contains(ObjectIdentifier(layer)) && PackedStreamLayer.applies(layer, backend: model.backend)
+            !sharingModelStates && unmasked.contains(ObjectIdentifier(layer))
+                && PackedStreamLayer.applies(layer, backend: model.backend)
                 ? PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass) : nil
         }
         var passes: [StreamPass<Scalar>] = []
@@ -138,6 +154,7 @@ public final class StreamingSession<Scalar: BLASScalar> {
         }
         guard let input = input.baseAddress, let output = output.baseAddress else { return }
         try checkIDs(input, steps: steps)
+        for state in statesResetEachCall { state.reset(rows: 0..<batchSize) }
         BLASConfiguration.passGate.shared { run(input, steps: steps, into: output) }
     }
 
