@@ -24,7 +24,7 @@ enum KerasConfigWriter {
         ]
         var shape = model.inputShape
         for layer in model.layers {
-            layers.append(try entry(for: layer, inputShape: shape, policy: policy))
+            layers.append(try entry(for: layer, inputShape: shape, batch: batch, policy: policy))
             shape = layer.outputShape
         }
         var root: [String: Any] = [
@@ -63,14 +63,15 @@ enum KerasConfigWriter {
         }
     }
 
-    private static func entry<Scalar: BLASScalar>(for layer: any Layer<Scalar>, inputShape: FeatureShape, policy: [String: Any]) throws
-        -> [String: Any]
-    {
-        var build: [String: Any] = ["input_shape": [NSNull()] + inputShape.kerasExtents]
+    /// The layer's entry, its `build_config` of `batch` (None, or a stateful model's size) and `inputShape`.
+    private static func entry<Scalar: BLASScalar>(
+        for layer: any Layer<Scalar>, inputShape: FeatureShape, batch: Any, policy: [String: Any]
+    ) throws -> [String: Any] {
+        var build: [String: Any] = ["input_shape": [batch] + inputShape.kerasExtents]
         var result: [String: Any]
         switch layer {
         case let embedding as Embedding<Scalar>:
-            build = ["input_shape": [NSNull(), inputShape.kerasExtents[0]]]
+            build = ["input_shape": [batch, inputShape.kerasExtents[0]]]
             result = serialized(
                 "keras.layers", "Embedding",
                 [
@@ -116,7 +117,7 @@ enum KerasConfigWriter {
                 ])
         case let wrapper as TimeDistributed<Scalar>:
             var inner = serialized("keras.layers", "Dense", denseConfig(wrapper.layer, policy: policy))
-            inner["build_config"] = ["input_shape": [NSNull(), inputShape.features]]
+            inner["build_config"] = ["input_shape": [batch, inputShape.features]]
             result = serialized(
                 "keras.layers", "TimeDistributed",
                 ["name": wrapper.name, "trainable": true, "dtype": policy, "layer": inner])

@@ -6,7 +6,8 @@ Run by KerasInteropTests (Tests/TrainerTests) with a folder RNNKit filled:
                                    "step": {"x", "y", "weights_after": [values, in the model's weight order]}}
 Checks, printing each figure:
   1. keras.saving.load_model(model.keras) predicts what RNNKit predicts (1e-5), and so do the
-     "extra" models (other layers) in expected.json;
+     "extra" models (other layers) in expected.json; a stateful one twice, the second call
+     continuing the first ("outputs_again");
   2. the same architecture built by Keras from the config, load_weights(model.weights.h5), same;
   3. one train_on_batch step in Keras from the loaded optimiser state equals RNNKit's next step (1e-5).
 Exit status 0 when all hold. Needs keras 3 and a backend, chosen by KERAS_BACKEND (the test sets torch or jax).
@@ -45,6 +46,9 @@ for extra in expected.get("extra", []):
     other = keras.saving.load_model(os.path.join(folder, extra["file"]))
     got = other.predict(np.asarray(extra["x"], dtype="float32"), verbose=0)
     check(f"Keras load_model({extra['file']}) predictions", np.abs(got - np.asarray(extra["outputs"])).max())
+    if "outputs_again" in extra:  # stateful: the second call continues the first
+        again = other.predict(np.asarray(extra["x"], dtype="float32"), verbose=0)
+        check(f"Keras load_model({extra['file']}) second predictions", np.abs(again - np.asarray(extra["outputs_again"])).max())
 
 step = expected["step"]
 model.train_on_batch(np.asarray(step["x"], dtype="float32"), np.asarray(step["y"], dtype="float32"))

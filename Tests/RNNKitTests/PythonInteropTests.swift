@@ -100,9 +100,19 @@ final class PythonInteropTests: XCTestCase {
         try bidirectional.compile(optimizer: Adam())
         try Keras.saveModel(bidirectional, to: folder.appendingPathComponent("bidirectional.keras"))
         let extra: [String: Any] = ["file": "bidirectional.keras", "x": x, "outputs": try Self.inputsAndOutputs(bidirectional).outputs]
+        // Stateful layers at a fixed batch: Keras's second predict continues the first, as RNNKit's does.
+        let stateful = try Sequential<Float>(
+            inputShape: .sequence(steps: 28, features: 28),
+            layers: [LSTM(units: 6, returnSequences: true, stateful: true), GRU(units: 5, stateful: true), Dense(units: 10)],
+            batchSize: 8, seed: 9)
+        try Keras.saveModel(stateful, to: folder.appendingPathComponent("stateful.keras"))
+        let statefulExtra: [String: Any] = [
+            "file": "stateful.keras", "x": x, "outputs": try Self.inputsAndOutputs(stateful).outputs,
+            "outputs_again": try Self.inputsAndOutputs(stateful).outputs,
+        ]
         let expected: [String: Any] = [
             "x": x, "outputs": outputs, "step": ["x": x, "y": oneHot, "weights_after": weightsAfter],
-            "extra": [extra],
+            "extra": [extra, statefulExtra],
         ]
         try JSONSerialization.data(withJSONObject: expected).write(to: folder.appendingPathComponent("expected.json"))
 
