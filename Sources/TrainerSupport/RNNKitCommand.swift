@@ -58,7 +58,19 @@ package struct ModelOptions: ParsableArguments {
             "The architecture for a weights-only file: a .keras file or a Keras config (.json).", valueName: "M"))
     package var architecture: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "For a Keras model whose input has no fixed number of steps (None): build it for sequences of N steps.",
+            valueName: "N"))
+    package var steps: Int?
+
     package init() {}
+
+    package func validate() throws {
+        if let steps, !(1...(1 << 20)).contains(steps) {
+            throw ValidationError("--steps must be between 1 and \(1 << 20), got \(steps)")
+        }
+    }
 }
 
 extension RNNKitCommand {
@@ -75,7 +87,7 @@ extension RNNKitCommand {
 
         /// The table `run` prints.
         package func text() throws -> String {
-            try ModelFile.load(model, architecture: options.architecture).summary()
+            try ModelFile.load(model, architecture: options.architecture, steps: options.steps).summary()
         }
 
         package func run() throws { print(try text()) }
@@ -102,15 +114,15 @@ extension RNNKitCommand {
         @Option(help: ArgumentHelp("Where to write the outputs (float32 .npy).", valueName: "Y.npy"))
         package var output: String
 
-        @Option(help: "Samples per batch, 1 to 1048576.")
-        package var batchSize: Int = 32
+        @Option(help: "Samples per batch, 1 to 1048576 (default: a stateful model's fixed batch, else 32).")
+        package var batchSize: Int?
 
         @OptionGroup package var options: ModelOptions
 
         package init() {}
 
         package func validate() throws {
-            guard (1...TrainBlas.maximumBatchSize).contains(batchSize) else {
+            if let batchSize, !(1...TrainBlas.maximumBatchSize).contains(batchSize) {
                 throw ValidationError("--batch-size must be between 1 and \(TrainBlas.maximumBatchSize), got \(batchSize)")
             }
             guard output.lowercased().hasSuffix(".npy") else { throw ValidationError("--output \(output): name a .npy file") }
@@ -122,7 +134,7 @@ extension RNNKitCommand {
         }
 
         package func run() throws {
-            let sequential = try ModelFile.load(model, architecture: options.architecture)
+            let sequential = try ModelFile.load(model, architecture: options.architecture, steps: options.steps)
             let x = try Self.read(input, flag: "--input")
             let n = x.shape.first ?? 0
             let samples: Tensor<Float>
@@ -203,7 +215,7 @@ extension RNNKitCommand {
         }
 
         package func run() throws {
-            let model = try ModelFile.load(input, architecture: options.architecture)
+            let model = try ModelFile.load(input, architecture: options.architecture, steps: options.steps)
             try ModelFile.save(model, to: output)
         }
     }
@@ -226,9 +238,10 @@ package enum ModelFile {
     /// into the model `architecture` (a `.keras` file or a Keras config) describes, or for RNNKit's
     /// safetensors, the one its metadata describes. The file's kind is read from its first bytes.
     /// - Throws: `TrainerFailure` with one line naming the file and what is wrong.
-    package static func load(_ path: String, architecture: String? = nil) throws -> Sequential<Float> {
+    /// `steps` builds a Keras model whose input has no fixed number of steps for sequences of that many.
+    package static func load(_ path: String, architecture: String? = nil, steps: Int? = nil) throws -> Sequential<Float> {
         do {
-            return try unwrappedLoad(path, architecture: architecture)
+            return try unwrappedLoad(path, architecture: architecture, steps: steps)
         } catch let failure as TrainerFailure {
             throw failure
         } catch let error as ModelError {
@@ -240,7 +253,7 @@ package enum ModelFile {
         }
     }
 
-    private static func unwrappedLoad(_ path: String, architecture: String?) throws -> Sequential<Float> {
+    private static func unwrappedLoad(_ path: String, architecture: String?, steps: Int?) throws -> Sequential<Float> {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw TrainerFailure(message: "\(path): not found")
@@ -248,13 +261,13 @@ package enum ModelFile {
         guard !isFolder.boolValue else { throw TrainerFailure(message: "\(path): is a folder, not a model file") }
         let kind = LoadedFileKind(contentsOf: path)
         if kind == .keras {
-            return try Keras.loadModel(from: URL(fileURLWithPath: path), as: Float.self).model
+            return try Keras.loadModel(from: URL(fileURLWithPath: path), as: Float.self, steps: steps).model
         }
         let model: Sequential<Float>
         if let architecture {
-            model = try build(architecture: architecture)
+            model = try build(architecture: architecture, steps: steps)
         } else if kind == .safetensors, let (config, scalars) = Trainer.kerasConfig(inSafetensors: path) {
-            model = try Keras.buildModel(config: config, file: path, as: Float.self, weightsAvailable: scalars).model
+            model = try Keras.buildModel(config: config, file: path, as: Float.self, weightsAvailable: scalars, steps: steps).model
         } else {
             let what = kind == .kerasWeights ? "a Keras weights file" : "weights without their architecture"
             throw TrainerFailure(
@@ -269,12 +282,12 @@ package enum ModelFile {
     }
 
     /// The model `architecture` names: a `.keras` file's, or a Keras config's (fresh weights).
-    private static func build(architecture: String) throws -> Sequential<Float> {
+    private static func build(architecture: String, steps: Int?) throws -> Sequential<Float> {
         guard FileManager.default.fileExists(atPath: architecture) else {
             throw TrainerFailure(message: "--model \(architecture): not found")
         }
         if LoadedFileKind(contentsOf: architecture) == .keras {
-            return try Keras.loadModel(from: URL(fileURLWithPath: architecture), as: Float.self).model
+            return try Keras.loadModel(from: URL(fileURLWithPath: architecture), as: Float.self, steps: steps).model
         }
         guard architecture.lowercased().hasSuffix(".json") else {
             throw TrainerFailure(message: "--model \(architecture): give a .keras file or a Keras config (.json)")
@@ -283,7 +296,7 @@ package enum ModelFile {
         do { config = try Data(contentsOf: URL(fileURLWithPath: architecture)) } catch {
             throw TrainerFailure(message: "--model \(architecture): cannot be read")
         }
-        return try Keras.buildModel(config: config, file: architecture, as: Float.self).model
+        return try Keras.buildModel(config: config, file: architecture, as: Float.self, steps: steps).model
     }
 
     /// The metadata of RNNKit's safetensors files: RNNKit's version and the model's Keras config,

@@ -90,6 +90,42 @@ final class RNNKitCommandTests: XCTestCase {
         XCTAssertEqual(try predictions("y.npy").floats(as: Float.self).map(\.bitPattern), expected.scalars.map(\.bitPattern))
     }
 
+    /// A Keras model of None steps (here a stateful one, batch 3) is built for `--steps`;
+    /// `predict` takes its fixed batch by default and refuses another.
+    func testStepsBuildAModelOfNoneStepsAndAStatefulModelKeepsItsBatch() throws {
+        let model = try Sequential<Float>(
+            inputShape: .sequence(steps: 5, features: 2), layers: [GRU(units: 3, stateful: true), Dense(units: 2)], batchSize: 3,
+            seed: 5)
+        var config = try XCTUnwrap(String(data: Keras.config(of: model), encoding: .utf8))
+        config = config.replacingOccurrences(of: "[3,5,2]", with: "[3,null,2]").replacingOccurrences(of: "[3,5,3]", with: "[3,null,3]")
+        XCTAssertFalse(config.contains("[3,5,"), config)
+        try Data(config.utf8).write(to: folder.appendingPathComponent("open.json"))
+        try model.saveWeights(to: folder.appendingPathComponent("open.safetensors"))
+        let x = try writeInputs()
+        try run([
+            "predict", path("open.safetensors"), "--model", path("open.json"), "--steps", "5", "--input", path("x.npy"), "--output",
+            path("y.npy"),
+        ])
+        let expected = try model.predict(x)
+        XCTAssertEqual(try predictions("y.npy").floats(as: Float.self).map(\.bitPattern), expected.scalars.map(\.bitPattern))
+        let summary = try RNNKitCommand.Summary.parse([path("open.safetensors"), "--model", path("open.json"), "--steps", "5"]).text()
+        XCTAssertTrue(summary.contains("(3, 3)"), summary)
+        assertRefused(
+            [
+                "predict", path("open.safetensors"), "--model", path("open.json"), "--steps", "5", "--input", path("x.npy"), "--output",
+                path("y.npy"), "--batch-size", "2",
+            ],
+            "exactly 3 samples")
+        // Stateful, it is built for pieces of 1 step without --steps; not stateful, it is refused.
+        XCTAssertTrue(try RNNKitCommand.Summary.parse([path("open.safetensors"), "--model", path("open.json")]).text().contains("(3, 3)"))
+        let plain = config.replacingOccurrences(of: "\"stateful\":true", with: "\"stateful\":false")
+        XCTAssertNotEqual(plain, config)
+        try Data(plain.utf8).write(to: folder.appendingPathComponent("plain.json"))
+        assertRefused(["summary", path("open.safetensors"), "--model", path("plain.json")], "pass steps:")
+        assertRefused(
+            ["summary", path("open.safetensors"), "--model", path("open.json"), "--steps", "0"], "--steps must be between 1", status: 64)
+    }
+
     /// `convert MODEL model.onnx` writes what `ONNXExport` writes (ONNXExportTests runs such files in onnxruntime).
     func testConvertToONNX() throws {
         let model = try savedModel()

@@ -17,6 +17,11 @@ extension Sequential {
         func rule(_ left: String, _ fill: String, _ middle: String, _ right: String) -> String {
             left + widths.map { String(repeating: fill, count: $0) }.joined(separator: middle) + right
         }
+        // A model with a fixed batch shows it where Keras does, in place of None.
+        func shapeText(_ shape: FeatureShape) -> String {
+            guard let batchSize else { return shape.description }
+            return "(\(batchSize)" + shape.description.dropFirst("(None".count)
+        }
         var lines = ["Model: \"\(name)\""]
         lines.append(rule("┏", "━", "┳", "┓"))
         lines.append(
@@ -28,7 +33,7 @@ extension Sequential {
             let count = layer.parameterCount
             lines.append(
                 "│" + cell("\(layer.name) (\(layer.typeName))", widths[0]) + "│"
-                    + cell(layer.outputShape.description, widths[1]) + "│"
+                    + cell(shapeText(layer.outputShape), widths[1]) + "│"
                     + cell(Self.grouped(count), widths[2], right: true) + "│")
         }
         lines.append(rule("└", "─", "┴", "┘"))
