@@ -215,3 +215,82 @@ final class StatefulModelTests: XCTestCase {
         XCTAssertEqual(try model.predict(data).shape, [6, 2])
     }
 }
+
+/// `statefulWindows`: the layout of one long sequence for truncated back-propagation through
+/// time, and what a stateful model gains from it.
+final class StatefulWindowsTests: XCTestCase {
+    /// Sample `k · streams + b` is window `k` of part `b`, its targets beside it; the steps too
+    /// few for a window in every part are left out; bad counts are refused.
+    func testWindowsAreOrderedSoEachBatchContinuesTheOneBefore() throws {
+        let data = (0..<23).map { [Float($0)] }, targets = (0..<23).map { [Float($0) + 0.5] }
+        let dataset = try statefulWindows(data: data, stepTargets: targets, streams: 2, steps: 3)
+        // Parts of 11 steps (0–10, 11–21), 3 windows of 3 each: steps 9, 10 and 20–22 are left out.
+        XCTAssertEqual(dataset.count, 6)
+        XCTAssertEqual(dataset.sampleShape, .sequence(steps: 3, features: 1))
+        let starts = (0..<6).map { index -> Float in
+            var x = [Float](repeating: 0, count: 3), labels = [Int32](repeating: 0, count: 3)
+            var one = index
+            x.withUnsafeMutableBufferPointer { xs in
+                labels.withUnsafeMutableBufferPointer { ls in
+                    withUnsafePointer(to: &one) {
+                        dataset.gather(UnsafeBufferPointer(start: $0, count: 1), into: xs.baseAddress!, labels: ls.baseAddress!)
+                    }
+                }
+            }
+            XCTAssertEqual(x, [x[0], x[0] + 1, x[0] + 2])
+            return x[0]
+        }
+        XCTAssertEqual(starts, [0, 11, 3, 14, 6, 17])
+        let tokens = try statefulWindows(tokens: Array(0..<10), stepLabels: Array(1..<11), classCount: 11, streams: 1, steps: 5)
+        XCTAssertEqual(tokens.count, 2)
+        for (arguments, fragment) in [((0, 3), "at least 1"), ((2, 12), "no window of 12 steps")] {
+            XCTAssertThrowsError(try statefulWindows(data: data, stepTargets: targets, streams: arguments.0, steps: arguments.1)) {
+                XCTAssertTrue("\($0)".contains(fragment), "\($0)")
+            }
+        }
+        XCTAssertThrowsError(try statefulWindows(data: data, stepTargets: Array(targets.dropLast()), streams: 2, steps: 3)) {
+            XCTAssertTrue("\($0)".contains("one target per step"), "\($0)")
+        }
+    }
+
+    /// The guide "Long sequences, stateful layers": next-step forecasts of a long noisy series
+    /// whose period is longer than a window. A stateful model, whose state runs through each
+    /// part whole, beats the same model that starts every window from zeros.
+    func testTheStatefulGuidesExample() throws {
+        // The guide's code, as written there.
+        var generator = RandomGenerator(seed: 1)
+        let series: [Float] = (0..<4000).map { t in
+            Float(sin(Double(t) * 2 * .pi / 50) + 0.5 * sin(Double(t) * 2 * .pi / 17) + 0.1 * (2 * generator.nextUnitDouble() - 1))
+        }
+        let inputs = series.dropLast().map { [$0] }, next = series.dropFirst().map { [$0] }
+        let split = 3200
+        let training = try statefulWindows(
+            data: Array(inputs[..<split]), stepTargets: Array(next[..<split]), streams: 8, steps: 10)
+        let validation = try statefulWindows(
+            data: Array(inputs[split...]), stepTargets: Array(next[split...]), streams: 8, steps: 10)
+
+        func forecaster(stateful: Bool) throws -> Sequential<Float> {
+            let model = try Sequential<Float>(
+                inputShape: .sequence(steps: 10, features: 1),
+                layers: [LSTM(units: 24, returnSequences: true, stateful: stateful), TimeDistributed(Dense(units: 1))],
+                batchSize: 8, seed: 0)
+            try model.compile(optimizer: Adam(learningRate: 0.01, clipping: .globalNorm(1)), loss: MeanSquaredError())
+            return model
+        }
+        var options = FitOptions(epochs: 30, batchSize: 8, shuffle: false)
+        options.validationData = validation
+        let model = try forecaster(stateful: true)
+        let history = try model.fit(training, options: options)
+        // The guide's comparison: the same model, every window from zeros.
+        let forgetful = try forecaster(stateful: false)
+        let baseline = try forgetful.fit(training, options: options)
+        let (statefulLoss, forgetfulLoss) = (history.valLoss.last!, baseline.valLoss.last!)
+        print(String(format: "stateful guide: validation MSE %.5f stateful, %.5f from zeros", statefulLoss, forgetfulLoss))
+        XCTAssertLessThan(statefulLoss, 0.85 * forgetfulLoss)
+
+        // Afterwards the model forecasts as the series goes on, one step of every stream at a time.
+        model.resetStates()
+        let step = try model.predict(Tensor(shape: [8, 1, 1], scalars: Array(inputs[split..<(split + 8)].joined())))
+        XCTAssertEqual(step.shape, [8, 1, 1])
+    }
+}

@@ -66,3 +66,57 @@ public func timeseriesDataset(
     let windows = starts.map { p in (0..<sequenceLength).map { k in data[start + p + k * samplingRate] } }
     return try RaggedDataset(sequences: windows, targets: starts.map { targets[start + $0] }, steps: sequenceLength)
 }
+
+/// Lays one long sequence out for a stateful model trained by truncated back-propagation through
+/// time: the sequence is cut into `streams` parts of equal length read side by side, each part
+/// into consecutive windows of `steps` steps, and the windows are ordered so that sample
+/// `k · streams + b` is window `k` of part `b`. Trained with `fit` at `batchSize: streams` and
+/// `shuffle: false` (or evaluated in batches of `streams`) by a model of `batchSize: streams`,
+/// batch `k` holds window `k` of every part, and each row continues its row of batch `k − 1`:
+/// the state runs through each part whole while gradients span one window.
+///
+/// Each part has `data.count / streams` steps, of which the whole windows are kept: the last
+/// `data.count % (streams · steps)` steps or so, too few for a window in every part, are left out.
+///
+/// - Parameters:
+///   - data: one row of features per step, every row as wide.
+///   - stepTargets: one target vector per step (for a model returning sequences), as many as
+///     `data`'s rows: to predict the next step, `data[1...]` beside `data[..<(n − 1)]`.
+///   - streams: the parts read side by side: the model's batch size, at least 1.
+///   - steps: the steps of every window: the model's steps, at least 1.
+/// - Returns: `windows · streams` samples of `steps` steps, each with its per-step targets.
+/// - Throws: `ModelError.invalidConfiguration` for a count below 1, targets that are not one per
+///   row, rows of different widths, or a sequence too short for one window in every part.
+public func statefulWindows(data: [[Float]], stepTargets: [[Float]], streams: Int, steps: Int) throws -> RaggedDataset {
+    let order = try statefulWindowOrder(count: data.count, targets: stepTargets.count, streams: streams, steps: steps)
+    return try RaggedDataset(
+        sequences: order.map { Array(data[$0]) }, stepTargets: order.map { Array(stepTargets[$0]) }, steps: steps)
+}
+
+/// ``statefulWindows(data:stepTargets:streams:steps:)`` for a sequence of token ids with one class
+/// id per step (a language model's next token): `tokens[..<(n − 1)]` beside `tokens[1...]`.
+///
+/// - Throws: as the other form, and as ``RaggedDataset/init(tokens:stepLabels:classCount:steps:)``
+///   for ids or labels outside their ranges.
+public func statefulWindows(tokens: [Int], stepLabels: [Int], classCount: Int, streams: Int, steps: Int) throws -> RaggedDataset {
+    let order = try statefulWindowOrder(count: tokens.count, targets: stepLabels.count, streams: streams, steps: steps)
+    return try RaggedDataset(
+        tokens: order.map { Array(tokens[$0]) }, stepLabels: order.map { Array(stepLabels[$0]) }, classCount: classCount,
+        steps: steps)
+}
+
+/// The rows of every window, sample `k · streams + b` being window `k` of part `b`.
+private func statefulWindowOrder(count: Int, targets: Int, streams: Int, steps: Int) throws -> [Range<Int>] {
+    guard streams >= 1, steps >= 1 else {
+        throw ModelError.invalidConfiguration("streams and steps must be at least 1, got \(streams) and \(steps)")
+    }
+    guard targets == count else {
+        throw ModelError.invalidConfiguration("\(targets) step targets for \(count) steps: give one target per step")
+    }
+    let part = count / streams, windows = part / steps
+    guard windows >= 1 else {
+        throw ModelError.invalidConfiguration(
+            "\(count) steps make no window of \(steps) steps in each of \(streams) parts (that needs streams × steps steps at least)")
+    }
+    return (0..<windows).flatMap { k in (0..<streams).map { b in (b * part + k * steps)..<(b * part + (k + 1) * steps) } }
+}
