@@ -143,13 +143,20 @@ public enum Keras {
         backend: any Backend
     ) throws -> LoadedModel<Scalar> {
         let weights = UInt64(KerasConfig.weightCount(spec.layers, input: spec.inputShape) ?? Int.max)
-        // Weights, gradients and up to two optimiser slots.
-        let (bytes, overflow) = weights.multipliedReportingOverflow(by: 4 * UInt64(MemoryLayout<Scalar>.size))
-        guard !overflow, bytes <= memoryBudget else {
+        // Weights, gradients and up to two optimiser slots; and a stateful model's carried states
+        // (h, and c for LSTM, with the last batch's beside them) for its whole fixed batch.
+        var stateScalars: UInt64 = 0
+        for case .recurrent(let r) in spec.layers where r.stateful {
+            stateScalars += UInt64(r.units) * (r.kind == .lstm ? 4 : 2) * UInt64(spec.batchSize ?? 0)
+        }
+        let (scalars, sumOverflow) = weights.multipliedReportingOverflow(by: 4)
+        let (total, totalOverflow) = scalars.addingReportingOverflow(stateScalars)
+        let (bytes, overflow) = total.multipliedReportingOverflow(by: UInt64(MemoryLayout<Scalar>.size))
+        guard !sumOverflow, !totalOverflow, !overflow, bytes <= memoryBudget else {
             throw FileFormatError(
                 file: file, format: .kerasConfig,
                 reason:
-                    "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state, more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)"
+                    "the model's \(weights) weights would need \(bytes / (1 << 20)) MiB with their gradients and optimiser state\(stateScalars > 0 ? " (and its stateful layers' states)" : ""), more than the \(memoryBudget / (1 << 20)) MiB RNNKit allows (half this machine's memory)"
             )
         }
         // An orthogonal initialiser is a QR factorisation, about 2·m·n² operations for an m × n

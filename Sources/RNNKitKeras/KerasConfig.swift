@@ -154,10 +154,14 @@ struct KerasConfig {
     private var problems: [String] = []
     /// The steps to build an input of None steps for (`parse`'s `steps`).
     private var requestedSteps: Int?
-    /// What the input shape read said of the axes RNNKit does not keep in a `FeatureShape`: its
-    /// batch (nil for None), and whether its steps were None (or, for ids, its one axis).
-    private var inputBatch: Int?
-    private var openSteps = false, openIDs = false
+    /// An input shape as read: the sample's shape, and what it said of the axes RNNKit does not
+    /// keep in a `FeatureShape`: its batch (nil for None), and whether its steps were None (1
+    /// stands for them until `model` settles them) or, for ids, its one axis.
+    struct InputRead {
+        var shape: FeatureShape
+        var batch: Int?
+        var openSteps = false, openIDs = false
+    }
 
     /// What a config read from a file may describe, checked before anything is built.
     enum Limits {
@@ -168,6 +172,9 @@ struct KerasConfig {
         static let features = 1 << 20
         /// Scalars in one input sample (steps × features).
         static let sampleScalars = 1 << 26
+        /// The scalars a stateful model's states take for its whole batch (h, and c for LSTM,
+        /// with the last batch's beside them): a 1 GiB of float32, as the weights' limit.
+        static let stateScalars = 1 << 28
     }
 
     /// Parses `json`, the text of `config.json`; `file` names it in errors. `steps` builds a
@@ -226,9 +233,11 @@ struct KerasConfig {
         let name = config["name"] as? String ?? "sequential"
         let dtype = dtypeName(config["dtype"], place: "the model") ?? "float32"
 
-        var inputShape: FeatureShape?
+        // The first shape read is the model's (build_input_shape, else the InputLayer's, else a
+        // layer's batch_input_shape); the others are checked for what they are, not kept.
+        var input: InputRead?
         if let shape = config["build_input_shape"] {
-            inputShape = featureShape(shape, place: "build_input_shape")
+            input = featureShape(shape, place: "build_input_shape")
         }
         var specs: [KerasModelSpec.LayerSpec] = []
         var layerDtypes: Set<String> = []
@@ -238,18 +247,21 @@ struct KerasConfig {
             let place = "layers[\(index)] (\(layerClass) \"\(layerConfig["name"] as? String ?? "?")\")"
             if layerClass == "InputLayer" {
                 let shape = layerConfig["batch_shape"] ?? layerConfig["batch_input_shape"]
-                if let parsed = featureShape(shape as Any, place: place) { inputShape = inputShape ?? parsed }
+                if let parsed = featureShape(shape as Any, place: place) { input = input ?? parsed }
                 checkOptions(
                     layerConfig, place: place, known: ["batch_shape", "batch_input_shape", "dtype", "name"],
                     expected: ["sparse": false, "ragged": false, "optional": false])
                 continue
             }
-            if let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], inputShape == nil {
-                inputShape = featureShape(shape, place: place)
+            if let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], input == nil {
+                input = featureShape(shape, place: place)
             }
             if let dtype = dtypeName(layerConfig["dtype"], place: place) { layerDtypes.insert(dtype) }
             if let spec = layerSpec(layerClass, layerConfig, place: place) { specs.append(spec) }
         }
+        var inputShape = input?.shape
+        var openSteps = input?.openSteps ?? false
+        let openIDs = input?.openIDs ?? false
         // Keras's Embedding takes ids (None, steps); RNNKit's, one float feature per step.
         if case .embedding = specs.first, case .vector(let steps)? = inputShape {
             inputShape = .sequence(steps: steps, features: 1)
@@ -278,8 +290,21 @@ struct KerasConfig {
         }
         var spec = KerasModelSpec(name: name, dtype: layerDtypes.first ?? dtype, inputShape: inputShape, layers: specs)
         if spec.isStateful {
-            if let inputBatch {
+            if let inputBatch = input?.batch {
                 spec.batchSize = inputBatch
+                // In Double: a crafted units count must not overflow the sum.
+                var scalars = 0.0
+                for case .recurrent(let r) in specs where r.stateful {
+                    scalars += Double(inputBatch) * Double(r.units) * (r.kind == .lstm ? 4 : 2)
+                }
+                if scalars > Double(Limits.stateScalars) {
+                    refuse(
+                        "the model",
+                        String(
+                            format:
+                                "its stateful layers' states at batch %d would take %.0f scalars, more than the %d RNNKit builds from a file",
+                            inputBatch, scalars, Limits.stateScalars))
+                }
             } else {
                 refuse("the model", "has stateful layers but no fixed batch size: Keras needs one too (batch_shape)")
             }
@@ -386,23 +411,22 @@ struct KerasConfig {
         return layers
     }
 
-    /// `[B, T, F]` or `[B, F]`, the batch `B` None or a size (kept in `inputBatch`), the steps
-    /// `T` a size or None (`openSteps`; 1 stands for it until `model` settles it).
-    private mutating func featureShape(_ value: Any, place: String) -> FeatureShape? {
+    /// `[B, T, F]` or `[B, F]`, the batch `B` None or a size, the steps `T` a size or None.
+    private mutating func featureShape(_ value: Any, place: String) -> InputRead? {
         let extents = (value as? [Any]) ?? []
         let sizes = extents.dropFirst().map { $0 as? Int }
+        var batch: Int?
         if let first = extents.first, !(first is NSNull) {
-            guard let batch = first as? Int, (1...(1 << 16)).contains(batch) else {
+            guard let size = first as? Int, (1...(1 << 16)).contains(size) else {
                 refuse(place, "the input's batch size \(describe(first)) is not None or in 1...65536")
                 return nil
             }
-            inputBatch = batch
+            batch = size
         }
         switch sizes.count {
         case 2:
             let open = sizes[0] == nil && extents[1] is NSNull
             guard let features = sizes[1], let steps = open ? 1 : sizes[0], steps > 0, features > 0 else { break }
-            openSteps = open
             guard steps <= Limits.steps, features <= Limits.features, steps * features <= Limits.sampleScalars else {
                 refuse(
                     place,
@@ -410,12 +434,11 @@ struct KerasConfig {
                 )
                 return nil
             }
-            return .sequence(steps: steps, features: features)
+            return InputRead(shape: .sequence(steps: steps, features: features), batch: batch, openSteps: open)
         case 1:
             if sizes[0] == nil, extents[1] is NSNull {
                 // (None, None): ids of open length for an Embedding; `model` checks there is one.
-                openIDs = true
-                return .vector(features: 1)
+                return InputRead(shape: .vector(features: 1), batch: batch, openIDs: true)
             }
             guard let features = sizes[0], features > 0 else { break }
             guard features <= Limits.features else {
@@ -423,7 +446,7 @@ struct KerasConfig {
                     place, "input shape (None, \(features)) is larger than RNNKit reads from a file (at most \(Limits.features) features)")
                 return nil
             }
-            return .vector(features: features)
+            return InputRead(shape: .vector(features: features), batch: batch)
         default:
             break
         }

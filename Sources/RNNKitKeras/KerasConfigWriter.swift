@@ -12,7 +12,10 @@ enum KerasConfigWriter {
         // Keras's Embedding takes ids (None, steps), without RNNKit's one feature per step.
         let startsWithEmbedding = model.layers.first is Embedding<Scalar>
         let batch: Any = model.batchSize ?? NSNull()
-        let batchShape: [Any] = [batch] + (startsWithEmbedding ? [model.inputShape.kerasExtents[0]] : model.inputShape.kerasExtents)
+        // A stateful model takes pieces of any length, as Keras's stateful files say with None steps.
+        let open = model.isStateful
+        let extents = model.inputShape.kerasExtents(openSteps: open)
+        let batchShape: [Any] = [batch] + (startsWithEmbedding ? [extents[0]] : extents)
         var layers: [[String: Any]] = [
             [
                 "module": "keras.layers", "class_name": "InputLayer", "registered_name": NSNull(),
@@ -24,7 +27,7 @@ enum KerasConfigWriter {
         ]
         var shape = model.inputShape
         for layer in model.layers {
-            layers.append(try entry(for: layer, inputShape: shape, batch: batch, policy: policy))
+            layers.append(try entry(for: layer, inputShape: shape, batch: batch, openSteps: open, policy: policy))
             shape = layer.outputShape
         }
         var root: [String: Any] = [
@@ -63,15 +66,17 @@ enum KerasConfigWriter {
         }
     }
 
-    /// The layer's entry, its `build_config` of `batch` (None, or a stateful model's size) and `inputShape`.
+    /// The layer's entry, its `build_config` of `batch` (None, or a stateful model's size) and
+    /// `inputShape` (its steps None when `openSteps`).
     private static func entry<Scalar: BLASScalar>(
-        for layer: any Layer<Scalar>, inputShape: FeatureShape, batch: Any, policy: [String: Any]
+        for layer: any Layer<Scalar>, inputShape: FeatureShape, batch: Any, openSteps: Bool, policy: [String: Any]
     ) throws -> [String: Any] {
-        var build: [String: Any] = ["input_shape": [batch] + inputShape.kerasExtents]
+        let extents = inputShape.kerasExtents(openSteps: openSteps)
+        var build: [String: Any] = ["input_shape": [batch] + extents]
         var result: [String: Any]
         switch layer {
         case let embedding as Embedding<Scalar>:
-            build = ["input_shape": [batch, inputShape.kerasExtents[0]]]
+            build = ["input_shape": [batch, extents[0]]]
             result = serialized(
                 "keras.layers", "Embedding",
                 [
@@ -232,9 +237,10 @@ enum KerasConfigWriter {
 
 extension FeatureShape {
     /// The shape without the batch axis, as Keras lists it: `[steps, features]` or `[features]`.
-    var kerasExtents: [Any] {
+    /// The extents after the batch, the steps None when `openSteps`.
+    func kerasExtents(openSteps: Bool = false) -> [Any] {
         switch self {
-        case .sequence(let steps, let features): [steps, features]
+        case .sequence(let steps, let features): [openSteps ? NSNull() : steps, features]
         case .vector(let features): [features]
         }
     }

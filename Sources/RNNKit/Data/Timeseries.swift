@@ -75,8 +75,9 @@ public func timeseriesDataset(
 /// batch `k` holds window `k` of every part, and each row continues its row of batch `k − 1`:
 /// the state runs through each part whole while gradients span one window.
 ///
-/// Each part has `data.count / streams` steps, of which the whole windows are kept: the last
-/// `data.count % (streams · steps)` steps or so, too few for a window in every part, are left out.
+/// Each part has `data.count / streams` steps (the last `data.count % streams` steps of the
+/// sequence belong to none), of which the whole windows are kept: the last
+/// `(data.count / streams) % steps` steps of every part are left out.
 ///
 /// - Parameters:
 ///   - data: one row of features per step, every row as wide.

@@ -13,6 +13,12 @@ public enum Initializer: Sendable, Equatable {
     /// Uniform in [lower, upper].
     case uniform(lower: Double, upper: Double)
 
+    /// Whether the initialiser can draw a weight of `shape`: the orthogonal one needs a matrix.
+    public func accepts(shape: [Int]) -> Bool {
+        if case .orthogonal = self { return shape.count == 2 }
+        return true
+    }
+
     /// Fills a weight of `shape` (`[fan_in, fan_out]` for matrices; vectors have fan_in = fan_out = n).
     public func fill<S: BLASScalar>(_ buffer: BufferSlice<S>, shape: [Int], generator: inout RandomGenerator) {
         precondition(buffer.count == shape.reduce(1, *), "buffer of \(buffer.count) does not hold shape \(shape)")

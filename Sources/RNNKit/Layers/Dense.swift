@@ -80,6 +80,9 @@ public final class Dense<Scalar: BLASScalar>: Layer {
     }
 
     public func build(inputShape: FeatureShape, generator: inout RandomGenerator) throws -> FeatureShape {
+        guard !useBias || biasInitializer.accepts(shape: [units]) else {
+            throw ModelError.invalidConfiguration("\(name)'s bias initializer \(biasInitializer) needs a matrix; the bias is a vector")
+        }
         inputs = inputShape.features
         switch inputShape {
         case .vector:

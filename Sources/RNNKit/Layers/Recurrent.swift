@@ -154,6 +154,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
         guard case .sequence(let steps, let features) = inputShape else {
             throw ModelError.incompatibleInput(layer: name, expected: "a sequence (None, steps, features)", got: inputShape)
         }
+        guard !useBias || biasInitializer.accepts(shape: cell.biasShape(units: units)) else {
+            throw ModelError.invalidConfiguration(
+                "\(name)'s bias initializer \(biasInitializer) needs a matrix; the bias is \(cell.biasShape(units: units))")
+        }
         self.steps = steps
         self.inputs = features
         let width = cell.gates * units
@@ -260,7 +264,10 @@ public class RecurrentLayer<Scalar: BLASScalar>: Layer {
     ///
     /// In a model with several `workers`, `B` is the whole batch (each batch of a pass over a
     /// dataset), and each worker's replica of the layer starts its shard of the batch from its rows.
+    ///
+    /// A stateful layer carries its own state from batch to batch and takes none (a precondition).
     public func setInitialState(h: UnsafePointer<Scalar>?, c: UnsafePointer<Scalar>? = nil) {
+        precondition(!stateful || h == nil, "\(name) is stateful: it starts each batch from the last one's state, not a set one")
         precondition(c == nil || h != nil, "an initial cell state needs an initial state h")
         if case .lstm = cell {} else { precondition(c == nil, "only an LSTM has a cell state") }
         states.initialState = h.map { RecurrentState(h: $0, c: c) }

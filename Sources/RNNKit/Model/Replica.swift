@@ -57,6 +57,8 @@ final class Replica<Scalar: BLASScalar> {
 
     /// Each layer's part in masking, and whether any layer masks.
     private let maskRoles: [MaskRole<Scalar>]
+    /// Whether a pass set the recurrent layers' masks, which a pass without one must clear.
+    private var readersHoldAMask = false
     private let masked: Bool
 
     /// Per-sample lengths of the next pass, as a mask `[T, B]` (a step masked from its sample's
@@ -202,16 +204,25 @@ final class Replica<Scalar: BLASScalar> {
         outputMask = nil
         if masked || lengthsGiven {
             // The mask a Masking layer computes (or the lengths give) travels to the recurrent layers after it.
+            readersHoldAMask = true
             (activations, outputMask) = MaskRole.forward(
                 layers, roles: maskRoles, input: x,
                 initialMask: lengthsGiven ? UnsafePointer(lengthMask.pointer) : nil,
                 batchSize: batchSize, backend: backend)
         } else {
+            // The recurrent layers still hold the mask of the last pass that had lengths.
+            if readersHoldAMask { clearMasks() }
             for layer in layers { activations = layer.forward(activations, batchSize: batchSize, backend: backend) }
         }
         output = activations
         lastBatchSize = batchSize
         return activations
+    }
+
+    /// Hands every recurrent layer no mask.
+    private func clearMasks() {
+        for role in maskRoles { if case .reader(let setMask, _) = role { setMask(nil) } }
+        readersHoldAMask = false
     }
 
     /// Writes the last output batch-major (`[batch, steps, features]` for sequences, as Keras

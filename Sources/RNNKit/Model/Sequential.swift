@@ -188,8 +188,18 @@ public final class Sequential<Scalar: BLASScalar> {
         for layer in statefulLayers { layer.commitCarriedState() }
     }
 
+    /// Refuses a stateful model whose batches processes would share: each process would carry
+    /// only its own rows of the state.
+    func checkStatefulProcesses() throws {
+        guard isStateful, reducer.processCount > 1 else { return }
+        throw ModelError.invalidConfiguration(
+            "a stateful model runs in one process: its batches continue each other row by row, which processes sharing the batches would break"
+        )
+    }
+
     /// Refuses a batch of another size than a fixed-batch model's.
     func checkFixedBatch(_ count: Int) throws {
+        try checkStatefulProcesses()
         guard let batchSize, count != batchSize else { return }
         throw ModelError.invalidConfiguration(
             "the model takes batches of exactly \(batchSize) sample\(batchSize == 1 ? "" : "s") (its fixed batchSize\(isStateful ? ", for its stateful layers" : "")), not \(count)"
@@ -334,7 +344,8 @@ public final class Sequential<Scalar: BLASScalar> {
     }
 
     /// Forward, loss and backward over one batch: fills every parameter's gradient (of the mean
-    /// loss) and returns the batch's metrics. Does not update the weights.
+    /// loss) and returns the batch's metrics. Does not update the weights; a stateful model's
+    /// states move on to the batch's end, as in a training step.
     ///
     /// - Parameters: `x` time-major `[T, batchSize, D]`; `labels` one class index per output row
     ///   (`[batchSize]`, or `[T, batchSize]` for sequence outputs) for class losses.
@@ -392,8 +403,14 @@ public final class Sequential<Scalar: BLASScalar> {
                         replica.setLengths(lengths.map { $0 + samples.lowerBound }, count: samples.count)
                     })
             }
-            commitStates()
-            return update ? try applyUpdate(figures) : Metrics(figures)
+            // A refused step (not finite, or labels outside the classes) leaves the states too.
+            if update {
+                let metrics = try applyUpdate(figures)
+                commitStates()
+                return metrics
+            }
+            if figures.finite, figures.invalidLabels == 0 { commitStates() }
+            return Metrics(figures)
         }
     }
 
@@ -488,8 +505,9 @@ public final class Sequential<Scalar: BLASScalar> {
                 trainShards(batchSize: indices.count, gradientScale: scale) { replica, samples in
                     replica.gather(data, indices: UnsafeBufferPointer(rebasing: indices[samples]))
                 })
+            let metrics = try applyUpdate(figures)
             commitStates()
-            return try applyUpdate(figures)
+            return metrics
         }
     }
 
@@ -705,11 +723,6 @@ public final class Sequential<Scalar: BLASScalar> {
     ///   size or a range that is not whole batches (or a stateful model with several processes).
     public func evaluate(_ data: some SequenceDataset, range: Range<Int>? = nil, batchSize: Int? = nil) throws -> Metrics {
         let batchSize = batchSize ?? self.batchSize ?? 32
-        if isStateful, reducer.processCount > 1 {
-            throw ModelError.invalidConfiguration(
-                "a stateful model evaluates in one process: its batches continue each other, which processes sharing the samples would break"
-            )
-        }
         let range = try checkData(data, range: range, batchSize: batchSize, needsLabels: true)
         // Each process evaluates its contiguous share of the range; the reducer adds the figures.
         let share = processShare(range.count)

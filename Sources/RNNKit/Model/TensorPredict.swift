@@ -48,9 +48,14 @@ extension Sequential {
                 throw ModelError.invalidConfiguration(
                     "the model reads sequences of \(steps) steps, not \(length); only a stateful model takes pieces of other lengths")
             }
-            let session = try piecesSession ?? StreamingSession(model: self, batchSize: batch, longestPass: 32, sharingModelStates: true)
-            piecesSession = session
-            return try session.predict(x)
+            // Passes as long as the piece needs, up to 32 steps (longer pieces run as several):
+            // a session's buffers grow with its longest pass. A longer piece makes a new session,
+            // which shares the same carried states.
+            let longestPass = min(32, 1 << (Int.bitWidth - (length - 1).leadingZeroBitCount))
+            if piecesSession.map({ $0.longestPass < longestPass }) ?? true {
+                piecesSession = try StreamingSession(model: self, batchSize: batch, longestPass: longestPass, sharingModelStates: true)
+            }
+            return try piecesSession!.predict(x)
         }
     }
 
