@@ -47,6 +47,21 @@ final class ModelErrorTests: XCTestCase {
         }
     }
 
+    /// An orthogonal initialiser needs a matrix: on a vector bias (LSTM's, Dense's) the layer
+    /// refuses to build, naming it; on GRU's `[2, 3·units]` reset-after bias it draws one. (A
+    /// crafted Keras config found the trap this replaced.)
+    func testAnOrthogonalBiasNeedsAMatrix() throws {
+        let shape = FeatureShape.sequence(steps: 3, features: 2)
+        for layer in [LSTM<Float>(units: 3, biasInitializer: .orthogonal()), Dense<Float>(units: 3, biasInitializer: .orthogonal())]
+            as [any Layer<Float>]
+        {
+            XCTAssertThrowsError(try Sequential<Float>(inputShape: shape, layers: [layer])) { error in
+                XCTAssertTrue("\(error)".contains("bias initializer orthogonal(gain: 1.0) needs a matrix"), "\(error)")
+            }
+        }
+        XCTAssertNoThrow(try Sequential<Float>(inputShape: shape, layers: [GRU(units: 3, biasInitializer: .orthogonal())]))
+    }
+
     func testUncompiledModelsSayToCompile() throws {
         let model = try model(compiled: false)
         assertThrows(.notCompiled(action: "training"), "compile the model before training it") {
