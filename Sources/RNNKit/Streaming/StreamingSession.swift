@@ -73,8 +73,8 @@ public final class StreamingSession<Scalar: BLASScalar> {
     ///   - batchSize: the number of streams each call carries, at least 1.
     ///   - longestPass: the most steps one pass runs (a power of two, at least 1): longer pieces
     ///     are run in several. Memory grows with it.
-    ///   - weights: `.full` (float, as the model holds them) or `.half` (binary16 for the layers
-    ///     the session keeps packed, `halfWeightLayerNames`).
+    ///   - weights: `.full` (float, as the model holds them) or `.half` (half of the recurrent
+    ///     weights in binary16 for the layers the session keeps packed, `halfWeightLayerNames`).
     /// - Throws: `ModelError.invalidConfiguration` naming a layer a stream cannot run
     ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
     ///   sequence, a batch size outside `1...largestBatch`, or a `longestPass` that is not a power
