@@ -144,6 +144,7 @@ public final class StreamingSession<Scalar: BLASScalar> {
     /// - Throws: `ModelError.invalidConfiguration` when a count does not fit, saying what it
     ///   should be; `ModelError.idOutOfRange` for an id outside an `Embedding`'s table (no state
     ///   changes then).
+    @_specialize(where Scalar == Float)
     public func predict(_ input: UnsafeBufferPointer<Scalar>, steps: Int, into output: UnsafeMutableBufferPointer<Scalar>) throws {
         guard steps >= 1 else { throw ModelError.invalidConfiguration("a streaming session feeds 1 step or more, not \(steps)") }
         let (inputCount, inputOverflow) = steps.multipliedReportingOverflow(by: batchSize * features)
