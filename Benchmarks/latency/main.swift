@@ -8,7 +8,9 @@ import RNNKitONNX
 /// `swift run -c release latency`: the latency of a trained model run live, at batch 1, through a
 /// `StreamingSession`: one step, and a whole 28-step sequence fed as one piece, for LSTM(128),
 /// GRU(128) and the notebook's Model A (28 features a step), each call timed on its own
-/// (medians and 99th percentiles in µs). `Benchmarks/latency.py` times PyTorch on the same cases in
+/// (medians and 99th percentiles in µs), with float weights and, where the session packs a layer,
+/// with half-precision ones (`StreamingWeights.half`), whose largest difference from `predict`
+/// it also reports. `Benchmarks/latency.py` times PyTorch on the same cases in
 /// the same run, and onnxruntime on the models RNNKitONNX exports, each where Python has it.
 struct Latency: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,37 +39,43 @@ struct Latency: ParsableCommand {
         print("CPU: \(processor.summary); RNNKit's kernels: \(SmallGEMM.instructionSet); one thread")
         var results: [[String: Any]] = []
         var allocating: [String] = []
+        var accuracy: [[String: Any]] = []
         for workload in LatencyWorkload.all {
             let model = try workload.makeModel()
-            let session = try StreamingSession(model: model, batchSize: 1)
-            for steps in [1, 28] {
-                let input = [Float](repeating: 0, count: steps * workload.features).enumerated().map { Float(($0.offset % 13)) / 13 - 0.5 }
-                var output = [Float](repeating: 0, count: workload.outputs * (session.outputsSequence ? steps : 1))
-                let (times, mallocs) = try input.withUnsafeBufferPointer { x in
-                    try output.withUnsafeMutableBufferPointer { y in
-                        for _ in 0..<200 { try session.predict(x, steps: steps, into: y) }
-                        let before = rnnkit_malloc_count()
-                        for _ in 0..<100 { try session.predict(x, steps: steps, into: y) }
-                        let mallocs = rnnkit_malloc_count() - before
-                        var times = [Double](repeating: 0, count: calls)
-                        for i in 0..<calls {
-                            let start = now()
-                            try session.predict(x, steps: steps, into: y)
-                            times[i] = now() - start
-                        }
-                        return (times, mallocs)
-                    }
-                }
-                let sorted = times.sorted()
-                let medianMicroseconds = median(times) * 1e6, p99 = sorted[Int(Double(sorted.count - 1) * 0.99)] * 1e6
-                let name = "\(workload.name), \(steps == 1 ? "one step" : "\(steps) steps")"
-                print(
-                    String(
-                        format: "  %@ median %8.2f µs   p99 %8.2f µs   mallocs/call %g", padded(name) as NSString, medianMicroseconds, p99,
-                        Double(mallocs) / 100))
-                if mallocs > 0 { allocating.append(name) }
-                results.append(["engine": "rnnkit", "name": name, "median_us": medianMicroseconds, "p99_us": p99, "calls": calls])
+            var sessions = [("rnnkit", try StreamingSession(model: model, batchSize: 1))]
+            // Half weights where the CPU widens them and the session packs a layer.
+            do {
+                let half = try StreamingSession(model: model, batchSize: 1, weights: .half)
+                if !half.halfWeightLayerNames.isEmpty { sessions.append(("rnnkit-half", half)) }
+            } catch {
+                print("  \(workload.name), half weights: not timed (\(error))")
             }
+            for (engine, session) in sessions {
+                for steps in [1, 28] {
+                    let name = "\(workload.name), \(steps == 1 ? "one step" : "\(steps) steps")"
+                    let (times, mallocs) = try time(session, steps: steps, features: workload.features, calls: calls)
+                    let sorted = times.sorted()
+                    let medianMicroseconds = median(times) * 1e6, p99 = sorted[Int(Double(sorted.count - 1) * 0.99)] * 1e6
+                    let label = engine == "rnnkit" ? name : "\(name), half weights"
+                    print(
+                        String(
+                            format: "  %@ median %8.2f µs   p99 %8.2f µs   mallocs/call %g", padded(label) as NSString, medianMicroseconds,
+                            p99, Double(mallocs) / 100))
+                    if mallocs > 0 { allocating.append(label) }
+                    results.append(["engine": engine, "name": name, "median_us": medianMicroseconds, "p99_us": p99, "calls": calls])
+                }
+                let (stepwise, piece) = try differenceFromPredict(session, model: model, features: workload.features)
+                accuracy.append(["engine": engine, "name": workload.name, "one_step_at_a_time": stepwise, "one_piece": piece])
+            }
+        }
+        print("\nLargest difference from predict on the whole 28-step sequence (the last output):")
+        for row in accuracy {
+            print(
+                String(
+                    format: "  %@ %@  one step at a time %.3g   as one piece %.3g",
+                    padded(row["name"] as! String) as NSString,
+                    (row["engine"] as! String).padding(toLength: 12, withPad: " ", startingAt: 0),
+                    row["one_step_at_a_time"] as! Double, row["one_piece"] as! Double))
         }
         var limits: [[String: Any]] = []
         print("\nThe machine's limit at batch 1: a step reads every weight once, so it takes at least the time to")
@@ -106,6 +114,7 @@ struct Latency: ParsableCommand {
         if let json {
             let report: [String: Any] = [
                 "cpu": processor.summary, "kernels": SmallGEMM.instructionSet, "results": results, "limits": limits,
+                "difference_from_predict": accuracy,
             ]
             try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
@@ -114,6 +123,51 @@ struct Latency: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// Each of `calls` calls of `steps` steps timed on its own after a warm-up, and the mallocs of 100 calls.
+func time(_ session: StreamingSession<Float>, steps: Int, features: Int, calls: Int) throws -> ([Double], Int) {
+    let input = [Float](repeating: 0, count: steps * features).enumerated().map { Float(($0.offset % 13)) / 13 - 0.5 }
+    var output = [Float](repeating: 0, count: session.outputFeatures * (session.outputsSequence ? steps : 1))
+    return try input.withUnsafeBufferPointer { x in
+        try output.withUnsafeMutableBufferPointer { y in
+            for _ in 0..<200 { try session.predict(x, steps: steps, into: y) }
+            let before = rnnkit_malloc_count()
+            for _ in 0..<100 { try session.predict(x, steps: steps, into: y) }
+            let mallocs = Int(rnnkit_malloc_count() - before)
+            var times = [Double](repeating: 0, count: calls)
+            for i in 0..<calls {
+                let start = now()
+                try session.predict(x, steps: steps, into: y)
+                times[i] = now() - start
+            }
+            return (times, mallocs)
+        }
+    }
+}
+
+/// The largest difference between `predict` on a 28-step sequence of values in [−1, 1] (a sine) and the
+/// session's last output, fed one step at a time and as one piece (from zero states; the session
+/// is reset after).
+func differenceFromPredict(_ session: StreamingSession<Float>, model: Sequential<Float>, features: Int) throws -> (Double, Double) {
+    let steps = 28
+    let x = (0..<(steps * features)).map { Float(sin(Double($0) * 0.37)) }
+    var whole = [Float](repeating: 0, count: model.outputShape.scalarCount)
+    model.predict(x: x, batchSize: 1, into: &whole) // at batch 1, time-major is batch-major
+    let wholeLast = whole.suffix(session.outputFeatures)
+    func difference(_ output: Tensor<Float>) -> Double {
+        zip(output.scalars.suffix(session.outputFeatures), wholeLast).map { Double(abs($0 - $1)) }.max() ?? 0
+    }
+    session.reset()
+    var stepwise = 0.0
+    for t in 0..<steps {
+        stepwise = difference(
+            try session.predict(Tensor(shape: [1, 1, features], scalars: Array(x[(t * features)..<((t + 1) * features)]))))
+    }
+    session.reset()
+    let piece = difference(try session.predict(Tensor(shape: [1, steps, features], scalars: x)))
+    session.reset()
+    return (stepwise, piece)
 }
 
 /// The median time to read `floats` floats once from the cache they fit (summed in 16-lane vectors).
@@ -147,24 +201,34 @@ func readMicroseconds(floats: Int, calls: Int) -> Double {
 /// `text` padded with spaces to the width of the tables' first column (`%-28@` does not pad on Linux).
 func padded(_ text: String) -> String { text.padding(toLength: max(28, text.count), withPad: " ", startingAt: 0) }
 
-/// One line per case: RNNKit's median and 99th percentile beside each other engine's, and the ratio of medians.
+/// One line per case: RNNKit's median and 99th percentile (with float weights, then half ones
+/// where timed) beside each other engine's, and the ratios of medians.
 func printTable(rnnkit: [[String: Any]], others: [[String: Any]]) {
     let engines = Array(Set(others.compactMap { $0["engine"] as? String })).sorted()
-    print("\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's")
+    print("\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's (float weights, then half)")
     print(
-        "  " + padded("case") + " RNNKit             " + engines.map { $0.padding(toLength: 29, withPad: " ", startingAt: 0) }.joined())
-    for row in rnnkit {
+        "  " + padded("case") + " RNNKit              RNNKit, half weights "
+            + engines.map { $0.padding(toLength: 35, withPad: " ", startingAt: 0) }.joined())
+    for row in rnnkit where row["engine"] as? String == "rnnkit" {
         guard let name = row["name"] as? String, let median = row["median_us"] as? Double, let p99 = row["p99_us"] as? Double else {
             continue
         }
         var line = String(format: "  %@ %7.2f / %7.2f", padded(name) as NSString, median, p99)
+        let half = rnnkit.first { $0["engine"] as? String == "rnnkit-half" && $0["name"] as? String == name }
+        let halfMedian = half?["median_us"] as? Double
+        if let halfMedian, let halfP99 = half?["p99_us"] as? Double {
+            line += String(format: "   %7.2f / %7.2f", halfMedian, halfP99)
+        } else {
+            line += "   " + "n/a".padding(toLength: 17, withPad: " ", startingAt: 0)
+        }
         for engine in engines {
             if let other = others.first(where: { $0["engine"] as? String == engine && $0["name"] as? String == name }),
                 let m = other["median_us"] as? Double, let p = other["p99_us"] as? Double
             {
                 line += String(format: "   %7.2f / %7.2f %5.1f×", m, p, m / median)
+                line += halfMedian.map { String(format: " %5.1f×", m / $0) } ?? "       "
             } else {
-                line += "   " + "n/a".padding(toLength: 23, withPad: " ", startingAt: 0)
+                line += "   " + "n/a".padding(toLength: 29, withPad: " ", startingAt: 0)
             }
         }
         print(line)

@@ -84,4 +84,16 @@ int rnnkit_small_kernels_force(const char *name) {
     return 1;
 }
 
+// F16C (binary16 ↔ float in ymm registers) for the half-precision weights on the AVX2 path; the
+// AVX-512 path needs nothing beyond AVX-512F. Its state is the ymm state the AVX2 path already needs.
+int rnnkit_f16c_available(void) {
+    static int known = -1;
+    int f16c = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (f16c < 0) {
+        f16c = __builtin_cpu_supports("f16c") ? 1 : 0;
+        __atomic_store_n(&known, f16c, __ATOMIC_RELAXED);
+    }
+    return f16c;
+}
+
 void rnnkit_small_kernels_force_portable(int portable) { rnnkit_small_kernels_force(portable ? "portable" : NULL); }

@@ -11,6 +11,9 @@
 
 int rnnkit_kernel_path(void);
 
+// Whether cpuid reports F16C (the AVX2 path's conversions of binary16 weights).
+int rnnkit_f16c_available(void);
+
 // Whether the AVX2 bodies (or better) run: true on the AVX2 and AVX-512 paths.
 static inline int rnnkit_avx2_available(void) { return rnnkit_kernel_path() >= RNNKIT_PATH_AVX2; }
 static inline int rnnkit_avx512_active(void) { return rnnkit_kernel_path() == RNNKIT_PATH_AVX512; }

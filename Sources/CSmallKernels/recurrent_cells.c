@@ -3,12 +3,16 @@
 #include "small_kernels.h"
 #include "dispatch.h"
 #include "vector_tanh.h"
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) static inline
+
+// The widest panels' units (AVX-512).
+#define PANEL 16
 
 // The fused steps follow the small kernels' one choice per process (and the switch that forces
 // another path for tests and benchmarks): 16-unit panels on AVX-512, 8-unit ones on AVX2 + FMA,
@@ -23,6 +27,65 @@ static long panel_width(void) {
 
 long rnnkit_panel_width(void) { return panel_width(); }
 
+// A cell's packed panel holds, for each of the units rows k, every gate's `width` weights side by
+// side: the first `halfGates` gates' in binary16, the others' in float (halfGates 0: the float
+// layout). At batch 1 a step waits on its weights; widening a vector of binary16 keeps a core's
+// conversion unit busy about as long as reading the float vector it replaces keeps its L2 cache
+// busy (on Zen 4, where this was measured), so rows read part as binary16 and part as float use
+// both at once and come faster than all in either (LSTM_HALF_GATES, GRU_HALF_GATES below).
+static inline long cell_row_bytes(long gates, const int halfGates, long width) {
+    return width * (2 * halfGates + 4 * (gates - halfGates));
+}
+
+// The binary16 panels: as wide as the float ones where the path can widen them in registers
+// (AVX-512F's vcvtph2ps on zmm; F16C beside AVX2), else none.
+static long half_panel_width(void) {
+    switch (rnnkit_kernel_path()) {
+    case RNNKIT_PATH_AVX512: return 16;
+    case RNNKIT_PATH_AVX2: return rnnkit_f16c_available() ? 8 : 0;
+    default: return 0;
+    }
+}
+
+long rnnkit_half_panel_width(void) { return half_panel_width(); }
+
+// The gates of a cell's half-precision panels held in binary16 (the first ones, in Keras's order:
+// LSTM's i and f, GRU's z and r); the rest stay float (see cell_row_bytes).
+#define LSTM_HALF_GATES 2
+#define GRU_HALF_GATES 2
+
+long rnnkit_cell_half_gates(long gates) { return gates == 4 ? LSTM_HALF_GATES : gates == 3 ? GRU_HALF_GATES : 0; }
+
+// In binary16 units, sized for the widest panels.
+long rnnkit_cell_packed_half_count(long gates, long units) {
+    const long halfGates = rnnkit_cell_half_gates(gates);
+    return (units + PANEL - 1) / PANEL * units * PANEL * (halfGates + 2 * (gates - halfGates));
+}
+
+int rnnkit_cell_pack_half(long gates, long units, const float *u, unsigned short *packed) {
+    const long w = half_panel_width(), halfGates = rnnkit_cell_half_gates(gates);
+    if (!w || units < 1 || !halfGates) return 0;
+    const long width = gates * units, panels = (units + w - 1) / w, rowBytes = cell_row_bytes(gates, (int)halfGates, w);
+    float column[PANEL];
+    for (long p = 0; p < panels; p++) {
+        char *panel = (char *)packed + p * units * rowBytes;
+        for (long k = 0; k < units; k++) {
+            char *row = panel + k * rowBytes;
+            for (long g = 0; g < gates; g++) {
+                for (long j = 0; j < w; j++) column[j] = p * w + j < units ? u[k * width + g * units + p * w + j] : 0.0f;
+                if (g < halfGates) rnnkit_half_from_floats(column, w, (unsigned short *)(row + 2 * w * g), 0);
+                else memcpy(row + 2 * w * halfGates + 4 * w * (g - halfGates), column, sizeof(float) * w);
+            }
+        }
+    }
+    return 1;
+}
+
+// Gate g's 16 weights in a row of a cell's packed panel (see cell_row_bytes).
+AVX512_INLINE __m512 gate16(const char *row, const int g, const int halfGates) {
+    return g < halfGates ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 32 * g)))
+                         : _mm512_loadu_ps((const float *)(row + 32 * halfGates + 64 * (g - halfGates)));
+}
 
 AVX512_INLINE __m512 sigmoid16(__m512 x) {
     const __m512 half = _mm512_set1_ps(0.5f);
@@ -30,8 +93,16 @@ AVX512_INLINE __m512 sigmoid16(__m512 x) {
 }
 
 // The AVX2 + FMA forms: 8-unit panels, 16 ymm registers (so fewer rows per block).
-#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
-#define AVX2_BODY __attribute__((target("avx2,fma")))
+// F16C widens binary16 weights (the half-precision panels); the float bodies never use it, and
+// the half ones run only where dispatch.c found it. `halfGates` (see cell_row_bytes) is a constant
+// at every call, so each body is compiled once for float panels and once for mixed ones.
+#define AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+#define AVX2_BODY __attribute__((target("avx2,fma,f16c")))
+
+AVX2_INLINE __m256 gate8(const char *row, const int g, const int halfGates) {
+    return g < halfGates ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 16 * g)))
+                         : _mm256_loadu_ps((const float *)(row + 16 * halfGates + 32 * (g - halfGates)));
+}
 
 
 AVX2_INLINE __m256 sigmoid8(__m256 x) {
@@ -47,16 +118,17 @@ AVX2_INLINE void store8(float *p, __m256 v, __m256i mask, int full) {
 
 // R rows (a constant, at most 2: 8 accumulators beside the panel's 4 vectors; 3 rows spill the
 // 16 registers and ran at half the speed) × one 8-unit panel of LSTM's four gates.
-AVX2_INLINE void lstm_block8(const int R, long units, const float *panel, const float *h, const float *previousCell,
-                             float *gates, float *cell, float *activatedCell, float *state, long unit, __m256i mask, int full) {
+AVX2_INLINE void lstm_block8(const int R, const int halfGates, long units, const void *panel, const float *h,
+                             const float *previousCell, float *gates, float *cell, float *activatedCell, float *state, long unit, __m256i mask, int full) {
     const long width = 4 * units;
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int g = 0; g < 4; g++) acc[r][g] = load8(gates + r * width + g * units + unit, mask, full);
     if (h) {
         for (long k = 0; k < units; k++) {
-            const float *p = panel + k * 32;
-            const __m256 b[4] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)};
+            const char *row = (const char *)panel + k * cell_row_bytes(4, halfGates, 8);
+            const __m256 b[4] = {gate8(row, 0, halfGates), gate8(row, 1, halfGates), gate8(row, 2, halfGates),
+                                 gate8(row, 3, halfGates)};
             for (int r = 0; r < R; r++) {
                 const __m256 a = _mm256_broadcast_ss(h + r * units + k);
                 for (int g = 0; g < 4; g++) acc[r][g] = _mm256_fmadd_ps(a, b[g], acc[r][g]);
@@ -79,17 +151,17 @@ AVX2_INLINE void lstm_block8(const int R, long units, const float *panel, const 
     }
 }
 
-AVX2_BODY static void lstm_forward_step256(long batch, long units, const float *packed, const float *h, const float *previousCell,
-                                           float *gates, float *cell, float *activatedCell, float *state) {
+AVX2_INLINE void lstm_forward_step256(const int halfGates, long batch, long units, const void *packed, const float *h,
+                                      const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) {
     const long panels = (units + 7) / 8, width = 4 * units;
     for (long p = 0; p < panels; p++) {
         const long unit = p * 8, left = units - unit;
         const int full = left >= 8;
         const __m256i mask = rnnkit_first_lanes(full ? 8 : left);
-        const float *panel = packed + p * units * 32;
+        const void *panel = (const char *)packed + p * units * cell_row_bytes(4, halfGates, 8);
         long r = 0;
 #define LSTM8(R)                                                                                                     \
-    lstm_block8(R, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
+    lstm_block8(R, halfGates, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
                 activatedCell + r * units, state + r * units, unit, mask, full)
         for (; r + 2 <= batch; r += 2) LSTM8(2);
         if (r < batch) LSTM8(1);
@@ -99,8 +171,8 @@ AVX2_BODY static void lstm_forward_step256(long batch, long units, const float *
 
 // R rows (at most 3: 9 accumulators beside the panel's 3 vectors) × one 8-unit panel of GRU's
 // three gates.
-AVX2_INLINE void gru_block8(const int R, long units, const float *panel, const float *bias, const float *h, const float *previous,
-                            float *gates, float *auxiliary, float *state, long unit, __m256i mask, int full) {
+AVX2_INLINE void gru_block8(const int R, const int halfGates, long units, const void *panel, const float *bias, const float *h,
+                            const float *previous, float *gates, float *auxiliary, float *state, long unit, __m256i mask, int full) {
     const long width = 3 * units;
     __m256 acc[3][3];
     for (int g = 0; g < 3; g++) {
@@ -109,8 +181,8 @@ AVX2_INLINE void gru_block8(const int R, long units, const float *panel, const f
     }
     if (h) {
         for (long k = 0; k < units; k++) {
-            const float *p = panel + k * 24;
-            const __m256 b[3] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16)};
+            const char *row = (const char *)panel + k * cell_row_bytes(3, halfGates, 8);
+            const __m256 b[3] = {gate8(row, 0, halfGates), gate8(row, 1, halfGates), gate8(row, 2, halfGates)};
             for (int r = 0; r < R; r++) {
                 const __m256 a = _mm256_broadcast_ss(h + r * units + k);
                 for (int g = 0; g < 3; g++) acc[r][g] = _mm256_fmadd_ps(a, b[g], acc[r][g]);
@@ -134,17 +206,17 @@ AVX2_INLINE void gru_block8(const int R, long units, const float *panel, const f
     }
 }
 
-AVX2_BODY static void gru_forward_step256(long batch, long units, const float *packed, const float *bias, const float *h,
+AVX2_INLINE void gru_forward_step256(const int halfGates, long batch, long units, const void *packed, const float *bias, const float *h,
                                           const float *previous, float *gates, float *auxiliary, float *state) {
     const long panels = (units + 7) / 8, width = 3 * units;
     for (long p = 0; p < panels; p++) {
         const long unit = p * 8, left = units - unit;
         const int full = left >= 8;
         const __m256i mask = rnnkit_first_lanes(full ? 8 : left);
-        const float *panel = packed + p * units * 24;
+        const void *panel = (const char *)packed + p * units * cell_row_bytes(3, halfGates, 8);
         long r = 0;
 #define GRU8(R)                                                                                                      \
-    gru_block8(R, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
+    gru_block8(R, halfGates, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
                state + r * units, unit, mask, full)
         for (; r + 3 <= batch; r += 3) GRU8(3);
         switch (batch - r) {
@@ -238,7 +310,6 @@ AVX2_BODY static void packed_product256(long rows, long columns, long depth, con
 #undef ROWS8
 }
 
-#define PANEL 16
 
 // Sized for the widest panels, so that the count does not depend on the path.
 long rnnkit_cell_packed_count(long gates, long units) { return (units + PANEL - 1) / PANEL * units * gates * PANEL; }
@@ -264,17 +335,17 @@ int rnnkit_cell_pack(long gates, long units, const float *u, float *packed) {
 
 // R rows (a constant at every call, so the loops unroll into registers: 4R accumulators, at most
 // 24 of the 32) × one panel of 16 units (`mask` for a last, partial one).
-AVX512_INLINE void lstm_block(const int R, long units, const float *panel, const float *h, const float *previousCell,
-                              float *gates, float *cell, float *activatedCell, float *state, long unit, __mmask16 mask) {
+AVX512_INLINE void lstm_block(const int R, const int halfGates, long units, const void *panel, const float *h,
+                              const float *previousCell, float *gates, float *cell, float *activatedCell, float *state, long unit, __mmask16 mask) {
     const long width = 4 * units;
     __m512 acc[6][4];
     for (int r = 0; r < R; r++)
         for (int g = 0; g < 4; g++) acc[r][g] = _mm512_maskz_loadu_ps(mask, gates + r * width + g * units + unit);
     if (h) {
         for (long k = 0; k < units; k++) {
-            const float *b = panel + k * 4 * PANEL;
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
-                         b3 = _mm512_loadu_ps(b + 48);
+            const char *row = (const char *)panel + k * cell_row_bytes(4, halfGates, PANEL);
+            const __m512 b0 = gate16(row, 0, halfGates), b1 = gate16(row, 1, halfGates), b2 = gate16(row, 2, halfGates),
+                         b3 = gate16(row, 3, halfGates);
             for (int r = 0; r < R; r++) {
                 const __m512 a = _mm512_set1_ps(h[r * units + k]);
                 acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
@@ -301,20 +372,20 @@ AVX512_INLINE void lstm_block(const int R, long units, const float *panel, const
     }
 }
 
-AVX512 static void lstm_forward_step512(long batch, long units, const float *packed, const float *h, const float *previousCell,
-                                        float *gates, float *cell, float *activatedCell, float *state) {
+AVX512_INLINE void lstm_forward_step512(const int halfGates, long batch, long units, const void *packed, const float *h,
+                                        const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) {
     const long panels = (units + PANEL - 1) / PANEL, width = 4 * units;
     for (long p = 0; p < panels; p++) {
         const long unit = p * PANEL, left = units - unit;
         const __mmask16 mask = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        const float *panel = packed + p * units * 4 * PANEL;
+        const void *panel = (const char *)packed + p * units * cell_row_bytes(4, halfGates, PANEL);
         long r = 0;
         for (; r + 6 <= batch; r += 6)
-            lstm_block(6, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units,
+            lstm_block(6, halfGates, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units,
                        activatedCell + r * units, state + r * units, unit, mask);
 #define TAIL(R)                                                                                                      \
     case R:                                                                                                          \
-        lstm_block(R, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
+        lstm_block(R, halfGates, units, panel, h ? h + r * units : 0, previousCell + r * units, gates + r * width, cell + r * units, \
                    activatedCell + r * units, state + r * units, unit, mask);                                       \
         break;
         switch (batch - r) {
@@ -325,17 +396,38 @@ AVX512 static void lstm_forward_step512(long batch, long units, const float *pac
     }
 }
 
+// Each body compiled on its own for float and for binary16 panels.
+#define LSTM_PARAMETERS                                                                                                \
+    long batch, long units, const void *packed, const float *h, const float *previousCell, float *gates, float *cell, \
+        float *activatedCell, float *state
+#define LSTM_ARGUMENTS batch, units, packed, h, previousCell, gates, cell, activatedCell, state
+AVX512 static void lstm_step512_float(LSTM_PARAMETERS) { lstm_forward_step512(0, LSTM_ARGUMENTS); }
+AVX512 static void lstm_step512_half(LSTM_PARAMETERS) { lstm_forward_step512(LSTM_HALF_GATES, LSTM_ARGUMENTS); }
+AVX2_BODY static void lstm_step256_float(LSTM_PARAMETERS) { lstm_forward_step256(0, LSTM_ARGUMENTS); }
+AVX2_BODY static void lstm_step256_half(LSTM_PARAMETERS) { lstm_forward_step256(LSTM_HALF_GATES, LSTM_ARGUMENTS); }
+
+static int lstm_step(const int half, LSTM_PARAMETERS) {
+    const long w = half ? half_panel_width() : panel_width();
+    if (!w || batch < 1 || units < 1) return 0;
+    if (w == 16) (half ? lstm_step512_half : lstm_step512_float)(LSTM_ARGUMENTS);
+    else (half ? lstm_step256_half : lstm_step256_float)(LSTM_ARGUMENTS);
+    return 1;
+}
+#undef LSTM_PARAMETERS
+#undef LSTM_ARGUMENTS
+
 int rnnkit_lstm_forward_step(long batch, long units, const float *packed, const float *previousState, const float *previousCell,
                              float *gates, float *cell, float *activatedCell, float *state) {
-    const long w = panel_width();
-    if (!w || batch < 1 || units < 1) return 0;
-    if (w == 16) lstm_forward_step512(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
-    else lstm_forward_step256(batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
-    return 1;
+    return lstm_step(0, batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
+}
+
+int rnnkit_lstm_forward_step_half(long batch, long units, const unsigned short *packed, const float *previousState,
+                                  const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) {
+    return lstm_step(1, batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
 }
 
 // R rows (a constant, at most 8: 3R accumulators) × one panel of 16 units of GRU's three gates.
-AVX512_INLINE void gru_block(const int R, long units, const float *panel, const float *bias, const float *h,
+AVX512_INLINE void gru_block(const int R, const int halfGates, long units, const void *panel, const float *bias, const float *h,
                              const float *previous, float *gates, float *auxiliary, float *state, long unit, __mmask16 mask) {
     const long width = 3 * units;
     __m512 acc[8][3];
@@ -345,8 +437,8 @@ AVX512_INLINE void gru_block(const int R, long units, const float *panel, const 
     }
     if (h) {
         for (long k = 0; k < units; k++) {
-            const float *p = panel + k * 3 * PANEL;
-            const __m512 b0 = _mm512_loadu_ps(p), b1 = _mm512_loadu_ps(p + 16), b2 = _mm512_loadu_ps(p + 32);
+            const char *row = (const char *)panel + k * cell_row_bytes(3, halfGates, PANEL);
+            const __m512 b0 = gate16(row, 0, halfGates), b1 = gate16(row, 1, halfGates), b2 = gate16(row, 2, halfGates);
             for (int r = 0; r < R; r++) {
                 const __m512 a = _mm512_set1_ps(h[r * units + k]);
                 acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
@@ -372,16 +464,16 @@ AVX512_INLINE void gru_block(const int R, long units, const float *panel, const 
     }
 }
 
-AVX512 static void gru_forward_step512(long batch, long units, const float *packed, const float *bias, const float *h,
+AVX512_INLINE void gru_forward_step512(const int halfGates, long batch, long units, const void *packed, const float *bias, const float *h,
                                        const float *previous, float *gates, float *auxiliary, float *state) {
     const long panels = (units + PANEL - 1) / PANEL, width = 3 * units;
     for (long p = 0; p < panels; p++) {
         const long unit = p * PANEL, left = units - unit;
         const __mmask16 mask = left >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        const float *panel = packed + p * units * 3 * PANEL;
+        const void *panel = (const char *)packed + p * units * cell_row_bytes(3, halfGates, PANEL);
         long r = 0;
 #define GRU_ROWS(R)                                                                                                  \
-    gru_block(R, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
+    gru_block(R, halfGates, units, panel, bias, h ? h + r * units : 0, previous + r * units, gates + r * width, auxiliary + r * units, \
               state + r * units, unit, mask)
         for (; r + 8 <= batch; r += 8) GRU_ROWS(8);
         switch (batch - r) {
@@ -398,14 +490,35 @@ AVX512 static void gru_forward_step512(long batch, long units, const float *pack
     }
 }
 
+#define GRU_PARAMETERS                                                                                               \
+    long batch, long units, const void *packed, const float *bias, const float *h, const float *previous, float *gates, \
+        float *auxiliary, float *state
+#define GRU_ARGUMENTS batch, units, packed, bias, h, previous, gates, auxiliary, state
+AVX512 static void gru_step512_float(GRU_PARAMETERS) { gru_forward_step512(0, GRU_ARGUMENTS); }
+AVX512 static void gru_step512_half(GRU_PARAMETERS) { gru_forward_step512(GRU_HALF_GATES, GRU_ARGUMENTS); }
+AVX2_BODY static void gru_step256_float(GRU_PARAMETERS) { gru_forward_step256(0, GRU_ARGUMENTS); }
+AVX2_BODY static void gru_step256_half(GRU_PARAMETERS) { gru_forward_step256(GRU_HALF_GATES, GRU_ARGUMENTS); }
+
+static int gru_step(const int half, GRU_PARAMETERS) {
+    const long w = half ? half_panel_width() : panel_width();
+    if (!w || batch < 1 || units < 1) return 0;
+    if (w == 16) (half ? gru_step512_half : gru_step512_float)(GRU_ARGUMENTS);
+    else (half ? gru_step256_half : gru_step256_float)(GRU_ARGUMENTS);
+    return 1;
+}
+#undef GRU_PARAMETERS
+#undef GRU_ARGUMENTS
+
 int rnnkit_gru_forward_step(long batch, long units, const float *packed, const float *recurrentBias,
                             const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
                             float *state) {
-    const long w = panel_width();
-    if (!w || batch < 1 || units < 1) return 0;
-    if (w == 16) gru_forward_step512(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
-    else gru_forward_step256(batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
-    return 1;
+    return gru_step(0, batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
+}
+
+int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                 const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                 float *state) {
+    return gru_step(1, batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
 }
 
 AVX512 static void lstm_backward_step512(long batch, long units, const float *gates, const float *previousCell,
@@ -631,4 +744,13 @@ long rnnkit_panel_width(void) { return 0; }
 int rnnkit_pack_panels(long columns, long depth, const float *b, long columnStride, long depthStride, float *packed) { return 0; }
 int rnnkit_packed_product(long rows, long columns, long depth, const float *a, long lda, const float *packed, long panelDepth,
                           int beta, float *c, long ldc) { return 0; }
+long rnnkit_half_panel_width(void) { return 0; }
+long rnnkit_cell_half_gates(long gates) { return 0; }
+long rnnkit_cell_packed_half_count(long gates, long units) { return 0; }
+int rnnkit_cell_pack_half(long gates, long units, const float *u, unsigned short *packed) { return 0; }
+int rnnkit_lstm_forward_step_half(long batch, long units, const unsigned short *packed, const float *previousState,
+                                  const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) { return 0; }
+int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                 const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                 float *state) { return 0; }
 #endif

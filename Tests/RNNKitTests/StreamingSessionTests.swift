@@ -163,7 +163,7 @@ final class StreamingSessionTests: XCTestCase {
             weights[name] = Tensor(shape: tensor.shape, scalars: randomValues(tensor.scalars.count, seed: 7, scale: 0.3))
         }
         try model.setWeights(weights)
-        session.reloadWeights()
+        try session.reloadWeights()
         for split in [[6], [1, 1, 1, 1, 1, 1], [2, 4]] {
             XCTAssertLessThan(
                 maxDifference(try streamed(session, x, steps: steps, features: features, pieces: split), wholePredict(model, x, batch: 1)),

@@ -80,4 +80,28 @@ int rnnkit_lstm_step(long rows, long units, float *gates, const float *previousC
 int rnnkit_gru_step(long rows, long units, float *gates, const float *recurrent, const float *previousState, float *auxiliary,
                     float *state);
 
+// Half-precision weights, widened to float in registers (vcvtph2ps: AVX-512F on the AVX-512 path,
+// F16C on the AVX2 one); every sum, activation and state stays float, so with weights that are
+// binary16 values these give the float kernels' results bit for bit. A cell's U is packed by
+// rnnkit_cell_pack_half (rnnkit_cell_packed_half_count binary16 units): its first
+// rnnkit_cell_half_gates(gates) gates in binary16, the others in float, in panels of the same
+// shape as rnnkit_cell_pack's (see recurrent_cells.c for why not every gate).
+// rnnkit_half_panel_width: the panel width (16, 8), or 0 where the path in use cannot widen them
+// (portable, or AVX2 without F16C); the packing and the two steps return 0, doing nothing, there.
+long rnnkit_half_panel_width(void);
+long rnnkit_cell_half_gates(long gates);
+long rnnkit_cell_packed_half_count(long gates, long units);
+int rnnkit_cell_pack_half(long gates, long units, const float *u, unsigned short *packed);
+int rnnkit_lstm_forward_step_half(long batch, long units, const unsigned short *packed, const float *previousState,
+                                  const float *previousCell, float *gates, float *cell, float *activatedCell, float *state);
+int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                 const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                 float *state);
+
+// Rounds `count` floats to binary16 (to nearest, ties to even, as vcvtps2ph with rounding mode 0)
+// into `half`, or only checks them when `half` is NULL. Returns the index of the first value
+// binary16 cannot hold (NaN, or beyond ±65504, its largest finite value), or -1 when all fit;
+// `flushed` (optional) receives how many non-zero values round to ±0 (those under 2^-25 in size).
+long rnnkit_half_from_floats(const float *x, long count, unsigned short *half, long *flushed);
+
 #endif

@@ -12,6 +12,13 @@ import CSmallKernels
 /// (`PackedRecurrence.fusesStep`: LSTM and reset-after GRU with tanh and sigmoid) where it takes
 /// its packed path (`PackedRecurrence.applies`), for layers no mask reaches; one per layer serves
 /// every pass.
+///
+/// With half weights, `U` is packed with some of its gates in IEEE binary16
+/// (`rnnkit_cell_half_gates`: LSTM's i and f, GRU's z and r), which the kernel widens to float in
+/// registers: at batch 1 a step waits on reading `U`, and a core widens binary16 no faster than it
+/// reads float from its L2 cache, so the step is fastest reading both at once, part binary16 and
+/// part float. `W`, the biases, the sums and the states stay float (`W` in binary16 measured no
+/// faster).
 final class PackedStreamLayer<Scalar: BLASScalar> {
     private let layer: RecurrentLayer<Scalar>
     private let state: StreamState<Scalar>
@@ -19,8 +26,10 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
     private let longestPass: Int
     private let inputs: Int
     private let columns: Int // G·H
+    private let half: Bool // U in halfRecurrent rather than packedRecurrent
     private let packedInput: Buffer<Scalar> // W [D, G·H] in panels
     private let packedRecurrent: Buffer<Scalar> // U [H, G·H] in the fused layout
+    private let halfRecurrent: Buffer<UInt16> // U in the fused layout, some gates in binary16
     private let inputBias: Buffer<Scalar> // [G·H]: b (GRU: its input row)
     private let recurrentBias: Buffer<Scalar> // GRU: b′, its recurrent row
     private let gates: Buffer<Scalar> // [T, B, G·H]
@@ -28,9 +37,15 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
     private let auxiliary: Buffer<Scalar> // LSTM: tanh(c_t); GRU: h_{t−1}·U_h + b′_h [B, H]
     private let outputs: Buffer<Scalar> // h_t [T, B, H]
 
-    /// `layer` (taken only where `applies`) over pieces of up to `longestPass` steps, carrying `state`.
-    init(_ layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>, batchSize: Int, longestPass: Int) {
+    /// `layer` (taken only where `applies`) over pieces of up to `longestPass` steps, carrying
+    /// `state`, its weights in float or (`half`, for `Float` only) in binary16.
+    ///
+    /// - Throws: `ModelError.invalidConfiguration` when `half` and a weight does not fit binary16
+    ///   (`checkHalfWeights()`).
+    init(_ layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>, batchSize: Int, longestPass: Int, half: Bool) throws {
+        precondition(!half || (Scalar.self == Float.self && rnnkit_half_panel_width() > 0), "half weights where they do not run")
         self.layer = layer
+        self.half = half
         self.state = state
         self.batchSize = batchSize
         self.longestPass = longestPass
@@ -38,13 +53,15 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         let H = layer.units, G = layer.cell.gates
         columns = G * H
         packedInput = Buffer(count: rnnkit_panels_count(columns, inputs))
-        packedRecurrent = Buffer(count: rnnkit_cell_packed_count(G, H))
+        packedRecurrent = Buffer(count: half ? 0 : rnnkit_cell_packed_count(G, H))
+        halfRecurrent = Buffer(count: half ? rnnkit_cell_packed_half_count(G, H) : 0)
         inputBias = Buffer(count: columns)
         recurrentBias = Buffer(count: columns)
         gates = Buffer(count: longestPass * batchSize * columns)
         cells = Buffer(count: longestPass * batchSize * H)
         auxiliary = Buffer(count: batchSize * H)
         outputs = Buffer(count: longestPass * batchSize * H)
+        try checkHalfWeights()
         reloadWeights()
     }
 
@@ -54,13 +71,51 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         return PackedRecurrence.applies(Scalar.self, layer.cell, units: layer.units, kernels: blas.kernels)
     }
 
-    /// Packs the layer's weights again (after they changed).
+    /// How many of a cell's `gates` gate blocks of `U` half weights hold in binary16 (the first ones).
+    static func halfGates(_ gates: Int) -> Int { rnnkit_cell_half_gates(gates) }
+
+    /// The share of `U`'s non-zero weights that may round to zero in binary16 before the layer is
+    /// refused: a few tiny weights cost less than binary16's rounding of the others; a kernel
+    /// scaled down below binary16's range would lose what it computes.
+    static var largestFlushedShare: Double { 0.01 }
+
+    /// With half weights, throws when a weight of `U` does not fit binary16: NaN or beyond ±65504,
+    /// or more than `largestFlushedShare` of its non-zero weights under 2^-25 (they would become
+    /// 0). Every gate's weights are checked, also those kept in float, so that what is refused does
+    /// not depend on the CPU. Nothing is packed here, so a refusal leaves the packed weights as
+    /// they were.
+    func checkHalfWeights() throws {
+        guard half else { return }
+        let recurrentKernel = layer.parameters[1].value
+        let weights = Self.float(UnsafePointer(recurrentKernel.pointer)), count = recurrentKernel.count
+        var flushed = 0
+        let bad = rnnkit_half_from_floats(weights, count, nil, &flushed)
+        if bad >= 0 {
+            throw ModelError.invalidConfiguration(
+                "\(layer.name)'s recurrent kernel holds \(weights[bad]) at [\(bad / columns), \(bad % columns)], which binary16 cannot hold (at most ±65504): the layer cannot run with .half weights; use .full"
+            )
+        }
+        let nonZero = UnsafeBufferPointer(start: weights, count: count).reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        if flushed > 0, Double(flushed) > Self.largestFlushedShare * Double(nonZero) {
+            throw ModelError.invalidConfiguration(
+                "\(layer.name)'s recurrent kernel has \(flushed) of its \(nonZero) non-zero weights under 2^-25 in size, which binary16 rounds to 0 (more than \(Int(Self.largestFlushedShare * 100))% of them): the layer cannot run with .half weights; use .full"
+            )
+        }
+    }
+
+    /// Packs the layer's weights again (after they changed; with half weights, after
+    /// `checkHalfWeights()` passed).
     func reloadWeights() {
         let parameters = layer.parameters
         let packedW = PackedRecurrence.packInputKernel(
             inputs: inputs, columns: columns, kernel: parameters[0].value.pointer, into: packedInput.pointer)
-        let packedU = PackedRecurrence.packForward(
-            layer.cell, units: layer.units, recurrentKernel: parameters[1].value.pointer, into: packedRecurrent.pointer)
+        let packedU =
+            half
+            ? rnnkit_cell_pack_half(
+                layer.cell.gates, layer.units, Self.float(UnsafePointer(parameters[1].value.pointer)), halfRecurrent.pointer)
+                != 0
+            : PackedRecurrence.packForward(
+                layer.cell, units: layer.units, recurrentKernel: parameters[1].value.pointer, into: packedRecurrent.pointer)
         precondition(packedW && packedU, "the packed stream step was chosen where the packed kernels do not run")
         if parameters.count > 2 {
             let bias = parameters[2].value.pointer
@@ -85,7 +140,9 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         for t in 0..<steps {
             let previous = UnsafePointer(t == 0 ? state.h.pointer : outputs.pointer + (t - 1) * B * H)
             let stepGates = gates.pointer + t * B * columns, output = outputs.pointer + t * B * H
-            if let stateCell = state.c {
+            if half {
+                halfStep(previous: previous, t: t, gates: stepGates, output: output)
+            } else if let stateCell = state.c {
                 let previousCell = UnsafePointer(t == 0 ? stateCell.pointer : cells.pointer + (t - 1) * B * H)
                 PackedRecurrence.lstmStep(
                     batch: B, units: H, packed: packedRecurrent.pointer, previousState: previous, previousCell: previousCell,
@@ -101,5 +158,31 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         state.h.pointer.update(from: outputs.pointer + last, count: B * H)
         state.c?.pointer.update(from: cells.pointer + last, count: B * H)
         return UnsafePointer(layer.returnSequences ? outputs.pointer : outputs.pointer + last)
+    }
+
+    /// Step `t` of a piece against the binary16 `U`: as `run`'s float step.
+    private func halfStep(
+        previous: UnsafePointer<Scalar>, t: Int, gates: UnsafeMutablePointer<Scalar>, output: UnsafeMutablePointer<Scalar>
+    ) {
+        let H = layer.units, B = batchSize
+        let done: Int32
+        if let stateCell = state.c {
+            let previousCell = UnsafePointer(t == 0 ? stateCell.pointer : cells.pointer + (t - 1) * B * H)
+            done = rnnkit_lstm_forward_step_half(
+                B, H, halfRecurrent.pointer, Self.float(previous), Self.float(previousCell), Self.float(gates),
+                Self.float(cells.pointer + t * B * H), Self.float(auxiliary.pointer), Self.float(output))
+        } else {
+            done = rnnkit_gru_forward_step_half(
+                B, H, halfRecurrent.pointer, Self.float(UnsafePointer(recurrentBias.pointer)), Self.float(previous),
+                Self.float(previous), Self.float(gates), Self.float(auxiliary.pointer), Self.float(output))
+        }
+        precondition(done != 0, "the half-weight step was chosen where it does not run")
+    }
+
+    private static func float(_ p: UnsafePointer<Scalar>) -> UnsafePointer<Float> {
+        UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+    private static func float(_ p: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
     }
 }

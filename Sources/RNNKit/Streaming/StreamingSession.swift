@@ -1,3 +1,5 @@
+import CSmallKernels
+
 /// A trained model run on a stream: one step, or a piece of a few steps, at a time, with every
 /// recurrent layer's state (h, and c for LSTM) carried from one call to the next, as Keras's
 /// `stateful=True` layers carry it between `predict` calls.
@@ -29,6 +31,11 @@
 /// change (more training, `setWeights`), call `reloadWeights()`. The backend is the model's when
 /// the session is made. The states start at zero.
 ///
+/// **Half weights.** With `weights: .half`, those packed layers keep half of their recurrent
+/// kernel in IEEE binary16, widened to float in registers; every sum and state stays float. A
+/// step at batch 1 waits on reading its weights, so fewer bytes make it faster, but the outputs
+/// then differ from `predict` by binary16's rounding of those weights (see `StreamingWeights`).
+///
 /// **Cost.** Nothing is allocated per call by `predict(_:steps:into:)` once the session is made
 /// (the `Tensor` forms allocate their result). A piece of `n` steps runs as pieces of 2^k steps
 /// (every product over those steps as one GEMM), one step at a time when `n` is 1. One session
@@ -46,6 +53,8 @@ public final class StreamingSession<Scalar: BLASScalar> {
     public let recurrentLayerNames: [String]
     /// The longest piece run as one pass; longer pieces are cut into pieces of this many steps.
     public let longestPass: Int
+    /// How the session stores the weights of the layers it keeps packed.
+    public let weights: StreamingWeights
 
     /// The most streams a session carries.
     public static var largestBatch: Int { 1 << 16 }
@@ -67,19 +76,27 @@ public final class StreamingSession<Scalar: BLASScalar> {
     ///   - batchSize: the number of streams each call carries, at least 1.
     ///   - longestPass: the most steps one pass runs (a power of two, at least 1): longer pieces
     ///     are run in several. Memory grows with it.
+    ///   - weights: `.full` (float, as the model holds them) or `.half` (half of the recurrent
+    ///     weights in binary16 for the layers the session keeps packed, `halfWeightLayerNames`).
     /// - Throws: `ModelError.invalidConfiguration` naming a layer a stream cannot run
     ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
     ///   sequence, a batch size outside `1...largestBatch`, or a `longestPass` that is not a power
-    ///   of two in `1...4096`.
-    public convenience init(model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32) throws {
-        try self.init(model: model, batchSize: batchSize, longestPass: longestPass, sharingModelStates: false)
+    ///   of two in `1...4096`; with `.half`, a CPU whose kernels cannot widen binary16 (no
+    ///   AVX-512F, nor AVX2 with F16C, or the portable kernels forced), or a layer with a weight
+    ///   binary16 cannot hold (see `StreamingWeights.half`).
+    public convenience init(
+        model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32, weights: StreamingWeights = .full
+    ) throws {
+        try self.init(model: model, batchSize: batchSize, longestPass: longestPass, weights: weights, sharingModelStates: false)
     }
 
     /// With `sharingModelStates`, the session a stateful model runs pieces of other lengths than
     /// its steps through: its stateful layers' states are the model's own carried states, its
     /// other recurrent layers start from zeros at every call (as they do in a model's batch), and
     /// no weights are packed, since training changes them between calls.
-    init(model: Sequential<Scalar>, batchSize: Int, longestPass: Int, sharingModelStates: Bool) throws {
+    init(
+        model: Sequential<Scalar>, batchSize: Int, longestPass: Int, weights: StreamingWeights = .full, sharingModelStates: Bool
+    ) throws {
         guard (1...Self.largestBatch).contains(batchSize) else {
             throw ModelError.invalidConfiguration(
                 "a streaming session needs a batch size of 1 to \(Self.largestBatch) streams, not \(batchSize)")
@@ -92,7 +109,13 @@ public final class StreamingSession<Scalar: BLASScalar> {
             throw ModelError.invalidConfiguration("a streaming session needs a model that reads sequences, not \(model.inputShape)")
         }
         for layer in model.layers { try StreamPass<Scalar>.checkStreamable(layer) }
+        if weights == .half, rnnkit_half_panel_width() == 0 {
+            throw ModelError.invalidConfiguration(
+                "half weights need RNNKit's kernels to widen binary16 in registers (AVX-512F, or AVX2 with F16C); the kernels in use (\(SmallGEMM.instructionSet)) cannot: use .full"
+            )
+        }
         self.batchSize = batchSize
+        self.weights = weights
         self.features = features
         self.longestPass = longestPass
         backend = model.backend
@@ -110,10 +133,12 @@ public final class StreamingSession<Scalar: BLASScalar> {
         // Packed where no mask reaches the layer: a masked step needs the engine's pass.
         let unmasked = model.layers.indices.filter { !MaskRole.maskReachesOutput(Array(model.layers[..<$0])) }
             .compactMap { model.layers[$0] as? RecurrentLayer<Scalar> }.map { ObjectIdentifier($0) }
-        packedLayers = zip(recurrent, states).map { layer, state in
+        // Half weights only where the float ones are packed, and only in Float.
+        let half = weights == .half && Scalar.self == Float.self
+        packedLayers = try zip(recurrent, states).map { layer, state in
             !sharingModelStates && unmasked.contains(ObjectIdentifier(layer))
                 && PackedStreamLayer.applies(layer, backend: model.backend)
-                ? PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass) : nil
+                ? try PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass, half: half) : nil
         }
         var passes: [StreamPass<Scalar>] = []
         var steps = 1
@@ -139,6 +164,7 @@ public final class StreamingSession<Scalar: BLASScalar> {
     /// - Throws: `ModelError.invalidConfiguration` when a count does not fit, saying what it
     ///   should be; `ModelError.idOutOfRange` for an id outside an `Embedding`'s table (no state
     ///   changes then).
+    @_specialize(where Scalar == Float)
     public func predict(_ input: UnsafeBufferPointer<Scalar>, steps: Int, into output: UnsafeMutableBufferPointer<Scalar>) throws {
         guard steps >= 1 else { throw ModelError.invalidConfiguration("a streaming session feeds 1 step or more, not \(steps)") }
         let (inputCount, inputOverflow) = steps.multipliedReportingOverflow(by: batchSize * features)
@@ -266,8 +292,18 @@ public final class StreamingSession<Scalar: BLASScalar> {
         zip(recurrentLayerNames, packedLayers).compactMap { $1 == nil ? nil : $0 }
     }
 
+    /// The recurrent layers whose weights the session holds in binary16: with `.half`, those it
+    /// keeps packed; none with `.full`. The others run in float as before.
+    public var halfWeightLayerNames: [String] { weights == .half && Scalar.self == Float.self ? packedLayerNames : [] }
+
     /// Reads the model's weights again, after they changed (training, `setWeights`); the states stay.
-    public func reloadWeights() {
+    ///
+    /// - Throws: with `.half` weights, `ModelError.invalidConfiguration` naming a layer and a
+    ///   weight binary16 cannot hold (see `StreamingWeights.half`); every layer is checked before
+    ///   any is packed, so the session then keeps computing with its previous weights. With
+    ///   `.full` weights it throws nothing.
+    public func reloadWeights() throws {
+        for layer in packedLayers { try layer?.checkHalfWeights() }
         for layer in packedLayers { layer?.reloadWeights() }
     }
 
@@ -344,6 +380,25 @@ public final class StreamingSession<Scalar: BLASScalar> {
         }
         return states[index]
     }
+}
+
+/// How a `StreamingSession` stores the weights of the layers it keeps packed (LSTM and reset-after
+/// GRU over 64 units with tanh and sigmoid, in `Float`, that no mask reaches).
+public enum StreamingWeights: Sendable, Hashable {
+    /// Float, as the model holds them: the session gives `predict`'s outputs to rounding (the
+    /// products are summed in another order).
+    case full
+    /// Half of each packed layer's recurrent kernel `U` in IEEE binary16 (the weights of LSTM's
+    /// input and forget gates, of GRU's update and reset gates), widened to float as the step
+    /// reads them; the other gates, the input kernel `W`, the biases, every sum and the states stay
+    /// float. A step at batch 1 waits on reading its weights, and reading part of them as binary16
+    /// beside the float rest is faster than reading all in either. The outputs differ from
+    /// `predict` by the rounding of those weights (a relative 2^-11 each), carried by the state from
+    /// step to step. Refused (`ModelError.invalidConfiguration`, naming the layer) when a weight of
+    /// `U` is NaN or beyond ±65504, or when more than 1% of its non-zero weights are under 2^-25
+    /// (binary16 would make them 0). `Double` models, and layers the session does not pack, run
+    /// in full precision.
+    case half
 }
 
 /// One recurrent layer's state in a session: h `[B, H]` and, for LSTM, c. Every pass's copy of
