@@ -7,17 +7,8 @@ import XCTest
 /// `predict`; Keras's stateful GRU fed in pieces; states, resets and refusals.
 final class StreamingSessionTests: XCTestCase {
     /// Whole-sequence outputs of `model` for batch-major `x [B, T, F]`, batch-major as `predict` writes them.
-    private func wholePredict<S>(_ model: Sequential<S>, _ x: [S], batch: Int) -> [S] {
-        let (steps, features) = (model.inputShape.steps, model.inputShape.features)
-        var timeMajor = [S](repeating: 0, count: x.count)
-        for b in 0..<batch {
-            for t in 0..<steps {
-                for f in 0..<features { timeMajor[(t * batch + b) * features + f] = x[(b * steps + t) * features + f] }
-            }
-        }
-        var output = [S](repeating: 0, count: batch * model.outputShape.scalarCount)
-        model.predict(x: timeMajor, batchSize: batch, into: &output)
-        return output
+    private func wholePredict<S>(_ model: Sequential<S>, _ x: [S], batch: Int) throws -> [S] {
+        try model.predict(Tensor(shape: [batch, model.inputShape.steps, model.inputShape.features], scalars: x)).scalars
     }
 
     /// Steps `range` of batch-major `x [B, T, F]`, as a `[B, n, F]` tensor.
@@ -94,7 +85,7 @@ final class StreamingSessionTests: XCTestCase {
                 layers: [makeCell(), GRU(units: 4, returnSequences: true), TimeDistributed(Dense(units: 3, activation: .softmax))],
                 seed: 11)
             let x: [Float] = randomValues(batch * steps * features, seed: 5)
-            let whole = wholePredict(model, x, batch: batch)
+            let whole = try wholePredict(model, x, batch: batch)
             let session = try StreamingSession(model: model, batchSize: batch, longestPass: 4)
             var worst = 0.0
             for split in everySplit(steps) {
@@ -166,7 +157,8 @@ final class StreamingSessionTests: XCTestCase {
         try session.reloadWeights()
         for split in [[6], [1, 1, 1, 1, 1, 1], [2, 4]] {
             XCTAssertLessThan(
-                maxDifference(try streamed(session, x, steps: steps, features: features, pieces: split), wholePredict(model, x, batch: 1)),
+                maxDifference(
+                    try streamed(session, x, steps: steps, features: features, pieces: split), try wholePredict(model, x, batch: 1)),
                 1e-6, "\(split)")
         }
     }
@@ -178,7 +170,7 @@ final class StreamingSessionTests: XCTestCase {
             inputShape: .sequence(steps: 28, features: 28),
             layers: [SimpleRNN(units: 10), Dense(units: 10, activation: .softmax)], seed: 3)
         let x: [Float] = randomValues(28 * 28, seed: 9)
-        let whole = wholePredict(model, x, batch: 1)
+        let whole = try wholePredict(model, x, batch: 1)
         let session = try StreamingSession(model: model)
         XCTAssertFalse(session.outputsSequence)
         for split in [[28], [1, 27], [5, 7, 16], Array(repeating: 1, count: 28), [13, 13, 1, 1]] {
@@ -213,7 +205,7 @@ final class StreamingSessionTests: XCTestCase {
             worst = max(worst, maxDifference(output.scalars, KerasFixture.flatten(keras)))
         }
         XCTAssertLessThan(worst, 1e-13, "the pieces against Keras's")
-        XCTAssertLessThan(maxDifference(wholePredict(model, x, batch: 4), KerasFixture.flatten(root["whole_output"]!)), 1e-13)
+        XCTAssertLessThan(maxDifference(try wholePredict(model, x, batch: 4), KerasFixture.flatten(root["whole_output"]!)), 1e-13)
         session.reset()
         let again = try session.predict(piece(x, batch: 4, steps: 10, features: 3, 0..<4))
         XCTAssertLessThan(maxDifference(again.scalars, KerasFixture.flatten(root["after_reset_output"]!)), 1e-13)
@@ -229,7 +221,7 @@ final class StreamingSessionTests: XCTestCase {
         var x: [Float] = randomValues(steps * 2, seed: 1)
         for t in [3, 4, 7] { x[t * 2] = -1; x[t * 2 + 1] = -1 }
         let session = try StreamingSession(model: masked)
-        let whole = wholePredict(masked, x, batch: 1)
+        let whole = try wholePredict(masked, x, batch: 1)
         // Pieces that start at an unmasked step: a masked first step of a call outputs zeros (Keras's rule).
         for split in [[8], [3, 5], [1, 2, 5], [2, 1, 5], [1, 1, 1, 5]] {
             XCTAssertLessThan(maxDifference(try streamed(session, x, steps: steps, features: 2, pieces: split), whole), 1e-6, "\(split)")
@@ -239,7 +231,7 @@ final class StreamingSessionTests: XCTestCase {
             layers: [Embedding(inputDim: 9, outputDim: 3, maskZero: true), GRU(units: 4)], seed: 4)
         let ids: [Float] = [3, 1, 0, 0, 8, 2, 0, 5]
         let tokenSession = try StreamingSession(model: tokens)
-        let last = wholePredict(tokens, ids, batch: 1)
+        let last = try wholePredict(tokens, ids, batch: 1)
         for split in [[8], [2, 6], [5, 3], [1, 1, 2, 4]] {
             XCTAssertLessThan(
                 maxDifference(try streamed(tokenSession, ids, steps: steps, features: 1, pieces: split), last), 1e-6, "\(split)")
@@ -260,7 +252,7 @@ final class StreamingSessionTests: XCTestCase {
         let session = try StreamingSession(model: model, batchSize: batch)
         // The GRU after a sequence-returning masked LSTM is reached by the mask too: neither packs.
         XCTAssertEqual(session.packedLayerNames, [])
-        let whole = wholePredict(model, x, batch: batch)
+        let whole = try wholePredict(model, x, batch: batch)
         for split in [[7], [1, 6], [2, 2, 3], Array(repeating: 1, count: 7), [3, 4]] {
             XCTAssertLessThan(
                 maxDifference(try streamed(session, x, steps: steps, features: features, pieces: split), whole), 1e-6, "\(split)")
