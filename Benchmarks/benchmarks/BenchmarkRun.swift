@@ -233,6 +233,17 @@ struct BenchmarkRun {
             }
         }
 
+        if only == nil {
+            for (name, model, data) in try maskedAndStatefulWorkloads() {
+                let mallocs = try mallocsPerTrainingStep(model, data: data)
+                report.mallocsPerTrainingStep["\(name), 1 worker"] = mallocs
+                say(String(format: "  %@, 1 worker: %g", name as NSString, mallocs))
+                if build == "release", mallocs > 0 {
+                    throw BenchmarkFailure(description: "the training step of \(name) allocates \(mallocs) times")
+                }
+            }
+        }
+
         // PyTorch side by side, in this run, on the same workloads (skipped with a line saying so
         // when no python3 with torch can be imported).
         let baseline = PyTorchBaseline.measure(timedWorkloads, budget: quick ? 0.5 : 2)
