@@ -109,7 +109,7 @@ run-best: deps data release
 bench: deps release
 	$(SWIFT) run -c release --skip-build benchmarks $(ARGS)
 
-# The latency pass fails if a streaming call allocates, with float and with half weights.
+# The latency pass fails if a streaming call allocates, with float, half and bfloat16 weights.
 bench-quick: deps release
 	$(SWIFT) run -c release --skip-build benchmarks --quick $(ARGS)
 	$(SWIFT) run -c release --skip-build latency --quick --rnnkit-only

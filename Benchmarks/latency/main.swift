@@ -9,8 +9,8 @@ import RNNKitONNX
 /// `StreamingSession`: one step, and a whole 28-step sequence fed as one piece, for LSTM(128),
 /// GRU(128) and the notebook's Model A (28 features a step), each call timed on its own
 /// (medians and 99th percentiles in µs), with float weights and, where the session packs a layer,
-/// with half-precision ones (`StreamingWeights.half`), whose largest difference from `predict`
-/// it also reports. `Benchmarks/latency.py` times PyTorch on the same cases in
+/// with half-precision ones (`StreamingWeights.half`) and bfloat16 ones
+/// (`StreamingWeights.bfloat16`), whose largest difference from `predict` it also reports. `Benchmarks/latency.py` times PyTorch on the same cases in
 /// the same run, and onnxruntime on the models RNNKitONNX exports, each where Python has it.
 struct Latency: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,12 +43,14 @@ struct Latency: ParsableCommand {
         for workload in LatencyWorkload.all {
             let model = try workload.makeModel()
             var sessions = [("rnnkit", try StreamingSession(model: model, batchSize: 1))]
-            // Half weights where the CPU widens them and the session packs a layer.
-            do {
-                let half = try StreamingSession(model: model, batchSize: 1, weights: .half)
-                if !half.halfWeightLayerNames.isEmpty { sessions.append(("rnnkit-half", half)) }
-            } catch {
-                print("  \(workload.name), half weights: not timed (\(error))")
+            // 16-bit weights where the CPU widens them and the session packs a layer.
+            for (engine, weights) in [("rnnkit-half", StreamingWeights.half), ("rnnkit-bf16", .bfloat16)] {
+                do {
+                    let session = try StreamingSession(model: model, batchSize: 1, weights: weights)
+                    if !session.halfWeightLayerNames.isEmpty { sessions.append((engine, session)) }
+                } catch {
+                    print("  \(workload.name), \(weights) weights: not timed (\(error))")
+                }
             }
             for (engine, session) in sessions {
                 for steps in [1, 28] {
@@ -56,7 +58,7 @@ struct Latency: ParsableCommand {
                     let (times, mallocs) = try time(session, steps: steps, features: workload.features, calls: calls)
                     let sorted = times.sorted()
                     let medianMicroseconds = median(times) * 1e6, p99 = sorted[Int(Double(sorted.count - 1) * 0.99)] * 1e6
-                    let label = engine == "rnnkit" ? name : "\(name), half weights"
+                    let label = engine == "rnnkit" ? name : "\(name), \(engine == "rnnkit-half" ? "half" : "bf16") weights"
                     print(
                         String(
                             format: "  %@ median %8.2f µs   p99 %8.2f µs   mallocs/call %g", padded(label) as NSString, medianMicroseconds,
@@ -201,34 +203,39 @@ func readMicroseconds(floats: Int, calls: Int) -> Double {
 /// `text` padded with spaces to the width of the tables' first column (`%-28@` does not pad on Linux).
 func padded(_ text: String) -> String { text.padding(toLength: max(28, text.count), withPad: " ", startingAt: 0) }
 
-/// One line per case: RNNKit's median and 99th percentile (with float weights, then half ones
-/// where timed) beside each other engine's, and the ratios of medians.
+/// One line per case: RNNKit's median and 99th percentile (with float weights, then half ones and
+/// bfloat16 ones where timed) beside each other engine's, and the ratios of medians.
 func printTable(rnnkit: [[String: Any]], others: [[String: Any]]) {
     let engines = Array(Set(others.compactMap { $0["engine"] as? String })).sorted()
-    print("\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's (float weights, then half)")
     print(
-        "  " + padded("case") + " RNNKit              RNNKit, half weights "
-            + engines.map { $0.padding(toLength: 35, withPad: " ", startingAt: 0) }.joined())
+        "\nmedian / p99 in µs, one thread, batch 1; × is the other engine's median over RNNKit's (float weights, then half, then bf16)")
+    print(
+        "  " + padded("case") + " RNNKit              RNNKit, half weights RNNKit, bf16 weights "
+            + engines.map { $0.padding(toLength: 42, withPad: " ", startingAt: 0) }.joined())
     for row in rnnkit where row["engine"] as? String == "rnnkit" {
         guard let name = row["name"] as? String, let median = row["median_us"] as? Double, let p99 = row["p99_us"] as? Double else {
             continue
         }
         var line = String(format: "  %@ %7.2f / %7.2f", padded(name) as NSString, median, p99)
-        let half = rnnkit.first { $0["engine"] as? String == "rnnkit-half" && $0["name"] as? String == name }
-        let halfMedian = half?["median_us"] as? Double
-        if let halfMedian, let halfP99 = half?["p99_us"] as? Double {
-            line += String(format: "   %7.2f / %7.2f", halfMedian, halfP99)
-        } else {
-            line += "   " + "n/a".padding(toLength: 17, withPad: " ", startingAt: 0)
+        var sixteenBitMedians: [Double?] = []
+        for engine in ["rnnkit-half", "rnnkit-bf16"] {
+            let row = rnnkit.first { $0["engine"] as? String == engine && $0["name"] as? String == name }
+            let rowMedian = row?["median_us"] as? Double
+            if let rowMedian, let rowP99 = row?["p99_us"] as? Double {
+                line += String(format: "   %7.2f / %7.2f", rowMedian, rowP99)
+            } else {
+                line += "   " + "n/a".padding(toLength: 17, withPad: " ", startingAt: 0)
+            }
+            sixteenBitMedians.append(rowMedian)
         }
         for engine in engines {
             if let other = others.first(where: { $0["engine"] as? String == engine && $0["name"] as? String == name }),
                 let m = other["median_us"] as? Double, let p = other["p99_us"] as? Double
             {
                 line += String(format: "   %7.2f / %7.2f %5.1f×", m, p, m / median)
-                line += halfMedian.map { String(format: " %5.1f×", m / $0) } ?? "       "
+                for rowMedian in sixteenBitMedians { line += rowMedian.map { String(format: " %5.1f×", m / $0) } ?? "       " }
             } else {
-                line += "   " + "n/a".padding(toLength: 29, withPad: " ", startingAt: 0)
+                line += "   " + "n/a".padding(toLength: 36, withPad: " ", startingAt: 0)
             }
         }
         print(line)

@@ -42,3 +42,23 @@ long rnnkit_half_from_floats(const float *x, long count, unsigned short *half, l
     if (flushed) *flushed = zeros;
     return first;
 }
+
+// Float to bfloat16, float's upper 16 bits rounded to nearest even in the lower 16: one integer
+// add, so that packing gives the same bits on every CPU. bfloat16 keeps float's exponent, so only
+// NaN, infinities and the few finite values past its largest finite one (which round up to
+// infinity) are out of reach; the smallest float subnormals round to ±0, too few to matter.
+#define BFLOAT16_ROUNDS_TO_INFINITY 0x7F7F8000u
+
+long rnnkit_bfloat16_from_floats(const float *x, long count, unsigned short *bf16) {
+    long first = -1;
+    for (long i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        const uint32_t magnitude = bits & 0x7FFFFFFFu;
+        if (magnitude >= BFLOAT16_ROUNDS_TO_INFINITY && first < 0) first = i;
+        if (!bf16) continue;
+        if (magnitude > 0x7F800000u) bf16[i] = (unsigned short)((bits >> 16) | 0x40u); // NaN stays NaN (refused before packing)
+        else bf16[i] = (unsigned short)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+    return first;
+}

@@ -27,6 +27,9 @@ static long panel_width(void) {
 
 long rnnkit_panel_width(void) { return panel_width(); }
 
+// `halfGates` for the bfloat16 panels, where every gate is bfloat16 (see gate16).
+#define BFLOAT16_GATES (-1)
+
 // A cell's packed panel holds, for each of the units rows k, every gate's `width` weights side by
 // side: the first `halfGates` gates' in binary16, the others' in float (halfGates 0: the float
 // layout). At batch 1 a step waits on its weights; widening a vector of binary16 keeps a core's
@@ -34,7 +37,7 @@ long rnnkit_panel_width(void) { return panel_width(); }
 // busy (on Zen 4, where this was measured), so rows read part as binary16 and part as float use
 // both at once and come faster than all in either (LSTM_HALF_GATES, GRU_HALF_GATES below).
 static inline long cell_row_bytes(long gates, const int halfGates, long width) {
-    return width * (2 * halfGates + 4 * (gates - halfGates));
+    return halfGates == BFLOAT16_GATES ? 2 * gates * width : width * (2 * halfGates + 4 * (gates - halfGates));
 }
 
 // The binary16 panels: as wide as the float ones where the path can widen them in registers
@@ -81,8 +84,39 @@ int rnnkit_cell_pack_half(long gates, long units, const float *u, unsigned short
     return 1;
 }
 
-// Gate g's 16 weights in a row of a cell's packed panel (see cell_row_bytes).
-AVX512_INLINE __m512 gate16(const char *row, const int g, const int halfGates) {
+long rnnkit_bfloat16_panel_width(void) { return panel_width() == 16 ? 16 : 0; }
+
+long rnnkit_cell_packed_bfloat16_count(long gates, long units) { return (units + PANEL - 1) / PANEL * units * PANEL * gates; }
+
+// Gates 2m and 2m + 1 interleaved in 16-bit halves of 32-bit lanes, an odd last gate alone (gate16).
+int rnnkit_cell_pack_bfloat16(long gates, long units, const float *u, unsigned short *packed) {
+    if (!rnnkit_bfloat16_panel_width() || units < 1 || gates < 1) return 0;
+    const long width = gates * units, panels = (units + PANEL - 1) / PANEL;
+    float column[PANEL];
+    unsigned short rounded[PANEL];
+    for (long p = 0; p < panels; p++)
+        for (long k = 0; k < units; k++) {
+            unsigned short *row = packed + (p * units + k) * gates * PANEL;
+            for (long g = 0; g < gates; g++) {
+                for (long j = 0; j < PANEL; j++) column[j] = p * PANEL + j < units ? u[k * width + g * units + p * PANEL + j] : 0.0f;
+                rnnkit_bfloat16_from_floats(column, PANEL, rounded);
+                const int paired = !(g == gates - 1 && gates % 2);
+                for (long j = 0; j < PANEL; j++) row[2 * PANEL * (g / 2) + (paired ? 2 * j + g % 2 : j)] = rounded[j];
+            }
+        }
+    return 1;
+}
+
+// Gate g's 16 weights in a row of a cell's packed panel (see cell_row_bytes). bfloat16 is float's
+// upper half, so a gate in a pair's high halves needs only its low halves cleared, one in the low
+// halves a shift; an odd last gate is widened from 16 bits first. No conversion instruction.
+AVX512_INLINE __m512 gate16(const char *row, const int g, const int gates, const int halfGates) {
+    if (halfGates == BFLOAT16_GATES) {
+        if (g == gates - 1 && gates % 2)
+            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 64 * (g / 2)))), 16));
+        const __m512i pair = _mm512_loadu_si512(row + 64 * (g / 2));
+        return _mm512_castsi512_ps(g % 2 ? _mm512_and_si512(pair, _mm512_set1_epi32((int)0xFFFF0000u)) : _mm512_slli_epi32(pair, 16));
+    }
     return g < halfGates ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 32 * g)))
                          : _mm512_loadu_ps((const float *)(row + 32 * halfGates + 64 * (g - halfGates)));
 }
@@ -344,8 +378,8 @@ AVX512_INLINE void lstm_block(const int R, const int halfGates, long units, cons
     if (h) {
         for (long k = 0; k < units; k++) {
             const char *row = (const char *)panel + k * cell_row_bytes(4, halfGates, PANEL);
-            const __m512 b0 = gate16(row, 0, halfGates), b1 = gate16(row, 1, halfGates), b2 = gate16(row, 2, halfGates),
-                         b3 = gate16(row, 3, halfGates);
+            const __m512 b0 = gate16(row, 0, 4, halfGates), b1 = gate16(row, 1, 4, halfGates), b2 = gate16(row, 2, 4, halfGates),
+                         b3 = gate16(row, 3, 4, halfGates);
             for (int r = 0; r < R; r++) {
                 const __m512 a = _mm512_set1_ps(h[r * units + k]);
                 acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
@@ -403,12 +437,18 @@ AVX512_INLINE void lstm_forward_step512(const int halfGates, long batch, long un
 #define LSTM_ARGUMENTS batch, units, packed, h, previousCell, gates, cell, activatedCell, state
 AVX512 static void lstm_step512_float(LSTM_PARAMETERS) { lstm_forward_step512(0, LSTM_ARGUMENTS); }
 AVX512 static void lstm_step512_half(LSTM_PARAMETERS) { lstm_forward_step512(LSTM_HALF_GATES, LSTM_ARGUMENTS); }
+AVX512 static void lstm_step512_bfloat16(LSTM_PARAMETERS) { lstm_forward_step512(BFLOAT16_GATES, LSTM_ARGUMENTS); }
 AVX2_BODY static void lstm_step256_float(LSTM_PARAMETERS) { lstm_forward_step256(0, LSTM_ARGUMENTS); }
 AVX2_BODY static void lstm_step256_half(LSTM_PARAMETERS) { lstm_forward_step256(LSTM_HALF_GATES, LSTM_ARGUMENTS); }
 
+// half: 0 float, 1 binary16, 2 bfloat16 (AVX-512 only).
 static int lstm_step(const int half, LSTM_PARAMETERS) {
-    const long w = half ? half_panel_width() : panel_width();
+    const long w = half == 2 ? rnnkit_bfloat16_panel_width() : half ? half_panel_width() : panel_width();
     if (!w || batch < 1 || units < 1) return 0;
+    if (half == 2) {
+        lstm_step512_bfloat16(LSTM_ARGUMENTS);
+        return 1;
+    }
     if (w == 16) (half ? lstm_step512_half : lstm_step512_float)(LSTM_ARGUMENTS);
     else (half ? lstm_step256_half : lstm_step256_float)(LSTM_ARGUMENTS);
     return 1;
@@ -426,6 +466,11 @@ int rnnkit_lstm_forward_step_half(long batch, long units, const unsigned short *
     return lstm_step(1, batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
 }
 
+int rnnkit_lstm_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *previousState,
+                                      const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) {
+    return lstm_step(2, batch, units, packed, previousState, previousCell, gates, cell, activatedCell, state);
+}
+
 // R rows (a constant, at most 8: 3R accumulators) × one panel of 16 units of GRU's three gates.
 AVX512_INLINE void gru_block(const int R, const int halfGates, long units, const void *panel, const float *bias, const float *h,
                              const float *previous, float *gates, float *auxiliary, float *state, long unit, __mmask16 mask) {
@@ -438,7 +483,7 @@ AVX512_INLINE void gru_block(const int R, const int halfGates, long units, const
     if (h) {
         for (long k = 0; k < units; k++) {
             const char *row = (const char *)panel + k * cell_row_bytes(3, halfGates, PANEL);
-            const __m512 b0 = gate16(row, 0, halfGates), b1 = gate16(row, 1, halfGates), b2 = gate16(row, 2, halfGates);
+            const __m512 b0 = gate16(row, 0, 3, halfGates), b1 = gate16(row, 1, 3, halfGates), b2 = gate16(row, 2, 3, halfGates);
             for (int r = 0; r < R; r++) {
                 const __m512 a = _mm512_set1_ps(h[r * units + k]);
                 acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
@@ -496,12 +541,18 @@ AVX512_INLINE void gru_forward_step512(const int halfGates, long batch, long uni
 #define GRU_ARGUMENTS batch, units, packed, bias, h, previous, gates, auxiliary, state
 AVX512 static void gru_step512_float(GRU_PARAMETERS) { gru_forward_step512(0, GRU_ARGUMENTS); }
 AVX512 static void gru_step512_half(GRU_PARAMETERS) { gru_forward_step512(GRU_HALF_GATES, GRU_ARGUMENTS); }
+AVX512 static void gru_step512_bfloat16(GRU_PARAMETERS) { gru_forward_step512(BFLOAT16_GATES, GRU_ARGUMENTS); }
 AVX2_BODY static void gru_step256_float(GRU_PARAMETERS) { gru_forward_step256(0, GRU_ARGUMENTS); }
 AVX2_BODY static void gru_step256_half(GRU_PARAMETERS) { gru_forward_step256(GRU_HALF_GATES, GRU_ARGUMENTS); }
 
+// half: as lstm_step's.
 static int gru_step(const int half, GRU_PARAMETERS) {
-    const long w = half ? half_panel_width() : panel_width();
+    const long w = half == 2 ? rnnkit_bfloat16_panel_width() : half ? half_panel_width() : panel_width();
     if (!w || batch < 1 || units < 1) return 0;
+    if (half == 2) {
+        gru_step512_bfloat16(GRU_ARGUMENTS);
+        return 1;
+    }
     if (w == 16) (half ? gru_step512_half : gru_step512_float)(GRU_ARGUMENTS);
     else (half ? gru_step256_half : gru_step256_float)(GRU_ARGUMENTS);
     return 1;
@@ -519,6 +570,12 @@ int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *p
                                  const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
                                  float *state) {
     return gru_step(1, batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
+}
+
+int rnnkit_gru_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                     const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                     float *state) {
+    return gru_step(2, batch, units, packed, recurrentBias, previousForProduct, previousState, gates, auxiliary, state);
 }
 
 AVX512 static void lstm_backward_step512(long batch, long units, const float *gates, const float *previousCell,
@@ -753,4 +810,12 @@ int rnnkit_lstm_forward_step_half(long batch, long units, const unsigned short *
 int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *packed, const float *recurrentBias,
                                  const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
                                  float *state) { return 0; }
+long rnnkit_bfloat16_panel_width(void) { return 0; }
+long rnnkit_cell_packed_bfloat16_count(long gates, long units) { return 0; }
+int rnnkit_cell_pack_bfloat16(long gates, long units, const float *u, unsigned short *packed) { return 0; }
+int rnnkit_lstm_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *previousState,
+                                      const float *previousCell, float *gates, float *cell, float *activatedCell, float *state) { return 0; }
+int rnnkit_gru_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                     const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                     float *state) { return 0; }
 #endif

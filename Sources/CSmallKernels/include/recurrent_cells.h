@@ -104,4 +104,26 @@ int rnnkit_gru_forward_step_half(long batch, long units, const unsigned short *p
 // `flushed` (optional) receives how many non-zero values round to ±0 (those under 2^-25 in size).
 long rnnkit_half_from_floats(const float *x, long count, unsigned short *half, long *flushed);
 
+// bfloat16 weights: every gate of U in bfloat16 (float's upper 16 bits), widened in registers by
+// an integer shift or mask, which leaves the conversion unit (and the FMA ports) alone; sums,
+// activations and states stay float, so with weights that are bfloat16 values these give the
+// float kernels' results bit for bit. In each row of a 16-unit panel, gates 2m and 2m + 1 share
+// one vector of 16 lanes of 32 bits (gate 2m in the low halves, 2m + 1 in the high ones); an odd
+// last gate (GRU's candidate) is 16 bfloat16 on its own. AVX-512 only for now:
+// rnnkit_bfloat16_panel_width is 16 on the AVX-512 path, else 0, and the packing and the steps
+// return 0, doing nothing, where it is 0. rnnkit_cell_packed_bfloat16_count: bfloat16 units.
+long rnnkit_bfloat16_panel_width(void);
+long rnnkit_cell_packed_bfloat16_count(long gates, long units);
+int rnnkit_cell_pack_bfloat16(long gates, long units, const float *u, unsigned short *packed);
+int rnnkit_lstm_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *previousState,
+                                      const float *previousCell, float *gates, float *cell, float *activatedCell, float *state);
+int rnnkit_gru_forward_step_bfloat16(long batch, long units, const unsigned short *packed, const float *recurrentBias,
+                                     const float *previousForProduct, const float *previousState, float *gates, float *auxiliary,
+                                     float *state);
+
+// Rounds `count` floats to bfloat16 (to nearest, ties to even) into `bf16`, or only checks them
+// when `bf16` is NULL. Returns the index of the first value bfloat16 cannot hold (NaN, ±infinity,
+// or a finite value so near float's largest that it rounds to infinity), or -1 when all fit.
+long rnnkit_bfloat16_from_floats(const float *x, long count, unsigned short *bf16);
+
 #endif

@@ -19,6 +19,10 @@ import CSmallKernels
 /// reads float from its L2 cache, so the step is fastest reading both at once, part binary16 and
 /// part float. `W`, the biases, the sums and the states stay float (`W` in binary16 measured no
 /// faster).
+///
+/// With bfloat16 weights, every gate of `U` is packed in bfloat16, two gates to a vector of
+/// 32-bit lanes: bfloat16 is float's upper half, so the kernel widens it with an integer shift or
+/// mask rather than the conversion unit, and reads half of float's bytes (AVX-512 only).
 final class PackedStreamLayer<Scalar: BLASScalar> {
     private let layer: RecurrentLayer<Scalar>
     private let state: StreamState<Scalar>
@@ -26,10 +30,10 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
     private let longestPass: Int
     private let inputs: Int
     private let columns: Int // G·H
-    private let half: Bool // U in halfRecurrent rather than packedRecurrent
+    private let weights: StreamingWeights // .full: U in packedRecurrent; else in halfRecurrent
     private let packedInput: Buffer<Scalar> // W [D, G·H] in panels
     private let packedRecurrent: Buffer<Scalar> // U [H, G·H] in the fused layout
-    private let halfRecurrent: Buffer<UInt16> // U in the fused layout, some gates in binary16
+    private let halfRecurrent: Buffer<UInt16> // U in the fused layout, in binary16 (some gates) or bfloat16
     private let inputBias: Buffer<Scalar> // [G·H]: b (GRU: its input row)
     private let recurrentBias: Buffer<Scalar> // GRU: b′, its recurrent row
     private let gates: Buffer<Scalar> // [T, B, G·H]
@@ -38,14 +42,22 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
     private let outputs: Buffer<Scalar> // h_t [T, B, H]
 
     /// `layer` (taken only where `applies`) over pieces of up to `longestPass` steps, carrying
-    /// `state`, its weights in float or (`half`, for `Float` only) in binary16.
+    /// `state`, its weights in float or (`weights` other than `.full`, for `Float` only) in
+    /// binary16 or bfloat16.
     ///
-    /// - Throws: `ModelError.invalidConfiguration` when `half` and a weight does not fit binary16
+    /// - Throws: `ModelError.invalidConfiguration` when a weight does not fit the 16-bit format
     ///   (`checkHalfWeights()`).
-    init(_ layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>, batchSize: Int, longestPass: Int, half: Bool) throws {
-        precondition(!half || (Scalar.self == Float.self && rnnkit_half_panel_width() > 0), "half weights where they do not run")
+    init(
+        _ layer: RecurrentLayer<Scalar>, state: StreamState<Scalar>, batchSize: Int, longestPass: Int, weights: StreamingWeights
+    ) throws {
+        precondition(
+            weights == .full
+                || (Scalar.self == Float.self
+                    && (weights == .half ? rnnkit_half_panel_width() : rnnkit_bfloat16_panel_width()) > 0),
+            "16-bit weights where they do not run")
         self.layer = layer
-        self.half = half
+        self.weights = weights
+        let half = weights != .full
         self.state = state
         self.batchSize = batchSize
         self.longestPass = longestPass
@@ -54,7 +66,9 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         columns = G * H
         packedInput = Buffer(count: rnnkit_panels_count(columns, inputs))
         packedRecurrent = Buffer(count: half ? 0 : rnnkit_cell_packed_count(G, H))
-        halfRecurrent = Buffer(count: half ? rnnkit_cell_packed_half_count(G, H) : 0)
+        halfRecurrent = Buffer(
+            count: weights == .half
+                ? rnnkit_cell_packed_half_count(G, H) : weights == .bfloat16 ? rnnkit_cell_packed_bfloat16_count(G, H) : 0)
         inputBias = Buffer(count: columns)
         recurrentBias = Buffer(count: columns)
         gates = Buffer(count: longestPass * batchSize * columns)
@@ -84,10 +98,22 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
     /// 0). Every gate's weights are checked, also those kept in float, so that what is refused does
     /// not depend on the CPU. Nothing is packed here, so a refusal leaves the packed weights as
     /// they were.
+    /// With bfloat16 weights, throws when a weight of `U` is NaN, infinite, or so near float's
+    /// largest that bfloat16 rounds it to infinity; bfloat16 has float's exponent range, so there
+    /// is no flushing to refuse.
     func checkHalfWeights() throws {
-        guard half else { return }
+        guard self.weights != .full else { return }
         let recurrentKernel = layer.parameters[1].value
         let weights = Self.float(UnsafePointer(recurrentKernel.pointer)), count = recurrentKernel.count
+        if self.weights == .bfloat16 {
+            let bad = rnnkit_bfloat16_from_floats(weights, count, nil)
+            if bad >= 0 {
+                throw ModelError.invalidConfiguration(
+                    "\(layer.name)'s recurrent kernel holds \(weights[bad]) at [\(bad / columns), \(bad % columns)], which bfloat16 cannot hold: the layer cannot run with .bfloat16 weights; use .full"
+                )
+            }
+            return
+        }
         var flushed = 0
         let bad = rnnkit_half_from_floats(weights, count, nil, &flushed)
         if bad >= 0 {
@@ -109,13 +135,16 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         let parameters = layer.parameters
         let packedW = PackedRecurrence.packInputKernel(
             inputs: inputs, columns: columns, kernel: parameters[0].value.pointer, into: packedInput.pointer)
-        let packedU =
-            half
-            ? rnnkit_cell_pack_half(
-                layer.cell.gates, layer.units, Self.float(UnsafePointer(parameters[1].value.pointer)), halfRecurrent.pointer)
-                != 0
-            : PackedRecurrence.packForward(
+        let recurrentKernel = Self.float(UnsafePointer(parameters[1].value.pointer))
+        let packedU: Bool
+        switch weights {
+        case .half: packedU = rnnkit_cell_pack_half(layer.cell.gates, layer.units, recurrentKernel, halfRecurrent.pointer) != 0
+        case .bfloat16:
+            packedU = rnnkit_cell_pack_bfloat16(layer.cell.gates, layer.units, recurrentKernel, halfRecurrent.pointer) != 0
+        case .full:
+            packedU = PackedRecurrence.packForward(
                 layer.cell, units: layer.units, recurrentKernel: parameters[1].value.pointer, into: packedRecurrent.pointer)
+        }
         precondition(packedW && packedU, "the packed stream step was chosen where the packed kernels do not run")
         if parameters.count > 2 {
             let bias = parameters[2].value.pointer
@@ -140,7 +169,7 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         for t in 0..<steps {
             let previous = UnsafePointer(t == 0 ? state.h.pointer : outputs.pointer + (t - 1) * B * H)
             let stepGates = gates.pointer + t * B * columns, output = outputs.pointer + t * B * H
-            if half {
+            if weights != .full {
                 halfStep(previous: previous, t: t, gates: stepGates, output: output)
             } else if let stateCell = state.c {
                 let previousCell = UnsafePointer(t == 0 ? stateCell.pointer : cells.pointer + (t - 1) * B * H)
@@ -160,7 +189,7 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         return UnsafePointer(layer.returnSequences ? outputs.pointer : outputs.pointer + last)
     }
 
-    /// Step `t` of a piece against the binary16 `U`: as `run`'s float step.
+    /// Step `t` of a piece against the binary16 or bfloat16 `U`: as `run`'s float step.
     private func halfStep(
         previous: UnsafePointer<Scalar>, t: Int, gates: UnsafeMutablePointer<Scalar>, output: UnsafeMutablePointer<Scalar>
     ) {
@@ -168,11 +197,11 @@ final class PackedStreamLayer<Scalar: BLASScalar> {
         let done: Int32
         if let stateCell = state.c {
             let previousCell = UnsafePointer(t == 0 ? stateCell.pointer : cells.pointer + (t - 1) * B * H)
-            done = rnnkit_lstm_forward_step_half(
+            done = (weights == .bfloat16 ? rnnkit_lstm_forward_step_bfloat16 : rnnkit_lstm_forward_step_half)(
                 B, H, halfRecurrent.pointer, Self.float(previous), Self.float(previousCell), Self.float(gates),
                 Self.float(cells.pointer + t * B * H), Self.float(auxiliary.pointer), Self.float(output))
         } else {
-            done = rnnkit_gru_forward_step_half(
+            done = (weights == .bfloat16 ? rnnkit_gru_forward_step_bfloat16 : rnnkit_gru_forward_step_half)(
                 B, H, halfRecurrent.pointer, Self.float(UnsafePointer(recurrentBias.pointer)), Self.float(previous),
                 Self.float(previous), Self.float(gates), Self.float(auxiliary.pointer), Self.float(output))
         }

@@ -35,6 +35,9 @@ import CSmallKernels
 /// kernel in IEEE binary16, widened to float in registers; every sum and state stays float. A
 /// step at batch 1 waits on reading its weights, so fewer bytes make it faster, but the outputs
 /// then differ from `predict` by binary16's rounding of those weights (see `StreamingWeights`).
+/// With `weights: .bfloat16` (AVX-512 only), all of their recurrent kernel is held in bfloat16:
+/// half the bytes of float, widened without the conversion unit, faster again, at a coarser
+/// rounding (see `StreamingWeights.bfloat16`).
 ///
 /// **Cost.** Nothing is allocated per call by `predict(_:steps:into:)` once the session is made
 /// (the `Tensor` forms allocate their result). A piece of `n` steps runs as pieces of 2^k steps
@@ -76,14 +79,16 @@ public final class StreamingSession<Scalar: BLASScalar> {
     ///   - batchSize: the number of streams each call carries, at least 1.
     ///   - longestPass: the most steps one pass runs (a power of two, at least 1): longer pieces
     ///     are run in several. Memory grows with it.
-    ///   - weights: `.full` (float, as the model holds them) or `.half` (half of the recurrent
-    ///     weights in binary16 for the layers the session keeps packed, `halfWeightLayerNames`).
+    ///   - weights: `.full` (float, as the model holds them), `.half` (half of the recurrent
+    ///     weights in binary16 for the layers the session keeps packed, `halfWeightLayerNames`)
+    ///     or `.bfloat16` (all of them in bfloat16, for the same layers).
     /// - Throws: `ModelError.invalidConfiguration` naming a layer a stream cannot run
     ///   (`Bidirectional`, `goBackwards`, a layer of your own), a model whose input is not a
     ///   sequence, a batch size outside `1...largestBatch`, or a `longestPass` that is not a power
     ///   of two in `1...4096`; with `.half`, a CPU whose kernels cannot widen binary16 (no
     ///   AVX-512F, nor AVX2 with F16C, or the portable kernels forced), or a layer with a weight
-    ///   binary16 cannot hold (see `StreamingWeights.half`).
+    ///   binary16 cannot hold (see `StreamingWeights.half`); with `.bfloat16`, a CPU without the
+    ///   AVX-512 kernels, or a layer with a weight bfloat16 cannot hold (NaN, infinite).
     public convenience init(
         model: Sequential<Scalar>, batchSize: Int = 1, longestPass: Int = 32, weights: StreamingWeights = .full
     ) throws {
@@ -114,6 +119,11 @@ public final class StreamingSession<Scalar: BLASScalar> {
                 "half weights need RNNKit's kernels to widen binary16 in registers (AVX-512F, or AVX2 with F16C); the kernels in use (\(SmallGEMM.instructionSet)) cannot: use .full"
             )
         }
+        if weights == .bfloat16, rnnkit_bfloat16_panel_width() == 0 {
+            throw ModelError.invalidConfiguration(
+                "bfloat16 weights need RNNKit's AVX-512 kernels (AVX-512 F, BW, DQ and VL); the kernels in use (\(SmallGEMM.instructionSet)) do not run them: use .half or .full"
+            )
+        }
         self.batchSize = batchSize
         self.weights = weights
         self.features = features
@@ -133,12 +143,12 @@ public final class StreamingSession<Scalar: BLASScalar> {
         // Packed where no mask reaches the layer: a masked step needs the engine's pass.
         let unmasked = model.layers.indices.filter { !MaskRole.maskReachesOutput(Array(model.layers[..<$0])) }
             .compactMap { model.layers[$0] as? RecurrentLayer<Scalar> }.map { ObjectIdentifier($0) }
-        // Half weights only where the float ones are packed, and only in Float.
-        let half = weights == .half && Scalar.self == Float.self
+        // 16-bit weights only where the float ones are packed, and only in Float.
+        let packedWeights = Scalar.self == Float.self ? weights : .full
         packedLayers = try zip(recurrent, states).map { layer, state in
             !sharingModelStates && unmasked.contains(ObjectIdentifier(layer))
                 && PackedStreamLayer.applies(layer, backend: model.backend)
-                ? try PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass, half: half) : nil
+                ? try PackedStreamLayer(layer, state: state, batchSize: batchSize, longestPass: longestPass, weights: packedWeights) : nil
         }
         var passes: [StreamPass<Scalar>] = []
         var steps = 1
@@ -292,14 +302,16 @@ public final class StreamingSession<Scalar: BLASScalar> {
         zip(recurrentLayerNames, packedLayers).compactMap { $1 == nil ? nil : $0 }
     }
 
-    /// The recurrent layers whose weights the session holds in binary16: with `.half`, those it
-    /// keeps packed; none with `.full`. The others run in float as before.
-    public var halfWeightLayerNames: [String] { weights == .half && Scalar.self == Float.self ? packedLayerNames : [] }
+    /// The recurrent layers whose weights the session holds in 16 bits (binary16 with `.half`,
+    /// bfloat16 with `.bfloat16`): those it keeps packed; none with `.full`. The others run in
+    /// float as before.
+    public var halfWeightLayerNames: [String] { weights != .full && Scalar.self == Float.self ? packedLayerNames : [] }
 
     /// Reads the model's weights again, after they changed (training, `setWeights`); the states stay.
     ///
     /// - Throws: with `.half` weights, `ModelError.invalidConfiguration` naming a layer and a
-    ///   weight binary16 cannot hold (see `StreamingWeights.half`); every layer is checked before
+    ///   weight binary16 cannot hold (see `StreamingWeights.half`), with `.bfloat16` one bfloat16
+    ///   cannot hold (see `StreamingWeights.bfloat16`); every layer is checked before
     ///   any is packed, so the session then keeps computing with its previous weights. With
     ///   `.full` weights it throws nothing.
     public func reloadWeights() throws {
@@ -399,6 +411,16 @@ public enum StreamingWeights: Sendable, Hashable {
     /// (binary16 would make them 0). `Double` models, and layers the session does not pack, run
     /// in full precision.
     case half
+    /// All of each packed layer's recurrent kernel `U` in bfloat16 (float's upper 16 bits, rounded
+    /// to nearest even when the session packs them), widened to float as the step reads them by an
+    /// integer shift or mask rather than a conversion; `W`, the biases, every sum and the states
+    /// stay float. Half of `U`'s bytes and no conversion work: the fastest step at batch 1, at a
+    /// coarser rounding than `.half` (a relative 2^-8 on every weight, against 2^-11 on half of
+    /// them), carried by the state from step to step. Refused (`ModelError.invalidConfiguration`,
+    /// naming the layer) when a weight of `U` is NaN or infinite (or so near float's largest that
+    /// it would round to infinity); bfloat16 has float's exponent range, so nothing is flushed.
+    /// Needs RNNKit's AVX-512 kernels: on other CPUs making the session throws.
+    case bfloat16
 }
 
 /// One recurrent layer's state in a session: h `[B, H]` and, for LSTM, c. Every pass's copy of
