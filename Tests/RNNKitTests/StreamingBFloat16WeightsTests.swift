@@ -6,47 +6,12 @@ import XCTest
 /// `StreamingSession` with `.bfloat16` weights: on weights bfloat16 holds exactly it gives
 /// `.full`'s outputs, it rounds to nearest even, on ordinary weights it stays near `predict`, it
 /// refuses weights bfloat16 cannot hold, and it is refused where the AVX-512 kernels do not run.
-final class StreamingBFloat16WeightsTests: XCTestCase {
-    private let steps = 12, features = 5
-
-    /// An LSTM over 90 units (a partial last panel) under a GRU over 72 (an odd gate count: its
-    /// candidate gate is packed on its own), then a per-step Dense.
-    private func makeModel(seed: UInt64 = 3) throws -> Sequential<Float> {
-        try Sequential<Float>(
-            inputShape: .sequence(steps: steps, features: features),
-            layers: [LSTM(units: 90, returnSequences: true), GRU(units: 72, returnSequences: true), TimeDistributed(Dense(units: 4))],
-            seed: seed)
-    }
-
+final class StreamingBFloat16WeightsTests: SixteenBitWeightsTestCase {
     /// `value` rounded to bfloat16 (to nearest, ties to even), written independently of the C side.
     private func bfloat16(_ value: Float) -> Float {
         let bits = value.bitPattern, lower = bits & 0xFFFF, upper = bits & 0xFFFF_0000
         let roundsUp = lower > 0x8000 || (lower == 0x8000 && (bits >> 16) & 1 == 1)
         return Float(bitPattern: roundsUp ? upper &+ 0x1_0000 : upper)
-    }
-
-    private func streamed(_ session: StreamingSession<Float>, _ x: [Float], pieces: [Int]) throws -> [Float] {
-        session.reset()
-        let batch = session.batchSize, width = session.outputFeatures
-        var result = [Float](repeating: 0, count: batch * steps * width)
-        var start = 0
-        for n in pieces {
-            var values: [Float] = []
-            for b in 0..<batch { values += x[(b * steps + start) * features..<(b * steps + start + n) * features] }
-            let output = try session.predict(Tensor(shape: [batch, n, features], scalars: values))
-            for b in 0..<batch {
-                for t in 0..<n {
-                    for o in 0..<width { result[(b * steps + start + t) * width + o] = output.scalars[(b * n + t) * width + o] }
-                }
-            }
-            start += n
-        }
-        return result
-    }
-
-    private func maxDifference(_ a: [Float], _ b: [Float]) -> Double {
-        XCTAssertEqual(a.count, b.count)
-        return zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
     }
 
     /// Every recurrent kernel of `model` rounded to bfloat16.
@@ -66,8 +31,6 @@ final class StreamingBFloat16WeightsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("AVX-512"), "\(error)")
         }
     }
-
-    private let splits = [[12], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [3, 5, 4], [2, 8, 1, 1]]
 
     /// On weights bfloat16 holds exactly, `.bfloat16` computes what `.full` computes (the same
     /// sums in the same order, the weights widened exactly): this fails if the kernel reads a

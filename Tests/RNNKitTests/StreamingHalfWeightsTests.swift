@@ -6,47 +6,10 @@ import XCTest
 /// `StreamingSession` with `.half` weights: on weights binary16 holds exactly it gives `.full`'s
 /// outputs, its rounding is binary16's, on ordinary weights it stays near `predict`, and it refuses
 /// weights binary16 cannot hold, by layer, at creation and at a checked reload.
-final class StreamingHalfWeightsTests: XCTestCase {
-    private let steps = 12, features = 5
-
-    /// An LSTM over 90 units (a partial last panel) under a GRU over 72, each over 64 units so
-    /// that the session packs both, then a per-step Dense.
-    private func makeModel(seed: UInt64 = 3) throws -> Sequential<Float> {
-        try Sequential<Float>(
-            inputShape: .sequence(steps: steps, features: features),
-            layers: [LSTM(units: 90, returnSequences: true), GRU(units: 72, returnSequences: true), TimeDistributed(Dense(units: 4))],
-            seed: seed)
-    }
-
-    /// The session's outputs for batch-major `x [B, T, F]` fed in pieces of the given lengths
-    /// from zero states, batch-major `[B, T, O]`.
-    private func streamed(_ session: StreamingSession<Float>, _ x: [Float], pieces: [Int]) throws -> [Float] {
-        session.reset()
-        let batch = session.batchSize, width = session.outputFeatures
-        var result = [Float](repeating: 0, count: batch * steps * width)
-        var start = 0
-        for n in pieces {
-            var values: [Float] = []
-            for b in 0..<batch { values += x[(b * steps + start) * features..<(b * steps + start + n) * features] }
-            let output = try session.predict(Tensor(shape: [batch, n, features], scalars: values))
-            for b in 0..<batch {
-                for t in 0..<n {
-                    for o in 0..<width { result[(b * steps + start + t) * width + o] = output.scalars[(b * n + t) * width + o] }
-                }
-            }
-            start += n
-        }
-        return result
-    }
-
+final class StreamingHalfWeightsTests: SixteenBitWeightsTestCase {
     /// `predict` on the whole sequence, batch-major `[B, T, O]`.
     private func wholePredict(_ model: Sequential<Float>, _ x: [Float], batch: Int) throws -> [Float] {
         try model.predict(Tensor(shape: [batch, model.inputShape.steps, model.inputShape.features], scalars: x)).scalars
-    }
-
-    private func maxDifference(_ a: [Float], _ b: [Float]) -> Double {
-        XCTAssertEqual(a.count, b.count)
-        return zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
     }
 
     /// Rounds the recurrent kernels' columns `columns(units)` to binary16 (Swift's `Float16`: to
@@ -72,8 +35,6 @@ final class StreamingHalfWeightsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("binary16"), "\(error)")
         }
     }
-
-    private let splits = [[12], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [3, 5, 4], [2, 8, 1, 1]]
 
     /// On weights binary16 holds exactly, `.half` computes what `.full` computes (the same sums
     /// in the same order, the weights widened exactly): this fails if the kernels read a wrong
